@@ -1,0 +1,95 @@
+// Package mesh is the contract between the transport (which owns the UDP
+// socket, the Noise sessions and routing) and the services that ride on it
+// (gossip, chain anti-entropy, log subscriptions, migrations, commands).
+//
+// A service registers a handler for its Channel and sends whole messages to a
+// NodeID; the transport encrypts end to end, routes through relays when the
+// destination is not a neighbour, fragments and reassembles. Handlers must not
+// block: they copy what they need and hand work to their own goroutine.
+package mesh
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/deck-mesh/deck/node/identity"
+)
+
+// Channel multiplexes services over one session (the header's stream field).
+type Channel uint16
+
+const (
+	ChanControl   Channel = 1 // transport-internal: heartbeats, route announcements
+	ChanGossip    Channel = 2 // signed node snapshots
+	ChanLedger    Channel = 3 // admin ledger anti-entropy: digests and pulls
+	ChanSubscribe Channel = 4 // log / failure subscriptions (leases) and pushes
+	ChanMigration Channel = 5 // daemon state transfer
+	ChanCommand   Channel = 6 // admin event submission and acks
+	ChanDemo      Channel = 7 // demo fault-injection control
+)
+
+// MaxMessageBytes is the largest message Send accepts; larger is an error,
+// never a silent truncation.
+const MaxMessageBytes = 256 << 10
+
+// Errors every Messenger returns.
+var (
+	ErrNoRoute   = errors.New("mesh: no route to node")
+	ErrTooLarge  = errors.New("mesh: message exceeds MaxMessageBytes")
+	ErrClosed    = errors.New("mesh: transport closed")
+	ErrHandshake = errors.New("mesh: handshake failed")
+)
+
+// Handler receives one whole, authenticated, decrypted message. from is the
+// authenticated sender (the Noise session's verified identity), never a
+// claim from the payload. msg is only valid for the duration of the call.
+type Handler func(from identity.NodeID, msg []byte)
+
+// PeerInfo is the transport's view of a peer.
+type PeerInfo struct {
+	ID          identity.NodeID
+	Addr        string // UDP address when a direct neighbour, else ""
+	Direct      bool
+	NextHop     identity.NodeID // for relayed peers
+	Health      HealthState
+	HealthSince time.Time
+	RTT         time.Duration // smoothed
+	RTTVar      time.Duration
+	Flaps       int
+	LastHeard   time.Time
+}
+
+// HealthState mirrors snapshot.Health without importing it.
+type HealthState uint8
+
+const (
+	Healthy HealthState = iota
+	Suspect
+	Unreachable
+)
+
+// Stats are the transport's honest counters.
+type Stats struct {
+	PacketsIn, PacketsOut uint64
+	BytesIn, BytesOut     uint64
+	Drops                 uint64
+	ReplaysRejected       uint64
+	AuthFailures          uint64
+	HandshakesRateLimited uint64
+	Forwarded             uint64
+}
+
+// Messenger is what services need from the transport.
+type Messenger interface {
+	Self() identity.NodeID
+	// Send delivers msg to node to on channel ch, establishing a session if
+	// needed (bounded by ctx). Delivery is best effort (datagrams); services
+	// that need reliability retry on their own schedule.
+	Send(ctx context.Context, to identity.NodeID, ch Channel, msg []byte) error
+	// Handle registers the handler for ch, replacing any previous one.
+	Handle(ch Channel, h Handler)
+	// Peers lists every known peer (direct and relayed), sorted by id.
+	Peers() []PeerInfo
+	Stats() Stats
+}
