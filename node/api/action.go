@@ -56,6 +56,19 @@ func (v Verb) IsICE() bool {
 	return false
 }
 
+// RegistryVerbs change the operator registry; they need the admin threshold.
+var RegistryVerbs = []Verb{VerbAddOperator, VerbRemoveOperator, VerbRotateOperator}
+
+// IsRegistry reports whether v changes the operator registry.
+func (v Verb) IsRegistry() bool {
+	for _, x := range RegistryVerbs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
 // Action is one operator intent with its parameters; which fields matter
 // depends on Verb.
 type Action struct {
@@ -68,6 +81,13 @@ type Action struct {
 	Migration string        // kill-migration
 	Duration  time.Duration // drain-for, enter-maintenance deadline, freeze TTL
 	Reason    string        // freeze-cluster
+	// Registry verbs (add-, remove-, rotate-operator). OperatorID is the
+	// operator concerned (for rotate: the old key's id; for add: the id
+	// derived from OperatorKey); OperatorKey is the new ed25519 public key
+	// (add, rotate) and OperatorName the display name (add).
+	OperatorID   NodeID
+	OperatorName string
+	OperatorKey  []byte
 }
 
 // Target is the action's target in one string, for audit and lockouts.
@@ -83,6 +103,8 @@ func (a Action) Target() string {
 		return "migration:" + a.Migration
 	case VerbFreezeCluster, VerbThawCluster, VerbFlushAvoidLists:
 		return "cluster"
+	case VerbAddOperator, VerbRemoveOperator, VerbRotateOperator:
+		return "operator:" + a.OperatorID.String()
 	}
 	return "node:" + a.Node.String()
 }
@@ -96,6 +118,13 @@ type ReplicaMove struct {
 // DaemonMove is one daemon that migrates.
 type DaemonMove struct {
 	Daemon   string
+	From, To NodeID
+}
+
+// LeaderMove is a chain whose leader changes (To 0: the chain is left
+// without a leader).
+type LeaderMove struct {
+	Chain    string
 	From, To NodeID
 }
 
@@ -118,6 +147,7 @@ type BlastRadius struct {
 	Daemons         []string // daemons affected (restarted or migrated)
 	Restarted       []string
 	Migrated        []DaemonMove
+	Leaders         []LeaderMove // chain leadership changes (force-cutover, drains of leaders)
 	HotNodes        []HotNode
 	DrainTime       time.Duration
 	StabilityBefore float64 // fraction of assignments unchanged, 0..1

@@ -54,6 +54,10 @@ func (s *Stream[T]) Offer(v T) bool {
 // producer will backfill or that were lost.
 func (s *Stream[T]) MarkLagged(n uint64) { s.lagged.Add(n) }
 
+// AddDropped counts n records dropped upstream of the stream (for example
+// by a remote node's push bound), so Dropped stays the one honest total.
+func (s *Stream[T]) AddDropped(n uint64) { s.dropped.Add(n) }
+
 // Dropped is how many records were dropped because the consumer was slow.
 func (s *Stream[T]) Dropped() uint64 { return s.dropped.Load() }
 

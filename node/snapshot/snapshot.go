@@ -185,6 +185,9 @@ type Replica struct {
 	Chain string
 	Role  ReplicaRole
 	Seq   uint64
+	// Term is the leadership term the replica knows: a leader claims a term
+	// above every term it has seen, which fences a deposed leader.
+	Term uint64
 }
 
 // AvoidEntry is a peer this node avoids for placement.
@@ -276,16 +279,19 @@ type NodeSnapshot struct {
 	BuiltAt      time.Time
 	StartedAt    time.Time
 	Capabilities []string
-	Resources    Resources
-	Maintenance  Maintenance
-	Cordoned     bool
-	Daemons      []Daemon
-	Replicas     []Replica
-	Avoid        []AvoidEntry
-	Pending      []PendingAction
-	Failures     []Failure // most recent, bounded
-	Migrations   []Migration
-	Counters     Counters
+	// Observer marks a console's embedded node (the TUI's or the CLI's): it
+	// joins the mesh and gossips but never hosts daemons or replicas.
+	Observer    bool
+	Resources   Resources
+	Maintenance Maintenance
+	Cordoned    bool
+	Daemons     []Daemon
+	Replicas    []Replica
+	Avoid       []AvoidEntry
+	Pending     []PendingAction
+	Failures    []Failure // most recent, bounded
+	Migrations  []Migration
+	Counters    Counters
 	// Peers is this node's view of its neighbours: the mesh edges.
 	Peers []PeerView
 }

@@ -1,0 +1,232 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/chain"
+	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+)
+
+// genesisOf turns the cluster file's genesis into the command plane's.
+func genesisOf(c *config.Cluster) (command.Genesis, error) {
+	keys, err := c.OperatorKeys()
+	if err != nil {
+		return command.Genesis{}, fmt.Errorf("node: cluster operators: %w", err)
+	}
+	g := command.Genesis{Cluster: c.Name, AdminThreshold: c.Genesis.AdminThreshold, ICEThreshold: c.Genesis.ICEThreshold}
+	for _, k := range keys {
+		g.Operators = append(g.Operators, command.GenesisOperator{Name: k.Name, PublicKey: k.Public})
+	}
+	return g, nil
+}
+
+// validate is the ledger's gate: an event must decode and pass the clock
+// check; signatures and the registry are the fold's to judge (they depend on
+// the event's place in the order).
+func (n *Node) validate(raw []byte) (chain.EventMeta, error) {
+	ev, err := command.DecodeEvent(raw)
+	if err != nil {
+		return chain.EventMeta{}, err
+	}
+	if err := command.CheckIngest(ev, n.genesis.Cluster, time.Now()); err != nil {
+		return chain.EventMeta{}, err
+	}
+	return chain.EventMeta{ID: ev.ID(), IssuedAt: ev.IssuedAtMs()}, nil
+}
+
+// adminFold is the folded admin state plus its audit trail.
+type adminFold struct {
+	st    *command.AdminState
+	audit []api.AuditRecord
+}
+
+// adminFolder plugs the command plane's deterministic Apply into the
+// ledger's checkpointed fold.
+type adminFolder struct{ genesis command.Genesis }
+
+func (f adminFolder) Init() *adminFold {
+	st, err := command.NewState(f.genesis)
+	if err != nil {
+		// genesisOf validated the operators; NewState only refuses what
+		// Start already refused, so this is a programming error.
+		panic(fmt.Sprintf("node: genesis: %v", err))
+	}
+	return &adminFold{st: st}
+}
+
+func (adminFolder) Apply(s *adminFold, e chain.Event) *adminFold {
+	ev, err := command.DecodeEvent(e.Raw)
+	if err != nil {
+		return s // the validator refused such bytes; nothing to fold
+	}
+	rec := command.AuditRecordFor(ev, s.st.Apply(ev), e.Seq)
+	rec.At = time.Unix(0, e.RecordedAtNano).UTC()
+	s.audit = append(s.audit, rec)
+	return s
+}
+
+func (adminFolder) Clone(s *adminFold) *adminFold {
+	return &adminFold{st: s.st.Clone(), audit: slices.Clip(s.audit)}
+}
+
+// Commit fan-out: the submitting node inserts the event in its own ledger
+// and pushes it to every peer it can reach; anti-entropy repairs the rest.
+// A console's node (observer) waits for one peer's acknowledgement, because
+// it may exit right after.
+const (
+	commitAckTimeout = 5 * time.Second
+	cmdPush          = 1
+	cmdAck           = 2
+	maxCommitEvent   = 64 << 10
+)
+
+type committer struct {
+	n  *Node
+	mu sync.Mutex
+	// waiting maps an event id to the channel its acks arrive on.
+	waiting map[[32]byte]chan identity.NodeID
+}
+
+func newCommitter(n *Node) *committer {
+	return &committer{n: n, waiting: make(map[[32]byte]chan identity.NodeID)}
+}
+
+// Commit implements command.Committer.
+func (c *committer) Commit(ctx context.Context, ev *command.Event) (uint64, error) {
+	raw := ev.Marshal()
+	if len(raw) > maxCommitEvent {
+		return 0, fmt.Errorf("%w: event is %d bytes", api.ErrInvalid, len(raw))
+	}
+	id := ev.ID()
+	acks := make(chan identity.NodeID, 16)
+	c.mu.Lock()
+	c.waiting[id] = acks
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.waiting, id)
+		c.mu.Unlock()
+	}()
+	stored, _, err := c.n.ledger.Insert(ctx, raw)
+	if err != nil {
+		c.n.rejects.add(ev, err)
+		return 0, err
+	}
+	msg := append([]byte{cmdPush}, raw...)
+	peers := c.n.peerIDs()
+	for _, p := range peers {
+		go func(p identity.NodeID) {
+			sctx, cancel := context.WithTimeout(c.n.ctx, commitAckTimeout)
+			defer cancel()
+			_ = c.n.tr.Send(sctx, p, mesh.ChanCommand, msg)
+		}(p)
+	}
+	c.n.poke()
+	if !c.n.opts.Observer {
+		return stored.Seq, nil
+	}
+	if len(peers) == 0 {
+		return stored.Seq, fmt.Errorf("%w: committed locally but no peer to carry it", api.ErrNotConnected)
+	}
+	t := time.NewTimer(commitAckTimeout)
+	defer t.Stop()
+	select {
+	case <-acks:
+		return stored.Seq, nil
+	case <-t.C:
+		return stored.Seq, fmt.Errorf("%w: no peer acknowledged the event", api.ErrTimeout)
+	case <-ctx.Done():
+		return stored.Seq, fmt.Errorf("%w: %v", api.ErrTimeout, ctx.Err())
+	}
+}
+
+// handle receives pushed events and acknowledgements on ChanCommand.
+func (c *committer) handle(from identity.NodeID, msg []byte) {
+	if len(msg) < 1 {
+		return
+	}
+	switch msg[0] {
+	case cmdPush:
+		if len(msg) > 1+maxCommitEvent {
+			return
+		}
+		raw := append([]byte(nil), msg[1:]...)
+		go func() {
+			ctx, cancel := context.WithTimeout(c.n.ctx, commitAckTimeout)
+			defer cancel()
+			ev, _, err := c.n.ledger.Insert(ctx, raw)
+			if err != nil {
+				if dec, derr := command.DecodeEvent(raw); derr == nil {
+					c.n.rejects.add(dec, err)
+				}
+				return
+			}
+			ack := make([]byte, 1+32)
+			ack[0] = cmdAck
+			copy(ack[1:], ev.Meta.ID[:])
+			_ = c.n.tr.Send(ctx, from, mesh.ChanCommand, ack)
+		}()
+	case cmdAck:
+		if len(msg) != 1+32 {
+			return
+		}
+		var id [32]byte
+		copy(id[:], msg[1:])
+		c.mu.Lock()
+		ch := c.waiting[id]
+		c.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- from:
+			default:
+			}
+		}
+	}
+}
+
+// rejectRing keeps the events this node refused at ingestion (they never
+// enter the ledger), so AUDIT shows them as Rejected.
+const rejectRingSize = 256
+
+type rejectRing struct {
+	mu   sync.Mutex
+	recs []api.AuditRecord
+	next uint64
+	max  int
+}
+
+func newRejectRing(max int) *rejectRing { return &rejectRing{max: max} }
+
+func (r *rejectRing) add(ev *command.Event, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next++
+	rec := command.AuditRecordFor(ev, err, 0)
+	rec.Outcome = api.Rejected
+	rec.Reason = err.Error()
+	rec.At = time.Now().UTC()
+	// Local rejections are numbered after the ledger's seqs in their own
+	// space: the high bit marks them so they never collide.
+	rec.Seq = 1<<63 | r.next
+	r.recs = append(r.recs, rec)
+	if len(r.recs) > r.max {
+		r.recs = slices.Delete(r.recs, 0, len(r.recs)-r.max)
+	}
+}
+
+func (r *rejectRing) list() []api.AuditRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.recs)
+}
+
+var _ = binary.BigEndian

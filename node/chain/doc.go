@@ -1,0 +1,17 @@
+// Package chain is a node's persistence: one Badger database per node holding
+// named append-only logs ("admin", "logs", "failures", "snapshots"), the
+// replicated admin ledger with its hash-linked local order, the snapshot
+// history the deck scrolls back through, and the two mesh services built on
+// them: ledger anti-entropy (digest exchange, then pull what is missing) and
+// log/failure subscriptions (leases renewed by clients, bounded pushes).
+//
+// Every write goes through one committer goroutine per database. It
+// coalesces concurrent requests into one Badger transaction with SyncWrites,
+// so an acknowledged append is on disk and one fsync is shared by everyone
+// who was waiting. Readers never take the committer's path: they read Badger
+// snapshots directly and follow new records through bounded Tails.
+//
+// Event semantics (what an admin event means, its signatures) are not this
+// package's business: the ledger stores opaque bytes and asks the caller's
+// Validator for each event's id and issue time.
+package chain

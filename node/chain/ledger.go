@@ -1,0 +1,498 @@
+package chain
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/crypto/blake2b"
+)
+
+// EventMeta is what a Validator extracts from an event's bytes: its id and
+// its issue time. The ledger orders events by (IssuedAt, ID).
+type EventMeta struct {
+	ID       [32]byte
+	IssuedAt int64 // Unix milliseconds, 0 <= IssuedAt <= MaxIssuedAtMs
+}
+
+// MaxIssuedAtMs is the latest issue time the ledger accepts (the year 9999),
+// so every event falls in the digest's top bucket.
+const MaxIssuedAtMs = 253402300799999
+
+// Validator decodes and checks one raw event (its signatures, its
+// operator…); an error rejects the event. It must be deterministic and safe
+// for concurrent use. Event semantics belong to node/command.
+type Validator func(raw []byte) (EventMeta, error)
+
+// Position is an event's place in the fold order.
+type Position struct {
+	IssuedAtMs int64
+	ID         [32]byte
+}
+
+// Compare orders positions by issue time, then id.
+func (p Position) Compare(q Position) int {
+	switch {
+	case p.IssuedAtMs < q.IssuedAtMs:
+		return -1
+	case p.IssuedAtMs > q.IssuedAtMs:
+		return 1
+	}
+	return bytes.Compare(p.ID[:], q.ID[:])
+}
+
+// Pos is the event meta's position.
+func (m EventMeta) Pos() Position { return Position{IssuedAtMs: m.IssuedAt, ID: m.ID} }
+
+// Event is one admin event as stored locally.
+type Event struct {
+	Meta EventMeta
+	Raw  []byte
+	// Seq is the event's place in this node's local (hash-linked) order;
+	// other nodes number it differently.
+	Seq uint64
+	// RecordedAtNano is when this node stored it.
+	RecordedAtNano int64
+}
+
+// Head is the ledger's local head: how many events, the last local seq and
+// the hash that links the whole local order.
+type Head struct {
+	Count   uint64
+	LastSeq uint64
+	Hash    [32]byte
+}
+
+type ledgerHead = Head
+
+const headBytes = 8 + 8 + 32
+
+func encodeHead(h Head) []byte {
+	b := make([]byte, 0, headBytes)
+	b = binary.BigEndian.AppendUint64(b, h.Count)
+	b = binary.BigEndian.AppendUint64(b, h.LastSeq)
+	return append(b, h.Hash[:]...)
+}
+
+func decodeHead(b []byte) (Head, error) {
+	if len(b) != headBytes {
+		return Head{}, fmt.Errorf("%w: ledger head is %d bytes, want %d", ErrCorrupt, len(b), headBytes)
+	}
+	var h Head
+	h.Count = binary.BigEndian.Uint64(b)
+	h.LastSeq = binary.BigEndian.Uint64(b[8:])
+	copy(h.Hash[:], b[16:])
+	return h, nil
+}
+
+// orderRecord is one link of the local order: which event sits at a seq,
+// the hash of its bytes, and the running link hash.
+type orderRecord struct {
+	Pos     Position
+	RawHash [32]byte
+	Link    [32]byte
+}
+
+func (o orderRecord) encode() []byte {
+	b := make([]byte, 0, ledgerOrderRecordBytes)
+	b = binary.BigEndian.AppendUint64(b, uint64(o.Pos.IssuedAtMs))
+	b = append(b, o.Pos.ID[:]...)
+	b = append(b, o.RawHash[:]...)
+	return append(b, o.Link[:]...)
+}
+
+// decodeOrderRecord parses a stored order record (untrusted: it is read
+// from disk, which Verify assumes may be tampered with).
+func decodeOrderRecord(b []byte) (orderRecord, error) {
+	if len(b) != ledgerOrderRecordBytes {
+		return orderRecord{}, fmt.Errorf("%w: order record is %d bytes, want %d", ErrCorrupt, len(b), ledgerOrderRecordBytes)
+	}
+	var o orderRecord
+	o.Pos.IssuedAtMs = int64(binary.BigEndian.Uint64(b))
+	copy(o.Pos.ID[:], b[8:40])
+	copy(o.RawHash[:], b[40:72])
+	copy(o.Link[:], b[72:104])
+	if o.Pos.IssuedAtMs < 0 || o.Pos.IssuedAtMs > MaxIssuedAtMs {
+		return orderRecord{}, fmt.Errorf("%w: order record issue time %d out of range", ErrCorrupt, o.Pos.IssuedAtMs)
+	}
+	return o, nil
+}
+
+const linkDomain = "deck-ledger-link-v1:"
+
+// linkHash chains one record to the previous link: a modified, reordered or
+// removed record changes every link after it.
+func linkHash(prev [32]byte, seq uint64, pos Position, rawHash [32]byte) [32]byte {
+	var buf [len(linkDomain) + 32 + 8 + 8 + 32 + 32]byte
+	b := append(buf[:0], linkDomain...)
+	b = append(b, prev[:]...)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(pos.IssuedAtMs))
+	b = append(b, pos.ID[:]...)
+	b = append(b, rawHash[:]...)
+	return blake2b.Sum256(b)
+}
+
+// ledgerState is the ledger's in-memory head, digest buckets and hooks.
+type ledgerState struct {
+	mu      sync.RWMutex
+	head    Head
+	buckets bucketIndex
+
+	hookMu sync.Mutex
+	hooks  map[int]func(Event)
+	hookID int
+
+	tent Head // committer-only
+}
+
+func newLedgerState() *ledgerState { return &ledgerState{hooks: map[int]func(Event){}} }
+
+type pendingEvent struct {
+	meta EventMeta
+	raw  []byte
+}
+
+// InsertReport says what an Insert did with each event.
+type InsertReport struct {
+	Added      []Event
+	Duplicates int
+	Rejected   []Rejection
+}
+
+// Rejection is an event the Validator refused.
+type Rejection struct {
+	Index int
+	Err   error
+}
+
+// Ledger is the admin ledger: a grow-only set of opaque signed events,
+// ordered for the fold by (issued_at, id), and kept locally in a hash-linked
+// append order. It is stored in the database's "admin" log, which retention
+// never touches.
+type Ledger struct {
+	db       *DB
+	st       *ledgerState
+	validate Validator
+}
+
+// Ledger returns the database's ledger, validating events with v.
+func (db *DB) Ledger(v Validator) *Ledger {
+	return &Ledger{db: db, st: db.ledger, validate: v}
+}
+
+// Head is the ledger's current head.
+func (l *Ledger) Head() Head {
+	l.st.mu.RLock()
+	defer l.st.mu.RUnlock()
+	return l.st.head
+}
+
+// OnInsert registers fn to run after each newly added event is durable, in
+// local order, on the committer's goroutine: fn must not block. It is a
+// notification, not a stream (a failed commit can skip it); use Tail for
+// exactly-once delivery. The returned func unregisters.
+func (l *Ledger) OnInsert(fn func(Event)) (remove func()) {
+	l.st.hookMu.Lock()
+	defer l.st.hookMu.Unlock()
+	l.st.hookID++
+	id := l.st.hookID
+	l.st.hooks[id] = fn
+	return func() {
+		l.st.hookMu.Lock()
+		delete(l.st.hooks, id)
+		l.st.hookMu.Unlock()
+	}
+}
+
+// Insert validates and durably adds one event. added is false for a
+// duplicate (same id), which is not an error.
+func (l *Ledger) Insert(ctx context.Context, raw []byte) (ev Event, added bool, err error) {
+	rep, err := l.InsertMany(ctx, [][]byte{raw})
+	if err != nil {
+		return Event{}, false, err
+	}
+	if len(rep.Rejected) > 0 {
+		return Event{}, false, rep.Rejected[0].Err
+	}
+	if len(rep.Added) == 1 {
+		return rep.Added[0], true, nil
+	}
+	return Event{}, false, nil
+}
+
+// InsertMany validates every event (rejections are reported, not fatal)
+// and adds the valid ones in one durable group. The error is only for
+// storage failures.
+func (l *Ledger) InsertMany(ctx context.Context, raws [][]byte) (InsertReport, error) {
+	if len(raws) > MaxInsertEvents {
+		return InsertReport{}, fmt.Errorf("%w: insert of %d events (max %d)", ErrInvalid, len(raws), MaxInsertEvents)
+	}
+	var rep InsertReport
+	pend := make([]pendingEvent, 0, len(raws))
+	for i, raw := range raws {
+		meta, err := l.check(raw)
+		if err != nil {
+			rep.Rejected = append(rep.Rejected, Rejection{Index: i, Err: err})
+			continue
+		}
+		pend = append(pend, pendingEvent{meta: meta, raw: bytes.Clone(raw)})
+	}
+	if len(pend) == 0 {
+		return rep, nil
+	}
+	r := &writeReq{kind: reqLedger, log: l.db.logs[logIDAdmin], events: pend}
+	if err := l.db.do(ctx, r); err != nil {
+		return rep, err
+	}
+	rep.Added, rep.Duplicates = r.report.Added, r.report.Duplicates
+	return rep, nil
+}
+
+func (l *Ledger) check(raw []byte) (EventMeta, error) {
+	if len(raw) == 0 || len(raw) > MaxEventBytes {
+		return EventMeta{}, fmt.Errorf("%w: event of %d bytes (1..%d)", ErrInvalid, len(raw), MaxEventBytes)
+	}
+	meta, err := l.validate(raw)
+	if err != nil {
+		return EventMeta{}, fmt.Errorf("chain: event rejected: %w", err)
+	}
+	if meta.IssuedAt < 0 || meta.IssuedAt > MaxIssuedAtMs {
+		return EventMeta{}, fmt.Errorf("%w: event issue time %d ms out of range", ErrInvalid, meta.IssuedAt)
+	}
+	return meta, nil
+}
+
+func (db *DB) stageLedger(st *stager, r *writeReq, now int64, pub *publication) error {
+	ls := r.log
+	lg := db.ledger
+	for _, pe := range r.events {
+		idk := eventIDKey(pe.meta.ID)
+		// The transaction sees its own staged writes and everything
+		// committed before it, so duplicates inside one batch are caught.
+		if _, err := st.txn.Get(idk); err == nil {
+			r.report.Duplicates++
+			continue
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("chain: ledger lookup: %w", err)
+		}
+		pos := pe.meta.Pos()
+		ek := eventKey(pos.IssuedAtMs, pos.ID)
+		var issued [8]byte
+		binary.BigEndian.PutUint64(issued[:], uint64(pos.IssuedAtMs))
+		rawHash := blake2b.Sum256(pe.raw)
+		seq, at := ls.tentLast+1, max(now, ls.tentLastAt)
+		link := linkHash(lg.tent.Hash, seq, pos, rawHash)
+		order := encodeEntry(at, orderRecord{Pos: pos, RawHash: rawHash, Link: link}.encode())
+		next := Head{Count: lg.tent.Count + 1, LastSeq: seq, Hash: link}
+		head := encodeHead(next)
+		ok := logKey(ls.id, seq)
+		cost := entryCost(ek, pe.raw) + entryCost(idk, issued[:]) + entryCost(ok, order) + entryCost(metaLedgerHeadKey, head)
+		// The event, its id index, its order record and the head move
+		// together: a crash never leaves an event outside the local order.
+		if err := st.reserve(cost, 4); err != nil {
+			return err
+		}
+		for _, kv := range [][2][]byte{{ek, pe.raw}, {idk, issued[:]}, {ok, order}, {metaLedgerHeadKey, head}} {
+			if err := st.setReserved(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		ls.nextEntry(now)
+		lg.tent = next
+		ev := Event{Meta: pe.meta, Raw: pe.raw, Seq: seq, RecordedAtNano: at}
+		r.report.Added = append(r.report.Added, ev)
+		pub.entries[ls.id] = append(pub.entries[ls.id], Entry{Seq: seq, AtNano: at, Value: order[entryHeaderBytes:]})
+		pub.events = append(pub.events, ev)
+		h := next
+		pub.head = &h
+		db.stats.records.Add(1)
+	}
+	return nil
+}
+
+func (db *DB) publishLedger(pub *publication) {
+	lg := db.ledger
+	lg.mu.Lock()
+	lg.head = *pub.head
+	for _, ev := range pub.events {
+		lg.buckets.add(ev.Meta.Pos())
+	}
+	lg.mu.Unlock()
+	lg.hookMu.Lock()
+	hooks := make([]func(Event), 0, len(lg.hooks))
+	for _, h := range lg.hooks {
+		hooks = append(hooks, h)
+	}
+	lg.hookMu.Unlock()
+	for _, ev := range pub.events {
+		for _, h := range hooks {
+			h(ev)
+		}
+	}
+}
+
+// loadLedger rebuilds the ledger's head and digest buckets from disk.
+func (db *DB) loadLedger() error {
+	var head Head
+	var b bucketIndex
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(metaLedgerHeadKey)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("chain: read ledger head: %w", err)
+		default:
+			v, err := it.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("chain: read ledger head: %w", err)
+			}
+			if head, err = decodeHead(v); err != nil {
+				return err
+			}
+		}
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = []byte{nsEvent}
+		iter := txn.NewIterator(opt)
+		defer iter.Close()
+		for iter.Rewind(); iter.Valid(); iter.Next() {
+			pos, ok := parseEventKey(iter.Item().Key())
+			if !ok {
+				return fmt.Errorf("%w: bad event key %s", ErrCorrupt, keyString(iter.Item().Key()))
+			}
+			b.add(pos)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	lg := db.ledger
+	lg.mu.Lock()
+	lg.head, lg.buckets, lg.tent = head, b, head
+	lg.mu.Unlock()
+	return nil
+}
+
+// Has reports whether the event id is in the ledger.
+func (l *Ledger) Has(id [32]byte) (bool, error) {
+	found := false
+	err := l.db.bdb.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(eventIDKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("chain: ledger has: %w", err)
+	}
+	return found, nil
+}
+
+// Get returns the raw bytes of the event at pos.
+func (l *Ledger) Get(pos Position) ([]byte, error) {
+	var raw []byte
+	err := l.db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(eventKey(pos.IssuedAtMs, pos.ID))
+		if err != nil {
+			return err
+		}
+		raw, err = it.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: event %x@%d", ErrNotFound, pos.ID[:6], pos.IssuedAtMs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chain: ledger get: %w", err)
+	}
+	return raw, nil
+}
+
+// Scan calls fn for every event at or after from, in fold order, until fn
+// returns false.
+func (l *Ledger) Scan(from Position, fn func(Event) bool) error {
+	_, err := l.scanWithHead(from, fn)
+	return err
+}
+
+// scanWithHead is Scan that also returns the head of the same snapshot: the
+// scan saw exactly the events of local seqs 1..head.LastSeq.
+func (l *Ledger) scanWithHead(from Position, fn func(Event) bool) (Head, error) {
+	var head Head
+	err := l.db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaLedgerHeadKey)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("chain: ledger scan head: %w", err)
+		default:
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("chain: ledger scan head: %w", err)
+			}
+			if head, err = decodeHead(v); err != nil {
+				return err
+			}
+		}
+		opt := badger.DefaultIteratorOptions
+		opt.Prefix = []byte{nsEvent}
+		opt.PrefetchSize = 64
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Seek(eventKey(from.IssuedAtMs, from.ID)); it.Valid(); it.Next() {
+			pos, ok := parseEventKey(it.Item().Key())
+			if !ok {
+				return fmt.Errorf("%w: bad event key %s", ErrCorrupt, keyString(it.Item().Key()))
+			}
+			raw, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("chain: ledger scan: %w", err)
+			}
+			if !fn(Event{Meta: EventMeta{ID: pos.ID, IssuedAt: pos.IssuedAtMs}, Raw: raw}) {
+				return nil
+			}
+		}
+		return nil
+	})
+	return head, err
+}
+
+// EventOf turns an admin-log entry (from Tail or the admin Log) into its
+// event, reading the event's bytes.
+func (l *Ledger) EventOf(e Entry) (Event, error) {
+	o, err := decodeOrderRecord(e.Value)
+	if err != nil {
+		return Event{}, fmt.Errorf("admin seq %d: %w", e.Seq, err)
+	}
+	raw, err := l.Get(o.Pos)
+	if err != nil {
+		return Event{}, fmt.Errorf("admin seq %d: %w", e.Seq, err)
+	}
+	return Event{Meta: EventMeta{ID: o.Pos.ID, IssuedAt: o.Pos.IssuedAtMs}, Raw: raw, Seq: e.Seq, RecordedAtNano: e.AtNano}, nil
+}
+
+// Local returns the event at local seq.
+func (l *Ledger) Local(seq uint64) (Event, error) {
+	e, err := l.db.logByID(logIDAdmin).Get(seq)
+	if err != nil {
+		return Event{}, err
+	}
+	return l.EventOf(e)
+}
+
+// Log is the admin log (local order records; see EventOf).
+func (l *Ledger) Log() *Log { return l.db.logByID(logIDAdmin) }
+
+// Tail follows the local order from fromSeq (see Log.Tail); turn its
+// entries into events with EventOf.
+func (l *Ledger) Tail(ctx context.Context, fromSeq uint64) *Tail {
+	return l.Log().Tail(ctx, fromSeq)
+}

@@ -1,0 +1,339 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+func payload(i int) []byte { return []byte(fmt.Sprintf("record-%06d", i)) }
+
+func TestOptionsWithinDesignBounds(t *testing.T) {
+	o := badgerOptions(Config{Dir: t.TempDir()})
+	if o.ValueLogFileSize > badgerMaxValueLogFileBytes {
+		t.Errorf("value-log file %d bytes exceeds the design's %d", o.ValueLogFileSize, badgerMaxValueLogFileBytes)
+	}
+	if !o.SyncWrites {
+		t.Error("SyncWrites must be on: an acknowledged append must survive a crash")
+	}
+	if o.MemTableSize > 16<<20 || o.BlockCacheSize > 16<<20 {
+		t.Errorf("memtable %d / block cache %d: not a small footprint", o.MemTableSize, o.BlockCacheSize)
+	}
+}
+
+func TestAppendGetRangeReverse(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t, Config{})
+	logs := db.Logs()
+	first, err := logs.Append(ctx, payload(1), payload(2), payload(3))
+	if err != nil || first != 1 {
+		t.Fatalf("append: first %d err %v", first, err)
+	}
+	if first, err = logs.Append(ctx, payload(4)); err != nil || first != 4 {
+		t.Fatalf("second append: first %d err %v", first, err)
+	}
+	e, err := logs.Get(2)
+	if err != nil || string(e.Value) != string(payload(2)) {
+		t.Fatalf("get 2: %q %v", e.Value, err)
+	}
+	if _, err := logs.Get(9); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get 9: %v, want ErrNotFound", err)
+	}
+	var got []uint64
+	if err := logs.Range(2, 4, func(e Entry) bool { got = append(got, e.Seq); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[2 3]" {
+		t.Fatalf("range [2,4) = %v", got)
+	}
+	got = nil
+	if err := logs.Reverse(0, func(e Entry) bool { got = append(got, e.Seq); return len(got) < 3 }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[4 3 2]" {
+		t.Fatalf("reverse = %v", got)
+	}
+	if f, l := logs.Bounds(); f != 1 || l != 4 {
+		t.Fatalf("bounds %d..%d", f, l)
+	}
+}
+
+func TestAppendRejectsBadInput(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t, Config{})
+	admin, err := db.Log(LogAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, _ := db.Log(LogSnapshots)
+	tests := []struct {
+		name string
+		log  *Log
+		in   [][]byte
+		want error
+	}{
+		{"empty", db.Logs(), nil, ErrInvalid},
+		{"too large", db.Logs(), [][]byte{make([]byte, MaxEntryBytes+1)}, ErrTooLarge},
+		{"too many", db.Logs(), make([][]byte, MaxAppendRecords+1), ErrInvalid},
+		{"admin is the ledger's", admin, [][]byte{{1}}, ErrReadOnlyLog},
+		{"snapshots via AppendSnapshot", snaps, [][]byte{{1}}, ErrReadOnlyLog},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tt.log.Append(ctx, tt.in...); !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if _, err := db.Log("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown log: %v", err)
+	}
+}
+
+func TestReopenContinuesSeqs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(Config{Dir: dir, RetentionInterval: -1, ValueLogGCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := db.Failures().Append(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Failures().Append(ctx, payload(0)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	db = openTestDB(t, Config{Dir: dir})
+	if f, l := db.Failures().Bounds(); f != 1 || l != 10 {
+		t.Fatalf("bounds after reopen %d..%d", f, l)
+	}
+	if s, err := db.Failures().Append(ctx, payload(10)); err != nil || s != 11 {
+		t.Fatalf("append after reopen: seq %d err %v", s, err)
+	}
+}
+
+// TestTailConcurrentAppends: writers append while a tail that started
+// before them, and one that starts in the middle, read: every seq exactly
+// once, in order, no gap.
+func TestTailConcurrentAppends(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db := openTestDB(t, Config{})
+	logs := db.Logs()
+	const writers, perWriter = 4, 500
+	total := uint64(writers * perWriter)
+
+	early := logs.Tail(ctx, 1)
+	var wg sync.WaitGroup
+	var lateTail *Tail
+	var lateOnce sync.Once
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				// Mixed batch sizes exercise group commit across writers.
+				n := 1 + i%3
+				ps := make([][]byte, n)
+				for j := range ps {
+					ps[j] = payload(w*perWriter + i)
+				}
+				if _, err := logs.Append(ctx, ps...); err != nil {
+					t.Error(err)
+					return
+				}
+				if w == 0 && i == perWriter/2 {
+					lateOnce.Do(func() { lateTail = logs.Tail(ctx, 1) })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	_, last := logs.Bounds()
+	want := uint64(0)
+	for w := 0; w < writers; w++ {
+		for i := 0; i < perWriter; i++ {
+			want += uint64(1 + i%3)
+		}
+	}
+	if last != want {
+		t.Fatalf("last seq %d, want %d", last, want)
+	}
+	_ = total
+	for name, tl := range map[string]*Tail{"early": early, "late": lateTail} {
+		next := uint64(1)
+		for next <= last {
+			select {
+			case e, ok := <-tl.C():
+				if !ok {
+					t.Fatalf("%s tail ended: %v", name, tl.Err())
+				}
+				if e.Seq != next {
+					t.Fatalf("%s tail: got seq %d, want %d", name, e.Seq, next)
+				}
+				next++
+			case <-ctx.Done():
+				t.Fatalf("%s tail stalled at %d of %d", name, next, last)
+			}
+		}
+		tl.Close()
+		<-tl.Done()
+		if tl.Skipped() != 0 {
+			t.Fatalf("%s tail skipped %d", name, tl.Skipped())
+		}
+	}
+}
+
+// TestTailLaggedRecovers: a reader that stops reading while the writer
+// runs far ahead is dropped from the live feed, told it lagged, and then
+// gets every record anyway, in order, from disk.
+func TestTailLaggedRecovers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db := openTestDB(t, Config{})
+	logs := db.Logs()
+	if _, err := logs.Append(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	tl := logs.Tail(ctx, 2) // live from the next record
+	waitFor(t, 10*time.Second, "tail to go live", func() bool {
+		logs.ls.mu.Lock()
+		defer logs.ls.mu.Unlock()
+		_, live := logs.ls.subs[tl]
+		return live
+	})
+	const n = 4 * TailBufferLen
+	for i := 1; i <= n; i++ {
+		if _, err := logs.Append(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-tl.LagSignal():
+	case <-ctx.Done():
+		t.Fatal("no lag signal")
+	}
+	if tl.Lagged() == 0 {
+		t.Fatal("Lagged() = 0 after the reader fell behind")
+	}
+	for want := uint64(2); want <= n+1; want++ {
+		select {
+		case e := <-tl.C():
+			if e.Seq != want {
+				t.Fatalf("after lag: seq %d, want %d", e.Seq, want)
+			}
+			if string(e.Value) != string(payload(int(want-1))) {
+				t.Fatalf("seq %d value %q", e.Seq, e.Value)
+			}
+		case <-ctx.Done():
+			t.Fatalf("stalled at %d", want)
+		}
+	}
+	// And it goes live again: a new record arrives.
+	if _, err := logs.Append(ctx, payload(n+1)); err != nil {
+		t.Fatal(err)
+	}
+	if e := <-tl.C(); e.Seq != n+2 {
+		t.Fatalf("live again: seq %d", e.Seq)
+	}
+}
+
+func TestTailEndsOnClose(t *testing.T) {
+	db := openTestDB(t, Config{})
+	tl := db.Logs().Tail(context.Background(), 1)
+	tl.Close()
+	select {
+	case <-tl.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("tail did not end")
+	}
+	if _, ok := <-tl.C(); ok {
+		t.Fatal("channel not closed")
+	}
+	if !errors.Is(tl.Err(), context.Canceled) {
+		t.Fatalf("err %v", tl.Err())
+	}
+}
+
+func TestDBCloseEndsTails(t *testing.T) {
+	db, err := Open(Config{Dir: t.TempDir(), RetentionInterval: -1, ValueLogGCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := db.Logs().Tail(context.Background(), 1)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tl.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("tail survived Close")
+	}
+}
+
+func TestAppendLogGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t, Config{})
+	const n = 3000
+	for i := 0; i < n; i++ {
+		for {
+			err := db.AppendLog(testLogRecord(i))
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond) // a real daemon would drop; the test wants all
+		}
+	}
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, last := db.Logs().Bounds(); last != n {
+		t.Fatalf("last %d, want %d", last, n)
+	}
+	st := db.Stats()
+	// Group commit: far fewer commits (fsyncs) than records.
+	if st.Commits >= n {
+		t.Fatalf("%d commits for %d records: no batching", st.Commits, n)
+	}
+	rec, err := LogRecordOf(mustGet(t, db.Logs(), 17))
+	if err != nil || rec.Seq != 17 || rec.Text != testLogRecord(16).Text {
+		t.Fatalf("record 17: %+v %v", rec, err)
+	}
+}
+
+func mustGet(t *testing.T, l *Log, seq uint64) Entry {
+	t.Helper()
+	e, err := l.Get(seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestCorruptEntryIsAnError: a damaged value on disk is reported with its
+// seq, never a panic.
+func TestCorruptEntryIsAnError(t *testing.T) {
+	db := openTestDB(t, Config{})
+	if _, err := db.Logs().Append(context.Background(), payload(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(logKey(logIDLogs, 1), []byte{1, 2}) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Logs().Get(1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("got %v, want ErrCorrupt", err)
+	}
+}

@@ -1,0 +1,597 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// The snapshot codec is a fixed field order with no tags: a version byte, then
+// every field of snapshot.NodeSnapshot in declaration order. Integers are
+// minimal varints (signed ones zigzag), node ids fixed 8-byte big endian,
+// floats their IEEE bits big endian, bools one byte 0/1, enums one byte
+// range-checked, strings a varint length then UTF-8 bytes, slices a varint
+// count then the items, times UnixMilli (zigzag varint, so the zero time
+// round-trips), durations nanoseconds. Because every value has exactly one
+// encoding and the decoder rejects anything else (non-minimal varints, bool 2,
+// NaN, trailing bytes), decode∘encode is the identity on accepted bytes and
+// the signature covers exactly what receivers see.
+
+const snapshotCodecVersion = 1
+
+// Codec errors. Every decode error wraps ErrMalformed or ErrTooLarge, so a
+// caller can tell garbage from an honest peer that outgrew a bound.
+var (
+	ErrMalformed     = errors.New("gossip: malformed message")
+	ErrTooLarge      = errors.New("gossip: exceeds size bound")
+	ErrTrailingBytes = fmt.Errorf("%w: trailing bytes", ErrMalformed)
+	ErrTruncated     = fmt.Errorf("%w: truncated", ErrMalformed)
+)
+
+// Lower bounds on the encoded size of one item of each list, so a count read
+// from the wire is checked against the bytes actually left before allocating.
+const (
+	minCapabilityBytes = 1
+	minTrendBytes      = 8
+	minDaemonBytes     = 33
+	minReplicaBytes    = 4
+	minAvoidBytes      = 10
+	minPendingBytes    = 5
+	minFailureBytes    = 12
+	minMigrationBytes  = 30
+	minPeerViewBytes   = 11
+)
+
+// Enum cardinalities, checked on both sides.
+const (
+	numHealth         = 3
+	numMaintState     = 6
+	numGroupKind      = 4
+	numLifecycle      = 7
+	numDaemonHealth   = 3
+	numRestartKind    = 3
+	numReplicaRole    = 2
+	numMigrationPhase = 8
+)
+
+// EncodeSnapshot returns the canonical encoding of ns.
+func EncodeSnapshot(ns *snapshot.NodeSnapshot) ([]byte, error) {
+	return AppendSnapshot(make([]byte, 0, 512+len(ns.Daemons)*128), ns)
+}
+
+// AppendSnapshot appends the canonical encoding of ns to dst. It fails,
+// rather than truncating, when a field exceeds its bound or the whole exceeds
+// MaxSnapshotBytes; Fit brings a snapshot within bounds first.
+func AppendSnapshot(dst []byte, ns *snapshot.NodeSnapshot) ([]byte, error) {
+	start := len(dst)
+	e := encoder{b: dst}
+	e.u8(snapshotCodecVersion)
+	e.id(ns.ID)
+	e.str("label", ns.Label)
+	e.str("addr", ns.Addr)
+	e.str("version", ns.Version)
+	e.uvarint(ns.Generation)
+	e.time(ns.BuiltAt)
+	e.time(ns.StartedAt)
+	e.count("capabilities", len(ns.Capabilities), MaxCapabilitiesPerSnapshot)
+	for _, c := range ns.Capabilities {
+		e.str("capability", c)
+	}
+	e.bool(ns.Observer)
+
+	r := &ns.Resources
+	e.f64("cpu load", r.CPULoad)
+	e.f64("mem used", r.MemUsed)
+	e.f64("disk used", r.DiskUsed)
+	e.f64("saturation", r.Saturation)
+	e.count("trend", len(r.Trend), MaxTrendSamplesPerSnapshot)
+	for _, v := range r.Trend {
+		e.f64("trend", v)
+	}
+
+	m := &ns.Maintenance
+	e.enum("maintenance state", uint8(m.State), numMaintState)
+	e.time(m.Since)
+	e.time(m.Deadline)
+	e.str("maintenance reason", m.Reason)
+	e.varint(int64(m.DaemonsLeft))
+	e.varint(int64(m.DaemonsTotal))
+	e.varint(int64(m.ReplicasLeft))
+	e.varint(int64(m.ReplicasTotal))
+	e.bool(ns.Cordoned)
+
+	e.count("daemons", len(ns.Daemons), MaxDaemonsPerSnapshot)
+	for i := range ns.Daemons {
+		d := &ns.Daemons[i]
+		e.str("daemon id", d.ID)
+		e.str("daemon name", d.Name)
+		e.str("daemon kind", d.Kind)
+		l := &d.Lineage
+		e.enum("lineage kind", uint8(l.Kind), numGroupKind)
+		e.str("lineage group", l.Group)
+		e.varint(int64(l.Index))
+		e.bool(l.Active)
+		e.uvarint(l.ForkAt)
+		e.uvarint(l.Synced)
+		e.uvarint(l.Term)
+		e.id(d.Node)
+		e.enum("lifecycle", uint8(d.Lifecycle), numLifecycle)
+		e.enum("daemon health", uint8(d.Health), numDaemonHealth)
+		e.str("health reason", d.HealthReason)
+		e.f64("daemon saturation", d.Saturation)
+		e.enum("restart", uint8(d.Restart), numRestartKind)
+		e.time(d.RestartUntil)
+		e.varint(int64(d.Restarts))
+		e.time(d.StartedAt)
+	}
+
+	e.count("replicas", len(ns.Replicas), MaxReplicasPerSnapshot)
+	for i := range ns.Replicas {
+		rp := &ns.Replicas[i]
+		e.str("chain", rp.Chain)
+		e.enum("replica role", uint8(rp.Role), numReplicaRole)
+		e.uvarint(rp.Seq)
+		e.uvarint(rp.Term)
+	}
+
+	e.count("avoid", len(ns.Avoid), MaxAvoidPerSnapshot)
+	for i := range ns.Avoid {
+		a := &ns.Avoid[i]
+		e.id(a.Peer)
+		e.str("avoid reason", a.Reason)
+		e.time(a.Until)
+	}
+
+	e.count("pending", len(ns.Pending), MaxPendingPerSnapshot)
+	for i := range ns.Pending {
+		p := &ns.Pending[i]
+		e.str("pending id", p.ID)
+		e.str("pending kind", p.Kind)
+		e.str("pending target", p.Target)
+		e.time(p.Since)
+		e.str("pending blocked", p.Blocked)
+	}
+
+	e.count("failures", len(ns.Failures), MaxFailuresPerSnapshot)
+	for i := range ns.Failures {
+		f := &ns.Failures[i]
+		e.uvarint(f.Seq)
+		e.time(f.At)
+		e.id(f.Node)
+		e.str("failure source", f.Source)
+		e.str("failure reason", f.Reason)
+	}
+
+	e.count("migrations", len(ns.Migrations), MaxMigrationsPerSnapshot)
+	for i := range ns.Migrations {
+		mg := &ns.Migrations[i]
+		e.str("migration id", mg.ID)
+		e.str("migration daemon", mg.Daemon)
+		e.id(mg.Source)
+		e.id(mg.Target)
+		e.enum("migration phase", uint8(mg.Phase), numMigrationPhase)
+		e.f64("migration progress", mg.Progress)
+		e.varint(int64(mg.Retries))
+		e.time(mg.StartedAt)
+		e.str("migration error", mg.Error)
+	}
+
+	c := &ns.Counters
+	for _, v := range [...]uint64{c.PacketsIn, c.PacketsOut, c.BytesIn, c.BytesOut, c.Drops,
+		c.ReplaysRejected, c.AuthFailures, c.HandshakesRateLimited, c.Forwarded, c.LogsDropped, c.Lag} {
+		e.uvarint(v)
+	}
+
+	e.count("peers", len(ns.Peers), MaxPeersPerSnapshot)
+	for i := range ns.Peers {
+		p := &ns.Peers[i]
+		e.id(p.Peer)
+		e.enum("peer health", uint8(p.Health), numHealth)
+		e.varint(int64(p.RTT))
+		e.bool(p.Direct)
+	}
+
+	if e.err != nil {
+		return dst, e.err
+	}
+	if n := len(e.b) - start; n > MaxSnapshotBytes {
+		return dst, fmt.Errorf("%w: snapshot is %d bytes, limit %d", ErrTooLarge, n, MaxSnapshotBytes)
+	}
+	return e.b, nil
+}
+
+// DecodeSnapshot parses the canonical encoding. It never panics, allocates at
+// most in proportion to len(b) (itself bounded by MaxSnapshotBytes) and
+// rejects trailing bytes. The result shares no memory with b.
+func DecodeSnapshot(b []byte) (*snapshot.NodeSnapshot, error) {
+	if len(b) > MaxSnapshotBytes {
+		return nil, fmt.Errorf("%w: snapshot is %d bytes, limit %d", ErrTooLarge, len(b), MaxSnapshotBytes)
+	}
+	d := decoder{b: b}
+	ns := &snapshot.NodeSnapshot{}
+	if v := d.u8(); d.err == nil && v != snapshotCodecVersion {
+		return nil, fmt.Errorf("%w: snapshot codec version %d, want %d", ErrMalformed, v, snapshotCodecVersion)
+	}
+	ns.ID = d.id()
+	ns.Label = d.str()
+	ns.Addr = d.str()
+	ns.Version = d.str()
+	ns.Generation = d.uvarint()
+	ns.BuiltAt = d.time()
+	ns.StartedAt = d.time()
+	if n := d.count("capabilities", MaxCapabilitiesPerSnapshot, minCapabilityBytes); n > 0 {
+		ns.Capabilities = make([]string, n)
+		for i := range ns.Capabilities {
+			ns.Capabilities[i] = d.str()
+		}
+	}
+	ns.Observer = d.bool()
+
+	r := &ns.Resources
+	r.CPULoad = d.f64()
+	r.MemUsed = d.f64()
+	r.DiskUsed = d.f64()
+	r.Saturation = d.f64()
+	if n := d.count("trend", MaxTrendSamplesPerSnapshot, minTrendBytes); n > 0 {
+		r.Trend = make([]float64, n)
+		for i := range r.Trend {
+			r.Trend[i] = d.f64()
+		}
+	}
+
+	m := &ns.Maintenance
+	m.State = snapshot.MaintState(d.enum(numMaintState))
+	m.Since = d.time()
+	m.Deadline = d.time()
+	m.Reason = d.str()
+	m.DaemonsLeft = d.int()
+	m.DaemonsTotal = d.int()
+	m.ReplicasLeft = d.int()
+	m.ReplicasTotal = d.int()
+	ns.Cordoned = d.bool()
+
+	if n := d.count("daemons", MaxDaemonsPerSnapshot, minDaemonBytes); n > 0 {
+		ns.Daemons = make([]snapshot.Daemon, n)
+		for i := range ns.Daemons {
+			dm := &ns.Daemons[i]
+			dm.ID = d.str()
+			dm.Name = d.str()
+			dm.Kind = d.str()
+			l := &dm.Lineage
+			l.Kind = snapshot.GroupKind(d.enum(numGroupKind))
+			l.Group = d.str()
+			l.Index = d.int()
+			l.Active = d.bool()
+			l.ForkAt = d.uvarint()
+			l.Synced = d.uvarint()
+			l.Term = d.uvarint()
+			dm.Node = d.id()
+			dm.Lifecycle = snapshot.Lifecycle(d.enum(numLifecycle))
+			dm.Health = snapshot.DaemonHealthState(d.enum(numDaemonHealth))
+			dm.HealthReason = d.str()
+			dm.Saturation = d.f64()
+			dm.Restart = snapshot.RestartKind(d.enum(numRestartKind))
+			dm.RestartUntil = d.time()
+			dm.Restarts = d.int()
+			dm.StartedAt = d.time()
+		}
+	}
+
+	if n := d.count("replicas", MaxReplicasPerSnapshot, minReplicaBytes); n > 0 {
+		ns.Replicas = make([]snapshot.Replica, n)
+		for i := range ns.Replicas {
+			rp := &ns.Replicas[i]
+			rp.Chain = d.str()
+			rp.Role = snapshot.ReplicaRole(d.enum(numReplicaRole))
+			rp.Seq = d.uvarint()
+			rp.Term = d.uvarint()
+		}
+	}
+
+	if n := d.count("avoid", MaxAvoidPerSnapshot, minAvoidBytes); n > 0 {
+		ns.Avoid = make([]snapshot.AvoidEntry, n)
+		for i := range ns.Avoid {
+			a := &ns.Avoid[i]
+			a.Peer = d.id()
+			a.Reason = d.str()
+			a.Until = d.time()
+		}
+	}
+
+	if n := d.count("pending", MaxPendingPerSnapshot, minPendingBytes); n > 0 {
+		ns.Pending = make([]snapshot.PendingAction, n)
+		for i := range ns.Pending {
+			p := &ns.Pending[i]
+			p.ID = d.str()
+			p.Kind = d.str()
+			p.Target = d.str()
+			p.Since = d.time()
+			p.Blocked = d.str()
+		}
+	}
+
+	if n := d.count("failures", MaxFailuresPerSnapshot, minFailureBytes); n > 0 {
+		ns.Failures = make([]snapshot.Failure, n)
+		for i := range ns.Failures {
+			f := &ns.Failures[i]
+			f.Seq = d.uvarint()
+			f.At = d.time()
+			f.Node = d.id()
+			f.Source = d.str()
+			f.Reason = d.str()
+		}
+	}
+
+	if n := d.count("migrations", MaxMigrationsPerSnapshot, minMigrationBytes); n > 0 {
+		ns.Migrations = make([]snapshot.Migration, n)
+		for i := range ns.Migrations {
+			mg := &ns.Migrations[i]
+			mg.ID = d.str()
+			mg.Daemon = d.str()
+			mg.Source = d.id()
+			mg.Target = d.id()
+			mg.Phase = snapshot.MigrationPhase(d.enum(numMigrationPhase))
+			mg.Progress = d.f64()
+			mg.Retries = d.int()
+			mg.StartedAt = d.time()
+			mg.Error = d.str()
+		}
+	}
+
+	c := &ns.Counters
+	for _, p := range [...]*uint64{&c.PacketsIn, &c.PacketsOut, &c.BytesIn, &c.BytesOut, &c.Drops,
+		&c.ReplaysRejected, &c.AuthFailures, &c.HandshakesRateLimited, &c.Forwarded, &c.LogsDropped, &c.Lag} {
+		*p = d.uvarint()
+	}
+
+	if n := d.count("peers", MaxPeersPerSnapshot, minPeerViewBytes); n > 0 {
+		ns.Peers = make([]snapshot.PeerView, n)
+		for i := range ns.Peers {
+			p := &ns.Peers[i]
+			p.Peer = d.id()
+			p.Health = snapshot.Health(d.enum(numHealth))
+			p.RTT = time.Duration(d.varint())
+			p.Direct = d.bool()
+		}
+	}
+
+	if d.err != nil {
+		return nil, fmt.Errorf("gossip: decode snapshot at byte %d: %w", d.off, d.err)
+	}
+	if d.off != len(b) {
+		return nil, fmt.Errorf("gossip: decode snapshot: %w (%d of %d bytes used)", ErrTrailingBytes, d.off, len(b))
+	}
+	return ns, nil
+}
+
+// encoder appends canonical values; the first error sticks and later calls
+// are no-ops, so the encode function reads as a plain field list.
+type encoder struct {
+	b   []byte
+	err error
+}
+
+func (e *encoder) fail(format string, args ...any) {
+	if e.err == nil {
+		e.err = fmt.Errorf("%w: "+format, append([]any{ErrTooLarge}, args...)...)
+	}
+}
+
+func (e *encoder) u8(v uint8)           { e.b = append(e.b, v) }
+func (e *encoder) id(v identity.NodeID) { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
+func (e *encoder) uvarint(v uint64)     { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) varint(v int64)       { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) time(t time.Time)     { e.varint(t.UnixMilli()) }
+
+func (e *encoder) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
+
+func (e *encoder) enum(what string, v, n uint8) {
+	if v >= n && e.err == nil {
+		e.err = fmt.Errorf("%w: %s %d out of range", ErrMalformed, what, v)
+	}
+	e.b = append(e.b, v)
+}
+
+func (e *encoder) f64(what string, v float64) {
+	if (math.IsNaN(v) || math.IsInf(v, 0)) && e.err == nil {
+		e.err = fmt.Errorf("%w: %s is not finite", ErrMalformed, what)
+	}
+	e.b = binary.BigEndian.AppendUint64(e.b, math.Float64bits(v))
+}
+
+func (e *encoder) str(what, s string) {
+	if len(s) > MaxStringBytes {
+		e.fail("%s is %d bytes, limit %d", what, len(s), MaxStringBytes)
+	} else if !utf8.ValidString(s) && e.err == nil {
+		e.err = fmt.Errorf("%w: %s is not valid UTF-8", ErrMalformed, what)
+	}
+	e.uvarint(uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+
+func (e *encoder) count(what string, n, limit int) {
+	if n > limit {
+		e.fail("%d %s, limit %d", n, what, limit)
+	}
+	e.uvarint(uint64(n))
+}
+
+// decoder reads canonical values; the first error sticks and later reads
+// return zero values, so DecodeSnapshot checks once at the end.
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || len(d.b)-d.off < n {
+		d.fail(ErrTruncated)
+		return nil
+	}
+	p := d.b[d.off : d.off+n]
+	d.off += n
+	return p
+}
+
+func (d *decoder) u8() uint8 {
+	p := d.take(1)
+	if p == nil {
+		return 0
+	}
+	return p[0]
+}
+
+func (d *decoder) id() identity.NodeID {
+	p := d.take(8)
+	if p == nil {
+		return 0
+	}
+	return identity.NodeID(binary.BigEndian.Uint64(p))
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	switch {
+	case n == 0:
+		d.fail(ErrTruncated)
+		return 0
+	case n < 0:
+		d.fail(fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed))
+		return 0
+	case n > 1 && d.b[d.off+n-1] == 0:
+		// A final zero byte adds nothing: a non-minimal encoding, which
+		// would give one value two signed forms.
+		d.fail(fmt.Errorf("%w: non-minimal varint", ErrMalformed))
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	u := d.uvarint()
+	// Zigzag, as binary.AppendVarint writes it.
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
+	}
+	return v
+}
+
+// int reads a signed varint into an int; on 32-bit platforms values beyond
+// int's range are malformed rather than silently wrapped.
+func (d *decoder) int() int {
+	v := d.varint()
+	if int64(int(v)) != v {
+		d.fail(fmt.Errorf("%w: integer %d out of range", ErrMalformed, v))
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bool() bool {
+	switch d.u8() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail(fmt.Errorf("%w: bool is neither 0 nor 1", ErrMalformed))
+	return false
+}
+
+func (d *decoder) enum(n uint8) uint8 {
+	v := d.u8()
+	if v >= n {
+		d.fail(fmt.Errorf("%w: enum %d out of range [0,%d)", ErrMalformed, v, n))
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) f64() float64 {
+	p := d.take(8)
+	if p == nil {
+		return 0
+	}
+	v := math.Float64frombits(binary.BigEndian.Uint64(p))
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		d.fail(fmt.Errorf("%w: float is not finite", ErrMalformed))
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) time() time.Time {
+	ms := d.varint()
+	if d.err != nil {
+		return time.Time{}
+	}
+	// UTC so that the zero time decodes to exactly time.Time{} and values
+	// compare equal with == regardless of the local zone.
+	return time.UnixMilli(ms).UTC()
+}
+
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > MaxStringBytes {
+		d.fail(fmt.Errorf("%w: string of %d bytes, limit %d", ErrTooLarge, n, MaxStringBytes))
+		return ""
+	}
+	p := d.take(int(n))
+	if p == nil {
+		return ""
+	}
+	if !utf8.Valid(p) {
+		d.fail(fmt.Errorf("%w: string is not valid UTF-8", ErrMalformed))
+		return ""
+	}
+	return string(p)
+}
+
+// count reads a list length and checks it against its limit and against the
+// bytes left (each item needs at least minItem bytes) before the caller
+// allocates.
+func (d *decoder) count(what string, limit, minItem int) int {
+	v := d.uvarint()
+	if d.err != nil {
+		return 0
+	}
+	if v > uint64(limit) {
+		d.fail(fmt.Errorf("%w: %d %s, limit %d", ErrTooLarge, v, what, limit))
+		return 0
+	}
+	if v*uint64(minItem) > uint64(len(d.b)-d.off) {
+		d.fail(fmt.Errorf("%w: %d %s cannot fit in %d bytes", ErrTruncated, v, what, len(d.b)-d.off))
+		return 0
+	}
+	return int(v)
+}

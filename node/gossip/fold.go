@@ -1,0 +1,384 @@
+package gossip
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// AdminState is the admin ledger's fold as the ClusterSnapshot shows it.
+// Fold copies and sorts it; it does not interpret it (a freeze whose Until
+// has passed is the ledger fold's to clear).
+type AdminState struct {
+	Freeze         snapshot.Freeze
+	Operators      []snapshot.Operator
+	AdminThreshold int
+	ICEThreshold   int
+	Lockouts       []snapshot.Lockout
+	Head           snapshot.AdminHead
+}
+
+// GroupSpec is the desired shape of one workload group (from the workload
+// spec), so a group shows even before any member runs.
+type GroupSpec struct {
+	Name    string
+	Kind    snapshot.GroupKind
+	Desired int    // desired members
+	Parent  string // fork groups
+	ForkAt  uint64 // fork groups
+	Chain   string // the group's chain of state, "" if none
+}
+
+// FoldInput is everything Fold reads. Fold does not retain it, but the
+// returned snapshot shares the (immutable) NodeSnapshot slices.
+type FoldInput struct {
+	Cluster string
+	Self    identity.NodeID
+	Now     time.Time
+	// Generation is the caller's ClusterSnapshot counter.
+	Generation uint64
+	// StaleAfter marks a node stale when its newest announcement is older;
+	// 0 means DefaultStaleAfter.
+	StaleAfter time.Duration
+	// Snapshots are the verified snapshots (Gossip.Latest), own included.
+	Snapshots []Verified
+	// Peers is the local transport's view (mesh.Messenger.Peers).
+	Peers []mesh.PeerInfo
+	Admin AdminState
+	// DesiredChains is the desired holder count per chain.
+	DesiredChains map[string]int
+	// ChainGroups names the group a chain belongs to; GroupSpec.Chain is
+	// used for chains not listed here.
+	ChainGroups map[string]string
+	Groups      []GroupSpec
+}
+
+// Fold builds the ClusterSnapshot. It is a pure function of its input:
+// the same input, in any order, gives a deeply equal result.
+//
+//   - Nodes: every node with a snapshot or known to the transport (a node
+//     without a snapshot shows what the transport knows, marked Stale), with
+//     health, RTT and flaps as seen from here; Self is Healthy; a node the
+//     transport does not know is Unreachable.
+//   - Stale nodes keep their last snapshot in Nodes but do not count toward
+//     chain holders, group members or edges: their claims are not current.
+//   - Edges: direct, not-unreachable links from every current node's Peers
+//     and the local transport, A < B, the smaller RTT kept when both ends
+//     report one; only between nodes in Nodes.
+//   - Chains: the desired ones and every chain a current node holds; holders
+//     sorted; leader the Leader-role holder with the highest term, then seq
+//     (lowest id on a tie: two leaders in one term is a split the chain
+//     layer must resolve, the fold only shows one deterministically); head seq the highest any holder reports.
+//   - Groups: the specified ones and every group a current daemon names;
+//     members are daemon ids, sorted and deduplicated (a migrating daemon is
+//     reported by two nodes).
+func Fold(in FoldInput) *snapshot.ClusterSnapshot {
+	staleAfter := in.StaleAfter
+	if staleAfter <= 0 {
+		staleAfter = DefaultStaleAfter
+	}
+	cs := &snapshot.ClusterSnapshot{
+		Cluster:        in.Cluster,
+		Self:           in.Self,
+		BuiltAt:        in.Now,
+		Generation:     in.Generation,
+		Freeze:         in.Admin.Freeze,
+		Operators:      slices.Clone(in.Admin.Operators),
+		AdminThreshold: in.Admin.AdminThreshold,
+		ICEThreshold:   in.Admin.ICEThreshold,
+		Lockouts:       slices.Clone(in.Admin.Lockouts),
+		AdminHead:      in.Admin.Head,
+	}
+	slices.SortFunc(cs.Operators, func(a, b snapshot.Operator) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(cs.Lockouts, func(a, b snapshot.Lockout) int {
+		return cmp.Or(cmp.Compare(a.Verb, b.Verb), cmp.Compare(a.Target, b.Target), a.Until.Compare(b.Until))
+	})
+
+	// Newest announcement per node; duplicates in the input resolve the same
+	// way whatever their order.
+	snaps := make(map[identity.NodeID]*Verified, len(in.Snapshots))
+	for i := range in.Snapshots {
+		v := &in.Snapshots[i]
+		if v.Snapshot == nil || !v.Snapshot.ID.Valid() {
+			continue
+		}
+		if cur, ok := snaps[v.Snapshot.ID]; !ok || verifiedNewer(v, cur) {
+			snaps[v.Snapshot.ID] = v
+		}
+	}
+	peers := make(map[identity.NodeID]*mesh.PeerInfo, len(in.Peers))
+	for i := range in.Peers {
+		p := &in.Peers[i]
+		if p.ID.Valid() && p.ID != in.Self {
+			if cur, ok := peers[p.ID]; !ok || peerBefore(p, cur) {
+				peers[p.ID] = p
+			}
+		}
+	}
+
+	ids := make([]identity.NodeID, 0, len(snaps)+len(peers)+1)
+	for id := range snaps {
+		ids = append(ids, id)
+	}
+	for id := range peers {
+		if _, ok := snaps[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	if _, ok := snaps[in.Self]; !ok && in.Self.Valid() {
+		ids = append(ids, in.Self)
+	}
+	slices.Sort(ids)
+
+	cs.Nodes = make([]snapshot.NodeView, len(ids))
+	current := make([]*snapshot.NodeSnapshot, 0, len(snaps))
+	for i, id := range ids {
+		nv := &cs.Nodes[i]
+		v, hasSnap := snaps[id]
+		p := peers[id]
+		if hasSnap {
+			nv.NodeSnapshot = *v.Snapshot
+			nv.ReceivedAt = v.ReceivedAt
+			nv.Stale = in.Now.Sub(v.ReceivedAt) > staleAfter
+			if !nv.Stale {
+				current = append(current, v.Snapshot)
+			}
+		} else {
+			nv.ID = id
+			nv.Stale = true
+		}
+		switch {
+		case id == in.Self:
+			nv.Health = snapshot.Healthy
+			nv.HealthSince = nv.StartedAt
+		case p != nil:
+			nv.Health = healthFrom(p.Health)
+			nv.HealthSince = p.HealthSince
+			nv.RTT = p.RTT
+			nv.Flaps = p.Flaps
+			if nv.Addr == "" {
+				nv.Addr = p.Addr
+			}
+		default:
+			nv.Health = snapshot.Unreachable
+		}
+	}
+
+	cs.Edges = foldEdges(in, ids, current)
+	cs.Chains = foldChains(in, current)
+	cs.Groups = foldGroups(in, current)
+	return cs
+}
+
+func verifiedNewer(a, b *Verified) bool {
+	return cmp.Or(cmp.Compare(a.Epoch, b.Epoch), cmp.Compare(a.Seq, b.Seq),
+		a.ReceivedAt.Compare(b.ReceivedAt)) > 0
+}
+
+// peerBefore orders duplicate PeerInfos for one id deterministically (the
+// transport never sends duplicates, but Fold must not depend on that).
+func peerBefore(a, b *mesh.PeerInfo) bool {
+	return cmp.Or(cmp.Compare(a.Health, b.Health), a.LastHeard.Compare(b.LastHeard)*-1,
+		cmp.Compare(a.Addr, b.Addr)) < 0
+}
+
+func healthFrom(h mesh.HealthState) snapshot.Health {
+	switch h {
+	case mesh.Healthy:
+		return snapshot.Healthy
+	case mesh.Suspect:
+		return snapshot.Suspect
+	}
+	return snapshot.Unreachable
+}
+
+func foldEdges(in FoldInput, ids []identity.NodeID, current []*snapshot.NodeSnapshot) []snapshot.Edge {
+	type pair struct{ a, b identity.NodeID }
+	known := func(id identity.NodeID) bool { _, ok := slices.BinarySearch(ids, id); return ok }
+	edges := make(map[pair]time.Duration)
+	add := func(x, y identity.NodeID, rtt time.Duration) {
+		if x == y || !known(x) || !known(y) {
+			return
+		}
+		if x > y {
+			x, y = y, x
+		}
+		k := pair{x, y}
+		old, ok := edges[k]
+		// A zero RTT is "not measured yet", not a fast link.
+		switch {
+		case !ok, old == 0:
+			edges[k] = max(rtt, 0)
+		case rtt > 0 && rtt < old:
+			edges[k] = rtt
+		}
+	}
+	for _, ns := range current {
+		for _, p := range ns.Peers {
+			if p.Direct && p.Health != snapshot.Unreachable {
+				add(ns.ID, p.Peer, p.RTT)
+			}
+		}
+	}
+	for _, p := range in.Peers {
+		if p.Direct && p.Health != mesh.Unreachable {
+			add(in.Self, p.ID, p.RTT)
+		}
+	}
+	out := make([]snapshot.Edge, 0, len(edges))
+	for k, rtt := range edges {
+		out = append(out, snapshot.Edge{A: k.a, B: k.b, RTT: rtt})
+	}
+	slices.SortFunc(out, func(x, y snapshot.Edge) int { return cmp.Or(cmp.Compare(x.A, y.A), cmp.Compare(x.B, y.B)) })
+	return out
+}
+
+func foldChains(in FoldInput, current []*snapshot.NodeSnapshot) []snapshot.Chain {
+	type acc struct {
+		holders    []identity.NodeID
+		leader     identity.NodeID
+		leaderTerm uint64
+		leaderSeq  uint64
+		head       uint64
+	}
+	chains := make(map[string]*acc)
+	get := func(name string) *acc {
+		a := chains[name]
+		if a == nil {
+			a = &acc{}
+			chains[name] = a
+		}
+		return a
+	}
+	for name := range in.DesiredChains {
+		get(name)
+	}
+	for _, ns := range current {
+		for _, r := range ns.Replicas {
+			if r.Chain == "" {
+				continue
+			}
+			a := get(r.Chain)
+			a.holders = append(a.holders, ns.ID)
+			a.head = max(a.head, r.Seq)
+			if r.Role == snapshot.Leader && (!a.leader.Valid() ||
+				cmp.Or(cmp.Compare(r.Term, a.leaderTerm), cmp.Compare(r.Seq, a.leaderSeq), cmp.Compare(a.leader, ns.ID)) > 0) {
+				a.leader, a.leaderTerm, a.leaderSeq = ns.ID, r.Term, r.Seq
+			}
+		}
+	}
+	groupOf := make(map[string]string, len(in.Groups))
+	for _, g := range in.Groups {
+		if g.Chain != "" {
+			if cur, ok := groupOf[g.Chain]; !ok || g.Name < cur {
+				groupOf[g.Chain] = g.Name
+			}
+		}
+	}
+	out := make([]snapshot.Chain, 0, len(chains))
+	for name, a := range chains {
+		slices.Sort(a.holders)
+		group, ok := in.ChainGroups[name]
+		if !ok {
+			group = groupOf[name]
+		}
+		out = append(out, snapshot.Chain{
+			Name:    name,
+			Group:   group,
+			Desired: in.DesiredChains[name],
+			Holders: slices.Compact(a.holders),
+			Leader:  a.leader,
+			HeadSeq: a.head,
+		})
+	}
+	slices.SortFunc(out, func(x, y snapshot.Chain) int { return cmp.Compare(x.Name, y.Name) })
+	return out
+}
+
+func foldGroups(in FoldInput, current []*snapshot.NodeSnapshot) []snapshot.Group {
+	groups := make(map[string]*snapshot.Group)
+	specified := make(map[string]bool, len(in.Groups))
+	// Two specs with one name is a spec error; sorting first makes the one
+	// that wins independent of input order.
+	specs := slices.Clone(in.Groups)
+	slices.SortFunc(specs, func(a, b GroupSpec) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Kind, b.Kind), cmp.Compare(b.Desired, a.Desired),
+			cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.ForkAt, b.ForkAt), cmp.Compare(a.Chain, b.Chain))
+	})
+	for _, s := range specs {
+		if _, ok := groups[s.Name]; ok || s.Name == "" {
+			continue
+		}
+		groups[s.Name] = &snapshot.Group{Name: s.Name, Kind: s.Kind, Desired: s.Desired,
+			Parent: s.Parent, ForkAt: s.ForkAt, Chain: s.Chain}
+		specified[s.Name] = true
+	}
+	// Members are gathered flat and sorted by (group, daemon id) through an
+	// index, which moves 4-byte ints instead of string-bearing structs.
+	// A group only seen in daemons takes its kind from its lowest daemon id,
+	// so the result does not depend on node order.
+	total := 0
+	for _, ns := range current {
+		total += len(ns.Daemons)
+	}
+	all := make([]groupMember, 0, total)
+	for _, ns := range current {
+		for i := range ns.Daemons {
+			d := &ns.Daemons[i]
+			if d.Lineage.Group != "" && d.ID != "" {
+				all = append(all, groupMember{d.Lineage.Group, d.ID, d.Lineage.Kind, d.Lineage.Term, d.Lineage.ForkAt})
+			}
+		}
+	}
+	idx := make([]int32, len(all))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		x, y := &all[a], &all[b]
+		return cmp.Or(cmp.Compare(x.group, y.group), cmp.Compare(x.id, y.id), cmp.Compare(x.term, y.term))
+	})
+	for i := 0; i < len(idx); {
+		name := all[idx[i]].group
+		j := i
+		for j < len(idx) && all[idx[j]].group == name {
+			j++
+		}
+		g := groups[name]
+		if g == nil {
+			g = &snapshot.Group{Name: name, Kind: all[idx[i]].kind}
+			groups[name] = g
+		}
+		g.Members = make([]string, 0, j-i)
+		for _, k := range idx[i:j] {
+			m := &all[k]
+			g.Term = max(g.Term, m.term)
+			if !specified[name] && m.kind == snapshot.GroupFork {
+				g.ForkAt = max(g.ForkAt, m.forkAt)
+			}
+			if n := len(g.Members); n == 0 || g.Members[n-1] != m.id {
+				g.Members = append(g.Members, m.id)
+			}
+		}
+		i = j
+	}
+	out := make([]snapshot.Group, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(x, y snapshot.Group) int { return cmp.Compare(x.Name, y.Name) })
+	return out
+}
+
+// groupMember is one daemon's claim to a group, as foldGroups needs it.
+type groupMember struct {
+	group, id    string
+	kind         snapshot.GroupKind
+	term, forkAt uint64
+}

@@ -1,0 +1,188 @@
+package node
+
+import (
+	"context"
+	"hash/fnv"
+	"time"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/gossip"
+	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// refreshInterval is how often the node refolds its cluster view when
+// nothing signals a change: liveness (Suspect, Unreachable) and staleness
+// change with time alone.
+const refreshInterval = 500 * time.Millisecond
+
+// loop folds the cluster view whenever gossip, MeshOS or the admin ledger
+// changes, and at refreshInterval otherwise.
+func (n *Node) loop(ctx context.Context) {
+	t := time.NewTicker(refreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.gs.Changes():
+		case <-n.rt.Changes():
+		case <-n.fold.Changed():
+		case <-n.wake:
+		}
+		n.refresh(time.Now())
+	}
+}
+
+// refresh publishes this node's own snapshot when it changed, folds the
+// cluster view, hands it to MeshOS and wakes watchers on structural change.
+func (n *Node) refresh(now time.Time) {
+	st := n.tr.Stats()
+	gst := n.gs.Stats()
+	sub := n.subs.Stats()
+	n.rt.SetCounters(snapshot.Counters{
+		PacketsIn: st.PacketsIn, PacketsOut: st.PacketsOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
+		Drops: st.Drops, ReplaysRejected: st.ReplaysRejected, AuthFailures: st.AuthFailures + gst.Rejected,
+		HandshakesRateLimited: st.HandshakesRateLimited, Forwarded: st.Forwarded,
+		LogsDropped: sub.Dropped,
+	})
+	n.rt.SetPeers(peerViews(n.tr.Peers()))
+	if own := n.rt.Latest(); own != nil && own.Generation != n.lastPubGen {
+		pub := *own
+		pub.Observer = n.opts.Observer
+		if err := n.gs.Publish(&pub); err != nil {
+			n.opts.Logf("node: publish snapshot: %v", err)
+		} else {
+			n.lastPubGen = own.Generation
+			if b, err := gossip.EncodeSnapshot(&pub); err == nil {
+				_, _ = n.db.AppendSnapshot(n.ctx, pub.ID, now, b)
+			}
+		}
+	}
+	cs := n.foldCluster(now)
+	finger := fingerprint(cs)
+	changed := finger != n.lastFinger
+	if changed {
+		n.lastFinger = finger
+	}
+	n.pub.store(cs, changed)
+	state := n.AdminState()
+	n.rt.SetCluster(placementView(cs), state.Intent())
+}
+
+// foldCluster builds the ClusterSnapshot from gossip, the transport's peer
+// view, the admin fold and the workload spec.
+func (n *Node) foldCluster(now time.Time) *snapshot.ClusterSnapshot {
+	state := n.AdminState()
+	admin, ice := state.Thresholds()
+	head := n.ledger.Head()
+	in := gossip.FoldInput{
+		Cluster: n.opts.Cluster.Name, Self: n.key.ID, Now: now,
+		Snapshots: n.gs.Latest(), Peers: n.tr.Peers(),
+		Admin: gossip.AdminState{
+			Freeze: state.FreezeAt(now), Operators: state.Operators(),
+			AdminThreshold: admin, ICEThreshold: ice, Lockouts: state.Lockouts(now),
+			Head: snapshot.AdminHead{Count: head.Count, LastSeq: head.LastSeq, Hash: head.Hash, AppliedThrough: state.Position()},
+		},
+		DesiredChains: map[string]int{}, ChainGroups: map[string]string{},
+	}
+	for _, g := range n.opts.Spec.Groups {
+		chainName := ""
+		if g.ChainReplicas > 0 {
+			chainName = meshos.ChainName(g.Name)
+			in.DesiredChains[chainName] = g.ChainReplicas
+			in.ChainGroups[chainName] = g.Name
+		}
+		in.Groups = append(in.Groups, gossip.GroupSpec{Name: g.Name, Kind: g.Kind, Desired: g.Members,
+			Parent: g.Parent, ForkAt: g.ForkAt, Chain: chainName})
+	}
+	n.mu.Lock()
+	n.generation++
+	in.Generation = n.generation
+	n.mu.Unlock()
+	return gossip.Fold(in)
+}
+
+// placementView drops observer nodes (consoles) from the view placement
+// sees: they never host daemons or replicas.
+func placementView(cs *snapshot.ClusterSnapshot) *snapshot.ClusterSnapshot {
+	has := false
+	for i := range cs.Nodes {
+		if cs.Nodes[i].Observer {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return cs
+	}
+	cp := *cs
+	cp.Nodes = make([]snapshot.NodeView, 0, len(cs.Nodes))
+	for _, nv := range cs.Nodes {
+		if !nv.Observer {
+			cp.Nodes = append(cp.Nodes, nv)
+		}
+	}
+	return &cp
+}
+
+// fingerprint hashes what makes a cluster view structurally different:
+// node generations, liveness and staleness, admin head, freeze and
+// lockouts. Ages, RTT jitter and countdowns do not count.
+func fingerprint(cs *snapshot.ClusterSnapshot) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	put := func(v uint64) {
+		for i := range b {
+			b[i] = byte(v >> (8 * i))
+		}
+		h.Write(b[:])
+	}
+	for _, nv := range cs.Nodes {
+		put(uint64(nv.ID))
+		put(nv.Generation)
+		put(uint64(nv.Health))
+		if nv.Stale {
+			put(1)
+		} else {
+			put(0)
+		}
+	}
+	put(cs.AdminHead.Count)
+	if cs.Freeze.Active {
+		put(uint64(cs.Freeze.Until.UnixMilli()))
+	}
+	put(uint64(len(cs.Lockouts)))
+	put(uint64(len(cs.Edges)))
+	return h.Sum64()
+}
+
+func peerViews(ps []mesh.PeerInfo) []snapshot.PeerView {
+	out := make([]snapshot.PeerView, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, snapshot.PeerView{Peer: p.ID, Health: snapshot.Health(p.Health), RTT: p.RTT, Direct: p.Direct})
+	}
+	return out
+}
+
+// logSink writes MeshOS and daemon logs to the node's log chain.
+type logSink struct{ n *Node }
+
+func (s logSink) AppendLog(rec api.LogRecord) {
+	if rec.Node == 0 {
+		rec.Node = s.n.key.ID
+	}
+	_ = s.n.db.AppendLog(rec)
+}
+
+// failureSink writes gated and failed actions to the failures chain.
+type failureSink struct{ n *Node }
+
+func (s failureSink) AppendFailure(f snapshot.Failure) {
+	if f.Node == 0 {
+		f.Node = s.n.key.ID
+	}
+	_ = s.n.db.AppendFailure(f)
+}

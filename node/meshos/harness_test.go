@@ -1,0 +1,537 @@
+package meshos
+
+// Test-only harness: N Runtimes joined by an in-process mesh.Messenger hub
+// and a minimal cluster fold. It stands in for node/transport and
+// node/gossip (built elsewhere); the Runtimes, supervisors, migrations and
+// chains under test are the real ones.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// hub delivers messages between registered nodes, asynchronously like
+// datagrams. A node marked down neither sends nor receives.
+type hub struct {
+	mu    sync.Mutex
+	nodes map[NodeID]*hubNode
+	down  map[NodeID]bool
+}
+
+func newHub() *hub { return &hub{nodes: map[NodeID]*hubNode{}, down: map[NodeID]bool{}} }
+
+type hubNode struct {
+	h        *hub
+	id       NodeID
+	mu       sync.Mutex
+	handlers map[mesh.Channel]mesh.Handler
+}
+
+func (h *hub) join(id NodeID) *hubNode {
+	n := &hubNode{h: h, id: id, handlers: map[mesh.Channel]mesh.Handler{}}
+	h.mu.Lock()
+	h.nodes[id] = n
+	h.mu.Unlock()
+	return n
+}
+
+func (h *hub) setDown(id NodeID, down bool) {
+	h.mu.Lock()
+	h.down[id] = down
+	h.mu.Unlock()
+}
+
+func (n *hubNode) Self() identity.NodeID { return n.id }
+
+func (n *hubNode) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, msg []byte) error {
+	if len(msg) > mesh.MaxMessageBytes {
+		return mesh.ErrTooLarge
+	}
+	n.h.mu.Lock()
+	dst := n.h.nodes[to]
+	down := n.h.down[n.id] || n.h.down[to]
+	n.h.mu.Unlock()
+	if dst == nil || down {
+		return mesh.ErrNoRoute
+	}
+	dst.mu.Lock()
+	hd := dst.handlers[ch]
+	dst.mu.Unlock()
+	if hd == nil {
+		return nil // nobody listening: a datagram into the void
+	}
+	cp := slices.Clone(msg)
+	go hd(n.id, cp)
+	return nil
+}
+
+func (n *hubNode) Handle(ch mesh.Channel, h mesh.Handler) {
+	n.mu.Lock()
+	n.handlers[ch] = h
+	n.mu.Unlock()
+}
+
+func (n *hubNode) Peers() []mesh.PeerInfo {
+	n.h.mu.Lock()
+	defer n.h.mu.Unlock()
+	var out []mesh.PeerInfo
+	for id := range n.h.nodes {
+		if id != n.id {
+			out = append(out, mesh.PeerInfo{ID: id, Direct: true})
+		}
+	}
+	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmpID(a.ID, b.ID) })
+	return out
+}
+
+func (n *hubNode) Stats() mesh.Stats { return mesh.Stats{} }
+
+// counter is the generic test daemon: it counts while running and
+// snapshots its count, so a test can tell a migrated daemon (count kept)
+// from a fresh one (count from zero).
+type counter struct {
+	mu    sync.Mutex
+	count uint64
+	ctl   []ControlKind
+}
+
+func (c *counter) Run(ctx context.Context, ctl <-chan Control, log Logger) error {
+	log.Log(api.LevelInfo, "counting from %d", c.get())
+	tk := time.NewTicker(2 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-ctl:
+			c.mu.Lock()
+			c.ctl = append(c.ctl, ev.Kind)
+			c.mu.Unlock()
+			if ev.Kind == CtlShutdown {
+				return nil
+			}
+		case <-tk.C:
+			c.mu.Lock()
+			c.count++
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *counter) get() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
+}
+
+func (c *counter) Snapshot() ([]byte, error) {
+	return binary.BigEndian.AppendUint64(nil, c.get()), nil
+}
+
+func (c *counter) Restore(b []byte) error {
+	if len(b) != 8 {
+		return fmt.Errorf("counter state is %d bytes, want 8", len(b))
+	}
+	c.mu.Lock()
+	c.count = binary.BigEndian.Uint64(b)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *counter) Health() (snapshot.DaemonHealthState, string) { return snapshot.DaemonHealthy, "" }
+func (c *counter) Saturation() float64                          { return 0.1 }
+
+// crasher fails (alternately by error and by panic) right after starting.
+type crasher struct{ n *atomic.Int64 }
+
+func (c crasher) Run(ctx context.Context, _ <-chan Control, _ Logger) error {
+	if c.n.Add(1)%2 == 0 {
+		panic("crasher: boom")
+	}
+	return errors.New("crasher: exit 1")
+}
+func (crasher) Snapshot() ([]byte, error)                    { return nil, nil }
+func (crasher) Restore([]byte) error                         { return nil }
+func (crasher) Health() (snapshot.DaemonHealthState, string) { return snapshot.DaemonHealthy, "" }
+func (crasher) Saturation() float64                          { return 0 }
+
+// registry tracks every counter instance so tests can read live counts.
+type registry struct {
+	mu  sync.Mutex
+	all map[string][]*counter
+}
+
+func (r *registry) factory(info DaemonInfo) Daemon {
+	c := &counter{}
+	r.mu.Lock()
+	if r.all == nil {
+		r.all = map[string][]*counter{}
+	}
+	r.all[info.ID] = append(r.all[info.ID], c)
+	r.mu.Unlock()
+	return c
+}
+
+// recordSink collects logs and failures.
+type recordSink struct {
+	mu       sync.Mutex
+	logs     []api.LogRecord
+	failures []snapshot.Failure
+}
+
+func (s *recordSink) AppendLog(r api.LogRecord) {
+	s.mu.Lock()
+	s.logs = append(s.logs, r)
+	s.mu.Unlock()
+}
+
+func (s *recordSink) AppendFailure(f snapshot.Failure) {
+	s.mu.Lock()
+	s.failures = append(s.failures, f)
+	s.mu.Unlock()
+}
+
+func (s *recordSink) hasFailure(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.failures {
+		if strings.Contains(f.Reason, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *recordSink) countFailures(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, f := range s.failures {
+		if strings.Contains(f.Reason, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+func fastTimers() Timers {
+	return Timers{
+		Tick: 20 * time.Millisecond, BackoffInitial: 5 * time.Millisecond, BackoffMax: 40 * time.Millisecond,
+		CrashLoopHold: time.Hour, StopGrace: time.Second, PullCooldown: time.Millisecond,
+		ChainStabilization: 10 * time.Millisecond, RecoveryWindow: 100 * time.Millisecond,
+		MigrationStep: time.Second, MigrationRetainFor: 5 * time.Second, MigrationRetry: 200 * time.Millisecond,
+		CheckpointEvery: 20 * time.Millisecond, DrainRatePerSec: 100,
+	}
+}
+
+// cluster is N runtimes plus the test fold.
+type cluster struct {
+	t      *testing.T
+	hub    *hub
+	ids    []NodeID
+	rts    map[NodeID]*Runtime
+	sinks  map[NodeID]*recordSink
+	cancel map[NodeID]context.CancelFunc
+	done   map[NodeID]chan struct{}
+	reg    *registry
+	spec   Spec
+
+	mu     sync.Mutex
+	intent ClusterIntent
+	dead   map[NodeID]bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type nodeOpt func(id NodeID, c *Config)
+
+func newCluster(t *testing.T, n int, spec Spec, opts ...nodeOpt) *cluster {
+	t.Helper()
+	c := &cluster{t: t, hub: newHub(), rts: map[NodeID]*Runtime{}, sinks: map[NodeID]*recordSink{},
+		cancel: map[NodeID]context.CancelFunc{}, done: map[NodeID]chan struct{}{}, reg: &registry{},
+		spec: spec, dead: map[NodeID]bool{}, stop: make(chan struct{}),
+		intent: ClusterIntent{Nodes: map[NodeID]NodeIntent{}, Daemons: map[string]DaemonIntent{}}}
+	crashes := new(atomic.Int64)
+	for i := 1; i <= n; i++ {
+		id := NodeID(i * 0x1111)
+		c.ids = append(c.ids, id)
+		sink := &recordSink{}
+		cfg := Config{
+			Self: id, Label: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 7000+i), Version: "test",
+			Capabilities: []string{"cpu"}, Spec: spec,
+			Factories: map[string]Factory{
+				"counter": c.reg.factory,
+				"crasher": func(DaemonInfo) Daemon { return crasher{n: crashes} },
+			},
+			Messenger: c.hub.join(id), Logs: sink, Failures: sink, Timers: fastTimers(),
+		}
+		for _, o := range opts {
+			o(id, &cfg)
+		}
+		rt, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.rts[id], c.sinks[id] = rt, sink
+	}
+	for _, id := range c.ids {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.cancel[id] = cancel
+		done := make(chan struct{})
+		c.done[id] = done
+		go func() { defer close(done); c.rts[id].Run(ctx) }()
+	}
+	c.wg.Add(1)
+	go c.foldLoop()
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *cluster) close() {
+	close(c.stop)
+	c.wg.Wait()
+	for _, id := range c.ids {
+		c.cancel[id]()
+	}
+	for _, id := range c.ids {
+		<-c.done[id]
+	}
+}
+
+// fold builds each live node's ClusterSnapshot from every node's latest
+// NodeSnapshot: dead nodes show Unreachable; edges come from the peers.
+func (c *cluster) foldLoop() {
+	defer c.wg.Done()
+	tk := time.NewTicker(15 * time.Millisecond)
+	defer tk.Stop()
+	var gen uint64
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tk.C:
+		}
+		gen++
+		c.mu.Lock()
+		intent := c.intent
+		dead := maps(c.dead)
+		c.mu.Unlock()
+		var views []snapshot.NodeView
+		var edges []snapshot.Edge
+		for _, id := range c.ids {
+			s := c.rts[id].Latest()
+			v := snapshot.NodeView{NodeSnapshot: *s, Health: snapshot.Healthy, ReceivedAt: time.Now()}
+			if dead[id] {
+				v.Health = snapshot.Unreachable
+			}
+			views = append(views, v)
+			for _, p := range s.Peers {
+				if id < p.Peer {
+					edges = append(edges, snapshot.Edge{A: id, B: p.Peer, RTT: p.RTT})
+				}
+			}
+		}
+		for _, id := range c.ids {
+			if dead[id] {
+				continue
+			}
+			cs := &snapshot.ClusterSnapshot{Cluster: "test", Self: id, BuiltAt: time.Now(), Generation: gen,
+				Nodes: slices.Clone(views), Edges: edges, Freeze: intent.Freeze}
+			c.rts[id].SetCluster(cs, intent)
+		}
+	}
+}
+
+func maps(m map[NodeID]bool) map[NodeID]bool {
+	out := make(map[NodeID]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// setIntent edits the shared intent (deep-copying the maps so runtimes
+// holding the old value never see it change).
+func (c *cluster) setIntent(edit func(in *ClusterIntent)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := c.intent
+	nodes := make(map[NodeID]NodeIntent, len(in.Nodes))
+	for k, v := range in.Nodes {
+		nodes[k] = v
+	}
+	daemons := make(map[string]DaemonIntent, len(in.Daemons))
+	for k, v := range in.Daemons {
+		daemons[k] = v
+	}
+	killed := make(map[string]uint64, len(in.KilledMigrations))
+	for k, v := range in.KilledMigrations {
+		killed[k] = v
+	}
+	in.Nodes, in.Daemons, in.KilledMigrations = nodes, daemons, killed
+	in.Evictions, in.Cutovers = slices.Clone(in.Evictions), slices.Clone(in.Cutovers)
+	edit(&in)
+	c.intent = in
+}
+
+func (c *cluster) editNode(id NodeID, edit func(ni *NodeIntent)) {
+	c.setIntent(func(in *ClusterIntent) {
+		ni := in.Nodes[id]
+		edit(&ni)
+		in.Nodes[id] = ni
+	})
+}
+
+// kill stops a node abruptly: off the mesh, its loop cancelled, and marked
+// unreachable in everyone's fold.
+func (c *cluster) kill(id NodeID) {
+	c.hub.setDown(id, true)
+	c.mu.Lock()
+	c.dead[id] = true
+	c.mu.Unlock()
+	c.cancel[id]()
+	<-c.done[id]
+}
+
+func (c *cluster) live() []NodeID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []NodeID
+	for _, id := range c.ids {
+		if !c.dead[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func (c *cluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatalf("timed out waiting for %s\n%s", what, c.dump())
+}
+
+func (c *cluster) dump() string {
+	var b strings.Builder
+	for _, id := range c.ids {
+		s := c.rts[id].Latest()
+		fmt.Fprintf(&b, "%v %s maint=%s gen=%d\n", id, s.Label, s.Maintenance.State, s.Generation)
+		for _, d := range s.Daemons {
+			fmt.Fprintf(&b, "   daemon %s %s restart=%s n=%d\n", d.ID, d.Lifecycle, d.Restart, d.Restarts)
+		}
+		for _, r := range s.Replicas {
+			fmt.Fprintf(&b, "   replica %s %s seq=%d term=%d\n", r.Chain, r.Role, r.Seq, r.Term)
+		}
+		for _, p := range s.Pending {
+			fmt.Fprintf(&b, "   pending %s blocked=%q\n", p.ID, p.Blocked)
+		}
+		for _, m := range s.Migrations {
+			fmt.Fprintf(&b, "   migration %s %s err=%q\n", m.ID, m.Phase, m.Error)
+		}
+	}
+	return b.String()
+}
+
+// where maps each running daemon to the live nodes whose snapshot shows it.
+func (c *cluster) where() map[string][]NodeID {
+	out := map[string][]NodeID{}
+	for _, id := range c.live() {
+		for _, d := range c.rts[id].Latest().Daemons {
+			if d.Lifecycle == snapshot.LifecycleRunning {
+				out[d.ID] = append(out[d.ID], id)
+			}
+		}
+	}
+	return out
+}
+
+// settled reports whether every live node computed the same assignment,
+// every placed daemon runs exactly once where assigned, and every chain has
+// its holders with exactly the assigned leader leading.
+func (c *cluster) settled() bool {
+	live := c.live()
+	var ref *Assignment
+	for _, id := range live {
+		a := c.rts[id].Assignment()
+		if a == nil {
+			return false
+		}
+		if ref == nil {
+			ref = a
+			continue
+		}
+		if d := Diff(ref, a); len(d.Daemons)+len(d.Replicas)+len(d.Leaders) != 0 {
+			return false
+		}
+	}
+	w := c.where()
+	for _, did := range ref.DaemonIDs() {
+		n := ref.NodeOf(did)
+		if n == 0 {
+			continue
+		}
+		if len(w[did]) != 1 || w[did][0] != n {
+			return false
+		}
+	}
+	for name, cp := range ref.Chains {
+		var holders []NodeID
+		leaders := 0
+		for _, id := range live {
+			for _, r := range c.rts[id].Latest().Replicas {
+				if r.Chain == name {
+					holders = append(holders, id)
+					if r.Role == snapshot.Leader {
+						leaders++
+						if id != cp.Leader {
+							return false
+						}
+					}
+				}
+			}
+		}
+		if !slices.Equal(holders, cp.Holders) || leaders != 1 {
+			return false
+		}
+	}
+	for _, id := range live {
+		s := c.rts[id].Latest()
+		if len(s.Pending) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cluster) node(id NodeID) *snapshot.NodeSnapshot { return c.rts[id].Latest() }
+
+// counts returns the current count of each daemon's live instance.
+func (c *cluster) count(daemon string) uint64 {
+	c.reg.mu.Lock()
+	defer c.reg.mu.Unlock()
+	var best uint64
+	for _, k := range c.reg.all[daemon] {
+		best = max(best, k.get())
+	}
+	return best
+}

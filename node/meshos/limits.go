@@ -1,0 +1,122 @@
+package meshos
+
+import "time"
+
+// Every number a reviewer cares about lives here, with its unit in its name.
+// Config fields of the same name (without the Default prefix) override the
+// timers for tests and demos; the bounds are fixed.
+
+// Tick and snapshot.
+const (
+	// DefaultTickInterval is the reconcile cadence. The timer is reset after
+	// the work, so a slow tick delays the next one instead of dropping it.
+	DefaultTickInterval = 500 * time.Millisecond
+	// TrendSamplesMax bounds Resources.Trend (at 500 ms, 30 s of history).
+	TrendSamplesMax = 60
+	// FailuresInSnapshotMax bounds the recent failures a NodeSnapshot carries.
+	FailuresInSnapshotMax = 32
+	// MigrationsRetainedMax bounds finished migrations kept for display.
+	MigrationsRetainedMax = 16
+	// DefaultMigrationRetainFor is how long a finished migration stays in the
+	// snapshot so operators can see how it ended.
+	DefaultMigrationRetainFor = 30 * time.Second
+	// SaturationHashStep quantises saturation in the structural hash, so
+	// jitter below a step does not count as a change worth gossiping.
+	SaturationHashStep = 0.05
+)
+
+// Supervision.
+const (
+	DefaultBackoffInitial = 1 * time.Second
+	DefaultBackoffMax     = 60 * time.Second
+	// DefaultCrashLoopWindow and CrashLoopCrashes: this many crashes inside
+	// the window gate the daemon as CrashLooping.
+	DefaultCrashLoopWindow = 60 * time.Second
+	CrashLoopCrashes       = 5
+	// DefaultCrashLoopHold is how long a crash-looping daemon stays gated.
+	DefaultCrashLoopHold = 60 * time.Second
+	// DefaultStableRun resets the backoff: a run this long was not a loop.
+	DefaultStableRun = 60 * time.Second
+	// DefaultStopGrace is the Shutdown grace before the supervisor abandons
+	// a daemon's Run (its context is cancelled at once, so a well-behaved
+	// daemon returns long before).
+	DefaultStopGrace = 5 * time.Second
+	// ControlQueueLen bounds a daemon's control channel; a daemon that does
+	// not read it loses backpressure hints, never blocks the supervisor.
+	ControlQueueLen = 8
+	// LogTextBytesMax bounds one daemon log line.
+	LogTextBytesMax = 1024
+)
+
+// Placement.
+const (
+	// PlacementSaturationMax is the projected saturation a new placement
+	// tries not to exceed; when no node fits, the least loaded still gets it
+	// (running hot beats not running).
+	PlacementSaturationMax = 1.0
+	// GroupMembersMax, ChainReplicasMax and GroupsMax bound a Spec.
+	GroupMembersMax  = 1024
+	ChainReplicasMax = 16
+	GroupsMax        = 4096
+	// NameBytesMax bounds group, daemon-kind and chain names.
+	NameBytesMax = 64
+)
+
+// admit() gates.
+const (
+	DefaultPullCooldown         = 250 * time.Millisecond
+	DefaultChainStabilization   = 60 * time.Second
+	DefaultDrainRatePerSec      = 10
+	DefaultBackpressureHigh     = 0.9
+	DefaultBackpressureLow      = 0.7
+	DefaultGateReportEvery      = 30 * time.Second
+	PendingActionsMax           = 256
+	FailuresRingMax             = 256
+	GateMemoMax                 = 1024
+	DefaultAvoidRTT             = 250 * time.Millisecond
+	DefaultAvoidTTL             = 5 * time.Minute
+	AvoidEntriesMax             = 256
+	DefaultRecoveryWindow       = 30 * time.Second
+	DefaultMigrationStepTimeout = 3 * time.Second
+	MigrationRetriesMax         = 3
+	// MigrationsInflightMax bounds concurrent migrations per node (both
+	// directions); inbound offers past it are refused.
+	MigrationsInflightMax = 64
+	// DefaultMigrationRetryAfter spaces attempts to move a daemon whose
+	// last migration failed, so a broken target is not hammered each tick.
+	DefaultMigrationRetryAfter = 5 * time.Second
+	// DefaultSendTimeout bounds one Messenger.Send (session setup included).
+	DefaultSendTimeout = 2 * time.Second
+	// SendsInflightMax bounds concurrent sends; past it a send is dropped
+	// and counted (every protocol here retries on its own schedule).
+	SendsInflightMax = 64
+)
+
+// Wire bounds (messages on mesh.ChanMigration).
+const (
+	// DaemonStateBytesMax bounds one daemon's serialised state; a daemon
+	// whose Snapshot is larger cannot migrate (the failure says so).
+	DaemonStateBytesMax = 192 << 10
+	// IDBytesMax bounds daemon, migration and chain ids on the wire.
+	IDBytesMax = 128
+	// ChainEntriesPerSyncMax bounds one sync reply; a follower further
+	// behind catches up over several ticks.
+	ChainEntriesPerSyncMax = 16
+	// ChainEntryBytesMax bounds one chain entry (a member's checkpoint).
+	ChainEntryBytesMax = 8 << 10
+	// ChainEntriesKeptMax is how many recent entries a replica keeps to
+	// serve followers; older ones are summarised by the checkpoints.
+	ChainEntriesKeptMax = 64
+	// CheckpointsPerChainMax caps the per-daemon checkpoint map a replica
+	// keeps (keyed by wire data).
+	CheckpointsPerChainMax = GroupMembersMax
+	// InboxLen bounds decoded messages queued for the loop.
+	InboxLen = 1024
+)
+
+// Chain replication.
+const (
+	// DefaultCheckpointEvery is how often a member's host pushes its state
+	// to the chain leader (only when the state changed).
+	DefaultCheckpointEvery = 1 * time.Second
+)

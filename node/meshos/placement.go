@@ -1,0 +1,975 @@
+package meshos
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// NodeID is the mesh node id.
+type NodeID = identity.NodeID
+
+// DaemonID is the stable id of member index of group ("inference-2"). It
+// never changes when the daemon migrates, so logs, the chain and the UI
+// follow the daemon, not the machine.
+func DaemonID(group string, index int) string { return group + "-" + strconv.Itoa(index) }
+
+// ChainName is the name of a group's chain of state. A group has at most one
+// chain, so the group's name is the least surprising name for operators
+// typing `deck ice force-cutover <chain>`.
+func ChainName(group string) string { return group }
+
+// DaemonPlacement is where one daemon should run.
+type DaemonPlacement struct {
+	ID      string
+	Group   string
+	Index   int
+	Kind    string // the Factory key
+	Lineage snapshot.Lineage
+	Node    NodeID // 0: no eligible node
+}
+
+// ChainPlacement is who should hold one chain and who leads it.
+type ChainPlacement struct {
+	Name    string
+	Group   string
+	Desired int
+	Holders []NodeID // sorted by id
+	Leader  NodeID   // 0 when there are no holders
+	// Term is the leadership term the leader holds (or will claim: a new
+	// leader claims the highest term seen plus one, which fences the old).
+	Term uint64
+}
+
+// GroupPlacement is a group's cluster-wide decision: its members and, for a
+// standby group, which member is active under which term.
+type GroupPlacement struct {
+	Name    string
+	Kind    snapshot.GroupKind
+	Members []string // daemon ids, by index
+	Chain   string   // "" when the group has no chain
+	Active  string   // standby groups: the active member
+	Term    uint64   // standby groups: the promotion fencing term
+}
+
+// Assignment is the deterministic output of Place: the same snapshot and
+// spec give the same Assignment on every node.
+type Assignment struct {
+	Daemons map[string]DaemonPlacement
+	Chains  map[string]ChainPlacement
+	Groups  map[string]GroupPlacement
+	// Unplaced lists daemons with no eligible node, sorted.
+	Unplaced []string
+	// order is the daemon ids in spec order (groups, then index).
+	order []string
+}
+
+// DaemonIDs returns every daemon id in spec order.
+func (a *Assignment) DaemonIDs() []string { return slices.Clone(a.order) }
+
+// NodeOf returns where daemon id should run (0: unplaced or unknown).
+func (a *Assignment) NodeOf(id string) NodeID {
+	if a == nil {
+		return 0
+	}
+	return a.Daemons[id].Node
+}
+
+// DaemonsOn lists the daemons assigned to node, in spec order.
+func (a *Assignment) DaemonsOn(node NodeID) []string {
+	var out []string
+	for _, id := range a.order {
+		if a.Daemons[id].Node == node {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ChainsOn lists the chains node should hold, sorted by name.
+func (a *Assignment) ChainsOn(node NodeID) []string {
+	var out []string
+	for name, c := range a.Chains {
+		if slices.Contains(c.Holders, node) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Options tune one placement run. The zero value is the normal run.
+type Options struct {
+	// Fresh nodes lose stickiness: their daemons and replicas are placed as
+	// if new (invalidate-placement). They may land on the same node again.
+	Fresh map[NodeID]bool
+	// Exclude keeps nodes off a chain (force-evict-replica).
+	Exclude map[string]map[NodeID]bool
+}
+
+// Place computes the assignment for spec over cs. It is pure and
+// deterministic: it reads only its arguments and iterates in sorted order.
+// prev (may be nil) is a weak preference for daemons the snapshot does not
+// show anywhere; the runtime passes nil so that its decisions depend on the
+// snapshot alone and every node converges on the same answer.
+func Place(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment) *Assignment {
+	return PlaceWith(cs, spec, prev, Options{})
+}
+
+// nodeState is one candidate node during placement.
+type nodeState struct {
+	id        NodeID
+	keep      bool // existing daemons and replicas may stay
+	host      bool // may receive new placements
+	caps      map[string]bool
+	load      float64 // projected saturation
+	avoided   bool    // on some healthy node's avoid list
+	meanRTTms int64
+	replicas  int // chains assigned, to spread them
+}
+
+// location is where the snapshot shows a daemon.
+type location struct {
+	node     int // index into nodes
+	running  bool
+	incoming bool // an in-progress migration's target
+	lineage  snapshot.Lineage
+}
+
+// holder is a node the snapshot shows holding a chain.
+type holder struct {
+	node int
+	lead bool
+	term uint64
+	seq  uint64
+}
+
+// PlaceWith is Place with options (invalidate, evictions).
+func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Options) *Assignment {
+	a := &Assignment{
+		Daemons: make(map[string]DaemonPlacement),
+		Chains:  make(map[string]ChainPlacement),
+		Groups:  make(map[string]GroupPlacement),
+	}
+	var views []snapshot.NodeView
+	if cs != nil {
+		views = cs.Nodes
+	}
+	nodes := make([]nodeState, len(views))
+	index := make(map[NodeID]int, len(views))
+	order := make([]int, len(views))
+	for i := range order {
+		order[i] = i
+	}
+	// cs.Nodes is documented sorted, but a pure function must not trust it.
+	slices.SortFunc(order, func(x, y int) int { return cmpID(views[x].ID, views[y].ID) })
+	sorted := make([]*snapshot.NodeView, len(views))
+	for k, i := range order {
+		sorted[k] = &views[i]
+	}
+	loadOf := groupLoads(spec)
+	for i, v := range sorted {
+		n := &nodes[i]
+		n.id = v.ID
+		index[v.ID] = i
+		live := v.Health == snapshot.Healthy && !v.Stale && v.ID.Valid()
+		active := v.Maintenance.State == snapshot.MaintActive || v.Maintenance.State == snapshot.MaintRecovery
+		n.keep = live && active
+		n.host = n.keep && !v.Cordoned
+		n.caps = make(map[string]bool, len(v.Capabilities))
+		for _, c := range v.Capabilities {
+			n.caps[c] = true
+		}
+		// The node's own gauge includes the daemons it runs now; subtract
+		// their declared load so projecting the new assignment does not
+		// count them twice.
+		base := v.Resources.Saturation
+		for _, d := range v.Daemons {
+			if d.Lifecycle != snapshot.LifecycleStopped {
+				base -= loadOf[d.Lineage.Group]
+			}
+		}
+		n.load = math.Max(0, base)
+	}
+	markAvoided(sorted, nodes, index)
+	meanRTT(cs, nodes, index)
+
+	locs := daemonLocations(sorted, index)
+	holders := chainHolders(sorted, index)
+
+	// Daemons: sticky pass first (what is placed stays placed), then fresh
+	// placements in spec order, so a newcomer never displaces an incumbent.
+	type want struct {
+		p DaemonPlacement
+		g int
+	}
+	var wants []want
+	for gi, g := range spec.Groups {
+		members := groupMembers(g)
+		gp := GroupPlacement{Name: g.Name, Kind: g.Kind}
+		if g.ChainReplicas > 0 {
+			gp.Chain = ChainName(g.Name)
+		}
+		for i := 0; i < members; i++ {
+			id := DaemonID(g.Name, i)
+			gp.Members = append(gp.Members, id)
+			lin := snapshot.Lineage{Kind: g.Kind, Group: g.Name, Index: i}
+			if g.Kind == snapshot.GroupFork {
+				lin.ForkAt = g.ForkAt
+			}
+			wants = append(wants, want{p: DaemonPlacement{ID: id, Group: g.Name, Index: i, Kind: g.DaemonKind, Lineage: lin}, g: gi})
+			a.order = append(a.order, id)
+		}
+		a.Groups[g.Name] = gp
+	}
+	perGroup := make([][]int, len(spec.Groups)) // members per node, per group
+	for gi := range perGroup {
+		perGroup[gi] = make([]int, len(nodes))
+	}
+	fits := func(n *nodeState, g GroupSpec) bool {
+		for _, c := range g.Requires {
+			if !n.caps[c] {
+				return false
+			}
+		}
+		return true
+	}
+	placed := make([]int, len(wants)) // node index, -1 unplaced
+	for k, w := range wants {
+		placed[k] = -1
+		g := spec.Groups[w.g]
+		best := -1
+		ls := locs[w.p.ID]
+		for li, l := range ls {
+			n := &nodes[l.node]
+			if !n.keep || !fits(n, g) || opt.Fresh[n.id] {
+				continue
+			}
+			if best < 0 || betterLocation(l, ls[best], nodes) {
+				best = li
+			}
+		}
+		if best < 0 && prev != nil {
+			if pn, ok := index[prev.Daemons[w.p.ID].Node]; ok && len(locs[w.p.ID]) == 0 {
+				n := &nodes[pn]
+				if n.host && fits(n, g) && !opt.Fresh[n.id] {
+					placed[k] = pn
+				}
+			}
+		}
+		if best >= 0 {
+			placed[k] = locs[w.p.ID][best].node
+		}
+		if placed[k] >= 0 {
+			nodes[placed[k]].load += loadOf[g.Name]
+			perGroup[w.g][placed[k]]++
+		}
+	}
+	for k, w := range wants {
+		if placed[k] >= 0 {
+			continue
+		}
+		g := spec.Groups[w.g]
+		load := loadOf[g.Name]
+		best := -1
+		var bestKey placeKey
+		for i := range nodes {
+			n := &nodes[i]
+			if !n.host || !fits(n, g) {
+				continue
+			}
+			key := placeKey{
+				sameGroup: perGroup[w.g][i],
+				avoided:   n.avoided,
+				over:      n.load+load > PlacementSaturationMax,
+				load:      n.load,
+				tie:       tieHash(w.p.ID, n.id),
+			}
+			if best < 0 || key.less(bestKey) {
+				best, bestKey = i, key
+			}
+		}
+		if best >= 0 {
+			placed[k] = best
+			nodes[best].load += load
+			perGroup[w.g][best]++
+		}
+	}
+	for k, w := range wants {
+		p := w.p
+		if placed[k] >= 0 {
+			p.Node = nodes[placed[k]].id
+		} else {
+			a.Unplaced = append(a.Unplaced, p.ID)
+		}
+		a.Daemons[p.ID] = p
+	}
+	slices.Sort(a.Unplaced)
+
+	// Standby groups: keep the active member with the highest term; promote
+	// the best-synced placed member when the active one is gone.
+	for _, g := range spec.Groups {
+		if g.Kind != snapshot.GroupStandby {
+			continue
+		}
+		gp := a.Groups[g.Name]
+		gp.Active, gp.Term = standbyActive(gp.Members, a, locs, nodes)
+		a.Groups[g.Name] = gp
+		for _, id := range gp.Members {
+			p := a.Daemons[id]
+			p.Lineage.Active = id == gp.Active
+			p.Lineage.Term = gp.Term
+			a.Daemons[id] = p
+		}
+	}
+
+	// Chains: keep live holders, fill up to Desired, pick the leader.
+	for gi, g := range spec.Groups {
+		if g.ChainReplicas <= 0 {
+			continue
+		}
+		name := ChainName(g.Name)
+		want := min(g.ChainReplicas, ChainReplicasMax)
+		cp := ChainPlacement{Name: name, Group: g.Name, Desired: want}
+		excl := opt.Exclude[name]
+		var kept []holder
+		var maxTerm uint64
+		for _, h := range holders[name] {
+			maxTerm = max(maxTerm, h.term)
+			n := &nodes[h.node]
+			if n.keep && !excl[n.id] && !opt.Fresh[n.id] {
+				kept = append(kept, h)
+			}
+		}
+		if len(kept) > want {
+			// Over-replicated: keep the leader and the most caught-up.
+			slices.SortStableFunc(kept, func(x, y holder) int {
+				if x.lead != y.lead {
+					if x.lead {
+						return -1
+					}
+					return 1
+				}
+				if x.seq != y.seq {
+					if x.seq > y.seq {
+						return -1
+					}
+					return 1
+				}
+				return cmpID(nodes[x.node].id, nodes[y.node].id)
+			})
+			kept = kept[:want]
+		}
+		chosen := make([]int, 0, want)
+		for _, h := range kept {
+			chosen = append(chosen, h.node)
+		}
+		for len(chosen) < want {
+			best := -1
+			var bestKey replicaKey
+			for i := range nodes {
+				n := &nodes[i]
+				if !n.host || excl[n.id] || slices.Contains(chosen, i) {
+					continue
+				}
+				key := replicaKey{
+					noMember: perGroup[gi][i] == 0,
+					avoided:  n.avoided,
+					replicas: n.replicas,
+					tie:      tieHash(name, n.id),
+				}
+				if best < 0 || key.less(bestKey) {
+					best, bestKey = i, key
+				}
+			}
+			if best < 0 {
+				break
+			}
+			chosen = append(chosen, best)
+		}
+		for _, i := range chosen {
+			nodes[i].replicas++
+			cp.Holders = append(cp.Holders, nodes[i].id)
+		}
+		slices.SortFunc(cp.Holders, cmpID)
+		cp.Leader, cp.Term = chainLeader(chosen, kept, nodes, maxTerm)
+		a.Chains[name] = cp
+	}
+	return a
+}
+
+// placeKey orders candidate nodes for a new daemon: spread the group first,
+// then stay off avoided nodes, then fit under the saturation ceiling, then
+// the least loaded, then a per-daemon hash so equal nodes share the work.
+type placeKey struct {
+	sameGroup int
+	avoided   bool
+	over      bool
+	load      float64
+	tie       uint64
+}
+
+func (k placeKey) less(o placeKey) bool {
+	if k.sameGroup != o.sameGroup {
+		return k.sameGroup < o.sameGroup
+	}
+	if k.avoided != o.avoided {
+		return !k.avoided
+	}
+	if k.over != o.over {
+		return !k.over
+	}
+	if k.load != o.load {
+		return k.load < o.load
+	}
+	return k.tie < o.tie
+}
+
+// replicaKey orders candidate holders: near the group's members (the leader
+// there advances the chain without crossing the mesh), off avoided nodes,
+// the fewest chains, then a hash.
+type replicaKey struct {
+	noMember bool
+	avoided  bool
+	replicas int
+	tie      uint64
+}
+
+func (k replicaKey) less(o replicaKey) bool {
+	if k.noMember != o.noMember {
+		return !k.noMember
+	}
+	if k.avoided != o.avoided {
+		return !k.avoided
+	}
+	if k.replicas != o.replicas {
+		return k.replicas < o.replicas
+	}
+	return k.tie < o.tie
+}
+
+// tieHash is FNV-1a over s and n, inlined because it runs for every
+// (daemon, node) pair and hash.Hash would allocate each time.
+func tieHash(s string, n NodeID) uint64 {
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= prime64
+	}
+	for i := 0; i < 8; i++ {
+		h ^= uint64(n) >> (8 * i) & 0xff
+		h *= prime64
+	}
+	return h
+}
+
+func cmpID(a, b NodeID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func groupMembers(g GroupSpec) int {
+	m := g.Members
+	if m < 1 {
+		m = 1
+	}
+	if g.Kind == snapshot.GroupSolo {
+		m = 1
+	}
+	return min(m, GroupMembersMax)
+}
+
+func groupLoads(spec Spec) map[string]float64 {
+	m := make(map[string]float64, len(spec.Groups))
+	for _, g := range spec.Groups {
+		m[g.Name] = g.Load
+	}
+	return m
+}
+
+// markAvoided flags nodes that some live node avoids. Entries are removed by
+// their owner when they expire, so presence is the signal: comparing Until
+// with a local clock would make nodes disagree near expiry.
+func markAvoided(views []*snapshot.NodeView, nodes []nodeState, index map[NodeID]int) {
+	for i, v := range views {
+		if !nodes[i].keep {
+			continue
+		}
+		for _, e := range v.Avoid {
+			if j, ok := index[e.Peer]; ok && j != i {
+				nodes[j].avoided = true
+			}
+		}
+	}
+}
+
+// meanRTT averages each node's edge RTTs (whole milliseconds, so sub-ms
+// jitter cannot reorder leaders). A node without edges sorts last.
+func meanRTT(cs *snapshot.ClusterSnapshot, nodes []nodeState, index map[NodeID]int) {
+	sum := make([]int64, len(nodes))
+	cnt := make([]int64, len(nodes))
+	if cs != nil {
+		for _, e := range cs.Edges {
+			ms := e.RTT.Milliseconds()
+			if i, ok := index[e.A]; ok {
+				sum[i] += ms
+				cnt[i]++
+			}
+			if i, ok := index[e.B]; ok {
+				sum[i] += ms
+				cnt[i]++
+			}
+		}
+	}
+	for i := range nodes {
+		nodes[i].meanRTTms = math.MaxInt64
+		if cnt[i] > 0 {
+			nodes[i].meanRTTms = sum[i] / cnt[i]
+		}
+	}
+}
+
+func daemonLocations(views []*snapshot.NodeView, index map[NodeID]int) map[string][]location {
+	locs := make(map[string][]location)
+	for i, v := range views {
+		for _, d := range v.Daemons {
+			if d.Lifecycle == snapshot.LifecycleStopped {
+				continue
+			}
+			locs[d.ID] = append(locs[d.ID], location{
+				node:    i,
+				running: d.Lifecycle == snapshot.LifecycleRunning,
+				lineage: d.Lineage,
+			})
+		}
+		for _, m := range v.Migrations {
+			if m.Source != v.ID || m.Phase >= snapshot.PhaseComplete {
+				continue
+			}
+			if j, ok := index[m.Target]; ok {
+				locs[m.Daemon] = append(locs[m.Daemon], location{node: j, incoming: true})
+			}
+		}
+	}
+	return locs
+}
+
+func chainHolders(views []*snapshot.NodeView, _ map[NodeID]int) map[string][]holder {
+	hs := make(map[string][]holder)
+	for i, v := range views {
+		for _, r := range v.Replicas {
+			hs[r.Chain] = append(hs[r.Chain], holder{node: i, lead: r.Role == snapshot.Leader, term: r.Term, seq: r.Seq})
+		}
+	}
+	return hs
+}
+
+// betterLocation prefers an in-progress migration's target (the move is
+// under way; flipping back would churn), then a running instance, then the
+// lowest node id (duplicates collapse onto one).
+func betterLocation(x, y location, nodes []nodeState) bool {
+	if x.incoming != y.incoming {
+		return x.incoming
+	}
+	if x.running != y.running {
+		return x.running
+	}
+	return nodes[x.node].id < nodes[y.node].id
+}
+
+// standbyActive keeps the placed member that claims active with the highest
+// term; otherwise it promotes the placed member with the highest
+// synced_through (then the lowest index) under a new term.
+func standbyActive(members []string, a *Assignment, locs map[string][]location, nodes []nodeState) (string, uint64) {
+	var maxTerm uint64
+	claim, claimTerm := "", uint64(0)
+	for _, id := range members {
+		for _, l := range locs[id] {
+			maxTerm = max(maxTerm, l.lineage.Term)
+			if l.incoming || !l.lineage.Active || a.Daemons[id].Node == 0 || !nodes[l.node].keep {
+				continue
+			}
+			if claim == "" || l.lineage.Term > claimTerm {
+				claim, claimTerm = id, l.lineage.Term
+			}
+		}
+	}
+	if claim != "" && claimTerm == maxTerm {
+		return claim, claimTerm
+	}
+	best, bestSynced := "", uint64(0)
+	for _, id := range members {
+		if a.Daemons[id].Node == 0 {
+			continue
+		}
+		var synced uint64
+		for _, l := range locs[id] {
+			synced = max(synced, l.lineage.Synced)
+		}
+		if best == "" || synced > bestSynced {
+			best, bestSynced = id, synced
+		}
+	}
+	if best == "" {
+		return "", maxTerm
+	}
+	return best, maxTerm + 1
+}
+
+// chainLeader keeps the holder that claims leadership with the highest term;
+// otherwise the chosen holder with the lowest mean RTT (then lowest id) leads
+// under a new term.
+func chainLeader(chosen []int, kept []holder, nodes []nodeState, maxTerm uint64) (NodeID, uint64) {
+	if len(chosen) == 0 {
+		return 0, maxTerm
+	}
+	claim := -1
+	var claimTerm uint64
+	for _, h := range kept {
+		if !h.lead {
+			continue
+		}
+		if claim < 0 || h.term > claimTerm || (h.term == claimTerm && better(nodes, h.node, claim)) {
+			claim, claimTerm = h.node, h.term
+		}
+	}
+	if claim >= 0 && claimTerm == maxTerm {
+		return nodes[claim].id, claimTerm
+	}
+	best := chosen[0]
+	for _, i := range chosen[1:] {
+		if better(nodes, i, best) {
+			best = i
+		}
+	}
+	return nodes[best].id, maxTerm + 1
+}
+
+func better(nodes []nodeState, i, j int) bool {
+	if nodes[i].meanRTTms != nodes[j].meanRTTms {
+		return nodes[i].meanRTTms < nodes[j].meanRTTms
+	}
+	return nodes[i].id < nodes[j].id
+}
+
+// ProjectedSaturation is each node's saturation under assignment a: its
+// gauge net of the daemons it runs now, plus the declared load of what a
+// assigns to it. The blast radius compares it with api.HotSaturation.
+func ProjectedSaturation(cs *snapshot.ClusterSnapshot, spec Spec, a *Assignment) map[NodeID]float64 {
+	out := make(map[NodeID]float64)
+	if cs == nil {
+		return out
+	}
+	loadOf := groupLoads(spec)
+	for _, v := range cs.Nodes {
+		base := v.Resources.Saturation
+		for _, d := range v.Daemons {
+			if d.Lifecycle != snapshot.LifecycleStopped {
+				base -= loadOf[d.Lineage.Group]
+			}
+		}
+		out[v.ID] = math.Max(0, base)
+	}
+	if a == nil {
+		return out
+	}
+	for _, id := range a.order {
+		p := a.Daemons[id]
+		if _, ok := out[p.Node]; ok && p.Node != 0 {
+			out[p.Node] += loadOf[p.Group]
+		}
+	}
+	return out
+}
+
+// CurrentAssignment reads the placement the snapshot shows now (where each
+// daemon runs, who holds and leads each chain), in Assignment form, so the
+// blast radius can diff "now" against Place's answer.
+func CurrentAssignment(cs *snapshot.ClusterSnapshot, spec Spec) *Assignment {
+	a := &Assignment{Daemons: map[string]DaemonPlacement{}, Chains: map[string]ChainPlacement{}, Groups: map[string]GroupPlacement{}}
+	where := map[string]NodeID{}
+	leads := map[string]NodeID{}
+	holders := map[string][]NodeID{}
+	if cs != nil {
+		for _, v := range cs.Nodes {
+			for _, d := range v.Daemons {
+				if d.Lifecycle == snapshot.LifecycleStopped {
+					continue
+				}
+				if cur, ok := where[d.ID]; !ok || v.ID < cur {
+					where[d.ID] = v.ID
+				}
+			}
+			for _, r := range v.Replicas {
+				holders[r.Chain] = append(holders[r.Chain], v.ID)
+				if r.Role == snapshot.Leader {
+					leads[r.Chain] = v.ID
+				}
+			}
+		}
+	}
+	for _, g := range spec.Groups {
+		gp := GroupPlacement{Name: g.Name, Kind: g.Kind}
+		for i := 0; i < groupMembers(g); i++ {
+			id := DaemonID(g.Name, i)
+			gp.Members = append(gp.Members, id)
+			a.order = append(a.order, id)
+			a.Daemons[id] = DaemonPlacement{ID: id, Group: g.Name, Index: i, Kind: g.DaemonKind,
+				Lineage: snapshot.Lineage{Kind: g.Kind, Group: g.Name, Index: i}, Node: where[id]}
+			if where[id] == 0 {
+				a.Unplaced = append(a.Unplaced, id)
+			}
+		}
+		if g.ChainReplicas > 0 {
+			name := ChainName(g.Name)
+			gp.Chain = name
+			hs := slices.Clone(holders[name])
+			slices.SortFunc(hs, cmpID)
+			a.Chains[name] = ChainPlacement{Name: name, Group: g.Name, Desired: g.ChainReplicas, Holders: hs, Leader: leads[name]}
+		}
+		a.Groups[g.Name] = gp
+	}
+	slices.Sort(a.Unplaced)
+	return a
+}
+
+// DaemonChange is a daemon whose node differs between two assignments
+// (From or To 0: unplaced).
+type DaemonChange struct {
+	Daemon   string
+	From, To NodeID
+}
+
+// ReplicaChange is one replica that moves (From or To 0: only dropped or
+// only added).
+type ReplicaChange struct {
+	Chain    string
+	From, To NodeID
+}
+
+// LeaderChange is a chain whose leader differs.
+type LeaderChange struct {
+	Chain    string
+	From, To NodeID
+}
+
+// AssignmentDiff is what changes from one assignment to another.
+type AssignmentDiff struct {
+	Daemons  []DaemonChange // sorted by daemon id
+	Replicas []ReplicaChange
+	Leaders  []LeaderChange
+	// Unchanged and Total count daemon placements and replica slots.
+	Unchanged, Total int
+}
+
+// Stability is the fraction of placements (daemons and replica slots) that
+// stay where they are, 1 when there is nothing to place.
+func (d AssignmentDiff) Stability() float64 {
+	if d.Total == 0 {
+		return 1
+	}
+	return float64(d.Unchanged) / float64(d.Total)
+}
+
+// Nodes lists every node a change touches, sorted.
+func (d AssignmentDiff) Nodes() []NodeID {
+	seen := map[NodeID]bool{}
+	add := func(ids ...NodeID) {
+		for _, id := range ids {
+			if id != 0 {
+				seen[id] = true
+			}
+		}
+	}
+	for _, c := range d.Daemons {
+		add(c.From, c.To)
+	}
+	for _, c := range d.Replicas {
+		add(c.From, c.To)
+	}
+	for _, c := range d.Leaders {
+		add(c.From, c.To)
+	}
+	out := make([]NodeID, 0, len(seen))
+	for id := range seen {
+		out = append(out, id)
+	}
+	slices.SortFunc(out, cmpID)
+	return out
+}
+
+// Diff compares two assignments (either may be nil: empty).
+func Diff(from, to *Assignment) AssignmentDiff {
+	var d AssignmentDiff
+	ids := map[string]bool{}
+	chains := map[string]bool{}
+	for _, a := range []*Assignment{from, to} {
+		if a == nil {
+			continue
+		}
+		for id := range a.Daemons {
+			ids[id] = true
+		}
+		for c := range a.Chains {
+			chains[c] = true
+		}
+	}
+	for _, id := range sortedKeys(ids) {
+		f, t := from.NodeOf(id), to.NodeOf(id)
+		d.Total++
+		if f == t {
+			d.Unchanged++
+			continue
+		}
+		d.Daemons = append(d.Daemons, DaemonChange{Daemon: id, From: f, To: t})
+	}
+	for _, name := range sortedKeys(chains) {
+		var fc, tc ChainPlacement
+		if from != nil {
+			fc = from.Chains[name]
+		}
+		if to != nil {
+			tc = to.Chains[name]
+		}
+		var removed, added []NodeID
+		for _, h := range fc.Holders {
+			if slices.Contains(tc.Holders, h) {
+				d.Unchanged++
+				d.Total++
+			} else {
+				removed = append(removed, h)
+			}
+		}
+		for _, h := range tc.Holders {
+			if !slices.Contains(fc.Holders, h) {
+				added = append(added, h)
+			}
+		}
+		for i := 0; i < max(len(removed), len(added)); i++ {
+			var c = ReplicaChange{Chain: name}
+			if i < len(removed) {
+				c.From = removed[i]
+			}
+			if i < len(added) {
+				c.To = added[i]
+			}
+			d.Total++
+			d.Replicas = append(d.Replicas, c)
+		}
+		if fc.Leader != tc.Leader {
+			d.Leaders = append(d.Leaders, LeaderChange{Chain: name, From: fc.Leader, To: tc.Leader})
+		}
+	}
+	return d
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ApplyIntent returns a copy of cs with the admin intent overlaid on the
+// node views (cordon, maintenance entering/exiting), so placement reacts to
+// a committed intent before the node itself reports the new state. The
+// blast radius uses it with the action applied. cs is not modified.
+func ApplyIntent(cs *snapshot.ClusterSnapshot, intent ClusterIntent) *snapshot.ClusterSnapshot {
+	if cs == nil {
+		return nil
+	}
+	out := *cs
+	out.Nodes = slices.Clone(cs.Nodes)
+	out.Freeze = intent.Freeze
+	for i := range out.Nodes {
+		v := &out.Nodes[i]
+		ni, ok := intent.Nodes[v.ID]
+		if !ok {
+			continue
+		}
+		v.Cordoned = ni.Cordoned
+		st := v.Maintenance.State
+		switch ni.Maintenance {
+		case MaintIntentEnter:
+			if st == snapshot.MaintActive || st == snapshot.MaintRecovery || st == snapshot.MaintExiting {
+				v.Maintenance.State = snapshot.MaintEntering
+				v.Maintenance.Deadline = ni.DrainDeadline
+			}
+		case MaintIntentExit:
+			if st == snapshot.MaintEntering || st == snapshot.MaintMaintenance || st == snapshot.MaintDrainFailed {
+				v.Maintenance.State = snapshot.MaintExiting
+			}
+		}
+	}
+	return &out
+}
+
+// OptionsFor derives the placement options a ClusterIntent implies for
+// every node alike: evicted replicas stay off their victims while the
+// eviction is listed.
+func OptionsFor(intent ClusterIntent) Options {
+	var o Options
+	for _, e := range intent.Evictions {
+		if o.Exclude == nil {
+			o.Exclude = map[string]map[NodeID]bool{}
+		}
+		if o.Exclude[e.Chain] == nil {
+			o.Exclude[e.Chain] = map[NodeID]bool{}
+		}
+		o.Exclude[e.Chain][e.Node] = true
+	}
+	return o
+}
+
+// Spec validation errors.
+var ErrBadSpec = errors.New("meshos: invalid spec")
+
+// Validate checks a Spec's bounds and references. Specs come from files
+// operators edit, so every problem is an error, never a panic later.
+func (s Spec) Validate() error {
+	if len(s.Groups) > GroupsMax {
+		return fmt.Errorf("%w: %d groups exceeds %d", ErrBadSpec, len(s.Groups), GroupsMax)
+	}
+	names := map[string]GroupSpec{}
+	for _, g := range s.Groups {
+		switch {
+		case g.Name == "" || len(g.Name) > NameBytesMax:
+			return fmt.Errorf("%w: group name %q must be 1..%d bytes", ErrBadSpec, g.Name, NameBytesMax)
+		case g.DaemonKind == "" || len(g.DaemonKind) > NameBytesMax:
+			return fmt.Errorf("%w: group %q: daemon kind must be 1..%d bytes", ErrBadSpec, g.Name, NameBytesMax)
+		case g.Members < 0 || g.Members > GroupMembersMax:
+			return fmt.Errorf("%w: group %q: members %d outside 0..%d", ErrBadSpec, g.Name, g.Members, GroupMembersMax)
+		case g.ChainReplicas < 0 || g.ChainReplicas > ChainReplicasMax:
+			return fmt.Errorf("%w: group %q: chain replicas %d outside 0..%d", ErrBadSpec, g.Name, g.ChainReplicas, ChainReplicasMax)
+		case g.Load < 0 || g.Load > 1 || math.IsNaN(g.Load):
+			return fmt.Errorf("%w: group %q: load %v outside 0..1", ErrBadSpec, g.Name, g.Load)
+		case g.Kind > snapshot.GroupFork:
+			return fmt.Errorf("%w: group %q: unknown kind %d", ErrBadSpec, g.Name, g.Kind)
+		}
+		if _, dup := names[g.Name]; dup {
+			return fmt.Errorf("%w: duplicate group %q", ErrBadSpec, g.Name)
+		}
+		names[g.Name] = g
+	}
+	for _, g := range s.Groups {
+		if g.Kind == snapshot.GroupFork {
+			if _, ok := names[g.Parent]; !ok || g.Parent == g.Name {
+				return fmt.Errorf("%w: fork group %q: parent %q is not another group", ErrBadSpec, g.Name, g.Parent)
+			}
+		}
+	}
+	return nil
+}

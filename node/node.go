@@ -1,0 +1,293 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/chain"
+	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/gossip"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/node/transport"
+)
+
+// Options configure one node.
+type Options struct {
+	Cluster *config.Cluster
+	// Key is the node's identity; nil makes an ephemeral one (the CLI's
+	// short-lived node).
+	Key *identity.Key
+	// DataDir holds the node's Badger database; "" makes a temporary
+	// directory removed on Close.
+	DataDir    string
+	ListenAddr string   // default 127.0.0.1:0
+	Bootstrap  []string // nil: the cluster file's bootstrap addresses
+	Label      string
+	// Capabilities the node offers to placement (gpu, edge, datafort …).
+	Capabilities []string
+	// Observer nodes (consoles) join and gossip but never host daemons or
+	// chain replicas.
+	Observer  bool
+	Spec      meshos.Spec
+	Factories map[string]meshos.Factory
+	Version   string
+	Logf      func(format string, args ...any)
+	// Transport overrides timers (tests); zero fields take defaults.
+	Transport transport.Config
+}
+
+// Node is a running mesh node.
+type Node struct {
+	opts    Options
+	key     *identity.Key
+	genesis command.Genesis
+	tmpDir  string
+
+	tr     *transport.Transport
+	db     *chain.DB
+	ledger *chain.Ledger
+	ae     *chain.AntiEntropy
+	fold   *chain.Fold[*adminFold]
+	gs     *gossip.Gossip
+	rt     *meshos.Runtime
+	subs   *chain.SubscriptionService
+	pub    *publisher
+	commit *committer
+	rejects *rejectRing
+
+	started   time.Time
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	wake chan struct{}
+
+	mu        sync.Mutex
+	lastPubGen uint64
+	lastFinger uint64
+	generation uint64
+}
+
+// Start opens the node's database, binds its socket, joins the mesh and
+// starts every service. Close stops them.
+func Start(ctx context.Context, opts Options) (*Node, error) {
+	if opts.Cluster == nil {
+		return nil, fmt.Errorf("node: %w: no cluster", api.ErrInvalid)
+	}
+	psk, err := opts.Cluster.PSKBytes()
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	genesis, err := genesisOf(opts.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = "127.0.0.1:0"
+	}
+	if opts.Bootstrap == nil {
+		opts.Bootstrap = opts.Cluster.Bootstrap
+	}
+	n := &Node{opts: opts, key: opts.Key, genesis: genesis, started: time.Now(),
+		wake: make(chan struct{}, 1), rejects: newRejectRing(rejectRingSize)}
+	if n.key == nil {
+		if n.key, err = identity.Generate(); err != nil {
+			return nil, err
+		}
+	}
+	dir := opts.DataDir
+	if dir == "" {
+		if n.tmpDir, err = os.MkdirTemp("", "deck-node-*"); err != nil {
+			return nil, fmt.Errorf("node: temp dir: %w", err)
+		}
+		dir = n.tmpDir
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.Close()
+		}
+	}()
+	if n.db, err = chain.Open(chain.Config{Dir: filepath.Join(dir, "chain"), Logf: opts.Logf}); err != nil {
+		return nil, fmt.Errorf("node: open chains: %w", err)
+	}
+	tcfg := opts.Transport
+	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, opts.ListenAddr, opts.Bootstrap, opts.Logf
+	if n.tr, err = transport.New(tcfg); err != nil {
+		return nil, fmt.Errorf("node: transport: %w", err)
+	}
+	n.ledger = n.db.Ledger(n.validate)
+	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf})
+	n.fold = chain.NewFold[*adminFold](n.ledger, adminFolder{genesis: genesis}, 0)
+	n.gs = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr})
+	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
+	caps := opts.Capabilities
+	if opts.Observer {
+		caps = nil
+	}
+	if n.rt, err = meshos.New(meshos.Config{
+		Self: n.key.ID, Label: opts.Label, Addr: n.tr.LocalAddr(), Version: opts.Version,
+		Capabilities: caps, Spec: opts.Spec, Factories: opts.Factories, Messenger: n.tr,
+		Logs: logSink{n}, Failures: failureSink{n},
+	}); err != nil {
+		return nil, fmt.Errorf("node: meshos: %w", err)
+	}
+	n.commit = newCommitter(n)
+	n.pub = newPublisher(n.foldCluster(time.Now()))
+
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.tr.Handle(mesh.ChanCommand, n.commit.handle)
+	n.tr.Start(n.ctx)
+	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
+	n.spawn(func(ctx context.Context) { _ = n.fold.Run(ctx) })
+	n.spawn(func(ctx context.Context) { n.gs.Run(ctx) })
+	n.spawn(func(ctx context.Context) { _ = n.subs.Run(ctx) })
+	n.spawn(func(ctx context.Context) { _ = n.rt.Run(ctx) })
+	n.spawn(n.loop)
+	ok = true
+	return n, nil
+}
+
+func (n *Node) spawn(f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+}
+
+// ID is the node's id.
+func (n *Node) ID() identity.NodeID { return n.key.ID }
+
+// Addr is the node's UDP address.
+func (n *Node) Addr() string { return n.tr.LocalAddr() }
+
+// Transport exposes the transport for fault injection (demo) and tests.
+func (n *Node) Transport() *transport.Transport { return n.tr }
+
+// Spec is the workload spec the node places.
+func (n *Node) Spec() meshos.Spec { return n.opts.Spec }
+
+// Cluster is the cluster snapshot as this node folds it.
+func (n *Node) Cluster() *snapshot.ClusterSnapshot { return n.pub.load() }
+
+// AdminState is the latest fold of the admin ledger.
+func (n *Node) AdminState() *command.AdminState {
+	s, _ := n.fold.State()
+	if s == nil {
+		st, _ := command.NewState(n.genesis)
+		return st
+	}
+	return s.st
+}
+
+// Close stops every service, closes the socket and the database, and
+// removes a temporary data dir.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.cancel != nil {
+			n.cancel()
+		}
+		var errs []error
+		if n.tr != nil {
+			if err := n.tr.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.wg.Wait()
+		if n.db != nil {
+			if err := n.db.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if n.tmpDir != "" {
+			os.RemoveAll(n.tmpDir)
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// WaitConnected blocks until the node has at least one healthy peer and has
+// heard a snapshot from it, or ctx ends (api.ErrNotConnected).
+func (n *Node) WaitConnected(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		cs := n.pub.load()
+		for _, nv := range cs.Nodes {
+			if nv.ID != n.key.ID && nv.Health == snapshot.Healthy && !nv.Stale && !nv.BuiltAt.IsZero() {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: no peer answered (%v)", api.ErrNotConnected, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// peerIDs lists the peers worth talking to (anti-entropy, subscriptions).
+func (n *Node) peerIDs() []identity.NodeID {
+	ps := n.tr.Peers()
+	out := make([]identity.NodeID, 0, len(ps))
+	for _, p := range ps {
+		if p.Health != mesh.Unreachable {
+			out = append(out, p.ID)
+		}
+	}
+	return out
+}
+
+// allNodeIDs lists every node in the cluster view, self included (log and
+// failure subscriptions go to each).
+func (n *Node) allNodeIDs() []identity.NodeID {
+	cs := n.pub.load()
+	out := make([]identity.NodeID, 0, len(cs.Nodes))
+	for _, nv := range cs.Nodes {
+		if nv.Health != snapshot.Unreachable {
+			out = append(out, nv.ID)
+		}
+	}
+	if !slices.Contains(out, n.key.ID) {
+		out = append(out, n.key.ID)
+	}
+	return out
+}
+
+func (n *Node) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Done is closed when the node is closing.
+func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
+
+// SyncLedger runs one anti-entropy round with every reachable peer, so a
+// console that just joined reads the whole admin ledger.
+func (n *Node) SyncLedger(ctx context.Context) {
+	for _, p := range n.peerIDs() {
+		if _, err := n.ae.SyncWith(ctx, p); err == nil {
+			return
+		}
+	}
+}

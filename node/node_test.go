@@ -1,0 +1,110 @@
+package node_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/deck-mesh/deck/demo/workloads"
+	"github.com/deck-mesh/deck/node"
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// testMesh is n real nodes on loopback sharing one cluster, plus the
+// operator key registered in its genesis.
+type testMesh struct {
+	cluster *config.Cluster
+	op      *identity.Key
+	nodes   []*node.Node
+}
+
+func startMesh(t *testing.T, n int) *testMesh {
+	t.Helper()
+	op, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := config.NewCluster("test", nil, []config.Operator{config.NewOperator("alice", op.Public)}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &testMesh{cluster: cl, op: op}
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		opts := node.Options{
+			Cluster: cl, DataDir: t.TempDir(), Label: "n" + string(rune('1'+i)),
+			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
+			Factories: workloads.Factories(), Version: "test",
+		}
+		if i > 0 {
+			opts.Bootstrap = []string{m.nodes[0].Addr()}
+		}
+		nd, err := node.Start(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		m.nodes = append(m.nodes, nd)
+	}
+	return m
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func healthyCount(cs *snapshot.ClusterSnapshot) int {
+	c := 0
+	for _, nv := range cs.Nodes {
+		if nv.Health == snapshot.Healthy && !nv.Stale {
+			c++
+		}
+	}
+	return c
+}
+
+func TestThreeNodesConvergeAndCordon(t *testing.T) {
+	m := startMesh(t, 3)
+	for _, nd := range m.nodes {
+		nd := nd
+		waitFor(t, "3 healthy nodes", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 3 })
+	}
+	cl, err := m.nodes[0].NewClient(identity.KeySigner{K: m.op}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, why := cl.Operator(); !ok {
+		t.Fatalf("operator not registered: %s", why)
+	}
+	target := m.nodes[2].ID()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Admin().Cordon(ctx, target); err != nil {
+		t.Fatalf("cordon: %v", err)
+	}
+	for _, nd := range m.nodes {
+		nd := nd
+		waitFor(t, "cordon visible on every node", 20*time.Second, func() bool {
+			nv := nd.Cluster().Node(target)
+			return nv != nil && nv.Cordoned
+		})
+	}
+	recs, err := cl.Audit().Recent(10).Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Action.Verb != api.VerbCordon || recs[0].Outcome != api.Accepted {
+		t.Fatalf("audit = %+v", recs)
+	}
+}

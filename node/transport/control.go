@@ -1,0 +1,324 @@
+package transport
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/session"
+	"github.com/deck-mesh/deck/node/wire"
+)
+
+// handleControl processes the transport's own channel. from is the
+// authenticated sender; direct says the packet came over the direct link.
+func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.Announcement, direct bool) {
+	kind, err := wire.ControlKindOf(msg)
+	if err != nil {
+		t.stats.drops.Add(1)
+		return
+	}
+	now := time.Now()
+	switch kind {
+	case wire.ControlHeartbeat:
+		var hb wire.Heartbeat
+		if err := wire.ParseHeartbeat(msg, &hb); err != nil {
+			t.stats.drops.Add(1)
+			return
+		}
+		t.mu.Lock()
+		if p := t.peers[from]; p != nil {
+			t.onHeartbeatLocked(p, &hb, now)
+		}
+		t.mu.Unlock()
+	case wire.ControlAnnouncement:
+		if err := wire.ParseAnnouncement(msg, ann); err != nil {
+			t.stats.drops.Add(1)
+			t.cfg.Logf("transport: announcement from %s: %v", from, err)
+			return
+		}
+		if !direct {
+			return // distance vector is between neighbours only
+		}
+		t.mu.Lock()
+		t.onAnnouncementLocked(from, ann.Routes, now)
+		t.mu.Unlock()
+	case wire.ControlConfirm:
+		if err := wire.ParseConfirm(msg); err != nil {
+			t.stats.drops.Add(1)
+		}
+		// Receiving it already confirmed the session (handleData).
+	}
+}
+
+// onHeartbeatLocked is the membership step for one valid heartbeat:
+// failure detector, RTT sample from the echoed timestamp, echo state.
+func (t *Transport) onHeartbeatLocked(p *peer, hb *wire.Heartbeat, now time.Time) {
+	if p.det.heard(now) {
+		t.cfg.Logf("transport: %s is healthy", p.id)
+	}
+	if hb.EchoNanos > 0 {
+		rtt := time.Duration(t.monoNanos(now) - hb.EchoNanos - hb.EchoHeldNs)
+		// A sample is only believable if it fits inside our own clock.
+		if rtt > 0 && rtt < t.cfg.UnreachableAfter {
+			p.rtt.sample(rtt)
+		}
+	}
+	p.echo, p.echoAt = hb.SentNanos, now
+}
+
+// monoNanos is our heartbeat clock: monotonic, in our own domain only (the
+// peer echoes it back, never interprets it). Never 0, which means "none".
+func (t *Transport) monoNanos(now time.Time) int64 {
+	return now.Sub(monoEpoch).Nanoseconds() + 1
+}
+
+// monoEpoch anchors heartbeat timestamps; time.Time's monotonic reading
+// makes differences from it immune to wall-clock steps.
+var monoEpoch = time.Now()
+
+// onAnnouncementLocked merges a neighbour's routing table and learns the
+// addresses of nodes it can reach directly.
+func (t *Transport) onAnnouncementLocked(from identity.NodeID, routes []wire.Route, now time.Time) {
+	for i := range routes {
+		r := &routes[i]
+		if r.Dest == t.self {
+			continue
+		}
+		p := t.getPeerLocked(r.Dest, now)
+		if p == nil {
+			continue
+		}
+		if r.MetricMicros != wire.MetricInfinity {
+			p.lastRoute = now
+		}
+		if r.Addr.IsValid() && !p.addrVerified && r.Addr != t.local && r.Addr != p.addr {
+			p.addr = r.Addr
+			t.setAddrID(r.Addr, p.id) // so Block and Impair apply to it too
+		}
+	}
+	if t.routes.apply(from, routes, now) {
+		t.routes.recompute(now, t.routeExpiry())
+	}
+}
+
+func (t *Transport) routeExpiry() time.Duration {
+	return RouteExpiryAnnouncements * t.cfg.HeartbeatInterval
+}
+
+func (t *Transport) tickLoop() {
+	defer t.wg.Done()
+	step := max(t.cfg.HeartbeatInterval/10, 5*time.Millisecond)
+	tk := time.NewTicker(step)
+	defer tk.Stop()
+	var lastBeat time.Time
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case now := <-tk.C:
+			beat := now.Sub(lastBeat) >= t.cfg.HeartbeatInterval
+			if beat {
+				lastBeat = now
+			}
+			t.tick(now, beat)
+		}
+	}
+}
+
+type outbound struct {
+	kp   *session.Keypair
+	addr netip.AddrPort
+	msg  []byte
+}
+
+// tick runs the timers: handshake retries, the failure detector, rekeys,
+// expiry, and (on a heartbeat round) heartbeats and announcements. Packets
+// are built under the lock and sent after it.
+func (t *Transport) tick(now time.Time, beat bool) {
+	var out []outbound
+	t.fwdLimit.refill(now)
+	t.mu.Lock()
+	t.tickHandshakesLocked(now)
+	t.expireRespondersLocked(now)
+	routesChanged := false
+	for _, p := range t.peers {
+		before := p.det.state
+		if p.det.tick(now, t.cfg.suspectAfter(), t.cfg.UnreachableAfter) {
+			t.cfg.Logf("transport: %s is %v", p.id, p.det.state)
+			if before == mesh.Healthy {
+				routesChanged = true
+			}
+		}
+		if p.reasm.expire(now, t.cfg.ReassemblyTimeout) > 0 {
+			t.stats.drops.Add(1)
+		}
+		if p.previous != nil && now.After(p.previousUntil) {
+			t.dropKeyLocked(p.previous)
+			p.previous = nil
+		}
+		t.maybeConnectLocked(p, now)
+		if p.det.state == mesh.Unreachable && now.Sub(p.lastRoute) > PeerForgetAfter && p.init == nil {
+			t.forgetLocked(p)
+			routesChanged = true
+		}
+	}
+	if beat || routesChanged {
+		t.updateNeighboursLocked(now)
+	}
+	if beat {
+		t.ownSeq++
+		out = t.heartbeatsLocked(now, out)
+	}
+	t.mu.Unlock()
+	for _, o := range out {
+		if len(o.msg) > wire.MaxPlaintextBytes {
+			t.sendMessage(o.kp, o.addr, mesh.ChanControl, o.msg)
+		} else {
+			t.sealAndSend(o.kp, o.addr, mesh.ChanControl, o.msg)
+		}
+	}
+}
+
+func (t *Transport) tickHandshakesLocked(now time.Time) {
+	for _, in := range t.initiators {
+		if now.Sub(in.started) >= t.cfg.HandshakeTimeout {
+			t.cfg.Logf("transport: handshake with %s (%s) abandoned", in.peerID, in.addr)
+			t.abandonLocked(in, now)
+			continue
+		}
+		if now.After(in.next) && !in.busy {
+			in.retry = min(2*in.retry, HandshakeRetryMax)
+			in.next = now.Add(in.retry)
+			t.startInitiationLocked(in, now)
+		}
+	}
+	// An attempt whose message 2 failed was removed from initiators but is
+	// still owned by its peer or bootstrap: restart it on its timer.
+	restart := func(in *initiation) {
+		if in == nil || in.index != 0 {
+			return
+		}
+		if now.Sub(in.started) >= t.cfg.HandshakeTimeout {
+			t.abandonLocked(in, now)
+		} else if now.After(in.next) {
+			in.retry = min(2*in.retry, HandshakeRetryMax)
+			in.next = now.Add(in.retry)
+			t.startInitiationLocked(in, now)
+		}
+	}
+	for _, p := range t.peers {
+		restart(p.init)
+	}
+	for _, b := range t.bootstraps {
+		restart(b.init)
+		if b.init != nil || now.Before(b.nextAttempt) {
+			continue
+		}
+		if p := t.peers[b.peerID]; p != nil && p.current != nil && p.det.state != mesh.Unreachable {
+			continue // joined through it and it is alive
+		}
+		t.initiateBootstrapLocked(b, now)
+	}
+}
+
+// maybeConnectLocked keeps a session with every known peer: it starts
+// handshakes to peers learned from announcements, rekeys sessions that are
+// old or used enough, and retries unreachable peers with backoff.
+func (t *Transport) maybeConnectLocked(p *peer, now time.Time) {
+	if p.init != nil || now.Before(p.nextAttempt) {
+		return
+	}
+	if _, ok := t.pathLocked(p, now); !ok {
+		return
+	}
+	kp := p.current
+	switch {
+	case kp == nil:
+		// The lower id initiates; the higher one waits a little first so two
+		// nodes discovering each other rarely handshake twice.
+		if t.self > p.id && now.Sub(p.discovered) < ProactiveConnectDelay {
+			return
+		}
+	case kp.NeedsRekey(now, t.cfg.RekeyAfterTime, t.cfg.RekeyAfterMessages):
+		// Time-based rekeys are the initiator's job (wireguard's rule),
+		// with the other side as a fallback once keys near rejection.
+		if !kp.Initiator && now.Sub(kp.Created) < t.cfg.RekeyAfterTime+(t.cfg.RejectAfterTime-t.cfg.RekeyAfterTime)/2 &&
+			kp.Sent() < t.cfg.RekeyAfterMessages {
+			return
+		}
+	case p.det.state == mesh.Unreachable && now.Sub(p.det.since) >= t.cfg.HeartbeatInterval:
+		// The peer may have restarted with fresh keys: try a new session.
+		p.nextAttempt = now.Add(max(p.backoff, t.cfg.HeartbeatInterval))
+		p.backoff = min(max(2*p.backoff, t.cfg.HeartbeatInterval), ReconnectBackoffMax)
+	default:
+		return
+	}
+	t.initiateLocked(p, now)
+}
+
+func (t *Transport) forgetLocked(p *peer) {
+	for _, kp := range []*session.Keypair{p.current, p.previous} {
+		if kp != nil {
+			t.dropKeyLocked(kp)
+		}
+	}
+	t.routes.removeNeighbour(p.id)
+	delete(t.peers, p.id)
+}
+
+// updateNeighboursLocked tells the routing table which direct links are up
+// and what they cost, and recomputes routes. A neighbour that turned
+// Suspect is down, so traffic reroutes at once.
+func (t *Transport) updateNeighboursLocked(now time.Time) {
+	for _, p := range t.peers {
+		up := t.isDirectLocked(p, now) && p.det.state == mesh.Healthy && p.current != nil
+		metric := uint32(DefaultLinkMetricMicros)
+		if p.rtt.samples > 0 {
+			metric = uint32(min(p.rtt.srtt.Microseconds(), 1<<30))
+		}
+		metric += HopPenaltyMicros
+		if up {
+			t.routes.setNeighbour(p.id, p.addr, metric, true, now)
+		} else if t.routes.nbrs[p.id] != nil {
+			t.routes.setNeighbour(p.id, p.addr, metric, false, now)
+		}
+	}
+	t.routes.recompute(now, t.routeExpiry())
+}
+
+// heartbeatsLocked builds this round's heartbeats (to every peer with a
+// session) and announcements (to every direct neighbour).
+func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
+	for _, p := range t.peers {
+		kp := p.current
+		if kp == nil || kp.Expired(now, t.cfg.RejectAfterTime) {
+			continue
+		}
+		p.hbSeq++
+		hb := wire.Heartbeat{Seq: p.hbSeq, SentNanos: t.monoNanos(now)}
+		if p.echo > 0 {
+			hb.EchoNanos = p.echo
+			hb.EchoHeldNs = now.Sub(p.echoAt).Nanoseconds()
+		}
+		msg := wire.AppendHeartbeat(make([]byte, 0, wire.HeartbeatSize), &hb)
+		direct := t.isDirectLocked(p, now)
+		// Probe the direct address even when the link is down: that is how
+		// a direct link comes (back) up.
+		if p.addr.IsValid() {
+			out = append(out, outbound{kp, p.addr, msg})
+		}
+		if !direct {
+			if addr, ok := t.pathLocked(p, now); ok && addr != p.addr {
+				out = append(out, outbound{kp, addr, msg})
+			}
+		}
+		if direct {
+			t.annScratch = t.routes.announcement(p.id, t.ownSeq, t.annScratch)
+			if b, err := wire.AppendAnnouncement(nil, &wire.Announcement{Routes: t.annScratch}); err == nil {
+				out = append(out, outbound{kp, p.addr, b})
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,220 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/session"
+	"github.com/deck-mesh/deck/node/wire"
+)
+
+func (t *Transport) readLoop() {
+	defer t.wg.Done()
+	// One spare byte tells an oversized datagram from a full-sized one.
+	buf := make([]byte, wire.MaxPacketBytes+1)
+	var ann wire.Announcement
+	for {
+		n, from, err := t.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.cfg.Logf("transport: read: %v", err)
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		t.stats.packetsIn.Add(1)
+		t.stats.bytesIn.Add(uint64(n))
+		if t.paused.Load() || n > wire.MaxPacketBytes {
+			t.stats.drops.Add(1)
+			continue
+		}
+		t.handlePacket(from, buf[:n], &ann)
+	}
+}
+
+// handlePacket processes one datagram. Everything in it is untrusted until
+// the session AEAD (data) or the Noise handshake says otherwise.
+func (t *Transport) handlePacket(from netip.AddrPort, pkt []byte, ann *wire.Announcement) {
+	if tap := t.tapIn.Load(); tap != nil {
+		(*tap)(from, pkt)
+	}
+	var h wire.Header
+	if err := h.Parse(pkt); err != nil {
+		t.stats.drops.Add(1)
+		return
+	}
+	if t.anyFaults.Load() {
+		blocked, im := t.faultsFor(from)
+		if blocked || im.drop() || (h.TTL == wire.DefaultTTL && t.isBlocked(h.Src)) {
+			t.stats.drops.Add(1)
+			return
+		}
+	}
+	if h.Src == t.self || !h.Src.Valid() {
+		t.stats.drops.Add(1) // our own packet came back, or no sender
+		return
+	}
+	if h.Dst != t.self && h.Dst != 0 {
+		t.forward(from, &h, pkt)
+		return
+	}
+	if h.Dst == 0 && (h.Type != wire.TypeHandshakeInit || h.TTL != wire.DefaultTTL) {
+		t.stats.drops.Add(1) // only a direct bootstrap handshake may be unaddressed
+		return
+	}
+	switch h.Type {
+	case wire.TypeHandshakeInit:
+		t.handleInit(from, &h, pkt)
+	case wire.TypeHandshakeResp:
+		t.handleResp(from, &h, pkt)
+	case wire.TypeHandshakeFinal:
+		t.handleFinal(from, &h, pkt)
+	case wire.TypeData:
+		t.handleData(from, &h, pkt, ann)
+	}
+}
+
+// forward relays a packet for another node by its header alone: TTL,
+// duplicate filter, per-previous-hop rate limit, route lookup, enqueue.
+// The payload is never decrypted; relays hold no keys for it.
+func (t *Transport) forward(from netip.AddrPort, h *wire.Header, pkt []byte) {
+	if h.TTL <= 1 || t.dup.seen(h) || !t.fwdLimit.allow(from) {
+		t.stats.drops.Add(1)
+		return
+	}
+	r, ok := t.routes.lookup(h.Dst)
+	next := r.NextAddr
+	if !ok {
+		next, ok = t.fallbackPath(h.Dst)
+	}
+	if !ok || next == from {
+		t.stats.drops.Add(1)
+		return
+	}
+	p := getPacket()
+	p.n = copy(p.buf[:], pkt)
+	wire.SetTTL(p.buf[:p.n], h.TTL-1)
+	if tap := t.tapForward.Load(); tap != nil {
+		(*tap)(p.buf[:p.n])
+	}
+	if t.enqueue(next, p) {
+		t.stats.forwarded.Add(1)
+	}
+}
+
+// fallbackPath serves destinations that have no route yet but that we can
+// reach: a direct neighbour before its first announcement, or a peer whose
+// handshake reached us through a relay (reverse path).
+func (t *Transport) fallbackPath(dst identity.NodeID) (netip.AddrPort, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[dst]
+	if p == nil {
+		return netip.AddrPort{}, false
+	}
+	return t.pathLocked(p, time.Now())
+}
+
+// handleData authenticates, decrypts and delivers a data packet.
+func (t *Transport) handleData(from netip.AddrPort, h *wire.Header, pkt []byte, ann *wire.Announcement) {
+	t.keysMu.RLock()
+	kp := t.keys[h.Index]
+	t.keysMu.RUnlock()
+	if kp == nil {
+		t.stats.drops.Add(1) // unknown or retired session
+		return
+	}
+	if kp.Peer != h.Src {
+		t.stats.authFailures.Add(1) // index of one peer's session, claimed by another
+		return
+	}
+	// Decrypt in place: the plaintext exactly overlaps the ciphertext.
+	plain, err := kp.Open(pkt[wire.HeaderSize:wire.HeaderSize], h, pkt)
+	if err != nil {
+		if errors.Is(err, session.ErrReplay) {
+			t.stats.replays.Add(1)
+		} else {
+			t.stats.authFailures.Add(1)
+		}
+		return
+	}
+	now := time.Now()
+	direct := h.TTL == wire.DefaultTTL
+	t.mu.Lock()
+	p := t.getPeerLocked(kp.Peer, now)
+	if p == nil {
+		t.mu.Unlock()
+		t.stats.drops.Add(1)
+		return
+	}
+	t.notePathLocked(p, from, direct, now)
+	if p.current != kp && p.previous != kp {
+		// The first packet on a session we initiated confirms it: the
+		// responder accepted message 3, PSK included.
+		t.confirmLocked(p, kp, now)
+	}
+	msg := plain
+	if h.Flags&wire.FlagFragment != 0 {
+		var f wire.Fragment
+		data, err := wire.ParseFragment(plain, &f)
+		if err != nil {
+			t.mu.Unlock()
+			t.stats.drops.Add(1)
+			return
+		}
+		msg, err = p.reasm.add(now, t.reasmLimits(), &f, data)
+		if err != nil {
+			t.mu.Unlock()
+			t.stats.drops.Add(1)
+			t.cfg.Logf("transport: reassembly from %s: %v", kp.Peer, err)
+			return
+		}
+	}
+	t.mu.Unlock()
+	if msg == nil {
+		return // more fragments to come
+	}
+	t.dispatch(kp.Peer, mesh.Channel(h.Channel), msg, ann, direct)
+}
+
+func (t *Transport) reasmLimits() reassemblyLimits {
+	return reassemblyLimits{
+		maxMessages: t.cfg.MaxReassemblyMessagesPerPeer,
+		maxBytes:    t.cfg.MaxReassemblyBytesPerPeer,
+		timeout:     t.cfg.ReassemblyTimeout,
+	}
+}
+
+// notePathLocked records where an authenticated packet from p came from.
+func (t *Transport) notePathLocked(p *peer, from netip.AddrPort, direct bool, now time.Time) {
+	p.via = from
+	p.lastRoute = now
+	if !direct {
+		return
+	}
+	p.directAt = now
+	if p.addr != from || !p.addrVerified {
+		p.addr, p.addrVerified = from, true
+		t.setAddrID(from, p.id)
+	}
+}
+
+func (t *Transport) dispatch(from identity.NodeID, ch mesh.Channel, msg []byte, ann *wire.Announcement, direct bool) {
+	if ch == mesh.ChanControl {
+		t.handleControl(from, msg, ann, direct)
+		return
+	}
+	t.handlersMu.RLock()
+	h := t.handlers[ch]
+	t.handlersMu.RUnlock()
+	if h == nil {
+		t.stats.drops.Add(1)
+		return
+	}
+	h(from, msg)
+}

@@ -1,0 +1,138 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/session"
+	"github.com/deck-mesh/deck/node/wire"
+)
+
+// Send delivers msg to node to on channel ch, establishing a session first
+// if there is none (bounded by ctx and HandshakeTimeout). Delivery is best
+// effort, like the datagrams under it.
+func (t *Transport) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, msg []byte) error {
+	if len(msg) > mesh.MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes", mesh.ErrTooLarge, len(msg))
+	}
+	if t.ctx.Err() != nil {
+		return mesh.ErrClosed
+	}
+	if to == t.self {
+		t.dispatch(t.self, ch, msg, &wire.Announcement{}, true)
+		return nil
+	}
+	if !to.Valid() {
+		return fmt.Errorf("%w: node 0", mesh.ErrNoRoute)
+	}
+	kp, addr, err := t.sessionFor(ctx, to)
+	if err != nil {
+		return err
+	}
+	return t.sendMessage(kp, addr, ch, msg)
+}
+
+// sessionFor returns a confirmed session with to and the next hop towards
+// it, handshaking if needed.
+func (t *Transport) sessionFor(ctx context.Context, to identity.NodeID) (*session.Keypair, netip.AddrPort, error) {
+	var failures uint64
+	first := true
+	for {
+		now := time.Now()
+		t.mu.Lock()
+		p := t.peers[to]
+		if p == nil {
+			t.mu.Unlock()
+			return nil, netip.AddrPort{}, fmt.Errorf("%w: %s unknown", mesh.ErrNoRoute, to)
+		}
+		addr, havePath := t.pathLocked(p, now)
+		kp := p.current
+		if kp != nil && !kp.Expired(now, t.cfg.RejectAfterTime) && havePath {
+			t.mu.Unlock()
+			return kp, addr, nil
+		}
+		if !havePath {
+			t.mu.Unlock()
+			return nil, netip.AddrPort{}, fmt.Errorf("%w: %s", mesh.ErrNoRoute, to)
+		}
+		if first {
+			failures = p.failures
+			first = false
+		} else if p.failures != failures {
+			t.mu.Unlock()
+			return nil, netip.AddrPort{}, fmt.Errorf("%w: with %s", mesh.ErrHandshake, to)
+		}
+		t.initiateLocked(p, now)
+		changed := p.changed
+		t.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, netip.AddrPort{}, fmt.Errorf("transport: session with %s: %w", to, ctx.Err())
+		case <-t.ctx.Done():
+			return nil, netip.AddrPort{}, mesh.ErrClosed
+		}
+	}
+}
+
+// plainPool holds scratch buffers for fragment plaintexts.
+var plainPool = sync.Pool{New: func() any { b := make([]byte, wire.MaxPlaintextBytes); return &b }}
+
+// sendMessage seals msg (fragmenting it if it does not fit one packet) and
+// queues the packets for addr.
+func (t *Transport) sendMessage(kp *session.Keypair, addr netip.AddrPort, ch mesh.Channel, msg []byte) error {
+	if len(msg) <= wire.MaxPlaintextBytes {
+		if !t.sealAndSend(kp, addr, ch, msg) {
+			return fmt.Errorf("transport: send to %s: packet dropped", kp.Peer)
+		}
+		return nil
+	}
+	t.mu.Lock()
+	t.nextMsgID++
+	id := t.nextMsgID
+	t.mu.Unlock()
+	count := wire.FragmentCount(len(msg))
+	bp := plainPool.Get().(*[]byte)
+	defer plainPool.Put(bp)
+	plain := *bp
+	f := wire.Fragment{MessageID: id, Total: uint32(len(msg)), Count: uint16(count)}
+	dropped := 0
+	for i := range count {
+		f.Index = uint16(i)
+		wire.PutFragment(plain, &f)
+		off := i * wire.MaxFragmentBytes
+		n := copy(plain[wire.FragmentHeaderSize:], msg[off:off+wire.FragmentLen(len(msg), i)])
+		if !t.seal(kp, addr, ch, wire.FlagFragment, plain[:wire.FragmentHeaderSize+n]) {
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		return fmt.Errorf("transport: send to %s: %d of %d fragments dropped", kp.Peer, dropped, count)
+	}
+	return nil
+}
+
+func (t *Transport) sealAndSend(kp *session.Keypair, addr netip.AddrPort, ch mesh.Channel, msg []byte) bool {
+	return t.seal(kp, addr, ch, 0, msg)
+}
+
+func (t *Transport) seal(kp *session.Keypair, addr netip.AddrPort, ch mesh.Channel, flags wire.Flags, plain []byte) bool {
+	p := getPacket()
+	h := wire.Header{
+		Version: wire.Version, Type: wire.TypeData, Flags: flags,
+		Src: t.self, Dst: kp.Peer, Channel: uint16(ch), TTL: wire.DefaultTTL,
+	}
+	out, err := kp.Seal(p.buf[:0], &h, plain)
+	if err != nil {
+		putPacket(p)
+		t.stats.drops.Add(1)
+		return false
+	}
+	p.n = len(out)
+	return t.enqueue(addr, p)
+}

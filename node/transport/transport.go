@@ -1,0 +1,563 @@
+// Package transport is Deck's mesh node core: one UDP socket, end-to-end
+// Noise sessions (package session) with every peer, relaying by header for
+// peers that are not direct neighbours, a distance-vector routing table with
+// RTT as the metric, fragmentation, and membership: heartbeats, RTT, a
+// failure detector and discovery of the mesh from a bootstrap address.
+//
+// *Transport implements mesh.Messenger. Relays never hold the keys of the
+// sessions they carry: they parse the header, decrement the TTL and pass
+// the packet on.
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/session"
+	"github.com/deck-mesh/deck/node/wire"
+)
+
+// Config configures a Transport. Zero timer fields take the defaults in
+// limits.go and package session.
+type Config struct {
+	Key        *identity.Key // node's ed25519 identity
+	PSK        [32]byte      // cluster PSK
+	ListenAddr string        // e.g. "127.0.0.1:0"
+	Bootstrap  []string      // UDP addresses to join through
+	Logf       func(format string, args ...any)
+
+	// Timer and limit overrides; zero means the default in limits.go (or
+	// package session for the rekey timers). Tests shrink them so the
+	// failure detector and rekeys run in seconds.
+	HeartbeatInterval            time.Duration
+	SuspectAfterMissedHeartbeats int
+	UnreachableAfter             time.Duration
+	HandshakeTimeout             time.Duration
+	HandshakeRetryInitial        time.Duration
+	RekeyAfterTime               time.Duration
+	RekeyAfterMessages           uint64
+	RejectAfterTime              time.Duration
+	PreviousKeyOverlap           time.Duration
+	ReassemblyTimeout            time.Duration
+	MaxReassemblyMessagesPerPeer int
+	MaxReassemblyBytesPerPeer    int
+	HandshakesPerSecondPerSource float64
+	HandshakeBurstPerSource      int
+}
+
+func (c *Config) fill() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatInterval, HeartbeatInterval)
+	if c.SuspectAfterMissedHeartbeats <= 0 {
+		c.SuspectAfterMissedHeartbeats = SuspectAfterMissedHeartbeats
+	}
+	def(&c.UnreachableAfter, UnreachableAfter)
+	def(&c.HandshakeTimeout, HandshakeTimeout)
+	def(&c.HandshakeRetryInitial, HandshakeRetryInitial)
+	def(&c.RekeyAfterTime, session.RekeyAfterTime)
+	if c.RekeyAfterMessages == 0 {
+		c.RekeyAfterMessages = session.RekeyAfterMessages
+	}
+	// Keys stay usable for half a rekey period past the rekey point, so a
+	// rekey that needs retries never leaves a gap.
+	def(&c.RejectAfterTime, c.RekeyAfterTime+c.RekeyAfterTime/2)
+	def(&c.PreviousKeyOverlap, session.PreviousKeyOverlap)
+	def(&c.ReassemblyTimeout, ReassemblyTimeout)
+	if c.MaxReassemblyMessagesPerPeer <= 0 {
+		c.MaxReassemblyMessagesPerPeer = MaxReassemblyMessagesPerPeer
+	}
+	if c.MaxReassemblyBytesPerPeer <= 0 {
+		c.MaxReassemblyBytesPerPeer = MaxReassemblyBytesPerPeer
+	}
+	if c.HandshakesPerSecondPerSource <= 0 {
+		c.HandshakesPerSecondPerSource = HandshakesPerSecondPerSource
+	}
+	if c.HandshakeBurstPerSource <= 0 {
+		c.HandshakeBurstPerSource = HandshakeBurstPerSource
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+func (c *Config) suspectAfter() time.Duration {
+	return time.Duration(c.SuspectAfterMissedHeartbeats) * c.HeartbeatInterval
+}
+
+type counters struct {
+	packetsIn, packetsOut, bytesIn, bytesOut  atomic.Uint64
+	drops, replays, authFailures, rateLimited atomic.Uint64
+	forwarded                                 atomic.Uint64
+}
+
+// Transport is one mesh node's network core.
+type Transport struct {
+	cfg    Config
+	self   identity.NodeID
+	static *session.Static
+	conn   *net.UDPConn
+	local  netip.AddrPort
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	startOnce sync.Once
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	handlersMu sync.RWMutex
+	handlers   map[mesh.Channel]mesh.Handler
+
+	// mu guards the peer table, handshakes in flight, bootstrap state and
+	// the routing table's writers.
+	mu         sync.Mutex
+	peers      map[identity.NodeID]*peer
+	initiators map[uint32]*initiation
+	responders map[uint32]*responding
+	bootstraps []*bootstrap
+	routes     *routeTable
+	ownSeq     uint64
+	nextMsgID  uint32
+	annScratch []wire.Route
+
+	keysMu sync.RWMutex
+	keys   map[uint32]*session.Keypair // local index -> session, for the data path
+
+	linksMu sync.Mutex // serialises writers of links
+	links   atomic.Pointer[map[netip.AddrPort]*link]
+
+	faultMu   sync.RWMutex
+	anyFaults atomic.Bool
+	blocked   map[identity.NodeID]bool
+	impaired  map[identity.NodeID]impairment
+	addrIDs   map[netip.AddrPort]identity.NodeID // verified direct addresses
+	paused    atomic.Bool
+
+	hsLimit  *limiter
+	fwdLimit *tickLimiter
+	dup      dedup
+	stats    counters
+
+	// Test taps, observing packets without changing them.
+	tapIn      atomic.Pointer[func(from netip.AddrPort, pkt []byte)]
+	tapForward atomic.Pointer[func(pkt []byte)]
+}
+
+// peer is everything known about one other node.
+type peer struct {
+	id   identity.NodeID
+	addr netip.AddrPort // best known direct address
+	// addrVerified: an authenticated packet arrived directly from addr.
+	addrVerified bool
+	directAt     time.Time      // last authenticated direct packet
+	via          netip.AddrPort // where the last authenticated packet came from
+
+	current, previous *session.Keypair
+	previousUntil     time.Time
+	changed           chan struct{} // closed and replaced on session changes
+	failures          uint64        // abandoned handshakes, for waiting Sends
+
+	init        *initiation
+	nextAttempt time.Time
+	backoff     time.Duration
+	discovered  time.Time
+
+	det       detector
+	rtt       rttEstimator
+	hbSeq     uint64
+	echo      int64 // last heartbeat timestamp received from the peer
+	echoAt    time.Time
+	reasm     reassembler
+	lastRoute time.Time // when we last had a route or session; for forgetting
+}
+
+// initiation is a handshake we started.
+type initiation struct {
+	peerID  identity.NodeID // 0 for a bootstrap address
+	boot    *bootstrap
+	addr    netip.AddrPort // direct target; invalid: routed to peerID
+	hs      *session.Initiator
+	index   uint32
+	started time.Time // first attempt
+	sentAt  time.Time // this attempt
+	retry   time.Duration
+	next    time.Time
+	kp      *session.Keypair // after message 3: waiting for confirmation
+	busy    bool             // message 2 being processed
+}
+
+// responding is a handshake we answered, waiting for message 3.
+type responding struct {
+	r       *session.Responder
+	expires time.Time
+	src     identity.NodeID
+}
+
+type bootstrap struct {
+	addr        netip.AddrPort
+	init        *initiation
+	peerID      identity.NodeID
+	nextAttempt time.Time
+	backoff     time.Duration
+}
+
+// New binds the socket and prepares the node; Start runs it.
+func New(cfg Config) (*Transport, error) {
+	if cfg.Key == nil || !cfg.Key.ID.Valid() {
+		return nil, errors.New("transport: config needs a valid Key")
+	}
+	if len(cfg.Bootstrap) > MaxBootstrapAddrs {
+		return nil, fmt.Errorf("transport: %d bootstrap addresses, max %d", len(cfg.Bootstrap), MaxBootstrapAddrs)
+	}
+	cfg.fill()
+	static, err := session.NewStatic(cfg.Key, cfg.PSK)
+	if err != nil {
+		return nil, err
+	}
+	la, err := net.ResolveUDPAddr("udp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen address %q: %w", cfg.ListenAddr, err)
+	}
+	conn, err := net.ListenUDP("udp", la)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen: %w", err)
+	}
+	// Best effort: the kernel caps it at rmem_max/wmem_max.
+	_ = conn.SetReadBuffer(SocketBufferBytes)
+	_ = conn.SetWriteBuffer(SocketBufferBytes)
+	local := netip.MustParseAddrPort(conn.LocalAddr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{
+		cfg:        cfg,
+		self:       cfg.Key.ID,
+		static:     static,
+		conn:       conn,
+		local:      local,
+		ctx:        ctx,
+		cancel:     cancel,
+		handlers:   make(map[mesh.Channel]mesh.Handler),
+		peers:      make(map[identity.NodeID]*peer),
+		initiators: make(map[uint32]*initiation),
+		responders: make(map[uint32]*responding),
+		routes:     newRouteTable(cfg.Key.ID, MaxPeers),
+		ownSeq:     uint64(time.Now().UnixMilli()), // survives restarts: always fresher
+		keys:       make(map[uint32]*session.Keypair),
+		blocked:    make(map[identity.NodeID]bool),
+		impaired:   make(map[identity.NodeID]impairment),
+		addrIDs:    make(map[netip.AddrPort]identity.NodeID),
+		hsLimit:    newLimiter(cfg.HandshakesPerSecondPerSource, float64(cfg.HandshakeBurstPerSource), MaxRateLimiterEntries),
+		fwdLimit:   newTickLimiter(ForwardPacketsPerSecondPerPeer, ForwardBurstPackets, MaxRateLimiterEntries),
+	}
+	noLinks := make(map[netip.AddrPort]*link)
+	t.links.Store(&noLinks)
+	for _, s := range cfg.Bootstrap {
+		ua, err := net.ResolveUDPAddr("udp", s)
+		if err != nil {
+			conn.Close()
+			cancel()
+			return nil, fmt.Errorf("transport: bootstrap address %q: %w", s, err)
+		}
+		ap := ua.AddrPort()
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if ap == local || (ap.Port() == local.Port() && ap.Addr().IsLoopback() && local.Addr().IsUnspecified()) {
+			continue // joining through ourselves: nothing to do
+		}
+		t.bootstraps = append(t.bootstraps, &bootstrap{addr: ap})
+	}
+	return t, nil
+}
+
+// Start runs the read and timer loops until ctx is done or Close is called.
+// It returns at once; the loops run in the background.
+func (t *Transport) Start(ctx context.Context) {
+	t.startOnce.Do(func() {
+		t.wg.Add(2)
+		go t.readLoop()
+		go t.tickLoop()
+		go func() {
+			select {
+			case <-ctx.Done():
+				t.Close()
+			case <-t.ctx.Done():
+			}
+		}()
+	})
+}
+
+// Close closes the socket and stops every loop (a "kill" in the demo).
+func (t *Transport) Close() error {
+	var err error
+	t.closeOnce.Do(func() {
+		t.cancel()
+		err = t.conn.Close()
+		t.wg.Wait()
+	})
+	return err
+}
+
+// LocalAddr is the bound UDP address.
+func (t *Transport) LocalAddr() string { return t.local.String() }
+
+// Self is this node's id.
+func (t *Transport) Self() identity.NodeID { return t.self }
+
+// Handle registers h for ch. mesh.ChanControl is the transport's own.
+func (t *Transport) Handle(ch mesh.Channel, h mesh.Handler) {
+	t.handlersMu.Lock()
+	if h == nil {
+		delete(t.handlers, ch)
+	} else {
+		t.handlers[ch] = h
+	}
+	t.handlersMu.Unlock()
+}
+
+// Stats returns the counters.
+func (t *Transport) Stats() mesh.Stats {
+	s := &t.stats
+	return mesh.Stats{
+		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(),
+		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		Drops: s.drops.Load(), ReplaysRejected: s.replays.Load(),
+		AuthFailures: s.authFailures.Load(), HandshakesRateLimited: s.rateLimited.Load(),
+		Forwarded: s.forwarded.Load(),
+	}
+}
+
+// Peers lists every known peer, direct and relayed, sorted by id.
+func (t *Transport) Peers() []mesh.PeerInfo {
+	now := time.Now()
+	t.mu.Lock()
+	out := make([]mesh.PeerInfo, 0, len(t.peers))
+	for _, p := range t.peers {
+		pi := mesh.PeerInfo{
+			ID:          p.id,
+			Health:      p.det.state,
+			HealthSince: p.det.since,
+			RTT:         p.rtt.srtt,
+			RTTVar:      p.rtt.rttvar,
+			Flaps:       p.det.flaps,
+			LastHeard:   p.det.lastHeard,
+		}
+		if t.isDirectLocked(p, now) {
+			pi.Direct = true
+			pi.Addr = p.addr.String()
+		} else if r, ok := t.routes.lookup(p.id); ok {
+			pi.NextHop = r.NextHop
+		}
+		out = append(out, pi)
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmpID(a.ID, b.ID) })
+	return out
+}
+
+// Routes returns the routing table (for the TUI's mesh edges and tests).
+func (t *Transport) Routes() []Route { return t.routes.routes() }
+
+// WaitForPeers blocks until at least n peers are Healthy with a session.
+func (t *Transport) WaitForPeers(ctx context.Context, n int) error {
+	tk := time.NewTicker(20 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		if t.healthyPeers() >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("transport: waiting for %d peers (have %d): %w", n, t.healthyPeers(), ctx.Err())
+		case <-t.ctx.Done():
+			return mesh.ErrClosed
+		case <-tk.C:
+		}
+	}
+}
+
+func (t *Transport) healthyPeers() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, p := range t.peers {
+		if p.det.state == mesh.Healthy && p.current != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Pause drops everything in and out while paused; the socket stays open.
+func (t *Transport) Pause(paused bool) { t.paused.Store(paused) }
+
+// Block drops packets to and from the direct neighbour peer (partitioning
+// that link; relayed paths around it still work).
+func (t *Transport) Block(peer identity.NodeID, blocked bool) {
+	t.faultMu.Lock()
+	if blocked {
+		t.blocked[peer] = true
+	} else {
+		delete(t.blocked, peer)
+	}
+	t.anyFaults.Store(len(t.blocked)+len(t.impaired) > 0)
+	t.faultMu.Unlock()
+}
+
+// Impair adds delay to packets sent to peer's direct link and drops the
+// given fraction of packets in each direction on it. Zero values clear it.
+func (t *Transport) Impair(peer identity.NodeID, delay time.Duration, lossFraction float64) {
+	lossFraction = min(max(lossFraction, 0), 1)
+	t.faultMu.Lock()
+	if delay <= 0 && lossFraction == 0 {
+		delete(t.impaired, peer)
+	} else {
+		t.impaired[peer] = impairment{delay: max(delay, 0), loss: lossFraction}
+	}
+	t.anyFaults.Store(len(t.blocked)+len(t.impaired) > 0)
+	t.faultMu.Unlock()
+}
+
+// faultsFor returns the faults on the link at addr.
+func (t *Transport) faultsFor(addr netip.AddrPort) (bool, impairment) {
+	t.faultMu.RLock()
+	defer t.faultMu.RUnlock()
+	id, ok := t.addrIDs[addr]
+	if !ok {
+		return false, impairment{}
+	}
+	return t.blocked[id], t.impaired[id]
+}
+
+func (t *Transport) isBlocked(id identity.NodeID) bool {
+	if !t.anyFaults.Load() {
+		return false
+	}
+	t.faultMu.RLock()
+	defer t.faultMu.RUnlock()
+	return t.blocked[id]
+}
+
+func (t *Transport) setAddrID(addr netip.AddrPort, id identity.NodeID) {
+	t.faultMu.Lock()
+	if len(t.addrIDs) >= MaxPeers {
+		clear(t.addrIDs) // rebuilt as peers speak; only fault lookups use it
+	}
+	t.addrIDs[addr] = id
+	t.faultMu.Unlock()
+}
+
+// newIndexLocked picks a fresh random session index.
+func (t *Transport) newIndexLocked() uint32 {
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		i := binary.BigEndian.Uint32(b[:])
+		if i == 0 {
+			continue
+		}
+		t.keysMu.RLock()
+		_, used := t.keys[i]
+		t.keysMu.RUnlock()
+		if used || t.initiators[i] != nil || t.responders[i] != nil {
+			continue
+		}
+		return i
+	}
+}
+
+func randomU64() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// getPeerLocked returns (creating if room) the peer entry for id.
+func (t *Transport) getPeerLocked(id identity.NodeID, now time.Time) *peer {
+	if p := t.peers[id]; p != nil {
+		return p
+	}
+	if id == t.self || !id.Valid() || len(t.peers) >= MaxPeers {
+		return nil
+	}
+	p := &peer{id: id, det: newDetector(now), changed: make(chan struct{}), discovered: now, lastRoute: now}
+	t.peers[id] = p
+	return p
+}
+
+func (p *peer) signal() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// isDirectLocked: the peer answered us directly, recently, and the link is
+// not blocked.
+func (t *Transport) isDirectLocked(p *peer, now time.Time) bool {
+	return p.addrVerified && !p.directAt.IsZero() && now.Sub(p.directAt) < t.cfg.suspectAfter() && !t.isBlocked(p.id)
+}
+
+// pathLocked is where packets for p go next: the routing table's next hop,
+// else the peer's own address, else wherever it last spoke to us from.
+func (t *Transport) pathLocked(p *peer, now time.Time) (netip.AddrPort, bool) {
+	if r, ok := t.routes.lookup(p.id); ok && r.NextAddr.IsValid() {
+		return r.NextAddr, true
+	}
+	if p.addr.IsValid() {
+		return p.addr, true
+	}
+	if p.via.IsValid() {
+		return p.via, true
+	}
+	return netip.AddrPort{}, false
+}
+
+// installLocked makes kp the peer's session (rotation). When two handshakes
+// cross (both sides initiated within a handshake timeout), both ends keep
+// the one the lower node id initiated, so they agree on which keys to send
+// with; the other stays usable to receive.
+func (t *Transport) installLocked(p *peer, kp *session.Keypair, now time.Time) {
+	t.keysMu.Lock()
+	t.keys[kp.LocalIndex] = kp
+	t.keysMu.Unlock()
+	lowerInitiated := func(k *session.Keypair) bool {
+		return k.Initiator == (t.self < p.id)
+	}
+	cur := p.current
+	if cur != nil && now.Sub(cur.Created) < t.cfg.HandshakeTimeout && lowerInitiated(cur) && !lowerInitiated(kp) {
+		t.setPreviousLocked(p, kp, now)
+	} else {
+		if cur != nil {
+			t.setPreviousLocked(p, cur, now)
+		}
+		p.current = kp
+	}
+	p.lastRoute = now
+	p.signal()
+}
+
+func (t *Transport) setPreviousLocked(p *peer, kp *session.Keypair, now time.Time) {
+	if p.previous != nil && p.previous != kp {
+		t.dropKeyLocked(p.previous)
+	}
+	p.previous = kp
+	p.previousUntil = now.Add(t.cfg.PreviousKeyOverlap)
+}
+
+func (t *Transport) dropKeyLocked(kp *session.Keypair) {
+	t.keysMu.Lock()
+	if t.keys[kp.LocalIndex] == kp {
+		delete(t.keys, kp.LocalIndex)
+	}
+	t.keysMu.Unlock()
+}

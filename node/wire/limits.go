@@ -1,0 +1,61 @@
+package wire
+
+// Every number a reviewer cares about on the wire lives here.
+const (
+	// Version is the only header version this build speaks; anything else is
+	// dropped before it is parsed further.
+	Version = 1
+
+	// HeaderSize is the fixed size of the packet header in bytes.
+	HeaderSize = 34
+
+	// AssociatedDataSize is the part of the header the AEAD authenticates:
+	// everything but the trailing TTL byte, which relays decrement.
+	AssociatedDataSize = HeaderSize - 1
+
+	// TagBytes is the ChaCha20-Poly1305 authenticator appended to every
+	// encrypted payload.
+	TagBytes = 16
+
+	// MaxPacketBytes bounds one UDP datagram we send or accept. 1400 stays
+	// under common path MTUs (1500 minus IP/UDP and tunnel overheads) so IP
+	// fragmentation never enters the picture.
+	MaxPacketBytes = 1400
+
+	// MaxPlaintextBytes is the largest payload one data packet can carry.
+	MaxPlaintextBytes = MaxPacketBytes - HeaderSize - TagBytes
+
+	// FragmentHeaderSize is the fragment prefix inside the encrypted payload.
+	FragmentHeaderSize = 12
+
+	// MaxFragmentBytes is the message data carried by every fragment but the
+	// last; fixed by the protocol so the receiver can check each fragment's
+	// length exactly instead of trusting a sender-chosen size.
+	MaxFragmentBytes = MaxPlaintextBytes - FragmentHeaderSize
+
+	// MaxMessageBytes mirrors mesh.MaxMessageBytes (256 KiB); duplicated so
+	// wire does not import mesh.
+	MaxMessageBytes = 256 << 10
+
+	// MaxFragmentsPerMessage is how many fragments the largest message needs.
+	MaxFragmentsPerMessage = (MaxMessageBytes + MaxFragmentBytes - 1) / MaxFragmentBytes
+
+	// DefaultTTL is the hop budget a packet starts with; a relay decrements
+	// it and drops the packet at zero, so routing loops die quickly.
+	DefaultTTL = 16
+
+	// MaxHandshakeNoiseBytes bounds the Noise message inside a handshake
+	// packet (XX messages with a 145-byte payload are under 300 bytes).
+	MaxHandshakeNoiseBytes = MaxPacketBytes - HeaderSize - HandshakeFixedBytes
+
+	// HandshakeFixedBytes is the sender+receiver index prefix of a
+	// handshake body.
+	HandshakeFixedBytes = 8
+
+	// MaxAnnouncementEntries caps the routes one announcement may carry, so a
+	// neighbour cannot make us allocate an unbounded table.
+	MaxAnnouncementEntries = 4096
+
+	// MaxAddrBytes is the largest encoded address (16-byte IPv6 + port).
+	MaxAddrBytes = 18
+)

@@ -1,0 +1,231 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/deck-mesh/deck/node/identity"
+)
+
+func sampleHeader() Header {
+	return Header{
+		Version: Version, Type: TypeData, Flags: FlagFragment,
+		Src: 0x0102030405060708, Dst: 0x1112131415161718,
+		Index: 0xdeadbeef, Counter: 0x0123456789abcdef, Channel: 7, TTL: 9,
+	}
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	h := sampleHeader()
+	var b [HeaderSize]byte
+	h.Encode(b[:])
+	var got Header
+	if err := got.Parse(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if got != h {
+		t.Fatalf("got %v want %v", got.String(), h.String())
+	}
+	if b[HeaderSize-1] != 9 {
+		t.Fatal("TTL is not the last byte")
+	}
+	SetTTL(b[:], 3)
+	got.Parse(b[:])
+	if got.TTL != 3 {
+		t.Fatal("SetTTL did not change the TTL")
+	}
+	if len(AssociatedData(b[:])) != HeaderSize-1 {
+		t.Fatal("associated data must be the header without the TTL")
+	}
+}
+
+func TestHeaderParseRejects(t *testing.T) {
+	h := sampleHeader()
+	var good [HeaderSize]byte
+	h.Encode(good[:])
+	tests := []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, ErrShort},
+		{"short", good[:HeaderSize-1], ErrShort},
+		{"version", mutate(good[:], 0, Version+1), ErrVersion},
+		{"type 0", mutate(good[:], 1, 0), ErrType},
+		{"type 5", mutate(good[:], 1, 5), ErrType},
+		{"unknown flag", mutate(good[:], 2, 0x80), ErrFlags},
+	}
+	for _, tc := range tests {
+		var got Header
+		if err := got.Parse(tc.b); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func mutate(b []byte, i int, v byte) []byte {
+	c := bytes.Clone(b)
+	c[i] = v
+	return c
+}
+
+func TestHandshakeRoundTripAndRejects(t *testing.T) {
+	in := Handshake{SenderIndex: 1, ReceiverIndex: 2, Noise: []byte("noise")}
+	b := AppendHandshake(nil, &in)
+	var out Handshake
+	if err := ParseHandshake(b, &out); err != nil || out.SenderIndex != 1 || out.ReceiverIndex != 2 || !bytes.Equal(out.Noise, in.Noise) {
+		t.Fatalf("round trip: %v %+v", err, out)
+	}
+	for name, b := range map[string][]byte{
+		"short":          b[:HandshakeFixedBytes],
+		"sender index 0": AppendHandshake(nil, &Handshake{ReceiverIndex: 2, Noise: []byte("x")}),
+		"oversized":      AppendHandshake(nil, &Handshake{SenderIndex: 1, Noise: make([]byte, MaxHandshakeNoiseBytes+1)}),
+	} {
+		if err := ParseHandshake(b, &out); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestHeartbeatRoundTripAndRejects(t *testing.T) {
+	in := Heartbeat{Seq: 7, SentNanos: 100, EchoNanos: 50, EchoHeldNs: 3}
+	b := AppendHeartbeat(nil, &in)
+	var out Heartbeat
+	if err := ParseHeartbeat(b, &out); err != nil || out != in {
+		t.Fatalf("round trip: %v %+v", err, out)
+	}
+	neg := AppendHeartbeat(nil, &Heartbeat{SentNanos: -1})
+	for name, b := range map[string][]byte{
+		"trailing": append(bytes.Clone(b), 0),
+		"short":    b[:len(b)-1],
+		"kind":     mutate(b, 0, byte(ControlAnnouncement)),
+		"negative": neg,
+	} {
+		if err := ParseHeartbeat(b, &out); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestAnnouncementRoundTripAndRejects(t *testing.T) {
+	in := Announcement{Routes: []Route{
+		{Dest: 1, Seq: 10, MetricMicros: 0, Hops: 0},
+		{Dest: 2, Seq: 11, MetricMicros: 300, Hops: 1, Addr: netip.MustParseAddrPort("127.0.0.1:4000")},
+		{Dest: 3, Seq: 12, MetricMicros: MetricInfinity, Hops: 2, Addr: netip.MustParseAddrPort("[2001:db8::1]:5000")},
+	}}
+	b, err := AppendAnnouncement(nil, &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Announcement
+	if err := ParseAnnouncement(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Routes) != 3 {
+		t.Fatalf("%d routes", len(out.Routes))
+	}
+	for i := range in.Routes {
+		if out.Routes[i] != in.Routes[i] {
+			t.Fatalf("route %d: %+v want %+v", i, out.Routes[i], in.Routes[i])
+		}
+	}
+	zeroDest, _ := AppendAnnouncement(nil, &Announcement{Routes: []Route{{Dest: 0}}})
+	hugeCount := []byte{byte(ControlAnnouncement), 0xff, 0xff}
+	badAddrLen := bytes.Clone(b)
+	badAddrLen[3+routeFixedBytes-1] = 5
+	for name, bb := range map[string][]byte{
+		"trailing":         append(bytes.Clone(b), 0),
+		"truncated":        b[:len(b)-1],
+		"zero destination": zeroDest,
+		"count over cap":   hugeCount,
+		"bad addr length":  badAddrLen,
+		"kind":             mutate(b, 0, byte(ControlHeartbeat)),
+	} {
+		if err := ParseAnnouncement(bb, &out); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := AppendAnnouncement(nil, &Announcement{Routes: make([]Route, MaxAnnouncementEntries+1)}); err == nil {
+		t.Error("encoder accepted more than MaxAnnouncementEntries")
+	}
+}
+
+func TestFragmentParse(t *testing.T) {
+	const total = 3*MaxFragmentBytes + 10
+	mk := func(f Fragment, n int) []byte {
+		b := make([]byte, FragmentHeaderSize+n)
+		PutFragment(b, &f)
+		return b
+	}
+	count := uint16(FragmentCount(total))
+	tests := []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"first", mk(Fragment{1, total, 0, count}, MaxFragmentBytes), true},
+		{"last", mk(Fragment{1, total, 3, count}, 10), true},
+		{"last too long", mk(Fragment{1, total, 3, count}, 11), false},
+		{"middle short", mk(Fragment{1, total, 1, count}, MaxFragmentBytes-1), false},
+		{"index out of range", mk(Fragment{1, total, 4, count}, 10), false},
+		{"count inconsistent", mk(Fragment{1, total, 0, count + 1}, MaxFragmentBytes), false},
+		{"total zero", mk(Fragment{1, 0, 0, 0}, 0), false},
+		{"total over max", mk(Fragment{1, MaxMessageBytes + 1, 0, uint16(FragmentCount(MaxMessageBytes + 1))}, MaxFragmentBytes), false},
+		{"header only short", make([]byte, FragmentHeaderSize-1), false},
+	}
+	for _, tc := range tests {
+		var f Fragment
+		_, err := ParseFragment(tc.b, &f)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func TestConstantsAreConsistent(t *testing.T) {
+	if HeaderSize+TagBytes+FragmentHeaderSize+MaxFragmentBytes != MaxPacketBytes {
+		t.Fatal("a full fragment does not fill a packet exactly")
+	}
+	if MaxFragmentsPerMessage > 1<<16-1 {
+		t.Fatal("fragment count does not fit u16")
+	}
+	if id := identity.NodeID(0); id.Valid() {
+		t.Fatal("zero id valid")
+	}
+}
+
+var sink Header
+
+func BenchmarkHeaderEncode(b *testing.B) {
+	h := sampleHeader()
+	buf := make([]byte, HeaderSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Encode(buf)
+	}
+}
+
+func BenchmarkHeaderParse(b *testing.B) {
+	h := sampleHeader()
+	buf := make([]byte, HeaderSize)
+	h.Encode(buf)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := sink.Parse(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkHeartbeatParse(b *testing.B) {
+	buf := AppendHeartbeat(nil, &Heartbeat{Seq: 1, SentNanos: 2, EchoNanos: 3, EchoHeldNs: 4})
+	var hb Heartbeat
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ParseHeartbeat(buf, &hb); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

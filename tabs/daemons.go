@@ -1,0 +1,197 @@
+package tabs
+
+import (
+	"fmt"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"github.com/deck-mesh/deck/deck/common"
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/widgets"
+)
+
+// Daemons is the DAEMONS tab: every daemon instance in the cluster.
+type Daemons struct {
+	tableTab
+	last    *snapshot.ClusterSnapshot
+	lastNow time.Time
+	summary string
+}
+
+// NewDaemons makes the DAEMONS tab.
+func NewDaemons(c *common.Context) *Daemons {
+	return &Daemons{tableTab: tableTab{c: c, table: widgets.NewTable(
+		widgets.Column{Title: "DAEMON", Width: 11, Flex: true},
+		widgets.Column{Title: "KIND", Width: 7},
+		widgets.Column{Title: "LINEAGE", Width: 14},
+		widgets.Column{Title: "NODE", Width: 11},
+		widgets.Column{Title: "STATE", Width: 12},
+		widgets.Column{Title: "HEALTH", Width: 9},
+		widgets.Column{Title: "SAT", Width: 4, Align: widgets.AlignRight},
+		widgets.Column{Title: "AGE", Width: 6, Align: widgets.AlignRight, HideBelow: 90},
+		widgets.Column{Title: "RST", Width: 3, Align: widgets.AlignRight, HideBelow: 110},
+		widgets.Column{Title: "REASON", Width: 16, HideBelow: 130},
+	)}}
+}
+
+func (t *Daemons) Name() string { return "DAEMONS" }
+
+// LineageLabel renders a daemon's role: SOLO, REP m[i], STBY active/warm,
+// FORK f[i]@seq.
+func LineageLabel(l snapshot.Lineage) string {
+	switch l.Kind {
+	case snapshot.GroupReplica:
+		return fmt.Sprintf("REP m[%d]", l.Index)
+	case snapshot.GroupStandby:
+		if l.Active {
+			return "STBY active"
+		}
+		return "STBY warm"
+	case snapshot.GroupFork:
+		return fmt.Sprintf("FORK f[%d]@%d", l.Index, l.ForkAt)
+	}
+	return "SOLO"
+}
+
+// DaemonState is the lifecycle with the restart state folded in, and its tone.
+func DaemonState(d *snapshot.Daemon, now time.Time) (string, common.Tone) {
+	switch d.Restart {
+	case snapshot.RestartCrashLooping:
+		return fmt.Sprintf("crashloop×%d", d.Restarts), common.ToneDanger
+	case snapshot.RestartBackingOff:
+		return "backoff " + widgets.Countdown(now, d.RestartUntil), common.ToneWarn
+	}
+	switch d.Lifecycle {
+	case snapshot.LifecycleRunning:
+		return "running", common.ToneOK
+	case snapshot.LifecycleCrashed:
+		return "crashed", common.ToneDanger
+	case snapshot.LifecycleStopped:
+		return "stopped", common.ToneDim
+	}
+	return d.Lifecycle.String(), common.ToneWarn
+}
+
+// DaemonHealthTone maps daemon health to a tone.
+func DaemonHealthTone(h snapshot.DaemonHealthState) common.Tone {
+	switch h {
+	case snapshot.DaemonDegraded:
+		return common.ToneWarn
+	case snapshot.DaemonUnhealthy:
+		return common.ToneDanger
+	}
+	return common.ToneOK
+}
+
+// DaemonRows turns a snapshot into DAEMONS rows (pure; unit tested).
+func DaemonRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
+	var rows []widgets.Row
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		for j := range n.Daemons {
+			d := &n.Daemons[j]
+			state, stTone := DaemonState(d, now)
+			name := d.Name
+			if name == "" {
+				name = d.ID
+			}
+			rows = append(rows, widgets.Row{
+				Key: d.ID,
+				Cells: []string{name, d.Kind, LineageLabel(d.Lineage), NodeName(s, d.Node), state, d.Health.String(),
+					widgets.Pct(d.Saturation), widgets.Since(now, d.StartedAt), itoa(d.Restarts), d.HealthReason},
+				Tones: []common.Tone{common.ToneNormal, common.ToneDim, common.ToneAccent, common.ToneNormal, stTone,
+					DaemonHealthTone(d.Health), widgets.LoadTone(d.Saturation), common.ToneDim, common.ToneDim, common.ToneDim},
+			})
+		}
+	}
+	return rows
+}
+
+func (t *Daemons) Sync() {
+	s := t.c.Snap
+	// Ages and backoff countdowns move with the clock, so rows are rebuilt
+	// on the 1 Hz tick as well as on a new snapshot.
+	if s == t.last && sameSecond(t.c.Now, t.lastNow) {
+		return
+	}
+	t.last, t.lastNow = s, t.c.Now
+	rows := DaemonRows(s, t.c.Now)
+	t.table.SetRows(rows)
+	var r, b, x int
+	for i := range s.Nodes {
+		for _, d := range s.Nodes[i].Daemons {
+			switch {
+			case d.Restart == snapshot.RestartCrashLooping || d.Lifecycle == snapshot.LifecycleCrashed:
+				x++
+			case d.Restart == snapshot.RestartBackingOff:
+				b++
+			case d.Lifecycle == snapshot.LifecycleRunning:
+				r++
+			}
+		}
+	}
+	t.summary = fmt.Sprintf("%d daemons · %d running · %d backing off · %d crashed", len(rows), r, b, x)
+}
+
+func (t *Daemons) Selection() common.Selection {
+	id := t.table.SelectedKey()
+	sel := common.Selection{Daemon: id, Label: id}
+	if r, ok := t.table.Selected(); ok {
+		sel.Node = nodeOfDaemon(t.c.Snap, r.Key)
+	}
+	return sel
+}
+
+func nodeOfDaemon(s *snapshot.ClusterSnapshot, id string) api.NodeID {
+	if d := FindDaemon(s, id); d != nil {
+		return d.Node
+	}
+	return 0
+}
+
+// FindDaemon finds a daemon instance by id.
+func FindDaemon(s *snapshot.ClusterSnapshot, id string) *snapshot.Daemon {
+	for i := range s.Nodes {
+		for j := range s.Nodes[i].Daemons {
+			if s.Nodes[i].Daemons[j].ID == id {
+				return &s.Nodes[i].Daemons[j]
+			}
+		}
+	}
+	return nil
+}
+
+// daemonActions maps the daemon keys to actions (DAEMONS, GROUPS, page).
+func daemonActions(k *common.KeyMap, msg tea.KeyPressMsg, id string) (tea.Cmd, bool) {
+	if id == "" {
+		return nil, false
+	}
+	switch {
+	case key.Matches(msg, k.Enter):
+		return openDaemon(id), true
+	case key.Matches(msg, k.Restart):
+		return act(common.ActionMsg{Action: api.Action{Verb: api.VerbRestartDaemon, Daemon: id}}), true
+	case key.Matches(msg, k.ForceRestart):
+		return act(common.ActionMsg{Action: api.Action{Verb: api.VerbForceRestartDaemon, Daemon: id}}), true
+	}
+	return nil, false
+}
+
+func (t *Daemons) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if t.table.HandleKey(msg, t.c.Keys) {
+		return nil
+	}
+	cmd, _ := daemonActions(t.c.Keys, msg, t.table.SelectedKey())
+	return cmd
+}
+
+func (t *Daemons) View(w, h int) string {
+	return t.render(t.summary, w, h, "no daemons placed")
+}
+
+func (t *Daemons) Bindings() []key.Binding {
+	k := t.c.Keys
+	return []key.Binding{k.Enter, k.Logs, k.Restart, k.ForceRestart, k.Filter}
+}

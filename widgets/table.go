@@ -1,0 +1,327 @@
+package widgets
+
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"github.com/deck-mesh/deck/deck/common"
+)
+
+// Align of a column's cells.
+type Align uint8
+
+const (
+	AlignLeft Align = iota
+	AlignRight
+)
+
+// Column describes one table column.
+type Column struct {
+	Title string
+	Width int  // cells; the flex column's minimum
+	Flex  bool // takes the width left over (one per table)
+	Align Align
+	// HideBelow drops the column when the table is narrower than this, so
+	// every tab stays usable at 80 columns.
+	HideBelow int
+}
+
+// Row is one table row: plain cell text plus tones. Key identifies the row
+// across data refreshes so the cursor stays on the same thing.
+type Row struct {
+	Key   string
+	Cells []string
+	Tones []common.Tone // per cell; nil: every cell uses Tone
+	Tone  common.Tone
+	// search is the lower-cased haystack for `/`, built on first use.
+	search string
+}
+
+// CursorMarker prefixes the selected row; it keeps the cursor visible on
+// colourless terminals and in golden files.
+const (
+	CursorMarker = "▸ "
+	markerWidth  = 2
+)
+
+// Table is a virtualized table: it holds every row but renders only the
+// visible window, so a frame costs the same for 10 rows or 100,000.
+type Table struct {
+	Cols   []Column
+	rows   []Row
+	view   []int // indices of rows passing the filter
+	filter string
+	cursor int // index into view
+	offset int // first visible index into view
+	height int // rows visible at the last render, for paging
+}
+
+// NewTable makes an empty table.
+func NewTable(cols ...Column) *Table { return &Table{Cols: cols, height: 10} }
+
+// SetRows replaces the data, keeping the cursor on the row with the same Key.
+func (t *Table) SetRows(rows []Row) {
+	prev := t.SelectedKey()
+	t.rows = rows
+	t.refilter()
+	if prev != "" {
+		for vi, ri := range t.view {
+			if t.rows[ri].Key == prev {
+				t.cursor = vi
+				break
+			}
+		}
+	}
+	t.clamp()
+}
+
+// Rows is the unfiltered data.
+func (t *Table) Rows() []Row { return t.rows }
+
+// Len is the number of rows passing the filter; Total is all rows.
+func (t *Table) Len() int   { return len(t.view) }
+func (t *Table) Total() int { return len(t.rows) }
+
+// Filter is the current `/` query.
+func (t *Table) Filter() string { return t.filter }
+
+// SetFilter applies a case-insensitive substring filter over every cell.
+func (t *Table) SetFilter(q string) {
+	if q == t.filter {
+		return
+	}
+	prev := t.SelectedKey()
+	t.filter = q
+	t.refilter()
+	t.cursor = 0
+	for vi, ri := range t.view {
+		if t.rows[ri].Key == prev {
+			t.cursor = vi
+			break
+		}
+	}
+	t.clamp()
+}
+
+func (t *Table) refilter() {
+	t.view = t.view[:0]
+	if t.filter == "" {
+		for i := range t.rows {
+			t.view = append(t.view, i)
+		}
+		return
+	}
+	q := strings.ToLower(t.filter)
+	for i := range t.rows {
+		r := &t.rows[i]
+		if r.search == "" {
+			r.search = strings.ToLower(strings.Join(r.Cells, "\x00"))
+		}
+		if strings.Contains(r.search, q) {
+			t.view = append(t.view, i)
+		}
+	}
+}
+
+// Cursor is the selected index among filtered rows.
+func (t *Table) Cursor() int { return t.cursor }
+
+// SetCursor moves the cursor (clamped).
+func (t *Table) SetCursor(i int) { t.cursor = i; t.clamp() }
+
+// Selected returns the selected row.
+func (t *Table) Selected() (*Row, bool) {
+	if t.cursor < 0 || t.cursor >= len(t.view) {
+		return nil, false
+	}
+	return &t.rows[t.view[t.cursor]], true
+}
+
+// SelectedKey is the selected row's Key or "".
+func (t *Table) SelectedKey() string {
+	if r, ok := t.Selected(); ok {
+		return r.Key
+	}
+	return ""
+}
+
+// Move moves the cursor by delta rows.
+func (t *Table) Move(delta int) { t.cursor += delta; t.clamp() }
+
+func (t *Table) clamp() {
+	if t.cursor >= len(t.view) {
+		t.cursor = len(t.view) - 1
+	}
+	if t.cursor < 0 {
+		t.cursor = 0
+	}
+}
+
+// HandleKey applies the shared cursor bindings; it reports whether the key
+// was one of them.
+func (t *Table) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) bool {
+	page := t.height - 1
+	if page < 1 {
+		page = 1
+	}
+	switch {
+	case key.Matches(msg, k.Up):
+		t.Move(-1)
+	case key.Matches(msg, k.Down):
+		t.Move(1)
+	case key.Matches(msg, k.Top):
+		t.cursor = 0
+	case key.Matches(msg, k.Bottom):
+		t.cursor = len(t.view) - 1
+		t.clamp()
+	case key.Matches(msg, k.PageUp):
+		t.Move(-page)
+	case key.Matches(msg, k.PageDown):
+		t.Move(page)
+	default:
+		return false
+	}
+	return true
+}
+
+// layout returns the width of every column at total width w (0: hidden).
+func (t *Table) layout(w int, dst []int) []int {
+	dst = dst[:0]
+	used := markerWidth
+	flex := -1
+	for i, c := range t.Cols {
+		if c.HideBelow > 0 && w < c.HideBelow {
+			dst = append(dst, 0)
+			continue
+		}
+		if c.Flex && flex < 0 {
+			flex = i
+		}
+		dst = append(dst, c.Width)
+		used += c.Width + 1
+	}
+	used-- // no gap after the last column
+	if flex >= 0 && used < w {
+		dst[flex] += w - used
+	}
+	return dst
+}
+
+// View renders the header and the visible rows in exactly h lines of w cells.
+func (t *Table) View(th *common.Theme, w, h int) string {
+	if h < 1 || w < 1 {
+		return ""
+	}
+	var widthBuf [16]int
+	widths := t.layout(w, widthBuf[:0])
+	var b strings.Builder
+	b.Grow((w + 16) * h * 2)
+
+	// Header.
+	var hb strings.Builder
+	hb.WriteString(spaces(markerWidth))
+	first := true
+	for i, c := range t.Cols {
+		if widths[i] == 0 {
+			continue
+		}
+		if !first {
+			hb.WriteByte(' ')
+		}
+		first = false
+		if c.Align == AlignRight {
+			hb.WriteString(FitRight(c.Title, widths[i]))
+		} else {
+			hb.WriteString(Fit(c.Title, widths[i]))
+		}
+	}
+	th.PaintTo(&b, common.ToneHeader, Fit(hb.String(), w))
+
+	body := h - 1
+	t.height = body
+	if t.cursor < t.offset {
+		t.offset = t.cursor
+	}
+	if body > 0 && t.cursor >= t.offset+body {
+		t.offset = t.cursor - body + 1
+	}
+	if max := len(t.view) - body; t.offset > max {
+		t.offset = max
+	}
+	if t.offset < 0 {
+		t.offset = 0
+	}
+	var line strings.Builder
+	for i := 0; i < body; i++ {
+		b.WriteByte('\n')
+		vi := t.offset + i
+		if vi >= len(t.view) {
+			b.WriteString(spaces(w))
+			continue
+		}
+		r := &t.rows[t.view[vi]]
+		selected := vi == t.cursor
+		if selected {
+			line.Reset()
+			line.WriteString(CursorMarker)
+			t.cells(&line, nil, r, widths, w-markerWidth)
+			th.PaintTo(&b, common.ToneSelected, Fit(line.String(), w))
+			continue
+		}
+		b.WriteString(spaces(markerWidth))
+		n := t.cells(&b, th, r, widths, w-markerWidth)
+		if pad := w - markerWidth - n; pad > 0 {
+			b.WriteString(spaces(pad))
+		}
+	}
+	return b.String()
+}
+
+// cells writes r's cells; th nil writes them unpainted. It returns the
+// number of cells written.
+func (t *Table) cells(b *strings.Builder, th *common.Theme, r *Row, widths []int, budget int) int {
+	n := 0
+	first := true
+	for i, c := range t.Cols {
+		cw := widths[i]
+		if cw == 0 {
+			continue
+		}
+		gap := 1
+		if first {
+			gap = 0
+		}
+		if n+gap >= budget {
+			break
+		}
+		if n+gap+cw > budget {
+			cw = budget - n - gap
+		}
+		if !first {
+			b.WriteByte(' ')
+			n++
+		}
+		first = false
+		var cell string
+		if i < len(r.Cells) {
+			cell = r.Cells[i]
+		}
+		if c.Align == AlignRight {
+			cell = FitRight(cell, cw)
+		} else {
+			cell = Fit(cell, cw)
+		}
+		n += cw
+		if th == nil {
+			b.WriteString(cell)
+			continue
+		}
+		tone := r.Tone
+		if i < len(r.Tones) {
+			tone = r.Tones[i]
+		}
+		th.PaintTo(b, tone, cell)
+	}
+	return n
+}
