@@ -20,9 +20,9 @@ import (
 // faults into a running demo. It is a Unix socket in the demo's state dir
 // (mode 0600 via the dir), so only the demo's user can reach it.
 const (
-	controlTimeout      = 30 * time.Second
-	maxControlRequest   = 4 << 10
-	maxControlResponse  = 64 << 10
+	controlTimeout     = 30 * time.Second
+	maxControlRequest  = 4 << 10
+	maxControlResponse = 64 << 10
 )
 
 // FaultRequest is the control socket's request: node references are

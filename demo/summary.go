@@ -13,19 +13,19 @@ import (
 // Summary is what `deck demo --headless` reports: the cluster as the
 // console's node sees it, plus the demo's own measurements.
 type Summary struct {
-	Cluster         string
-	Nodes           []NodeSummary
-	Daemons         int
-	DaemonsRunning  int
-	Chains          []ChainSummary
-	ConvergedAfter  time.Duration // from start until Converged (0: never)
-	LatencySamples  int
-	LatencyP50      time.Duration
-	LatencyP99      time.Duration
-	Detections      []Detection
-	Counters        snapshot.Counters // summed over every node
-	ResidentBytes   uint64
-	Ran             time.Duration
+	Cluster        string
+	Nodes          []NodeSummary
+	Daemons        int
+	DaemonsRunning int
+	Chains         []ChainSummary
+	ConvergedAfter time.Duration // from start until Converged (0: never)
+	LatencySamples int
+	LatencyP50     time.Duration
+	LatencyP99     time.Duration
+	Detections     []Detection
+	Counters       snapshot.Counters // summed over every node
+	ResidentBytes  uint64
+	Ran            time.Duration
 }
 
 // NodeSummary is one node's line.

@@ -140,7 +140,7 @@ func (q *auditQuery) Between(t0, t1 time.Time) api.AuditQuery {
 	c.t0, c.t1 = t0, t1
 	return c
 }
-func (q *auditQuery) ForceOnly() api.AuditQuery     { c := q.clone(); c.forceOnly = true; return c }
+func (q *auditQuery) ForceOnly() api.AuditQuery       { c := q.clone(); c.forceOnly = true; return c }
 func (q *auditQuery) Since(seq uint64) api.AuditQuery { c := q.clone(); c.since = seq; return c }
 
 func (q *auditQuery) match(r *api.AuditRecord) bool {

@@ -54,16 +54,16 @@ type Node struct {
 	genesis command.Genesis
 	tmpDir  string
 
-	tr     *transport.Transport
-	db     *chain.DB
-	ledger *chain.Ledger
-	ae     *chain.AntiEntropy
-	fold   *chain.Fold[*adminFold]
-	gs     *gossip.Gossip
-	rt     *meshos.Runtime
-	subs   *chain.SubscriptionService
-	pub    *publisher
-	commit *committer
+	tr      *transport.Transport
+	db      *chain.DB
+	ledger  *chain.Ledger
+	ae      *chain.AntiEntropy
+	fold    *chain.Fold[*adminFold]
+	gs      *gossip.Gossip
+	rt      *meshos.Runtime
+	subs    *chain.SubscriptionService
+	pub     *publisher
+	commit  *committer
 	rejects *rejectRing
 
 	started   time.Time
@@ -75,7 +75,7 @@ type Node struct {
 
 	wake chan struct{}
 
-	mu        sync.Mutex
+	mu         sync.Mutex
 	lastPubGen uint64
 	lastFinger uint64
 	generation uint64
