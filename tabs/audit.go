@@ -210,14 +210,18 @@ type AuditPage struct {
 }
 
 // NewAuditPage makes the page for rec.
-func NewAuditPage(c *common.Context, rec api.AuditRecord) *AuditPage { return &AuditPage{c: c, rec: rec} }
+func NewAuditPage(c *common.Context, rec api.AuditRecord) *AuditPage {
+	return &AuditPage{c: c, rec: rec}
+}
 
 func (p *AuditPage) Name() string { return fmt.Sprintf("AUDIT #%d", p.rec.Seq) }
 func (p *AuditPage) Sync()        {}
 func (p *AuditPage) Selection() common.Selection {
 	return common.Selection{Node: p.rec.Action.Node, Daemon: p.rec.Action.Daemon}
 }
-func (p *AuditPage) Bindings() []key.Binding { return []key.Binding{p.c.Keys.Back, p.c.Keys.Up, p.c.Keys.Down} }
+func (p *AuditPage) Bindings() []key.Binding {
+	return []key.Binding{p.c.Keys.Back, p.c.Keys.Up, p.c.Keys.Down}
+}
 
 func (p *AuditPage) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 	p.scroll = scrollKey(msg, p.c.Keys, p.scroll)

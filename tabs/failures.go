@@ -117,8 +117,10 @@ func NewFailurePage(c *common.Context, f api.FailureRecord) *FailurePage {
 	return &FailurePage{c: c, rec: f}
 }
 
-func (p *FailurePage) Name() string { return fmt.Sprintf("FAILURE %s#%d", NodeName(p.c.Snap, p.rec.Node), p.rec.Seq) }
-func (p *FailurePage) Sync()        {}
+func (p *FailurePage) Name() string {
+	return fmt.Sprintf("FAILURE %s#%d", NodeName(p.c.Snap, p.rec.Node), p.rec.Seq)
+}
+func (p *FailurePage) Sync() {}
 func (p *FailurePage) Selection() common.Selection {
 	return common.Selection{Node: p.rec.Node, Label: NodeName(p.c.Snap, p.rec.Node)}
 }

@@ -150,7 +150,6 @@ func GroupTree(th *common.Theme, s *snapshot.ClusterSnapshot, now time.Time, gs 
 	return lines, selLine
 }
 
-
 func (t *Groups) View(w, h int) string {
 	th := t.c.Theme
 	gs := t.groups()

@@ -28,10 +28,10 @@ const (
 const (
 	// MapMinCols is the narrowest terminal that gets the drawn map; below
 	// it the tab falls back to a list.
-	MapMinCols   = 100
+	MapMinCols      = 100
 	mapSideMinCells = 36
 	mapSideMaxCells = 52
-	mapEvents    = 6
+	mapEvents       = 6
 	// mapNudgeTries bounds the search for a free cell when glyphs collide.
 	mapNudgeTries = 24
 )

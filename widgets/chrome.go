@@ -135,8 +135,8 @@ func Rule(th *common.Theme, w int) string {
 
 // ToastDuration is how long each toast stays on the footer.
 const (
-	ToastDuration  = 3 * time.Second
-	ToastQueueMax  = 16
+	ToastDuration = 3 * time.Second
+	ToastQueueMax = 16
 )
 
 // Toast is one footer notice.

@@ -57,7 +57,9 @@ func (c *Confirm) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 
 func (c *Confirm) HandlePaste(s string) { c.In.Paste(s) }
 
-func (c *Confirm) Hints() string { return "type YES + enter to commit · anything else refuses · esc cancel" }
+func (c *Confirm) Hints() string {
+	return "type YES + enter to commit · anything else refuses · esc cancel"
+}
 
 func (c *Confirm) name(id api.NodeID) string {
 	if id == 0 {

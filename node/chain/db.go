@@ -89,7 +89,7 @@ func Open(cfg Config) (*DB, error) {
 		{LogFailures, logIDFailures, &db.cfg.Failures},
 		{LogSnapshots, logIDSnapshots, &db.cfg.Snapshots},
 	} {
-		db.logs[n.id] = &logState{name: n.name, id: n.id, retention: n.ret, subs: map[*Tail]struct{}{}}
+		db.logs[n.id] = &logState{name: n.name, id: n.id, retention: n.ret, subs: map[*Tail]struct{}{}, tails: map[*Tail]struct{}{}}
 	}
 	db.ledger = newLedgerState()
 	if err := db.initSchema(); err != nil {

@@ -17,8 +17,9 @@ import (
 var udpTestPSK = [32]byte{'d', 'e', 'c', 'k', '-', 'g', 'o', 's', 's', 'i', 'p', '-', 't', 'e', 's', 't'}
 
 // startUDPMesh starts n real transports on 127.0.0.1 (Noise sessions, UDP)
-// and a Gossip on each. With ring set, node i joins through node i-1 and
-// blocks every node but its two ring neighbours, so all other traffic is
+// and a Gossip on each. With ring set, node i joins through node i-1 (the
+// last node also through node 0) and blocks every node but its two ring
+// neighbours, so all other traffic is
 // relayed around the ring. It returns once every node sees every other as
 // Healthy.
 func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster {
@@ -41,6 +42,12 @@ func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster
 				join = i - 1
 			}
 			cfg.Bootstrap = []string{trs[join].LocalAddr()}
+			if ring && i == n-1 {
+				// Close the ring: the transport only makes a link direct
+				// through a bootstrap or a verified address, not for a
+				// peer it reaches through relays.
+				cfg.Bootstrap = append(cfg.Bootstrap, trs[0].LocalAddr())
+			}
 		}
 		tr, err := transport.New(cfg)
 		if err != nil {

@@ -183,14 +183,13 @@ func TestDrainDeadlineFails(t *testing.T) {
 }
 
 func TestCordonBlocksNewPlacements(t *testing.T) {
-	c := newCluster(t, 5, clusterSpec())
-	n1, n2, n3 := c.ids[0], c.ids[1], c.ids[2]
-	// Cordon all but n1 and n2 before anything is placed.
-	c.setIntent(func(in *ClusterIntent) {
-		for _, id := range c.ids[2:] {
+	// Cordon all but the first two nodes before anything is placed.
+	c := newClusterIntent(t, 5, clusterSpec(), func(ids []NodeID, in *ClusterIntent) {
+		for _, id := range ids[2:] {
 			in.Nodes[id] = NodeIntent{Cordoned: true}
 		}
 	})
+	n1, n2, n3 := c.ids[0], c.ids[1], c.ids[2]
 	c.waitFor("convergence", c.settled)
 	for _, id := range c.ids[2:] {
 		if s := c.node(id); len(s.Daemons) != 0 || len(s.Replicas) != 0 || !s.Cordoned {

@@ -260,6 +260,13 @@ type nodeOpt func(id NodeID, c *Config)
 
 func newCluster(t *testing.T, n int, spec Spec, opts ...nodeOpt) *cluster {
 	t.Helper()
+	return newClusterIntent(t, n, spec, nil, opts...)
+}
+
+// newClusterIntent starts the cluster with an initial intent in force from
+// the first tick.
+func newClusterIntent(t *testing.T, n int, spec Spec, initial func(ids []NodeID, in *ClusterIntent), opts ...nodeOpt) *cluster {
+	t.Helper()
 	c := &cluster{t: t, hub: newHub(), rts: map[NodeID]*Runtime{}, sinks: map[NodeID]*recordSink{},
 		cancel: map[NodeID]context.CancelFunc{}, done: map[NodeID]chan struct{}{}, reg: &registry{},
 		spec: spec, dead: map[NodeID]bool{}, stop: make(chan struct{}),
@@ -287,6 +294,9 @@ func newCluster(t *testing.T, n int, spec Spec, opts ...nodeOpt) *cluster {
 		}
 		c.rts[id], c.sinks[id] = rt, sink
 	}
+	if initial != nil {
+		initial(c.ids, &c.intent)
+	}
 	for _, id := range c.ids {
 		ctx, cancel := context.WithCancel(context.Background())
 		c.cancel[id] = cancel
@@ -297,6 +307,16 @@ func newCluster(t *testing.T, n int, spec Spec, opts ...nodeOpt) *cluster {
 	c.wg.Add(1)
 	go c.foldLoop()
 	t.Cleanup(c.close)
+	// Intent generations present in a node's first cluster view count as
+	// already acted on (see SetCluster), so tests start from a folded view.
+	c.waitFor("first cluster view", func() bool {
+		for _, id := range c.ids {
+			if c.rts[id].Assignment() == nil {
+				return false
+			}
+		}
+		return true
+	})
 	return c
 }
 

@@ -280,15 +280,6 @@ func live(cs *snapshot.ClusterSnapshot, id NodeID) bool {
 // reconcileLocked places over the view and moves this node's daemons and
 // replicas toward the assignment, every action through admit().
 func (rt *Runtime) reconcileLocked(now time.Time) {
-	rt.seenPending = map[string]bool{}
-	defer func() {
-		for id := range rt.pending {
-			if !rt.seenPending[id] {
-				delete(rt.pending, id)
-				delete(rt.gates.reported, id)
-			}
-		}
-	}()
 	if rt.cluster == nil {
 		return
 	}

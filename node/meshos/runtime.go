@@ -195,19 +195,20 @@ func New(cfg Config) (*Runtime, error) {
 	tm := cfg.Timers.withDefaults()
 	rt := &Runtime{
 		cfg: cfg, tm: tm, now: cfg.Clock, self: cfg.Self,
-		kinds:      map[string]GroupSpec{},
-		changes:    make(chan struct{}, 1),
-		inbox:      make(chan inbound, InboxLen),
-		sendSem:    make(chan struct{}, SendsInflightMax),
-		daemons:    map[string]*supervisor{},
-		replicas:   map[string]*replica{},
-		migOut:     map[string]*outMigration{},
-		migIn:      map[string]*inMigration{},
-		migRetryAt: map[string]time.Time{},
-		avoid:      map[NodeID]snapshot.AvoidEntry{},
-		pending:    map[string]*snapshot.PendingAction{},
-		pushed:     map[string]uint64{},
-		gates:      newGateState(),
+		kinds:       map[string]GroupSpec{},
+		changes:     make(chan struct{}, 1),
+		inbox:       make(chan inbound, InboxLen),
+		sendSem:     make(chan struct{}, SendsInflightMax),
+		daemons:     map[string]*supervisor{},
+		replicas:    map[string]*replica{},
+		migOut:      map[string]*outMigration{},
+		migIn:       map[string]*inMigration{},
+		migRetryAt:  map[string]time.Time{},
+		avoid:       map[NodeID]snapshot.AvoidEntry{},
+		pending:     map[string]*snapshot.PendingAction{},
+		seenPending: map[string]bool{},
+		pushed:      map[string]uint64{},
+		gates:       newGateState(),
 	}
 	for _, g := range cfg.Spec.Groups {
 		rt.kinds[g.Name] = g
@@ -418,6 +419,8 @@ func (rt *Runtime) fail(source, reason string) {
 // tick is one reconcile pass.
 func (rt *Runtime) tick(now time.Time) {
 	rt.mu.Lock()
+	// Pending actions not noted again during this pass are done.
+	rt.seenPending = map[string]bool{}
 	rt.reapLocked(now)
 	rt.refreshAvoidLocked(now)
 	rt.applyIntentLocked(now)
@@ -425,6 +428,12 @@ func (rt *Runtime) tick(now time.Time) {
 	rt.reconcileLocked(now)
 	rt.stepChainsLocked(now)
 	rt.updateBackpressureLocked(now)
+	for id := range rt.pending {
+		if !rt.seenPending[id] {
+			delete(rt.pending, id)
+			delete(rt.gates.reported, id)
+		}
+	}
 	rt.mu.Unlock()
 	rt.runPushes()
 	rt.publish(now)

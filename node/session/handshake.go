@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type Static struct {
 	Record  *identity.NodeRecord
 	payload []byte
 	psk     [32]byte
+	ecdhKey *ecdh.PrivateKey // DH.Private parsed once
 }
 
 // NewStatic makes a Noise static keypair for k and signs its record.
@@ -51,12 +53,17 @@ func NewStatic(k *identity.Key, psk [32]byte) (*Static, error) {
 // NewStaticWith assembles a Static from parts. Tests use it to present a
 // forged record; production code uses NewStatic.
 func NewStaticWith(k *identity.Key, dh noise.DHKey, rec *identity.NodeRecord, psk [32]byte) *Static {
-	return &Static{Key: k, DH: dh, Record: rec, payload: MarshalPayload(rec), psk: psk}
+	s := &Static{Key: k, DH: dh, Record: rec, payload: MarshalPayload(rec), psk: psk}
+	if ek, err := ecdh.X25519().NewPrivateKey(dh.Private); err == nil {
+		s.ecdhKey = ek
+	}
+	return s
 }
 
 func (s *Static) config(initiator bool) noise.Config {
+	dh := cachedDH{&dhCache{static: s.ecdhKey, staticPriv: s.DH.Private}}
 	return noise.Config{
-		CipherSuite:           cipherSuite,
+		CipherSuite:           noise.NewCipherSuite(dh, noise.CipherChaChaPoly, noise.HashBLAKE2b),
 		Pattern:               noise.HandshakeXX,
 		Initiator:             initiator,
 		StaticKeypair:         s.DH,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/wire"
@@ -311,5 +312,52 @@ func TestPayloadRejectsWrongLengthAndVersion(t *testing.T) {
 	}
 	if rec, err := UnmarshalPayload(good); err != nil || rec.ID != s.Key.ID {
 		t.Fatalf("good payload: %v", err)
+	}
+}
+
+// TestCachedDHInteroperatesWithStockNoise: a handshake between our cached
+// DH and flynn/noise's stock DH25519 must agree, so the optimisation is
+// wire-compatible with any XXpsk3_25519_ChaChaPoly_BLAKE2b peer.
+func TestCachedDHInteroperatesWithStockNoise(t *testing.T) {
+	ours := mustStatic(t, psk)
+	peerKey, _ := identity.Generate()
+	stock, pub := newDH(t)
+	peerRec := identity.NewNodeRecord(peerKey, pub, time.Now().UnixMilli())
+	hs, err := noise.NewHandshakeState(noise.Config{
+		CipherSuite: cipherSuite, Pattern: noise.HandshakeXX, Initiator: true,
+		StaticKeypair: stock, PresharedKey: psk[:], PresharedKeyPlacement: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg1, _, _, _ := hs.WriteMessage(nil, nil)
+	r, msg2, err := ours.Respond(msg1, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := hs.ReadMessage(nil, msg2); err != nil {
+		t.Fatalf("stock initiator cannot read our message 2: %v", err)
+	}
+	msg3, c1, _, err := hs.WriteMessage(nil, MarshalPayload(peerRec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := r.Finish(msg3, time.Now())
+	if err != nil {
+		t.Fatalf("our responder refuses the stock initiator: %v", err)
+	}
+	k := c1.UnsafeKey()
+	if kp.Peer != peerKey.ID {
+		t.Fatalf("session peer %s, want %s", kp.Peer, peerKey.ID)
+	}
+	// Data sealed by the stock side's key decrypts on ours.
+	h := wire.Header{Version: wire.Version, Type: wire.TypeData, Src: peerKey.ID, Dst: ours.Key.ID, Index: kp.LocalIndex, TTL: wire.DefaultTTL}
+	pkt := make([]byte, wire.HeaderSize)
+	h.Encode(pkt)
+	aead, _ := chacha20poly1305.New(k[:])
+	pkt = aead.Seal(pkt, pkt[19:31], []byte("interop"), pkt[:wire.AssociatedDataSize])
+	out, err := kp.Open(nil, &h, pkt)
+	if err != nil || string(out) != "interop" {
+		t.Fatalf("open: %v %q", err, out)
 	}
 }

@@ -1,0 +1,256 @@
+package tabs
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/colorprofile"
+
+	"github.com/deck-mesh/deck/deck/common"
+	"github.com/deck-mesh/deck/deck/decktest"
+	"github.com/deck-mesh/deck/deck/store"
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+func TestLineageLabel(t *testing.T) {
+	tests := []struct {
+		l    snapshot.Lineage
+		want string
+	}{
+		{snapshot.Lineage{}, "SOLO"},
+		{snapshot.Lineage{Kind: snapshot.GroupReplica, Index: 2}, "REP m[2]"},
+		{snapshot.Lineage{Kind: snapshot.GroupStandby, Active: true}, "STBY active"},
+		{snapshot.Lineage{Kind: snapshot.GroupStandby}, "STBY warm"},
+		{snapshot.Lineage{Kind: snapshot.GroupFork, Index: 1, ForkAt: 4821}, "FORK f[1]@4821"},
+	}
+	for _, tc := range tests {
+		if got := LineageLabel(tc.l); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.l, got, tc.want)
+		}
+	}
+}
+
+func TestRowFunctions(t *testing.T) {
+	s := decktest.Snapshot()
+	now := decktest.T0
+	nodes := NodeRows(s)
+	if len(nodes) != 9 {
+		t.Fatalf("%d node rows", len(nodes))
+	}
+	byKey := func(key string) []string {
+		for _, r := range nodes {
+			if r.Key == key {
+				return r.Cells
+			}
+		}
+		t.Fatalf("no row %s", key)
+		return nil
+	}
+	if c := byKey(decktest.Gibson.String()); c[2] != "self" || c[3] != "·" {
+		t.Errorf("self row %v", c)
+	}
+	if c := byKey(decktest.Freeside.String()); c[4] != "—" || c[2] != "unreachable" {
+		t.Errorf("unreachable row %v", c)
+	}
+	if c := byKey(decktest.Chiba.String()); !strings.HasPrefix(c[10], "drain-failed") || c[9] != "0/1" {
+		t.Errorf("chiba row %v", c)
+	}
+
+	ds := DaemonRows(s, now)
+	for _, r := range ds {
+		switch r.Key {
+		case "ice-breaker":
+			if r.Cells[4] != "crashloop×14" || r.Tones[4] != common.ToneDanger {
+				t.Errorf("ice-breaker %v", r.Cells)
+			}
+		case "sensor-grid":
+			if r.Cells[4] != "backoff 8s" {
+				t.Errorf("sensor-grid %v", r.Cells)
+			}
+		}
+	}
+
+	want := map[string]string{"ledger.audit": "under", "oracle.state": "over", "ingest.log": "ok"}
+	for _, r := range ChainRows(s) {
+		if w, ok := want[r.Key]; ok && r.Cells[3] != w {
+			t.Errorf("%s status %s, want %s", r.Key, r.Cells[3], w)
+		}
+	}
+
+	for _, r := range MaintRows(s, now) {
+		switch r.Key {
+		case decktest.Straylight.String():
+			if r.Cells[1] != "entering" || r.Cells[2] != "2/5" || r.Cells[3] != "1/3" || r.Cells[4] != "4m12s" {
+				t.Errorf("straylight %v", r.Cells)
+			}
+		case decktest.Chiba.String():
+			if !strings.Contains(r.Cells[7], "no eligible target") {
+				t.Errorf("chiba %v", r.Cells)
+			}
+		}
+	}
+	if ms := MigrationRows(s, now); len(ms) != 2 || ms[0].Cells[3] != "transfer" || ms[0].Cells[4] != "46%" {
+		t.Errorf("migrations %v", ms)
+	}
+}
+
+func TestAuditRows(t *testing.T) {
+	s := decktest.Snapshot()
+	recs := decktest.Audit()
+	all := AuditRows(s, recs, false, 0)
+	if len(all) != len(recs) || all[0].Key != "9" {
+		t.Fatalf("not newest first: %v", all[0].Cells)
+	}
+	ice := AuditRows(s, recs, true, 0)
+	for _, r := range ice {
+		if !strings.HasPrefix(r.Cells[4], "ICE ") || r.Tones[4] != common.ToneWarn {
+			t.Errorf("non-ICE row with f: %v", r.Cells)
+		}
+	}
+	if len(ice) != 3 {
+		t.Errorf("%d ICE rows", len(ice))
+	}
+	if got := AuditRows(s, recs, false, 2); len(got) != 2 || got[1].Key != "8" {
+		t.Errorf("limit 2: %v", got)
+	}
+	for _, r := range all {
+		if r.Key == "8" && (r.Cells[2] != "rejected" || r.Tones[2] != common.ToneDanger) {
+			t.Errorf("rejected row %v", r.Cells)
+		}
+	}
+}
+
+func TestContainsFold(t *testing.T) {
+	tests := []struct {
+		hay, needle string
+		want        bool
+	}{
+		{"Replay LAG behind", "lag", true},
+		{"abc", "", true},
+		{"", "a", false},
+		{"short", "longer needle", false},
+		{"ÉCOLE école", "cole", true},
+		{"xyz", "xz", false},
+	}
+	for _, tc := range tests {
+		if got := ContainsFold(tc.hay, tc.needle); got != tc.want {
+			t.Errorf("ContainsFold(%q,%q) = %v", tc.hay, tc.needle, got)
+		}
+	}
+}
+
+func testCtx(logCap int) *common.Context {
+	return &common.Context{Theme: common.NewTheme(colorprofile.NoTTY), Keys: common.DefaultKeyMap(),
+		Store: store.New(logCap), Snap: decktest.Snapshot(), Now: decktest.T0}
+}
+
+// TestLogsIndexMatchesBruteForce pushes records through a small ring in
+// batches (with eviction) and checks the incremental index equals a full
+// rescan under several filters.
+func TestLogsIndexMatchesBruteForce(t *testing.T) {
+	filters := []func(l *Logs){
+		func(l *Logs) {},
+		func(l *Logs) { l.SetFilter("PANIC") },
+		func(l *Logs) { l.SetScope(decktest.Straylight, "") },
+		func(l *Logs) { l.SetScope(0, "ingest-2") },
+	}
+	for fi, set := range filters {
+		c := testCtx(50)
+		l := NewLogs(c)
+		set(l)
+		recs := decktest.Logs(333)
+		for i := 0; i < len(recs); i += 37 {
+			for _, r := range recs[i:min(i+37, len(recs))] {
+				c.Store.Logs.Push(r)
+			}
+			l.Sync()
+			want := 0
+			for j := 0; j < c.Store.Logs.Len(); j++ {
+				if l.Matches(c.Store.Logs.Index(j)) {
+					want++
+				}
+			}
+			if l.Shown() != want {
+				t.Fatalf("filter %d after %d records: shown %d, want %d", fi, i, l.Shown(), want)
+			}
+			if out := l.View(80, 10); strings.Count(out, "\n") != 9 {
+				t.Fatalf("view has %d lines", strings.Count(out, "\n")+1)
+			}
+		}
+	}
+}
+
+func TestLogTail(t *testing.T) {
+	c := testCtx(1000)
+	for _, r := range decktest.Logs(500) {
+		c.Store.Logs.Push(r)
+	}
+	tail := LogTail(c.Store.Logs, 0, "ice-breaker", 3, 1000)
+	if len(tail) != 3 || !tail[0].At.Before(tail[2].At) {
+		t.Fatalf("tail %v", tail)
+	}
+	for _, r := range tail {
+		if r.Daemon != "ice-breaker" {
+			t.Fatalf("wrong daemon %s", r.Daemon)
+		}
+	}
+	if got := LogTail(c.Store.Logs, 0, "ice-breaker", 10, 5); len(got) > 1 {
+		t.Fatalf("scan bound ignored: %d", len(got))
+	}
+}
+
+func TestMapLayout(t *testing.T) {
+	s := decktest.Snapshot()
+	order := ByRTT(s)
+	if order[0] != s.Self || order[len(order)-1] != decktest.Freeside {
+		t.Fatalf("order %v", order)
+	}
+	for _, size := range [][2]int{{120, 40}, {60, 20}, {8, 3}, {3, 2}} {
+		l := Layout(s, order, size[0], size[1])
+		seen := map[[2]int]bool{}
+		for id, p := range l.pos {
+			if p[0] < 0 || p[0] >= size[0] || p[1] < 0 || p[1] >= size[1] {
+				t.Errorf("%s outside %v: %v", id, size, p)
+			}
+			if seen[p] && size[0] >= 60 {
+				t.Errorf("%s overlaps at %v", id, p)
+			}
+			seen[p] = true
+		}
+	}
+	big := decktest.Scaled(5000)
+	if l := Layout(big, ByRTT(big), 100, 40); len(l.grid) != 4000 {
+		t.Fatal("grid size")
+	}
+	g, _ := Glyph(s.Node(decktest.Wintermute))
+	if g != GlyphDatafort {
+		t.Errorf("datafort glyph %s", g)
+	}
+	if g, _ := Glyph(s.Node(decktest.Freeside)); g != GlyphUnreachable {
+		t.Errorf("unreachable glyph %s", g)
+	}
+	if g, _ := Glyph(s.Node(decktest.Straylight)); g != GlyphDegraded {
+		t.Errorf("suspect glyph %s", g)
+	}
+}
+
+func TestTimelineEntries(t *testing.T) {
+	s := decktest.Snapshot()
+	nodes := make([]snapshot.NodeSnapshot, len(s.Nodes))
+	for i := range s.Nodes {
+		nodes[i] = s.Nodes[i].NodeSnapshot
+	}
+	at := decktest.T0.Add(-2 * time.Minute)
+	es := TimelineEntries(s, nodes, decktest.Failures(), decktest.Audit(), at)
+	for i, e := range es {
+		if e.Lane != 0 && e.At.After(at) {
+			t.Errorf("entry after the replay point: %+v", e)
+		}
+		if i > 0 && e.At.After(es[i-1].At) {
+			t.Errorf("not newest first at %d", i)
+		}
+	}
+	var _ = api.LevelInfo
+}
