@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
@@ -29,18 +29,13 @@ func genesisOf(c *config.Cluster) (command.Genesis, error) {
 	return g, nil
 }
 
-// validate is the ledger's gate: an event must decode and pass the clock
-// check; signatures and the registry are the fold's to judge (they depend on
-// the event's place in the order).
+// validate is the ledger's gate: an event must decode, belong to this
+// cluster and pass the clock check; signatures and the registry are the
+// fold's to judge (they depend on the event's place in the order). Events
+// are keyed by their ledger key (a hash over body and signatures), so a weak
+// copy raced in by a bad peer cannot shadow the real one.
 func (n *Node) validate(raw []byte) (chain.EventMeta, error) {
-	ev, err := command.DecodeEvent(raw)
-	if err != nil {
-		return chain.EventMeta{}, err
-	}
-	if err := command.CheckIngest(ev, n.genesis.Cluster, time.Now()); err != nil {
-		return chain.EventMeta{}, err
-	}
-	return chain.EventMeta{ID: ev.ID(), IssuedAt: ev.IssuedAtMs()}, nil
+	return n.validator(raw)
 }
 
 // adminFold is the folded admin state plus its audit trail.
@@ -106,7 +101,7 @@ func (c *committer) Commit(ctx context.Context, ev *command.Event) (uint64, erro
 	if len(raw) > maxCommitEvent {
 		return 0, fmt.Errorf("%w: event is %d bytes", api.ErrInvalid, len(raw))
 	}
-	id := ev.ID()
+	id := ev.LedgerKey()
 	acks := make(chan identity.NodeID, 16)
 	c.mu.Lock()
 	c.waiting[id] = acks
@@ -229,4 +224,4 @@ func (r *rejectRing) list() []api.AuditRecord {
 	return slices.Clone(r.recs)
 }
 
-var _ = binary.BigEndian
+var _ = chainfold.Validator

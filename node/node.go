@@ -13,6 +13,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
@@ -49,10 +50,11 @@ type Options struct {
 
 // Node is a running mesh node.
 type Node struct {
-	opts    Options
-	key     *identity.Key
-	genesis command.Genesis
-	tmpDir  string
+	opts      Options
+	key       *identity.Key
+	genesis   command.Genesis
+	validator chain.Validator
+	tmpDir    string
 
 	tr      *transport.Transport
 	db      *chain.DB
@@ -132,6 +134,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if n.tr, err = transport.New(tcfg); err != nil {
 		return nil, fmt.Errorf("node: transport: %w", err)
 	}
+	n.validator = chainfold.Validator(genesis.Cluster, time.Now)
 	n.ledger = n.db.Ledger(n.validate)
 	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf})
 	n.fold = chain.NewFold[*adminFold](n.ledger, adminFolder{genesis: genesis}, 0)
