@@ -104,7 +104,9 @@ func (rt *Runtime) stepChainsLocked(now time.Time) {
 				rt.logf(api.LevelInfo, "", "leading %s at term %d (seq %d)", name, r.term, r.seq)
 			}
 		}
-		if r.role == snapshot.Follower && cur.node != 0 {
+		// A follower on its way out stops syncing: its seq freezes, the
+		// new holders pass it, and the drop's caught-up check can succeed.
+		if r.role == snapshot.Follower && cur.node != 0 && slices.Contains(cp.Holders, rt.self) {
 			req := &message{Kind: msgChainSyncReq, Chain: name, Seq: r.seq}
 			if r.resetting {
 				req.Seq, req.Cursor = 0, r.resetCursor

@@ -109,7 +109,7 @@ func (rt *Runtime) startMigrationLocked(s *supervisor, p DaemonPlacement) {
 	rt.migSeq++
 	now := rt.now()
 	m := &outMigration{
-		id:     fmt.Sprintf("%s>%s#%d", rt.self.Short(), p.ID, rt.migSeq),
+		id:     fmt.Sprintf("%016x>%s#%d", uint64(rt.self), p.ID, rt.migSeq),
 		daemon: p.ID, target: p.Node, p: p, sup: s, started: now,
 		acks: make(chan *message, 8), killed: make(chan struct{}),
 		phase: snapshot.PhaseSnapshot,
