@@ -49,18 +49,17 @@ func (n *Node) refresh(now time.Time) {
 		LogsDropped: sub.Dropped,
 	})
 	n.rt.SetPeers(peerViews(n.tr.Peers()))
-	if own := n.rt.Latest(); own != nil && own.Generation != n.lastPubGen {
+	// Publish on every refresh: gossip signs and sends at once only when the
+	// generation changed; gauges and counters that move without a new
+	// generation ride on the next re-announce.
+	if own := n.rt.Latest(); own != nil {
 		pub := *own
 		pub.Observer = n.opts.Observer
 		if err := n.gs.Publish(&pub); err != nil {
 			n.opts.Logf("node: publish snapshot: %v", err)
-		} else {
-			n.lastPubGen = own.Generation
-			if b, err := gossip.EncodeSnapshot(&pub); err == nil {
-				_, _ = n.db.AppendSnapshot(n.ctx, pub.ID, now, b)
-			}
 		}
 	}
+	n.recordHistory(now)
 	cs := n.foldCluster(now)
 	finger := fingerprint(cs)
 	changed := finger != n.lastFinger
@@ -186,3 +185,29 @@ func (s failureSink) AppendFailure(f snapshot.Failure) {
 	}
 	_ = s.n.db.AppendFailure(f)
 }
+
+// recordHistory keeps every node's snapshot changes this node has seen (its
+// own included) in the snapshots log, so a console can scroll back in time.
+func (n *Node) recordHistory(now time.Time) {
+	for _, v := range n.gs.Latest() {
+		ns := v.Snapshot
+		if ns == nil || n.histGen[ns.ID] == ns.Generation {
+			continue
+		}
+		b, err := gossip.EncodeSnapshot(ns)
+		if err != nil {
+			continue
+		}
+		if _, err := n.db.AppendSnapshot(n.ctx, ns.ID, now, b); err != nil {
+			n.opts.Logf("node: snapshot history: %v", err)
+			continue
+		}
+		n.histGen[ns.ID] = ns.Generation
+		if len(n.histGen) > maxHistoryNodes {
+			clear(n.histGen) // bounded: a reset only re-records the current ones
+		}
+	}
+}
+
+// maxHistoryNodes caps the per-node generation map of recordHistory.
+const maxHistoryNodes = 4096

@@ -78,7 +78,7 @@ type Node struct {
 	wake chan struct{}
 
 	mu         sync.Mutex
-	lastPubGen uint64
+	histGen    map[identity.NodeID]uint64 // loop goroutine only
 	lastFinger uint64
 	generation uint64
 }
@@ -107,7 +107,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		opts.Bootstrap = opts.Cluster.Bootstrap
 	}
 	n := &Node{opts: opts, key: opts.Key, genesis: genesis, started: time.Now(),
-		wake: make(chan struct{}, 1), rejects: newRejectRing(rejectRingSize)}
+		wake: make(chan struct{}, 1), histGen: map[identity.NodeID]uint64{}, rejects: newRejectRing(rejectRingSize)}
 	if n.key == nil {
 		if n.key, err = identity.Generate(); err != nil {
 			return nil, err

@@ -296,6 +296,8 @@ func (e *endpoint) Peers() []mesh.PeerInfo {
 	return out
 }
 
-func (e *endpoint) Stats() mesh.Stats { return mesh.Stats{PacketsOut: e.sent.Load(), Drops: e.dropped.Load()} }
+func (e *endpoint) Stats() mesh.Stats {
+	return mesh.Stats{PacketsOut: e.sent.Load(), Drops: e.dropped.Load()}
+}
 
 var _ mesh.Messenger = (*endpoint)(nil)
