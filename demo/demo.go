@@ -23,18 +23,23 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // Limits of the demo's flags.
 const (
-	MinNodes       = 2
-	MaxNodes       = 64
-	DefaultNodes   = 9
-	ClusterName    = "deck-demo"
-	ClusterFile    = "cluster.toml"
-	ControlSocket  = "demo.sock"
-	startupTimeout = 20 * time.Second
+	MinNodes      = 2
+	MaxNodes      = 64
+	DefaultNodes  = 9
+	ClusterName   = "deck-demo"
+	ClusterFile   = "cluster.toml"
+	ControlSocket = "demo.sock"
+	// maxBootstrapPeers is how many running nodes a (re)started node is
+	// given to join through.
+	maxBootstrapPeers = 3
+	// consoleIdx stands for the console in the blocked map's pairs.
+	consoleIdx = -1
 )
 
 // Topologies the demo can lay out.
@@ -107,7 +112,8 @@ type Demo struct {
 	members  []*member
 	links    map[[2]int]bool // topology: direct links allowed (i<j)
 	faults   []api.Fault
-	blocked  map[[2]int]bool // partitions in force (i<j)
+	blocked  map[[2]int]bool // partitions in force (i<j; [i, consoleIdx] cuts the console)
+	impaired map[[2]int]impairment
 	console  *node.Node
 	closed   bool
 	ctl      *controlServer
@@ -120,7 +126,8 @@ func Start(ctx context.Context, opts Options) (*Demo, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	d := &Demo{opts: opts, operators: map[string]*identity.Key{}, links: map[[2]int]bool{}, blocked: map[[2]int]bool{}}
+	d := &Demo{opts: opts, operators: map[string]*identity.Key{}, links: map[[2]int]bool{}, blocked: map[[2]int]bool{},
+		impaired: map[[2]int]impairment{}}
 	d.detector = newDetector()
 	if opts.StateDir == "" {
 		dir, err := os.MkdirTemp("", "deck-demo-*")
@@ -144,13 +151,10 @@ func Start(ctx context.Context, opts Options) (*Demo, error) {
 		return nil, err
 	}
 	d.layout()
-	for i := range d.members {
-		if err := d.startMember(ctx, d.members[i]); err != nil {
+	// One at a time: each node joins through the ones already running.
+	for _, m := range d.members {
+		if err := d.startMember(ctx, m); err != nil {
 			return nil, err
-		}
-		if i == 0 {
-			// Every later node (and every console) joins through the first.
-			d.cluster.Bootstrap = []string{d.members[0].addr}
 		}
 	}
 	// Bootstrap through two nodes so a console survives the loss of one.
@@ -253,24 +257,21 @@ func (d *Demo) startMember(ctx context.Context, m *member) error {
 	if err != nil {
 		return err
 	}
-	listen := m.addr
-	if listen == "" {
-		listen = "127.0.0.1:0"
-	}
-	var boot []string
-	if m.idx > 0 {
-		boot = []string{d.members[0].addr}
-		if prev := d.members[m.idx-1]; prev.addr != "" && prev.idx != 0 {
-			boot = append(boot, prev.addr)
-		}
-	} else if len(d.members) > 1 && d.members[1].addr != "" {
-		boot = []string{d.members[1].addr} // a restarted first node rejoins through the second
-	}
-	nd, err := node.Start(ctx, node.Options{
-		Cluster: d.cluster, Key: m.key, DataDir: m.dataDir, ListenAddr: listen, Bootstrap: boot,
+	opts := node.Options{
+		Cluster: d.cluster, Key: m.key, DataDir: m.dataDir, ListenAddr: m.addr, Bootstrap: d.bootstrapFor(m),
 		Label: m.label, Capabilities: m.caps, Spec: spec, Factories: workloads.Factories(),
 		Version: d.opts.Version, Logf: d.opts.Logf,
-	})
+	}
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = "127.0.0.1:0"
+	}
+	nd, err := node.Start(ctx, opts)
+	if err != nil && m.addr != "" {
+		// A restarted node's old port may have been taken meanwhile; its
+		// peers learn the new address from the handshake.
+		opts.ListenAddr = "127.0.0.1:0"
+		nd, err = node.Start(ctx, opts)
+	}
 	if err != nil {
 		return fmt.Errorf("demo: start %s: %w", m.label, err)
 	}
@@ -281,9 +282,42 @@ func (d *Demo) startMember(ctx context.Context, m *member) error {
 	return nil
 }
 
+// bootstrapFor picks the addresses m joins through: at most
+// maxBootstrapPeers running members it has a link to, lowest index first
+// (node-1 for a fresh demo), so a node restarted after node-1 was killed,
+// or one that only has ring neighbours, still finds the mesh.
+func (d *Demo) bootstrapFor(m *member) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var boot, unlinked []string
+	for _, o := range d.members {
+		if o == m || o.node == nil || o.addr == "" {
+			continue
+		}
+		linked := false
+		if m.idx == consoleIdx {
+			linked = !d.blocked[[2]int{o.idx, consoleIdx}]
+		} else {
+			key := [2]int{min(m.idx, o.idx), max(m.idx, o.idx)}
+			linked = d.links[key] && !d.blocked[key]
+		}
+		if linked {
+			boot = append(boot, o.addr)
+		} else {
+			unlinked = append(unlinked, o.addr)
+		}
+	}
+	// No direct link to any running node (a partition in force): try the
+	// others anyway; the transport drops what the faults block.
+	boot = append(boot, unlinked...)
+	return boot[:min(len(boot), maxBootstrapPeers)]
+}
+
 // applyLinks makes every running node's transport match the topology and
-// the partitions in force: a pair is blocked when the topology has no link
-// or a partition cuts it.
+// the faults in force: a pair is blocked when the topology has no link or
+// a partition cuts it, and slowed when an impairment is on it. It runs
+// after every start, so a restarted node (a new transport) gets the same
+// links, partitions and impairments as the one that was killed.
 func (d *Demo) applyLinks() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -291,16 +325,27 @@ func (d *Demo) applyLinks() {
 		if a.node == nil {
 			continue
 		}
+		tr := a.node.Transport()
 		for _, b := range d.members {
 			if a == b {
 				continue
 			}
 			key := [2]int{min(a.idx, b.idx), max(a.idx, b.idx)}
-			a.node.Transport().Block(b.key.ID, !d.links[key] || d.blocked[key])
+			tr.Block(b.key.ID, !d.links[key] || d.blocked[key])
+			// The transport delays what it sends and drops a fraction both
+			// of what it sends and of what it receives on the link: delay
+			// at both ends, loss at one, so the flags mean what they say
+			// (one-way latency, loss per direction).
+			imp := d.impaired[key]
+			loss := imp.loss
+			if a.idx > b.idx {
+				loss = 0
+			}
+			tr.Impair(b.key.ID, imp.delay, loss)
 		}
 		if d.console != nil {
-			cut := d.blocked[[2]int{a.idx, -1}]
-			a.node.Transport().Block(d.console.ID(), cut)
+			cut := d.blocked[[2]int{a.idx, consoleIdx}]
+			tr.Block(d.console.ID(), cut)
 			d.console.Transport().Block(a.key.ID, cut)
 		}
 	}
@@ -338,8 +383,11 @@ func (d *Demo) Console(ctx context.Context) (*node.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Join through running nodes: the cluster file names node-1 and node-2,
+	// which may have been killed.
+	boot := d.bootstrapFor(&member{idx: consoleIdx})
 	nd, err := node.Start(ctx, node.Options{
-		Cluster: d.cluster, Label: "deck", Observer: true, Spec: spec,
+		Cluster: d.cluster, Label: "deck", Observer: true, Spec: spec, Bootstrap: boot,
 		Version: d.opts.Version, Logf: d.opts.Logf,
 	})
 	if err != nil {
@@ -353,61 +401,180 @@ func (d *Demo) Console(ctx context.Context) (*node.Node, error) {
 	return nd, nil
 }
 
-// WaitConverged waits until the console (or, without one, the first node)
-// sees every demo node Healthy with a fresh snapshot and every chain at its
-// desired holder count.
+// WaitConverged waits until Converged, or ctx ends.
 func (d *Demo) WaitConverged(ctx context.Context) error {
+	return d.wait(ctx, "converged", d.Unsettled)
+}
+
+// WaitReady waits until Ready, or ctx ends: the mesh is up and the console
+// can be shown, even if placement is still settling.
+func (d *Demo) WaitReady(ctx context.Context) error {
+	return d.wait(ctx, "ready", d.notReady)
+}
+
+func (d *Demo) wait(ctx context.Context, what string, problems func() []string) error {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if d.Converged() {
+		p := problems()
+		if len(p) == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("demo: not converged: %w", ctx.Err())
+			return fmt.Errorf("demo: not %s (%s): %w", what, strings.Join(p, "; "), ctx.Err())
 		case <-t.C:
 		}
 	}
 }
 
-// Converged reports whether the observer's view is complete and settled.
-func (d *Demo) Converged() bool {
+// Converged reports whether the observer's view is complete and settled:
+// see Unsettled.
+func (d *Demo) Converged() bool { return len(d.Unsettled()) == 0 }
+
+// Ready reports whether the observer sees every running demo node Healthy
+// with a fresh snapshot.
+func (d *Demo) Ready() bool { return len(d.notReady()) == 0 }
+
+// observer is the node whose view the demo judges: the console, or the
+// first running node.
+func (d *Demo) observer() (*node.Node, []*member) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	obs := d.console
-	if obs == nil && len(d.members) > 0 {
-		obs = d.members[0].node
-	}
-	want := 0
+	var up []*member
 	for _, m := range d.members {
 		if m.node != nil {
-			want++
+			up = append(up, m)
+			if obs == nil {
+				obs = m.node
+			}
 		}
 	}
-	d.mu.Unlock()
+	return obs, up
+}
+
+func (d *Demo) notReady() []string {
+	obs, up := d.observer()
 	if obs == nil {
-		return false
+		return []string{"no node running"}
 	}
-	cs := obs.Cluster()
-	healthy := 0
-	for _, nv := range cs.Nodes {
-		if !nv.Observer && nv.Health == snapshot.Healthy && !nv.Stale && !nv.BuiltAt.IsZero() {
-			healthy++
+	return nodeProblems(obs.Cluster(), up)
+}
+
+// Unsettled lists, from the observer's view, what keeps the demo from
+// being converged; nil when it is:
+//   - every running demo node is Healthy with a fresh snapshot;
+//   - every daemon of the spec runs (or is starting) on exactly one live
+//     node, and none runs on an observer;
+//   - every chain is held by exactly its desired number of live nodes, and
+//     by no observer.
+//
+// Live means Healthy and fresh as the observer sees it: a killed node's
+// last snapshot keeps listing its daemons and replicas until it goes stale,
+// and those claims do not count.
+func (d *Demo) Unsettled() []string {
+	obs, up := d.observer()
+	if obs == nil {
+		return []string{"no node running"}
+	}
+	spec, err := d.cluster.Spec()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	return settleProblems(obs.Cluster(), up, spec)
+}
+
+// specMembers is how many daemons placement makes of g (meshos's rule:
+// at least one, exactly one for a solo group, at most GroupMembersMax).
+func specMembers(g meshos.GroupSpec) int {
+	if g.Kind == snapshot.GroupSolo {
+		return 1
+	}
+	return min(max(g.Members, 1), meshos.GroupMembersMax)
+}
+
+func nodeProblems(cs *snapshot.ClusterSnapshot, up []*member) []string {
+	var out []string
+	for _, m := range up {
+		nv := cs.Node(m.key.ID)
+		switch {
+		case nv == nil || nv.BuiltAt.IsZero():
+			out = append(out, m.label+" not seen")
+		case nv.Health != snapshot.Healthy:
+			out = append(out, m.label+" "+nv.Health.String())
+		case nv.Stale:
+			out = append(out, m.label+" stale")
 		}
 	}
-	if healthy < want {
-		return false
+	return out
+}
+
+func isLive(nv *snapshot.NodeView) bool {
+	return nv.Health == snapshot.Healthy && !nv.Stale && !nv.BuiltAt.IsZero()
+}
+
+func settleProblems(cs *snapshot.ClusterSnapshot, up []*member, spec meshos.Spec) []string {
+	out := nodeProblems(cs, up)
+	label := func(nv *snapshot.NodeView) string {
+		if nv.Label != "" {
+			return nv.Label
+		}
+		return nv.ID.Short()
 	}
-	for _, c := range cs.Chains {
-		if c.Desired > 0 && c.Held() < c.Desired {
-			return false
+	where := map[string][]string{} // daemon id → live nodes running it
+	for i := range cs.Nodes {
+		nv := &cs.Nodes[i]
+		if !isLive(nv) {
+			continue
+		}
+		for _, dm := range nv.Daemons {
+			if dm.Lifecycle != snapshot.LifecycleRunning && dm.Lifecycle != snapshot.LifecycleStarting {
+				continue
+			}
+			if nv.Observer {
+				out = append(out, fmt.Sprintf("%s runs on observer %s", dm.ID, label(nv)))
+				continue
+			}
+			where[dm.ID] = append(where[dm.ID], label(nv))
 		}
 	}
-	placed := 0
-	for _, nv := range cs.Nodes {
-		placed += len(nv.Daemons)
+	for _, g := range spec.Groups {
+		for i := range specMembers(g) {
+			id := meshos.DaemonID(g.Name, i)
+			switch w := where[id]; len(w) {
+			case 1:
+			case 0:
+				out = append(out, id+" not running")
+			default:
+				out = append(out, fmt.Sprintf("%s runs on %d nodes (%s)", id, len(w), strings.Join(w, ", ")))
+			}
+		}
+		if g.ChainReplicas <= 0 {
+			continue
+		}
+		name := meshos.ChainName(g.Name)
+		held, desired := 0, min(g.ChainReplicas, meshos.ChainReplicasMax)
+		for i := range cs.Nodes {
+			nv := &cs.Nodes[i]
+			if !isLive(nv) || !slices.ContainsFunc(nv.Replicas, func(r snapshot.Replica) bool { return r.Chain == name }) {
+				continue
+			}
+			if nv.Observer {
+				out = append(out, fmt.Sprintf("observer %s holds a replica of %s", label(nv), name))
+				continue
+			}
+			held++
+		}
+		if held != desired {
+			state := "under"
+			if held > desired {
+				state = "over"
+			}
+			out = append(out, fmt.Sprintf("chain %s held %d/%d (%s)", name, held, desired, state))
+		}
 	}
-	return placed > 0
+	return out
 }
 
 // Close stops every node (and the console, if the demo started it) and
@@ -419,7 +586,12 @@ func (d *Demo) Close() error {
 		return nil
 	}
 	d.closed = true
-	members := slices.Clone(d.members)
+	var nodes []*node.Node
+	for _, m := range d.members {
+		if m.node != nil {
+			nodes = append(nodes, m.node)
+		}
+	}
 	console := d.console
 	d.mu.Unlock()
 	if d.ctl != nil {
@@ -440,11 +612,9 @@ func (d *Demo) Close() error {
 		wg.Add(1)
 		go stop(console)
 	}
-	for _, m := range members {
-		if m.node != nil {
-			wg.Add(1)
-			go stop(m.node)
-		}
+	for _, n := range nodes {
+		wg.Add(1)
+		go stop(n)
 	}
 	wg.Wait()
 	for _, id := range workloads.CrashLoops() {

@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"time"
@@ -12,21 +11,36 @@ import (
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
-// maxLatencySamples bounds the convergence samples the detector keeps.
-const maxLatencySamples = 4096
+// Detector bounds.
+const (
+	// maxLatencySamples bounds the convergence samples the detector keeps.
+	maxLatencySamples = 4096
+	// maxDetections bounds the detections kept (the oldest finished ones
+	// go first).
+	maxDetections = 256
+	// detectorPoll is how often the detector reads the console's view.
+	detectorPoll = 100 * time.Millisecond
+)
 
 // Detection is how long the console took to notice one injected fault.
 type Detection struct {
 	Kind       api.FaultKind
 	Node       identity.NodeID
 	InjectedAt time.Time
-	DetectedAt time.Time // zero: not (yet) detected
-	SeenAs     string    // the health the console saw
+	// DetectedAt is when the console first saw the node other than
+	// Healthy (zero: not, or not yet); SeenAs is the health it saw then.
+	DetectedAt time.Time
+	SeenAs     string
+	// UnreachableAt is when the console first saw it Unreachable (zero:
+	// not, or not yet): a kill goes Suspect after a few missed heartbeats,
+	// then Unreachable after transport.UnreachableAfter of silence.
+	UnreachableAt time.Time
 }
 
 // detector measures, from the console's own view, how fast changes
 // propagate (a node's new snapshot generation: built there, seen here) and
-// how fast injected faults are detected.
+// how fast injected faults are detected. It polls every detectorPoll, so
+// its times are late by up to that much.
 type detector struct {
 	mu      sync.Mutex
 	gens    map[identity.NodeID]uint64
@@ -40,26 +54,26 @@ func newDetector() *detector { return &detector{gens: map[identity.NodeID]uint64
 func (dt *detector) injected(f api.Fault, id identity.NodeID) {
 	dt.mu.Lock()
 	defer dt.mu.Unlock()
+	if len(dt.pending) >= maxDetections {
+		dt.pending = dt.pending[1:]
+	}
 	dt.pending = append(dt.pending, &Detection{Kind: f.Kind, Node: id, InjectedAt: time.Now()})
 }
 
 // watch follows the console's snapshots until it closes.
 func (dt *detector) watch(console *node.Node) {
-	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		defer cancel()
-		t := time.NewTicker(100 * time.Millisecond)
+		t := time.NewTicker(detectorPoll)
 		defer t.Stop()
 		for {
 			select {
 			case <-console.Done():
 				return
-			case <-t.C:
-				dt.observe(console.Cluster(), time.Now())
+			case now := <-t.C:
+				dt.observe(console.Cluster(), now)
 			}
 		}
 	}()
-	_ = ctx
 }
 
 func (dt *detector) observe(cs *snapshot.ClusterSnapshot, now time.Time) {
@@ -80,18 +94,33 @@ func (dt *detector) observe(cs *snapshot.ClusterSnapshot, now time.Time) {
 	keep := dt.pending[:0]
 	for _, p := range dt.pending {
 		nv := cs.Node(p.Node)
-		if nv != nil && nv.Health != snapshot.Healthy {
-			p.DetectedAt, p.SeenAs = now, nv.Health.String()
+		h := snapshot.Healthy
+		if nv != nil {
+			h = nv.Health
+		}
+		if h != snapshot.Healthy && p.DetectedAt.IsZero() {
+			p.DetectedAt, p.SeenAs = now, h.String()
+		}
+		if h == snapshot.Unreachable && p.UnreachableAt.IsZero() {
+			p.UnreachableAt = now
+		}
+		// Finished once Unreachable, or once Healthy again after being
+		// detected (the fault was undone before the node went Unreachable).
+		if !p.UnreachableAt.IsZero() || (!p.DetectedAt.IsZero() && h == snapshot.Healthy) {
+			if len(dt.done) >= maxDetections {
+				dt.done = dt.done[1:]
+			}
 			dt.done = append(dt.done, *p)
 			continue
 		}
 		keep = append(keep, p)
 	}
+	clear(dt.pending[len(keep):])
 	dt.pending = keep
 }
 
 // results returns the latency samples (sorted) and every detection,
-// undetected ones last with a zero DetectedAt.
+// in order of injection.
 func (dt *detector) results() ([]time.Duration, []Detection) {
 	dt.mu.Lock()
 	defer dt.mu.Unlock()
@@ -101,6 +130,7 @@ func (dt *detector) results() ([]time.Duration, []Detection) {
 	for _, p := range dt.pending {
 		out = append(out, *p)
 	}
+	slices.SortStableFunc(out, func(a, b Detection) int { return a.InjectedAt.Compare(b.InjectedAt) })
 	return s, out
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/demo/workloads"
+	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 )
@@ -19,37 +20,44 @@ const (
 
 var _ api.FaultInjector = (*Demo)(nil)
 
+// impairment is a slow fault on one link.
+type impairment struct {
+	delay time.Duration
+	loss  float64
+}
+
 // Inject applies one fault for real: sockets close, transports drop or
-// delay packets, daemons crash. The mesh then reacts on its own.
+// delay packets, daemons crash. The mesh then reacts on its own. A fault
+// naming several nodes is checked for all of them before any is touched.
 func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 	if err := d.checkFault(f); err != nil {
 		return err
 	}
+	members := make([]*member, 0, len(f.Nodes))
+	for _, id := range f.Nodes {
+		m, _ := d.memberByRef(id)
+		members = append(members, m)
+	}
+	if err := d.checkAlive(f.Kind, members); err != nil {
+		return err
+	}
 	switch f.Kind {
 	case api.FaultKill:
-		for _, id := range f.Nodes {
-			m, _ := d.memberByRef(id)
+		for _, m := range members {
 			d.mu.Lock()
 			nd := m.node
 			m.node = nil
 			d.mu.Unlock()
 			if nd == nil {
-				return fmt.Errorf("%w: %s is already killed", api.ErrInvalid, m.label)
+				continue // killed by a concurrent request meanwhile
 			}
-			d.detector.injected(f, id)
+			d.detector.injected(f, m.key.ID)
 			if err := nd.Close(); err != nil {
 				return fmt.Errorf("demo: kill %s: %w", m.label, err)
 			}
 		}
 	case api.FaultRestart:
-		for _, id := range f.Nodes {
-			m, _ := d.memberByRef(id)
-			d.mu.Lock()
-			alive := m.node != nil
-			d.mu.Unlock()
-			if alive {
-				return fmt.Errorf("%w: %s is running", api.ErrInvalid, m.label)
-			}
+		for _, m := range members {
 			if err := d.startMember(ctx, m); err != nil {
 				return err
 			}
@@ -57,16 +65,15 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 		d.dropFaults(func(g api.Fault) bool { return g.Kind == api.FaultKill && overlaps(g.Nodes, f.Nodes) })
 		return nil
 	case api.FaultPause, api.FaultResume:
-		for _, id := range f.Nodes {
-			m, _ := d.memberByRef(id)
+		for _, m := range members {
 			d.mu.Lock()
 			nd := m.node
 			d.mu.Unlock()
 			if nd == nil {
-				return fmt.Errorf("%w: %s is killed; restart it first", api.ErrInvalid, m.label)
+				continue
 			}
 			if f.Kind == api.FaultPause {
-				d.detector.injected(f, id)
+				d.detector.injected(f, m.key.ID)
 			}
 			nd.Transport().Pause(f.Kind == api.FaultPause)
 		}
@@ -76,20 +83,8 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 		}
 	case api.FaultPartition:
 		d.mu.Lock()
-		for _, a := range f.Nodes {
-			ma, _ := d.memberByRef(a)
-			for _, mb := range d.members {
-				if mb == ma || (len(f.Peers) > 0 && !slices.Contains(f.Peers, mb.key.ID)) {
-					continue
-				}
-				if slices.Contains(f.Nodes, mb.key.ID) {
-					continue // nodes on the same side stay connected
-				}
-				d.blocked[[2]int{min(ma.idx, mb.idx), max(ma.idx, mb.idx)}] = true
-			}
-			if len(f.Peers) == 0 {
-				d.blocked[[2]int{ma.idx, -1}] = true // the console sits with the majority
-			}
+		for _, k := range d.cutPairs(f) {
+			d.blocked[k] = true
 		}
 		d.mu.Unlock()
 		for _, id := range f.Nodes {
@@ -99,18 +94,16 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 	case api.FaultHeal:
 		d.mu.Lock()
 		clear(d.blocked)
-		members := slices.Clone(d.members)
+		clear(d.impaired)
+		var running []*node.Node
+		for _, m := range d.members {
+			if m.node != nil {
+				running = append(running, m.node)
+			}
+		}
 		d.mu.Unlock()
-		for _, m := range members {
-			if m.node == nil {
-				continue
-			}
-			m.node.Transport().Pause(false)
-			for _, o := range members {
-				if o != m {
-					m.node.Transport().Impair(o.key.ID, 0, 0)
-				}
-			}
+		for _, nd := range running {
+			nd.Transport().Pause(false)
 		}
 		for _, id := range workloads.CrashLoops() {
 			workloads.SetCrashLoop(id, false)
@@ -119,20 +112,14 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 		d.dropFaults(func(g api.Fault) bool { return g.Kind != api.FaultKill })
 		return nil
 	case api.FaultSlow:
-		for _, a := range f.Nodes {
-			ma, _ := d.memberByRef(a)
-			for _, mb := range d.members {
-				if mb == ma || (len(f.Peers) > 0 && !slices.Contains(f.Peers, mb.key.ID)) {
-					continue
-				}
-				if ma.node != nil {
-					ma.node.Transport().Impair(mb.key.ID, f.Delay, f.Loss)
-				}
-				if mb.node != nil {
-					mb.node.Transport().Impair(ma.key.ID, f.Delay, f.Loss)
-				}
+		d.mu.Lock()
+		for _, k := range d.linkPairs(f) {
+			if k[1] != consoleIdx {
+				d.impaired[k] = impairment{delay: f.Delay, loss: f.Loss}
 			}
 		}
+		d.mu.Unlock()
+		d.applyLinks()
 	case api.FaultCrashLoop:
 		workloads.SetCrashLoop(f.Daemon, true)
 	}
@@ -140,6 +127,68 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 	d.faults = append(d.faults, f)
 	d.mu.Unlock()
 	return nil
+}
+
+// checkAlive refuses a kill, pause or resume of a killed node and a
+// restart of a running one, before any node is touched.
+func (d *Demo) checkAlive(kind api.FaultKind, members []*member) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range members {
+		alive := m.node != nil
+		switch {
+		case kind == api.FaultKill && !alive:
+			return fmt.Errorf("%w: %s is already killed", api.ErrInvalid, m.label)
+		case kind == api.FaultRestart && alive:
+			return fmt.Errorf("%w: %s is running", api.ErrInvalid, m.label)
+		case (kind == api.FaultPause || kind == api.FaultResume) && !alive:
+			return fmt.Errorf("%w: %s is killed; restart it first", api.ErrInvalid, m.label)
+		}
+	}
+	return nil
+}
+
+// linkPairs lists the links between f.Nodes and f.Peers (every other node
+// when Peers is empty) as blocked/impaired keys; links inside f.Nodes are
+// not included.
+func (d *Demo) linkPairs(f api.Fault) [][2]int {
+	var out [][2]int
+	for _, a := range f.Nodes {
+		ma, _ := d.memberByRef(a)
+		for _, mb := range d.members {
+			if mb == ma || slices.Contains(f.Nodes, mb.key.ID) {
+				continue // nodes on the same side stay connected
+			}
+			if len(f.Peers) > 0 && !slices.Contains(f.Peers, mb.key.ID) {
+				continue
+			}
+			out = append(out, [2]int{min(ma.idx, mb.idx), max(ma.idx, mb.idx)})
+		}
+	}
+	return out
+}
+
+// cutPairs is linkPairs plus the console's links for a partition of the
+// whole mesh: the console stays with the larger side (with the side not
+// named on a tie), as an operator's laptop would stay with most of the
+// mesh. A partition between named peers leaves the console connected.
+func (d *Demo) cutPairs(f api.Fault) [][2]int {
+	out := d.linkPairs(f)
+	if len(f.Peers) > 0 {
+		return out
+	}
+	named := make(map[int]bool, len(f.Nodes))
+	for _, id := range f.Nodes {
+		m, _ := d.memberByRef(id)
+		named[m.idx] = true
+	}
+	withNamed := len(named) > len(d.members)-len(named)
+	for _, m := range d.members {
+		if named[m.idx] != withNamed {
+			out = append(out, [2]int{m.idx, consoleIdx})
+		}
+	}
+	return out
 }
 
 func (d *Demo) checkFault(f api.Fault) error {

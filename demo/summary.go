@@ -19,6 +19,9 @@ type Summary struct {
 	DaemonsRunning int
 	Chains         []ChainSummary
 	ConvergedAfter time.Duration // from start until Converged (0: never)
+	// Unsettled is what keeps the demo from being converged at the time of
+	// the summary (Demo.Unsettled), nil when it is.
+	Unsettled      []string
 	LatencySamples int
 	LatencyP50     time.Duration
 	LatencyP99     time.Duration
@@ -56,7 +59,7 @@ func (d *Demo) Summarize(ran, convergedAfter time.Duration) Summary {
 		obs = d.members[0].node
 	}
 	d.mu.Unlock()
-	s := Summary{Cluster: d.cluster.Name, ConvergedAfter: convergedAfter, Ran: ran}
+	s := Summary{Cluster: d.cluster.Name, ConvergedAfter: convergedAfter, Ran: ran, Unsettled: d.Unsettled()}
 	if obs != nil {
 		cs := obs.Cluster()
 		for _, nv := range cs.Nodes {

@@ -67,8 +67,41 @@ func (n *Node) refresh(now time.Time) {
 		n.lastFinger = finger
 	}
 	n.pub.store(cs, changed)
+	if n.opts.Observer {
+		return // a console's node never hosts work: its MeshOS only reports
+	}
+	if !n.placing {
+		// Placement waits until the node has heard every peer it knows (or
+		// placementSettleMax passed): a node that places while it sees only
+		// itself takes the whole workload and the cluster spends its first
+		// minute migrating it away.
+		if !settledView(cs, n.key.ID) && now.Sub(n.started) < placementSettleMax {
+			return
+		}
+		n.placing = true
+	}
 	state := n.AdminState()
 	n.rt.SetCluster(placementView(cs), state.Intent())
+}
+
+// placementSettleMax bounds how long a starting node waits for a complete
+// view before it places anyway (a lone first node must still start work).
+const placementSettleMax = 3 * time.Second
+
+// settledView reports whether the view has a fresh snapshot from every node
+// it lists and at least one peer.
+func settledView(cs *snapshot.ClusterSnapshot, self snapshot.NodeID) bool {
+	peers := 0
+	for _, nv := range cs.Nodes {
+		if nv.ID == self || nv.Observer {
+			continue
+		}
+		if nv.BuiltAt.IsZero() || nv.Stale {
+			return false
+		}
+		peers++
+	}
+	return peers > 0
 }
 
 // foldCluster builds the ClusterSnapshot from gossip, the transport's peer

@@ -79,6 +79,7 @@ type Node struct {
 
 	mu         sync.Mutex
 	histGen    map[identity.NodeID]uint64 // loop goroutine only
+	placing    bool                       // loop goroutine only: MeshOS has a view
 	lastFinger uint64
 	generation uint64
 }

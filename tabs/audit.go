@@ -26,7 +26,7 @@ type Audit struct {
 
 // NewAudit makes the AUDIT tab.
 func NewAudit(c *common.Context) *Audit {
-	return &Audit{tableTab: tableTab{c: c, table: widgets.NewTable(
+	a := &Audit{tableTab: tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "SEQ", Width: 4, Align: widgets.AlignRight},
 		widgets.Column{Title: "WHEN", Width: 8},
 		widgets.Column{Title: "OUTCOME", Width: 8},
@@ -35,6 +35,8 @@ func NewAudit(c *common.Context) *Audit {
 		widgets.Column{Title: "SIGS", Width: 4, Align: widgets.AlignRight, HideBelow: 100},
 		widgets.Column{Title: "TARGET", Width: 10, Flex: true},
 	)}, gen: ^uint64(0)}
+	a.table.StickTop = true
+	return a
 }
 
 func (t *Audit) Name() string { return "AUDIT" }
@@ -62,6 +64,29 @@ func AuditTarget(s *snapshot.ClusterSnapshot, a api.Action) string {
 	return t
 }
 
+// AuditWhen is when a record happened: the local recording time, or the
+// issue time when the record carries none (a zero or epoch time).
+func AuditWhen(r *api.AuditRecord) time.Time {
+	if r.At.Unix() > 0 {
+		return r.At
+	}
+	return r.IssuedAt
+}
+
+// AuditKey identifies an audit record: the event id (unique per event)
+// plus the seq, because a rejected replay of an event shares its id.
+func AuditKey(r *api.AuditRecord) string {
+	return r.EventID + "/" + strconv.FormatUint(r.Seq, 10)
+}
+
+// auditSeq is the SEQ cell: the local ledger seq, or — when unknown.
+func auditSeq(r *api.AuditRecord) string {
+	if r.Seq == 0 {
+		return "—"
+	}
+	return strconv.FormatUint(r.Seq, 10)
+}
+
 // AuditRows turns audit records (oldest first) into rows, newest first
 // (pure; unit tested). limit 0 keeps all.
 func AuditRows(s *snapshot.ClusterSnapshot, recs []api.AuditRecord, iceOnly bool, limit int) []widgets.Row {
@@ -87,8 +112,8 @@ func AuditRows(s *snapshot.ClusterSnapshot, recs []api.AuditRecord, iceOnly bool
 			target += " (" + r.Reason + ")"
 		}
 		rows = append(rows, widgets.Row{
-			Key:   strconv.FormatUint(r.Seq, 10),
-			Cells: []string{strconv.FormatUint(r.Seq, 10), widgets.Clock(r.At), out, OperatorName(s, r.Operator), cmd, itoa(len(r.Signatures)), target},
+			Key:   AuditKey(r),
+			Cells: []string{auditSeq(r), widgets.Clock(AuditWhen(r)), out, OperatorName(s, r.Operator), cmd, itoa(len(r.Signatures)), target},
 			Tones: []common.Tone{common.ToneDim, common.ToneDim, outTone, common.ToneAccent, cmdTone, common.ToneDim, common.ToneNormal},
 		})
 	}
@@ -116,13 +141,13 @@ func (t *Audit) rebuild() {
 }
 
 func (t *Audit) record() *api.AuditRecord {
-	seq, err := strconv.ParseUint(t.table.SelectedKey(), 10, 64)
-	if err != nil {
+	k := t.table.SelectedKey()
+	if k == "" {
 		return nil
 	}
 	r := t.c.Store.Audit
 	for i := r.Len() - 1; i >= 0; i-- {
-		if rec := r.Index(i); rec.Seq == seq {
+		if rec := r.Index(i); AuditKey(rec) == k {
 			cp := *rec
 			return &cp
 		}
@@ -214,8 +239,13 @@ func NewAuditPage(c *common.Context, rec api.AuditRecord) *AuditPage {
 	return &AuditPage{c: c, rec: rec}
 }
 
-func (p *AuditPage) Name() string { return fmt.Sprintf("AUDIT #%d", p.rec.Seq) }
-func (p *AuditPage) Sync()        {}
+func (p *AuditPage) Name() string {
+	if p.rec.Seq == 0 {
+		return "AUDIT " + widgets.Truncate(p.rec.EventID, 12)
+	}
+	return fmt.Sprintf("AUDIT #%d", p.rec.Seq)
+}
+func (p *AuditPage) Sync() {}
 func (p *AuditPage) Selection() common.Selection {
 	return common.Selection{Node: p.rec.Action.Node, Daemon: p.rec.Action.Daemon}
 }
@@ -242,8 +272,12 @@ func AuditDetail(th *common.Theme, s *snapshot.ClusterSnapshot, r api.AuditRecor
 	if r.ICE {
 		cmdTone, kind = common.ToneWarn, "ICE"
 	}
+	recorded := "— (not recorded by this node's ledger)"
+	if r.At.Unix() > 0 {
+		recorded = r.At.UTC().Format(time.RFC3339)
+	}
 	lines := []string{
-		kv("event", fmt.Sprintf("#%d %s", r.Seq, r.EventID), common.ToneTitle),
+		kv("event", auditSeq(&r)+" "+r.EventID, common.ToneTitle),
 		kv("outcome", r.Outcome.String(), outTone),
 	}
 	if r.Reason != "" {
@@ -254,7 +288,7 @@ func AuditDetail(th *common.Theme, s *snapshot.ClusterSnapshot, r api.AuditRecor
 		kv("target", AuditTarget(s, r.Action), common.ToneNormal),
 		kv("operator", OperatorName(s, r.Operator)+" "+r.Operator.String(), common.ToneAccent),
 		kv("issued", r.IssuedAt.UTC().Format(time.RFC3339), common.ToneNormal),
-		kv("recorded", r.At.UTC().Format(time.RFC3339), common.ToneNormal),
+		kv("recorded", recorded, common.ToneNormal),
 		kv("nonce", r.Nonce, common.ToneDim),
 		"",
 		th.Paint(common.ToneHeader, fmt.Sprintf("SIGNATURES (%d)", len(r.Signatures))),

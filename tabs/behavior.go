@@ -54,13 +54,15 @@ var laneNames = [behaviorLanes]string{"PENDING", "FAILURE", "ADMIN"}
 
 // NewBehavior makes the BEHAVIOR tab.
 func NewBehavior(c *common.Context) *Behavior {
-	return &Behavior{tableTab: tableTab{c: c, table: widgets.NewTable(
+	b := &Behavior{tableTab: tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "WHEN", Width: 8},
 		widgets.Column{Title: "AGE", Width: 6, Align: widgets.AlignRight},
 		widgets.Column{Title: "KIND", Width: 7},
 		widgets.Column{Title: "WHO", Width: 10},
 		widgets.Column{Title: "WHAT", Width: 20, Flex: true},
 	)}, fg: ^uint64(0)}
+	b.table.StickTop = true
+	return b
 }
 
 func (t *Behavior) Name() string { return "BEHAVIOR" }
@@ -86,7 +88,8 @@ func TimelineEntries(s *snapshot.ClusterSnapshot, nodes []snapshot.NodeSnapshot,
 		}
 	}
 	for _, r := range audit {
-		if r.At.After(at) {
+		when := AuditWhen(&r)
+		if when.After(at) {
 			continue
 		}
 		what, tone := string(r.Action.Verb)+" "+AuditTarget(s, r.Action), common.ToneNormal
@@ -97,7 +100,7 @@ func TimelineEntries(s *snapshot.ClusterSnapshot, nodes []snapshot.NodeSnapshot,
 			what += " · REJECTED " + r.Reason
 			tone = common.ToneDanger
 		}
-		out = append(out, Entry{At: r.At, Lane: 2, Who: OperatorName(s, r.Operator), What: what, Tone: tone})
+		out = append(out, Entry{At: when, Lane: 2, Who: OperatorName(s, r.Operator), What: what, Tone: tone})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
 	return out

@@ -2,6 +2,7 @@ package tabs
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -85,26 +86,84 @@ func DaemonHealthTone(h snapshot.DaemonHealthState) common.Tone {
 	return common.ToneOK
 }
 
+// UniqueDaemons returns each daemon once, in natural id order. When a node is
+// unreachable its last report may still list daemons that were re-placed
+// elsewhere since; the instance on a reachable node wins, and a daemon only
+// known from an unreachable node is returned with unseen set.
+func UniqueDaemons(s *snapshot.ClusterSnapshot) (ds []*snapshot.Daemon, unseen map[string]bool) {
+	idx := map[string]int{}
+	unseen = map[string]bool{}
+	for pass := 0; pass < 2; pass++ {
+		for i := range s.Nodes {
+			n := &s.Nodes[i]
+			if reachable(n) != (pass == 0) {
+				continue
+			}
+			for j := range n.Daemons {
+				d := &n.Daemons[j]
+				if _, dup := idx[d.ID]; dup {
+					continue
+				}
+				idx[d.ID] = len(ds)
+				ds = append(ds, d)
+				if pass == 1 {
+					unseen[d.ID] = true
+				}
+			}
+		}
+	}
+	sort.SliceStable(ds, func(i, j int) bool { return NaturalLess(ds[i].ID, ds[j].ID) })
+	return ds, unseen
+}
+
+// DaemonCounts are the cluster's daemon figures: running, backing off,
+// crashed (or crash-looping) and unseen (only known from an unreachable
+// node's last report), each daemon counted once.
+type DaemonCounts struct{ Running, Backoff, Crashed, Unseen, Total int }
+
+// CountDaemons computes DaemonCounts.
+func CountDaemons(s *snapshot.ClusterSnapshot) DaemonCounts {
+	ds, unseen := UniqueDaemons(s)
+	c := DaemonCounts{Total: len(ds)}
+	for _, d := range ds {
+		switch {
+		case unseen[d.ID]:
+			c.Unseen++
+		case d.Restart == snapshot.RestartCrashLooping || d.Lifecycle == snapshot.LifecycleCrashed:
+			c.Crashed++
+		case d.Restart == snapshot.RestartBackingOff:
+			c.Backoff++
+		case d.Lifecycle == snapshot.LifecycleRunning:
+			c.Running++
+		}
+	}
+	return c
+}
+
 // DaemonRows turns a snapshot into DAEMONS rows (pure; unit tested).
 func DaemonRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
-	var rows []widgets.Row
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
-		for j := range n.Daemons {
-			d := &n.Daemons[j]
-			state, stTone := DaemonState(d, now)
-			name := d.Name
-			if name == "" {
-				name = d.ID
-			}
-			rows = append(rows, widgets.Row{
-				Key: d.ID,
-				Cells: []string{name, d.Kind, LineageLabel(d.Lineage), NodeName(s, d.Node), state, d.Health.String(),
-					widgets.Pct(d.Saturation), widgets.Since(now, d.StartedAt), itoa(d.Restarts), d.HealthReason},
-				Tones: []common.Tone{common.ToneNormal, common.ToneDim, common.ToneAccent, common.ToneNormal, stTone,
-					DaemonHealthTone(d.Health), widgets.LoadTone(d.Saturation), common.ToneDim, common.ToneDim, common.ToneDim},
-			})
+	ds, unseen := UniqueDaemons(s)
+	rows := make([]widgets.Row, 0, len(ds))
+	for _, d := range ds {
+		state, stTone := DaemonState(d, now)
+		health, hTone := d.Health.String(), DaemonHealthTone(d.Health)
+		reason := d.HealthReason
+		if unseen[d.ID] {
+			state, stTone = "unseen", common.ToneDim
+			health, hTone = "—", common.ToneDim
+			reason = "node unreachable: last report"
 		}
+		name := d.Name
+		if name == "" {
+			name = d.ID
+		}
+		rows = append(rows, widgets.Row{
+			Key: d.ID,
+			Cells: []string{name, d.Kind, LineageLabel(d.Lineage), NodeName(s, d.Node), state, health,
+				widgets.Pct(d.Saturation), widgets.Since(now, d.StartedAt), itoa(d.Restarts), reason},
+			Tones: []common.Tone{common.ToneNormal, common.ToneDim, common.ToneAccent, common.ToneNormal, stTone,
+				hTone, widgets.LoadTone(d.Saturation), common.ToneDim, common.ToneDim, common.ToneDim},
+		})
 	}
 	return rows
 }
@@ -119,20 +178,11 @@ func (t *Daemons) Sync() {
 	t.last, t.lastNow = s, t.c.Now
 	rows := DaemonRows(s, t.c.Now)
 	t.table.SetRows(rows)
-	var r, b, x int
-	for i := range s.Nodes {
-		for _, d := range s.Nodes[i].Daemons {
-			switch {
-			case d.Restart == snapshot.RestartCrashLooping || d.Lifecycle == snapshot.LifecycleCrashed:
-				x++
-			case d.Restart == snapshot.RestartBackingOff:
-				b++
-			case d.Lifecycle == snapshot.LifecycleRunning:
-				r++
-			}
-		}
+	c := CountDaemons(s)
+	t.summary = fmt.Sprintf("%d daemons · %d running · %d backing off · %d crashed", c.Total, c.Running, c.Backoff, c.Crashed)
+	if c.Unseen > 0 {
+		t.summary += fmt.Sprintf(" · %d unseen (node unreachable)", c.Unseen)
 	}
-	t.summary = fmt.Sprintf("%d daemons · %d running · %d backing off · %d crashed", len(rows), r, b, x)
 }
 
 func (t *Daemons) Selection() common.Selection {
@@ -151,16 +201,24 @@ func nodeOfDaemon(s *snapshot.ClusterSnapshot, id string) api.NodeID {
 	return 0
 }
 
-// FindDaemon finds a daemon instance by id.
+// FindDaemon finds a daemon instance by id, preferring one on a reachable
+// node (an unreachable node's last report may list daemons placed elsewhere
+// since).
 func FindDaemon(s *snapshot.ClusterSnapshot, id string) *snapshot.Daemon {
+	var stale *snapshot.Daemon
 	for i := range s.Nodes {
 		for j := range s.Nodes[i].Daemons {
 			if s.Nodes[i].Daemons[j].ID == id {
-				return &s.Nodes[i].Daemons[j]
+				if reachable(&s.Nodes[i]) {
+					return &s.Nodes[i].Daemons[j]
+				}
+				if stale == nil {
+					stale = &s.Nodes[i].Daemons[j]
+				}
 			}
 		}
 	}
-	return nil
+	return stale
 }
 
 // daemonActions maps the daemon keys to actions (DAEMONS, GROUPS, page).

@@ -41,8 +41,12 @@ func (t *Demo) Name() string { return "DEMO" }
 func (t *Demo) rows() []widgets.Row {
 	s := t.c.Snap
 	rows := make([]widgets.Row, 0, len(s.Nodes))
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
+	for _, n := range SortedNodes(s) {
+		if n.Observer {
+			// Consoles are not demo members: faults are injected into the
+			// harness's nodes, never into the deck's own node.
+			continue
+		}
 		mark := "[ ]"
 		if t.marked[n.ID] {
 			mark = "[x]"
@@ -51,9 +55,16 @@ func (t *Demo) rows() []widgets.Row {
 		for j, d := range n.Daemons {
 			ds[j] = d.ID
 		}
+		rtt := widgets.RTT(n.RTT)
+		if n.Health == snapshot.Unreachable {
+			rtt = "—"
+			if len(ds) > 0 {
+				ds = append([]string{"(last report)"}, ds...)
+			}
+		}
 		rows = append(rows, widgets.Row{
 			Key:   n.ID.String(),
-			Cells: []string{mark, NodeName(s, n.ID), n.Health.String(), widgets.RTT(n.RTT), strings.Join(ds, " ")},
+			Cells: []string{mark, NodeName(s, n.ID), n.Health.String(), rtt, strings.Join(ds, " ")},
 			Tones: []common.Tone{common.ToneAccent, common.ToneNormal, HealthTone(n.Health), common.ToneNormal, common.ToneDim},
 		})
 	}
@@ -81,7 +92,7 @@ func (t *Demo) selected() api.NodeID {
 func (t *Demo) targets() []api.NodeID {
 	var out []api.NodeID
 	for i := range t.c.Snap.Nodes {
-		if id := t.c.Snap.Nodes[i].ID; t.marked[id] {
+		if id := t.c.Snap.Nodes[i].ID; t.marked[id] && !t.c.Snap.Nodes[i].Observer {
 			out = append(out, id)
 		}
 	}

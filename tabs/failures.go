@@ -22,13 +22,15 @@ type Failures struct {
 
 // NewFailures makes the FAILURES tab.
 func NewFailures(c *common.Context) *Failures {
-	return &Failures{tableTab: tableTab{c: c, table: widgets.NewTable(
+	f := &Failures{tableTab: tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "SEQ", Width: 4, Align: widgets.AlignRight},
 		widgets.Column{Title: "WHEN", Width: 8},
 		widgets.Column{Title: "NODE", Width: 10},
 		widgets.Column{Title: "SOURCE", Width: 10},
 		widgets.Column{Title: "REASON", Width: 20, Flex: true},
 	)}, gen: ^uint64(0)}
+	f.table.StickTop = true
+	return f
 }
 
 func (t *Failures) Name() string { return "FAILURES" }

@@ -30,8 +30,8 @@ func NewMaintenance(c *common.Context) *Maintenance {
 	return &Maintenance{tableTab: tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "NODE", Width: 11},
 		widgets.Column{Title: "STATE", Width: 12},
-		widgets.Column{Title: "DAEMONS", Width: 7, Align: widgets.AlignRight},
-		widgets.Column{Title: "REPLICAS", Width: 8, Align: widgets.AlignRight},
+		widgets.Column{Title: "DMN LEFT", Width: 8, Align: widgets.AlignRight},
+		widgets.Column{Title: "REPL LEFT", Width: 9, Align: widgets.AlignRight},
 		widgets.Column{Title: "DEADLINE", Width: 8, Align: widgets.AlignRight},
 		widgets.Column{Title: "SINCE", Width: 6, Align: widgets.AlignRight},
 		widgets.Column{Title: "CORD", Width: 4, HideBelow: 90},
@@ -42,11 +42,14 @@ func NewMaintenance(c *common.Context) *Maintenance {
 func (t *Maintenance) Name() string { return "MAINTENANCE" }
 
 // MaintRows turns a snapshot into MAINTENANCE rows (pure; unit tested).
-// Drain progress reads "left/total".
+// Drain progress reads "left/total". Consoles have no maintenance state and
+// are left out.
 func MaintRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 	rows := make([]widgets.Row, 0, len(s.Nodes))
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
+	for _, n := range SortedNodes(s) {
+		if n.Observer {
+			continue
+		}
 		m := n.Maintenance
 		drainD, drainR, deadline := "—", "—", "—"
 		if m.DaemonsTotal > 0 || m.State != snapshot.MaintActive {
@@ -116,7 +119,9 @@ func (t *Maintenance) Sync() {
 	t.table.SetRows(MaintRows(t.c.Snap, t.c.Now))
 	counts := map[snapshot.MaintState]int{}
 	for i := range t.c.Snap.Nodes {
-		counts[t.c.Snap.Nodes[i].Maintenance.State]++
+		if !t.c.Snap.Nodes[i].Observer {
+			counts[t.c.Snap.Nodes[i].Maintenance.State]++
+		}
 	}
 	t.summary = fmt.Sprintf("%d active · %d entering · %d in maintenance · %d exiting · %d recovery · %d drain-failed",
 		counts[snapshot.MaintActive], counts[snapshot.MaintEntering], counts[snapshot.MaintMaintenance],

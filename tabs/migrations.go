@@ -2,6 +2,7 @@ package tabs
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -37,15 +38,64 @@ func NewMigrations(c *common.Context) *Migrations {
 
 func (t *Migrations) Name() string { return "MIGRATIONS" }
 
-// AllMigrations lists every migration in the snapshot.
+// AllMigrations lists every migration in the snapshot once. A migration is
+// reported by both ends under the same id, each leaving its own end blank
+// (the source's record names only the target and vice versa): the two are
+// merged, the blank ends filled with the reporting node, and the further
+// phase and progress kept. Order: in flight first, then by start time.
 func AllMigrations(s *snapshot.ClusterSnapshot) []*snapshot.Migration {
-	var out []*snapshot.Migration
+	byID := map[string]int{}
+	var out []snapshot.Migration
 	for i := range s.Nodes {
-		for j := range s.Nodes[i].Migrations {
-			out = append(out, &s.Nodes[i].Migrations[j])
+		n := &s.Nodes[i]
+		for j := range n.Migrations {
+			m := n.Migrations[j]
+			if m.Source == 0 {
+				m.Source = n.ID
+			}
+			if m.Target == 0 {
+				m.Target = n.ID
+			}
+			k, ok := byID[m.ID]
+			if !ok {
+				byID[m.ID] = len(out)
+				out = append(out, m)
+				continue
+			}
+			out[k] = mergeMigration(out[k], m)
 		}
 	}
-	return out
+	sort.SliceStable(out, func(i, j int) bool {
+		ai, aj := out[i].Phase < snapshot.PhaseComplete, out[j].Phase < snapshot.PhaseComplete
+		if ai != aj {
+			return ai
+		}
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.After(out[j].StartedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	ptrs := make([]*snapshot.Migration, len(out))
+	for i := range out {
+		ptrs[i] = &out[i]
+	}
+	return ptrs
+}
+
+// mergeMigration folds two ends' records of one migration.
+func mergeMigration(a, b snapshot.Migration) snapshot.Migration {
+	if b.Phase > a.Phase {
+		a.Phase = b.Phase
+	}
+	a.Progress = max(a.Progress, b.Progress)
+	a.Retries = max(a.Retries, b.Retries)
+	if a.Error == "" {
+		a.Error = b.Error
+	}
+	if a.StartedAt.IsZero() || (!b.StartedAt.IsZero() && b.StartedAt.Before(a.StartedAt)) {
+		a.StartedAt = b.StartedAt
+	}
+	return a
 }
 
 // PhaseTone maps a migration phase to a tone.

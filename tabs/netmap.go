@@ -33,7 +33,15 @@ const (
 	mapSideMaxCells = 52
 	mapEvents       = 6
 	// mapNudgeTries bounds the search for a free cell when glyphs collide.
-	mapNudgeTries = 24
+	mapNudgeTries = 48
+	// MapNearestLinks is how many of each node's lowest-RTT links are drawn;
+	// the selected node's links are all drawn, highlighted. A full mesh of
+	// 10 nodes has 45 links: drawn all at once they are a cloud of dots.
+	MapNearestLinks = 2
+	// mapRTTRelayout is the RTT ratio from which a node is moved: smaller
+	// changes (jitter) keep the cached layout so the map does not dance.
+	mapRTTRelayout = 2.0
+	glyphSelEdge   = '•'
 )
 
 // NetMap is the NET.MAP tab: nodes placed by RTT from self.
@@ -59,11 +67,23 @@ type mapCell struct {
 	node int // index into order+1 for label/glyph cells of a node; 0 none
 }
 
+// mapLayout is the cached drawing: node positions, labels and the nearest
+// links. It is rebuilt only when the node set, the link set, the size, a
+// node's reachability or an RTT (by more than mapRTTRelayout) changes.
 type mapLayout struct {
-	snap *snapshot.ClusterSnapshot
-	w, h int
-	grid []mapCell
-	pos  map[api.NodeID][2]int
+	snap  *snapshot.ClusterSnapshot
+	w, h  int
+	grid  []mapCell
+	pos   map[api.NodeID][2]int
+	rtt   map[api.NodeID]time.Duration // RTT each node was placed with
+	down  map[api.NodeID]bool          // unreachable when placed
+	order []api.NodeID
+	links string // the link set placed with
+	// hi marks the cells of the selected node's links (hiFor).
+	checked *snapshot.ClusterSnapshot // last snapshot stillValid accepted
+	hi      []bool
+	hiFor   api.NodeID
+	hiSnap  *snapshot.ClusterSnapshot
 }
 
 // NewNetMap makes the NET.MAP tab.
@@ -144,13 +164,16 @@ func MapRows(s *snapshot.ClusterSnapshot, order []api.NodeID) []widgets.Row {
 			continue
 		}
 		g, tone := Glyph(n)
-		name := g + " " + NodeName(s, id)
-		if id == s.Self {
+		name := g + " " + NodeLabel(s, n)
+		if id == s.Self && !n.Observer {
 			name += " (self)"
 		}
 		rtt := widgets.RTT(n.RTT)
-		if id == s.Self {
+		switch {
+		case id == s.Self:
 			rtt = "·"
+		case n.Health == snapshot.Unreachable:
+			rtt = "—"
 		}
 		rows = append(rows, widgets.Row{
 			Key:   id.String(),
@@ -167,7 +190,6 @@ func (t *NetMap) Sync() {
 		t.last = s
 		t.order = ByRTT(s)
 		t.table.SetRows(MapRows(s, t.order))
-		t.layout = nil
 	}
 	if t.c.Store.FailuresGen != t.failG || t.events == nil {
 		t.failG = t.c.Store.FailuresGen
@@ -196,11 +218,109 @@ func meshEvents(s *snapshot.ClusterSnapshot, nFail int, fail func(int) api.Failu
 	return out
 }
 
+// mapRadius maps an RTT to a radius fraction on a fixed log scale (0.1 ms
+// near the centre, 1 s on the rim), so one node's jitter never rescales the
+// whole map.
+func mapRadius(n *snapshot.NodeView) float64 {
+	if n.Health == snapshot.Unreachable || n.RTT <= 0 {
+		return 1.0
+	}
+	ms := float64(n.RTT) / 1e6
+	f := (math.Log10(math.Max(ms, 0.1)) + 1) / 4
+	return 0.3 + 0.6*math.Min(math.Max(f, 0), 1)
+}
+
+// linkSet is a canonical string of the snapshot's links (their pairs).
+func linkSet(s *snapshot.ClusterSnapshot) string {
+	var b strings.Builder
+	for _, e := range s.Edges {
+		a, c := e.A, e.B
+		if c < a {
+			a, c = c, a
+		}
+		b.WriteString(a.String())
+		b.WriteString(c.String())
+	}
+	return b.String()
+}
+
+// stillValid reports whether prev can be reused for s at w×h.
+func (l *mapLayout) stillValid(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) bool {
+	if l == nil || l.w != w || l.h != h || len(l.order) != len(order) {
+		return false
+	}
+	if l.checked == s {
+		// Checked once per snapshot, not per frame.
+		return true
+	}
+	for i, id := range order {
+		_ = i
+		n := s.Node(id)
+		if _, ok := l.pos[id]; !ok || n == nil {
+			return false
+		}
+		if l.down[id] != (n.Health == snapshot.Unreachable) {
+			return false
+		}
+		if old := l.rtt[id]; old > 0 && n.RTT > 0 {
+			r := float64(n.RTT) / float64(old)
+			if r > mapRTTRelayout || r < 1/mapRTTRelayout {
+				return false
+			}
+		} else if (old > 0) != (n.RTT > 0) {
+			return false
+		}
+	}
+	if l.links != linkSet(s) {
+		return false
+	}
+	l.checked = s
+	return true
+}
+
+// NearestLinks picks, for every hosting node, its MapNearestLinks
+// lowest-RTT links (consoles' links are left out: their RTT is already the
+// radius), deduplicated.
+func NearestLinks(s *snapshot.ClusterSnapshot) []snapshot.Edge {
+	per := map[api.NodeID][]int{}
+	for i, e := range s.Edges {
+		if IsConsole(s, e.A) || IsConsole(s, e.B) {
+			continue
+		}
+		per[e.A] = append(per[e.A], i)
+		per[e.B] = append(per[e.B], i)
+	}
+	keep := map[int]bool{}
+	for _, idx := range per {
+		sort.SliceStable(idx, func(a, b int) bool {
+			ea, eb := s.Edges[idx[a]], s.Edges[idx[b]]
+			if ea.RTT != eb.RTT {
+				return ea.RTT < eb.RTT
+			}
+			return idx[a] < idx[b]
+		})
+		for k := 0; k < len(idx) && k < MapNearestLinks; k++ {
+			keep[idx[k]] = true
+		}
+	}
+	out := make([]snapshot.Edge, 0, len(keep))
+	for i, e := range s.Edges {
+		if keep[i] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Layout places nodes on a w×h grid: self at the centre, radius growing
-// with log RTT, angle by id; unreachable nodes on the rim. Edges are drawn
-// first as dots so glyphs and labels win. Exposed for tests.
+// with log RTT (fixed scale), angle by id; unreachable nodes on the rim.
+// A node's glyph and label are kept clear of every other node's. Only each
+// node's nearest links are drawn (dim dots); the selected node's links are
+// an overlay (see highlight). Exposed for tests.
 func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayout {
-	l := &mapLayout{snap: s, w: w, h: h, grid: make([]mapCell, w*h), pos: make(map[api.NodeID][2]int, len(order))}
+	l := &mapLayout{snap: s, w: w, h: h, grid: make([]mapCell, w*h), pos: make(map[api.NodeID][2]int, len(order)),
+		rtt: make(map[api.NodeID]time.Duration, len(order)), down: make(map[api.NodeID]bool, len(order)),
+		order: append([]api.NodeID(nil), order...), links: linkSet(s), checked: s}
 	for i := range l.grid {
 		l.grid[i].r = ' '
 	}
@@ -209,59 +329,71 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 	}
 	cx, cy := float64(w)/2, float64(h)/2
 	rx, ry := float64(w)/2-8, float64(h)/2-1
-	var maxRTT float64
-	for i := range s.Nodes {
-		if ms := float64(s.Nodes[i].RTT) / 1e6; ms > maxRTT {
-			maxRTT = ms
+	// taken marks cells claimed by a glyph or a label (node index + 1).
+	free := func(x, y, span int) bool {
+		for k := -1; k <= span; k++ {
+			xx := x + k
+			if xx < 0 || xx >= w {
+				continue
+			}
+			if l.grid[y*w+xx].node != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	claim := func(oi, x, y int, label string) {
+		l.grid[y*w+x].node = oi + 1
+		for k := range []rune(label) {
+			if xx := x + 2 + k; xx < w {
+				if c := &l.grid[y*w+xx]; c.node == 0 {
+					c.node = oi + 1
+				}
+			}
 		}
 	}
-	occupied := func(x, y int) bool { return l.grid[y*w+x].node != 0 }
 	for oi, id := range order {
 		n := s.Node(id)
 		if n == nil {
 			continue
 		}
+		label := NodeLabel(s, n)
+		span := 2 + len([]rune(label))
 		var x, y int
 		if id == s.Self {
 			x, y = int(cx), int(cy)
 		} else {
-			r := 1.0
-			if n.Health != snapshot.Unreachable && n.RTT > 0 && maxRTT > 0 {
-				r = 0.3 + 0.6*math.Log1p(float64(n.RTT)/1e6)/math.Log1p(maxRTT)
-			}
+			r := mapRadius(n)
 			// Angle by id: a multiplicative hash spreads neighbouring ids.
 			a := 2 * math.Pi * float64((uint64(id)*0x9E3779B97F4A7C15)>>40) / float64(1<<24)
 			for try := 0; try < mapNudgeTries; try++ {
-				x = int(cx + r*rx*math.Cos(a) + 0.5)
-				y = int(cy + r*ry*math.Sin(a) + 0.5)
+				rr := r
+				if try >= mapNudgeTries/2 {
+					// Crowded ring: try a little further in or out.
+					rr = r + 0.08*float64(1-2*(try%2))
+				}
+				x = int(cx + rr*rx*math.Cos(a) + 0.5)
+				y = int(cy + rr*ry*math.Sin(a) + 0.5)
 				x = min(max(x, 0), w-1)
 				y = min(max(y, 0), h-1)
-				if !occupied(x, y) {
+				if free(x, y, span) {
 					break
 				}
 				a += 0.27
 			}
 		}
 		l.pos[id] = [2]int{x, y}
-		l.grid[y*w+x].node = oi + 1
+		l.rtt[id] = n.RTT
+		l.down[id] = n.Health == snapshot.Unreachable
+		claim(oi, x, y, label)
 	}
-	// Edges as dotted lines between placed endpoints.
-	for _, e := range s.Edges {
-		pa, okA := l.pos[e.A]
-		pb, okB := l.pos[e.B]
-		if !okA || !okB {
-			continue
-		}
-		dx, dy := pb[0]-pa[0], pb[1]-pa[1]
-		steps := max(abs(dx), abs(dy))
-		for k := 1; k < steps; k++ {
-			x := pa[0] + dx*k/steps
-			y := pa[1] + dy*k/steps
-			c := &l.grid[y*w+x]
-			if c.node == 0 && c.r == ' ' && k%2 == 0 {
+	// The nearest links as dotted lines between placed endpoints.
+	for _, e := range NearestLinks(s) {
+		l.line(e.A, e.B, func(i, k int) {
+			if c := &l.grid[i]; c.node == 0 && c.r == ' ' && k%2 == 0 {
 				c.r, c.tone = glyphEdge, common.ToneDim
 			}
-		}
+		})
 	}
 	// Glyphs and labels.
 	for oi, id := range order {
@@ -273,8 +405,11 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 		g, tone := Glyph(n)
 		cell := &l.grid[p[1]*w+p[0]]
 		cell.r, cell.tone, cell.node = []rune(g)[0], tone, oi+1
-		label := NodeName(s, id)
-		for k, r := range label {
+		labelTone := common.ToneNormal
+		if n.Observer {
+			labelTone = common.ToneAccent
+		}
+		for k, r := range []rune(NodeLabel(s, n)) {
 			x := p[0] + 2 + k
 			if x >= w {
 				break
@@ -283,10 +418,67 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 			if c.node != 0 && c.node != oi+1 {
 				break
 			}
-			c.r, c.tone, c.node = r, common.ToneNormal, oi+1
+			c.r, c.tone, c.node = r, labelTone, oi+1
 		}
 	}
 	return l
+}
+
+// line walks the cells strictly between a's and b's glyphs, calling f with
+// the cell index and the step number.
+func (l *mapLayout) line(a, b api.NodeID, f func(i, k int)) {
+	pa, okA := l.pos[a]
+	pb, okB := l.pos[b]
+	if !okA || !okB {
+		return
+	}
+	dx, dy := pb[0]-pa[0], pb[1]-pa[1]
+	steps := max(abs(dx), abs(dy))
+	for k := 1; k < steps; k++ {
+		x := pa[0] + (dx*k+sign(dx)*steps/2)/steps
+		y := pa[1] + (dy*k+sign(dy)*steps/2)/steps
+		if x < 0 || x >= l.w || y < 0 || y >= l.h {
+			continue
+		}
+		f(y*l.w+x, k)
+	}
+}
+
+// highlight marks the cells of node id's links (all of them, from the
+// current snapshot) for render; cached per selected node.
+func (l *mapLayout) highlight(s *snapshot.ClusterSnapshot, id api.NodeID) {
+	if l.hi != nil && l.hiFor == id && l.hiSnap == s {
+		return
+	}
+	l.hiSnap, l.hiFor = s, id
+	if len(l.hi) != len(l.grid) {
+		l.hi = make([]bool, len(l.grid))
+	} else {
+		clear(l.hi)
+	}
+	if id == 0 {
+		return
+	}
+	for _, e := range s.Edges {
+		if e.A != id && e.B != id {
+			continue
+		}
+		l.line(e.A, e.B, func(i, k int) {
+			if l.grid[i].node == 0 && k%2 == 0 {
+				l.hi[i] = true
+			}
+		})
+	}
+}
+
+func sign(v int) int {
+	switch {
+	case v < 0:
+		return -1
+	case v > 0:
+		return 1
+	}
+	return 0
 }
 
 func abs(v int) int {
@@ -296,31 +488,32 @@ func abs(v int) int {
 	return v
 }
 
-// render paints the grid, highlighting the cells of node sel (1-based).
+// render paints the grid, highlighting the cells of node sel (1-based
+// index into the layout's order) and the selected node's links.
 func (l *mapLayout) render(th *common.Theme, sel int) []string {
 	out := make([]string, l.h)
-	var b strings.Builder
+	var b, run strings.Builder
+	cell := func(i int) (rune, common.Tone) {
+		c := l.grid[i]
+		switch {
+		case sel != 0 && c.node == sel && c.r != ' ':
+			return c.r, common.ToneSelected
+		case l.hi != nil && l.hi[i] && (c.r == ' ' || c.r == glyphEdge):
+			return glyphSelEdge, common.ToneAccent
+		}
+		return c.r, c.tone
+	}
 	for y := 0; y < l.h; y++ {
 		b.Reset()
-		row := l.grid[y*l.w : (y+1)*l.w]
-		for x := 0; x < len(row); {
-			tone := row[x].tone
-			hi := sel != 0 && row[x].node == sel && row[x].r != ' '
-			if hi {
-				tone = common.ToneSelected
-			}
-			var run strings.Builder
-			for x < len(row) {
-				c := row[x]
-				chi := sel != 0 && c.node == sel && c.r != ' '
-				ct := c.tone
-				if chi {
-					ct = common.ToneSelected
-				}
+		for x := 0; x < l.w; {
+			_, tone := cell(y*l.w + x)
+			run.Reset()
+			for x < l.w {
+				r, ct := cell(y*l.w + x)
 				if ct != tone {
 					break
 				}
-				run.WriteRune(c.r)
+				run.WriteRune(r)
 				x++
 			}
 			th.PaintTo(&b, tone, run.String())
@@ -358,7 +551,33 @@ func (t *NetMap) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 
 func (t *NetMap) summary() string {
 	s := t.c.Snap
-	return fmt.Sprintf("%s · %d nodes · %d links · self %s", s.Cluster, len(s.Nodes), len(s.Edges), NodeName(s, s.Self))
+	return fmt.Sprintf("%s · %d nodes · %d links", s.Cluster, HostingNodes(s), len(s.Edges))
+}
+
+// linksLine summarises a node's links: how many, and the nearest by RTT.
+func linksLine(s *snapshot.ClusterSnapshot, id api.NodeID) string {
+	type link struct {
+		peer api.NodeID
+		rtt  time.Duration
+	}
+	var ls []link
+	for _, e := range s.Edges {
+		switch id {
+		case e.A:
+			ls = append(ls, link{e.B, e.RTT})
+		case e.B:
+			ls = append(ls, link{e.A, e.RTT})
+		}
+	}
+	if len(ls) == 0 {
+		return "no links"
+	}
+	sort.SliceStable(ls, func(i, j int) bool { return ls[i].rtt < ls[j].rtt })
+	parts := make([]string, 0, 3)
+	for i := 0; i < len(ls) && i < 3; i++ {
+		parts = append(parts, NodeName(s, ls[i].peer)+" "+widgets.RTT(ls[i].rtt))
+	}
+	return fmt.Sprintf("%d links · nearest %s", len(ls), strings.Join(parts, ", "))
 }
 
 func (t *NetMap) View(w, h int) string {
@@ -369,19 +588,17 @@ func (t *NetMap) View(w, h int) string {
 	sideW := min(max(w/4, mapSideMinCells), mapSideMaxCells)
 	mapW := w - sideW - 1
 	mapH := h
-	if t.layout == nil || t.layout.snap != t.c.Snap || t.layout.w != mapW || t.layout.h != mapH {
+	if !t.layout.stillValid(t.c.Snap, t.order, mapW, mapH) {
 		t.layout = Layout(t.c.Snap, t.order, mapW, mapH)
 	}
-	sel := t.table.Cursor() + 1
-	if t.table.Filter() != "" {
-		// With a filter the cursor indexes filtered rows; find the node.
-		sel = 0
-		for i, id := range t.order {
-			if id == t.selected() {
-				sel = i + 1
-			}
+	selID := t.selected()
+	sel := 0
+	for i, id := range t.layout.order {
+		if id == selID {
+			sel = i + 1
 		}
 	}
+	t.layout.highlight(t.c.Snap, selID)
 	canvas := t.layout.render(th, sel)
 	side := t.side(sideW, h)
 	out := make([]string, h)
@@ -399,10 +616,19 @@ func (t *NetMap) side(w, h int) []string {
 	lines = append(lines, th.Paint(common.ToneTitle, widgets.Truncate(t.summary(), w)))
 	if n := s.Node(t.selected()); n != nil {
 		g, tone := Glyph(n)
-		lines = append(lines, th.Paint(tone, g)+" "+th.Paint(common.ToneSelected, NodeName(s, n.ID))+" "+
-			th.Paint(HealthTone(n.Health), n.Health.String())+" "+widgets.RTT(n.RTT))
-		lines = append(lines, th.Paint(common.ToneDim, widgets.Truncate(fmt.Sprintf("sat %s · %d daemons · %d chains · %s",
-			widgets.Pct(n.Resources.Saturation), len(n.Daemons), len(n.Replicas), MaintLabel(n.Maintenance.State)), w)))
+		rtt := widgets.RTT(n.RTT)
+		if n.ID == s.Self {
+			rtt = "here"
+		}
+		lines = append(lines, th.Paint(tone, g)+" "+th.Paint(common.ToneSelected, NodeLabel(s, n))+" "+
+			th.Paint(HealthTone(n.Health), n.Health.String())+" "+rtt)
+		if n.Observer {
+			lines = append(lines, th.Paint(common.ToneDim, widgets.Truncate("observer: joins the mesh, hosts nothing", w)))
+		} else {
+			lines = append(lines, th.Paint(common.ToneDim, widgets.Truncate(fmt.Sprintf("sat %s · %d daemons · %d chains · %s",
+				widgets.Pct(n.Resources.Saturation), len(n.Daemons), len(n.Replicas), MaintLabel(n.Maintenance.State)), w)))
+		}
+		lines = append(lines, th.Paint(common.ToneAccent, widgets.Truncate(linksLine(s, n.ID), w)))
 	}
 	lines = append(lines, "", th.Paint(common.ToneHeader, "RECENT MESH EVENTS"))
 	if len(t.events) == 0 {
@@ -416,7 +642,8 @@ func (t *NetMap) side(w, h int) []string {
 		th.Paint(common.ToneHeader, "LEGEND"),
 		th.Paint(common.ToneOK, GlyphNode) + " node   " + th.Paint(common.ToneAccent, GlyphDatafort) + " datafort",
 		th.Paint(common.ToneDanger, GlyphUnreachable) + " unreachable " + th.Paint(common.ToneWarn, GlyphDegraded) + " degraded",
-		th.Paint(common.ToneDim, "· link   radius ∝ log RTT"),
+		th.Paint(common.ToneDim, "· nearest links  ") + th.Paint(common.ToneAccent, string(glyphSelEdge)) + th.Paint(common.ToneDim, " selected's links"),
+		th.Paint(common.ToneDim, "distance from centre ∝ log RTT"),
 	}
 	// Pin the legend to the bottom when there is room.
 	if pad := h - len(lines) - len(legend); pad > 0 {
@@ -435,5 +662,5 @@ func (t *NetMap) side(w, h int) []string {
 
 func (t *NetMap) Bindings() []key.Binding {
 	k := t.c.Keys
-	return []key.Binding{k.Up, k.Down, k.Enter, k.Logs, k.Filter}
+	return append(append([]key.Binding{k.Up, k.Down}, nodeBindings(k)...), k.Filter)
 }

@@ -2,6 +2,7 @@ package tabs
 
 import (
 	"fmt"
+	"strings"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -38,15 +39,21 @@ func NewNodes(c *common.Context) *Nodes {
 
 func (t *Nodes) Name() string { return "NODES" }
 
-// NodeRows turns a snapshot into NODES rows (pure; unit tested).
+// NodeRows turns a snapshot into NODES rows (pure; unit tested): hosting
+// nodes by label, then consoles. A console (observer) row says so and shows
+// no placement figures; an unreachable node's last-known figures are dimmed
+// or withheld rather than shown as current.
 func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 	rows := make([]widgets.Row, 0, len(s.Nodes))
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
+	for _, n := range SortedNodes(s) {
 		health := n.Health.String()
-		if n.ID == s.Self {
+		healthTone := HealthTone(n.Health)
+		switch {
+		case n.Observer:
+			health, healthTone = "console", common.ToneAccent
+		case n.ID == s.Self:
 			health = "self"
-		} else if n.Stale && n.Health != snapshot.Unreachable {
+		case n.Stale && n.Health != snapshot.Unreachable:
 			health += "·stale"
 		}
 		running := 0
@@ -66,11 +73,21 @@ func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 		if running < len(n.Daemons) {
 			dTone = common.ToneWarn
 		}
-		rtt := widgets.RTT(n.RTT)
-		if n.ID == s.Self {
-			rtt = "·"
-		}
+		daemons := fmt.Sprintf("%d/%d", running, len(n.Daemons))
 		unreach := n.Health == snapshot.Unreachable
+		rtt := widgets.RTT(n.RTT)
+		switch {
+		case n.ID == s.Self:
+			rtt = "·"
+		case unreach:
+			// The last RTT measured is not a property of a node we cannot reach.
+			rtt = "—"
+		}
+		if unreach {
+			// What it last reported, not what it runs now.
+			daemons += "?"
+			dTone = common.ToneDim
+		}
 		gauge := func(f float64) (string, common.Tone) {
 			if unreach {
 				return "—", common.ToneDim
@@ -81,22 +98,21 @@ func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 		mem, memT := gauge(n.Resources.MemUsed)
 		disk, diskT := gauge(n.Resources.DiskUsed)
 		sat, satT := gauge(n.Resources.Saturation)
-		caps := ""
-		for i, c := range n.Capabilities {
-			if i > 0 {
-				caps += ","
-			}
-			caps += c
+		trend := widgets.Sparkline(n.Resources.Trend, 12)
+		if n.Observer {
+			// A console hosts nothing: placement figures would only mislead.
+			sat, satT, trend, daemons, dTone, maint, maintTone = "—", common.ToneDim, "", "—", common.ToneDim, "—", common.ToneDim
 		}
-		label := n.Label
-		if label == "" {
-			label = n.ID.Short()
+		caps := strings.Join(n.Capabilities, ",")
+		labelTone := common.ToneNormal
+		if n.Observer {
+			labelTone = common.ToneAccent
 		}
 		rows = append(rows, widgets.Row{
 			Key: n.ID.String(),
-			Cells: []string{label, n.ID.Short(), health, rtt, cpu, mem, disk, sat,
-				widgets.Sparkline(n.Resources.Trend, 12), fmt.Sprintf("%d/%d", running, len(n.Daemons)), maint, caps},
-			Tones: []common.Tone{common.ToneNormal, common.ToneDim, HealthTone(n.Health), common.ToneNormal,
+			Cells: []string{NodeLabel(s, n), n.ID.Short(), health, rtt, cpu, mem, disk, sat,
+				trend, daemons, maint, caps},
+			Tones: []common.Tone{labelTone, common.ToneDim, healthTone, common.ToneNormal,
 				cpuT, memT, diskT, satT, common.ToneAccent, dTone, maintTone, common.ToneDim},
 		})
 	}
@@ -110,9 +126,21 @@ func (t *Nodes) Sync() {
 	}
 	t.last = s
 	t.table.SetRows(NodeRows(s))
-	var h, sus, un, cord int
+	t.summary = NodesSummary(s)
+}
+
+// NodesSummary is the NODES header: counts of hosting nodes only (consoles
+// host nothing and are named separately).
+func NodesSummary(s *snapshot.ClusterSnapshot) string {
+	var n, h, sus, un, cord, consoles int
 	for i := range s.Nodes {
-		switch s.Nodes[i].Health {
+		nv := &s.Nodes[i]
+		if nv.Observer {
+			consoles++
+			continue
+		}
+		n++
+		switch nv.Health {
 		case snapshot.Healthy:
 			h++
 		case snapshot.Suspect:
@@ -120,11 +148,18 @@ func (t *Nodes) Sync() {
 		default:
 			un++
 		}
-		if s.Nodes[i].Cordoned {
+		if nv.Cordoned {
 			cord++
 		}
 	}
-	t.summary = fmt.Sprintf("%d nodes · %d healthy · %d suspect · %d unreachable · %d cordoned", len(s.Nodes), h, sus, un, cord)
+	out := fmt.Sprintf("%d nodes · %d healthy · %d suspect · %d unreachable · %d cordoned", n, h, sus, un, cord)
+	if consoles > 0 {
+		out += fmt.Sprintf(" · +%d console", consoles)
+		if consoles > 1 {
+			out += "s"
+		}
+	}
+	return out
 }
 
 func (t *Nodes) selected() api.NodeID {

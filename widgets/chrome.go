@@ -207,6 +207,28 @@ func Footer(th *common.Theme, bindings []key.Binding, toasts *Toasts, w int) str
 	return Chips(th, bindings, w)
 }
 
+// ChipsPinned renders bindings as chips with pinned (help, quit) kept at the
+// right edge whatever the width, so a narrow terminal drops screen chips,
+// never the way to the full list.
+func ChipsPinned(th *common.Theme, bindings, pinned []key.Binding, w int) string {
+	var pb strings.Builder
+	pw := 0
+	for _, kb := range pinned {
+		if !kb.Enabled() {
+			continue
+		}
+		h := kb.Help()
+		k, d := " "+h.Key+" ", " "+h.Desc+" "
+		th.PaintTo(&pb, common.ToneChipKey, k)
+		th.PaintTo(&pb, common.ToneChip, d)
+		pw += Width(k) + Width(d)
+	}
+	if pw >= w {
+		return Chips(th, pinned, w)
+	}
+	return Chips(th, bindings, w-pw) + pb.String()
+}
+
 // Chips renders bindings as "key desc" chips that fit in w cells.
 func Chips(th *common.Theme, bindings []key.Binding, w int) string {
 	var b strings.Builder

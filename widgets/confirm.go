@@ -16,7 +16,7 @@ const ConfirmWord = "YES"
 // MaxWarningsShown caps the warning lines; the rest collapse to "… +N more".
 const (
 	MaxWarningsShown = 3
-	maxMovesShown    = 4
+	maxMovesShown    = 8
 )
 
 // Confirm shows an action's blast radius and commits only on a typed YES.
@@ -82,60 +82,116 @@ func (c *Confirm) View(th *common.Theme, _ time.Time, w int) (string, []string) 
 	return c.Title, lines
 }
 
+// plural is "1 node" / "2 nodes".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
+}
+
+// flow lays items out after label, wrapping onto indented continuation
+// lines at w cells instead of truncating them (a truncated move list hides
+// exactly what the operator is confirming).
+func flow(label string, items []string, comma string, w int) []string {
+	indent := spaces(min(Width(label), w/3))
+	var out []string
+	line := label
+	lw := Width(line)
+	for i, it := range items {
+		sep := ""
+		if i < len(items)-1 {
+			sep = comma
+		}
+		piece := it + sep
+		pw := Width(piece)
+		if lw > Width(indent) && lw+1+pw > w && line != label {
+			out = append(out, line)
+			line, lw = indent+piece, Width(indent)+pw
+			continue
+		}
+		if line != label {
+			line += " "
+			lw++
+		}
+		line += piece
+		lw += pw
+	}
+	out = append(out, line)
+	for i := range out {
+		out[i] = Truncate(out[i], w)
+	}
+	return out
+}
+
 // BlastLines renders a blast radius as dense lines: counts, replica moves,
 // daemon migrations, hot nodes, drain time, stability, warnings (capped).
+// Move lists wrap; each is capped at maxMovesShown items plus "+N more".
 func BlastLines(th *common.Theme, br api.BlastRadius, name func(api.NodeID) string, w int) []string {
 	var lines []string
 	add := func(tone common.Tone, s string) { lines = append(lines, th.Paint(tone, Truncate(s, w))) }
-	add(common.ToneTitle, fmt.Sprintf("This action affects %d nodes, %d replicas, %d daemons.",
-		len(br.Nodes), len(br.Replicas), len(br.Daemons)))
-	if len(br.Replicas) > 0 {
+	addFlow := func(tone common.Tone, label string, items []string) {
+		comma := ","
+		if strings.HasPrefix(label, "⚠") {
+			comma = "" // a sentence wrapped by words
+		}
+		for _, l := range flow(label, items, comma, w) {
+			lines = append(lines, th.Paint(tone, l))
+		}
+	}
+	capped := func(n int, item func(i int) string) []string {
 		var parts []string
-		for i, mv := range br.Replicas {
+		for i := 0; i < n; i++ {
 			if i == maxMovesShown {
-				parts = append(parts, fmt.Sprintf("… +%d more", len(br.Replicas)-maxMovesShown))
+				parts = append(parts, fmt.Sprintf("… +%d more", n-maxMovesShown))
 				break
 			}
-			parts = append(parts, fmt.Sprintf("%s %s→%s", mv.Chain, name(mv.From), name(mv.To)))
+			parts = append(parts, item(i))
 		}
-		add(common.ToneNormal, "replicas: "+strings.Join(parts, ", "))
+		return parts
+	}
+	add(common.ToneTitle, fmt.Sprintf("This action affects %s, %s, %s.",
+		plural(len(br.Nodes), "node", "nodes"), plural(len(br.Replicas), "replica", "replicas"), plural(len(br.Daemons), "daemon", "daemons")))
+	if len(br.Replicas) > 0 {
+		addFlow(common.ToneNormal, "replicas: ", capped(len(br.Replicas), func(i int) string {
+			mv := br.Replicas[i]
+			return fmt.Sprintf("%s %s→%s", mv.Chain, name(mv.From), name(mv.To))
+		}))
 	}
 	if len(br.Migrated) > 0 || len(br.Restarted) > 0 {
-		var parts []string
-		for i, mv := range br.Migrated {
-			if i == maxMovesShown {
-				parts = append(parts, fmt.Sprintf("… +%d more", len(br.Migrated)-maxMovesShown))
-				break
-			}
-			parts = append(parts, fmt.Sprintf("%s %s→%s", mv.Daemon, name(mv.From), name(mv.To)))
-		}
+		parts := capped(len(br.Migrated), func(i int) string {
+			mv := br.Migrated[i]
+			return fmt.Sprintf("%s %s→%s", mv.Daemon, name(mv.From), name(mv.To))
+		})
 		if len(br.Restarted) > 0 {
 			parts = append(parts, fmt.Sprintf("%d restart", len(br.Restarted)))
 		}
-		add(common.ToneNormal, "daemons: "+strings.Join(parts, ", "))
+		addFlow(common.ToneNormal, "daemons: ", parts)
 	}
 	if len(br.Leaders) > 0 {
-		var parts []string
-		for _, mv := range br.Leaders {
-			parts = append(parts, fmt.Sprintf("%s %s→%s", mv.Chain, name(mv.From), name(mv.To)))
-		}
-		add(common.ToneNormal, "leaders: "+strings.Join(parts, ", "))
+		addFlow(common.ToneNormal, "leaders: ", capped(len(br.Leaders), func(i int) string {
+			mv := br.Leaders[i]
+			return fmt.Sprintf("%s %s→%s", mv.Chain, name(mv.From), name(mv.To))
+		}))
 	}
 	if len(br.HotNodes) > 0 {
 		var parts []string
 		for _, h := range br.HotNodes {
 			parts = append(parts, fmt.Sprintf("%s %s", name(h.Node), Pct(h.Projected)))
 		}
-		add(common.ToneWarn, "hot nodes: "+strings.Join(parts, ", "))
+		addFlow(common.ToneWarn, "hot nodes: ", parts)
 	}
-	add(common.ToneNormal, fmt.Sprintf("drain time ~%s · placement stability %s → %s",
-		Age(br.DrainTime), Pct(br.StabilityBefore), Pct(br.StabilityAfter)))
+	stab := fmt.Sprintf("placement stability %s → %s", Pct(br.StabilityBefore), Pct(br.StabilityAfter))
+	if br.DrainTime > 0 {
+		stab = fmt.Sprintf("drain time ~%s · ", Age(br.DrainTime)) + stab
+	}
+	add(common.ToneNormal, stab)
 	for i, wn := range br.Warnings {
 		if i == MaxWarningsShown {
 			add(common.ToneWarn, fmt.Sprintf("… +%d more", len(br.Warnings)-MaxWarningsShown))
 			break
 		}
-		add(common.ToneWarn, "⚠ "+wn)
+		addFlow(common.ToneWarn, "⚠ ", strings.Fields(wn))
 	}
 	return lines
 }

@@ -114,7 +114,7 @@ func (s *SigCollector) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 func (s *SigCollector) HandlePaste(text string) { s.In.Paste(text) }
 
 func (s *SigCollector) Hints() string {
-	return "paste deck-sig:… + enter · enter on empty line commits · ctrl+e export payload · esc abort"
+	return "paste deck-sig:… + enter · enter on empty line commits · ctrl+e export proposal · esc abort"
 }
 
 func (s *SigCollector) View(th *common.Theme, now time.Time, w int) (string, []string) {
@@ -144,12 +144,62 @@ func (s *SigCollector) View(th *common.Theme, now time.Time, w int) (string, []s
 	const payloadLines = 3
 	for i, l := range wrapped {
 		if i == payloadLines {
-			add(common.ToneDim, "… (ctrl+e exports the whole payload)")
+			add(common.ToneDim, "… (ctrl+e writes it to a proposal file)")
 			break
 		}
 		add(common.ToneAccent, l)
 	}
+	add(common.ToneDim, "co-signer: ctrl+e → `deck ice sign FILE` → paste the deck-sig line below")
 	lines = append(lines, "")
 	lines = append(lines, s.In.View(th, "co-signature:", w)...)
 	return s.Title, lines
+}
+
+// ProposalHeader starts an exported ICE proposal file. The format is the
+// CLI's (`deck ice VERB --sign-only --out F`, `deck ice sign F`,
+// `deck ice commit F`): the header line, the signing payload in base64 on
+// one line, then one "deck-sig:…" line per signature already collected.
+const ProposalHeader = "deck-ice-proposal-v1"
+
+// MaxProposalFileBytes bounds what ParseProposalFile accepts.
+const MaxProposalFileBytes = 1 << 20
+
+// ProposalFile renders payload and sigs in the proposal file format.
+func ProposalFile(payload []byte, sigs []api.Signature) []byte {
+	var b strings.Builder
+	b.WriteString(ProposalHeader + "\n")
+	b.WriteString(base64.StdEncoding.EncodeToString(payload) + "\n")
+	for _, s := range sigs {
+		b.WriteString(FormatSignature(s) + "\n")
+	}
+	return []byte(b.String())
+}
+
+// ParseProposalFile reads the proposal file format back; blank lines and
+// surrounding spaces are ignored, as the CLI does.
+func ParseProposalFile(data []byte) (payload []byte, sigs []api.Signature, err error) {
+	if len(data) > MaxProposalFileBytes {
+		return nil, nil, fmt.Errorf("proposal file is %d bytes (max %d)", len(data), MaxProposalFileBytes)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) < 2 || lines[0] != ProposalHeader {
+		return nil, nil, fmt.Errorf("not a deck ICE proposal (want %q on the first line)", ProposalHeader)
+	}
+	payload, err = base64.StdEncoding.DecodeString(lines[1])
+	if err != nil {
+		return nil, nil, fmt.Errorf("proposal payload: %w", err)
+	}
+	for _, l := range lines[2:] {
+		s, err := ParseSignature(l)
+		if err != nil {
+			return nil, nil, fmt.Errorf("proposal signature: %w", err)
+		}
+		sigs = append(sigs, s)
+	}
+	return payload, sigs, nil
 }

@@ -19,8 +19,12 @@ const (
 // Column describes one table column.
 type Column struct {
 	Title string
-	Width int  // cells; the flex column's minimum
-	Flex  bool // takes the width left over (one per table)
+	Width int // cells: the column's width when the table is tight
+	// Flex marks the column that grows first when there is room (one per
+	// table). Every column grows only up to its widest cell, so on a wide
+	// terminal the table stays dense and the remaining slack is left after
+	// the last column instead of pushing the other columns apart.
+	Flex  bool
 	Align Align
 	// HideBelow drops the column when the table is narrower than this, so
 	// every tab stays usable at 80 columns.
@@ -55,7 +59,17 @@ type Table struct {
 	cursor int // index into view
 	offset int // first visible index into view
 	height int // rows visible at the last render, for paging
+	// content is the widest cell of each column over all rows (titles
+	// included), measured once per SetRows so layout stays O(columns).
+	content []int
+	// StickTop keeps the cursor on the first row when it is there and new
+	// rows arrive above it (newest-first feeds such as FAILURES and AUDIT);
+	// elsewhere the cursor stays on the row with the same Key.
+	StickTop bool
 }
+
+// contentCapCells bounds how wide a column grows to fit its content.
+const contentCapCells = 120
 
 // NewTable makes an empty table.
 func NewTable(cols ...Column) *Table { return &Table{Cols: cols, height: 10} }
@@ -63,8 +77,14 @@ func NewTable(cols ...Column) *Table { return &Table{Cols: cols, height: 10} }
 // SetRows replaces the data, keeping the cursor on the row with the same Key.
 func (t *Table) SetRows(rows []Row) {
 	prev := t.SelectedKey()
+	atTop := t.StickTop && t.cursor == 0
 	t.rows = rows
+	t.measure()
 	t.refilter()
+	if atTop {
+		prev = ""
+		t.cursor, t.offset = 0, 0
+	}
 	if prev != "" {
 		for vi, ri := range t.view {
 			if t.rows[ri].Key == prev {
@@ -74,6 +94,28 @@ func (t *Table) SetRows(rows []Row) {
 		}
 	}
 	t.clamp()
+}
+
+// measure records the widest cell of every column.
+func (t *Table) measure() {
+	if cap(t.content) < len(t.Cols) {
+		t.content = make([]int, len(t.Cols))
+	}
+	t.content = t.content[:len(t.Cols)]
+	for i, c := range t.Cols {
+		t.content[i] = Width(c.Title)
+	}
+	for ri := range t.rows {
+		cells := t.rows[ri].Cells
+		for i := 0; i < len(cells) && i < len(t.content); i++ {
+			if t.content[i] >= contentCapCells {
+				continue
+			}
+			if cw := Width(cells[i]); cw > t.content[i] {
+				t.content[i] = min(cw, contentCapCells)
+			}
+		}
+	}
 }
 
 // Rows is the unfiltered data.
@@ -186,6 +228,9 @@ func (t *Table) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) bool {
 }
 
 // layout returns the width of every column at total width w (0: hidden).
+// Columns start at their Width; slack goes first to the flex column, then
+// to the other columns in order, each only up to its widest cell. What is
+// left stays after the last column.
 func (t *Table) layout(w int, dst []int) []int {
 	dst = dst[:0]
 	used := markerWidth
@@ -202,8 +247,24 @@ func (t *Table) layout(w int, dst []int) []int {
 		used += c.Width + 1
 	}
 	used-- // no gap after the last column
-	if flex >= 0 && used < w {
-		dst[flex] += w - used
+	slack := w - used
+	grow := func(i int) {
+		if slack <= 0 || dst[i] == 0 || i >= len(t.content) {
+			return
+		}
+		if need := t.content[i] - dst[i]; need > 0 {
+			add := min(need, slack)
+			dst[i] += add
+			slack -= add
+		}
+	}
+	if flex >= 0 {
+		grow(flex)
+	}
+	for i := range dst {
+		if i != flex {
+			grow(i)
+		}
 	}
 	return dst
 }

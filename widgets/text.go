@@ -201,3 +201,15 @@ func WrapPlain(s string, w int) []string {
 	}
 	return out
 }
+
+// ShortDuration formats a duration the way an operator types one: "24h",
+// "30m", "1h30m", "5s" (no zero-valued trailing units).
+func ShortDuration(d time.Duration) string {
+	s := d.String()
+	for _, z := range []string{"0s", "0m"} {
+		if strings.HasSuffix(s, z) && len(s) > len(z) && (s[len(s)-len(z)-1] < '0' || s[len(s)-len(z)-1] > '9') {
+			s = strings.TrimSuffix(s, z)
+		}
+	}
+	return s
+}

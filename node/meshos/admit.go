@@ -137,8 +137,15 @@ func (rt *Runtime) gateLocked(a action, now time.Time) string {
 					return fmt.Sprintf("pull cooldown %s", rt.tm.PullCooldown)
 				}
 			}
-			if t, ok := rt.gates.chainMoved[a.target]; ok && now.Sub(t) < rt.tm.ChainStabilization {
-				return fmt.Sprintf("chain stabilizing for %s", (rt.tm.ChainStabilization - now.Sub(t)).Round(time.Millisecond))
+			// Dropping an extra copy waits a shorter window than moving a
+			// chain: the caller already checked that every assigned holder
+			// is caught up, so the window only damps a flapping view.
+			window := rt.tm.ChainStabilization
+			if a.kind == actDrop {
+				window = min(window, rt.tm.DropStabilization)
+			}
+			if t, ok := rt.gates.chainMoved[a.target]; ok && now.Sub(t) < window {
+				return fmt.Sprintf("chain stabilizing for %s", (window - now.Sub(t)).Round(time.Millisecond))
 			}
 		}
 	}

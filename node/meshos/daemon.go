@@ -1,7 +1,3 @@
-// Package meshos is the per-node behaviour plane: it supervises daemons,
-// places daemons and chain replicas deterministically over the
-// ClusterSnapshot, migrates daemons between nodes, runs the maintenance state
-// machine, and gates every action through admit().
 package meshos
 
 import (

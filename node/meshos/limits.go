@@ -66,6 +66,7 @@ const (
 const (
 	DefaultPullCooldown         = 250 * time.Millisecond
 	DefaultChainStabilization   = 60 * time.Second
+	DefaultDropStabilization    = 3 * time.Second
 	DefaultDrainRatePerSec      = 10
 	DefaultBackpressureHigh     = 0.9
 	DefaultBackpressureLow      = 0.7

@@ -264,6 +264,12 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 		}
 		if best >= 0 {
 			placed[k] = locs[w.p.ID][best].node
+			if perGroup[w.g][placed[k]] > 0 && spreadTarget(nodes, perGroup[w.g], g, fits) {
+				// Two members of one group on one node (placed while the
+				// node saw too little of the cluster): let the fresh pass
+				// spread this one, since a node without a member exists.
+				placed[k] = -1
+			}
 		}
 		if placed[k] >= 0 {
 			nodes[placed[k]].load += loadOf[g.Name]
@@ -401,6 +407,17 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 		a.Chains[name] = cp
 	}
 	return a
+}
+
+// spreadTarget reports whether some host that fits g has no member of g
+// yet: only then is moving a doubled-up member an improvement.
+func spreadTarget(nodes []nodeState, members []int, g GroupSpec, fits func(*nodeState, GroupSpec) bool) bool {
+	for i := range nodes {
+		if nodes[i].host && members[i] == 0 && fits(&nodes[i], g) {
+			return true
+		}
+	}
+	return false
 }
 
 // placeKey orders candidate nodes for a new daemon: spread the group first,

@@ -27,6 +27,7 @@ type Timers struct {
 	StopGrace          time.Duration
 	PullCooldown       time.Duration
 	ChainStabilization time.Duration
+	DropStabilization  time.Duration
 	RecoveryWindow     time.Duration
 	MigrationStep      time.Duration // per-step ack timeout
 	MigrationRetainFor time.Duration
@@ -56,6 +57,7 @@ func (t Timers) withDefaults() Timers {
 	d(&t.StopGrace, DefaultStopGrace)
 	d(&t.PullCooldown, DefaultPullCooldown)
 	d(&t.ChainStabilization, DefaultChainStabilization)
+	d(&t.DropStabilization, DefaultDropStabilization)
 	d(&t.RecoveryWindow, DefaultRecoveryWindow)
 	d(&t.MigrationStep, DefaultMigrationStepTimeout)
 	d(&t.MigrationRetainFor, DefaultMigrationRetainFor)

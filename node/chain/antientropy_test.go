@@ -1,0 +1,311 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh"
+)
+
+// aeNode is one node of an in-process anti-entropy mesh: its own Badger
+// database, ledger, fold and service on a hub endpoint.
+type aeNode struct {
+	id   identity.NodeID
+	db   *DB
+	l    *Ledger
+	ae   *AntiEntropy
+	fold *Fold[*lwwState]
+	ep   *endpoint
+}
+
+func startAENodes(t *testing.T, ctx context.Context, h *hub, n int, interval time.Duration) []*aeNode {
+	t.Helper()
+	nodes := make([]*aeNode, n)
+	for i := range nodes {
+		id := identity.NodeID(0x1000 + i + 1)
+		db := openTestDB(t, Config{})
+		l := db.Ledger(validateTestEvent)
+		ep := h.endpoint(id)
+		ae := NewAntiEntropy(l, ep, h.ids, AntiEntropyConfig{Interval: interval})
+		nodes[i] = &aeNode{id: id, db: db, l: l, ae: ae, ep: ep, fold: startFold(t, ctx, l, 32)}
+	}
+	for _, nd := range nodes {
+		actx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := nd.ae.Run(actx); err != nil {
+				t.Errorf("anti-entropy: %v", err)
+			}
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	return nodes
+}
+
+func digestOf(t testing.TB, raws [][]byte) BucketDigest {
+	var d BucketDigest
+	for _, r := range raws {
+		m, err := validateTestEvent(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.add(m.ID)
+	}
+	return d
+}
+
+func waitConverged(t *testing.T, nodes []*aeNode, want BucketDigest, what string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, what, func() bool {
+		for _, nd := range nodes {
+			if d := nd.l.Digest(); d != want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFoldsEqual(t *testing.T, nodes []*aeNode, raws [][]byte) {
+	t.Helper()
+	want := referenceFold(t, raws)
+	waitFor(t, 20*time.Second, "every fold to match the reference", func() bool {
+		for _, nd := range nodes {
+			if foldString(nd.fold) != want {
+				return false
+			}
+		}
+		return true
+	})
+	for _, nd := range nodes {
+		if err := nd.l.Verify(context.Background()); err != nil {
+			t.Fatalf("node %s: %v", nd.id, err)
+		}
+	}
+}
+
+// TestAntiEntropyConverges: five nodes each hold a random subset of the
+// events; anti-entropy brings every node to the union, and every fold to
+// the same state.
+func TestAntiEntropyConverges(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := eventPool(t, 400, 11)
+	h := newHub(t)
+	nodes := startAENodes(t, ctx, h, 5, 100*time.Millisecond)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i, raw := range pool {
+		// Every event lands on one node for sure, and on each other with
+		// probability 0.3.
+		for j, nd := range nodes {
+			if j == i%len(nodes) || rng.Float64() < 0.3 {
+				if _, _, err := nd.l.Insert(ctx, raw); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	waitConverged(t, nodes, digestOf(t, pool), "five nodes to converge")
+	waitFoldsEqual(t, nodes, pool)
+	var pulled uint64
+	for _, nd := range nodes {
+		pulled += nd.ae.Stats().Pulled
+	}
+	if pulled == 0 {
+		t.Fatal("converged without pulling anything")
+	}
+}
+
+// TestAntiEntropyPartitionHeals: a converged mesh splits 2/3, both sides
+// take new events (each side converging within itself), then the
+// partition heals and every node converges on the union.
+func TestAntiEntropyPartitionHeals(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := eventPool(t, 240, 12)
+	base, left, right := pool[:80], pool[80:160], pool[160:]
+	h := newHub(t)
+	nodes := startAENodes(t, ctx, h, 5, 100*time.Millisecond)
+	for _, raw := range base {
+		if _, _, err := nodes[0].l.Insert(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitConverged(t, nodes, digestOf(t, base), "initial convergence")
+
+	h.partition([]identity.NodeID{nodes[0].id, nodes[1].id})
+	for i, raw := range left {
+		if _, _, err := nodes[i%2].l.Insert(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, raw := range right {
+		if _, _, err := nodes[2+i%3].l.Insert(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leftAll := append(append([][]byte{}, base...), left...)
+	rightAll := append(append([][]byte{}, base...), right...)
+	waitConverged(t, nodes[:2], digestOf(t, leftAll), "left side to converge")
+	waitConverged(t, nodes[2:], digestOf(t, rightAll), "right side to converge")
+	// Partitioned: neither side has the other's events.
+	if d := nodes[0].l.Digest(); d.Count != uint32(len(leftAll)) {
+		t.Fatalf("left side leaked: %d events", d.Count)
+	}
+
+	h.heal()
+	waitConverged(t, nodes, digestOf(t, pool), "convergence after heal")
+	waitFoldsEqual(t, nodes, pool)
+}
+
+// TestSyncWithDrillsDown: one round against a peer holding thousands of
+// events spread over time descends the bucket tree and pulls in bounded
+// batches; a handful of rounds complete the copy.
+func TestSyncWithDrillsDown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newHub(t)
+	s := newEventSigner(t)
+	const n = 3000
+	raws := make([][]byte, n)
+	for i := range raws {
+		// Spread over ~30 days, so many buckets at every level.
+		raws[i] = s.event(int64(1_700_000_000_000+i*900_000), fmt.Sprint("e", i))
+	}
+	srv := openTestDB(t, Config{}).Ledger(validateTestEvent)
+	if _, err := srv.InsertMany(ctx, raws); err != nil {
+		t.Fatal(err)
+	}
+	cli := openTestDB(t, Config{}).Ledger(validateTestEvent)
+	if _, err := cli.InsertMany(ctx, raws[:n/3]); err != nil {
+		t.Fatal(err)
+	}
+	srvEP, cliEP := h.endpoint(1), h.endpoint(2)
+	srvAE := NewAntiEntropy(srv, srvEP, h.ids, AntiEntropyConfig{Interval: time.Hour})
+	cliAE := NewAntiEntropy(cli, cliEP, h.ids, AntiEntropyConfig{Interval: time.Hour})
+	for _, ae := range []*AntiEntropy{srvAE, cliAE} {
+		actx, acancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = ae.Run(actx) }()
+		t.Cleanup(func() { acancel(); <-done })
+	}
+	waitFor(t, 10*time.Second, "handlers registered", func() bool {
+		srvEP.mu.RLock()
+		defer srvEP.mu.RUnlock()
+		return srvEP.handlers[mesh.ChanLedger] != nil
+	})
+	rounds := 0
+	for cli.Digest() != srv.Digest() {
+		rounds++
+		if rounds > 20 {
+			t.Fatalf("not converged after 20 rounds: %d of %d", cli.Digest().Count, n)
+		}
+		added, err := cliAE.SyncWith(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if added == 0 {
+			t.Fatalf("round %d added nothing with %d events missing", rounds, n-int(cli.Digest().Count))
+		}
+	}
+	if added, err := cliAE.SyncWith(ctx, 1); err != nil || added != 0 {
+		t.Fatalf("converged round: added %d err %v", added, err)
+	}
+	if st := cliAE.Stats(); st.Converged == 0 || st.Pulled != n-n/3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSyncWithUnreachablePeer(t *testing.T) {
+	h := newHub(t)
+	l := openTestDB(t, Config{}).Ledger(validateTestEvent)
+	ae := NewAntiEntropy(l, h.endpoint(1), h.ids, AntiEntropyConfig{})
+	if _, err := ae.SyncWith(context.Background(), 99); !errors.Is(err, mesh.ErrNoRoute) {
+		t.Fatalf("got %v, want ErrNoRoute", err)
+	}
+}
+
+// TestAntiEntropyIgnoresForgedAnswers: an answer from a node other than
+// the one asked is not accepted as the answer.
+func TestAntiEntropyIgnoresForgedAnswers(t *testing.T) {
+	h := newHub(t)
+	l := openTestDB(t, Config{}).Ledger(validateTestEvent)
+	ep := h.endpoint(1)
+	ae := NewAntiEntropy(l, ep, h.ids, AntiEntropyConfig{})
+	p := &aePending{peer: 2, ch: make(chan *aeMsg, 1)}
+	ae.pending[7] = p
+	resp := (&aeMsg{Type: aeDigestResp, ReqID: 7, To: 1 << DigestMaxWidthShiftBits, Shift: DigestMaxWidthShiftBits}).encode()
+	ae.Handle(3, resp)
+	if len(p.ch) != 0 {
+		t.Fatal("answer from the wrong node accepted")
+	}
+	ae.Handle(2, resp)
+	if len(p.ch) != 1 {
+		t.Fatal("answer from the right node not delivered")
+	}
+	ae.Handle(2, []byte{0xff, 1, 2})
+	if ae.Stats().Malformed != 1 {
+		t.Fatal("malformed message not counted")
+	}
+}
+
+func TestAEMessageRoundTrip(t *testing.T) {
+	after := Position{IssuedAtMs: 5, ID: [32]byte{1}}
+	tests := []aeMsg{
+		{Type: aeDigestReq, ReqID: 1, From: 0, To: 1 << 48, Shift: 48},
+		{Type: aeDigestResp, ReqID: 2, From: 4096, To: 8192, Shift: 12, Buckets: []BucketDigest{{Start: 4096, Count: 3, XOR: [32]byte{9}}}},
+		{Type: aeIDsReq, ReqID: 3, From: 0, To: 10, After: &after},
+		{Type: aeIDsReq, ReqID: 3, From: 0, To: 10},
+		{Type: aeIDsResp, ReqID: 4, More: true, IDs: []Position{after}},
+		{Type: aePullReq, ReqID: 5, IDs: []Position{after, after}},
+		{Type: aePullResp, ReqID: 6, Events: [][]byte{{1, 2, 3}, {4}}},
+		{Type: aeHint, ReqID: 0, Total: BucketDigest{Count: 9, XOR: [32]byte{7}}},
+	}
+	for _, m := range tests {
+		t.Run(fmt.Sprint(m.Type), func(t *testing.T) {
+			b := m.encode()
+			got, err := decodeAE(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got.encode()) != string(b) {
+				t.Fatalf("re-encode differs")
+			}
+			if _, err := decodeAE(append(b, 0)); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("trailing byte accepted: %v", err)
+			}
+		})
+	}
+}
+
+func FuzzDecodeAE(f *testing.F) {
+	after := Position{IssuedAtMs: 5, ID: [32]byte{1}}
+	for _, m := range []aeMsg{
+		{Type: aeDigestReq, ReqID: 1, From: 0, To: 1 << 48, Shift: 48},
+		{Type: aeDigestResp, ReqID: 2, From: 4096, To: 8192, Shift: 12, Buckets: []BucketDigest{{Start: 4096, Count: 3}}},
+		{Type: aeIDsReq, ReqID: 3, From: 0, To: 10, After: &after},
+		{Type: aeIDsResp, ReqID: 4, More: true, IDs: []Position{after}},
+		{Type: aePullReq, ReqID: 5, IDs: []Position{after}},
+		{Type: aePullResp, ReqID: 6, Events: [][]byte{{1, 2, 3}}},
+		{Type: aeHint, Total: BucketDigest{Count: 9}},
+	} {
+		f.Add(m.encode())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeAE(b)
+		if err != nil {
+			return
+		}
+		// What decodes re-encodes to exactly the same bytes: no field is
+		// silently dropped or defaulted.
+		if got := m.encode(); string(got) != string(b) {
+			t.Fatalf("re-encode differs:\n in %x\nout %x", b, got)
+		}
+	})
+}
