@@ -98,7 +98,7 @@ func TestDemo(t *testing.T) {
 	t.Logf("9 nodes ready after %v", shared.startup)
 	var victim *member
 	t.Run("steady", func(t *testing.T) { testSteady(t, d, console) })
-	t.Run("kill", func(t *testing.T) { victim = testKill(t, d, console) })
+	t.Run("kill", func(t *testing.T) { testKill(t, d, console, &victim) })
 	t.Run("control", func(t *testing.T) { testControl(t, d, victim) })
 	t.Run("partition-heal", func(t *testing.T) { testPartitionHeal(t, d, console) })
 }
@@ -138,27 +138,28 @@ func testSteady(t *testing.T, d *Demo, console *node.Node) {
 // testKill kills the node running the most daemons and checks that the
 // console sees it Unreachable, that the detector measured that plausibly,
 // and that its daemons come back on the others.
-func testKill(t *testing.T, d *Demo, console *node.Node) *member {
+func testKill(t *testing.T, d *Demo, console *node.Node, killed **member) {
 	cs := console.Cluster()
 	victim := busiest(d, cs)
 	had := daemonsOn(cs, victim.key.ID)
 	t.Logf("killing %s (daemons %v)", victim.label, had)
-	killed := time.Now()
+	killedAt := time.Now()
 	if err := d.Inject(context.Background(), api.Fault{Kind: api.FaultKill, Nodes: []identity.NodeID{victim.key.ID}}); err != nil {
 		t.Fatal(err)
 	}
+	*killed = victim // control restarts it, whatever happens here
 	waitFor(t, victim.label+" Unreachable on the console", detectTimeout, func() bool {
 		nv := console.Cluster().Node(victim.key.ID)
 		return nv != nil && nv.Health == snapshot.Unreachable
 	})
-	seen := time.Since(killed)
+	seen := time.Since(killedAt)
 	t.Logf("console saw %s Unreachable %v after the kill (transport.UnreachableAfter %v)", victim.label, seen, transport.UnreachableAfter)
 
 	// The detector polls on its own: give it one more poll.
 	var det Detection
 	waitFor(t, "the detector's record of the kill", time.Second, func() bool {
 		var ok bool
-		det, ok = detectionOf(d, api.FaultKill, victim.key.ID, killed)
+		det, ok = detectionOf(d, api.FaultKill, victim.key.ID, killedAt)
 		return ok && !det.UnreachableAt.IsZero()
 	})
 	unreach := det.UnreachableAt.Sub(det.InjectedAt)
@@ -176,14 +177,13 @@ func testKill(t *testing.T, d *Demo, console *node.Node) *member {
 		return len(placementProblems(console.Cluster())) == 0
 	})
 	cs = console.Cluster()
-	t.Logf("every daemon running again, on live nodes, %v after the kill", time.Since(killed))
+	t.Logf("every daemon running again, on live nodes, %v after the kill", time.Since(killedAt))
 	for _, id := range had {
 		if on := runningOn(cs, id); len(on) != 1 || on[0] == victim.label {
 			t.Errorf("%s runs on %v after %s was killed", id, on, victim.label)
 		}
 	}
 	checkChains(t, d, console, replaceTimeout)
-	return victim
 }
 
 // testControl drives the control socket the way `deck demo fault` does:
@@ -521,6 +521,13 @@ func logView(t *testing.T, cs *snapshot.ClusterSnapshot) {
 		s += " |"
 		for _, r := range nv.Replicas {
 			s += fmt.Sprintf(" %s:%s@%d/t%d", r.Chain, r.Role, r.Seq, r.Term)
+		}
+		for _, p := range nv.Pending {
+			if p.Blocked != "" {
+				s += fmt.Sprintf(" [%s held: %s]", p.ID, p.Blocked)
+			} else {
+				s += fmt.Sprintf(" [%s pending]", p.ID)
+			}
 		}
 		t.Log(s)
 	}

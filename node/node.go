@@ -44,8 +44,10 @@ type Options struct {
 	Factories map[string]meshos.Factory
 	Version   string
 	Logf      func(format string, args ...any)
-	// Transport overrides timers (tests); zero fields take defaults.
+	// Transport and MeshOS override timers (tests); zero fields take
+	// defaults.
 	Transport transport.Config
+	MeshOS    meshos.Timers
 }
 
 // Node is a running mesh node.
@@ -148,7 +150,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if n.rt, err = meshos.New(meshos.Config{
 		Self: n.key.ID, Label: opts.Label, Addr: n.tr.LocalAddr(), Version: opts.Version,
 		Capabilities: caps, Spec: opts.Spec, Factories: opts.Factories, Messenger: n.tr,
-		Logs: logSink{n}, Failures: failureSink{n},
+		Logs: logSink{n}, Failures: failureSink{n}, Timers: opts.MeshOS,
 	}); err != nil {
 		return nil, fmt.Errorf("node: meshos: %w", err)
 	}

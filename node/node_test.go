@@ -10,6 +10,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -22,6 +23,12 @@ type testMesh struct {
 }
 
 func startMesh(t *testing.T, n int) *testMesh {
+	t.Helper()
+	return startMeshWith(t, n, meshos.Timers{})
+}
+
+// startMeshWith starts n nodes with MeshOS timers tm (zero: defaults).
+func startMeshWith(t *testing.T, n int, tm meshos.Timers) *testMesh {
 	t.Helper()
 	op, err := identity.Generate()
 	if err != nil {
@@ -37,7 +44,7 @@ func startMesh(t *testing.T, n int) *testMesh {
 		opts := node.Options{
 			Cluster: cl, DataDir: t.TempDir(), Label: "n" + string(rune('1'+i)),
 			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
-			Factories: workloads.Factories(), Version: "test",
+			Factories: workloads.Factories(), Version: "test", MeshOS: tm,
 		}
 		if i > 0 {
 			opts.Bootstrap = []string{m.nodes[0].Addr()}

@@ -123,7 +123,7 @@ func (t *Maintenance) Sync() {
 			counts[t.c.Snap.Nodes[i].Maintenance.State]++
 		}
 	}
-	t.summary = fmt.Sprintf("%d active · %d entering · %d in maintenance · %d exiting · %d recovery · %d drain-failed",
+	t.summary = fmt.Sprintf("%d active · %d entering · %d maint · %d exiting · %d recovery · %d drain-failed",
 		counts[snapshot.MaintActive], counts[snapshot.MaintEntering], counts[snapshot.MaintMaintenance],
 		counts[snapshot.MaintExiting], counts[snapshot.MaintRecovery], counts[snapshot.MaintDrainFailed])
 }
@@ -173,6 +173,9 @@ func (t *Maintenance) View(w, h int) string {
 		}
 		if m.State == snapshot.MaintEntering {
 			prog += " · deadline in " + widgets.Countdown(t.c.Now, m.Deadline)
+		}
+		if m.State == snapshot.MaintActive && m.DaemonsTotal+m.ReplicasTotal == 0 {
+			prog = th.Paint(common.ToneDim, "not draining · m enters maintenance, d drains")
 		}
 		lines = append(lines, prog)
 		if m.Reason != "" {

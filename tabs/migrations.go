@@ -161,7 +161,7 @@ func (t *Migrations) Sync() {
 			active++
 		}
 	}
-	t.summary = fmt.Sprintf("%d migrations · %d in flight", t.table.Total(), active)
+	t.summary = fmt.Sprintf("%d migration%s · %d in flight", t.table.Total(), pluralS(t.table.Total()), active)
 }
 
 func (t *Migrations) migration() *snapshot.Migration {

@@ -41,7 +41,11 @@ const (
 	// mapRTTRelayout is the RTT ratio from which a node is moved: smaller
 	// changes (jitter) keep the cached layout so the map does not dance.
 	mapRTTRelayout = 2.0
-	glyphSelEdge   = '•'
+	// mapRelayoutAfter is how old a layout must be before an RTT change
+	// alone moves nodes: a loaded host's RTT spikes would otherwise redraw
+	// the map every second.
+	mapRelayoutAfter = 30 * time.Second
+	glyphSelEdge     = '•'
 )
 
 // NetMap is the NET.MAP tab: nodes placed by RTT from self.
@@ -81,6 +85,7 @@ type mapLayout struct {
 	links string // the link set placed with
 	// hi marks the cells of the selected node's links (hiFor).
 	checked *snapshot.ClusterSnapshot // last snapshot stillValid accepted
+	at      time.Time                 // when laid out
 	hi      []bool
 	hiFor   api.NodeID
 	hiSnap  *snapshot.ClusterSnapshot
@@ -218,16 +223,13 @@ func meshEvents(s *snapshot.ClusterSnapshot, nFail int, fail func(int) api.Failu
 	return out
 }
 
-// mapRadius maps an RTT to a radius fraction on a fixed log scale (0.1 ms
-// near the centre, 1 s on the rim), so one node's jitter never rescales the
-// whole map.
-func mapRadius(n *snapshot.NodeView) float64 {
-	if n.Health == snapshot.Unreachable || n.RTT <= 0 {
+// mapRadius maps an RTT to a radius fraction, log-scaled against the
+// largest RTT at layout time; unreachable nodes go to the rim.
+func mapRadius(n *snapshot.NodeView, maxRTT time.Duration) float64 {
+	if n.Health == snapshot.Unreachable || n.RTT <= 0 || maxRTT <= 0 {
 		return 1.0
 	}
-	ms := float64(n.RTT) / 1e6
-	f := (math.Log10(math.Max(ms, 0.1)) + 1) / 4
-	return 0.3 + 0.6*math.Min(math.Max(f, 0), 1)
+	return 0.3 + 0.6*math.Log1p(float64(n.RTT)/1e6)/math.Log1p(float64(maxRTT)/1e6)
 }
 
 // linkSet is a canonical string of the snapshot's links (their pairs).
@@ -245,7 +247,7 @@ func linkSet(s *snapshot.ClusterSnapshot) string {
 }
 
 // stillValid reports whether prev can be reused for s at w×h.
-func (l *mapLayout) stillValid(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) bool {
+func (l *mapLayout) stillValid(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int, now time.Time) bool {
 	if l == nil || l.w != w || l.h != h || len(l.order) != len(order) {
 		return false
 	}
@@ -261,6 +263,9 @@ func (l *mapLayout) stillValid(s *snapshot.ClusterSnapshot, order []api.NodeID, 
 		}
 		if l.down[id] != (n.Health == snapshot.Unreachable) {
 			return false
+		}
+		if now.Sub(l.at) < mapRelayoutAfter {
+			continue
 		}
 		if old := l.rtt[id]; old > 0 && n.RTT > 0 {
 			r := float64(n.RTT) / float64(old)
@@ -329,6 +334,26 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 	}
 	cx, cy := float64(w)/2, float64(h)/2
 	rx, ry := float64(w)/2-8, float64(h)/2-1
+	var maxRTT time.Duration
+	for i := range s.Nodes {
+		if n := &s.Nodes[i]; n.Health != snapshot.Unreachable && n.RTT > maxRTT {
+			maxRTT = n.RTT
+		}
+	}
+	angle := make(map[api.NodeID]float64, len(order))
+	{
+		var ring []api.NodeID
+		for _, id := range order {
+			if id != s.Self {
+				ring = append(ring, id)
+			}
+		}
+		hash := func(id api.NodeID) uint64 { return uint64(id) * 0x9E3779B97F4A7C15 }
+		sort.Slice(ring, func(i, j int) bool { return hash(ring[i]) < hash(ring[j]) })
+		for i, id := range ring {
+			angle[id] = -math.Pi/2 + 2*math.Pi*float64(i)/float64(max(len(ring), 1))
+		}
+	}
 	// taken marks cells claimed by a glyph or a label (node index + 1).
 	free := func(x, y, span int) bool {
 		for k := -1; k <= span; k++ {
@@ -344,7 +369,8 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 	}
 	claim := func(oi, x, y int, label string) {
 		l.grid[y*w+x].node = oi + 1
-		for k := range []rune(label) {
+		// k from -1: the blank between glyph and label stays blank.
+		for k := -1; k < len([]rune(label)); k++ {
 			if xx := x + 2 + k; xx < w {
 				if c := &l.grid[y*w+xx]; c.node == 0 {
 					c.node = oi + 1
@@ -363,9 +389,10 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 		if id == s.Self {
 			x, y = int(cx), int(cy)
 		} else {
-			r := mapRadius(n)
-			// Angle by id: a multiplicative hash spreads neighbouring ids.
-			a := 2 * math.Pi * float64((uint64(id)*0x9E3779B97F4A7C15)>>40) / float64(1<<24)
+			r := mapRadius(n, maxRTT)
+			// Evenly spaced angles, assigned in id-hash order: stable while
+			// the node set is, and never clustered on one side.
+			a := angle[id]
 			for try := 0; try < mapNudgeTries; try++ {
 				rr := r
 				if try >= mapNudgeTries/2 {
@@ -588,8 +615,9 @@ func (t *NetMap) View(w, h int) string {
 	sideW := min(max(w/4, mapSideMinCells), mapSideMaxCells)
 	mapW := w - sideW - 1
 	mapH := h
-	if !t.layout.stillValid(t.c.Snap, t.order, mapW, mapH) {
+	if !t.layout.stillValid(t.c.Snap, t.order, mapW, mapH, t.c.Now) {
 		t.layout = Layout(t.c.Snap, t.order, mapW, mapH)
+		t.layout.at = t.c.Now
 	}
 	selID := t.selected()
 	sel := 0
@@ -598,7 +626,13 @@ func (t *NetMap) View(w, h int) string {
 			sel = i + 1
 		}
 	}
-	t.layout.highlight(t.c.Snap, selID)
+	if IsConsole(t.c.Snap, selID) {
+		// A console's links are its RTTs to everyone: the radii already
+		// show them, and drawn they would bury the map.
+		t.layout.highlight(t.c.Snap, 0)
+	} else {
+		t.layout.highlight(t.c.Snap, selID)
+	}
 	canvas := t.layout.render(th, sel)
 	side := t.side(sideW, h)
 	out := make([]string, h)

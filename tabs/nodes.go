@@ -49,6 +49,9 @@ func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 		health := n.Health.String()
 		healthTone := HealthTone(n.Health)
 		switch {
+		case n.Observer && n.ID != s.Self && n.Health == snapshot.Unreachable:
+			// A CLI's node that has exited: it lingers until the mesh forgets it.
+			health, healthTone = "gone", common.ToneDim
 		case n.Observer:
 			health, healthTone = "console", common.ToneAccent
 		case n.ID == s.Self:

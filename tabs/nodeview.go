@@ -1,7 +1,9 @@
 package tabs
 
 import (
+	"regexp"
 	"sort"
+	"strconv"
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/snapshot"
@@ -112,3 +114,26 @@ func trimZeros(s string) string {
 
 // reachable reports whether the node's own view of its daemons is current.
 func reachable(n *snapshot.NodeView) bool { return n.Health != snapshot.Unreachable }
+
+// pluralS is "s" unless n is 1.
+func pluralS(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// nodeIDInText matches a NodeID as NodeID.String writes it.
+var nodeIDInText = regexp.MustCompile(`0x[0-9a-f]{16}`)
+
+// NameIDs replaces the node ids in text (a lockout target such as
+// "chain:ledger.audit@0x5e6f708192a3b4c5") with node names.
+func NameIDs(s *snapshot.ClusterSnapshot, text string) string {
+	return nodeIDInText.ReplaceAllStringFunc(text, func(h string) string {
+		v, err := strconv.ParseUint(h[2:], 16, 64)
+		if err != nil {
+			return h
+		}
+		return NodeName(s, api.NodeID(v))
+	})
+}

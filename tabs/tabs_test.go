@@ -36,8 +36,12 @@ func TestRowFunctions(t *testing.T) {
 	s := decktest.Snapshot()
 	now := decktest.T0
 	nodes := NodeRows(s)
-	if len(nodes) != 9 {
+	if len(nodes) != 10 {
 		t.Fatalf("%d node rows", len(nodes))
+	}
+	// Hosting nodes sorted by label, the console last.
+	if nodes[0].Cells[0] != "chiba" || nodes[9].Key != decktest.Console.String() {
+		t.Errorf("order: first %v, last %v", nodes[0].Cells, nodes[9].Cells)
 	}
 	byKey := func(key string) []string {
 		for _, r := range nodes {
@@ -48,11 +52,19 @@ func TestRowFunctions(t *testing.T) {
 		t.Fatalf("no row %s", key)
 		return nil
 	}
-	if c := byKey(decktest.Gibson.String()); c[2] != "self" || c[3] != "·" {
-		t.Errorf("self row %v", c)
+	if c := byKey(decktest.Console.String()); c[0] != "deck (this console)" || c[2] != "console" || c[3] != "·" || c[9] != "—" {
+		t.Errorf("console row %v", c)
 	}
-	if c := byKey(decktest.Freeside.String()); c[4] != "—" || c[2] != "unreachable" {
+	if c := byKey(decktest.Freeside.String()); c[4] != "—" || c[2] != "unreachable" || c[3] != "—" || c[9] != "1/1?" {
 		t.Errorf("unreachable row %v", c)
+	}
+	if got := NodesSummary(s); !strings.HasPrefix(got, "9 nodes · 7 healthy · 1 suspect · 1 unreachable · 1 cordoned") || !strings.HasSuffix(got, "+1 console") {
+		t.Errorf("summary %q", got)
+	}
+	for _, r := range MaintRows(s, now) {
+		if r.Key == decktest.Console.String() {
+			t.Error("the console has no maintenance row")
+		}
 	}
 	if c := byKey(decktest.Chiba.String()); !strings.HasPrefix(c[10], "drain-failed") || c[9] != "0/1" {
 		t.Errorf("chiba row %v", c)
@@ -91,7 +103,7 @@ func TestRowFunctions(t *testing.T) {
 			}
 		}
 	}
-	if ms := MigrationRows(s, now); len(ms) != 2 || ms[0].Cells[3] != "transfer" || ms[0].Cells[4] != "46%" {
+	if ms := MigrationRows(s, now); len(ms) != 2 || ms[1].Cells[3] != "transfer" || ms[1].Cells[4] != "46%" {
 		t.Errorf("migrations %v", ms)
 	}
 }
@@ -100,7 +112,7 @@ func TestAuditRows(t *testing.T) {
 	s := decktest.Snapshot()
 	recs := decktest.Audit()
 	all := AuditRows(s, recs, false, 0)
-	if len(all) != len(recs) || all[0].Key != "9" {
+	if len(all) != len(recs) || all[0].Cells[0] != "9" {
 		t.Fatalf("not newest first: %v", all[0].Cells)
 	}
 	ice := AuditRows(s, recs, true, 0)
@@ -112,11 +124,11 @@ func TestAuditRows(t *testing.T) {
 	if len(ice) != 3 {
 		t.Errorf("%d ICE rows", len(ice))
 	}
-	if got := AuditRows(s, recs, false, 2); len(got) != 2 || got[1].Key != "8" {
+	if got := AuditRows(s, recs, false, 2); len(got) != 2 || got[1].Cells[0] != "8" {
 		t.Errorf("limit 2: %v", got)
 	}
 	for _, r := range all {
-		if r.Key == "8" && (r.Cells[2] != "rejected" || r.Tones[2] != common.ToneDanger) {
+		if r.Cells[0] == "8" && (r.Cells[2] != "rejected" || r.Tones[2] != common.ToneDanger) {
 			t.Errorf("rejected row %v", r.Cells)
 		}
 	}

@@ -90,6 +90,9 @@ func TabStrip(th *common.Theme, names, keys []string, active, w int) string {
 		for i := start; i <= active && i < len(labels); i++ {
 			n += Width(labels[i]) + 1
 		}
+		if active < len(labels)-1 {
+			n++ // room for the › that says more tabs follow
+		}
 		if n <= w || start >= active {
 			break
 		}

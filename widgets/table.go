@@ -68,8 +68,13 @@ type Table struct {
 	StickTop bool
 }
 
-// contentCapCells bounds how wide a column grows to fit its content.
-const contentCapCells = 120
+// contentCapCells bounds how wide a column grows to fit its content;
+// smallGrowCells is the shortfall a fixed column may claim before the flex
+// column is served.
+const (
+	contentCapCells = 120
+	smallGrowCells  = 8
+)
 
 // NewTable makes an empty table.
 func NewTable(cols ...Column) *Table { return &Table{Cols: cols, height: 10} }
@@ -228,9 +233,9 @@ func (t *Table) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) bool {
 }
 
 // layout returns the width of every column at total width w (0: hidden).
-// Columns start at their Width; slack goes first to the flex column, then
-// to the other columns in order, each only up to its widest cell. What is
-// left stays after the last column.
+// Columns start at their Width; slack goes to columns a few cells short of
+// their widest cell, then to the flex column, then to the others, each only
+// up to its widest cell. What is left stays after the last column.
 func (t *Table) layout(w int, dst []int) []int {
 	dst = dst[:0]
 	used := markerWidth
@@ -256,6 +261,13 @@ func (t *Table) layout(w int, dst []int) []int {
 			add := min(need, slack)
 			dst[i] += add
 			slack -= add
+		}
+	}
+	// Small shortfalls first (a KIND of "inference" in 7 cells, a long
+	// verb), then the flex column, then whatever else still wants room.
+	for i := range dst {
+		if i != flex && i < len(t.content) && t.content[i]-dst[i] <= smallGrowCells {
+			grow(i)
 		}
 	}
 	if flex >= 0 {

@@ -75,14 +75,15 @@ func waitConverged(t *testing.T, nodes []*aeNode, want BucketDigest, what string
 func waitFoldsEqual(t *testing.T, nodes []*aeNode, raws [][]byte) {
 	t.Helper()
 	want := referenceFold(t, raws)
-	waitFor(t, 20*time.Second, "every fold to match the reference", func() bool {
-		for _, nd := range nodes {
-			if foldString(nd.fold) != want {
-				return false
+	deadline := time.Now().Add(20 * time.Second)
+	for _, nd := range nodes {
+		for foldString(nd.fold) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s fold differs:\n got %s\nwant %s\nstats %+v", nd.id, foldString(nd.fold), want, nd.fold.Stats())
 			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		return true
-	})
+	}
 	for _, nd := range nodes {
 		if err := nd.l.Verify(context.Background()); err != nil {
 			t.Fatalf("node %s: %v", nd.id, err)

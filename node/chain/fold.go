@@ -74,7 +74,7 @@ func NewFold[S any](l *Ledger, f Folder[S], checkpointEvery int) *Fold[S] {
 func (fd *Fold[S]) Run(ctx context.Context) error {
 	if fd.LocalSeq() == 0 {
 		fd.mu.Lock()
-		err := fd.refoldLocked(Position{}, false)
+		err := fd.refoldLocked(false)
 		fd.mu.Unlock()
 		if err != nil {
 			return err
@@ -162,7 +162,7 @@ func (fd *Fold[S]) addBatch(evs []Event) error {
 	}
 	sort.Slice(fresh, func(i, j int) bool { return fresh[i].Meta.Pos().Compare(fresh[j].Meta.Pos()) < 0 })
 	if first := fresh[0].Meta.Pos(); fd.applied > 0 && first.Compare(fd.through) <= 0 {
-		if err := fd.refoldLocked(first, true); err != nil {
+		if err := fd.refoldLocked(true); err != nil {
 			return err
 		}
 	} else {
@@ -189,45 +189,44 @@ func (fd *Fold[S]) apply(ev Event) {
 		if len(fd.cps) > MaxFoldCheckpoints {
 			// Keep every other checkpoint: the spacing doubles, the count
 			// halves, the newest (most useful for late events) survives.
-			kept := fd.cps[:0]
-			for i := len(fd.cps) - 1; i >= 0; i -= 2 {
+			kept := make([]foldCheckpoint[S], 0, MaxFoldCheckpoints/2+1)
+			for i := (len(fd.cps) - 1) % 2; i < len(fd.cps); i += 2 {
 				kept = append(kept, fd.cps[i])
 			}
-			for i, j := 0, len(kept)-1; i < j; i, j = i+1, j-1 {
-				kept[i], kept[j] = kept[j], kept[i]
-			}
-			clear(fd.cps[len(kept):])
 			fd.cps = kept
 		}
 	}
 }
 
-// refoldLocked rebuilds the state from the newest checkpoint strictly
-// before pos (genesis if none), applying every stored event after it. The
-// scan and the head it covers come from one snapshot, so seen is exact.
-func (fd *Fold[S]) refoldLocked(pos Position, late bool) error {
+// refoldLocked rebuilds the state after events arrived out of order. In one
+// database snapshot it finds the earliest position among every event not yet
+// folded (local seq > seen: the late batch, and anything committed since,
+// which may be earlier still), restores the newest checkpoint strictly before
+// it (genesis if none), and applies every event after the checkpoint. The
+// snapshot's head tells exactly which local seqs the new state covers.
+func (fd *Fold[S]) refoldLocked(late bool) error {
 	if late {
 		fd.refolds++
 	}
-	i := sort.Search(len(fd.cps), func(i int) bool { return fd.cps[i].through.Compare(pos) >= 0 })
-	fd.cps = fd.cps[:i] // checkpoints at or after pos miss the late event
-	var from Position
-	if i > 0 {
+	head, err := fd.l.refoldView(fd.seen, func(earliest Position, any bool) Position {
+		i := len(fd.cps)
+		if any {
+			i = sort.Search(len(fd.cps), func(i int) bool { return fd.cps[i].through.Compare(earliest) >= 0 })
+		}
+		fd.cps = fd.cps[:i] // checkpoints at or after it miss a late event
+		fd.sinceCP = 0
+		if i == 0 {
+			fd.state, fd.through, fd.applied = fd.f.Init(), Position{}, 0
+			return Position{}
+		}
 		cp := fd.cps[i-1]
 		fd.state, fd.through, fd.applied = fd.f.Clone(cp.state), cp.through, cp.applied
-		from = cp.through
-	} else {
-		fd.state, fd.through, fd.applied = fd.f.Init(), Position{}, 0
-	}
-	fd.sinceCP = 0
-	skipFirst := i > 0
-	head, err := fd.l.scanWithHead(from, func(ev Event) bool {
-		if skipFirst && ev.Meta.Pos() == from {
-			return true // the checkpoint already holds it
+		return cp.through
+	}, func(ev Event) {
+		if fd.applied > 0 && ev.Meta.Pos().Compare(fd.through) <= 0 {
+			return // the checkpoint already holds it
 		}
-		skipFirst = false
 		fd.apply(ev)
-		return true
 	})
 	if err != nil {
 		return fmt.Errorf("chain: refold: %w", err)

@@ -198,4 +198,17 @@ func TestFoldCheckpointsStayBounded(t *testing.T) {
 	if c := fd.Stats().Checkpoints; c > MaxFoldCheckpoints || c == 0 {
 		t.Fatalf("%d checkpoints (max %d)", c, MaxFoldCheckpoints)
 	}
+	// Thinned checkpoints must still be exact: late events at several depths
+	// refold to the reference state.
+	for i, at := range []int64{1995, 1200, 3, 1999} {
+		late := s.event(at, fmt.Sprintf("k=late%d", i))
+		raws = append(raws, late)
+		if _, _, err := l.Insert(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "refold", func() bool { return fd.Stats().Applied == uint64(len(raws)) })
+		if got, want := foldString(fd), referenceFold(t, raws); got != want {
+			t.Fatalf("late event at %d:\n got %s\nwant %s", at, got, want)
+		}
+	}
 }

@@ -419,48 +419,81 @@ func (l *Ledger) Get(pos Position) ([]byte, error) {
 // Scan calls fn for every event at or after from, in fold order, until fn
 // returns false.
 func (l *Ledger) Scan(from Position, fn func(Event) bool) error {
-	_, err := l.scanWithHead(from, fn)
-	return err
+	return l.db.bdb.View(func(txn *badger.Txn) error { return scanEvents(txn, from, fn) })
 }
 
-// scanWithHead is Scan that also returns the head of the same snapshot: the
-// scan saw exactly the events of local seqs 1..head.LastSeq.
-func (l *Ledger) scanWithHead(from Position, fn func(Event) bool) (Head, error) {
+func scanEvents(txn *badger.Txn, from Position, fn func(Event) bool) error {
+	opt := badger.DefaultIteratorOptions
+	opt.Prefix = []byte{nsEvent}
+	opt.PrefetchSize = 64
+	it := txn.NewIterator(opt)
+	defer it.Close()
+	for it.Seek(eventKey(from.IssuedAtMs, from.ID)); it.Valid(); it.Next() {
+		pos, ok := parseEventKey(it.Item().Key())
+		if !ok {
+			return fmt.Errorf("%w: bad event key %s", ErrCorrupt, keyString(it.Item().Key()))
+		}
+		raw, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("chain: ledger scan: %w", err)
+		}
+		if !fn(Event{Meta: EventMeta{ID: pos.ID, IssuedAt: pos.IssuedAtMs}, Raw: raw}) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// refoldView serves Fold's refold from one consistent snapshot: it finds
+// the earliest position among events of local seq > after, lets choose
+// pick where to restart (given that position; any is false when there are
+// none), then feeds every event from there on to apply. The returned head
+// is the snapshot's: exactly local seqs 1..head.LastSeq were covered.
+func (l *Ledger) refoldView(after uint64, choose func(earliest Position, any bool) Position, apply func(Event)) (Head, error) {
 	var head Head
 	err := l.db.bdb.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaLedgerHeadKey)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 		case err != nil:
-			return fmt.Errorf("chain: ledger scan head: %w", err)
+			return fmt.Errorf("chain: refold head: %w", err)
 		default:
 			v, err := item.ValueCopy(nil)
 			if err != nil {
-				return fmt.Errorf("chain: ledger scan head: %w", err)
+				return fmt.Errorf("chain: refold head: %w", err)
 			}
 			if head, err = decodeHead(v); err != nil {
 				return err
 			}
 		}
+		var earliest Position
+		any := false
 		opt := badger.DefaultIteratorOptions
-		opt.Prefix = []byte{nsEvent}
-		opt.PrefetchSize = 64
+		opt.Prefix = logPrefix(logIDAdmin)
 		it := txn.NewIterator(opt)
-		defer it.Close()
-		for it.Seek(eventKey(from.IssuedAtMs, from.ID)); it.Valid(); it.Next() {
-			pos, ok := parseEventKey(it.Item().Key())
-			if !ok {
-				return fmt.Errorf("%w: bad event key %s", ErrCorrupt, keyString(it.Item().Key()))
-			}
-			raw, err := it.Item().ValueCopy(nil)
+		for it.Seek(logKey(logIDAdmin, after+1)); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
-				return fmt.Errorf("chain: ledger scan: %w", err)
+				it.Close()
+				return fmt.Errorf("chain: refold order: %w", err)
 			}
-			if !fn(Event{Meta: EventMeta{ID: pos.ID, IssuedAt: pos.IssuedAtMs}, Raw: raw}) {
-				return nil
+			_, payload, err := decodeEntryHeader(v)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			o, err := decodeOrderRecord(payload)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			if !any || o.Pos.Compare(earliest) < 0 {
+				earliest, any = o.Pos, true
 			}
 		}
-		return nil
+		it.Close()
+		from := choose(earliest, any)
+		return scanEvents(txn, from, func(ev Event) bool { apply(ev); return true })
 	})
 	return head, err
 }

@@ -1,0 +1,96 @@
+package deck
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/colorprofile"
+
+	"github.com/deck-mesh/deck/deck/decktest"
+	"github.com/deck-mesh/deck/node/api"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+// benchModel is a roomy truecolor deck (the real frame cost, escapes
+// included) over a fixture.
+func benchModel(b *testing.B, c *decktest.Client, logCap int) *Model {
+	m := New(c, Options{Version: "0.4.0", Now: func() time.Time { return decktest.T0 }, Profile: colorprofile.TrueColor, LogCapacity: logCap})
+	b.Cleanup(m.Close)
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 48})
+	return m
+}
+
+func syntheticLogs(n int) []api.LogRecord {
+	base := decktest.Logs(12)
+	out := make([]api.LogRecord, n)
+	for i := range out {
+		out[i] = base[i%len(base)]
+		out[i].Seq = uint64(i + 1)
+		out[i].At = decktest.T0.Add(time.Duration(i-n) * time.Millisecond)
+	}
+	return out
+}
+
+// BenchmarkViewNodes: a NODES frame must cost the same for 100 and 10,000
+// nodes (virtualized rows, per-snapshot derivations).
+func BenchmarkViewNodes(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			c := decktest.New(0)
+			c.SetSnapshot(decktest.Scaled(n))
+			m := benchModel(b, c, 0)
+			m.switchTab(1)
+			press(b, m, "j", "j", "j")
+			_ = m.View()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = m.View()
+			}
+		})
+	}
+}
+
+// BenchmarkViewLogs: a LOGS frame must cost the same for 1,000 and 100,000
+// buffered records, following or scrolled back.
+func BenchmarkViewLogs(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		for _, mode := range []string{"follow", "scrolled"} {
+			b.Run(fmt.Sprintf("records=%d/%s", n, mode), func(b *testing.B) {
+				m := benchModel(b, decktest.New(0), n)
+				m.foldLogs(syntheticLogs(n))
+				m.switchTab(m.logsIdx)
+				_ = m.View()
+				if mode == "scrolled" {
+					press(b, m, "pgup", "pgup")
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					_ = m.View()
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkFoldLogs feeds log batches through Update with LOGS open and a
+// filter active, interleaving a key press after every batch, and reports
+// the sustained records per second the model absorbs.
+func BenchmarkFoldLogs(b *testing.B) {
+	const batch = 1000
+	m := benchModel(b, decktest.New(0), 0)
+	m.switchTab(m.logsIdx)
+	m.logs.SetFilter("replay")
+	recs := syntheticLogs(batch)
+	keys := []tea.KeyPressMsg{keyMsg("k"), keyMsg("j")}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Update(logBatchMsg{recs})
+		m.Update(keys[i%2])
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+}

@@ -1,0 +1,392 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// actionFlags are the parameters shared by admin and ICE verbs.
+type actionFlags struct {
+	node, daemon, chain, peer, migration, reason string
+	chains                                       []string
+	drainFor, deadline, ttl                      time.Duration
+	preview, yes                                 bool
+}
+
+// verbParams says which flags a verb takes, for help and validation.
+var verbParams = map[api.Verb][]string{
+	api.VerbDrain:               {"node", "drain-for"},
+	api.VerbEnterMaintenance:    {"node", "deadline"},
+	api.VerbExitMaintenance:     {"node"},
+	api.VerbCordon:              {"node"},
+	api.VerbUncordon:            {"node"},
+	api.VerbDropReplicas:        {"node", "chains"},
+	api.VerbInvalidatePlacement: {"node"},
+	api.VerbRestartAllDaemons:   {"node"},
+	api.VerbClearAvoidList:      {"node"},
+	api.VerbRestartDaemon:       {"daemon"},
+	api.VerbFreezeCluster:       {"reason", "ttl"},
+	api.VerbThawCluster:         {},
+	api.VerbFlushAvoidLists:     {},
+	api.VerbForceEvictReplica:   {"chain", "peer"},
+	api.VerbForceRestartDaemon:  {"daemon"},
+	api.VerbForceCutover:        {"chain", "peer"},
+	api.VerbKillMigration:       {"migration"},
+	api.VerbForceDrain:          {"node"},
+}
+
+var verbShort = map[api.Verb]string{
+	api.VerbDrain:               "Drain a node's daemons and replicas for a while (--drain-for)",
+	api.VerbEnterMaintenance:    "Drain a node and put it in maintenance before --deadline",
+	api.VerbExitMaintenance:     "Bring a node back from maintenance through recovery",
+	api.VerbCordon:              "Stop new placements on a node",
+	api.VerbUncordon:            "Allow placements on a cordoned node again",
+	api.VerbDropReplicas:        "Drop a node's chain replicas (--chains, default all)",
+	api.VerbInvalidatePlacement: "Recompute a node's assignments from scratch",
+	api.VerbRestartAllDaemons:   "Restart every daemon on a node",
+	api.VerbClearAvoidList:      "Clear a node's avoid list",
+	api.VerbRestartDaemon:       "Restart one daemon",
+	api.VerbFreezeCluster:       "ICE: freeze every move in the cluster for --ttl (5s..30m)",
+	api.VerbThawCluster:         "ICE: lift a cluster freeze",
+	api.VerbFlushAvoidLists:     "ICE: clear every node's avoid list",
+	api.VerbForceEvictReplica:   "ICE: evict --chain's replica from --peer",
+	api.VerbForceRestartDaemon:  "ICE: restart a daemon even through crash-loop backoff",
+	api.VerbForceCutover:        "ICE: make --peer the leader of --chain",
+	api.VerbKillMigration:       "ICE: abort a migration",
+	api.VerbForceDrain:          "ICE: drain a node bypassing the drain rate limit",
+}
+
+func (f *actionFlags) register(cmd *cobra.Command, verb api.Verb) {
+	fl := cmd.Flags()
+	for _, p := range verbParams[verb] {
+		switch p {
+		case "node":
+			fl.StringVar(&f.node, "node", "", "target node: label, 0x… id or decimal id")
+		case "drain-for":
+			fl.DurationVar(&f.drainFor, "drain-for", 10*time.Minute, "how long the drain may take")
+		case "deadline":
+			fl.DurationVar(&f.deadline, "deadline", 10*time.Minute, "time allowed to finish draining")
+		case "chains":
+			fl.StringSliceVar(&f.chains, "chains", nil, "chains to drop (default: all the node holds)")
+		case "daemon":
+			fl.StringVar(&f.daemon, "daemon", "", "daemon id, e.g. inference-1")
+		case "reason":
+			fl.StringVar(&f.reason, "reason", "", "why (shown on every console's freeze banner)")
+		case "ttl":
+			fl.DurationVar(&f.ttl, "ttl", 5*time.Minute, "freeze duration, 5s..30m")
+		case "chain":
+			fl.StringVar(&f.chain, "chain", "", "chain name")
+		case "peer":
+			fl.StringVar(&f.peer, "peer", "", "node: the victim (evict) or the new leader (cutover)")
+		case "migration":
+			fl.StringVar(&f.migration, "migration", "", "migration id")
+		}
+	}
+	fl.BoolVar(&f.preview, "preview", false, "print the blast radius and commit nothing")
+	fl.BoolVar(&f.yes, "yes", false, "commit without the typed confirmation")
+}
+
+// action builds the api.Action, resolving node references in the view.
+func (f *actionFlags) action(verb api.Verb, cs *snapshot.ClusterSnapshot) (api.Action, error) {
+	a := api.Action{Verb: verb, Daemon: f.daemon, Chain: f.chain, Chains: f.chains, Migration: f.migration, Reason: f.reason}
+	for _, p := range verbParams[verb] {
+		var err error
+		switch p {
+		case "node":
+			a.Node, err = resolveNode(cs, f.node)
+		case "peer":
+			if f.peer == "" {
+				return a, usageErr("--peer is required")
+			}
+			a.Peer, err = resolveNode(cs, f.peer)
+		case "daemon":
+			if f.daemon == "" {
+				return a, usageErr("--daemon is required")
+			}
+		case "chain":
+			if f.chain == "" {
+				return a, usageErr("--chain is required")
+			}
+		case "migration":
+			if f.migration == "" {
+				return a, usageErr("--migration is required")
+			}
+		case "drain-for":
+			if f.drainFor <= 0 {
+				return a, usageErr("--drain-for must be positive")
+			}
+			a.Duration = f.drainFor
+		case "deadline":
+			if f.deadline <= 0 {
+				return a, usageErr("--deadline must be positive")
+			}
+			a.Duration = f.deadline
+		case "ttl":
+			if f.ttl < command.MinFreezeTTL || f.ttl > command.MaxFreezeTTL {
+				return a, usageErr("--ttl %v: a freeze lasts %v to %v", f.ttl, command.MinFreezeTTL, command.MaxFreezeTTL)
+			}
+			a.Duration = f.ttl
+		}
+		if err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+func adminCmd(stdio IO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin VERB",
+		Short: "Signed admin verbs: drain, cordon, maintenance …",
+		Long: `Each admin verb is a signed event on the cluster's admin chain, verified and
+applied by every node. --preview prints the blast radius and commits nothing;
+--yes commits; with neither, a terminal asks you to type YES (anything else
+refuses, exit 8) and a non-terminal exits 8.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	for _, v := range api.AdminVerbs {
+		cmd.AddCommand(adminVerbCmd(stdio, v))
+	}
+	return cmd
+}
+
+func adminVerbCmd(stdio IO, verb api.Verb) *cobra.Command {
+	var f actionFlags
+	cmd := &cobra.Command{
+		Use:   string(verb),
+		Short: verbShort[verb],
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := loadEnv(stdio)
+			if err != nil {
+				return err
+			}
+			if f.preview && f.yes {
+				return usageErr("--preview and --yes are exclusive")
+			}
+			s, err := e.join(cmd, !f.preview)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if !f.preview {
+				if err := s.mustSign(); err != nil {
+					return err
+				}
+			}
+			cs := s.client.Snapshot()
+			a, err := f.action(verb, cs)
+			if err != nil {
+				return err
+			}
+			br, err := s.client.Preview(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			if err := confirm(stdio, out, f, br, namesOf(cs)); err != nil {
+				return err
+			}
+			if f.preview {
+				return nil
+			}
+			rcpt, err := s.client.Admin().Commit(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			return printReceipt(stdio.Out, out, rcpt, a, 1, s.client.Snapshot())
+		},
+	}
+	f.register(cmd, verb)
+	return cmd
+}
+
+// confirm prints the preview and applies the commit gate: --preview stops
+// after printing; --yes passes; a terminal must type YES; anything else is
+// api.ErrRefused (exit 8).
+func confirm(stdio IO, out string, f actionFlags, br api.BlastRadius, nm names) error {
+	if f.preview || !f.yes {
+		w := stdio.Out
+		if !f.preview {
+			w = stdio.Err // stdout stays clean for the receipt
+		}
+		if out == OutputJSON && f.preview {
+			if err := writeJSON(w, previewJSON(br)); err != nil {
+				return err
+			}
+		} else {
+			printPreview(w, br, nm)
+		}
+	}
+	if f.preview || f.yes {
+		return nil
+	}
+	if !stdio.IsTTY {
+		return fmt.Errorf("%w: stdin is not a terminal, so nobody can type YES: pass --yes to commit or --preview to only look", api.ErrRefused)
+	}
+	fmt.Fprint(stdio.Err, "Type YES to commit: ")
+	line, err := bufio.NewReader(stdio.In).ReadString('\n')
+	if !strings.HasSuffix(line, "\n") {
+		fmt.Fprintln(stdio.Err) // end of input: keep the error off the prompt line
+	}
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("%w: %v", api.ErrRefused, err)
+	}
+	if got := strings.TrimSpace(line); got != "YES" {
+		if got == "" {
+			return fmt.Errorf("%w: nothing committed (type YES in capitals to commit)", api.ErrRefused)
+		}
+		return fmt.Errorf("%w: you typed %q, not YES; nothing committed", api.ErrRefused, got)
+	}
+	return nil
+}
+
+type previewDoc struct {
+	Verb            string    `json:"verb"`
+	Target          string    `json:"target"`
+	ICE             bool      `json:"ice"`
+	AffectedNodes   []jsonID  `json:"affected_nodes"`
+	ReplicaMoves    []moveDoc `json:"replica_moves"`
+	AffectedDaemons []string  `json:"affected_daemons"`
+	Restarted       []string  `json:"restarted"`
+	Migrated        []moveDoc `json:"migrated"`
+	LeaderMoves     []moveDoc `json:"leader_moves"`
+	HotNodes        []hotDoc  `json:"hot_nodes"`
+	DrainTimeMs     int64     `json:"drain_time_ms"`
+	StabilityBefore float64   `json:"stability_before"`
+	StabilityAfter  float64   `json:"stability_after"`
+	Warnings        []string  `json:"warnings"`
+	Hash            string    `json:"hash"`
+}
+
+type moveDoc struct {
+	Chain  string  `json:"chain,omitempty"`
+	Daemon string  `json:"daemon,omitempty"`
+	From   jsonID  `json:"from"`
+	To     *jsonID `json:"to"`
+}
+
+type hotDoc struct {
+	Node      jsonID  `json:"node"`
+	Projected float64 `json:"projected"`
+}
+
+func optID(id identity.NodeID) *jsonID {
+	if id == 0 {
+		return nil
+	}
+	j := idJSON(id)
+	return &j
+}
+
+func previewJSON(br api.BlastRadius) previewDoc {
+	d := previewDoc{Verb: string(br.Action.Verb), Target: br.Action.Target(), ICE: br.Action.Verb.IsICE(),
+		AffectedNodes: []jsonID{}, ReplicaMoves: []moveDoc{}, AffectedDaemons: append([]string{}, br.Daemons...),
+		Restarted: append([]string{}, br.Restarted...), Migrated: []moveDoc{}, LeaderMoves: []moveDoc{}, HotNodes: []hotDoc{},
+		DrainTimeMs: millis(br.DrainTime), StabilityBefore: br.StabilityBefore, StabilityAfter: br.StabilityAfter,
+		Warnings: append([]string{}, br.Warnings...), Hash: hex.EncodeToString(br.Hash[:])}
+	for _, n := range br.Nodes {
+		d.AffectedNodes = append(d.AffectedNodes, idJSON(n))
+	}
+	for _, m := range br.Replicas {
+		d.ReplicaMoves = append(d.ReplicaMoves, moveDoc{Chain: m.Chain, From: idJSON(m.From), To: optID(m.To)})
+	}
+	for _, m := range br.Migrated {
+		d.Migrated = append(d.Migrated, moveDoc{Daemon: m.Daemon, From: idJSON(m.From), To: optID(m.To)})
+	}
+	for _, m := range br.Leaders {
+		d.LeaderMoves = append(d.LeaderMoves, moveDoc{Chain: m.Chain, From: idJSON(m.From), To: optID(m.To)})
+	}
+	for _, h := range br.HotNodes {
+		d.HotNodes = append(d.HotNodes, hotDoc{Node: idJSON(h.Node), Projected: h.Projected})
+	}
+	return d
+}
+
+func printPreview(w io.Writer, br api.BlastRadius, nm names) {
+	kind := "admin"
+	if br.Action.Verb.IsICE() {
+		kind = "ICE"
+	}
+	fmt.Fprintf(w, "%s %s on %s\n", kind, br.Action.Verb, nm.describe(br.Action))
+	fmt.Fprintf(w, "Blast radius: %s, %s move, %s affected.\n", plural(len(br.Nodes), "node"),
+		plural(len(br.Replicas), "replica"), plural(len(br.Daemons), "daemon"))
+	for _, m := range br.Replicas {
+		to := "nowhere (lost)"
+		if m.To != 0 {
+			to = nm.node(m.To)
+		}
+		fmt.Fprintf(w, "  replica  %-16s %s → %s\n", m.Chain, nm.node(m.From), to)
+	}
+	for _, m := range br.Migrated {
+		to := "nowhere (unplaced)"
+		if m.To != 0 {
+			to = nm.node(m.To)
+		}
+		fmt.Fprintf(w, "  migrate  %-16s %s → %s\n", m.Daemon, nm.node(m.From), to)
+	}
+	for _, m := range br.Leaders {
+		to := "no leader"
+		if m.To != 0 {
+			to = nm.node(m.To)
+		}
+		fmt.Fprintf(w, "  leader   %-16s %s → %s\n", m.Chain, nm.node(m.From), to)
+	}
+	for _, r := range br.Restarted {
+		fmt.Fprintf(w, "  restart  %s\n", r)
+	}
+	for _, h := range br.HotNodes {
+		fmt.Fprintf(w, "  hot      %-16s projected saturation %.0f%%\n", nm.node(h.Node), h.Projected*100)
+	}
+	fmt.Fprintf(w, "Expected drain time %s · placement stability %.0f%% → %.0f%%\n",
+		br.DrainTime.Round(time.Second), br.StabilityBefore*100, br.StabilityAfter*100)
+	for _, wn := range br.Warnings {
+		fmt.Fprintf(w, "  ! %s\n", nm.target(wn))
+	}
+}
+
+type receiptDoc struct {
+	EventID     string `json:"event_id"`
+	Verb        string `json:"verb"`
+	Target      string `json:"target"`
+	ICE         bool   `json:"ice"`
+	Operator    jsonID `json:"operator"`
+	Signatures  int    `json:"signatures"`
+	CommittedAt string `json:"committed_at"`
+	Seq         uint64 `json:"seq"`
+}
+
+// printReceipt reports a committed event; sigs is how many operator
+// signatures it carries.
+func printReceipt(w io.Writer, out string, r api.Receipt, a api.Action, sigs int, cs *snapshot.ClusterSnapshot) error {
+	if out == OutputJSON {
+		return writeJSON(w, receiptDoc{EventID: r.EventID, Verb: string(r.Verb), Target: r.Target, ICE: r.Verb.IsICE(),
+			Operator: idJSON(r.Operator), Signatures: sigs, CommittedAt: isoTime(r.CommittedAt), Seq: r.Seq})
+	}
+	nm := namesOf(cs)
+	kind := "admin"
+	if r.Verb.IsICE() {
+		kind = "ICE"
+	}
+	fmt.Fprintf(w, "committed %s %s on %s\n  event %s · by %s", kind, r.Verb, nm.describe(a), r.EventID, nm.operator(r.Operator))
+	if sigs > 1 {
+		fmt.Fprintf(w, " · %d signatures", sigs)
+	}
+	fmt.Fprintf(w, " · %s\n", r.CommittedAt.UTC().Format(time.RFC3339))
+	return nil
+}

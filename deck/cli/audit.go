@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+func auditCmd(stdio IO) *cobra.Command {
+	var recent int
+	var operator, between string
+	var since uint64
+	var forceOnly, verify bool
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Read the admin chain: who did what, accepted or rejected",
+		Example: `  deck audit --recent 20
+  deck audit --force-only --output json
+  deck audit --between 2026-11-26T09:00:00Z,2026-11-26T10:00:00Z
+  deck audit --verify`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			var t0, t1 time.Time
+			if between != "" {
+				if t0, t1, err = parseBetween(between); err != nil {
+					return err
+				}
+			}
+			if recent < 0 {
+				return usageErr("--recent must not be negative")
+			}
+			e, err := loadEnv(stdio)
+			if err != nil {
+				return err
+			}
+			s, err := e.join(cmd, false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			q := s.client.Audit()
+			if verify {
+				if err := q.Verify(cmd.Context()); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdio.Out, "admin chain intact: %d events verified\n", s.client.Snapshot().AdminHead.Count)
+				return nil
+			}
+			if recent > 0 {
+				q = q.Recent(recent)
+			}
+			cs := s.client.Snapshot()
+			if operator != "" {
+				id, err := resolveOperator(cs, operator)
+				if err != nil {
+					return err
+				}
+				q = q.ByOperator(id)
+			}
+			if since > 0 {
+				q = q.Since(since)
+			}
+			if forceOnly {
+				q = q.ForceOnly()
+			}
+			if between != "" {
+				q = q.Between(t0, t1)
+			}
+			recs, err := q.Collect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if out == OutputJSON {
+				nm := namesOf(cs)
+				docs := make([]auditDoc, 0, len(recs))
+				for _, r := range recs {
+					docs = append(docs, auditJSON(r, nm))
+				}
+				return writeJSON(stdio.Out, docs)
+			}
+			printAudit(stdio.Out, recs, namesOf(cs))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&recent, "recent", 50, "show the last N events (0: all)")
+	f.StringVar(&operator, "operator", "", "only events by this operator (name or id)")
+	f.Uint64Var(&since, "since", 0, "only events after this local seq")
+	f.StringVar(&between, "between", "", "only events issued between T0,T1 (RFC 3339)")
+	f.BoolVar(&forceOnly, "force-only", false, "only ICE (break-glass) events")
+	f.BoolVar(&verify, "verify", false, "verify the local hash-linked copy of the admin chain")
+	return cmd
+}
+
+func parseBetween(s string) (time.Time, time.Time, error) {
+	a, b, ok := strings.Cut(s, ",")
+	if !ok {
+		return time.Time{}, time.Time{}, usageErr("--between wants T0,T1")
+	}
+	t0, err := time.Parse(time.RFC3339, strings.TrimSpace(a))
+	if err != nil {
+		return t0, t0, usageErr("--between T0: %v", err)
+	}
+	t1, err := time.Parse(time.RFC3339, strings.TrimSpace(b))
+	if err != nil {
+		return t0, t1, usageErr("--between T1: %v", err)
+	}
+	if t1.Before(t0) {
+		return t0, t1, usageErr("--between: T1 is before T0")
+	}
+	return t0, t1, nil
+}
+
+// resolveOperator accepts a registered operator's name or an id.
+func resolveOperator(cs *snapshot.ClusterSnapshot, ref string) (identity.NodeID, error) {
+	for _, o := range cs.Operators {
+		if o.Name == ref {
+			return o.ID, nil
+		}
+	}
+	id, err := identity.ParseNodeID(ref)
+	if err != nil {
+		return 0, fmt.Errorf("%w: --operator %q is neither an operator of cluster %s nor an id", api.ErrNotFound, ref, cs.Cluster)
+	}
+	return id, nil
+}
+
+type auditDoc struct {
+	Seq          uint64   `json:"seq"`
+	Local        bool     `json:"local"`
+	EventID      string   `json:"event_id"`
+	At           string   `json:"at"`
+	IssuedAt     string   `json:"issued_at"`
+	Outcome      string   `json:"outcome"`
+	Reason       string   `json:"reason,omitempty"`
+	Operator     jsonID   `json:"operator"`
+	OperatorName string   `json:"operator_name"`
+	Command      string   `json:"command"`
+	Target       string   `json:"target"`
+	ICE          bool     `json:"ice"`
+	Signatures   []jsonID `json:"signatures"`
+}
+
+// localRejection marks the seqs of rejections a node recorded locally (they
+// never entered the ledger).
+const localRejection = 1 << 63
+
+func auditJSON(r api.AuditRecord, nm names) auditDoc {
+	d := auditDoc{Seq: r.Seq &^ localRejection, Local: r.Seq&localRejection != 0, EventID: r.EventID, At: isoTime(r.At),
+		IssuedAt: isoTime(r.IssuedAt), Outcome: r.Outcome.String(), Reason: r.Reason, Operator: idJSON(r.Operator),
+		OperatorName: nm.ops[r.Operator], Command: string(r.Action.Verb), Target: r.Action.Target(), ICE: r.ICE,
+		Signatures: []jsonID{}}
+	for _, s := range r.Signatures {
+		d.Signatures = append(d.Signatures, idJSON(s.Operator))
+	}
+	return d
+}
+
+func printAudit(w io.Writer, recs []api.AuditRecord, nm names) {
+	if len(recs) == 0 {
+		fmt.Fprintln(w, "no admin events match")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ISSUED (UTC)\tOUTCOME\tOPERATOR\tCOMMAND\tTARGET\tSIGS\tEVENT\tREASON")
+	for _, r := range recs {
+		cmdName := string(r.Action.Verb)
+		if r.ICE {
+			cmdName = "ICE " + cmdName
+		}
+		outcome := r.Outcome.String()
+		if r.Seq&localRejection != 0 {
+			outcome += " (here)"
+		}
+		ev := r.EventID
+		if len(ev) > 12 {
+			ev = ev[:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.IssuedAt.UTC().Format("2006-01-02 15:04:05"), outcome,
+			nm.operator(r.Operator), cmdName, nm.target(r.Action.Target()), len(r.Signatures), orDash(ev), orDash(r.Reason))
+	}
+	tw.Flush()
+}

@@ -1,0 +1,166 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deck-mesh/deck/deck"
+	"github.com/deck-mesh/deck/demo"
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/identity"
+)
+
+var errNoTTY = api.ErrInvalid
+
+// convergeTimeout bounds how long `deck demo` waits for the mesh before it
+// opens the deck anyway (the deck shows the mesh converging).
+const convergeTimeout = 15 * time.Second
+
+func demoCmd(stdio IO) *cobra.Command {
+	var o demo.Options
+	var headless bool
+	var runFor time.Duration
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Spawn a local N-node mesh and open the deck on it",
+		Long: `demo starts N real nodes on 127.0.0.1 (own UDP socket, own Badger dir, own
+keys), running believable workloads, writes a cluster file with two demo
+operators (alice, bob) and opens the deck attached through its own embedded
+node. q or Ctrl-C stops everything; the state dir is removed unless
+--state-dir was given.`,
+		Example: `  deck demo
+  deck demo --nodes 5 --topology ring --ice-threshold 2
+  deck demo --headless --for 30s --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			if runFor < 0 {
+				return usageErr("--for must not be negative")
+			}
+			if !headless && !stdio.IsTTY {
+				return fmt.Errorf("%w: the deck needs a terminal; use --headless", errNoTTY)
+			}
+			o.Version = Version
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			started := time.Now()
+			d, err := demo.Start(ctx, o)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			console, err := d.Console(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Err, "deck demo: %d nodes up; in another terminal:\n  export DECK_CLUSTER=%s DECK_IDENTITY=alice\n", o.Nodes, d.ClusterPath())
+			var convergedAfter time.Duration
+			wctx, cancel := context.WithTimeout(ctx, convergeTimeout)
+			if err := d.WaitConverged(wctx); err == nil {
+				convergedAfter = time.Since(started)
+			}
+			cancel()
+			if headless {
+				if runFor > 0 {
+					select {
+					case <-ctx.Done():
+					case <-time.After(runFor):
+					}
+				}
+				sum := d.Summarize(time.Since(started), convergedAfter)
+				if out == OutputJSON {
+					return writeJSON(stdio.Out, summaryJSON(sum))
+				}
+				printSummary(stdio, sum)
+				return nil
+			}
+			alice := d.Operator("alice")
+			cl, err := console.NewClient(identity.KeySigner{K: alice}, "alice")
+			if err != nil {
+				return err
+			}
+			return deck.Run(ctx, cl, deck.Options{Version: Version, Faults: d})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Nodes, "nodes", demo.DefaultNodes, "number of nodes")
+	f.StringVar(&o.Topology, "topology", demo.TopologyMesh, "links between nodes: ring|mesh|random")
+	f.Int64Var(&o.Seed, "seed", 1, "seed for the random topology")
+	f.StringVar(&o.StateDir, "state-dir", "", "keep cluster file, keys and data here (default: a temp dir removed on exit)")
+	f.IntVar(&o.ICEThreshold, "ice-threshold", 1, "ICE signatures needed (1 or 2: alice and bob)")
+	f.BoolVar(&headless, "headless", false, "run without the TUI and print a summary")
+	f.DurationVar(&runFor, "for", 0, "with --headless: run this long before the summary")
+	cmd.AddCommand(demoFaultCmd(stdio))
+	return cmd
+}
+
+func demoFaultCmd(stdio IO) *cobra.Command {
+	var nodes, peers []string
+	var delay time.Duration
+	var loss float64
+	var daemon string
+	cmd := &cobra.Command{
+		Use:   "fault KIND",
+		Short: "Inject a fault into a running demo: kill|restart|pause|resume|partition|heal|slow|crashloop",
+		Example: `  deck demo fault kill --node node-3
+  deck demo fault partition --node node-1,node-2
+  deck demo fault slow --node node-4 --delay 300ms --loss 0.05
+  deck demo fault crashloop --daemon sensor-array-0
+  deck demo fault heal`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			flag, _ := cmd.Flags().GetString("cluster")
+			path := flag
+			if path == "" {
+				path = os.Getenv(config.ClusterEnv)
+			}
+			if path == "" {
+				return usageErr("no running demo named: set %s (deck demo prints it) or pass --cluster", config.ClusterEnv)
+			}
+			req := demo.FaultRequest{Kind: api.FaultKind(strings.ToLower(args[0])), Nodes: nodes, Peers: peers,
+				DelayMs: delay.Milliseconds(), Loss: loss, Daemon: daemon}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			resp, err := demo.SendFault(ctx, filepath.Join(filepath.Dir(path), demo.ControlSocket), req)
+			var re *demo.RemoteError
+			if errors.As(err, &re) {
+				return &exitError{code: re.ExitCode(), err: re}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Out, "ok · active faults: %s\n", orNone(strings.Join(resp.Active, "; ")))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&nodes, "node", nil, "node(s): node-N, N or id")
+	f.StringSliceVar(&peers, "peer", nil, "partition/slow: only the links to these nodes (default all)")
+	f.DurationVar(&delay, "delay", 0, "slow: added one-way latency")
+	f.Float64Var(&loss, "loss", 0, "slow: packet loss fraction 0..1")
+	f.StringVar(&daemon, "daemon", "", "crashloop: daemon id")
+	return cmd
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

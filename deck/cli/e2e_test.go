@@ -1,0 +1,652 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/identity"
+)
+
+// These tests drive the CLI in-process (Main) against real meshes started
+// in the test: every exit code of DESIGN §7, the JSON shapes, every admin
+// verb's effect and audit record, logs, and the ICE co-signing flow.
+
+// must runs the CLI and fails the test unless it exits want.
+func (m *testMesh) must(t *testing.T, want int, args ...string) result {
+	t.Helper()
+	r := m.deck(t, args...)
+	if r.code != want {
+		t.Fatalf("deck %s: want exit %d\n%s", strings.Join(args, " "), want, r)
+	}
+	return r
+}
+
+func decodeJSON[T any](t *testing.T, r result) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.out), &v); err != nil {
+		t.Fatalf("stdout is not the expected JSON: %v\n%s", err, r)
+	}
+	return v
+}
+
+func (m *testMesh) status(t *testing.T) statusDoc {
+	t.Helper()
+	return decodeJSON[statusDoc](t, m.must(t, api.ExitOK, "status", "-o", "json"))
+}
+
+func (m *testMesh) audit(t *testing.T, args ...string) []auditDoc {
+	t.Helper()
+	return decodeJSON[[]auditDoc](t, m.must(t, api.ExitOK, append([]string{"audit", "-o", "json"}, args...)...))
+}
+
+// eventually retries check (each try is a whole CLI run) until it returns
+// "" or timeout passes; the last complaint is the failure message.
+func eventually(t *testing.T, timeout time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		why := check()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, why)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func nodeByLabel(d statusDoc, label string) *nodeDoc {
+	for i := range d.Nodes {
+		if d.Nodes[i].Label == label && !d.Nodes[i].Observer {
+			return &d.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// restartsOn sums the restarts of the daemons status shows on node id.
+func restartsOn(d statusDoc, id uint64) int {
+	n := 0
+	for _, dm := range d.Daemons {
+		if dm.Node.ID == id {
+			n += dm.Restarts
+		}
+	}
+	return n
+}
+
+func auditHas(recs []auditDoc, eventID string) *auditDoc {
+	for i := range recs {
+		if recs[i].EventID == eventID {
+			return &recs[i]
+		}
+	}
+	return nil
+}
+
+// TestSharedMesh runs the tests that can share one 3-node mesh, in order:
+// the JSON goldens first (on a quiet cluster), then exit codes, every admin
+// verb, logs and audit filters.
+func TestSharedMesh(t *testing.T) {
+	t.Parallel()
+	m := sharedMesh(t)
+	t.Run("goldens", func(t *testing.T) { testGoldens(t, m) })
+	t.Run("exit-codes", func(t *testing.T) { testExitCodes(t, m) })
+	t.Run("admin-verbs", func(t *testing.T) { testAdminVerbs(t, m) })
+	t.Run("logs", func(t *testing.T) { testLogs(t, m) })
+	t.Run("audit-filters", func(t *testing.T) { testAuditFilters(t, m) })
+}
+
+func testGoldens(t *testing.T, m *testMesh) {
+	r := m.must(t, api.ExitOK, "status", "-o", "json")
+	// Migrations, lockouts, the freeze and which nodes hold what come and go
+	// with cluster state; TestStatusRendering pins their shape on a fixture.
+	checkShapeGolden(t, "status", []byte(r.out), "migrations", "lockouts", "freeze", "capabilities", "replica_chains")
+	d := decodeJSON[statusDoc](t, r)
+	if len(d.Nodes) != 3 {
+		t.Errorf("status shows %d nodes, want the 3 mesh nodes (no consoles):\n%s", len(d.Nodes), r.out)
+	}
+	if d.Cluster != "cli-test" || len(d.Operators) != 1 || d.Operators[0].Name != "alice" {
+		t.Errorf("status: cluster %q operators %+v", d.Cluster, d.Operators)
+	}
+
+	r = m.must(t, api.ExitOK, "admin", "cordon", "--node", "n1", "--preview", "-o", "json")
+	// Which moves, warnings and hot nodes a preview lists depends on load
+	// and placement; TestPreviewAndReceiptRendering pins their shape.
+	checkShapeGolden(t, "preview", []byte(r.out), "affected_daemons", "replica_moves", "restarted", "migrated",
+		"leader_moves", "hot_nodes", "warnings")
+	if p := decodeJSON[previewDoc](t, r); p.Verb != "cordon" || p.ICE || len(p.Hash) != 64 {
+		t.Errorf("preview: %+v", p)
+	}
+
+	r = m.must(t, api.ExitOK, "admin", "cordon", "--node", "n1", "--yes", "--identity", "alice", "-o", "json")
+	checkShapeGolden(t, "receipt", []byte(r.out))
+	rc := decodeJSON[receiptDoc](t, r)
+	if rc.Verb != "cordon" || rc.Signatures != 1 || rc.Operator.ID != uint64(m.ops["alice"].ID) || len(rc.EventID) != 64 {
+		t.Errorf("receipt: %+v", rc)
+	}
+
+	var a result
+	eventually(t, 20*time.Second, func() string {
+		a = m.must(t, api.ExitOK, "audit", "-o", "json", "--recent", "1")
+		if recs := decodeJSON[[]auditDoc](t, a); len(recs) != 1 || recs[0].EventID != rc.EventID {
+			return "audit --recent 1 does not show the cordon:\n" + a.out
+		}
+		return ""
+	})
+	checkShapeGolden(t, "audit", []byte(a.out))
+	m.must(t, api.ExitOK, "admin", "uncordon", "--node", "n1", "--yes", "--identity", "alice")
+}
+
+func testExitCodes(t *testing.T, m *testMesh) {
+	iceFile := filepath.Join(t.TempDir(), "flush.ice")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stdin  string
+		tty    bool
+		want   int
+		stderr string // a substring the error must contain
+	}{
+		{"ok", []string{"status"}, "", false, api.ExitOK, ""},
+		{"bad flag", []string{"status", "--bogus"}, "", false, api.ExitInvalid, "unknown flag: --bogus"},
+		{"bad output", []string{"status", "-o", "yaml"}, "", false, api.ExitInvalid, "--output must be pretty or json"},
+		{"preview and yes", []string{"admin", "cordon", "--node", "n1", "--preview", "--yes"}, "", false, api.ExitInvalid, "exclusive"},
+		{"bad level", []string{"logs", "--level", "loud"}, "", false, api.ExitInvalid, "--level"},
+		{"bad between", []string{"audit", "--between", "yesterday"}, "", false, api.ExitInvalid, "--between"},
+		{"ttl out of range", []string{"ice", "freeze-cluster", "--reason", "x", "--ttl", "1s", "--identity", "alice", "--yes"}, "", false, api.ExitInvalid, "--ttl 1s"},
+		{"unknown node", []string{"admin", "cordon", "--node", "unknown", "--preview"}, "", false, api.ExitNotFound, `no node "unknown"`},
+		{"unknown node id", []string{"admin", "cordon", "--node", "0x00000000000000ff", "--preview"}, "", false, api.ExitNotFound, "no node"},
+		{"unknown daemon", []string{"admin", "restart-daemon", "--daemon", "nope-9", "--preview"}, "", false, api.ExitNotFound, "nope-9"},
+		{"no cluster file", []string{"--cluster", filepath.Join(t.TempDir(), "none.toml"), "status"}, "", false, api.ExitNotFound, "none.toml"},
+		{"no identity", []string{"admin", "cordon", "--node", "n1", "--yes"}, "", false, api.ExitPermission, "no operator identity"},
+		{"unknown identity", []string{"admin", "cordon", "--node", "n1", "--yes", "--identity", "zed"}, "", false, api.ExitPermission, `"zed" not found`},
+		{"unregistered operator", []string{"admin", "cordon", "--node", "n1", "--yes", "--identity", "mallory"}, "", false, api.ExitPermission, "mallory"},
+		{"non-tty without yes", []string{"admin", "cordon", "--node", "n1", "--identity", "alice"}, "", false, api.ExitRefused, "pass --yes"},
+		{"tty answers no", []string{"admin", "cordon", "--node", "n1", "--identity", "alice"}, "no\n", true, api.ExitRefused, `you typed "no"`},
+		{"tty hits enter", []string{"admin", "cordon", "--node", "n1", "--identity", "alice"}, "\n", true, api.ExitRefused, "nothing committed"},
+		{"tty end of input", []string{"admin", "cordon", "--node", "n1", "--identity", "alice"}, "", true, api.ExitRefused, "nothing committed"},
+		{"ice sign-only", []string{"ice", "flush-avoid-lists", "--sign-only", "--out", iceFile, "--identity", "alice"}, "", false, api.ExitOK, ""},
+		{"ice commit", []string{"ice", "commit", iceFile}, "", false, api.ExitOK, ""},
+		{"ice commit again", []string{"ice", "commit", iceFile}, "", false, api.ExitFailure, "nonce"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := m.deckIO(t, IO{In: strings.NewReader(tc.stdin), IsTTY: tc.tty}, tc.args...)
+			if r.code != tc.want {
+				t.Fatalf("want exit %d\n%s", tc.want, r)
+			}
+			if tc.want != api.ExitOK && !strings.Contains(r.err, tc.stderr) {
+				t.Errorf("stderr does not name the problem (%q)\n%s", tc.stderr, r)
+			}
+			if tc.want == api.ExitRefused && tc.tty && !strings.Contains(r.err, "Type YES") {
+				t.Errorf("no YES prompt\n%s", r)
+			}
+		})
+	}
+	// Nothing above that was refused may have committed: n1 stays uncordoned.
+	if n1 := nodeByLabel(m.status(t), "n1"); n1 == nil || n1.Cordoned {
+		t.Errorf("a refused cordon committed: %+v", n1)
+	}
+}
+
+// testAdminVerbs commits every admin verb with --yes and checks its effect
+// in `deck status` and its record in `deck audit`.
+func testAdminVerbs(t *testing.T, m *testMesh) {
+	before := m.status(t)
+	n1 := nodeByLabel(before, "n1")
+	if n1 == nil {
+		t.Fatalf("no n1 in status")
+	}
+	daemon := ""
+	for _, dm := range before.Daemons {
+		if dm.Node.ID != n1.ID {
+			daemon = dm.ID
+			break
+		}
+	}
+	if daemon == "" {
+		t.Fatalf("no daemon outside n1 to restart: %+v", before.Daemons)
+	}
+	dropFrom, dropChain := "", ""
+	for _, nd := range before.Nodes {
+		if len(nd.Chains) > 0 && nd.Label != "n1" {
+			dropFrom, dropChain = nd.Label, nd.Chains[0]
+			break
+		}
+	}
+	if dropFrom == "" {
+		t.Fatalf("no replica to drop: %+v", before.Nodes)
+	}
+	maintenance := func(label string, states ...string) func(statusDoc) string {
+		return func(d statusDoc) string {
+			nd := nodeByLabel(d, label)
+			if nd == nil {
+				return "no node " + label
+			}
+			for _, s := range states {
+				if nd.Maintenance == s {
+					return ""
+				}
+			}
+			return fmt.Sprintf("%s maintenance %q, want one of %v", label, nd.Maintenance, states)
+		}
+	}
+	cases := []struct {
+		verb   api.Verb
+		args   []string
+		effect func(statusDoc) string // "" once the effect shows
+	}{
+		{api.VerbCordon, []string{"--node", "n2"}, func(d statusDoc) string {
+			if nd := nodeByLabel(d, "n2"); nd == nil || !nd.Cordoned {
+				return "n2 not cordoned"
+			}
+			return ""
+		}},
+		{api.VerbUncordon, []string{"--node", "n2"}, func(d statusDoc) string {
+			if nd := nodeByLabel(d, "n2"); nd == nil || nd.Cordoned {
+				return "n2 still cordoned"
+			}
+			return ""
+		}},
+		{api.VerbRestartDaemon, []string{"--daemon", daemon}, func(d statusDoc) string {
+			for _, dm := range d.Daemons {
+				if dm.ID == daemon && dm.Restarts > 0 {
+					return ""
+				}
+			}
+			return daemon + " shows no restart"
+		}},
+		{api.VerbRestartAllDaemons, []string{"--node", "n1"}, func(d statusDoc) string {
+			if got, was := restartsOn(d, n1.ID), restartsOn(before, n1.ID); got <= was {
+				return fmt.Sprintf("restarts on n1: %d, were %d", got, was)
+			}
+			return ""
+		}},
+		{api.VerbClearAvoidList, []string{"--node", "n1"}, nil},
+		{api.VerbInvalidatePlacement, []string{"--node", "n1"}, nil},
+		{api.VerbDropReplicas, []string{"--node", dropFrom, "--chains", dropChain}, func(d statusDoc) string {
+			nd := nodeByLabel(d, dropFrom)
+			if nd == nil {
+				return "no node " + dropFrom
+			}
+			for _, c := range nd.Chains {
+				if c == dropChain {
+					return fmt.Sprintf("%s still holds %s", dropFrom, dropChain)
+				}
+			}
+			return ""
+		}},
+		{api.VerbDrain, []string{"--node", "n3", "--drain-for", "1m"},
+			maintenance("n3", "entering-maintenance", "maintenance", "drain-failed")},
+		{api.VerbExitMaintenance, []string{"--node", "n3"},
+			maintenance("n3", "exiting-maintenance", "recovery", "active")},
+		{api.VerbEnterMaintenance, []string{"--node", "n3", "--deadline", "1m"},
+			maintenance("n3", "entering-maintenance", "maintenance", "drain-failed")},
+		{api.VerbExitMaintenance, []string{"--node", "n3"},
+			maintenance("n3", "exiting-maintenance", "recovery", "active")},
+	}
+	covered := map[api.Verb]bool{}
+	var receipts []receiptDoc
+	for _, tc := range cases {
+		covered[tc.verb] = true
+		t.Run(string(tc.verb), func(t *testing.T) {
+			args := append([]string{"admin", string(tc.verb), "--yes", "--identity", "alice", "-o", "json"}, tc.args...)
+			rc := decodeJSON[receiptDoc](t, m.must(t, api.ExitOK, args...))
+			if rc.Verb != string(tc.verb) || rc.ICE {
+				t.Fatalf("receipt %+v", rc)
+			}
+			receipts = append(receipts, rc)
+			if tc.effect != nil {
+				eventually(t, 45*time.Second, func() string { return tc.effect(m.status(t)) })
+			}
+			eventually(t, 20*time.Second, func() string {
+				rec := auditHas(m.audit(t, "--recent", "0"), rc.EventID)
+				switch {
+				case rec == nil:
+					return "audit lacks event " + rc.EventID
+				case rec.Outcome != "accepted" || rec.Command != string(tc.verb) || rec.OperatorName != "alice":
+					return fmt.Sprintf("audit record %+v", *rec)
+				}
+				return ""
+			})
+		})
+	}
+	for _, v := range api.AdminVerbs {
+		if !covered[v] {
+			t.Errorf("admin verb %s is not tested", v)
+		}
+	}
+	// The pretty audit names the operator and the node labels.
+	r := m.must(t, api.ExitOK, "audit", "--recent", "0")
+	for _, want := range []string{"alice", "cordon", "node:n2", "daemon:" + daemon, "restart-all-daemons"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("pretty audit lacks %q:\n%s", want, r.out)
+		}
+	}
+}
+
+func testLogs(t *testing.T, m *testMesh) {
+	type logDoc struct {
+		Node   jsonID `json:"node"`
+		Label  string `json:"label"`
+		Daemon string `json:"daemon"`
+		Level  string `json:"level"`
+		Text   string `json:"text"`
+		At     string `json:"at"`
+	}
+	decode := func(r result) []logDoc {
+		var out []logDoc
+		dec := json.NewDecoder(strings.NewReader(r.out))
+		for {
+			var d logDoc
+			if err := dec.Decode(&d); err == io.EOF {
+				return out
+			} else if err != nil {
+				t.Fatalf("logs -o json: %v\n%s", err, r)
+			}
+			out = append(out, d)
+		}
+	}
+	all := decode(m.must(t, api.ExitOK, "logs", "-o", "json"))
+	labels := map[string]bool{}
+	for i, l := range all {
+		labels[l.Label] = true
+		if i > 0 && l.At < all[i-1].At {
+			t.Errorf("logs out of time order: %s after %s", l.At, all[i-1].At)
+		}
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if !labels[n] {
+			t.Errorf("logs has no record from %s (labels %v)", n, labels)
+		}
+	}
+	for _, l := range decode(m.must(t, api.ExitOK, "logs", "-o", "json", "--node", "n2")) {
+		if l.Label != "n2" {
+			t.Errorf("--node n2 printed a record of %s: %+v", l.Label, l)
+		}
+	}
+	warn := decode(m.must(t, api.ExitOK, "logs", "-o", "json", "--level", "warn"))
+	for _, l := range warn {
+		if l.Level != "WARN" && l.Level != "ERROR" {
+			t.Errorf("--level warn printed %+v", l)
+		}
+	}
+	// A node backfills its most recent records only: restart a daemon now
+	// so its log line is recent.
+	daemon := m.status(t).Daemons[0].ID
+	m.must(t, api.ExitOK, "admin", "restart-daemon", "--daemon", daemon, "--yes", "--identity", "alice")
+	var restarted []logDoc
+	eventually(t, 30*time.Second, func() string {
+		restarted = decode(m.must(t, api.ExitOK, "logs", "-o", "json", "--match", "RESTARTED BY OPERATOR"))
+		if len(restarted) == 0 {
+			return "--match found no operator restart"
+		}
+		return ""
+	})
+	for _, l := range restarted {
+		if !strings.Contains(strings.ToLower(l.Text), "restarted by operator") {
+			t.Errorf("--match printed %+v", l)
+		}
+	}
+	if len(restarted) > 0 {
+		d := restarted[0].Daemon
+		for _, l := range decode(m.must(t, api.ExitOK, "logs", "-o", "json", "--daemon", d)) {
+			if l.Daemon != d {
+				t.Errorf("--daemon %s printed %+v", d, l)
+			}
+		}
+	}
+	pretty := m.must(t, api.ExitOK, "logs", "--node", "n1", "--level", "info")
+	if !strings.Contains(pretty.out, " n1 ") {
+		t.Errorf("pretty logs do not name the node:\n%s", pretty.out)
+	}
+}
+
+func testAuditFilters(t *testing.T, m *testMesh) {
+	all := m.audit(t, "--recent", "0")
+	if len(all) < 5 {
+		t.Fatalf("audit has %d events, the tests before committed more", len(all))
+	}
+	if got := m.audit(t, "--recent", "2"); len(got) != 2 || got[1].EventID != all[len(all)-1].EventID {
+		t.Errorf("--recent 2: %+v", got)
+	}
+	if got := m.audit(t, "--recent", "0", "--operator", "alice"); len(got) != len(all) {
+		t.Errorf("--operator alice: %d of %d", len(got), len(all))
+	}
+	if got := m.audit(t, "--operator", m.ops["mallory"].ID.String()); len(got) != 0 {
+		t.Errorf("--operator mallory's id: %+v", got)
+	}
+	force := m.audit(t, "--recent", "0", "--force-only")
+	for _, r := range force {
+		if !r.ICE {
+			t.Errorf("--force-only printed %+v", r)
+		}
+	}
+	if len(force) == 0 {
+		t.Errorf("--force-only: the flush-avoid-lists commit is missing")
+	}
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if got := m.audit(t, "--between", future+","+time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339)); len(got) != 0 {
+		t.Errorf("--between in the future: %+v", got)
+	}
+	if r := m.must(t, api.ExitOK, "audit", "--verify"); !strings.Contains(r.out, "intact") {
+		t.Errorf("--verify:\n%s", r)
+	}
+}
+
+// TestICECoSigning is the M-of-N flow: alice proposes and signs, bob
+// co-signs, anyone commits; one operator's signature twice counts once.
+func TestICECoSigning(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, meshOpts{nodes: 3, iceThreshold: 2, operators: []string{"alice", "bob"}})
+	p := filepath.Join(t.TempDir(), "p.ice")
+
+	r := m.must(t, api.ExitPermission, "ice", "freeze-cluster", "--reason", "x", "--ttl", "30s", "--yes", "--identity", "alice")
+	if !strings.Contains(r.err, "--sign-only") {
+		t.Errorf("a lone ICE commit below threshold should point at --sign-only:\n%s", r)
+	}
+
+	r = m.must(t, api.ExitOK, "ice", "freeze-cluster", "--reason", "x", "--ttl", "30s", "--sign-only", "--out", p, "--identity", "alice")
+	if !strings.Contains(r.out, "1 of 2 signatures") || !strings.Contains(r.out, "deck ice sign") {
+		t.Errorf("sign-only does not say what comes next:\n%s", r)
+	}
+	bob := strings.TrimSpace(m.must(t, api.ExitOK, "ice", "sign", p, "--identity", "bob").out)
+	if !strings.HasPrefix(bob, "deck-sig:") || strings.Contains(bob, "\n") {
+		t.Fatalf("ice sign printed %q, want one signature line", bob)
+	}
+	r = m.must(t, api.ExitOK, "ice", "sign", p, "--identity", "alice")
+	alice := strings.TrimSpace(r.out)
+	if !strings.Contains(r.err, "already signed") {
+		t.Errorf("signing twice should warn:\n%s", r)
+	}
+
+	r = m.must(t, api.ExitPermission, "ice", "commit", p, "--sig", alice)
+	if !strings.Contains(r.err, "1 operator (alice)") {
+		t.Errorf("below-threshold error should name who signed:\n%s", r)
+	}
+	m.must(t, api.ExitInvalid, "ice", "commit", p, "--sig", "deck-sig:garbage")
+
+	rc := decodeJSON[receiptDoc](t, m.must(t, api.ExitOK, "ice", "commit", p, "--sig", bob, "-o", "json"))
+	if rc.Verb != "freeze-cluster" || !rc.ICE || rc.Signatures != 2 {
+		t.Errorf("receipt %+v", rc)
+	}
+
+	eventually(t, 20*time.Second, func() string {
+		d := m.status(t)
+		if d.Freeze == nil || d.Freeze.Reason != "x" || d.Freeze.RemainingMs <= 0 {
+			return fmt.Sprintf("status shows no freeze: %+v", d.Freeze)
+		}
+		return ""
+	})
+	if r := m.must(t, api.ExitOK, "status"); !strings.Contains(r.out, "FROZEN by alice: x") {
+		t.Errorf("pretty status lacks the freeze banner:\n%s", r.out)
+	}
+	eventually(t, 20*time.Second, func() string {
+		recs := m.audit(t, "--force-only")
+		rec := auditHas(recs, rc.EventID)
+		if rec == nil {
+			return fmt.Sprintf("audit --force-only lacks %s: %+v", rc.EventID, recs)
+		}
+		if !rec.ICE || rec.Command != "freeze-cluster" || rec.Outcome != "accepted" || len(rec.Signatures) != 2 {
+			return fmt.Sprintf("audit record %+v", *rec)
+		}
+		ids := map[uint64]bool{rec.Signatures[0].ID: true, rec.Signatures[1].ID: true}
+		if !ids[uint64(m.ops["alice"].ID)] || !ids[uint64(m.ops["bob"].ID)] {
+			return fmt.Sprintf("signatures %+v are not alice's and bob's", rec.Signatures)
+		}
+		return ""
+	})
+	m.must(t, api.ExitFailure, "ice", "commit", p, "--sig", bob) // the nonce is spent
+}
+
+// TestNotConnected: a cluster file whose bootstrap answers nothing exits 6
+// within the join bound, and says where it looked.
+func TestNotConnected(t *testing.T) {
+	t.Parallel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := pc.LocalAddr().String()
+	pc.Close()
+	op, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.NewCluster("ghost", []string{dead}, []config.Operator{config.NewOperator("alice", op.Public)}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cluster.toml")
+	if err := config.WriteCluster(path, c, false); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := run(t, IO{}, "--cluster", path, "status")
+	if r.code != api.ExitNotConnected {
+		t.Fatalf("want exit 6\n%s", r)
+	}
+	if took := time.Since(start); took > joinTimeout+10*time.Second {
+		t.Errorf("took %v to give up, the bound is %v", took, joinTimeout)
+	}
+	if !strings.Contains(r.err, dead) {
+		t.Errorf("error does not say where it looked (%s):\n%s", dead, r)
+	}
+}
+
+// TestCommitTimeout: the console joins, shows the preview and asks for
+// YES; while it waits, every node of the mesh stops answering. The commit
+// gets no acknowledgement and exits 7.
+func TestCommitTimeout(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, meshOpts{nodes: 3, iceThreshold: 1, operators: []string{"alice"}})
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	stderr := &promptWatch{prompt: "Type YES", seen: make(chan struct{})}
+	var out strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"--cluster", m.clusterPath, "admin", "cordon", "--node", "n2", "--identity", "alice"},
+			IO{In: inR, Out: &out, Err: stderr, IsTTY: true})
+	}()
+	select {
+	case <-stderr.seen:
+	case code := <-done:
+		t.Fatalf("exited %d before asking for YES:\n%s", code, stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no YES prompt:\n%s", stderr.String())
+	}
+	for _, nd := range m.nodes {
+		nd.Transport().Pause(true)
+	}
+	defer func() {
+		for _, nd := range m.nodes {
+			nd.Transport().Pause(false)
+		}
+	}()
+	fmt.Fprintln(inW, "YES")
+	select {
+	case code := <-done:
+		if code != api.ExitTimeout {
+			t.Fatalf("exit %d, want 7\nstdout %s\nstderr %s", code, out.String(), stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the commit never gave up:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "timed out") {
+		t.Errorf("stderr does not say it timed out:\n%s", stderr.String())
+	}
+}
+
+// promptWatch is a concurrency-safe stderr that signals when prompt shows.
+type promptWatch struct {
+	mu     sync.Mutex
+	buf    strings.Builder
+	prompt string
+	seen   chan struct{}
+	once   sync.Once
+}
+
+func (p *promptWatch) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf.Write(b)
+	if strings.Contains(p.buf.String(), p.prompt) {
+		p.once.Do(func() { close(p.seen) })
+	}
+	return len(b), nil
+}
+
+func (p *promptWatch) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()
+}
+
+// TestIdentity covers the identity store through the CLI: generate, the
+// exit 4 of a second generate, ls, show and the exit 3 of an unknown name.
+func TestIdentity(t *testing.T) {
+	t.Setenv(config.XDGConfigEnv, t.TempDir())
+	r := run(t, IO{}, "identity", "generate", "carol")
+	if r.code != api.ExitOK || !strings.Contains(r.out, "carol") {
+		t.Fatalf("generate:\n%s", r)
+	}
+	r = run(t, IO{}, "identity", "generate", "carol")
+	if r.code != api.ExitExists || !strings.Contains(r.err, "carol") {
+		t.Fatalf("second generate: want exit 4 naming carol\n%s", r)
+	}
+	if r := run(t, IO{}, "identity", "generate", "../evil"); r.code != api.ExitInvalid {
+		t.Errorf("generate ../evil: want exit 2\n%s", r)
+	}
+	r = run(t, IO{}, "identity", "ls", "-o", "json")
+	var rows []struct {
+		Name      string `json:"name"`
+		PublicKey string `json:"public_key"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &rows); err != nil || len(rows) != 1 || rows[0].Name != "carol" {
+		t.Fatalf("ls: %v\n%s", err, r)
+	}
+	show := run(t, IO{}, "identity", "show", "carol")
+	if show.code != api.ExitOK || !strings.Contains(show.out, rows[0].PublicKey) {
+		t.Errorf("show:\n%s", show)
+	}
+	if r := run(t, IO{}, "identity", "show", "dave"); r.code != api.ExitNotFound {
+		t.Errorf("show dave: want exit 3\n%s", r)
+	}
+	st, err := os.Stat(filepath.Join(os.Getenv(config.XDGConfigEnv), "deck", "operators", "carol.key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", st, err)
+	}
+}

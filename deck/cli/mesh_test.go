@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deck-mesh/deck/demo/workloads"
+	"github.com/deck-mesh/deck/node"
+	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// TestMain points the XDG dirs at a scratch dir, so no test reads the
+// developer's own config.toml or operator keys, and closes the shared mesh.
+func TestMain(m *testing.M) {
+	scratch, err := os.MkdirTemp("", "deck-cli-test-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv(config.XDGConfigEnv, filepath.Join(scratch, "config"))
+	os.Setenv(config.XDGDataEnv, filepath.Join(scratch, "data"))
+	os.Unsetenv(config.ClusterEnv)
+	os.Unsetenv(identityEnv)
+	code := m.Run()
+	sharedMu.Lock()
+	if shared != nil {
+		shared.close()
+	}
+	sharedMu.Unlock()
+	os.RemoveAll(scratch)
+	os.Exit(code)
+}
+
+// testMesh is n real nodes on 127.0.0.1 running the demo workload, a cluster
+// file naming them as bootstrap, and operator keys in operators/ beside it.
+type testMesh struct {
+	dir         string
+	clusterPath string
+	cluster     *config.Cluster
+	nodes       []*node.Node
+	ops         map[string]*identity.Key
+}
+
+type meshOpts struct {
+	nodes        int
+	iceThreshold int
+	operators    []string // registered in the genesis
+	strangers    []string // keys on disk, not registered
+}
+
+func startMesh(t testing.TB, o meshOpts) *testMesh {
+	t.Helper()
+	m, err := newMesh(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.close)
+	m.waitHealthy(t)
+	return m
+}
+
+func newMesh(o meshOpts) (m *testMesh, err error) {
+	dir, err := os.MkdirTemp("", "deck-cli-mesh-*")
+	if err != nil {
+		return nil, err
+	}
+	m = &testMesh{dir: dir, clusterPath: filepath.Join(dir, "cluster.toml"), ops: map[string]*identity.Key{}}
+	defer func() {
+		if err != nil {
+			m.close()
+		}
+	}()
+	store := &config.OperatorStore{Dir: filepath.Join(dir, "operators")}
+	var genesis []config.Operator
+	for _, name := range append(append([]string{}, o.operators...), o.strangers...) {
+		k, err := store.Generate(name)
+		if err != nil {
+			return m, err
+		}
+		m.ops[name] = k
+	}
+	for _, name := range o.operators {
+		genesis = append(genesis, config.NewOperator(name, m.ops[name].Public))
+	}
+	c, err := config.NewCluster("cli-test", nil, genesis, 1, o.iceThreshold)
+	if err != nil {
+		return m, err
+	}
+	c.Workload = config.WorkloadFromSpec(workloads.Spec())
+	spec, err := c.Spec()
+	if err != nil {
+		return m, err
+	}
+	for i := 0; i < o.nodes; i++ {
+		opts := node.Options{
+			Cluster: c, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Label: fmt.Sprintf("n%d", i+1),
+			Capabilities: workloads.NodeCapabilities(i, o.nodes), Spec: spec,
+			Factories: workloads.Factories(), Version: "test", Bootstrap: []string{},
+		}
+		if i > 0 {
+			opts.Bootstrap = []string{m.nodes[0].Addr()}
+		}
+		nd, err := node.Start(context.Background(), opts)
+		if err != nil {
+			return m, err
+		}
+		m.nodes = append(m.nodes, nd)
+	}
+	file := *c
+	file.Bootstrap = nil
+	for _, nd := range m.nodes {
+		file.Bootstrap = append(file.Bootstrap, nd.Addr())
+	}
+	if err := config.WriteCluster(m.clusterPath, &file, false); err != nil {
+		return m, err
+	}
+	m.cluster = &file
+	return m, nil
+}
+
+func (m *testMesh) close() {
+	for _, nd := range m.nodes {
+		nd.Close()
+	}
+	os.RemoveAll(m.dir)
+}
+
+// waitHealthy waits until every node sees every other node healthy with a
+// snapshot, and every node runs its daemons.
+func (m *testMesh) waitHealthy(t testing.TB) {
+	t.Helper()
+	waitFor(t, "mesh healthy", 60*time.Second, func() bool {
+		for _, nd := range m.nodes {
+			cs := nd.Cluster()
+			ok := 0
+			for _, nv := range cs.Nodes {
+				if !nv.Observer && nv.Health == snapshot.Healthy && !nv.Stale && !nv.BuiltAt.IsZero() {
+					ok++
+				}
+			}
+			if ok < len(m.nodes) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", timeout, what)
+}
+
+var (
+	sharedMu sync.Mutex
+	shared   *testMesh
+)
+
+// sharedMesh is one 3-node mesh (ICE threshold 1, operator alice, stranger
+// mallory) that read-mostly tests share. Tests that change cluster-wide
+// state (freeze) use their own.
+func sharedMesh(t testing.TB) *testMesh {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil {
+		m, err := newMesh(meshOpts{nodes: 3, iceThreshold: 1, operators: []string{"alice"}, strangers: []string{"mallory"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared = m
+	}
+	shared.waitHealthy(t)
+	return shared
+}
+
+// result is one CLI run.
+type result struct {
+	code     int
+	out, err string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.out, r.err)
+}
+
+// deck runs the CLI in-process against m's cluster file.
+func (m *testMesh) deck(t testing.TB, args ...string) result {
+	t.Helper()
+	return m.deckIO(t, IO{In: strings.NewReader("")}, args...)
+}
+
+func (m *testMesh) deckIO(t testing.TB, stdio IO, args ...string) result {
+	t.Helper()
+	if m != nil {
+		args = append([]string{"--cluster", m.clusterPath}, args...)
+	}
+	return run(t, stdio, args...)
+}
+
+func run(t testing.TB, stdio IO, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	stdio.Out, stdio.Err = &out, &errb
+	if stdio.In == nil {
+		stdio.In = strings.NewReader("")
+	}
+	start := time.Now()
+	code := Main(args, stdio)
+	t.Logf("deck %s → exit %d in %v", strings.Join(args, " "), code, time.Since(start).Round(time.Millisecond))
+	return result{code: code, out: out.String(), err: errb.String()}
+}

@@ -1,0 +1,218 @@
+// Package deck is the Bubble Tea root of the Deck TUI: it owns the app
+// state (current snapshot, stream-fed stores, toasts, modals), routes keys
+// to the active tab or page, runs the admin/ICE flows (preview → typed YES
+// → commit; propose → simulate → sign → collect → commit), and turns the
+// Client's streams into messages with commands that wait on channels. It
+// holds no globals, so one process can run one Model per SSH session.
+package deck
+
+import (
+	"context"
+	"os"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+
+	"github.com/deck-mesh/deck/deck/common"
+	"github.com/deck-mesh/deck/deck/store"
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/tabs"
+	"github.com/deck-mesh/deck/widgets"
+)
+
+// Timing of the deck.
+const (
+	// IdleTick is the redraw period when nothing changes (ages, countdowns).
+	IdleTick = time.Second
+	// StaleAfter is the snapshot age from which the status line says STALE.
+	StaleAfter = 5 * time.Second
+	// PumpBatchMaxRecords bounds how many queued records one message folds,
+	// so a flood is absorbed in few Updates yet keys interleave.
+	PumpBatchMaxRecords = 8192
+	// DefaultWidth/DefaultHeight are assumed until the first WindowSizeMsg.
+	DefaultWidth  = 80
+	DefaultHeight = 24
+	// MinWidth/MinHeight: below this the deck asks for a bigger terminal.
+	MinWidth  = 40
+	MinHeight = 10
+)
+
+// Options configure a deck.
+type Options struct {
+	// Version is shown on the status line.
+	Version string
+	// Faults enables the DEMO panel (nil outside `deck demo`).
+	Faults api.FaultInjector
+	// Now is the clock (tests pass a fixed one); nil means time.Now.
+	Now func() time.Time
+	// Profile picks the colour profile of the theme. Unknown (zero) builds
+	// the truecolor theme and lets Bubble Tea downsample to what the
+	// terminal supports; the deck rebuilds it on tea.ColorProfileMsg
+	// (NO_COLOR gives ASCII: bold/reverse only).
+	Profile colorprofile.Profile
+	// LogCapacity bounds the log ring (0: store.LogCapacityRecords).
+	LogCapacity int
+	// ExportDir is the default directory of exports (default: cwd).
+	ExportDir string
+	// Context bounds the deck's subscriptions (default: Background).
+	Context context.Context
+}
+
+// tabSpec names a tab and its switch key.
+type tabSpec struct {
+	key string
+	tab tabs.Tab
+}
+
+// location is where `l` came from, for Esc.
+type location struct{ tab int }
+
+// Model is the root model. Use New; the zero value is not usable.
+type Model struct {
+	c      *common.Context
+	opts   Options
+	cancel context.CancelFunc
+
+	tabs    []tabSpec
+	active  int
+	pages   [][]tabs.Tab // drill-down stack per tab
+	logs    *tabs.Logs
+	logsIdx int
+	ret     *location
+
+	modals     []widgets.Modal
+	toasts     widgets.Toasts
+	help       bool
+	helpScroll int
+
+	filtering  bool
+	filterIn   widgets.Input
+	filterPrev string
+	filterOn   tabs.Filterable
+
+	snapCh      <-chan *snapshot.ClusterSnapshot
+	logStream   *api.Stream[api.LogRecord]
+	failStream  *api.Stream[api.FailureRecord]
+	auditStream *api.Stream[api.AuditRecord]
+
+	counts   statusCounts
+	countsOf *snapshot.ClusterSnapshot
+	inflight int
+	quitting bool
+}
+
+// New builds a deck over client. It does no I/O: subscriptions start from
+// Init's commands.
+func New(client api.Client, opts Options) *Model {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	parent := opts.Context
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	profile := opts.Profile
+	if profile == colorprofile.Unknown {
+		profile = colorprofile.TrueColor
+	}
+	if opts.ExportDir == "" {
+		if wd, err := os.Getwd(); err == nil {
+			opts.ExportDir = wd
+		}
+	}
+	snap := client.Snapshot()
+	if snap == nil {
+		snap = &snapshot.ClusterSnapshot{Cluster: client.Cluster()}
+	}
+	c := &common.Context{
+		Ctx: ctx, Theme: common.NewTheme(profile), Keys: common.DefaultKeyMap(), Client: client, Faults: opts.Faults,
+		Store: store.New(opts.LogCapacity), Snap: snap, Clock: opts.Now, Now: opts.Now(),
+		Width: DefaultWidth, Height: DefaultHeight, ExportDir: opts.ExportDir,
+	}
+	op, ok, why := client.Operator()
+	c.Operator, c.ReadOnly, c.ReadOnlyReason = op, !ok, why
+	m := &Model{c: c, opts: opts, cancel: cancel}
+	m.logs = tabs.NewLogs(c)
+	m.tabs = []tabSpec{
+		{"1", tabs.NewNetMap(c)}, {"2", tabs.NewNodes(c)}, {"3", tabs.NewDaemons(c)}, {"4", tabs.NewGroups(c)},
+		{"5", tabs.NewChains(c)}, {"6", tabs.NewMigrations(c)}, {"7", tabs.NewMaintenance(c)}, {"8", tabs.NewBehavior(c)},
+		{"9", m.logs}, {"0", tabs.NewAudit(c)}, {"-", tabs.NewFailures(c)},
+	}
+	m.logsIdx = 8
+	if opts.Faults != nil {
+		m.tabs = append(m.tabs, tabSpec{"=", tabs.NewDemo(c)})
+	}
+	m.pages = make([][]tabs.Tab, len(m.tabs))
+	m.active = 1 // NODES: the operator's home screen
+	m.screen().Sync()
+	return m
+}
+
+// Context exposes the shared context (tests and the lead's SSH glue).
+func (m *Model) Context() *common.Context { return m.c }
+
+// Close cancels the subscriptions and closes the streams.
+func (m *Model) Close() {
+	m.cancel()
+	if m.logStream != nil {
+		m.logStream.Close()
+	}
+	if m.failStream != nil {
+		m.failStream.Close()
+	}
+	if m.auditStream != nil {
+		m.auditStream.Close()
+	}
+}
+
+// NewProgram builds the Bubble Tea program for a deck: alt screen comes
+// from the view. Extra options let an SSH server give each session its own
+// input, output, size and colour profile (tea.WithInput, tea.WithOutput,
+// tea.WithWindowSize, tea.WithColorProfile, tea.WithEnvironment).
+func NewProgram(client api.Client, opts Options, progOpts ...tea.ProgramOption) (*tea.Program, *Model) {
+	m := New(client, opts)
+	all := []tea.ProgramOption{}
+	if opts.Context != nil {
+		all = append(all, tea.WithContext(opts.Context))
+	}
+	all = append(all, progOpts...)
+	return tea.NewProgram(m, all...), m
+}
+
+// Run runs the deck on the process's terminal until the operator quits or
+// ctx ends.
+func Run(ctx context.Context, client api.Client, opts Options) error {
+	opts.Context = ctx
+	p, m := NewProgram(client, opts)
+	defer m.Close()
+	_, err := p.Run()
+	if ctx.Err() != nil && err != nil {
+		// Cancellation by the caller is a normal way to stop.
+		return nil
+	}
+	return err
+}
+
+// Init starts the clock and the stream subscriptions.
+func (m *Model) Init() tea.Cmd {
+	return tea.Batch(tick(), m.watchSnapshots(), m.subscribeLogs(), m.subscribeFailures(), m.subscribeAudit())
+}
+
+// screen is the top page of the active tab, or the tab itself.
+func (m *Model) screen() tabs.Tab {
+	if st := m.pages[m.active]; len(st) > 0 {
+		return st[len(st)-1]
+	}
+	return m.tabs[m.active].tab
+}
+
+func (m *Model) switchTab(i int) {
+	if i < 0 || i >= len(m.tabs) {
+		return
+	}
+	m.active = i
+	m.screen().Sync()
+}

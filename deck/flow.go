@@ -1,0 +1,483 @@
+package deck
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/deck-mesh/deck/deck/common"
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/tabs"
+	"github.com/deck-mesh/deck/widgets"
+)
+
+// Parameter bounds of the prompts.
+const (
+	DrainMin             = time.Second
+	DrainMax             = 24 * time.Hour
+	MaintMin             = 10 * time.Second
+	MaintMax             = 24 * time.Hour
+	FreezeMin            = 5 * time.Second // DESIGN §5: freeze TTL 5 s – 30 min
+	FreezeMax            = 30 * time.Minute
+	SlowDelayMin         = time.Millisecond
+	SlowDelayMax         = 10 * time.Second
+	FreezeReasonMaxRunes = 200
+	// ExportFileMode keeps exported logs and payloads private to the user.
+	ExportFileMode = 0o600
+)
+
+// Flow results, produced by the commands the flows start.
+type (
+	previewMsg struct {
+		a   api.Action
+		br  api.BlastRadius
+		err error
+	}
+	simulatedMsg struct {
+		a   api.Action
+		sp  api.SimulatedProposal
+		err error
+	}
+	committedMsg struct {
+		a   api.Action
+		r   api.Receipt
+		err error
+	}
+	exportedMsg struct {
+		path     string
+		n        int
+		proposal bool // n is then the number of signatures in the file
+		err      error
+	}
+	injectedMsg struct {
+		f   api.Fault
+		err error
+	}
+)
+
+func (m *Model) push(md widgets.Modal) { m.modals = append(m.modals, md) }
+
+func (m *Model) nodeName(id api.NodeID) string { return tabs.NodeName(m.c.Snap, id) }
+
+// describe names an action for toasts and titles: "drain straylight for 5m00s".
+func (m *Model) describe(a api.Action) string {
+	return string(a.Verb) + " " + strings.TrimPrefix(tabs.AuditTarget(m.c.Snap, a), "node ")
+}
+
+// shortEventID is the first characters of an event id, enough to find it
+// in AUDIT and `deck audit` without a 64-digit wall of hex in a toast.
+func shortEventID(id string) string {
+	const n = 12
+	if len(id) > n {
+		return id[:n]
+	}
+	return id
+}
+
+// startAction runs an action flow from its first missing parameter.
+func (m *Model) startAction(req common.ActionMsg) tea.Cmd {
+	a := req.Action
+	if m.c.ReadOnly {
+		return m.toast(fmt.Sprintf("read-only (%s): %s is disabled", m.c.ReadOnlyReason, a.Verb), true)
+	}
+	if a.Node != 0 && tabs.IsConsole(m.c.Snap, a.Node) {
+		return m.toast(fmt.Sprintf("%s is a console (observer) node: it hosts no daemons or replicas, so %s does not apply", m.nodeName(a.Node), a.Verb), true)
+	}
+	switch {
+	case req.NeedReason:
+		p := widgets.NewPrompt("ICE "+string(a.Verb), "reason:", "")
+		p.In.Max = FreezeReasonMaxRunes
+		p.Help = []string{"Why is the cluster being frozen? It is recorded in the ledger and shown on every screen."}
+		p.Validate = func(s string) error {
+			if s == "" {
+				return errors.New("a reason is required")
+			}
+			return nil
+		}
+		p.OnSubmit = func(s string) tea.Cmd {
+			req.Action.Reason, req.NeedReason = s, false
+			return m.startAction(req)
+		}
+		m.push(p)
+		return nil
+	case req.NeedDuration != "":
+		lo, hi := durationBounds(a.Verb)
+		p := widgets.NewPrompt(m.describe(a), req.NeedDuration+":", "")
+		p.Help = []string{fmt.Sprintf("A duration like 30s, 5m or 1h (%s – %s).", widgets.ShortDuration(lo), widgets.ShortDuration(hi))}
+		if why := durationMeaning(a.Verb); why != "" {
+			p.Help = append(p.Help, why)
+		}
+		p.Validate = func(s string) error { _, err := widgets.ParseDuration(s, lo, hi); return err }
+		p.OnSubmit = func(s string) tea.Cmd {
+			d, err := widgets.ParseDuration(s, lo, hi)
+			if err != nil {
+				return m.toast(err.Error(), true)
+			}
+			req.Action.Duration, req.NeedDuration = d, ""
+			return m.startAction(req)
+		}
+		m.push(p)
+		return nil
+	case req.PickHolder || req.PickNode:
+		var opts []widgets.PickOption
+		title := "force-evict: pick the holder to evict from " + a.Chain
+		for _, ch := range m.c.Snap.Chains {
+			if ch.Name != a.Chain {
+				continue
+			}
+			if req.PickHolder {
+				for _, h := range ch.Holders {
+					label := m.nodeName(h) + " " + h.Short()
+					if h == ch.Leader {
+						label += " (leader)"
+					}
+					opts = append(opts, widgets.PickOption{Label: label, Node: h})
+				}
+			} else {
+				title = "force-cutover: pick the new leader of " + a.Chain
+				for i := range m.c.Snap.Nodes {
+					n := &m.c.Snap.Nodes[i]
+					if n.ID == ch.Leader || n.Observer {
+						continue // consoles never hold replicas
+					}
+					label := m.nodeName(n.ID) + " " + n.ID.Short() + " · " + n.Health.String()
+					for _, h := range ch.Holders {
+						if h == n.ID {
+							label += " · holder"
+						}
+					}
+					opts = append(opts, widgets.PickOption{Label: label, Node: n.ID})
+				}
+			}
+		}
+		p := &widgets.Picker{Title: "ICE " + string(a.Verb), Prompt: title, Options: opts}
+		p.OnPick = func(o []widgets.PickOption) tea.Cmd {
+			req.Action.Peer, req.PickHolder, req.PickNode = o[0].Node, false, false
+			return m.startAction(req)
+		}
+		m.push(p)
+		return nil
+	}
+	if l, ok := m.lockout(a); ok {
+		return m.toast(fmt.Sprintf("locked out: %s on %s for %s more (ICE cooldown after the last commit)", a.Verb, tabs.NameIDs(m.c.Snap, l.Target), widgets.Countdown(m.c.Now, l.Until)), true)
+	}
+	client, ctx := m.c.Client, m.c.Ctx
+	if a.Verb.IsICE() {
+		return func() tea.Msg {
+			p, err := client.ICE().Propose(ctx, a)
+			if err != nil {
+				return simulatedMsg{a: a, err: err}
+			}
+			sp, err := p.Simulate(ctx)
+			return simulatedMsg{a: a, sp: sp, err: err}
+		}
+	}
+	return func() tea.Msg {
+		br, err := client.Preview(ctx, a)
+		return previewMsg{a: a, br: br, err: err}
+	}
+}
+
+// durationMeaning says what the prompted duration does, for the prompt.
+func durationMeaning(v api.Verb) string {
+	switch v {
+	case api.VerbDrain:
+		return "The node drains its daemons and replicas to other nodes within this time."
+	case api.VerbEnterMaintenance:
+		return "Deadline for the drain; past it the node reports drain-failed."
+	case api.VerbFreezeCluster:
+		return "The freeze thaws by itself after this; T thaws earlier."
+	}
+	return ""
+}
+
+func durationBounds(v api.Verb) (time.Duration, time.Duration) {
+	switch v {
+	case api.VerbFreezeCluster:
+		return FreezeMin, FreezeMax
+	case api.VerbEnterMaintenance:
+		return MaintMin, MaintMax
+	}
+	return DrainMin, DrainMax
+}
+
+// lockout finds an active ICE cooldown on the action, so the operator learns
+// before proposing.
+func (m *Model) lockout(a api.Action) (l struct {
+	Target string
+	Until  time.Time
+}, ok bool) {
+	for _, lo := range m.c.Snap.Lockouts {
+		if lo.Verb == string(a.Verb) && lo.Target == a.Target() && lo.Until.After(m.c.Now) {
+			l.Target, l.Until = lo.Target, lo.Until
+			return l, true
+		}
+	}
+	return l, false
+}
+
+func (m *Model) refused(a api.Action) func(string) tea.Cmd {
+	return func(typed string) tea.Cmd {
+		if typed == "" {
+			return m.toast("cancelled: "+m.describe(a)+" — nothing committed", false)
+		}
+		return m.toast(fmt.Sprintf("refused: typed %q, not YES — nothing committed", widgets.Truncate(typed, 20)), true)
+	}
+}
+
+// commitCmd commits an admin action.
+func (m *Model) commitCmd(a api.Action) tea.Cmd {
+	m.inflight++
+	client, ctx := m.c.Client, m.c.Ctx
+	return func() tea.Msg {
+		r, err := client.Admin().Commit(ctx, a)
+		return committedMsg{a: a, r: r, err: err}
+	}
+}
+
+// iceCommitCmd commits a simulated proposal with sigs.
+func (m *Model) iceCommitCmd(sp api.SimulatedProposal, sigs []api.Signature) tea.Cmd {
+	m.inflight++
+	ctx := m.c.Ctx
+	a := sp.Action()
+	return func() tea.Msg {
+		r, err := sp.Commit(ctx, sigs)
+		return committedMsg{a: a, r: r, err: err}
+	}
+}
+
+func (m *Model) iceThreshold() int {
+	if t := m.c.Snap.ICEThreshold; t > 0 {
+		return t
+	}
+	return 1
+}
+
+func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case previewMsg:
+		if msg.err != nil {
+			return m.toast("preview of "+m.describe(msg.a)+" failed: "+errText(msg.err), true)
+		}
+		a := msg.a
+		m.push(&widgets.Confirm{
+			Title: "CONFIRM " + m.describe(a), Radius: msg.br, Name: m.nodeName,
+			OnConfirm: func() tea.Cmd { return m.commitCmd(a) },
+			OnRefuse:  m.refused(a),
+		})
+	case simulatedMsg:
+		if msg.err != nil {
+			return m.toast("ICE "+m.describe(msg.a)+": "+errText(msg.err), true)
+		}
+		sp := msg.sp
+		th := m.iceThreshold()
+		note := fmt.Sprintf("ICE break-glass · %d of %d operator signatures · commit window until %s", 1, th, widgets.Clock(sp.ExpiresAt()))
+		m.push(&widgets.Confirm{
+			Title: "ICE " + m.describe(msg.a), Radius: sp.BlastRadius(), Name: m.nodeName, Note: note,
+			OnConfirm: func() tea.Cmd { return m.signAndCollect(sp, th) },
+			OnRefuse:  m.refused(msg.a),
+		})
+	case committedMsg:
+		m.inflight--
+		if msg.err != nil {
+			return m.toast(m.describe(msg.a)+" failed: "+errText(msg.err), true)
+		}
+		return m.toast(fmt.Sprintf("✓ committed %s · event %s · see AUDIT (0)", m.describe(msg.a), shortEventID(msg.r.EventID)), false)
+	case exportedMsg:
+		if msg.err != nil {
+			return m.toast("export failed: "+msg.err.Error(), true)
+		}
+		if msg.proposal {
+			sigs := "1 signature"
+			if msg.n != 1 {
+				sigs = fmt.Sprintf("%d signatures", msg.n)
+			}
+			return m.toast(fmt.Sprintf("wrote proposal (%s) to %s · co-signer runs: deck ice sign %s", sigs, msg.path, msg.path), false)
+		}
+		return m.toast(fmt.Sprintf("exported %d lines to %s", msg.n, msg.path), false)
+	case injectedMsg:
+		if msg.err != nil {
+			return m.toast("fault "+string(msg.f.Kind)+" failed: "+errText(msg.err), true)
+		}
+		return m.toast("fault injected: "+tabs.FaultLine(m.c.Snap, msg.f), false)
+	}
+	return nil
+}
+
+// signAndCollect signs with this operator's key, then either commits (threshold
+// 1) or opens the signature collector for co-signatures.
+func (m *Model) signAndCollect(sp api.SimulatedProposal, threshold int) tea.Cmd {
+	own, err := sp.Sign()
+	if err != nil {
+		return m.toast("signing failed: "+errText(err), true)
+	}
+	if threshold <= 1 {
+		return m.iceCommitCmd(sp, []api.Signature{own})
+	}
+	sc := &widgets.SigCollector{
+		Title: "ICE SIGNATURES " + m.describe(sp.Action()), Verb: string(sp.Action().Verb),
+		Payload: sp.SigningPayload(), Threshold: threshold, ExpiresAt: sp.ExpiresAt(),
+		Now: func() time.Time { return m.c.Now }, Sigs: []api.Signature{own},
+		Name:  func(id api.NodeID) string { return tabs.OperatorName(m.c.Snap, id) },
+		Check: sp.Check,
+		OnCommit: func(sigs []api.Signature) tea.Cmd {
+			return m.iceCommitCmd(sp, sigs)
+		},
+		OnAbort: func() tea.Cmd {
+			return m.toast("ICE "+m.describe(sp.Action())+" aborted — nothing committed", false)
+		},
+	}
+	sc.OnExport = func() tea.Cmd {
+		payload := sp.SigningPayload()
+		name := fmt.Sprintf("deck-ice-%s-%s.ice", sp.Action().Verb, sp.IssuedAt().UTC().Format("20060102-150405"))
+		return m.pathPrompt("export proposal for co-signers", name, func(path string) tea.Cmd {
+			// The collected signatures are taken now, in Update: the file
+			// is what the collector held (`deck ice sign FILE` reads it).
+			sigs := append([]api.Signature(nil), sc.Sigs...)
+			return writeProposal(path, payload, sigs)
+		})
+	}
+	m.push(sc)
+	return nil
+}
+
+// errText names a typed Client error for a toast.
+func errText(err error) string {
+	for _, t := range []struct {
+		target error
+		label  string
+	}{
+		{api.ErrFrozen, "refused: cluster is frozen"},
+		{api.ErrLockedOut, "refused: ICE cooldown"},
+		{api.ErrPermission, "not authorized"},
+		{api.ErrBelowThreshold, "not enough signatures"},
+		{api.ErrExpired, "proposal expired"},
+		{api.ErrConsumed, "proposal already used"},
+		{api.ErrNotConnected, "not connected"},
+		{api.ErrTimeout, "timed out"},
+		{api.ErrNotFound, "not found"},
+		{api.ErrInvalid, "invalid"},
+	} {
+		if errors.Is(err, t.target) {
+			if msg := err.Error(); !strings.Contains(msg, t.target.Error()) || msg == t.target.Error() {
+				return t.label
+			}
+			return t.label + " (" + err.Error() + ")"
+		}
+	}
+	return err.Error()
+}
+
+// pathPrompt asks for a file path (prefilled in ExportDir) and runs write.
+func (m *Model) pathPrompt(title, name string, write func(string) tea.Cmd) tea.Cmd {
+	p := widgets.NewPrompt(title, "path:", filepath.Join(m.c.ExportDir, name))
+	p.Validate = func(s string) error {
+		if s == "" {
+			return errors.New("a path is required")
+		}
+		if dir := filepath.Dir(s); dir != "" {
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				return fmt.Errorf("directory %s does not exist", dir)
+			}
+		}
+		return nil
+	}
+	p.OnSubmit = write
+	m.push(p)
+	return nil
+}
+
+func writeFile(path string, data []byte, lines int) tea.Cmd {
+	return func() tea.Msg {
+		err := os.WriteFile(path, data, ExportFileMode)
+		return exportedMsg{path: path, n: lines, err: err}
+	}
+}
+
+// writeProposal writes an ICE proposal file in the CLI's format.
+func writeProposal(path string, payload []byte, sigs []api.Signature) tea.Cmd {
+	return func() tea.Msg {
+		err := os.WriteFile(path, widgets.ProposalFile(payload, sigs), ExportFileMode)
+		return exportedMsg{path: path, proposal: true, n: len(sigs), err: err}
+	}
+}
+
+func (m *Model) startExport(msg common.ExportMsg) tea.Cmd {
+	name := fmt.Sprintf("deck-%s-%s.txt", msg.What, m.c.Now.UTC().Format("20060102-150405"))
+	return m.pathPrompt("export "+msg.What, name, func(path string) tea.Cmd {
+		// Lines are taken now, in Update, so the file is what the screen held.
+		lines := msg.Lines()
+		data := []byte(strings.Join(lines, "\n") + "\n")
+		return writeFile(path, data, len(lines))
+	})
+}
+
+func (m *Model) startFault(msg common.FaultMsg) tea.Cmd {
+	if m.c.Faults == nil {
+		return m.toast("fault injection is only available in a demo", true)
+	}
+	f := msg.Fault
+	switch {
+	case msg.NeedDelay:
+		p := widgets.NewPrompt("slow links", "added delay:", "200ms")
+		p.Validate = func(s string) error { _, err := widgets.ParseDuration(s, SlowDelayMin, SlowDelayMax); return err }
+		p.OnSubmit = func(s string) tea.Cmd {
+			d, _ := widgets.ParseDuration(s, SlowDelayMin, SlowDelayMax)
+			msg.Fault.Delay, msg.NeedDelay = d, false
+			return m.startFault(msg)
+		}
+		m.push(p)
+		return nil
+	case msg.PickDaemon:
+		var opts []widgets.PickOption
+		if len(f.Nodes) > 0 {
+			if n := m.c.Snap.Node(f.Nodes[0]); n != nil {
+				for _, d := range n.Daemons {
+					opts = append(opts, widgets.PickOption{Label: d.ID + " · " + d.Kind, Value: d.ID})
+				}
+			}
+		}
+		p := &widgets.Picker{Title: "crashloop", Prompt: "pick the daemon to crash-loop", Options: opts}
+		p.OnPick = func(o []widgets.PickOption) tea.Cmd {
+			msg.Fault.Daemon, msg.PickDaemon = o[0].Value, false
+			return m.startFault(msg)
+		}
+		m.push(p)
+		return nil
+	}
+	inj, ctx := m.c.Faults, m.c.Ctx
+	return func() tea.Msg { return injectedMsg{f: f, err: inj.Inject(ctx, f)} }
+}
+
+func (m *Model) limitPrompt(msg tabs.LimitPromptMsg) tea.Cmd {
+	cur := ""
+	if msg.Current > 0 {
+		cur = strconv.Itoa(msg.Current)
+	}
+	p := widgets.NewPrompt("audit limit", "show newest:", cur)
+	p.Help = []string{"How many of the newest records to show (empty or 0: all)."}
+	parse := func(s string) (int, error) {
+		if s == "" {
+			return 0, nil
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > tabs.AuditLimitMax {
+			return 0, fmt.Errorf("enter a number from 0 to %d", tabs.AuditLimitMax)
+		}
+		return n, nil
+	}
+	p.Validate = func(s string) error { _, err := parse(s); return err }
+	p.OnSubmit = func(s string) tea.Cmd {
+		n, _ := parse(s)
+		msg.Apply(n)
+		return nil
+	}
+	m.push(p)
+	return nil
+}

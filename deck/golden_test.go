@@ -1,0 +1,65 @@
+package deck
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/deck-mesh/deck/deck/decktest"
+	"github.com/deck-mesh/deck/node/api"
+)
+
+// screens are the golden scenarios: keys pressed from the NODES tab.
+var screens = []struct {
+	name   string
+	keys   []string
+	faults bool
+	setup  func(*decktest.Client)
+}{
+	{name: "netmap", keys: []string{"1"}},
+	{name: "nodes", keys: []string{"2", "j", "j", "j", "j", "j"}},
+	{name: "daemons", keys: []string{"3"}},
+	{name: "groups", keys: []string{"4", "j", "right"}},
+	{name: "chains", keys: []string{"5", "j", "j"}},
+	{name: "migrations", keys: []string{"6"}},
+	{name: "maintenance", keys: []string{"7", "j", "j", "j", "j", "j"}},
+	{name: "behavior", keys: []string{"8"}},
+	{name: "logs", keys: []string{"9"}},
+	{name: "audit", keys: []string{"0"}},
+	{name: "failures", keys: []string{"-"}},
+	{name: "demo", keys: []string{"="}, faults: true},
+	{name: "page_node", keys: []string{"2", "j", "j", "j", "j", "j", "enter"}},
+	{name: "page_daemon", keys: []string{"6", "enter"}},
+	{name: "page_audit", keys: []string{"0", "j", "j", "enter"}},
+	{name: "page_failure", keys: []string{"-", "enter"}},
+	{name: "help", keys: []string{"?"}},
+	{name: "filter", keys: []string{"/", "type:stray"}},
+	{name: "logs_jump", keys: []string{"3", "j", "j", "j", "j", "j", "j", "j", "j", "l"}},
+	{name: "modal_duration", keys: []string{"d", "type:5x", "enter"}},
+	{name: "modal_confirm", keys: []string{"j", "j", "j", "j", "j", "d", "type:5m", "enter", "type:YE"}},
+	{name: "modal_picker", keys: []string{"5", "j", "j", "E"}},
+	{name: "modal_ice_confirm", keys: []string{"5", "j", "j", "E", "j", "enter"}},
+	{name: "modal_signatures", keys: []string{"5", "j", "j", "E", "j", "enter", "type:YES", "enter"}},
+	{name: "read_only", keys: []string{"c"}, setup: func(c *decktest.Client) { c.SetReadOnly("no operator key in ~/.config/deck") }},
+	{name: "quiet", keys: []string{"2"}, setup: func(c *decktest.Client) { c.SetSnapshot(decktest.Quiet()) }},
+}
+
+func TestGolden(t *testing.T) {
+	for _, sz := range [][2]int{{80, 24}, {160, 48}} {
+		for _, sc := range screens {
+			name := fmt.Sprintf("%s_%dx%d", sc.name, sz[0], sz[1])
+			t.Run(name, func(t *testing.T) {
+				c := decktest.New(fixtureLogs)
+				if sc.setup != nil {
+					sc.setup(c)
+				}
+				var f api.FaultInjector
+				if sc.faults {
+					f = &decktest.Faults{}
+				}
+				m := newTestModel(t, c, sz[0], sz[1], f)
+				press(t, m, sc.keys...)
+				golden(t, name, frame(t, m))
+			})
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/deck-mesh/deck/demo/workloads"
+	"github.com/deck-mesh/deck/node"
+	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// Generous bounds: a loaded 2-core machine runs these with a real mesh.
+const (
+	meshTimeout = 60 * time.Second
+	termTimeout = 60 * time.Second
+)
+
+// testMesh is n real nodes on loopback sharing one cluster whose genesis
+// registers alice as an operator.
+type testMesh struct {
+	cluster *config.Cluster
+	alice   *identity.Key
+	nodes   []*node.Node
+}
+
+func startMesh(t testing.TB, n int) *testMesh {
+	t.Helper()
+	alice, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := config.NewCluster("serve-test", nil, []config.Operator{config.NewOperator("alice", alice.Public)}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &testMesh{cluster: cl, alice: alice}
+	for i := 0; i < n; i++ {
+		opts := node.Options{
+			Cluster: cl, DataDir: t.TempDir(), Label: fmt.Sprintf("n%d", i+1),
+			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
+			Factories: workloads.Factories(), Version: "test",
+		}
+		if i > 0 {
+			opts.Bootstrap = []string{m.nodes[0].Addr()}
+		}
+		nd, err := node.Start(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		m.nodes = append(m.nodes, nd)
+	}
+	for _, nd := range m.nodes {
+		waitFor(t, "every node healthy", meshTimeout, func() bool { return healthy(nd.Cluster()) == n })
+	}
+	return m
+}
+
+func healthy(cs *snapshot.ClusterSnapshot) int {
+	c := 0
+	for _, nv := range cs.Nodes {
+		if nv.Health == snapshot.Healthy && !nv.Stale && !nv.Observer {
+			c++
+		}
+	}
+	return c
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", timeout, what)
+}
+
+// startServer serves consoles on nd at 127.0.0.1:0.
+func startServer(t testing.TB, nd *node.Node, cfg Config) (*Server, string) {
+	t.Helper()
+	hk, _, err := LoadOrCreateHostKey(filepath.Join(t.TempDir(), HostKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Node, cfg.HostKey = nd, hk
+	if cfg.Version == "" {
+		cfg.Version = "test"
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = t.Logf
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return srv, ln.Addr().String()
+}
+
+// sshKey is a client key pair with its OpenSSH private key file.
+type sshKey struct {
+	priv ed25519.PrivateKey
+	pub  gossh.PublicKey
+	path string
+}
+
+func newSSHKey(t testing.TB, dir, name string, priv ed25519.PrivateKey) *sshKey {
+	t.Helper()
+	if priv == nil {
+		var err error
+		if _, priv, err = ed25519.GenerateKey(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, err := gossh.NewPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := gossh.MarshalPrivateKey(priv, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(blk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".pub", gossh.MarshalAuthorizedKey(pub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &sshKey{priv: priv, pub: pub, path: path}
+}
+
+func (k *sshKey) signer(t testing.TB) gossh.Signer {
+	s, err := gossh.NewSignerFromKey(k.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func writeAuthorizedKeys(t testing.TB, keys ...*sshKey) string {
+	t.Helper()
+	var b bytes.Buffer
+	for i, k := range keys {
+		b.WriteString(strings.TrimSpace(string(gossh.MarshalAuthorizedKey(k.pub))))
+		fmt.Fprintf(&b, " key%d\n", i)
+	}
+	path := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func needTool(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("%s is not on PATH (apt-get install -y openssh-client): skipping the real-OpenSSH test", n)
+		}
+	}
+}
+
+// ansi matches the escape sequences a terminal would interpret.
+var ansi = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[P^_X][^\x1b]*\x1b\\|\x1b[ -/]*[0-~]`)
+
+func stripANSI(b []byte) string { return ansi.ReplaceAllString(string(b), "") }
+
+// sshTerm is a real OpenSSH client in a pty.
+type sshTerm struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	f    *os.File
+	mu   sync.Mutex
+	out  bytes.Buffer
+	read chan struct{} // closed when the pty reader stops
+	exit chan error    // the process's Wait result
+}
+
+// sshArgs are the client options every test uses: no user config, no host
+// key memory, this key only.
+func sshArgs(addr, keyPath string, extra ...string) []string {
+	host, port, _ := net.SplitHostPort(addr)
+	args := []string{"-F", "/dev/null", "-i", keyPath, "-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", port}
+	args = append(args, extra...)
+	return append(args, "deck@"+host)
+}
+
+func startSSH(t testing.TB, env []string, cols, rows uint16, args ...string) *sshTerm {
+	t.Helper()
+	cmd := exec.Command("ssh", args...)
+	cmd.Env = append([]string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "TERM=xterm-256color"}, env...)
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: cols, Rows: rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &sshTerm{t: t, cmd: cmd, f: f, read: make(chan struct{}), exit: make(chan error, 1)}
+	go func() {
+		defer close(st.read)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := f.Read(buf)
+			if n > 0 {
+				st.mu.Lock()
+				st.out.Write(buf[:n])
+				st.mu.Unlock()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() { st.exit <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-st.exit:
+		default:
+			cmd.Process.Kill()
+			<-st.exit
+		}
+		f.Close()
+		<-st.read
+	})
+	return st
+}
+
+// text is everything the client printed so far, escape sequences removed.
+func (s *sshTerm) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return stripANSI(s.out.Bytes())
+}
+
+func (s *sshTerm) mark() int { return len(s.text()) }
+
+// waitText waits until the output after mark contains want.
+func (s *sshTerm) waitText(mark int, want string) {
+	s.t.Helper()
+	deadline := time.Now().Add(termTimeout)
+	for time.Now().Before(deadline) {
+		txt := s.text()
+		if mark > len(txt) {
+			mark = len(txt)
+		}
+		if strings.Contains(txt[mark:], want) {
+			return
+		}
+		select {
+		case <-s.read:
+			if !strings.Contains(s.text()[mark:], want) {
+				s.t.Fatalf("ssh ended before printing %q; output:\n%s", want, tail(s.text(), 3000))
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.t.Fatalf("timed out waiting for %q; output:\n%s", want, s.text()[:min(len(s.text()), 6000)])
+}
+
+func (s *sshTerm) send(keys string) {
+	s.t.Helper()
+	if _, err := s.f.Write([]byte(keys)); err != nil {
+		s.t.Fatalf("send %q: %v", keys, err)
+	}
+}
+
+// wait waits for the ssh process to exit and returns its exit code.
+func (s *sshTerm) wait() int {
+	s.t.Helper()
+	select {
+	case err := <-s.exit:
+		s.exit <- err // for Cleanup
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			s.t.Fatalf("ssh: %v", err)
+		}
+		return 0
+	case <-time.After(termTimeout):
+		s.t.Fatalf("ssh did not exit; output:\n%s", tail(s.text(), 3000))
+	}
+	return -1
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// noConsoleGoroutines waits until no goroutine runs a console: the deck's
+// program, its pumps, or the session handler.
+func noConsoleGoroutines(t testing.TB, srv *Server) {
+	t.Helper()
+	var dump string
+	waitFor(t, "console goroutines to end", 30*time.Second, func() bool {
+		if srv.Sessions() != 0 {
+			return false
+		}
+		var b bytes.Buffer
+		pprof.Lookup("goroutine").WriteTo(&b, 2)
+		dump = b.String()
+		for _, g := range strings.Split(dump, "\n\n") {
+			if strings.Contains(g, "charm.land/bubbletea") || strings.Contains(g, "deck/serve.(*Server).runConsole") ||
+				strings.Contains(g, "deck-mesh/deck/deck.") {
+				return false
+			}
+		}
+		return true
+	})
+}

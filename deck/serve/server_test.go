@@ -1,0 +1,374 @@
+package serve
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// goTerm is an in-process x/crypto/ssh client session, with every chunk of
+// output timestamped on arrival.
+type goTerm struct {
+	client *gossh.Client
+	sess   *gossh.Session
+	stdin  io.WriteCloser
+
+	mu     sync.Mutex
+	out    bytes.Buffer
+	chunks []chunk
+	done   chan struct{} // output ended
+}
+
+type chunk struct {
+	at  time.Time
+	end int // offset in out after this chunk
+}
+
+func dialGo(t testing.TB, srv *Server, addr string, auth ...gossh.AuthMethod) (*gossh.Client, error) {
+	t.Helper()
+	return gossh.Dial("tcp", addr, &gossh.ClientConfig{
+		User: "deck", Auth: auth, HostKeyCallback: gossh.FixedHostKey(srv.HostKey()), Timeout: 30 * time.Second,
+	})
+}
+
+// openGoTerm starts a session on c: with a pty of cols×rows unless cols is
+// 0, running the console (cmd "") or a command.
+func openGoTerm(t testing.TB, c *gossh.Client, cols, rows int, cmd string) *goTerm {
+	t.Helper()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &goTerm{client: c, sess: sess, done: make(chan struct{})}
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.Stderr = g // interleaved with stdout, as a terminal would show it
+	if g.stdin, err = sess.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if cols > 0 {
+		if err := sess.RequestPty("xterm-256color", rows, cols, gossh.TerminalModes{gossh.ECHO: 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		defer close(g.done)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := stdout.Read(buf)
+			if n > 0 {
+				g.Write(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if cmd == "" {
+		err = sess.Shell()
+	} else {
+		err = sess.Start(cmd)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close(); c.Close() })
+	return g
+}
+
+// Write records output as it arrives.
+func (g *goTerm) Write(p []byte) (int, error) {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.out.Write(p)
+	g.chunks = append(g.chunks, chunk{at: now, end: g.out.Len()})
+	return len(p), nil
+}
+
+func (g *goTerm) text() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return stripANSI(g.out.Bytes())
+}
+
+func (g *goTerm) rawLen() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.out.Len()
+}
+
+// arrival finds want in the raw output after offset from and returns when
+// the chunk that completed it arrived.
+func (g *goTerm) arrival(from int, want string) (time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	raw := g.out.Bytes()
+	i := bytes.Index(raw[from:], []byte(want))
+	if i < 0 {
+		return time.Time{}, false
+	}
+	end := from + i + len(want)
+	for _, c := range g.chunks {
+		if c.end >= end {
+			return c.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func (g *goTerm) waitText(t testing.TB, want string) {
+	t.Helper()
+	waitFor(t, "output "+want, termTimeout, func() bool { return strings.Contains(g.text(), want) })
+}
+
+// waitExit waits for the session to end and returns its exit status.
+func (g *goTerm) waitExit(t testing.TB) int {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- g.sess.Wait() }()
+	select {
+	case err := <-errc:
+		var ee *gossh.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitStatus()
+		}
+		if err != nil {
+			t.Fatalf("session: %v", err)
+		}
+		return 0
+	case <-time.After(termTimeout):
+		t.Fatalf("session did not end; output:\n%s", tail(g.text(), 2000))
+	}
+	return -1
+}
+
+func TestRateLimitPerSource(t *testing.T) {
+	m := startMesh(t, 1)
+	bob := newSSHKey(t, t.TempDir(), "bob", nil)
+	srv, addr := startServer(t, m.nodes[0], Config{
+		AuthorizedKeysPath: writeAuthorizedKeys(t, bob), ConnAttemptsBurstPerSource: 2, ConnAttemptRefillInterval: time.Hour,
+	})
+	for i := 0; i < 2; i++ {
+		c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t)))
+		if err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		c.Close()
+	}
+	if c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t))); err == nil {
+		c.Close()
+		t.Fatal("third attempt from the same source got in")
+	}
+}
+
+func TestSessionRefusals(t *testing.T) {
+	m := startMesh(t, 1)
+	bob := newSSHKey(t, t.TempDir(), "bob", nil)
+	srv, addr := startServer(t, m.nodes[0], Config{
+		AuthorizedKeysPath: writeAuthorizedKeys(t, bob), MaxConcurrentSessions: 1, ConnAttemptsBurstPerSource: 100,
+	})
+	dial := func() *gossh.Client {
+		c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	t.Run("a command", func(t *testing.T) {
+		g := openGoTerm(t, dial(), 0, 0, "cat /etc/passwd")
+		if code := g.waitExit(t); code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		<-g.done
+		if !strings.Contains(g.text(), "only runs the console") {
+			t.Fatalf("output %q", g.text())
+		}
+	})
+	t.Run("no terminal", func(t *testing.T) {
+		g := openGoTerm(t, dial(), 0, 0, "")
+		if code := g.waitExit(t); code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		<-g.done
+		if !strings.Contains(g.text(), "needs a terminal") {
+			t.Fatalf("output %q", g.text())
+		}
+	})
+	t.Run("a subsystem", func(t *testing.T) {
+		s, err := dial().NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.RequestSubsystem("sftp"); err == nil {
+			t.Fatal("sftp subsystem accepted")
+		}
+	})
+	t.Run("over the session limit", func(t *testing.T) {
+		first := openGoTerm(t, dial(), 100, 30, "")
+		first.waitText(t, "LIVE")
+		second := openGoTerm(t, dial(), 100, 30, "")
+		if code := second.waitExit(t); code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		<-second.done
+		if !strings.Contains(second.text(), "too many consoles") {
+			t.Fatalf("output %q", second.text())
+		}
+		first.sess.Close()
+		noConsoleGoroutines(t, srv)
+	})
+}
+
+func TestIdleAndMaxSessionTimeouts(t *testing.T) {
+	m := startMesh(t, 1)
+	bob := newSSHKey(t, t.TempDir(), "bob", nil)
+	path := writeAuthorizedKeys(t, bob)
+	t.Run("idle", func(t *testing.T) {
+		srv, addr := startServer(t, m.nodes[0], Config{
+			AuthorizedKeysPath: path, SessionIdleTimeout: 2 * time.Second, IdleCheckInterval: 100 * time.Millisecond,
+		})
+		c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := openGoTerm(t, c, 100, 30, "")
+		g.waitText(t, "LIVE")
+		if code := g.waitExit(t); code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		<-g.done
+		if !strings.Contains(g.text(), "console closed: idle timeout") {
+			t.Fatalf("no idle notice in %q", tail(g.text(), 300))
+		}
+		noConsoleGoroutines(t, srv)
+	})
+	t.Run("max session", func(t *testing.T) {
+		srv, addr := startServer(t, m.nodes[0], Config{AuthorizedKeysPath: path, MaxSessionDuration: 3 * time.Second})
+		c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := openGoTerm(t, c, 100, 30, "")
+		g.waitText(t, "LIVE")
+		// Typing does not extend a session's maximum time.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(200 * time.Millisecond):
+					g.stdin.Write([]byte("j"))
+				}
+			}
+		}()
+		if code := g.waitExit(t); code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		<-g.done
+		if !strings.Contains(g.text(), "maximum session time") {
+			t.Fatalf("no max-time notice in %q", tail(g.text(), 300))
+		}
+	})
+}
+
+// TestSessionUsesTheProvenKey: OpenSSH offers alice's operator key first
+// (it has only the public half, so the server's "that key would do" is all
+// it gets), then logs in with bob's listed key. The console must be bob's,
+// read-only: the grant follows the key the client proved it holds, not the
+// first key the server liked.
+func TestSessionUsesTheProvenKey(t *testing.T) {
+	needTool(t, "ssh")
+	m := startMesh(t, 1)
+	dir := t.TempDir()
+	bob := newSSHKey(t, dir, "bob", nil)
+	alice := newSSHKey(t, dir, "alice", m.alice.Private)
+	os.Remove(alice.path) // only alice.pub is left: ssh can offer it, never sign
+	srv, addr := startServer(t, m.nodes[0], Config{AuthorizedKeysPath: writeAuthorizedKeys(t, bob)})
+	consoles := make(chan *Console, 1)
+	srv.onConsole = func(c *Console) { consoles <- c }
+
+	term := startSSH(t, nil, 100, 30, sshArgs(addr, alice.path+".pub", "-tt", "-i", bob.path)...)
+	select {
+	case con := <-consoles:
+		if con.Grant.Operator != nil || con.Signer != nil || con.Grant.Name != "key0" {
+			t.Fatalf("console granted %+v (signer %v), want bob's read-only console", con.Grant, con.Signer)
+		}
+	case <-time.After(termTimeout):
+		t.Fatalf("no console; output:\n%s", term.text())
+	}
+	term.waitText(0, "READ-ONLY")
+	term.send("q")
+	if code := term.wait(); code != 0 {
+		t.Fatalf("ssh exit code %d", code)
+	}
+}
+
+// TestAuthorizedKeysReloaded: removing a key from the file takes effect on
+// the next check, with no restart.
+func TestAuthorizedKeysReloaded(t *testing.T) {
+	m := startMesh(t, 1)
+	dir := t.TempDir()
+	bob := newSSHKey(t, dir, "bob", nil)
+	carol := newSSHKey(t, dir, "carol", nil)
+	path := writeAuthorizedKeys(t, bob)
+	srv, addr := startServer(t, m.nodes[0], Config{AuthorizedKeysPath: path})
+	if _, err := srv.Console(bob.pub, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite with carol only; a different size makes the change visible
+	// even on a filesystem with coarse mtimes.
+	if err := writeFile(path, string(gossh.MarshalAuthorizedKey(carol.pub))+"# carol only\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Console(bob.pub, nil); !errors.Is(err, ErrNotAuthorized) {
+		t.Fatalf("removed key: err = %v", err)
+	}
+	if c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t))); err == nil {
+		c.Close()
+		t.Fatal("removed key still logs in")
+	}
+	if _, err := srv.Console(carol.pub, nil); err != nil {
+		t.Fatalf("added key: %v", err)
+	}
+}
+
+func TestParseAuthorizedKeys(t *testing.T) {
+	k := newSSHKey(t, t.TempDir(), "k", nil)
+	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(k.pub)))
+	tests := []struct {
+		name    string
+		file    string
+		listed  bool
+		noAgent bool
+		warns   int
+	}{
+		{"plain", line + " laptop\n", true, false, 0},
+		{"comment and blank lines", "# keys\n\n" + line + "\n", true, false, 0},
+		{"no-agent-forwarding", "no-agent-forwarding " + line + "\n", true, true, 0},
+		{"command= is not honoured, so the key is skipped", `command="/bin/true" ` + line + "\n", false, false, 1},
+		{"from= is not honoured, so the key is skipped", `from="10.0.0.0/8" ` + line + "\n", false, false, 1},
+		{"garbage line skipped, next kept", "ssh-ed25519 !!!\n" + line + "\n", true, false, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			keys, warns := parseAuthorizedKeys([]byte(tc.file))
+			lk, ok := keys[string(k.pub.Marshal())]
+			if ok != tc.listed || lk.noAgent != tc.noAgent || len(warns) != tc.warns {
+				t.Fatalf("listed=%v noAgent=%v warns=%q", ok, lk.noAgent, warns)
+			}
+		})
+	}
+}
