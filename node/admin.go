@@ -63,8 +63,11 @@ func (adminFolder) Apply(s *adminFold, e chain.Event) *adminFold {
 	if err != nil {
 		return s // the validator refused such bytes; nothing to fold
 	}
-	rec := command.AuditRecordFor(ev, s.st.Apply(ev), e.Seq)
-	rec.At = time.Unix(0, e.RecordedAtNano).UTC()
+	// The fold hides local seqs (they differ per node and would make the
+	// state depend on arrival order), so an audit record's Seq is its
+	// 1-based position in the ledger's (issued_at, id) order: the same on
+	// every node once ledgers converge.
+	rec := command.AuditRecordFor(ev, s.st.Apply(ev), uint64(len(s.audit)+1))
 	s.audit = append(s.audit, rec)
 	return s
 }

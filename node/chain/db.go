@@ -27,6 +27,12 @@ type DB struct {
 	closed bool
 	reqs   chan *writeReq
 
+	// readMu orders reads against Close: Badger panics when an iterator
+	// is opened on a closed database, so Close waits for reads in flight
+	// and later reads get ErrClosed.
+	readMu     sync.RWMutex
+	readClosed bool
+
 	stop      chan struct{}
 	bgDone    sync.WaitGroup
 	committed chan struct{} // closed when the committer exits
@@ -142,7 +148,7 @@ func (db *DB) loadState() error {
 
 // scanLogBounds finds a log's first and last seq and the last entry's time.
 func (db *DB) scanLogBounds(id byte) (first, last uint64, lastAtNano int64, err error) {
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.view(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		opt.Prefix = logPrefix(id)
@@ -273,11 +279,24 @@ func (db *DB) Close() error {
 		for _, ls := range db.logs[1:] {
 			ls.closeTails()
 		}
+		db.readMu.Lock()
+		db.readClosed = true
+		db.readMu.Unlock()
 		if err := db.bdb.Close(); err != nil {
 			db.closeErr = fmt.Errorf("chain: close badger: %w", err)
 		}
 	})
 	return db.closeErr
+}
+
+// view runs fn in a Badger read transaction unless the database is closed.
+func (db *DB) view(fn func(txn *badger.Txn) error) error {
+	db.readMu.RLock()
+	defer db.readMu.RUnlock()
+	if db.readClosed {
+		return ErrClosed
+	}
+	return db.bdb.View(fn)
 }
 
 // submit hands r to the committer, waiting for room until ctx ends.

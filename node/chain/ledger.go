@@ -340,7 +340,7 @@ func (db *DB) publishLedger(pub *publication) {
 func (db *DB) loadLedger() error {
 	var head Head
 	var b bucketIndex
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.view(func(txn *badger.Txn) error {
 		it, err := txn.Get(metaLedgerHeadKey)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
@@ -382,7 +382,7 @@ func (db *DB) loadLedger() error {
 // Has reports whether the event id is in the ledger.
 func (l *Ledger) Has(id [32]byte) (bool, error) {
 	found := false
-	err := l.db.bdb.View(func(txn *badger.Txn) error {
+	err := l.db.view(func(txn *badger.Txn) error {
 		_, err := txn.Get(eventIDKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -399,7 +399,7 @@ func (l *Ledger) Has(id [32]byte) (bool, error) {
 // Get returns the raw bytes of the event at pos.
 func (l *Ledger) Get(pos Position) ([]byte, error) {
 	var raw []byte
-	err := l.db.bdb.View(func(txn *badger.Txn) error {
+	err := l.db.view(func(txn *badger.Txn) error {
 		it, err := txn.Get(eventKey(pos.IssuedAtMs, pos.ID))
 		if err != nil {
 			return err
@@ -419,7 +419,7 @@ func (l *Ledger) Get(pos Position) ([]byte, error) {
 // Scan calls fn for every event at or after from, in fold order, until fn
 // returns false.
 func (l *Ledger) Scan(from Position, fn func(Event) bool) error {
-	return l.db.bdb.View(func(txn *badger.Txn) error { return scanEvents(txn, from, fn) })
+	return l.db.view(func(txn *badger.Txn) error { return scanEvents(txn, from, fn) })
 }
 
 func scanEvents(txn *badger.Txn, from Position, fn func(Event) bool) error {
@@ -451,7 +451,7 @@ func scanEvents(txn *badger.Txn, from Position, fn func(Event) bool) error {
 // is the snapshot's: exactly local seqs 1..head.LastSeq were covered.
 func (l *Ledger) refoldView(after uint64, choose func(earliest Position, any bool) Position, apply func(Event)) (Head, error) {
 	var head Head
-	err := l.db.bdb.View(func(txn *badger.Txn) error {
+	err := l.db.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaLedgerHeadKey)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):

@@ -93,6 +93,7 @@ func (ls *logState) closeTails() {
 	}
 	ls.mu.Unlock()
 	for _, t := range ts {
+		t.fail(ErrClosed)
 		t.Close()
 		<-t.done
 	}
@@ -226,7 +227,7 @@ func (l *Log) Reverse(before uint64, fn func(Entry) bool) error {
 // is an error naming it: silently skipping would hide disk corruption.
 func (db *DB) readEntries(id byte, from, to uint64, max int, reverse bool) ([]Entry, error) {
 	var out []Entry
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.view(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.Prefix = logPrefix(id)
 		opt.Reverse = reverse

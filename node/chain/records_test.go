@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -136,4 +137,17 @@ func FuzzDecodeFailureRecord(f *testing.F) {
 			t.Fatalf("round trip: %+v → %+v, %v", rec, again, err)
 		}
 	})
+}
+
+func TestVarintsMustBeMinimal(t *testing.T) {
+	for _, v := range []uint64{0, 1, 127, 128, 1 << 40, 1<<64 - 1} {
+		if got, want := uvarintLen(v), len(binary.AppendUvarint(nil, v)); got != want {
+			t.Fatalf("uvarintLen(%d) = %d, want %d", v, got, want)
+		}
+	}
+	// Seq 0 written as 0x80 0x00 instead of 0x00.
+	padded := []byte{1, 0x80, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if _, err := DecodeLogRecord(padded); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("non-minimal uvarint accepted: %v", err)
+	}
 }

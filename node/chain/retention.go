@@ -122,7 +122,7 @@ func (db *DB) sweepSnapshots(ctx context.Context) (int, error) {
 		group = group[:0]
 		return nil
 	}
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.view(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		opt.Prefix = []byte{nsSnapshot}

@@ -95,7 +95,7 @@ func (db *DB) History(node identity.NodeID, before time.Time, n int) ([]Snapshot
 	n = min(n, MaxHistoryRecords)
 	bn := before.UnixNano()
 	var refs []snapRef
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.view(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		if node.Valid() {

@@ -17,13 +17,15 @@ import (
 //	  LeaseFailures  sub(8) resume(8) flags(1)
 //	  Cancel         sub(8)
 //	server → client
-//	  PushLogs       sub(8) from(8) to(8) dropped(8) lagged(8) n(2) n×record(str)
-//	  PushFailures   sub(8) from(8) to(8) dropped(8) lagged(8) n(2) n×record(str)
+//	  PushLogs       sub(8) start(8) from(8) to(8) dropped(8) lagged(8) n(2) n×record(str)
+//	  PushFailures   sub(8) start(8) from(8) to(8) dropped(8) lagged(8) n(2) n×record(str)
 //
 // resume is the next seq the client wants (0: the server picks); flag
 // bit 0 asks the server to rewind to it (the client saw a gap). A push
 // covers the server's scan of [from, to); records inside it are those that
-// matched. dropped and lagged are the lease's running totals. str is a
+// matched. start is where the lease began, so a client that lost the very
+// first push still sees the gap. dropped and lagged are the lease's running
+// totals. str is a
 // uvarint length and bytes; records use the record codecs.
 type subType byte
 
@@ -46,6 +48,7 @@ type subMsg struct {
 	Resume  uint64
 	Flags   byte
 	Filter  api.LogFilter
+	Start   uint64
 	From    uint64
 	To      uint64
 	Dropped uint64
@@ -72,6 +75,7 @@ func (m *subMsg) encode() []byte {
 			b = appendString(b, m.Filter.Match)
 		}
 	case subPushLogs, subPushFailures:
+		b = binary.BigEndian.AppendUint64(b, m.Start)
 		b = binary.BigEndian.AppendUint64(b, m.From)
 		b = binary.BigEndian.AppendUint64(b, m.To)
 		b = binary.BigEndian.AppendUint64(b, m.Dropped)
@@ -111,9 +115,9 @@ func decodeSub(b []byte) (*subMsg, error) {
 		}
 	case subCancel:
 	case subPushLogs, subPushFailures:
-		m.From, m.To = d.u64(), d.u64()
-		if d.err == nil && m.To < m.From {
-			d.fail("push range [%d,%d)", m.From, m.To)
+		m.Start, m.From, m.To = d.u64(), d.u64(), d.u64()
+		if d.err == nil && (m.To < m.From || m.From < m.Start) {
+			d.fail("push range [%d,%d) from start %d", m.From, m.To, m.Start)
 		}
 		m.Dropped, m.Lagged = d.u64(), d.u64()
 		n := d.count(PushMaxRecords, 2)

@@ -82,7 +82,7 @@ func (c SubscriptionConfig) withDefaults() SubscriptionConfig {
 }
 
 type subStats struct {
-	leases, expired, refused, pushes, pushed, dropped, lagged, rewinds, sendErrors, malformed, stray atomic.Uint64
+	leases, expired, refused, pushes, pushed, dropped, lagged, tailLagged, rewinds, sendErrors, malformed, stray atomic.Uint64
 }
 
 // SubscriptionStats are the service's counters.
@@ -93,7 +93,8 @@ type SubscriptionStats struct {
 	Pushes     uint64 // pushes sent
 	Pushed     uint64 // records pushed
 	Dropped    uint64 // records skipped by the backlog bound (server side)
-	Lagged     uint64 // times a lease lagged (server side)
+	Lagged     uint64 // times a lease fell behind its backlog bound (server side)
+	TailLagged uint64 // times a lease's local tail fell back to disk (no loss)
 	Rewinds    uint64 // leases rewound after a client saw a gap
 	SendErrors uint64
 	Malformed  uint64 // messages or records that did not decode
@@ -125,7 +126,7 @@ func (s *SubscriptionService) Stats() SubscriptionStats {
 	s.smu.Unlock()
 	return SubscriptionStats{
 		Leases: uint64(n), Expired: st.expired.Load(), Refused: st.refused.Load(), Pushes: st.pushes.Load(),
-		Pushed: st.pushed.Load(), Dropped: st.dropped.Load(), Lagged: st.lagged.Load(), Rewinds: st.rewinds.Load(),
+		Pushed: st.pushed.Load(), Dropped: st.dropped.Load(), Lagged: st.lagged.Load(), TailLagged: st.tailLagged.Load(), Rewinds: st.rewinds.Load(),
 		SendErrors: st.sendErrors.Load(), Malformed: st.malformed.Load(), Stray: st.stray.Load(),
 	}
 }
@@ -313,6 +314,7 @@ type leaseRun struct {
 	l       *lease
 	log     *Log
 	tail    *Tail
+	start   uint64 // where the lease began
 	cursor  uint64 // next seq to consume
 	sentTo  uint64 // the last push covered up to here
 	batch   [][]byte
@@ -326,7 +328,7 @@ type leaseRun struct {
 
 func (s *SubscriptionService) runLease(ctx context.Context, l *lease, log *Log, start uint64) {
 	s.stats.leases.Add(1)
-	r := &leaseRun{s: s, l: l, log: log, cursor: start, sentTo: start, tokens: max(1, s.cfg.PushesPerSecond), refill: time.Now()}
+	r := &leaseRun{s: s, l: l, log: log, start: start, cursor: start, sentTo: start, tokens: max(1, s.cfg.PushesPerSecond), refill: time.Now()}
 	l.sentTo.Store(start)
 	r.tail = log.Tail(ctx, start)
 	defer func() {
@@ -343,9 +345,9 @@ func (s *SubscriptionService) runLease(ctx context.Context, l *lease, log *Log, 
 			s.stats.rewinds.Add(1)
 			continue
 		case <-r.tail.LagSignal():
-			r.lagged++
-			r.dirty = true
-			s.stats.lagged.Add(1)
+			// The local tail fell back to disk: nothing is lost, so the
+			// client is not told; only the server's counter shows it.
+			s.stats.tailLagged.Add(1)
 			continue
 		case e, ok := <-r.tail.C():
 			if !ok {
@@ -370,7 +372,7 @@ func (s *SubscriptionService) runLease(ctx context.Context, l *lease, log *Log, 
 func (r *leaseRun) restart(ctx context.Context, to uint64) {
 	r.tail.Close()
 	<-r.tail.Done()
-	r.cursor, r.sentTo = to, to
+	r.cursor, r.sentTo, r.start = to, to, min(r.start, to)
 	r.l.sentTo.Store(to)
 	r.batch, r.bytes = nil, 0
 	r.tail = r.log.Tail(ctx, to)
@@ -481,7 +483,7 @@ func (r *leaseRun) push(ctx context.Context) {
 	if r.l.kind == subLeaseFailures {
 		typ = subPushFailures
 	}
-	m := &subMsg{Type: typ, Sub: r.l.key.sub, From: r.sentTo, To: r.cursor, Dropped: r.dropped, Lagged: r.lagged, Records: r.batch}
+	m := &subMsg{Type: typ, Sub: r.l.key.sub, Start: r.start, From: r.sentTo, To: r.cursor, Dropped: r.dropped, Lagged: r.lagged, Records: r.batch}
 	if err := r.s.send(ctx, r.l.key.client, m.encode()); err != nil {
 		// Nothing reached the client: read the same records again later
 		// rather than leave a hole the client cannot see.
@@ -720,7 +722,7 @@ func (c *clientSub) onPush(from identity.NodeID, m *subMsg) {
 		c.markLagged(d)
 	}
 	if !cur.known {
-		cur.next, cur.known = m.From, true
+		cur.next, cur.known = m.Start, true
 	}
 	if m.From > cur.next {
 		// A push went missing: take nothing from this one (the rewind

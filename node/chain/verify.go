@@ -27,7 +27,7 @@ func (l *Ledger) Verify(ctx context.Context) error {
 		refs  = map[[32]byte]uint64{}
 		tampr *TamperError
 	)
-	err := l.db.bdb.View(func(txn *badger.Txn) error {
+	err := l.db.view(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.Prefix = logPrefix(logIDAdmin)
 		opt.PrefetchSize = 64
