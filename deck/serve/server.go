@@ -90,7 +90,10 @@ type Server struct {
 	// deck starts.
 	onConsole func(*Console)
 
-	active    atomic.Int64   // consoles running
+	active atomic.Int64 // consoles running
+
+	mu        sync.Mutex
+	closing   bool           // set by Close: no handler starts after it
 	handlers  sync.WaitGroup // session handlers, for Close
 	closeOnce sync.Once
 	closeErr  error
@@ -140,7 +143,7 @@ func New(cfg Config) (*Server, error) {
 				cfg.Logf("serve: %s: connection failed: %v", c.RemoteAddr(), err)
 			}
 			// Nothing but the console: no port forwarding, no subsystems
-			// (sftp), no exec of commands (the handler ignores them).
+			// (sftp); the handler refuses commands (exec).
 			srv.LocalPortForwardingCallback = nil
 			srv.ReversePortForwardingCallback = nil
 			srv.SubsystemHandlers = map[string]ssh.SubsystemHandler{}
@@ -186,6 +189,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // the session handlers.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
 		s.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 		defer cancel()
@@ -195,6 +201,18 @@ func (s *Server) Close() error {
 		s.handlers.Wait()
 	})
 	return s.closeErr
+}
+
+// enter registers a session handler; false once Close has begun (so the
+// WaitGroup never grows while Close waits on it).
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.handlers.Add(1)
+	return true
 }
 
 // admitConn applies the per-source rate limit before the handshake: a

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"charm.land/ssh"
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -280,6 +282,75 @@ func TestIdleAndMaxSessionTimeouts(t *testing.T) {
 		<-g.done
 		if !strings.Contains(g.text(), "maximum session time") {
 			t.Fatalf("no max-time notice in %q", tail(g.text(), 300))
+		}
+	})
+}
+
+// TestCloseEndsConsoles: closing the server tells each console why, ends
+// its session and leaves nothing running.
+func TestCloseEndsConsoles(t *testing.T) {
+	m := startMesh(t, 1)
+	bob := newSSHKey(t, t.TempDir(), "bob", nil)
+	srv, addr := startServer(t, m.nodes[0], Config{AuthorizedKeysPath: writeAuthorizedKeys(t, bob)})
+	var terms []*goTerm
+	for i := 0; i < 2; i++ {
+		c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := openGoTerm(t, c, 100, 30, "")
+		g.waitText(t, "LIVE")
+		terms = append(terms, g)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range terms {
+		if code := g.waitExit(t); code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		<-g.done
+		if !strings.Contains(g.text(), "server shutting down") {
+			t.Fatalf("no shutdown notice in %q", tail(g.text(), 300))
+		}
+	}
+	noConsoleGoroutines(t, srv)
+	if _, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t))); err == nil {
+		t.Fatal("closed server accepted a connection")
+	}
+}
+
+func TestWindowSizeDefaultsWhenUnknown(t *testing.T) {
+	for _, tc := range []struct{ w, h, ww, wh int }{
+		{120, 40, 120, 40}, {0, 0, 80, 24}, {100, 0, 80, 24}, {0, 30, 80, 24},
+	} {
+		if w, h := windowSize(ssh.Window{Width: tc.w, Height: tc.h}); w != tc.ww || h != tc.wh {
+			t.Errorf("windowSize(%d×%d) = %d×%d, want %d×%d", tc.w, tc.h, w, h, tc.ww, tc.wh)
+		}
+	}
+}
+
+// FuzzParseAuthorizedKeys: any file content parses without panicking, and
+// a key is only ever listed from a line that carries it.
+func FuzzParseAuthorizedKeys(f *testing.F) {
+	k := newSSHKey(f, f.TempDir(), "k", nil)
+	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(k.pub)))
+	for _, seed := range []string{
+		line + " laptop\n", "# c\n\n" + line, "no-agent-forwarding " + line, `command="x" ` + line,
+		"ssh-ed25519 AAAA\n", "\x00\xff", "", strings.Repeat(line+"\n", 3),
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, _ := parseAuthorizedKeys(data)
+		for wire := range keys {
+			pub, err := gossh.ParsePublicKey([]byte(wire))
+			if err != nil {
+				t.Fatalf("listed an unparsable key: %v", err)
+			}
+			if !bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString(pub.Marshal()))) {
+				t.Fatalf("listed a key absent from the file")
+			}
 		}
 	})
 }

@@ -84,13 +84,12 @@ func (s *Server) Console(key gossh.PublicKey, agent AgentDialer) (*Console, erro
 // connection drops, the console idles out or lives too long, or the server
 // closes.
 func (s *Server) handle(sess ssh.Session) {
-	s.handlers.Add(1)
-	defer s.handlers.Done()
-	who := fmt.Sprintf("%s user %q", sess.RemoteAddr(), sess.User())
-	if s.ctx.Err() != nil {
+	if !s.enter() {
 		wish.Fatalln(sess, "deck: server is shutting down")
 		return
 	}
+	defer s.handlers.Done()
+	who := fmt.Sprintf("%s user %q", sess.RemoteAddr(), sess.User())
 	if sess.RawCommand() != "" {
 		wish.Fatalln(sess, "deck: this server only runs the console; connect without a command")
 		return
