@@ -45,6 +45,8 @@ type Options struct {
 	Version string
 	// Faults enables the DEMO panel (nil outside `deck demo`).
 	Faults api.FaultInjector
+	// AttachHint is shown on the DEMO panel: how a second terminal attaches.
+	AttachHint string
 	// Now is the clock (tests pass a fixed one); nil means time.Now.
 	Now func() time.Time
 	// Profile picks the colour profile of the theme. Unknown (zero) builds
@@ -128,7 +130,7 @@ func New(client api.Client, opts Options) *Model {
 		snap = &snapshot.ClusterSnapshot{Cluster: client.Cluster()}
 	}
 	c := &common.Context{
-		Ctx: ctx, Theme: common.NewTheme(profile), Keys: common.DefaultKeyMap(), Client: client, Faults: opts.Faults,
+		Ctx: ctx, Theme: common.NewTheme(profile), Keys: common.DefaultKeyMap(), Client: client, Faults: opts.Faults, AttachHint: opts.AttachHint,
 		Store: store.New(opts.LogCapacity), Snap: snap, Clock: opts.Now, Now: opts.Now(),
 		Width: DefaultWidth, Height: DefaultHeight, ExportDir: opts.ExportDir,
 	}

@@ -199,6 +199,15 @@ func (t *Demo) View(w, h int) string {
 	for _, f := range active {
 		lines = append(lines, th.Paint(common.ToneWarn, FaultLine(t.c.Snap, f)))
 	}
+	if hint := t.c.AttachHint; hint != "" && len(lines) < demoFaultLines-1 {
+		// The export line must survive narrow terminals whole (it is
+		// copied), so it gets a line of its own under its label.
+		for len(lines) < demoFaultLines-2 {
+			lines = append(lines, "")
+		}
+		lines = append(lines, th.Paint(common.ToneDim, "attach a 2nd terminal (deck status, deck admin …, deck):"),
+			th.Paint(common.ToneAccent, hint))
+	}
 	return top + "\n" + widgets.Lines(lines, w, demoFaultLines)
 }
 

@@ -69,7 +69,8 @@ node. q or Ctrl-C stops everything; the state dir is removed unless
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdio.Err, "deck demo: %d nodes up; in another terminal:\n  export DECK_CLUSTER=%s DECK_IDENTITY=alice\n", o.Nodes, d.ClusterPath())
+			attach := fmt.Sprintf("export DECK_CLUSTER=%s DECK_IDENTITY=alice", d.ClusterPath())
+			fmt.Fprintf(stdio.Err, "deck demo: %d nodes up; in another terminal:\n  %s\n", o.Nodes, attach)
 			var convergedAfter time.Duration
 			wctx, cancel := context.WithTimeout(ctx, convergeTimeout)
 			if err := d.WaitConverged(wctx); err == nil {
@@ -95,7 +96,7 @@ node. q or Ctrl-C stops everything; the state dir is removed unless
 			if err != nil {
 				return err
 			}
-			return deck.Run(ctx, cl, deck.Options{Version: Version, Faults: d})
+			return deck.Run(ctx, cl, deck.Options{Version: Version, Faults: d, AttachHint: attach})
 		},
 	}
 	f := cmd.Flags()

@@ -18,6 +18,9 @@ type Context struct {
 	Keys   *KeyMap
 	Client api.Client
 	Faults api.FaultInjector // nil outside a demo
+	// AttachHint tells the operator how a second terminal attaches (the
+	// demo's export line); empty outside a demo.
+	AttachHint string
 	Store  *store.Store
 	// Snap is the latest cluster snapshot (never nil after New).
 	Snap *snapshot.ClusterSnapshot
