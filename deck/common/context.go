@@ -21,7 +21,7 @@ type Context struct {
 	// AttachHint tells the operator how a second terminal attaches (the
 	// demo's export line); empty outside a demo.
 	AttachHint string
-	Store  *store.Store
+	Store      *store.Store
 	// Snap is the latest cluster snapshot (never nil after New).
 	Snap *snapshot.ClusterSnapshot
 	// Now is the clock reading of the current Update, so one frame shows one
