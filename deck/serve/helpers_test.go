@@ -307,6 +307,12 @@ func (s *sshTerm) wait() int {
 	select {
 	case err := <-s.exit:
 		s.exit <- err // for Cleanup
+		// The child has exited; let the reader drain what it printed last
+		// (the pty reports EOF once the slave side is closed).
+		select {
+		case <-s.read:
+		case <-time.After(2 * time.Second):
+		}
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return ee.ExitCode()
