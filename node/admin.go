@@ -26,6 +26,11 @@ func genesisOf(c *config.Cluster) (command.Genesis, error) {
 	for _, k := range keys {
 		g.Operators = append(g.Operators, command.GenesisOperator{Name: k.Name, PublicKey: k.Public})
 	}
+	// The fold starts from this genesis on every node; refuse one it cannot
+	// start from here, with the reason, rather than deep inside a goroutine.
+	if _, err := command.NewState(g); err != nil {
+		return command.Genesis{}, fmt.Errorf("node: %w: cluster genesis: %v", api.ErrInvalid, err)
+	}
 	return g, nil
 }
 

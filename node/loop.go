@@ -134,7 +134,38 @@ func (n *Node) foldCluster(now time.Time) *snapshot.ClusterSnapshot {
 	n.generation++
 	in.Generation = n.generation
 	n.mu.Unlock()
-	return gossip.Fold(in)
+	return dropDepartedConsoles(gossip.Fold(in), n.key.ID)
+}
+
+// dropDepartedConsoles removes observer nodes (consoles) whose snapshots
+// went stale: a CLI run leaves one behind every time, and a console that
+// left is not part of the cluster.
+func dropDepartedConsoles(cs *snapshot.ClusterSnapshot, self snapshot.NodeID) *snapshot.ClusterSnapshot {
+	keep := cs.Nodes[:0:0]
+	for _, nv := range cs.Nodes {
+		if nv.Observer && nv.ID != self && (nv.Stale || nv.Health == snapshot.Unreachable) {
+			continue
+		}
+		keep = append(keep, nv)
+	}
+	if len(keep) == len(cs.Nodes) {
+		return cs
+	}
+	gone := make(map[snapshot.NodeID]bool, len(cs.Nodes)-len(keep))
+	for _, nv := range cs.Nodes {
+		gone[nv.ID] = true
+	}
+	for _, nv := range keep {
+		delete(gone, nv.ID)
+	}
+	edges := cs.Edges[:0:0]
+	for _, e := range cs.Edges {
+		if !gone[e.A] && !gone[e.B] {
+			edges = append(edges, e)
+		}
+	}
+	cs.Nodes, cs.Edges = keep, edges
+	return cs
 }
 
 // placementView drops observer nodes (consoles) from the view placement

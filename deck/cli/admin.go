@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -72,23 +73,27 @@ func (f *actionFlags) register(cmd *cobra.Command, verb api.Verb) {
 	for _, p := range verbParams[verb] {
 		switch p {
 		case "node":
-			fl.StringVar(&f.node, "node", "", "target node: label, 0x… id or decimal id")
+			fl.StringVar(&f.node, "node", "", "target `node`: label, id (0x… or decimal) or unique id prefix")
 		case "drain-for":
 			fl.DurationVar(&f.drainFor, "drain-for", 10*time.Minute, "how long the drain may take")
 		case "deadline":
 			fl.DurationVar(&f.deadline, "deadline", 10*time.Minute, "time allowed to finish draining")
 		case "chains":
-			fl.StringSliceVar(&f.chains, "chains", nil, "chains to drop (default: all the node holds)")
+			fl.StringSliceVar(&f.chains, "chains", nil, "`chains` to drop, comma-separated (default: all the node holds)")
 		case "daemon":
-			fl.StringVar(&f.daemon, "daemon", "", "daemon id, e.g. inference-1")
+			fl.StringVar(&f.daemon, "daemon", "", "`daemon` id, e.g. inference-1 (see deck status)")
 		case "reason":
-			fl.StringVar(&f.reason, "reason", "", "why (shown on every console's freeze banner)")
+			fl.StringVar(&f.reason, "reason", "", "why, shown on every console's freeze banner (required)")
 		case "ttl":
 			fl.DurationVar(&f.ttl, "ttl", 5*time.Minute, "freeze duration, 5s..30m")
 		case "chain":
-			fl.StringVar(&f.chain, "chain", "", "chain name")
+			fl.StringVar(&f.chain, "chain", "", "`chain` name, e.g. inference")
 		case "peer":
-			fl.StringVar(&f.peer, "peer", "", "node: the victim (evict) or the new leader (cutover)")
+			if verb == api.VerbForceCutover {
+				fl.StringVar(&f.peer, "peer", "", "the `node` that becomes the chain's leader (label or id)")
+			} else {
+				fl.StringVar(&f.peer, "peer", "", "the `node` whose replica is evicted (label or id)")
+			}
 		case "migration":
 			fl.StringVar(&f.migration, "migration", "", "migration id")
 		}
@@ -97,8 +102,72 @@ func (f *actionFlags) register(cmd *cobra.Command, verb api.Verb) {
 	fl.BoolVar(&f.yes, "yes", false, "commit without the typed confirmation")
 }
 
-// action builds the api.Action, resolving node references in the view.
+// check validates the flags before the console joins the mesh, so a typo
+// costs no round trip.
+func (f *actionFlags) check(verb api.Verb) error {
+	if f.preview && f.yes {
+		return usageErr("--preview and --yes are exclusive: --preview only looks, --yes commits")
+	}
+	for _, p := range verbParams[verb] {
+		missing := ""
+		switch p {
+		case "node":
+			if strings.TrimSpace(f.node) == "" {
+				missing = "--node"
+			}
+		case "peer":
+			if strings.TrimSpace(f.peer) == "" {
+				missing = "--peer"
+			}
+		case "daemon":
+			if f.daemon == "" {
+				missing = "--daemon"
+			}
+		case "chain":
+			if f.chain == "" {
+				missing = "--chain"
+			}
+		case "migration":
+			if f.migration == "" {
+				missing = "--migration"
+			}
+		case "reason":
+			if strings.TrimSpace(f.reason) == "" {
+				return usageErr("--reason is required: every console shows it on the freeze banner")
+			}
+		case "drain-for":
+			if f.drainFor <= 0 {
+				return usageErr("--drain-for must be positive")
+			}
+		case "deadline":
+			if f.deadline <= 0 {
+				return usageErr("--deadline must be positive")
+			}
+		case "ttl":
+			if f.ttl < command.MinFreezeTTL || f.ttl > command.MaxFreezeTTL {
+				return usageErr("--ttl %v: a freeze lasts %v to %v", f.ttl, command.MinFreezeTTL, command.MaxFreezeTTL)
+			}
+		}
+		if missing != "" {
+			return usageErr("%s is required (see deck %s %s --help)", missing, verbGroup(verb), verb)
+		}
+	}
+	return nil
+}
+
+func verbGroup(v api.Verb) string {
+	if v.IsICE() {
+		return "ice"
+	}
+	return "admin"
+}
+
+// action builds the api.Action from checked flags, resolving node
+// references in the view.
 func (f *actionFlags) action(verb api.Verb, cs *snapshot.ClusterSnapshot) (api.Action, error) {
+	if err := f.check(verb); err != nil {
+		return api.Action{}, err
+	}
 	a := api.Action{Verb: verb, Daemon: f.daemon, Chain: f.chain, Chains: f.chains, Migration: f.migration, Reason: f.reason}
 	for _, p := range verbParams[verb] {
 		var err error
@@ -106,36 +175,12 @@ func (f *actionFlags) action(verb api.Verb, cs *snapshot.ClusterSnapshot) (api.A
 		case "node":
 			a.Node, err = resolveNode(cs, f.node)
 		case "peer":
-			if f.peer == "" {
-				return a, usageErr("--peer is required")
-			}
 			a.Peer, err = resolveNode(cs, f.peer)
-		case "daemon":
-			if f.daemon == "" {
-				return a, usageErr("--daemon is required")
-			}
-		case "chain":
-			if f.chain == "" {
-				return a, usageErr("--chain is required")
-			}
-		case "migration":
-			if f.migration == "" {
-				return a, usageErr("--migration is required")
-			}
 		case "drain-for":
-			if f.drainFor <= 0 {
-				return a, usageErr("--drain-for must be positive")
-			}
 			a.Duration = f.drainFor
 		case "deadline":
-			if f.deadline <= 0 {
-				return a, usageErr("--deadline must be positive")
-			}
 			a.Duration = f.deadline
 		case "ttl":
-			if f.ttl < command.MinFreezeTTL || f.ttl > command.MaxFreezeTTL {
-				return a, usageErr("--ttl %v: a freeze lasts %v to %v", f.ttl, command.MinFreezeTTL, command.MaxFreezeTTL)
-			}
 			a.Duration = f.ttl
 		}
 		if err != nil {
@@ -143,6 +188,20 @@ func (f *actionFlags) action(verb api.Verb, cs *snapshot.ClusterSnapshot) (api.A
 		}
 	}
 	return a, nil
+}
+
+// exampleArgs are sample parameters for a verb's help.
+func exampleArgs(verb api.Verb) string {
+	sample := map[string]string{
+		"node": "--node n2", "drain-for": "--drain-for 15m", "deadline": "--deadline 30m", "chains": "--chains inference",
+		"daemon": "--daemon inference-1", "reason": `--reason "bad deploy"`, "ttl": "--ttl 10m", "chain": "--chain inference",
+		"peer": "--peer n3", "migration": "--migration MIGRATION-ID",
+	}
+	var parts []string
+	for _, p := range verbParams[verb] {
+		parts = append(parts, sample[p])
+	}
+	return strings.Join(append([]string{"deck", verbGroup(verb), string(verb)}, parts...), " ")
 }
 
 func adminCmd(stdio IO) *cobra.Command {
@@ -167,7 +226,15 @@ func adminVerbCmd(stdio IO, verb api.Verb) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   string(verb),
 		Short: verbShort[verb],
-		Args:  cobra.NoArgs,
+		Long: verbShort[verb] + `.
+
+The console joins the cluster, computes the blast radius (nodes, replicas and
+daemons affected, expected drain time, warnings) and commits a signed event
+that every node applies. --preview prints the blast radius and commits
+nothing; without --yes a terminal asks you to type YES. Needs an operator
+identity registered in the cluster (--identity NAME or $DECK_IDENTITY).`,
+		Example: fmt.Sprintf("  %[1]s --preview   # look first\n  %[1]s             # shows the preview, asks you to type YES\n  %[1]s --yes       # no question (scripts)", exampleArgs(verb)),
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
@@ -177,8 +244,8 @@ func adminVerbCmd(stdio IO, verb api.Verb) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if f.preview && f.yes {
-				return usageErr("--preview and --yes are exclusive")
+			if err := f.check(verb); err != nil {
+				return err
 			}
 			s, err := e.join(cmd, !f.preview)
 			if err != nil {
@@ -206,6 +273,9 @@ func adminVerbCmd(stdio IO, verb api.Verb) *cobra.Command {
 				return nil
 			}
 			rcpt, err := s.client.Admin().Commit(cmd.Context(), a)
+			if errors.Is(err, api.ErrFrozen) {
+				return fmt.Errorf("%w (admin commands wait until the freeze ends; `deck status` shows it, `deck ice thaw-cluster` lifts it)", err)
+			}
 			if err != nil {
 				return err
 			}

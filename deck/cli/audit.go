@@ -22,6 +22,9 @@ func auditCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read the admin chain: who did what, accepted or rejected",
+		Long: `audit reads the cluster's admin chain (every signed admin and ICE event,
+replicated to every node) as the console's node pulled it on joining, plus
+the attempts this console's node refused. Filters combine.`,
 		Example: `  deck audit --recent 20
   deck audit --force-only --output json
   deck audit --between 2026-11-26T09:00:00Z,2026-11-26T10:00:00Z
@@ -95,10 +98,10 @@ func auditCmd(stdio IO) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&recent, "recent", 50, "show the last N events (0: all)")
-	f.StringVar(&operator, "operator", "", "only events by this operator (name or id)")
-	f.Uint64Var(&since, "since", 0, "only events after this local seq")
-	f.StringVar(&between, "between", "", "only events issued between T0,T1 (RFC 3339)")
+	f.IntVar(&recent, "recent", 50, "show the last `N` events (0: all)")
+	f.StringVar(&operator, "operator", "", "only events by this `operator` (name or id)")
+	f.Uint64Var(&since, "since", 0, "only events after ledger position `SEQ` (the SEQ column)")
+	f.StringVar(&between, "between", "", "only events issued between `T0,T1` (RFC 3339)")
 	f.BoolVar(&forceOnly, "force-only", false, "only ICE (break-glass) events")
 	f.BoolVar(&verify, "verify", false, "verify the local hash-linked copy of the admin chain")
 	return cmd
@@ -174,21 +177,21 @@ func printAudit(w io.Writer, recs []api.AuditRecord, nm names) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ISSUED (UTC)\tOUTCOME\tOPERATOR\tCOMMAND\tTARGET\tSIGS\tEVENT\tREASON")
+	fmt.Fprintln(tw, "SEQ\tISSUED (UTC)\tOUTCOME\tOPERATOR\tCOMMAND\tTARGET\tSIGS\tEVENT\tREASON")
 	for _, r := range recs {
 		cmdName := string(r.Action.Verb)
 		if r.ICE {
 			cmdName = "ICE " + cmdName
 		}
-		outcome := r.Outcome.String()
+		outcome, seq := r.Outcome.String(), fmt.Sprint(r.Seq)
 		if r.Seq&localRejection != 0 {
-			outcome += " (here)"
+			outcome, seq = outcome+" (here)", "-"
 		}
 		ev := r.EventID
 		if len(ev) > 12 {
 			ev = ev[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.IssuedAt.UTC().Format("2006-01-02 15:04:05"), outcome,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", seq, r.IssuedAt.UTC().Format("2006-01-02 15:04:05"), outcome,
 			nm.operator(r.Operator), cmdName, nm.target(r.Action.Target()), len(r.Signatures), orDash(ev), orDash(r.Reason))
 	}
 	tw.Flush()

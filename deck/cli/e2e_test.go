@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -167,6 +168,10 @@ func testExitCodes(t *testing.T, m *testMesh) {
 		{"bad level", []string{"logs", "--level", "loud"}, "", false, api.ExitInvalid, "--level"},
 		{"bad between", []string{"audit", "--between", "yesterday"}, "", false, api.ExitInvalid, "--between"},
 		{"ttl out of range", []string{"ice", "freeze-cluster", "--reason", "x", "--ttl", "1s", "--identity", "alice", "--yes"}, "", false, api.ExitInvalid, "--ttl 1s"},
+		{"missing node", []string{"admin", "cordon", "--preview"}, "", false, api.ExitInvalid, "--node is required"},
+		{"missing reason", []string{"ice", "freeze-cluster", "--ttl", "1m", "--identity", "alice", "--yes"}, "", false, api.ExitInvalid, "--reason is required"},
+		{"id prefix", []string{"admin", "cordon", "--node", m.nodes[1].ID().Short(), "--preview"}, "", false, api.ExitOK, ""},
+		{"full id", []string{"admin", "cordon", "--node", m.nodes[1].ID().String(), "--preview"}, "", false, api.ExitOK, ""},
 		{"unknown node", []string{"admin", "cordon", "--node", "unknown", "--preview"}, "", false, api.ExitNotFound, `no node "unknown"`},
 		{"unknown node id", []string{"admin", "cordon", "--node", "0x00000000000000ff", "--preview"}, "", false, api.ExitNotFound, "no node"},
 		{"unknown daemon", []string{"admin", "restart-daemon", "--daemon", "nope-9", "--preview"}, "", false, api.ExitNotFound, "nope-9"},
@@ -408,6 +413,25 @@ func testLogs(t *testing.T, m *testMesh) {
 			}
 		}
 	}
+	// --follow prints records newer than the command until it is stopped.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	var fout, ferr strings.Builder
+	start := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	code := MainContext(ctx, []string{"--cluster", m.clusterPath, "logs", "--follow", "-o", "json"},
+		IO{In: strings.NewReader(""), Out: &fout, Err: &ferr})
+	if code != api.ExitOK {
+		t.Fatalf("logs --follow stopped by its context: exit %d\n%s", code, ferr.String())
+	}
+	live := 0
+	for _, l := range decode(result{out: fout.String()}) {
+		if l.At > start {
+			live++
+		}
+	}
+	if live == 0 {
+		t.Errorf("logs --follow printed no record newer than its start in 6 s:\n%s", fout.String())
+	}
 	pretty := m.must(t, api.ExitOK, "logs", "--node", "n1", "--level", "info")
 	if !strings.Contains(pretty.out, " n1 ") {
 		t.Errorf("pretty logs do not name the node:\n%s", pretty.out)
@@ -492,6 +516,10 @@ func TestICECoSigning(t *testing.T) {
 	})
 	if r := m.must(t, api.ExitOK, "status"); !strings.Contains(r.out, "FROZEN by alice: x") {
 		t.Errorf("pretty status lacks the freeze banner:\n%s", r.out)
+	}
+	// A frozen cluster refuses routine admin commands (exit 1) and says why.
+	if r := m.must(t, api.ExitFailure, "admin", "cordon", "--node", "n1", "--yes", "--identity", "bob"); !strings.Contains(r.err, "frozen") || !strings.Contains(r.err, "thaw-cluster") {
+		t.Errorf("cordon while frozen: the error should say the cluster is frozen and how to thaw it:\n%s", r)
 	}
 	eventually(t, 20*time.Second, func() string {
 		recs := m.audit(t, "--force-only")
@@ -645,8 +673,28 @@ func TestIdentity(t *testing.T) {
 	if r := run(t, IO{}, "identity", "show", "dave"); r.code != api.ExitNotFound {
 		t.Errorf("show dave: want exit 3\n%s", r)
 	}
-	st, err := os.Stat(filepath.Join(os.Getenv(config.XDGConfigEnv), "deck", "operators", "carol.key"))
+	ops := filepath.Join(os.Getenv(config.XDGConfigEnv), "deck", "operators")
+	st, err := os.Stat(filepath.Join(ops, "carol.key"))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v %v", st, err)
+	}
+
+	// The new operator creates a cluster; a second init on the same file
+	// exits 4, and a cluster without operators is refused up front.
+	file := filepath.Join(t.TempDir(), "lab.toml")
+	initArgs := []string{"node", "init", "--cluster", "lab", "--out", file, "--bootstrap", "127.0.0.1:7946",
+		"--operator", filepath.Join(ops, "carol.pub"), "--demo-workload"}
+	if r := run(t, IO{}, initArgs...); r.code != api.ExitOK || !strings.Contains(r.out, file) {
+		t.Fatalf("node init:\n%s", r)
+	}
+	c, _, err := config.LoadCluster(file)
+	if err != nil || len(c.Genesis.Operators) != 1 || c.Genesis.Operators[0].Name != "carol" || len(c.Workload) == 0 {
+		t.Fatalf("cluster file: %+v %v", c, err)
+	}
+	if r := run(t, IO{}, initArgs...); r.code != api.ExitExists {
+		t.Errorf("second node init: want exit 4\n%s", r)
+	}
+	if r := run(t, IO{}, "node", "init", "--cluster", "lab", "--out", file+".2"); r.code != api.ExitInvalid || !strings.Contains(r.err, "--operator") {
+		t.Errorf("node init without operators: want exit 2 naming --operator\n%s", r)
 	}
 }

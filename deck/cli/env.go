@@ -25,7 +25,7 @@ const identityEnv = "DECK_IDENTITY"
 const (
 	joinTimeout   = 10 * time.Second
 	settleTimeout = 4 * time.Second
-	settleQuiet   = 700 * time.Millisecond
+	settleQuiet   = 1500 * time.Millisecond
 	settlePoll    = 25 * time.Millisecond
 )
 
@@ -218,20 +218,22 @@ func waitFolded(ctx context.Context, nd *node.Node, cl *node.Client, synced time
 
 // settle waits until the console's view of the cluster is complete: every
 // node that the transport or any peer's snapshot names as alive has sent its
-// own snapshot here. Gossip delivers the rest of the cluster a moment after
-// the first peer answers. If the view never closes (a peer that is dying, a
-// node nobody can reach), settle falls back to waiting until the set of
-// nodes with snapshots stops growing for settleQuiet, at most settleTimeout.
+// own snapshot here, and every node with a fresh snapshot answers this
+// console directly (until the console has its own session with a node, it
+// cannot tell its health). Gossip and handshakes complete the view a moment
+// after the first peer answers. A view that never closes (a node dying, a
+// node this console cannot reach) ends the wait once nothing has improved
+// for settleQuiet, or at settleTimeout.
 func settle(ctx context.Context, nd *node.Node) {
 	deadline := time.Now().Add(settleTimeout)
 	last, lastChange := -1, time.Now()
 	for time.Now().Before(deadline) {
-		have, complete := viewComplete(nd)
+		progress, complete := viewComplete(nd)
 		if complete {
 			return
 		}
-		if have != last {
-			last, lastChange = have, time.Now()
+		if progress != last {
+			last, lastChange = progress, time.Now()
 		}
 		if time.Since(lastChange) >= settleQuiet {
 			return
@@ -244,10 +246,9 @@ func settle(ctx context.Context, nd *node.Node) {
 	}
 }
 
-// viewComplete counts the other nodes nd holds a snapshot of and reports
-// whether every node known to be alive (a live transport peer, or a healthy
-// peer in a fresh snapshot of a node) is among them.
-func viewComplete(nd *node.Node) (have int, complete bool) {
+// viewComplete scores how far nd's view has got (snapshots held plus nodes
+// seen healthy) and reports whether it is complete (see settle).
+func viewComplete(nd *node.Node) (progress int, complete bool) {
 	cs := nd.Cluster()
 	self := nd.ID()
 	got := make(map[identity.NodeID]bool, len(cs.Nodes))
@@ -260,12 +261,19 @@ func viewComplete(nd *node.Node) (have int, complete bool) {
 		return 0, false
 	}
 	complete = true
+	progress = len(got)
 	for _, nv := range cs.Nodes {
 		if nv.ID == self {
 			continue
 		}
+		if nv.Health == snapshot.Healthy {
+			progress++
+		}
 		if nv.Health != snapshot.Unreachable && !got[nv.ID] {
-			complete = false
+			complete = false // a live peer whose snapshot has not arrived
+		}
+		if got[nv.ID] && !nv.Stale && !nv.Observer && nv.Health != snapshot.Healthy {
+			complete = false // a live node not yet answering this console
 		}
 		if nv.Stale || nv.BuiltAt.IsZero() || nv.Health == snapshot.Unreachable {
 			continue
@@ -276,7 +284,7 @@ func viewComplete(nd *node.Node) (have int, complete bool) {
 			}
 		}
 	}
-	return len(got), complete
+	return progress, complete
 }
 
 // resolveNode accepts a node label, an id (0x… or decimal) or a unique

@@ -47,7 +47,16 @@ func iceVerbCmd(stdio IO, verb api.Verb) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   string(verb),
 		Short: verbShort[verb],
-		Args:  cobra.NoArgs,
+		Long: verbShort[verb] + `.
+
+ICE (break-glass) verbs bypass the usual safety rails and need the cluster's
+ICE threshold of operator signatures within 60 s of the proposal. The console
+joins, simulates the action and prints its blast radius. With threshold 1,
+--yes (or typing YES) commits. With threshold 2 or more, --sign-only --out
+FILE signs and writes the proposal; other operators co-sign it with
+deck ice sign FILE, and deck ice commit FILE --sig LINE… commits it.`,
+		Example: fmt.Sprintf("  %[1]s --preview\n  %[1]s --yes                        # ICE threshold 1\n  %[1]s --sign-only --out p.ice      # threshold 2 or more", exampleArgs(verb)),
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
@@ -59,8 +68,14 @@ func iceVerbCmd(stdio IO, verb api.Verb) *cobra.Command {
 			if !signOnly && outFile != "" {
 				return usageErr("--out is for --sign-only")
 			}
-			if f.preview && (f.yes || signOnly) {
-				return usageErr("--preview commits and signs nothing: drop --yes and --sign-only")
+			if f.preview && signOnly {
+				return usageErr("--preview signs nothing: drop --sign-only")
+			}
+			if signOnly && f.yes {
+				return usageErr("--sign-only commits nothing: drop --yes")
+			}
+			if err := f.check(verb); err != nil {
+				return err
 			}
 			e, err := loadEnv(stdio)
 			if err != nil {

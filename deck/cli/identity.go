@@ -2,19 +2,36 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 )
+
+// identityStores are the stores --identity searches: the user's, then the
+// operators/ dir beside the cluster file when one is configured (a demo's
+// alice and bob live there).
+func (e *env) identityStores(cmd *cobra.Command) []*config.OperatorStore {
+	flag, _ := cmd.Flags().GetString("cluster")
+	path, _, err := config.ResolveClusterPath(flag, os.Getenv(config.ClusterEnv), e.settings)
+	if err != nil {
+		path = ""
+	}
+	return e.operatorStores(path)
+}
 
 func identityCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "identity",
 		Short: "Manage operator identities (ed25519 keys)",
 		Long: `Operator identities sign every admin and ICE command. Keys live in
-$XDG_CONFIG_HOME/deck/operators/NAME.key (mode 0600) with NAME.pub beside them.`,
+$XDG_CONFIG_HOME/deck/operators/NAME.key (mode 0600) with NAME.pub beside them;
+--identity NAME also finds keys in an operators/ directory beside the cluster
+file (where deck demo keeps alice and bob). ls and show search both.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -49,34 +66,44 @@ $XDG_CONFIG_HOME/deck/operators/NAME.key (mode 0600) with NAME.pub beside them.`
 				if err != nil {
 					return err
 				}
-				store := e.dirs.Operators()
-				names, err := store.List()
-				if err != nil {
-					return err
-				}
 				type row struct {
 					Name string `json:"name"`
 					jsonID
 					PublicKey string `json:"public_key"`
+					Path      string `json:"path"`
 				}
 				rows := []row{}
-				for _, n := range names {
-					id, err := store.Show(n)
+				seen := map[string]bool{}
+				for _, store := range e.identityStores(cmd) {
+					names, err := store.List()
 					if err != nil {
 						return err
 					}
-					rows = append(rows, row{Name: n, jsonID: idJSON(id.ID), PublicKey: id.PublicKey})
+					for _, n := range names {
+						if seen[n] {
+							continue // the first store wins, as for --identity
+						}
+						seen[n] = true
+						id, err := store.Show(n)
+						if err != nil {
+							return err
+						}
+						rows = append(rows, row{Name: n, jsonID: idJSON(id.ID), PublicKey: id.PublicKey, Path: store.KeyPath(n)})
+					}
 				}
 				if out == OutputJSON {
 					return writeJSON(stdio.Out, rows)
 				}
 				if len(rows) == 0 {
 					fmt.Fprintln(stdio.Out, "no identities (create one with `deck identity generate NAME`)")
+					return nil
 				}
+				tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tOPERATOR ID\tKEY FILE")
 				for _, r := range rows {
-					fmt.Fprintf(stdio.Out, "%-16s %s  %s\n", r.Name, r.Hex, r.PublicKey)
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Hex, r.Path)
 				}
-				return nil
+				return tw.Flush()
 			},
 		},
 		&cobra.Command{
@@ -88,12 +115,15 @@ $XDG_CONFIG_HOME/deck/operators/NAME.key (mode 0600) with NAME.pub beside them.`
 				if err != nil {
 					return err
 				}
-				store := e.dirs.Operators()
-				id, err := store.Show(args[0])
-				if err != nil {
-					return err
+				var lastErr error
+				for _, store := range e.identityStores(cmd) {
+					id, err := store.Show(args[0])
+					if err == nil {
+						return printIdentity(cmd, stdio, args[0], id.ID, id.PublicKey, store.KeyPath(args[0]))
+					}
+					lastErr = err
 				}
-				return printIdentity(cmd, stdio, args[0], id.ID, id.PublicKey, store.KeyPath(args[0]))
+				return lastErr
 			},
 		},
 		rotateCmd(stdio),
@@ -106,15 +136,18 @@ func printIdentity(cmd *cobra.Command, stdio IO, name string, id identity.NodeID
 	if err != nil {
 		return err
 	}
+	pubPath := strings.TrimSuffix(path, ".key") + ".pub"
 	if out == OutputJSON {
 		return writeJSON(stdio.Out, struct {
 			Name string `json:"name"`
 			jsonID
 			PublicKey string `json:"public_key"`
 			Path      string `json:"path"`
-		}{name, idJSON(id), pub, path})
+			PubPath   string `json:"public_key_path"`
+		}{name, idJSON(id), pub, path, pubPath})
 	}
-	fmt.Fprintf(stdio.Out, "name        %s\noperator id %s (%d)\npublic key  %s\nkey file    %s\n", name, id, uint64(id), pub, path)
+	fmt.Fprintf(stdio.Out, "name         %s\noperator id  %s (%d)\npublic key   %s\nkey file     %s (secret, mode 0600)\npublic file  %s (for deck node init --operator)\n",
+		name, id, uint64(id), pub, path, pubPath)
 	return nil
 }
 
@@ -158,5 +191,3 @@ commits a rotate-operator event, signed by both keys, to the cluster's admin cha
 		},
 	}
 }
-
-var _ = api.ErrInvalid

@@ -30,7 +30,14 @@ func logsCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs",
 		Short: "Read daemon and node logs from every node (--follow to stream)",
-		Args:  cobra.NoArgs,
+		Long: `logs asks every node for its log records. Without --follow it prints each
+node's most recent records (the last 256 per node, filtered) in time order
+and exits; with --follow it keeps printing new ones until Ctrl-C.
+-o json prints one JSON object per line.`,
+		Example: `  deck logs --level warn
+  deck logs --node n2 --daemon inference-1 --follow
+  deck logs --match "restarted by operator" -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
@@ -138,10 +145,10 @@ func logsCmd(stdio IO) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&follow, "follow", "f", false, "keep streaming new records")
-	fl.StringVar(&level, "level", "", "minimum level: trace|debug|info|warn|error")
-	fl.StringVar(&nodeRef, "node", "", "only this node (label or id)")
-	fl.StringVar(&daemon, "daemon", "", "only this daemon id")
-	fl.StringVar(&match, "match", "", "only records containing TEXT (case-insensitive)")
+	fl.StringVar(&level, "level", "", "minimum `level`: trace|debug|info|warn|error")
+	fl.StringVar(&nodeRef, "node", "", "only this `node` (label, id or unique id prefix)")
+	fl.StringVar(&daemon, "daemon", "", "only this `daemon` id")
+	fl.StringVar(&match, "match", "", "only records containing `TEXT` (case-insensitive)")
 	return cmd
 }
 

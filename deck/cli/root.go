@@ -43,9 +43,16 @@ type IO struct {
 }
 
 // Main runs the deck CLI with args and returns the process exit code.
+// SIGINT and SIGTERM cancel the command.
 func Main(args []string, stdio IO) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return MainContext(ctx, args, stdio)
+}
+
+// MainContext is Main under ctx instead of the process signals (tests, and
+// hosts that run commands on behalf of someone else).
+func MainContext(ctx context.Context, args []string, stdio IO) int {
 	root := NewRoot(stdio)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -91,9 +98,9 @@ Without a subcommand it opens the TUI attached to the cluster named by
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagErr{err} })
-	root.PersistentFlags().String("cluster", "", "cluster file (default $DECK_CLUSTER, then config.toml)")
-	root.PersistentFlags().StringP("output", "o", OutputPretty, "output format: pretty|json")
-	root.PersistentFlags().String("identity", "", "operator identity name (default from config.toml)")
+	root.PersistentFlags().String("cluster", "", "cluster `file` (default $DECK_CLUSTER, then config.toml)")
+	root.PersistentFlags().StringP("output", "o", OutputPretty, "output `format`: pretty|json")
+	root.PersistentFlags().String("identity", "", "operator identity `name` (default $DECK_IDENTITY, then config.toml)")
 	root.CompletionOptions.DisableDefaultCmd = true
 
 	root.AddCommand(

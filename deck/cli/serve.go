@@ -23,7 +23,7 @@ func serveCmd(stdio IO) *cobra.Command {
 	var sshAddr, authKeys, hostKey, listen, dataDir, label string
 	var join, caps []string
 	cmd := &cobra.Command{
-		Use:   "serve --ssh ADDR",
+		Use:   "serve --ssh ADDR [--authorized-keys FILE] [--host-key FILE] [node flags]",
 		Short: "Run a node and serve deck consoles over SSH (public keys only)",
 		Long: `serve runs a mesh node (like ` + "`deck node run`" + `) and serves a deck console on it
 to every SSH session: ssh -t -p PORT HOST.

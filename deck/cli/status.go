@@ -16,7 +16,11 @@ func statusCmd(stdio IO) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Print a cluster summary: nodes, daemons, chains, freeze",
-		Args:  cobra.NoArgs,
+		Long: `status joins the cluster with a short-lived console node, waits until it has
+heard from every node, and prints the cluster as that node sees it: nodes
+(health, RTT, saturation, maintenance, cordon), daemons, chains, an active
+freeze and ICE lockouts. Exits 6 if no node answers.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
