@@ -127,6 +127,7 @@ file (where deck demo keeps alice and bob). ls and show search both.`,
 			},
 		},
 		rotateCmd(stdio),
+		exportCmd(stdio),
 	)
 	return cmd
 }
