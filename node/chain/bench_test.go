@@ -117,6 +117,44 @@ func BenchmarkTailLatency(b *testing.B) {
 	b.ReportMetric(float64(percentile(e2e, 0.99).Microseconds()), "p99-µs")
 }
 
+// BenchmarkTailDeliver: the tail's own share of the latency, without the
+// disk: a committed record handed to live tails exactly as the committer
+// does after its fsync (publish under the log lock), until the subscriber
+// goroutine has it.
+func BenchmarkTailDeliver(b *testing.B) {
+	db := openTestDB(b, Config{})
+	ls := db.logs[logIDLogs]
+	tl := db.Logs().Tail(context.Background(), 1)
+	defer tl.Close()
+	waitFor(b, 10*time.Second, "tail live", func() bool {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		_, ok := ls.subs[tl]
+		return ok
+	})
+	got := make(chan time.Time, 1)
+	go func() {
+		for range tl.C() {
+			got <- time.Now()
+		}
+	}()
+	p := record200B(1)
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		ls.mu.Lock()
+		ls.last++
+		ls.deliverLocked([]Entry{{Seq: ls.last, AtNano: t0.UnixNano(), Value: p}})
+		ls.mu.Unlock()
+		lat = append(lat, (<-got).Sub(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(percentile(lat, 0.50).Nanoseconds())/1000, "p50-µs")
+	b.ReportMetric(float64(percentile(lat, 0.99).Nanoseconds())/1000, "p99-µs")
+}
+
 // BenchmarkTailLatencyAsync: the daemon path end to end: AppendLog (no
 // wait) to a live tail's receive, group commit and fsync included.
 func BenchmarkTailLatencyAsync(b *testing.B) {

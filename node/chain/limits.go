@@ -160,6 +160,8 @@ const (
 	SubscriberStreamLen = 2048
 	// MaxClientSubscriptions bounds live subscriptions of one client.
 	MaxClientSubscriptions = 64
+	// MaxSubscriptionNodes bounds the nodes one subscription follows.
+	MaxSubscriptionNodes = 4096
 	// SubscribeSendTimeout bounds one lease or push Send.
 	SubscribeSendTimeout = 2 * time.Second
 	// RewindQuietInterval: a renewal whose cursor is behind the server's is

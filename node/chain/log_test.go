@@ -131,7 +131,6 @@ func TestTailConcurrentAppends(t *testing.T) {
 	db := openTestDB(t, Config{})
 	logs := db.Logs()
 	const writers, perWriter = 4, 500
-	total := uint64(writers * perWriter)
 
 	early := logs.Tail(ctx, 1)
 	var wg sync.WaitGroup
@@ -169,7 +168,6 @@ func TestTailConcurrentAppends(t *testing.T) {
 	if last != want {
 		t.Fatalf("last seq %d, want %d", last, want)
 	}
-	_ = total
 	for name, tl := range map[string]*Tail{"early": early, "late": lateTail} {
 		next := uint64(1)
 		for next <= last {

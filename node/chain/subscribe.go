@@ -624,6 +624,9 @@ func (c *clientSub) renew(ctx context.Context) {
 		if !n.Valid() || listed[n] || (c.kind == subLeaseLogs && c.filter.Node != 0 && n != c.filter.Node) {
 			continue
 		}
+		if len(listed) >= MaxSubscriptionNodes {
+			break
+		}
 		listed[n] = true
 		cur := c.cursors[n]
 		if cur == nil {
