@@ -156,6 +156,9 @@ const (
 	// DefaultLogBackfillRecords is how many recent log records a new logs
 	// subscription starts with.
 	DefaultLogBackfillRecords = 256
+	// MaxFilteredBackfillScanRecords bounds how far back a filtered logs
+	// subscription looks for its backfill matches (one lease's disk read).
+	MaxFilteredBackfillScanRecords = LeaseMaxBacklogRecords
 	// SubscriberStreamLen is the client stream's buffer.
 	SubscriberStreamLen = 2048
 	// MaxClientSubscriptions bounds live subscriptions of one client.

@@ -282,6 +282,12 @@ func (s *SubscriptionService) onLease(from identity.NodeID, m *subMsg) {
 		cancel:     cancel,
 		done:       make(chan struct{}),
 	}
+	if m.Resume == 0 && m.Type == subLeaseLogs && filtered(m.Filter) {
+		// A filtered subscription backfills the last matches, not the
+		// filter applied to the last records: `deck logs --match X` must
+		// find X even when it scrolled out of the newest 256 lines.
+		start = backfillStart(log, l, s.cfg.LogBackfillRecords, start)
+	}
 	l.expires.Store(now.Add(s.cfg.LeaseTTL).UnixNano())
 	s.leases[key] = l
 	s.perClient[from]++
@@ -777,4 +783,30 @@ func (c *clientSub) markLagged(n uint64) {
 	} else {
 		c.fails.MarkLagged(n)
 	}
+}
+
+// filtered reports whether f selects fewer than all records.
+func filtered(f api.LogFilter) bool {
+	return f.MinLevel > api.LevelTrace || f.Node != 0 || f.Daemon != "" || f.Match != ""
+}
+
+// backfillStart walks the log backwards from its end until it has seen want
+// matching records or MaxFilteredBackfillScanRecords records, and returns the
+// seq to tail from (never later than fallback).
+func backfillStart(log *Log, l *lease, want uint64, fallback uint64) uint64 {
+	_, last := log.Bounds()
+	if last == 0 || want == 0 {
+		return fallback
+	}
+	start := fallback
+	var matched, scanned uint64
+	_ = log.Reverse(last+1, func(e Entry) bool {
+		scanned++
+		if rec, err := LogRecordOf(e); err == nil && l.matches(rec) {
+			matched++
+			start = e.Seq
+		}
+		return matched < want && scanned < MaxFilteredBackfillScanRecords
+	})
+	return min(start, fallback)
 }

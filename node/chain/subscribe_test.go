@@ -392,3 +392,32 @@ func FuzzDecodeSub(f *testing.F) {
 		}
 	})
 }
+
+// TestFilteredBackfillFindsOlderMatches: a filtered subscription's backfill
+// is the last matches, so a match that scrolled out of the newest
+// LogBackfillRecords lines is still delivered.
+func TestFilteredBackfillFindsOlderMatches(t *testing.T) {
+	ctx := context.Background()
+	h := newHub(t)
+	nodes := startSubNodes(t, h, 1, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
+	nd := nodes[0]
+	recs := make([]api.LogRecord, 2000)
+	for i := range recs {
+		recs[i] = testLogRecord(i)
+		recs[i].Node = nd.id
+		recs[i].Text = "routine chatter"
+	}
+	recs[10].Text = "NEEDLE in the haystack"
+	if _, err := nd.db.AppendLogs(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := nd.svc.SubscribeLogs(ctx, nodeIDs(nodes), api.LogFilter{Match: "needle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	got := recvN(t, stream, 1)
+	if !strings.Contains(got[0].Text, "NEEDLE") {
+		t.Fatalf("got %q", got[0].Text)
+	}
+}
