@@ -41,20 +41,7 @@ func (t *Daemons) Name() string { return "DAEMONS" }
 
 // LineageLabel renders a daemon's role: SOLO, REP m[i], STBY active/warm,
 // FORK f[i]@seq.
-func LineageLabel(l snapshot.Lineage) string {
-	switch l.Kind {
-	case snapshot.GroupReplica:
-		return fmt.Sprintf("REP m[%d]", l.Index)
-	case snapshot.GroupStandby:
-		if l.Active {
-			return "STBY active"
-		}
-		return "STBY warm"
-	case snapshot.GroupFork:
-		return fmt.Sprintf("FORK f[%d]@%d", l.Index, l.ForkAt)
-	}
-	return "SOLO"
-}
+func LineageLabel(l snapshot.Lineage) string { return l.Label() }
 
 // DaemonState is the lifecycle with the restart state folded in, and its tone.
 func DaemonState(d *snapshot.Daemon, now time.Time) (string, common.Tone) {

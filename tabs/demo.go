@@ -20,20 +20,20 @@ const demoFaultLines = 5
 // api.FaultInjector. Marked nodes (space) are the target set; without marks
 // the cursor's node is.
 type Demo struct {
-	tableTab
+	nodeTab
 	last   *snapshot.ClusterSnapshot
 	marked map[api.NodeID]bool
 }
 
 // NewDemo makes the DEMO panel.
 func NewDemo(c *common.Context) *Demo {
-	return &Demo{tableTab: tableTab{c: c, table: widgets.NewTable(
+	return &Demo{nodeTab: nodeTab{tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "MARK", Width: 4},
 		widgets.Column{Title: "NODE", Width: 12},
 		widgets.Column{Title: "HEALTH", Width: 11},
 		widgets.Column{Title: "RTT", Width: 6, Align: widgets.AlignRight},
 		widgets.Column{Title: "DAEMONS", Width: 20, Flex: true},
-	)}, marked: map[api.NodeID]bool{}}
+	)}}, marked: map[api.NodeID]bool{}}
 }
 
 func (t *Demo) Name() string { return "DEMO" }
@@ -77,15 +77,6 @@ func (t *Demo) Sync() {
 	}
 	t.last = t.c.Snap
 	t.table.SetRows(t.rows())
-}
-
-func (t *Demo) selected() api.NodeID {
-	if r, ok := t.table.Selected(); ok {
-		if id, err := parseKeyID(r.Key); err == nil {
-			return id
-		}
-	}
-	return 0
 }
 
 // targets are the marked nodes, or the cursor's node.

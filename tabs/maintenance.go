@@ -6,9 +6,7 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/key"
-	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
-	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/widgets"
 )
@@ -16,7 +14,7 @@ import (
 // Maintenance is the MAINTENANCE tab: each node's maintenance state
 // machine, drain progress, deadline countdown and DrainFailed reason.
 type Maintenance struct {
-	tableTab
+	nodeTab
 	last    *snapshot.ClusterSnapshot
 	lastNow time.Time
 	summary string
@@ -27,7 +25,7 @@ const maintDetailLines = 4
 
 // NewMaintenance makes the MAINTENANCE tab.
 func NewMaintenance(c *common.Context) *Maintenance {
-	return &Maintenance{tableTab: tableTab{c: c, table: widgets.NewTable(
+	return &Maintenance{nodeTab: nodeTab{tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "NODE", Width: 11},
 		widgets.Column{Title: "STATE", Width: 12},
 		widgets.Column{Title: "DMN LEFT", Width: 8, Align: widgets.AlignRight},
@@ -36,7 +34,7 @@ func NewMaintenance(c *common.Context) *Maintenance {
 		widgets.Column{Title: "SINCE", Width: 6, Align: widgets.AlignRight},
 		widgets.Column{Title: "CORD", Width: 4, HideBelow: 90},
 		widgets.Column{Title: "REASON", Width: 8, Flex: true},
-	)}}
+	)}}}
 }
 
 func (t *Maintenance) Name() string { return "MAINTENANCE" }
@@ -126,32 +124,6 @@ func (t *Maintenance) Sync() {
 	t.summary = fmt.Sprintf("%d active · %d entering · %d maint · %d exiting · %d recovery · %d drain-failed",
 		counts[snapshot.MaintActive], counts[snapshot.MaintEntering], counts[snapshot.MaintMaintenance],
 		counts[snapshot.MaintExiting], counts[snapshot.MaintRecovery], counts[snapshot.MaintDrainFailed])
-}
-
-func (t *Maintenance) selected() api.NodeID {
-	if r, ok := t.table.Selected(); ok {
-		if id, err := parseKeyID(r.Key); err == nil {
-			return id
-		}
-	}
-	return 0
-}
-
-func (t *Maintenance) Selection() common.Selection {
-	id := t.selected()
-	return common.Selection{Node: id, Label: NodeName(t.c.Snap, id)}
-}
-
-func (t *Maintenance) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
-	if t.table.HandleKey(msg, t.c.Keys) {
-		return nil
-	}
-	id := t.selected()
-	if key.Matches(msg, t.c.Keys.Enter) && id != 0 {
-		return openNode(id)
-	}
-	cmd, _ := nodeActions(t.c.Keys, msg, id)
-	return cmd
 }
 
 func (t *Maintenance) View(w, h int) string {

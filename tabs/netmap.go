@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/key"
-	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/snapshot"
@@ -50,7 +49,7 @@ const (
 
 // NetMap is the NET.MAP tab: nodes placed by RTT from self.
 type NetMap struct {
-	tableTab
+	nodeTab
 	last   *snapshot.ClusterSnapshot
 	failG  uint64
 	order  []api.NodeID // by RTT, self first
@@ -93,14 +92,14 @@ type mapLayout struct {
 
 // NewNetMap makes the NET.MAP tab.
 func NewNetMap(c *common.Context) *NetMap {
-	return &NetMap{tableTab: tableTab{c: c, table: widgets.NewTable(
+	return &NetMap{nodeTab: nodeTab{tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "NODE", Width: 14, Flex: true},
 		widgets.Column{Title: "HEALTH", Width: 11},
 		widgets.Column{Title: "RTT", Width: 6, Align: widgets.AlignRight},
 		widgets.Column{Title: "LINKS", Width: 5, Align: widgets.AlignRight},
 		widgets.Column{Title: "AVOID", Width: 5, Align: widgets.AlignRight},
 		widgets.Column{Title: "CAPS", Width: 16},
-	)}, failG: ^uint64(0)}
+	)}}, failG: ^uint64(0)}
 }
 
 func (t *NetMap) Name() string { return "NET.MAP" }
@@ -548,32 +547,6 @@ func (l *mapLayout) render(th *common.Theme, sel int) []string {
 		out[y] = b.String()
 	}
 	return out
-}
-
-func (t *NetMap) selected() api.NodeID {
-	if r, ok := t.table.Selected(); ok {
-		if id, err := parseKeyID(r.Key); err == nil {
-			return id
-		}
-	}
-	return 0
-}
-
-func (t *NetMap) Selection() common.Selection {
-	id := t.selected()
-	return common.Selection{Node: id, Label: NodeName(t.c.Snap, id)}
-}
-
-func (t *NetMap) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
-	if t.table.HandleKey(msg, t.c.Keys) {
-		return nil
-	}
-	id := t.selected()
-	if key.Matches(msg, t.c.Keys.Enter) && id != 0 {
-		return openNode(id)
-	}
-	cmd, _ := nodeActions(t.c.Keys, msg, id)
-	return cmd
 }
 
 func (t *NetMap) summary() string {

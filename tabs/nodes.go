@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/snapshot"
@@ -14,14 +13,14 @@ import (
 
 // Nodes is the NODES tab: the node inventory.
 type Nodes struct {
-	tableTab
+	nodeTab
 	last    *snapshot.ClusterSnapshot
 	summary string
 }
 
 // NewNodes makes the NODES tab.
 func NewNodes(c *common.Context) *Nodes {
-	return &Nodes{tableTab: tableTab{c: c, table: widgets.NewTable(
+	return &Nodes{nodeTab: nodeTab{tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "NODE", Width: 11, Flex: true},
 		widgets.Column{Title: "ID", Width: 6, HideBelow: 100},
 		widgets.Column{Title: "HEALTH", Width: 11},
@@ -34,7 +33,7 @@ func NewNodes(c *common.Context) *Nodes {
 		widgets.Column{Title: "DAEMONS", Width: 7, Align: widgets.AlignRight},
 		widgets.Column{Title: "MAINT", Width: 13},
 		widgets.Column{Title: "CAPS", Width: 16, HideBelow: 140},
-	)}}
+	)}}}
 }
 
 func (t *Nodes) Name() string { return "NODES" }
@@ -163,35 +162,6 @@ func NodesSummary(s *snapshot.ClusterSnapshot) string {
 		}
 	}
 	return out
-}
-
-func (t *Nodes) selected() api.NodeID {
-	if r, ok := t.table.Selected(); ok {
-		id, err := parseKeyID(r.Key)
-		if err == nil {
-			return id
-		}
-	}
-	return 0
-}
-
-func (t *Nodes) Selection() common.Selection {
-	id := t.selected()
-	return common.Selection{Node: id, Label: NodeName(t.c.Snap, id)}
-}
-
-func (t *Nodes) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
-	if t.table.HandleKey(msg, t.c.Keys) {
-		return nil
-	}
-	id := t.selected()
-	if key.Matches(msg, t.c.Keys.Enter) && id != 0 {
-		return openNode(id)
-	}
-	if cmd, ok := nodeActions(t.c.Keys, msg, id); ok {
-		return cmd
-	}
-	return nil
 }
 
 func (t *Nodes) View(w, h int) string {

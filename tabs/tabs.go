@@ -164,6 +164,36 @@ type tableTab struct {
 	table *widgets.Table
 }
 
+// nodeTab is a table tab whose rows are keyed by node id: the cursor, Enter
+// (node page), `l` and the node action keys behave the same on each.
+type nodeTab struct{ tableTab }
+
+func (t *nodeTab) selected() api.NodeID {
+	if r, ok := t.table.Selected(); ok {
+		if id, err := parseKeyID(r.Key); err == nil {
+			return id
+		}
+	}
+	return 0
+}
+
+func (t *nodeTab) Selection() common.Selection {
+	id := t.selected()
+	return common.Selection{Node: id, Label: NodeName(t.c.Snap, id)}
+}
+
+func (t *nodeTab) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if t.table.HandleKey(msg, t.c.Keys) {
+		return nil
+	}
+	id := t.selected()
+	if key.Matches(msg, t.c.Keys.Enter) && id != 0 {
+		return openNode(id)
+	}
+	cmd, _ := nodeActions(t.c.Keys, msg, id)
+	return cmd
+}
+
 func (t *tableTab) SetFilter(q string) { t.table.SetFilter(q) }
 func (t *tableTab) Filter() string     { return t.table.Filter() }
 

@@ -73,4 +73,3 @@ func exportCmd(stdio IO) *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "file to write (refuses to overwrite)")
 	return cmd
 }
-

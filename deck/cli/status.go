@@ -128,22 +128,6 @@ type operatorDoc struct {
 	Name string `json:"name"`
 }
 
-// Lineage renders a daemon's role the way the deck shows it.
-func lineage(l snapshot.Lineage) string {
-	switch l.Kind {
-	case snapshot.GroupReplica:
-		return fmt.Sprintf("REP m[%d]", l.Index)
-	case snapshot.GroupStandby:
-		if l.Active {
-			return "STBY active"
-		}
-		return "STBY warm"
-	case snapshot.GroupFork:
-		return fmt.Sprintf("FORK f[%d]@%d", l.Index, l.ForkAt)
-	}
-	return "SOLO"
-}
-
 // shownNodes are the nodes status reports: every mesh node, and the other
 // consoles that are still attached. This console's own ephemeral node and
 // consoles that have left (their snapshots linger in gossip until they
@@ -176,7 +160,7 @@ func statusJSON(cs *snapshot.ClusterSnapshot, now time.Time) statusDoc {
 			continue
 		}
 		for _, dm := range nv.Daemons {
-			d.Daemons = append(d.Daemons, daemonDoc{ID: dm.ID, Group: dm.Lineage.Group, Kind: dm.Kind, Lineage: lineage(dm.Lineage),
+			d.Daemons = append(d.Daemons, daemonDoc{ID: dm.ID, Group: dm.Lineage.Group, Kind: dm.Kind, Lineage: dm.Lineage.Label(),
 				Node: idJSON(nv.ID), Lifecycle: dm.Lifecycle.String(), Health: dm.Health.String(), Restart: dm.Restart.String(),
 				Restarts: dm.Restarts, Saturation: dm.Saturation})
 		}

@@ -10,6 +10,7 @@
 package snapshot
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
@@ -146,6 +147,23 @@ type Lineage struct {
 	ForkAt uint64 // fork groups: the parent seq forked from
 	Synced uint64 // standby groups: synced_through
 	Term   uint64 // standby groups: promotion fencing term
+}
+
+// Label renders the role the way every console shows it: SOLO, REP m[i],
+// STBY active / STBY warm, FORK f[i]@seq.
+func (l Lineage) Label() string {
+	switch l.Kind {
+	case GroupReplica:
+		return "REP m[" + strconv.Itoa(l.Index) + "]"
+	case GroupStandby:
+		if l.Active {
+			return "STBY active"
+		}
+		return "STBY warm"
+	case GroupFork:
+		return "FORK f[" + strconv.Itoa(l.Index) + "]@" + strconv.FormatUint(l.ForkAt, 10)
+	}
+	return "SOLO"
 }
 
 // Daemon is one daemon instance on a node.
