@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"path/filepath"
+
 	"fmt"
+	"github.com/deck-mesh/deck/node/chain"
+	"github.com/deck-mesh/deck/node/command/chainfold"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +23,7 @@ func auditCmd(stdio IO) *cobra.Command {
 	var operator, between string
 	var since uint64
 	var forceOnly, verify bool
+	var dataDir string
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read the admin chain: who did what, accepted or rejected",
@@ -47,6 +52,9 @@ the attempts this console's node refused. Filters combine.`,
 			e, err := loadEnv(stdio)
 			if err != nil {
 				return err
+			}
+			if verify && dataDir != "" {
+				return verifyDataDir(cmd, e, stdio, dataDir)
 			}
 			s, err := e.join(cmd, false)
 			if err != nil {
@@ -103,7 +111,8 @@ the attempts this console's node refused. Filters combine.`,
 	f.Uint64Var(&since, "since", 0, "only events after ledger position `SEQ` (the SEQ column)")
 	f.StringVar(&between, "between", "", "only events issued between `T0,T1` (RFC 3339)")
 	f.BoolVar(&forceOnly, "force-only", false, "only ICE (break-glass) events")
-	f.BoolVar(&verify, "verify", false, "verify the local hash-linked copy of the admin chain")
+	f.BoolVar(&verify, "verify", false, "verify the hash-linked admin chain (the console's copy, or a node's with --data)")
+	f.StringVar(&dataDir, "data", "", "with --verify: a stopped node's data dir, checked on disk")
 	return cmd
 }
 
@@ -195,4 +204,24 @@ func printAudit(w io.Writer, recs []api.AuditRecord, nm names) {
 			nm.operator(r.Operator), cmdName, nm.target(r.Action.Target()), len(r.Signatures), orDash(ev), orDash(r.Reason))
 	}
 	tw.Flush()
+}
+
+// verifyDataDir checks a stopped node's own hash-linked copy of the admin
+// chain on disk: a modified, reordered or removed record is named.
+func verifyDataDir(cmd *cobra.Command, e *env, stdio IO, dir string) error {
+	c, _, err := e.clusterFile(cmd)
+	if err != nil {
+		return err
+	}
+	db, err := chain.Open(chain.Config{Dir: filepath.Join(dir, "chain"), RetentionInterval: -1, ValueLogGCInterval: -1})
+	if err != nil {
+		return fmt.Errorf("open %s (is the node still running? stop it first): %w", dir, err)
+	}
+	defer db.Close()
+	l := db.Ledger(chainfold.Validator(c.Name, nil))
+	if err := l.Verify(cmd.Context()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "admin chain in %s intact: %d events verified\n", dir, l.Head().Count)
+	return nil
 }
