@@ -20,8 +20,12 @@ const refreshInterval = 500 * time.Millisecond
 // loop folds the cluster view whenever gossip, MeshOS or the admin ledger
 // changes, and at refreshInterval otherwise.
 func (n *Node) loop(ctx context.Context) {
-	t := time.NewTicker(refreshInterval)
+	// While placement waits for a settled view, poll faster so the quiet
+	// period is measured in tens of milliseconds, not refresh intervals.
+	t := time.NewTicker(settlePoll)
 	defer t.Stop()
+	var st settle
+	settling := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -32,13 +36,24 @@ func (n *Node) loop(ctx context.Context) {
 		case <-n.fold.Changed():
 		case <-n.wake:
 		}
-		n.refresh(time.Now())
+		n.refresh(time.Now(), &st)
+		if settling && n.placing {
+			settling = false
+			t.Reset(refreshInterval)
+		}
 	}
+}
+
+// settle tracks, before placement starts, since when the view has been
+// settled with the same set of nodes (loop goroutine only).
+type settle struct {
+	members uint64
+	since   time.Time
 }
 
 // refresh publishes this node's own snapshot when it changed, folds the
 // cluster view, hands it to MeshOS and wakes watchers on structural change.
-func (n *Node) refresh(now time.Time) {
+func (n *Node) refresh(now time.Time, set *settle) {
 	st := n.tr.Stats()
 	gst := n.gs.Stats()
 	sub := n.subs.Stats()
@@ -71,11 +86,15 @@ func (n *Node) refresh(now time.Time) {
 		return // a console's node never hosts work: its MeshOS only reports
 	}
 	if !n.placing {
-		// Placement waits until the node has heard every peer it knows (or
-		// placementSettleMax passed): a node that places while it sees only
-		// itself takes the whole workload and the cluster spends its first
-		// minute migrating it away.
-		if !settledView(cs, n.key.ID) && now.Sub(n.started) < placementSettleMax {
+		// Placement waits until the node has a settled view (every peer it
+		// knows Healthy with a fresh snapshot) that kept the same members
+		// for placementSettleQuiet, or placementSettleMax passed. A node
+		// that places on a partial view takes work and chain replicas the
+		// nodes it has not heard yet already hold or will take, and the
+		// cluster spends its first seconds undoing that; one that places
+		// while a peer is still Unreachable (heard through gossip before
+		// its own handshake) does the same, since placement ignores it.
+		if !set.ready(cs, n.key.ID, now) && now.Sub(n.started) < placementSettleMax {
 			return
 		}
 		n.placing = true
@@ -88,20 +107,49 @@ func (n *Node) refresh(now time.Time) {
 // view before it places anyway (a lone first node must still start work).
 const placementSettleMax = 3 * time.Second
 
-// settledView reports whether the view has a fresh snapshot from every node
-// it lists and at least one peer.
-func settledView(cs *snapshot.ClusterSnapshot, self snapshot.NodeID) bool {
+// placementSettleQuiet is how long a settled view must keep the same
+// members before placement starts: nodes joining together discover each
+// other within a few gossip rounds, and a node that places on the first
+// two it hears takes a share of everything.
+const placementSettleQuiet = 300 * time.Millisecond
+
+// settlePoll is the loop's refresh cadence while placement waits.
+const settlePoll = 50 * time.Millisecond
+
+// ready reports whether the view has been settled, with the same members,
+// for placementSettleQuiet.
+func (st *settle) ready(cs *snapshot.ClusterSnapshot, self snapshot.NodeID, now time.Time) bool {
+	members, ok := settledView(cs, self)
+	if !ok {
+		st.since = time.Time{}
+		return false
+	}
+	if st.since.IsZero() || members != st.members {
+		st.members, st.since = members, now
+	}
+	return now.Sub(st.since) >= placementSettleQuiet
+}
+
+// settledView reports whether the view has at least one peer and every
+// node it lists is Healthy with a fresh snapshot, and hashes its members.
+func settledView(cs *snapshot.ClusterSnapshot, self snapshot.NodeID) (uint64, bool) {
+	h := fnv.New64a()
+	var b [8]byte
 	peers := 0
 	for _, nv := range cs.Nodes {
 		if nv.ID == self || nv.Observer {
 			continue
 		}
-		if nv.BuiltAt.IsZero() || nv.Stale {
-			return false
+		if nv.BuiltAt.IsZero() || nv.Stale || nv.Health != snapshot.Healthy {
+			return 0, false
 		}
+		for i := range b {
+			b[i] = byte(uint64(nv.ID) >> (8 * i))
+		}
+		h.Write(b[:])
 		peers++
 	}
-	return peers > 0
+	return h.Sum64(), peers > 0
 }
 
 // foldCluster builds the ClusterSnapshot from gossip, the transport's peer

@@ -252,7 +252,17 @@ func TestCordonBlocksNewPlacements(t *testing.T) {
 	cl := adminClient(t, m, 0)
 	// Cordon every node but one; drain that one's work elsewhere cannot go
 	// to cordoned nodes, so invalidating it keeps the cordoned set unchanged.
+	// The cordoned node keeps its replicas but takes no new ones, so with
+	// one node killed the chains can only stay at their desired counts if
+	// it holds some: cordon the node holding the most (inference wants 3
+	// holders of 4 nodes, and only 2 uncordoned nodes survive).
 	target := m.nodes[3].ID()
+	most := -1
+	for _, nd := range m.nodes[1:] {
+		if n := len(nodeView(m.nodes[0], nd.ID()).Replicas); n > most {
+			target, most = nd.ID(), n
+		}
+	}
 	before := len(nodeView(m.nodes[0], target).Daemons)
 	if _, err := cl.Admin().Cordon(ctx, target); err != nil {
 		t.Fatal(err)
@@ -370,6 +380,151 @@ func TestFreezeStopsMovesUntilThaw(t *testing.T) {
 			t.Errorf("%s on the dead node", d)
 		}
 	}
+}
+
+// TestPartitionHealChainsConverge cuts a chain holder off from every other
+// node long enough for both sides to act alone, heals, and checks that
+// every chain ends with exactly its desired holders, one leader, and the
+// majority's progress: the cut-off node must not win with a term it
+// claimed while nobody could hear it, and no extra holder may wait forever
+// for a leader that cannot catch up with it.
+func TestPartitionHealChainsConverge(t *testing.T) {
+	m := startMeshWith(t, 5, fastTimers)
+	waitPlaced(t, m, "initial placement")
+	// Progress first, and leadership settled everywhere: a claim still in
+	// flight when the cut lands is one the majority never heard of.
+	waitFor(t, "every chain making progress under one agreed leader", 30*time.Second, func() bool {
+		for _, c := range m.nodes[0].Cluster().Chains {
+			if c.HeadSeq < 2 {
+				return false
+			}
+		}
+		return chainsAgree(m, nil) == ""
+	})
+	// Cut the node holding the most replicas (then the lowest id): its
+	// chains lose a holder on the majority side and keep one on its own.
+	var cut *node.Node
+	most := -1
+	for _, nd := range m.nodes {
+		if n := len(nodeView(m.nodes[0], nd.ID()).Replicas); n > most {
+			cut, most = nd, n
+		}
+	}
+	if most <= 0 {
+		t.Fatal("no node holds a replica")
+	}
+	var majority []*node.Node
+	for _, nd := range m.nodes {
+		if nd != cut {
+			majority = append(majority, nd)
+		}
+	}
+	block := func(on bool) {
+		for _, nd := range majority {
+			nd.Transport().Block(cut.ID(), on)
+			cut.Transport().Block(nd.ID(), on)
+		}
+	}
+	t.Logf("cutting %s (replicas %v)", cut.ID(), nodeView(m.nodes[0], cut.ID()).Replicas)
+	block(true)
+	healed := false
+	t.Cleanup(func() {
+		if !healed {
+			block(false)
+		}
+	})
+
+	// The majority re-places the cut node's share and keeps every chain
+	// at its desired count; the cut node, alone, sees everyone Unreachable.
+	waitFor(t, "the cut node Unreachable on both sides", 30*time.Second, func() bool {
+		nv := nodeView(majority[0], cut.ID())
+		if nv == nil || nv.Health != snapshot.Unreachable {
+			return false
+		}
+		for _, nd := range majority {
+			if v := nodeView(cut, nd.ID()); v == nil || v.Health != snapshot.Unreachable {
+				return false
+			}
+		}
+		return true
+	})
+	inner := &testMesh{cluster: m.cluster, op: m.op, nodes: majority}
+	waitPlaced(t, inner, "the majority placing without the cut node")
+	time.Sleep(3 * time.Second)               // several ticks: the cut node acts alone meanwhile
+	progress := map[string]snapshot.Replica{} // chain → the majority leader's replica before heal
+	for _, c := range majority[0].Cluster().Chains {
+		lv := nodeView(majority[0], c.Leader)
+		if lv == nil {
+			t.Fatalf("chain %s has no leader on the majority side", c.Name)
+		}
+		for _, r := range lv.Replicas {
+			if r.Chain == c.Name {
+				progress[c.Name] = r
+			}
+		}
+	}
+	for _, r := range nodeView(cut, cut.ID()).Replicas {
+		t.Logf("cut node alone: %s %s term %d seq %d", r.Chain, r.Role, r.Term, r.Seq)
+		if r.Role == snapshot.Leader && r.Term > progress[r.Chain].Term {
+			t.Errorf("cut node claimed %s at term %d without a majority (the majority is at term %d)",
+				r.Chain, r.Term, progress[r.Chain].Term)
+		}
+	}
+
+	block(false)
+	healed = true
+	waitPlaced(t, m, "one copy of every daemon and every chain at its count after heal")
+	// Settled: every node agrees on one leader per chain, which carries at
+	// least the majority's progress, and the holders follow it.
+	deadline := time.Now().Add(30 * time.Second)
+	for why := chainsAgree(m, progress); why != ""; why = chainsAgree(m, progress) {
+		if time.Now().After(deadline) {
+			for _, nv := range m.nodes[0].Cluster().Nodes {
+				t.Logf("%s: replicas %v pending %v", nv.ID, nv.Replicas, nv.Pending)
+			}
+			t.Fatalf("chains did not settle after heal: %s", why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// chainsAgree checks, on every node's view, that each chain has exactly its
+// desired holders, exactly one of which leads at a term and seq no lower
+// than the majority's before heal, and that every holder is in that term.
+func chainsAgree(m *testMesh, before map[string]snapshot.Replica) string {
+	for _, nd := range m.nodes {
+		cs := nd.Cluster()
+		for _, c := range cs.Chains {
+			if c.Held() != c.Desired {
+				return fmt.Sprintf("%s: chain %s held %d/%d", nd.ID(), c.Name, c.Held(), c.Desired)
+			}
+			leaders := 0
+			var lead snapshot.Replica
+			for _, h := range c.Holders {
+				for _, r := range cs.Node(h).Replicas {
+					if r.Chain == c.Name && r.Role == snapshot.Leader {
+						leaders++
+						lead = r
+					}
+				}
+			}
+			if leaders != 1 {
+				return fmt.Sprintf("%s: chain %s has %d leaders", nd.ID(), c.Name, leaders)
+			}
+			if b := before[c.Name]; lead.Term < b.Term || lead.Seq < b.Seq {
+				return fmt.Sprintf("%s: chain %s leader at term %d seq %d, behind the majority's term %d seq %d before heal",
+					nd.ID(), c.Name, lead.Term, lead.Seq, b.Term, b.Seq)
+			}
+			for _, h := range c.Holders {
+				for _, r := range cs.Node(h).Replicas {
+					if r.Chain == c.Name && r.Term != lead.Term {
+						return fmt.Sprintf("%s: chain %s holder %s at term %d, leader at %d", nd.ID(), c.Name, h, r.Term, lead.Term)
+					}
+				}
+			}
+		}
+	}
+	return ""
 }
 
 func commitICE(t *testing.T, ctx context.Context, cl api.Client, a api.Action) {

@@ -69,7 +69,9 @@ type FoldInput struct {
 //   - Edges: direct, not-unreachable links from every current node's Peers
 //     and the local transport, A < B, the smaller RTT kept when both ends
 //     report one; only between nodes in Nodes.
-//   - Chains: the desired ones and every chain a current node holds; holders
+//   - Chains: the desired ones and every chain a current node holds,
+//     unless the transport declared that node Unreachable (a killed node's
+//     replicas stop counting then, not 15 s later when it goes stale); holders
 //     sorted; leader the Leader-role holder with the highest term, then seq
 //     (lowest id on a tie: two leaders in one term is a split the chain
 //     layer must resolve, the fold only shows one deterministically); head seq the highest any holder reports.
@@ -138,6 +140,7 @@ func Fold(in FoldInput) *snapshot.ClusterSnapshot {
 
 	cs.Nodes = make([]snapshot.NodeView, len(ids))
 	current := make([]*snapshot.NodeSnapshot, 0, len(snaps))
+	holding := make([]*snapshot.NodeSnapshot, 0, len(snaps)) // current and reachable
 	for i, id := range ids {
 		nv := &cs.Nodes[i]
 		v, hasSnap := snaps[id]
@@ -168,10 +171,17 @@ func Fold(in FoldInput) *snapshot.ClusterSnapshot {
 		default:
 			nv.Health = snapshot.Unreachable
 		}
+		// A node the transport declared Unreachable (killed, cut off) no
+		// longer holds anything as far as this node can tell. One the
+		// transport has not met but whose fresh snapshot gossip relayed is
+		// reachable through others and still counts.
+		if hasSnap && !nv.Stale && !(p != nil && p.Health == mesh.Unreachable) {
+			holding = append(holding, v.Snapshot)
+		}
 	}
 
 	cs.Edges = foldEdges(in, ids, current)
-	cs.Chains = foldChains(in, current)
+	cs.Chains = foldChains(in, holding)
 	cs.Groups = foldGroups(in, current)
 	return cs
 }

@@ -137,18 +137,20 @@ func (rt *Runtime) gateLocked(a action, now time.Time) string {
 					return fmt.Sprintf("pull cooldown %s", rt.tm.PullCooldown)
 				}
 			}
-			// Dropping an extra copy waits a shorter window than moving a
-			// chain: the caller already checked that every assigned holder
-			// is caught up, so the window only damps a flapping view.
 			// Pulling a replica is never held by the window: the assignment
 			// asks for it because the chain is short of a holder (a drain, a
 			// dead node), and waiting would leave it under-replicated.
-			window := rt.tm.ChainStabilization
+			// Dropping an extra copy waits DropStabilization after this
+			// node's last change to the chain (capped by ChainStabilization):
+			// the caller already checked that the assigned holders are
+			// caught up, so the window only damps a flapping view, and a
+			// replica pulled and dropped back and forth costs one resync
+			// per window at most.
 			if a.kind == actDrop {
-				window = min(window, rt.tm.DropStabilization)
-			}
-			if t, ok := rt.gates.chainMoved[a.target]; ok && a.kind == actDrop && now.Sub(t) < window {
-				return fmt.Sprintf("chain stabilizing for %s", (window - now.Sub(t)).Round(time.Millisecond))
+				window := min(rt.tm.ChainStabilization, rt.tm.DropStabilization)
+				if t, ok := rt.gates.chainMoved[a.target]; ok && now.Sub(t) < window {
+					return fmt.Sprintf("chain stabilizing for %s", (window - now.Sub(t)).Round(time.Millisecond))
+				}
 			}
 		}
 	}

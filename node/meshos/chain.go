@@ -26,6 +26,11 @@ type replica struct {
 	checkpoints map[string][]byte // daemon → latest state
 	resetCursor string            // follower in reset: last daemon id received
 	resetting   bool
+	// resetInto collects a reset's pages; it replaces checkpoints on the
+	// last page, so a daemon restored meanwhile still finds the old state
+	// and a checkpoint the leader does not have does not survive.
+	resetInto map[string][]byte
+	resetSeq  uint64 // the lowest leader seq a reset page carried
 }
 
 func newReplica() *replica { return &replica{checkpoints: map[string][]byte{}} }
@@ -37,8 +42,8 @@ type leaderView struct {
 	seq  uint64
 }
 
-// claimedLeader is the live node claiming leadership of chain with the
-// highest term (ties: lowest id), skipping skip.
+// claimedLeader is the live node with the winning claim to lead chain
+// (claimBeats: highest term, then seq, then lowest id), skipping skip.
 func claimedLeader(cs *snapshot.ClusterSnapshot, chain string, skip NodeID) leaderView {
 	var best leaderView
 	if cs == nil {
@@ -53,12 +58,32 @@ func claimedLeader(cs *snapshot.ClusterSnapshot, chain string, skip NodeID) lead
 			if r.Chain != chain || r.Role != snapshot.Leader {
 				continue
 			}
-			if best.node == 0 || r.Term > best.term || (r.Term == best.term && v.ID < best.node) {
+			if best.node == 0 || claimBeats(r.Term, r.Seq, v.ID, best.term, best.seq, best.node) {
 				best = leaderView{node: v.ID, term: r.Term, seq: r.Seq}
 			}
 		}
 	}
 	return best
+}
+
+// quorumLocked reports whether this node's view shows a strict majority
+// of the cluster's nodes (observers are not in the view) live. A node
+// that does not see one may be on the small side of a partition, where a
+// leadership claim would split the chain. Nodes leave the count once
+// gossip forgets them (gossip.DefaultForgetAfter), so a cluster that lost
+// most of its nodes for good recovers after that long.
+func (rt *Runtime) quorumLocked() bool {
+	v := rt.view
+	if v == nil {
+		return false
+	}
+	live := 0
+	for i := range v.Nodes {
+		if n := &v.Nodes[i]; n.Health == snapshot.Healthy && !n.Stale {
+			live++
+		}
+	}
+	return 2*live > len(v.Nodes)
 }
 
 // maxTermLocked is the highest term this node has seen for chain.
@@ -92,13 +117,26 @@ func (rt *Runtime) stepChainsLocked(now time.Time) {
 		cur := claimedLeader(view, name, rt.self)
 		switch r.role {
 		case snapshot.Leader:
-			if cur.node != 0 && cur.term > r.term {
+			if cur.node != 0 && claimBeats(cur.term, cur.seq, cur.node, r.term, r.seq, rt.self) {
+				// A better claim: a higher term, or the same term with more
+				// progress (two sides of a healed partition). What this
+				// node appended under its claim may have diverged from the
+				// winner's log, so it resyncs from scratch.
+				rt.logf(api.LevelInfo, "", "stepped down as leader of %s (term %d, seq %d): %v leads at term %d, seq %d",
+					name, r.term, r.seq, cur.node, cur.term, cur.seq)
 				r.role = snapshot.Follower
-				r.term = cur.term
-				rt.logf(api.LevelInfo, "", "stepped down as leader of %s: %v leads at term %d", name, cur.node, cur.term)
+				r.term = max(r.term, cur.term)
+				r.resetting, r.resetCursor, r.resetInto = true, "", nil
 			}
 		case snapshot.Follower:
-			if cp.Leader == rt.self && (cur.node == 0 || r.seq >= cur.seq) {
+			// Only a node that sees a majority of the cluster claims: the
+			// far side of a partition keeps following, so on heal the
+			// side that kept working wins instead of a lone node that
+			// claimed a newer term while nobody could hear it.
+			if cp.Leader == rt.self && (cur.node == 0 || (!r.resetting && r.seq >= cur.seq)) && rt.quorumLocked() {
+				// Nobody else leads: what this node has is the best left,
+				// so an unfinished reset ends here.
+				r.resetting, r.resetCursor, r.resetInto = false, "", nil
 				r.role = snapshot.Leader
 				r.term = rt.maxTermLocked(name) + 1
 				rt.logf(api.LevelInfo, "", "leading %s at term %d (seq %d)", name, r.term, r.seq)
@@ -276,18 +314,34 @@ func (rt *Runtime) onChainSyncResp(from NodeID, m *message) {
 	}
 	r.term = m.Term
 	if m.Reset {
+		if r.resetInto == nil || r.resetCursor == "" {
+			r.resetInto, r.resetSeq = map[string][]byte{}, m.Seq
+		}
 		for _, e := range m.Entries {
 			if !rt.memberOf(m.Chain, e.Daemon) {
 				return
 			}
-			r.checkpoints[e.Daemon] = e.State
+			r.resetInto[e.Daemon] = e.State
 			r.resetCursor = e.Daemon
 		}
+		// A page is the leader's checkpoints as of its seq; a daemon paged
+		// early may have changed before the last page. Resuming the log
+		// from the lowest page seq re-applies those changes.
+		r.resetSeq = min(r.resetSeq, m.Seq)
 		r.resetting = !m.Done
 		if m.Done {
-			r.seq, r.log, r.resetCursor = m.Seq, nil, ""
+			r.checkpoints = r.resetInto
+			r.seq, r.log, r.resetCursor, r.resetInto = r.resetSeq, nil, "", nil
 		}
 		return
+	}
+	if r.resetting && r.resetCursor == "" && (m.Seq == 0 || len(m.Entries) > 0 && m.Entries[0].Seq == 1) {
+		// A reset the leader answers with its whole log: start over from
+		// an empty replica and apply it.
+		r.checkpoints, r.log, r.seq, r.resetting, r.resetInto = map[string][]byte{}, nil, 0, false, nil
+	}
+	if r.resetting {
+		return // a log page that answers an older request
 	}
 	if m.Seq < r.seq {
 		// The new leader is behind this follower (it was elected while we

@@ -107,12 +107,30 @@ func TestDrainAndExitMaintenance(t *testing.T) {
 	}
 	completed := false
 	for _, mg := range c.node(x).Migrations {
-		if mg.Phase == snapshot.PhaseComplete && mg.Source == 0 && mg.Target != 0 {
+		// Both ends are filled on both sides (the source's own end too).
+		if mg.Phase == snapshot.PhaseComplete && mg.Source == x && mg.Target != 0 && mg.Target != x {
 			completed = true
 		}
 	}
 	if !completed {
 		t.Fatalf("source reports no completed migration: %+v", c.node(x).Migrations)
+	}
+	for _, mg := range c.node(x).Migrations {
+		if mg.Phase != snapshot.PhaseComplete {
+			continue
+		}
+		found := false
+		for _, in := range c.node(mg.Target).Migrations {
+			if in.ID == mg.ID {
+				found = true
+				if in.Source != x || in.Target != mg.Target {
+					t.Fatalf("target reports %v → %v for %s, want %v → %v", in.Source, in.Target, mg.ID, x, mg.Target)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("target %v does not report migration %s", mg.Target, mg.ID)
+		}
 	}
 	a := c.rts[c.ids[0]].Assignment()
 	for name, cp := range a.Chains {

@@ -31,6 +31,7 @@ import (
 type outMigration struct {
 	id      string
 	daemon  string
+	source  NodeID // this node
 	target  NodeID
 	p       DaemonPlacement
 	sup     *supervisor
@@ -50,7 +51,7 @@ type outMigration struct {
 func (m *outMigration) view() snapshot.Migration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return snapshot.Migration{ID: m.id, Daemon: m.daemon, Target: m.target, Phase: m.phase,
+	return snapshot.Migration{ID: m.id, Daemon: m.daemon, Source: m.source, Target: m.target, Phase: m.phase,
 		Progress: m.progress, Retries: m.retries, StartedAt: m.started, Error: m.err}
 }
 
@@ -73,6 +74,7 @@ type inMigration struct {
 	id        string
 	daemon    string
 	source    NodeID
+	target    NodeID // this node
 	p         DaemonPlacement
 	started   time.Time
 	lastHeard time.Time
@@ -82,7 +84,7 @@ type inMigration struct {
 }
 
 func (m *inMigration) view() snapshot.Migration {
-	return snapshot.Migration{ID: m.id, Daemon: m.daemon, Source: m.source, Phase: m.phase,
+	return snapshot.Migration{ID: m.id, Daemon: m.daemon, Source: m.source, Target: m.target, Phase: m.phase,
 		Progress: m.progress, StartedAt: m.started}
 }
 
@@ -110,7 +112,7 @@ func (rt *Runtime) startMigrationLocked(s *supervisor, p DaemonPlacement) {
 	now := rt.now()
 	m := &outMigration{
 		id:     fmt.Sprintf("%016x>%s#%d", uint64(rt.self), p.ID, rt.migSeq),
-		daemon: p.ID, target: p.Node, p: p, sup: s, started: now,
+		daemon: p.ID, source: rt.self, target: p.Node, p: p, sup: s, started: now,
 		acks: make(chan *message, 8), killed: make(chan struct{}),
 		phase: snapshot.PhaseSnapshot,
 	}
@@ -392,7 +394,7 @@ func (rt *Runtime) onOffer(from NodeID, msg *message) {
 	}
 	now := rt.now()
 	rt.mu.Lock()
-	rt.migIn[msg.Mig] = &inMigration{id: msg.Mig, daemon: msg.Daemon, source: from, p: p, started: now,
+	rt.migIn[msg.Mig] = &inMigration{id: msg.Mig, daemon: msg.Daemon, source: from, target: rt.self, p: p, started: now,
 		lastHeard: now, phase: snapshot.PhaseRestore, progress: 0.4, state: msg.State}
 	rt.mu.Unlock()
 	rt.ack(from, msg.Mig, snapshot.PhaseRestore, nil)

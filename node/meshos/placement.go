@@ -353,19 +353,20 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 			}
 		}
 		if len(kept) > want {
-			// Over-replicated: keep the leader and the most caught-up.
+			// Over-replicated: keep the winning leader claim, then the
+			// holders furthest along the newest term. A leader whose claim
+			// lost (a partition's other side, a same-term race) ranks like
+			// a follower: it is about to step down and resync.
+			win := bestClaim(kept, nodes)
 			slices.SortStableFunc(kept, func(x, y holder) int {
-				if x.lead != y.lead {
-					if x.lead {
+				if (x.node == win) != (y.node == win) {
+					if x.node == win {
 						return -1
 					}
 					return 1
 				}
-				if x.seq != y.seq {
-					if x.seq > y.seq {
-						return -1
-					}
-					return 1
+				if c := cmpProgress(x, y); c != 0 {
+					return -c
 				}
 				return cmpID(nodes[x.node].id, nodes[y.node].id)
 			})
@@ -644,25 +645,20 @@ func standbyActive(members []string, a *Assignment, locs map[string][]location, 
 	return best, maxTerm + 1
 }
 
-// chainLeader keeps the holder that claims leadership with the highest term;
-// otherwise the chosen holder with the lowest mean RTT (then lowest id) leads
-// under a new term.
+// chainLeader keeps the winning leader claim among the kept holders when
+// it is at the newest term any holder has seen; otherwise the chosen holder
+// with the lowest mean RTT (then lowest id) leads under a new term above
+// every term seen, which fences every older claim.
 func chainLeader(chosen []int, kept []holder, nodes []nodeState, maxTerm uint64) (NodeID, uint64) {
 	if len(chosen) == 0 {
 		return 0, maxTerm
 	}
-	claim := -1
-	var claimTerm uint64
-	for _, h := range kept {
-		if !h.lead {
-			continue
+	if win := bestClaim(kept, nodes); win >= 0 {
+		for _, h := range kept {
+			if h.node == win && h.term == maxTerm {
+				return nodes[win].id, h.term
+			}
 		}
-		if claim < 0 || h.term > claimTerm || (h.term == claimTerm && better(nodes, h.node, claim)) {
-			claim, claimTerm = h.node, h.term
-		}
-	}
-	if claim >= 0 && claimTerm == maxTerm {
-		return nodes[claim].id, claimTerm
 	}
 	best := chosen[0]
 	for _, i := range chosen[1:] {
@@ -671,6 +667,57 @@ func chainLeader(chosen []int, kept []holder, nodes []nodeState, maxTerm uint64)
 		}
 	}
 	return nodes[best].id, maxTerm + 1
+}
+
+// bestClaim is the node index of the winning leader claim among hs, or -1.
+// Claims are ordered by (term, seq, lowest id): a higher term fences a
+// lower one; two leaders in one term (both sides of a partition, or a race
+// while views disagree) resolve to the one that got further, so the side
+// that made progress keeps it. claimedLeader and the gossip fold use the
+// same order, so every node names the same winner.
+func bestClaim(hs []holder, nodes []nodeState) int {
+	win := -1
+	var w holder
+	for _, h := range hs {
+		if !h.lead {
+			continue
+		}
+		if win < 0 || claimBeats(h.term, h.seq, nodes[h.node].id, w.term, w.seq, nodes[w.node].id) {
+			win, w = h.node, h
+		}
+	}
+	return win
+}
+
+// claimBeats orders leader claims: (term, seq) higher wins, then lower id.
+func claimBeats(term, seq uint64, id NodeID, oTerm, oSeq uint64, oID NodeID) bool {
+	if term != oTerm {
+		return term > oTerm
+	}
+	if seq != oSeq {
+		return seq > oSeq
+	}
+	return id < oID
+}
+
+// cmpProgress orders replicas by (term, seq).
+func cmpProgress(x, y holder) int {
+	switch {
+	case x.term != y.term:
+		return cmpU64(x.term, y.term)
+	default:
+		return cmpU64(x.seq, y.seq)
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func better(nodes []nodeState, i, j int) bool {

@@ -371,7 +371,7 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 		}
 		r := newReplica()
 		cp := a.Chains[name]
-		if cp.Leader == rt.self && claimedLeader(view, name, rt.self).node == 0 {
+		if cp.Leader == rt.self && claimedLeader(view, name, rt.self).node == 0 && rt.quorumLocked() {
 			// No one leads yet: a new chain starts here.
 			r.role, r.term = snapshot.Leader, cp.Term
 		}
@@ -387,7 +387,7 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 			rt.notePendingLocked(action{kind: actDrop, target: name}, now, "no eligible holder to hand over to")
 			continue
 		}
-		if ok && !caughtUp(view, cp, rt.self, r.seq) {
+		if ok && !caughtUp(view, cp, rt.self, r.term, r.seq) {
 			rt.notePendingLocked(action{kind: actDrop, target: name}, now, "waiting for new holders to catch up")
 			continue
 		}
@@ -447,9 +447,27 @@ func runsOn(cs *snapshot.ClusterSnapshot, id string, node NodeID) bool {
 	return false
 }
 
-// caughtUp reports whether every assigned holder other than self shows the
-// chain at least at seq, so dropping self's copy loses nothing.
-func caughtUp(cs *snapshot.ClusterSnapshot, cp ChainPlacement, self NodeID, seq uint64) bool {
+// caughtUp reports whether dropping self's copy of the chain loses nothing
+// the assigned holders do not have. The yardstick is the chain's winning
+// leader claim among live nodes (self included), not self's own seq alone:
+//   - self leads (or nobody does): every other assigned holder must have
+//     self's seq;
+//   - another node leads in self's term or a newer one: self's entries up
+//     to the leader's seq are the leader's too, so every other assigned
+//     holder needs min(self's seq, the leader's seq) and the leader's term;
+//     whatever self has beyond that diverged under a claim that lost.
+//
+// A holder that can never reach self's seq (a leader behind self, which
+// never syncs) therefore no longer holds a drop forever.
+func caughtUp(cs *snapshot.ClusterSnapshot, cp ChainPlacement, self NodeID, term, seq uint64) bool {
+	best := claimedLeader(cs, cp.Name, 0)
+	need, needTerm := seq, uint64(0)
+	if best.node != 0 && best.node != self {
+		if best.term >= term {
+			need = min(seq, best.seq)
+		}
+		needTerm = best.term
+	}
 	for _, h := range cp.Holders {
 		if h == self {
 			continue
@@ -459,7 +477,11 @@ func caughtUp(cs *snapshot.ClusterSnapshot, cp ChainPlacement, self NodeID, seq 
 			return false
 		}
 		i := slices.IndexFunc(v.Replicas, func(r snapshot.Replica) bool { return r.Chain == cp.Name })
-		if i < 0 || v.Replicas[i].Seq < seq {
+		if i < 0 {
+			return false
+		}
+		r := v.Replicas[i]
+		if r.Seq < need || r.Term < needTerm {
 			return false
 		}
 	}

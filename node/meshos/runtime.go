@@ -118,6 +118,7 @@ type Runtime struct {
 	baseCtx atomic.Pointer[context.Context]
 
 	changes      chan struct{}
+	kick         chan struct{} // run a pass now (the first cluster view)
 	inbox        chan inbound
 	inboxDropped atomic.Uint64
 	badMessages  atomic.Uint64
@@ -199,6 +200,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg: cfg, tm: tm, now: cfg.Clock, self: cfg.Self,
 		kinds:       map[string]GroupSpec{},
 		changes:     make(chan struct{}, 1),
+		kick:        make(chan struct{}, 1),
 		inbox:       make(chan inbound, InboxLen),
 		sendSem:     make(chan struct{}, SendsInflightMax),
 		daemons:     map[string]*supervisor{},
@@ -246,6 +248,13 @@ func (rt *Runtime) Assignment() *Assignment {
 func (rt *Runtime) SetCluster(cs *snapshot.ClusterSnapshot, intent ClusterIntent) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	if rt.cluster == nil && cs != nil {
+		// The first view: place now rather than up to a tick later.
+		select {
+		case rt.kick <- struct{}{}:
+		default:
+		}
+	}
 	rt.cluster = cs
 	if !rt.haveIntent {
 		// One-shot generations that predate this process were acted on (or
@@ -297,6 +306,15 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		case in := <-rt.inbox:
 			rt.dispatch(in)
 		case <-tm.C:
+			rt.tick(rt.now())
+			tm.Reset(rt.tm.Tick)
+		case <-rt.kick:
+			if !tm.Stop() {
+				select {
+				case <-tm.C:
+				default:
+				}
+			}
 			rt.tick(rt.now())
 			tm.Reset(rt.tm.Tick)
 		}
