@@ -41,8 +41,21 @@ func (n *Node) loop(ctx context.Context) {
 			settling = false
 			t.Reset(refreshInterval)
 		}
+		if !settling {
+			// Coalesce bursts: every peer's snapshot change wakes the loop,
+			// and on a busy cluster that is dozens a second. One refold per
+			// refreshMinGap carries them all.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(refreshMinGap):
+			}
+		}
 	}
 }
+
+// refreshMinGap is the least time between two refolds once the node places.
+const refreshMinGap = 400 * time.Millisecond
 
 // settle tracks, before placement starts, since when the view has been
 // settled with the same set of nodes (loop goroutine only).
@@ -306,6 +319,16 @@ func (n *Node) recordHistory(now time.Time) {
 		if ns == nil || n.histGen[ns.ID] == ns.Generation {
 			continue
 		}
+		// A node keeps its own history; a console (observer) keeps every
+		// node's, for its operator's scroll-back. Recording every peer on
+		// every node cost each one an fsync per peer change.
+		if ns.ID != n.key.ID && !n.opts.Observer {
+			continue
+		}
+		if last, ok := n.histAt[ns.ID]; ok && now.Sub(last) < historyMinGap {
+			continue
+		}
+		n.histAt[ns.ID] = now
 		b, err := gossip.EncodeSnapshot(ns)
 		if err != nil {
 			continue
@@ -317,9 +340,14 @@ func (n *Node) recordHistory(now time.Time) {
 		n.histGen[ns.ID] = ns.Generation
 		if len(n.histGen) > maxHistoryNodes {
 			clear(n.histGen) // bounded: a reset only re-records the current ones
+			clear(n.histAt)
 		}
 	}
 }
 
 // maxHistoryNodes caps the per-node generation map of recordHistory.
 const maxHistoryNodes = 4096
+
+// historyMinGap bounds how often one node's snapshot is recorded: chain
+// progress changes a snapshot every tick, and scroll-back needs seconds.
+const historyMinGap = 2 * time.Second

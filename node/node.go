@@ -80,8 +80,9 @@ type Node struct {
 	wake chan struct{}
 
 	mu         sync.Mutex
-	histGen    map[identity.NodeID]uint64 // loop goroutine only
-	placing    bool                       // loop goroutine only: MeshOS has a view
+	histGen    map[identity.NodeID]uint64    // loop goroutine only
+	histAt     map[identity.NodeID]time.Time // loop goroutine only
+	placing    bool                          // loop goroutine only: MeshOS has a view
 	lastFinger uint64
 	generation uint64
 }
@@ -110,7 +111,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		opts.Bootstrap = opts.Cluster.Bootstrap
 	}
 	n := &Node{opts: opts, key: opts.Key, genesis: genesis, started: time.Now(),
-		wake: make(chan struct{}, 1), histGen: map[identity.NodeID]uint64{}, rejects: newRejectRing(rejectRingSize)}
+		wake: make(chan struct{}, 1), histGen: map[identity.NodeID]uint64{}, histAt: map[identity.NodeID]time.Time{}, rejects: newRejectRing(rejectRingSize)}
 	if n.key == nil {
 		if n.key, err = identity.Generate(); err != nil {
 			return nil, err

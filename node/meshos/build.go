@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/deck-mesh/deck/node/snapshot"
@@ -42,6 +43,36 @@ func (rt *Runtime) sampleResources() snapshot.Resources {
 	if rt.cfg.Resources != nil {
 		return rt.cfg.Resources()
 	}
+	return hostResources.sample(rt.now())
+}
+
+// hostResources caches the host's /proc gauges for hostSampleEvery: every
+// node in a process reads the same host, and each tick re-reading two /proc
+// files per node was a visible share of an idle demo's CPU.
+var hostResources hostSampler
+
+// hostSampleEvery is how long one reading of /proc serves.
+const hostSampleEvery = time.Second
+
+type hostSampler struct {
+	mu   sync.Mutex
+	at   time.Time
+	last snapshot.Resources
+}
+
+func (h *hostSampler) sample(now time.Time) snapshot.Resources {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.at.IsZero() && now.Sub(h.at) < hostSampleEvery && now.After(h.at) {
+		return h.last
+	}
+	h.at, h.last = now, readProcResources()
+	return h.last
+}
+
+// readProcResources reads CPU load and memory use from /proc (zero where
+// unavailable); Saturation is left for the caller.
+func readProcResources() snapshot.Resources {
 	var r snapshot.Resources
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 {
@@ -193,7 +224,7 @@ func StructuralHash(s *snapshot.NodeSnapshot) uint64 {
 	for _, r := range s.Replicas {
 		h.str(r.Chain)
 		h.u64(uint64(r.Role))
-		h.u64(r.Seq)
+		h.u64(r.Seq / ChainSeqHashStep)
 		h.u64(r.Term)
 	}
 	h.u64(uint64(len(s.Avoid)))
@@ -274,6 +305,6 @@ func (h *hasher) lineage(l snapshot.Lineage) {
 	h.u64(uint64(l.Index))
 	h.bool(l.Active)
 	h.u64(l.ForkAt)
-	h.u64(l.Synced)
+	h.u64(l.Synced / ChainSeqHashStep)
 	h.u64(l.Term)
 }

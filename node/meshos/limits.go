@@ -23,6 +23,11 @@ const (
 	// SaturationHashStep quantises saturation in the structural hash, so
 	// jitter below a step does not count as a change worth gossiping.
 	SaturationHashStep = 0.05
+	// ChainSeqHashStep: chain progress counts as a structural change every
+	// this many entries. Every checkpoint moves a seq, so hashing it whole
+	// made busy nodes re-sign and re-gossip on every tick; the exact seq
+	// still rides on every publish and on the re-announce.
+	ChainSeqHashStep = 16
 )
 
 // Supervision.
