@@ -112,7 +112,7 @@ the attempts this console's node refused. Filters combine.`,
 	f.StringVar(&between, "between", "", "only events issued between `T0,T1` (RFC 3339)")
 	f.BoolVar(&forceOnly, "force-only", false, "only ICE (break-glass) events")
 	f.BoolVar(&verify, "verify", false, "verify the hash-linked admin chain (the console's copy, or a node's with --data)")
-	f.StringVar(&dataDir, "data", "", "with --verify: a stopped node's data dir, checked on disk")
+	f.StringVar(&dataDir, "data", "", "with --verify: a stopped node's data `dir`, checked on disk")
 	return cmd
 }
 

@@ -49,7 +49,9 @@ func TestStructuralHash(t *testing.T) {
 		{"lifecycle", func(s *snapshot.NodeSnapshot) { s.Daemons[0].Lifecycle = snapshot.LifecycleCrashed }, true},
 		{"restart kind", func(s *snapshot.NodeSnapshot) { s.Daemons[0].Restart = snapshot.RestartCrashLooping }, true},
 		{"seq step", func(s *snapshot.NodeSnapshot) { s.Replicas[0].Seq += ChainSeqHashStep }, true},
-		{"seq within a step", func(s *snapshot.NodeSnapshot) { s.Replicas[0].Seq = s.Replicas[0].Seq/ChainSeqHashStep*ChainSeqHashStep + 1 }, false},
+		{"seq within a step", func(s *snapshot.NodeSnapshot) {
+			s.Replicas[0].Seq = s.Replicas[0].Seq/ChainSeqHashStep*ChainSeqHashStep + 1
+		}, false},
 		{"role", func(s *snapshot.NodeSnapshot) { s.Replicas[0].Role = snapshot.Follower }, true},
 		{"maintenance", func(s *snapshot.NodeSnapshot) { s.Maintenance.State = snapshot.MaintEntering }, true},
 		{"blocked", func(s *snapshot.NodeSnapshot) { s.Pending[0].Blocked = "frozen" }, true},
