@@ -240,28 +240,12 @@ identity registered in the cluster (--identity NAME or $DECK_IDENTITY).`,
 			if err != nil {
 				return err
 			}
-			e, err := loadEnv(stdio)
-			if err != nil {
-				return err
-			}
-			if err := f.check(verb); err != nil {
-				return err
-			}
-			s, err := e.join(cmd, !f.preview)
+			s, a, err := joinForAction(cmd, stdio, &f, verb)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			if !f.preview {
-				if err := s.mustSign(); err != nil {
-					return err
-				}
-			}
 			cs := s.client.Snapshot()
-			a, err := f.action(verb, cs)
-			if err != nil {
-				return err
-			}
 			br, err := s.client.Preview(cmd.Context(), a)
 			if err != nil {
 				return err
@@ -459,4 +443,33 @@ func printReceipt(w io.Writer, out string, r api.Receipt, a api.Action, sigs int
 	}
 	fmt.Fprintf(w, " · %s\n", r.CommittedAt.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// joinForAction is the common start of every admin and ICE verb: check the
+// flags before paying for a join, join (with a signing operator unless only
+// previewing), and build the action against the joined view.
+func joinForAction(cmd *cobra.Command, stdio IO, f *actionFlags, verb api.Verb) (*session, api.Action, error) {
+	if err := f.check(verb); err != nil {
+		return nil, api.Action{}, err
+	}
+	e, err := loadEnv(stdio)
+	if err != nil {
+		return nil, api.Action{}, err
+	}
+	s, err := e.join(cmd, !f.preview)
+	if err != nil {
+		return nil, api.Action{}, err
+	}
+	if !f.preview {
+		if err := s.mustSign(); err != nil {
+			s.Close()
+			return nil, api.Action{}, err
+		}
+	}
+	a, err := f.action(verb, s.client.Snapshot())
+	if err != nil {
+		s.Close()
+		return nil, api.Action{}, err
+	}
+	return s, a, nil
 }

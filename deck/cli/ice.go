@@ -74,28 +74,12 @@ deck ice sign FILE, and deck ice commit FILE --sig LINE… commits it.`,
 			if signOnly && f.yes {
 				return usageErr("--sign-only commits nothing: drop --yes")
 			}
-			if err := f.check(verb); err != nil {
-				return err
-			}
-			e, err := loadEnv(stdio)
-			if err != nil {
-				return err
-			}
-			s, err := e.join(cmd, !f.preview)
+			s, a, err := joinForAction(cmd, stdio, &f, verb)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			if !f.preview {
-				if err := s.mustSign(); err != nil {
-					return err
-				}
-			}
 			cs := s.client.Snapshot()
-			a, err := f.action(verb, cs)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			prop, err := s.client.ICE().Propose(ctx, a)
 			if err != nil {
