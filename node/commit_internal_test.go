@@ -1,0 +1,137 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// recordingCommitter remembers the last event the command plane committed,
+// so a test can push the very same bytes again.
+type recordingCommitter struct {
+	inner command.Committer
+	last  *command.Event
+}
+
+func (r *recordingCommitter) Commit(ctx context.Context, ev *command.Event) (uint64, error) {
+	r.last = ev
+	return r.inner.Commit(ctx, ev)
+}
+
+// startCommitMesh starts two full nodes and one console (observer) node.
+func startCommitMesh(t *testing.T) (full []*Node, console *Node, op *identity.Key) {
+	t.Helper()
+	op, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := config.NewCluster("commit", nil, []config.Operator{config.NewOperator("alice", op.Public)}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(label string, observer bool, bootstrap []string) *Node {
+		nd, err := Start(context.Background(), Options{
+			Cluster: cl, DataDir: t.TempDir(), Label: label, Observer: observer,
+			Bootstrap: bootstrap, Version: "test",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		return nd
+	}
+	a := start("a", false, nil)
+	b := start("b", false, []string{a.Addr()})
+	c := start("console", true, []string{a.Addr()})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(c.peerIDs()) >= 2 && c.Cluster().Node(b.ID()) != nil && c.Cluster().Node(b.ID()).Health == snapshot.Healthy {
+			return []*Node{a, b}, c, op
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("console never saw both full nodes")
+	return nil, nil, nil
+}
+
+// TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent: a peer that
+// already holds a pushed event (anti-entropy got there first) must still
+// acknowledge it, or a console waits out its timeout for an event the
+// whole mesh has.
+func TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent(t *testing.T) {
+	full, console, op := startCommitMesh(t)
+	rec := &recordingCommitter{inner: console.commit}
+	cmds, err := command.New(command.Config{Signer: identity.KeySigner{K: op}, Source: source{console}, Committer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := cmds.Admin().Cordon(ctx, full[1].ID()); err != nil {
+		t.Fatalf("first commit: %v", err)
+	}
+	if rec.last == nil {
+		t.Fatal("command plane committed nothing")
+	}
+	id := rec.last.LedgerKey()
+	for _, nd := range full {
+		nd := nd
+		waitUntil(t, "event on every full node", 20*time.Second, func() bool {
+			held, err := nd.ledger.Has(id)
+			return err == nil && held
+		})
+	}
+	// Every peer now holds the event: pushing it again is a duplicate
+	// everywhere, and still has to be acknowledged.
+	began := time.Now()
+	if _, err := console.commit.Commit(ctx, rec.last); err != nil {
+		t.Fatalf("re-commit of a held event: %v", err)
+	}
+	if took := time.Since(began); took >= commitAckTimeout {
+		t.Fatalf("acknowledged only after %v", took)
+	}
+}
+
+// TestCommitterIgnoresMalformedMessages: bytes from the network that are not
+// a valid push, ack or refusal are dropped without panicking, and a refusal
+// for an event being waited on reaches the waiter with the peer's reason.
+func TestCommitterIgnoresMalformedMessages(t *testing.T) {
+	c := newCommitter(&Node{})
+	for _, msg := range [][]byte{
+		nil, {}, {0}, {9, 1, 2}, {cmdPush}, {cmdPush, 1, 2, 3},
+		{cmdAck}, append([]byte{cmdAck}, make([]byte, 31)...), append([]byte{cmdAck}, make([]byte, 40)...),
+		{cmdNack}, append([]byte{cmdNack}, make([]byte, 33+maxNackReasonBytes)...),
+	} {
+		c.handle(1, msg)
+	}
+	var id [32]byte
+	id[0] = 7
+	ch := make(chan commitReply, 1)
+	c.waiting[id] = ch
+	c.handle(5, append(append([]byte{cmdNack}, id[:]...), "cluster is frozen\xff"...))
+	select {
+	case r := <-ch:
+		if r.from != 5 || r.err == nil || r.err.Error() != "node "+identity.NodeID(5).String()+": cluster is frozen?" {
+			t.Fatalf("reply = %+v", r)
+		}
+	default:
+		t.Fatal("refusal did not reach the waiter")
+	}
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
