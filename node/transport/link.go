@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/deck-mesh/deck/node/wire"
@@ -31,10 +30,143 @@ func putPacket(p *outPacket) {
 // link is the outbound queue to one next-hop address, drained by its own
 // writer goroutine: a slow or impaired neighbour delays only its own
 // packets, and a full queue drops instead of blocking the reader.
+//
+// The queue is a mutex-guarded slice the writer swaps out whole, not a
+// channel: a relay under load hands packets over in batches, wakes the
+// writer once per batch instead of once per packet, and gets its buffers
+// back from the writer's spare list without a cross-CPU sync.Pool steal.
 type link struct {
 	addr netip.AddrPort
-	q    chan *outPacket
-	dead atomic.Bool // retired; a packet that raced into q is lost, like any datagram
+	wake chan struct{} // capacity 1: a token means pending became non-empty
+
+	mu      sync.Mutex
+	pending []*outPacket // at most LinkQueuePackets, in send order
+	spare   []*outPacket // written buffers kept for reuse, at most linkSpareBuffers
+	dead    bool         // retired; enqueuers must start a new link
+}
+
+// linkSpareBuffers bounds the written buffers a link keeps for its next
+// packets: enough for the batches of a busy relay hop, at most about
+// 180 KiB per link at wire.MaxPacketBytes. A quiet link keeps only as many
+// as its largest batch, and a retired link releases them all.
+const linkSpareBuffers = 128
+
+func newLinkQueue(addr netip.AddrPort) *link {
+	return &link{addr: addr, wake: make(chan struct{}, 1), pending: make([]*outPacket, 0, 64)}
+}
+
+// offer queues p. It reports dead when the link was retired (p is not
+// taken) and otherwise whether p was queued (a full queue drops it).
+func (l *link) offer(p *outPacket) (queued, dead bool) {
+	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		return false, true
+	}
+	if len(l.pending) >= LinkQueuePackets {
+		l.mu.Unlock()
+		putPacket(p)
+		return false, false
+	}
+	l.pending = append(l.pending, p)
+	first := len(l.pending) == 1
+	l.mu.Unlock()
+	if first {
+		l.signal()
+	}
+	return true, false
+}
+
+// offerCopy queues a copy of pkt in a buffer from the link's spares: the
+// relay path, which owns no outPacket of its own.
+func (l *link) offerCopy(pkt []byte, due time.Time) (queued, dead bool) {
+	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		return false, true
+	}
+	if len(l.pending) >= LinkQueuePackets {
+		l.mu.Unlock()
+		return false, false
+	}
+	var p *outPacket
+	if n := len(l.spare); n > 0 {
+		p = l.spare[n-1]
+		l.spare = l.spare[:n-1]
+	} else {
+		p = getPacket()
+	}
+	p.n = copy(p.buf[:], pkt)
+	p.due = due
+	l.pending = append(l.pending, p)
+	first := len(l.pending) == 1
+	l.mu.Unlock()
+	if first {
+		l.signal()
+	}
+	return true, false
+}
+
+func (l *link) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take swaps the pending packets out into batch (emptied first) and
+// returns them; the writer owns them until recycle.
+func (l *link) take(batch []*outPacket) []*outPacket {
+	l.mu.Lock()
+	batch, l.pending = l.pending, batch[:0]
+	l.mu.Unlock()
+	return batch
+}
+
+// recycle returns a written batch's buffers: to the spares while there is
+// room, the rest to the shared pool (outside the lock, so a relay filling
+// the queue is not held up). It returns batch emptied for reuse.
+func (l *link) recycle(batch []*outPacket) []*outPacket {
+	kept := 0
+	l.mu.Lock()
+	if !l.dead {
+		kept = min(len(batch), linkSpareBuffers-len(l.spare))
+		for _, p := range batch[:kept] {
+			p.n, p.due = 0, time.Time{}
+		}
+		l.spare = append(l.spare, batch[:kept]...)
+	}
+	l.mu.Unlock()
+	for _, p := range batch[kept:] {
+		putPacket(p)
+	}
+	clear(batch)
+	return batch[:0]
+}
+
+// retire marks the link dead if nothing is queued and releases its
+// buffers; it reports whether it did.
+func (l *link) retire(force bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) > 0 && !force {
+		return false
+	}
+	l.dead = true
+	for _, p := range l.pending {
+		putPacket(p)
+	}
+	for _, p := range l.spare {
+		putPacket(p)
+	}
+	l.pending, l.spare = nil, nil
+	return true
+}
+
+func (l *link) queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
 }
 
 // impairment is a fault injected on one peer's link (the demo's Impair).
@@ -49,38 +181,80 @@ func (im impairment) drop() bool { return im.loss > 0 && rand.Float64() < im.los
 // Returns false (and counts a drop) when the queue is full, too many links
 // exist, the transport is paused or the link is blocked or lossy.
 func (t *Transport) enqueue(addr netip.AddrPort, p *outPacket) bool {
-	if t.paused.Load() || !addr.IsValid() {
+	due, ok := t.admitOut(addr)
+	if !ok {
 		putPacket(p)
-		t.stats.drops.Add(1)
 		return false
+	}
+	p.due = due
+	for range 2 { // a link retired between lookup and offer is replaced once
+		l := t.linkTo(addr)
+		if l == nil {
+			break
+		}
+		queued, dead := l.offer(p)
+		if !dead {
+			if !queued {
+				t.stats.drops.Add(1)
+			}
+			return queued
+		}
+	}
+	putPacket(p)
+	t.stats.drops.Add(1)
+	return false
+}
+
+// enqueueCopy queues a copy of pkt for addr (the relay path, on the read
+// loop); pkt stays the caller's.
+func (t *Transport) enqueueCopy(addr netip.AddrPort, pkt []byte) bool {
+	due, ok := t.admitOut(addr)
+	if !ok {
+		return false
+	}
+	for range 2 {
+		l := t.relayLink(addr)
+		if l == nil {
+			break
+		}
+		queued, dead := l.offerCopy(pkt, due)
+		if !dead {
+			if !queued {
+				t.stats.drops.Add(1)
+			}
+			return queued
+		}
+	}
+	t.stats.drops.Add(1)
+	return false
+}
+
+// admitOut applies pause and injected faults to a packet bound for addr:
+// whether it may go, and when (zero: now). A refusal is counted as a drop.
+func (t *Transport) admitOut(addr netip.AddrPort) (due time.Time, ok bool) {
+	if t.paused.Load() || !addr.IsValid() {
+		t.stats.drops.Add(1)
+		return time.Time{}, false
 	}
 	if t.anyFaults.Load() {
 		blocked, im := t.faultsFor(addr)
 		if blocked || im.drop() {
-			putPacket(p)
 			t.stats.drops.Add(1)
-			return false
+			return time.Time{}, false
 		}
 		if im.delay > 0 {
-			p.due = time.Now().Add(im.delay)
+			due = time.Now().Add(im.delay)
 		}
 	}
-	l := (*t.links.Load())[addr]
-	if l == nil || l.dead.Load() {
-		if l = t.newLink(addr); l == nil {
-			putPacket(p)
-			t.stats.drops.Add(1)
-			return false
-		}
+	return due, true
+}
+
+// linkTo returns addr's live link, starting one if needed (nil: too many).
+func (t *Transport) linkTo(addr netip.AddrPort) *link {
+	if l := (*t.links.Load())[addr]; l != nil {
+		return l
 	}
-	select {
-	case l.q <- p:
-		return true
-	default:
-		putPacket(p)
-		t.stats.drops.Add(1)
-		return false
-	}
+	return t.newLink(addr)
 }
 
 // newLink starts the writer for addr. The link table is copy-on-write so
@@ -89,13 +263,13 @@ func (t *Transport) newLink(addr netip.AddrPort) *link {
 	t.linksMu.Lock()
 	defer t.linksMu.Unlock()
 	old := *t.links.Load()
-	if l := old[addr]; l != nil && !l.dead.Load() {
+	if l := old[addr]; l != nil {
 		return l
 	}
 	if len(old) >= MaxLinks || t.ctx.Err() != nil {
 		return nil
 	}
-	l := &link{addr: addr, q: make(chan *outPacket, LinkQueuePackets)}
+	l := newLinkQueue(addr)
 	t.setLinkLocked(addr, l)
 	t.wg.Add(1)
 	go t.writeLoop(l)
@@ -117,30 +291,37 @@ func (t *Transport) setLinkLocked(addr netip.AddrPort, l *link) {
 	t.links.Store(&next)
 }
 
+// writeLoop drains l in batches. A link that sent nothing for a whole
+// LinkIdleTimeout is retired (so after 30–60 s of silence), which keeps
+// the per-packet path free of timer resets.
 func (t *Transport) writeLoop(l *link) {
 	defer t.wg.Done()
 	idle := time.NewTimer(LinkIdleTimeout)
 	defer idle.Stop()
+	var batch []*outPacket
+	active := false
 	for {
 		select {
 		case <-t.ctx.Done():
-			t.drainLink(l)
+			l.retire(true)
 			return
-		case p := <-l.q:
-			t.writePacket(l, p)
-			if !idle.Stop() {
-				select {
-				case <-idle.C:
-				default:
-				}
+		case <-l.wake:
+			batch = l.take(batch)
+			for _, p := range batch {
+				t.writePacket(l, p)
 			}
-			idle.Reset(LinkIdleTimeout)
+			batch = l.recycle(batch)
+			active = true
 		case <-idle.C:
-			// Retire under linksMu so no enqueue can slip a packet into a
-			// queue nobody reads any more.
+			if active {
+				active = false
+				idle.Reset(LinkIdleTimeout)
+				continue
+			}
+			// Retire under linksMu so no enqueue finds the link in the
+			// table after it stopped being drained.
 			t.linksMu.Lock()
-			if len(l.q) == 0 {
-				l.dead.Store(true)
+			if l.retire(false) {
 				if (*t.links.Load())[l.addr] == l {
 					t.setLinkLocked(l.addr, nil)
 				}
@@ -153,20 +334,8 @@ func (t *Transport) writeLoop(l *link) {
 	}
 }
 
-func (t *Transport) drainLink(l *link) {
-	l.dead.Store(true)
-	for {
-		select {
-		case p := <-l.q:
-			putPacket(p)
-		default:
-			return
-		}
-	}
-}
-
+// writePacket sends one datagram; the buffer stays the caller's.
 func (t *Transport) writePacket(l *link, p *outPacket) {
-	defer putPacket(p)
 	if !p.due.IsZero() {
 		if d := time.Until(p.due); d > 0 {
 			tm := time.NewTimer(d)

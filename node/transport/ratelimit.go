@@ -89,6 +89,11 @@ func (l *tickLimiter) allow(src netip.AddrPort) bool {
 			return false // table full until the next refill sweeps idle sources
 		}
 	}
+	return l.spend(b)
+}
+
+// spend takes one token from b, a bucket of this limiter.
+func (l *tickLimiter) spend(b *atomic.Int64) bool {
 	if b.Add(-1) < 0 {
 		b.Add(1)
 		return false

@@ -83,7 +83,7 @@ func (t *Transport) handlePacket(from netip.AddrPort, pkt []byte, ann *wire.Anno
 // duplicate filter, per-previous-hop rate limit, route lookup, enqueue.
 // The payload is never decrypted; relays hold no keys for it.
 func (t *Transport) forward(from netip.AddrPort, h *wire.Header, pkt []byte) {
-	if h.TTL <= 1 || t.dup.seen(h) || !t.fwdLimit.allow(from) {
+	if h.TTL <= 1 || t.dup.seen(h) || !t.allowForward(from) {
 		t.stats.drops.Add(1)
 		return
 	}
@@ -96,13 +96,13 @@ func (t *Transport) forward(from netip.AddrPort, h *wire.Header, pkt []byte) {
 		t.stats.drops.Add(1)
 		return
 	}
-	p := getPacket()
-	p.n = copy(p.buf[:], pkt)
-	wire.SetTTL(p.buf[:p.n], h.TTL-1)
+	// pkt is the read loop's buffer and this is its last use, so the TTL
+	// is decremented in place before the copy into the link's queue.
+	wire.SetTTL(pkt, h.TTL-1)
 	if tap := t.tapForward.Load(); tap != nil {
-		(*tap)(p.buf[:p.n])
+		(*tap)(pkt)
 	}
-	if t.enqueue(next, p) {
+	if t.enqueueCopy(next, pkt) {
 		t.stats.forwarded.Add(1)
 	}
 }

@@ -151,6 +151,7 @@ type Transport struct {
 	fwdLimit *tickLimiter
 	dup      dedup
 	stats    counters
+	rc       readCaches // owned by the read loop
 
 	// Test taps, observing packets without changing them.
 	tapIn      atomic.Pointer[func(from netip.AddrPort, pkt []byte)]
