@@ -34,18 +34,6 @@ const (
 	reconvergeTimout = 45 * time.Second
 )
 
-// strictEnv turns the known-bug skips into failures, for whoever fixes them.
-const strictEnv = "DECK_DEMO_STRICT"
-
-// blockedByChainOver is the MeshOS bug the chain-count checks run into
-// (seen after partition-heal, 1 run in 3): both sides of a partition claim
-// the same next term for a chain, placement keeps the cut-off node's
-// leader (lower seq), and the extra majority holder's drop waits forever
-// in "waiting for new holders to catch up" because caughtUp compares its
-// seq with a leader that never reaches it.
-const blockedByChainOver = "blocked by node/meshos: chain over-replicated after partition heal — " +
-	"both sides claimed the same term, the kept leader is behind, the extra holder's drop waits for it to catch up forever"
-
 // shared is the 9-node demo the live subtests share, with its console.
 var shared struct {
 	once    sync.Once
@@ -353,8 +341,7 @@ func testPartitionHeal(t *testing.T, d *Demo, console *node.Node) {
 }
 
 // checkChains waits up to grace for every chain to be held by exactly its
-// desired number of live nodes. Under-replication fails; over-replication
-// is the known MeshOS bug and skips (fails with DECK_DEMO_STRICT=1).
+// desired number of live nodes; a chain under or over its count fails.
 func checkChains(t *testing.T, d *Demo, console *node.Node, grace time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(grace)
@@ -370,12 +357,7 @@ func checkChains(t *testing.T, d *Demo, console *node.Node, grace time.Duration)
 		time.Sleep(100 * time.Millisecond)
 	}
 	logView(t, console.Cluster())
-	for _, s := range p {
-		if !strings.HasSuffix(s, "(over)") || os.Getenv(strictEnv) != "" {
-			t.Fatalf("chains: %s", strings.Join(p, "; "))
-		}
-	}
-	t.Skipf("%s: %s", blockedByChainOver, strings.Join(p, "; "))
+	t.Fatalf("chains: %s", strings.Join(p, "; "))
 }
 
 func chainProblems(all []string) []string {

@@ -111,6 +111,20 @@ func clamp01(v float64) float64 {
 	return math.Min(v, 1)
 }
 
+// daemonViewLocked is s as the snapshot shows it. A daemon stopped for the
+// replay phase of an outbound migration is still this node's until the
+// target confirms cutover, so it shows as Migrating rather than vanishing:
+// otherwise a node that reads the gap as "runs nowhere" (the target after
+// an abort, any node after a lost message) starts a fresh copy while a
+// rollback is about to restart this one.
+func (rt *Runtime) daemonViewLocked(id string, s *supervisor, now time.Time) snapshot.Daemon {
+	d := s.view(rt.self, now)
+	if d.Lifecycle == snapshot.LifecycleStopped && rt.outboundFor(id) != nil {
+		d.Lifecycle = snapshot.LifecycleMigrating
+	}
+	return d
+}
+
 // buildLocked assembles the NodeSnapshot from the runtime state. rt.mu held.
 func (rt *Runtime) buildLocked(now time.Time, res snapshot.Resources) *snapshot.NodeSnapshot {
 	s := &snapshot.NodeSnapshot{
@@ -131,7 +145,7 @@ func (rt *Runtime) buildLocked(now time.Time, res snapshot.Resources) *snapshot.
 	slices.Sort(ids)
 	var declared float64
 	for _, id := range ids {
-		d := rt.daemons[id].view(rt.self, now)
+		d := rt.daemonViewLocked(id, rt.daemons[id], now)
 		if d.Lifecycle == snapshot.LifecycleStopped {
 			continue
 		}

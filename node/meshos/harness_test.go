@@ -29,6 +29,15 @@ type hub struct {
 	mu    sync.Mutex
 	nodes map[NodeID]*hubNode
 	down  map[NodeID]bool
+	// lose, when set, decides per message whether the datagram is lost.
+	lose func(from, to NodeID, msg []byte) bool
+}
+
+// setLoss installs a loss rule (nil: lose nothing).
+func (h *hub) setLoss(f func(from, to NodeID, msg []byte) bool) {
+	h.mu.Lock()
+	h.lose = f
+	h.mu.Unlock()
 }
 
 func newHub() *hub { return &hub{nodes: map[NodeID]*hubNode{}, down: map[NodeID]bool{}} }
@@ -63,9 +72,13 @@ func (n *hubNode) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel,
 	n.h.mu.Lock()
 	dst := n.h.nodes[to]
 	down := n.h.down[n.id] || n.h.down[to]
+	lose := n.h.lose
 	n.h.mu.Unlock()
 	if dst == nil || down {
 		return mesh.ErrNoRoute
+	}
+	if lose != nil && lose(n.id, to, msg) {
+		return nil // sent, never arrives
 	}
 	dst.mu.Lock()
 	hd := dst.handlers[ch]

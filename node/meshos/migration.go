@@ -239,8 +239,11 @@ func (rt *Runtime) step(ctx context.Context, m *outMigration, msg *message, want
 
 // rollback undoes a failed migration: the daemon runs here again (from its
 // final state if it had been stopped) and the target discards its copy.
+//
+// The daemon is back (and the migration gone from migOut) before the abort
+// is sent, so no view shows the daemon nowhere once the target has let go.
 func (rt *Runtime) rollback(m *outMigration, stopped bool, state []byte, err error) {
-	rt.send(m.target, &message{Kind: msgMigAbort, Mig: m.id, Reason: truncate(err.Error(), ReasonBytesMax)})
+	defer rt.send(m.target, &message{Kind: msgMigAbort, Mig: m.id, Reason: truncate(err.Error(), ReasonBytesMax)})
 	m.mu.Lock()
 	m.phase, m.err = snapshot.PhaseRolledBack, truncate(err.Error(), ReasonBytesMax)
 	m.mu.Unlock()

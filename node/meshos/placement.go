@@ -354,9 +354,17 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 		}
 		if len(kept) > want {
 			// Over-replicated: keep the winning leader claim, then the
-			// holders furthest along the newest term. A leader whose claim
-			// lost (a partition's other side, a same-term race) ranks like
-			// a follower: it is about to step down and resync.
+			// holders in the newest term, followers before a leader whose
+			// claim lost (a partition's other side, a same-term race: it is
+			// about to step down and resync), then a fixed order per chain.
+			//
+			// Seq is deliberately not a criterion among same-term holders:
+			// every node sees its own seq fresh and the others' up to
+			// ChainSeqHashStep behind, so each follower would rank itself
+			// ahead and keep itself, and the extra holder would never go.
+			// Terms change rarely and travel in every snapshot, so every
+			// node computes the same survivors. The one dropped waits for
+			// the survivors to catch up before it lets go (caughtUp).
 			win := bestClaim(kept, nodes)
 			slices.SortStableFunc(kept, func(x, y holder) int {
 				if (x.node == win) != (y.node == win) {
@@ -365,8 +373,19 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 					}
 					return 1
 				}
-				if c := cmpProgress(x, y); c != 0 {
-					return -c
+				if x.term != y.term {
+					return -cmpU64(x.term, y.term)
+				}
+				if x.lead != y.lead {
+					// A deposed claim in the same term diverged from the
+					// winner's log; a follower's copy is the better one.
+					if y.lead {
+						return -1
+					}
+					return 1
+				}
+				if c := cmpU64(tieHash(name, nodes[x.node].id), tieHash(name, nodes[y.node].id)); c != 0 {
+					return c
 				}
 				return cmpID(nodes[x.node].id, nodes[y.node].id)
 			})
@@ -698,16 +717,6 @@ func claimBeats(term, seq uint64, id NodeID, oTerm, oSeq uint64, oID NodeID) boo
 		return seq > oSeq
 	}
 	return id < oID
-}
-
-// cmpProgress orders replicas by (term, seq).
-func cmpProgress(x, y holder) int {
-	switch {
-	case x.term != y.term:
-		return cmpU64(x.term, y.term)
-	default:
-		return cmpU64(x.seq, y.seq)
-	}
 }
 
 func cmpU64(a, b uint64) int {

@@ -482,3 +482,57 @@ func TestChainHealRules(t *testing.T) {
 		t.Fatal("caught up although a holder is not in the leader's term")
 	}
 }
+
+// TestOverReplicatedChainTrimsTheSameHolderInEveryView: after a heal a
+// chain has one holder too many. Each node sees its own seq fresh and the
+// others' a little stale, so each follower looks furthest along in its own
+// view; every view must still pick the same holders, or each keeps itself
+// and the extra copy never goes.
+func TestOverReplicatedChainTrimsTheSameHolderInEveryView(t *testing.T) {
+	spec := Spec{Groups: []GroupSpec{{Name: "g", DaemonKind: "k", Members: 1, ChainReplicas: 3}}}
+	const leader = NodeID(2)
+	followers := []NodeID{1, 3, 4}
+	var first []NodeID
+	for _, self := range append([]NodeID{leader}, followers...) {
+		cs := clusterOf(5)
+		for i := range cs.Nodes {
+			v := &cs.Nodes[i]
+			r := snapshot.Replica{Chain: "g", Role: snapshot.Follower, Term: 4, Seq: 96}
+			switch {
+			case v.ID == leader:
+				r.Role, r.Seq = snapshot.Leader, 99
+			case v.ID == 5:
+				continue // holds nothing
+			}
+			if v.ID == self {
+				r.Seq += 3 // fresh in its own view
+			}
+			v.Replicas = []snapshot.Replica{r}
+		}
+		c := Place(cs, spec, nil).Chains["g"]
+		if len(c.Holders) != 3 || !slices.Contains(c.Holders, leader) || c.Leader != leader {
+			t.Fatalf("view of %v: holders %v leader %v", self, c.Holders, c.Leader)
+		}
+		if first == nil {
+			first = c.Holders
+		} else if !slices.Equal(first, c.Holders) {
+			t.Fatalf("view of %v keeps %v, another view keeps %v", self, c.Holders, first)
+		}
+	}
+	// A deposed same-term leader goes before a follower.
+	cs := clusterOf(4)
+	for i := range cs.Nodes {
+		v := &cs.Nodes[i]
+		r := snapshot.Replica{Chain: "g", Role: snapshot.Follower, Term: 4, Seq: 50}
+		if v.ID == 1 || v.ID == 2 {
+			r.Role = snapshot.Leader
+		}
+		if v.ID == 1 {
+			r.Seq = 10 // claimed while cut off; lost to node 2
+		}
+		v.Replicas = []snapshot.Replica{r}
+	}
+	if c := Place(cs, spec, nil).Chains["g"]; slices.Contains(c.Holders, 1) || c.Leader != 2 {
+		t.Fatalf("deposed leader kept: holders %v leader %v", c.Holders, c.Leader)
+	}
+}

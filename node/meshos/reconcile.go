@@ -238,8 +238,8 @@ func (rt *Runtime) selfViewLocked(now time.Time) snapshot.NodeView {
 		v.Resources = old.Resources
 		v.Peers = old.Peers
 	}
-	for _, s := range rt.daemons {
-		d := s.view(rt.self, now)
+	for id, s := range rt.daemons {
+		d := rt.daemonViewLocked(id, s, now)
 		if d.Lifecycle != snapshot.LifecycleStopped {
 			v.Daemons = append(v.Daemons, d)
 		}
