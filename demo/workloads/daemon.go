@@ -268,6 +268,15 @@ func (d *daemon) control(c meshos.Control) (lines []logLine, stop bool) {
 			d.pressure = 0
 			d.k.pressure(e, 0)
 		}
+	case meshos.CtlStandbySync:
+		if d.info.Lineage.Kind != snapshot.GroupStandby || d.info.Lineage.Active {
+			break // only a warm standby takes the active's state
+		}
+		if err := d.adoptLocked(c.State); err != nil {
+			e.logf(api.LevelWarn, "standby sync through chain seq %d refused, keeping the previous copy: %v", c.Seq, err)
+			break
+		}
+		e.logf(api.LevelDebug, "warm standby synced to the active's checkpoint (chain seq %d)", c.Seq)
 	default:
 		e.logf(api.LevelWarn, "ignoring unknown control event %d", c.Kind)
 	}
@@ -381,6 +390,23 @@ func (d *daemon) Restore(state []byte) error {
 		return fmt.Errorf("workloads: restore %s from %s state of %q: %w", d.info.ID, env.Kind, env.ID, err)
 	}
 	return nil
+}
+
+// adoptLocked loads a state envelope into the running kernel (d.mu held):
+// a warm standby taking the active member's checkpoint. The bytes are
+// bounded and validated like Restore's; on error nothing changes.
+func (d *daemon) adoptLocked(state []byte) error {
+	if len(state) > MaxStateBytes {
+		return fmt.Errorf("state is %d bytes, at most %d", len(state), MaxStateBytes)
+	}
+	var env envelope
+	if err := decodeStrict(state, &env); err != nil {
+		return err
+	}
+	if env.Version != stateVersion {
+		return fmt.Errorf("state version %d, want %d", env.Version, stateVersion)
+	}
+	return d.k.restore(env.Kind, env.State)
 }
 
 var errWrongKind = errors.New("state is of another kind")

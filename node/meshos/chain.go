@@ -31,9 +31,15 @@ type replica struct {
 	// and a checkpoint the leader does not have does not survive.
 	resetInto map[string][]byte
 	resetSeq  uint64 // the lowest leader seq a reset page carried
+	// changedAt is the seq at which each daemon's checkpoint last changed
+	// (0: unknown, taken as seq), so a warm standby is sent a state only
+	// when it is newer than the copy it has.
+	changedAt map[string]uint64
 }
 
-func newReplica() *replica { return &replica{checkpoints: map[string][]byte{}} }
+func newReplica() *replica {
+	return &replica{checkpoints: map[string][]byte{}, changedAt: map[string]uint64{}}
+}
 
 // leaderView is a chain's claimed leader as some view shows it.
 type leaderView struct {
@@ -156,11 +162,15 @@ func (rt *Runtime) stepChainsLocked(now time.Time) {
 		return
 	}
 	rt.lastPush = now
+	rt.syncStandbysLocked()
 	rt.pushes = rt.pushes[:0]
 	for id, s := range rt.daemons {
 		p, ok := a.Daemons[id]
 		if !ok || s.lifecycle() != snapshot.LifecycleRunning || rt.outboundFor(id) != nil {
 			continue
+		}
+		if p.Lineage.Kind == snapshot.GroupStandby && !s.lineageNow().Active {
+			continue // a warm standby's state is a copy of the active's
 		}
 		chain := ChainName(p.Group)
 		if _, has := a.Chains[chain]; !has {
@@ -229,6 +239,7 @@ func (r *replica) append(daemon string, state []byte) {
 		r.log = slices.Delete(r.log, 0, len(r.log)-ChainEntriesKeptMax)
 	}
 	r.checkpoints[daemon] = state
+	r.changedAt[daemon] = r.seq
 }
 
 // memberOf reports whether daemon id belongs to the group of chain, which
@@ -332,6 +343,7 @@ func (rt *Runtime) onChainSyncResp(from NodeID, m *message) {
 		if m.Done {
 			r.checkpoints = r.resetInto
 			r.seq, r.log, r.resetCursor, r.resetInto = r.resetSeq, nil, "", nil
+			clear(r.changedAt)
 		}
 		return
 	}
@@ -339,6 +351,7 @@ func (rt *Runtime) onChainSyncResp(from NodeID, m *message) {
 		// A reset the leader answers with its whole log: start over from
 		// an empty replica and apply it.
 		r.checkpoints, r.log, r.seq, r.resetting, r.resetInto = map[string][]byte{}, nil, 0, false, nil
+		clear(r.changedAt)
 	}
 	if r.resetting {
 		return // a log page that answers an older request

@@ -17,6 +17,11 @@ const (
 	CtlDrainFinish
 	CtlBackpressureOn
 	CtlBackpressureOff
+	// CtlStandbySync hands a warm standby the active member's latest
+	// checkpoint (State), replicated through chain seq Seq. A standby that
+	// keeps it warm resumes from it when promoted; ignoring it is allowed
+	// (the supervisor keeps the copy and restores it on promotion).
+	CtlStandbySync
 )
 
 func (k ControlKind) String() string {
@@ -31,16 +36,21 @@ func (k ControlKind) String() string {
 		return "backpressure-on"
 	case CtlBackpressureOff:
 		return "backpressure-off"
+	case CtlStandbySync:
+		return "standby-sync"
 	}
 	return "unknown"
 }
 
 // Control is one control event: Shutdown{Grace}, DrainStart{Grace},
-// DrainFinish, BackpressureOn{Level}, BackpressureOff.
+// DrainFinish, BackpressureOn{Level}, BackpressureOff,
+// StandbySync{State, Seq}.
 type Control struct {
 	Kind  ControlKind
 	Grace time.Duration
 	Level float64
+	State []byte // StandbySync: the active's checkpoint (the daemon's own copy)
+	Seq   uint64 // StandbySync: the chain seq it reflects
 }
 
 // Logger is a daemon's leveled log, written to its node's log chain.

@@ -650,9 +650,13 @@ func standbyActive(members []string, a *Assignment, locs map[string][]location, 
 		if a.Daemons[id].Node == 0 {
 			continue
 		}
+		// Only a live copy counts: a dead active's progress is not
+		// something the member placed in its stead has.
 		var synced uint64
 		for _, l := range locs[id] {
-			synced = max(synced, l.lineage.Synced)
+			if nodes[l.node].keep {
+				synced = max(synced, l.lineage.Synced)
+			}
 		}
 		if best == "" || synced > bestSynced {
 			best, bestSynced = id, synced

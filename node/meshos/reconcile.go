@@ -297,7 +297,12 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 		s := rt.daemons[id]
 		if p.Node == rt.self {
 			if s != nil {
-				s.setLineage(rt.lineageLocked(p, view))
+				l := rt.lineageLocked(p, view)
+				if l.Kind == snapshot.GroupStandby && s.lineageNow().Active != l.Active && rt.outboundFor(id) == nil {
+					rt.switchStandbyRoleLocked(s, l)
+				} else {
+					s.setLineage(l)
+				}
 				continue
 			}
 			if rt.inboundFor(id) != nil {
@@ -406,6 +411,13 @@ func (rt *Runtime) forceDrainLocked() bool {
 // lineageLocked is p's lineage with live standby/sync facts filled in.
 func (rt *Runtime) lineageLocked(p DaemonPlacement, view *snapshot.ClusterSnapshot) snapshot.Lineage {
 	l := p.Lineage
+	if l.Kind == snapshot.GroupStandby && !l.Active {
+		// A warm standby is synced through the copy it holds.
+		if s := rt.daemons[p.ID]; s != nil {
+			l.Synced = s.warm().seq
+		}
+		return l
+	}
 	if l.Kind == snapshot.GroupStandby {
 		chain := ChainName(p.Group)
 		l.Synced = claimedLeader(view, chain, 0).seq

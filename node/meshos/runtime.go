@@ -399,6 +399,10 @@ func (rt *Runtime) dispatch(in inbound) {
 		rt.onChainSyncReq(in.from, in.msg)
 	case msgChainSyncResp:
 		rt.onChainSyncResp(in.from, in.msg)
+	case msgWarmReq:
+		rt.onWarmReq(in.from, in.msg)
+	case msgWarmResp:
+		rt.onWarmResp(in.from, in.msg)
 	}
 }
 

@@ -55,8 +55,9 @@ type supervisor struct {
 	startedAt time.Time
 	lineage   snapshot.Lineage
 	stopping  bool
-	bounce    bool   // restart requested: end this run without counting a crash
-	state     []byte // restore before the next Run (migration, chain checkpoint)
+	bounce    bool     // restart requested: end this run without counting a crash
+	state     []byte   // restore before the next Run (migration, chain checkpoint)
+	warmed    warmCopy // warm standby: the active's latest checkpoint (standby.go)
 	ctl       chan Control
 	cancelRun context.CancelFunc
 
@@ -328,6 +329,12 @@ func (s *supervisor) setLifecycle(l snapshot.Lifecycle) {
 		s.life = l
 	}
 	s.mu.Unlock()
+}
+
+func (s *supervisor) lineageNow() snapshot.Lineage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lineage
 }
 
 func (s *supervisor) setLineage(l snapshot.Lineage) {

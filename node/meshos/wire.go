@@ -28,6 +28,8 @@ const (
 	msgChainAppend                      // member host → leader: a member's checkpoint
 	msgChainSyncReq                     // follower → leader: entries after Seq
 	msgChainSyncResp                    // leader → follower: entries (or a reset page)
+	msgWarmReq                          // standby host → leader: the active's checkpoint if newer than Seq
+	msgWarmResp                         // leader → standby host: its seq, and the checkpoint if newer
 	msgKindEnd
 )
 
@@ -135,6 +137,15 @@ func (m *message) encode() ([]byte, error) {
 		w.str(m.Chain)
 		w.u64(m.Seq)
 		w.str(m.Cursor)
+	case msgWarmReq:
+		w.str(m.Chain)
+		w.str(m.Daemon)
+		w.u64(m.Seq)
+	case msgWarmResp:
+		w.str(m.Chain)
+		w.str(m.Daemon)
+		w.u64(m.Seq)
+		w.bytes(m.State)
 	case msgChainSyncResp:
 		w.str(m.Chain)
 		w.u64(m.Term)
@@ -178,7 +189,7 @@ func (m *message) check() error {
 			return fmt.Errorf("%w: chain entry out of bounds", ErrWire)
 		}
 	}
-	if m.Kind == msgChainAppend && len(m.State) > ChainEntryBytesMax {
+	if (m.Kind == msgChainAppend || m.Kind == msgWarmResp) && len(m.State) > ChainEntryBytesMax {
 		return fmt.Errorf("%w: checkpoint of %d bytes exceeds %d", ErrWire, len(m.State), ChainEntryBytesMax)
 	}
 	if m.Lineage.Kind > snapshot.GroupFork || m.Phase > snapshot.PhaseRolledBack {
@@ -319,6 +330,15 @@ func decodeMessage(b []byte) (*message, error) {
 		m.Chain = r.str(IDBytesMax)
 		m.Seq = r.u64()
 		m.Cursor = r.str(IDBytesMax)
+	case msgWarmReq:
+		m.Chain = r.str(IDBytesMax)
+		m.Daemon = r.str(IDBytesMax)
+		m.Seq = r.u64()
+	case msgWarmResp:
+		m.Chain = r.str(IDBytesMax)
+		m.Daemon = r.str(IDBytesMax)
+		m.Seq = r.u64()
+		m.State = r.bytes(ChainEntryBytesMax)
 	case msgChainSyncResp:
 		m.Chain = r.str(IDBytesMax)
 		m.Term = r.u64()
