@@ -40,9 +40,12 @@ const (
 	CapEdge     = "edge"     // field I/O: sensor bus and drone radio
 )
 
-// ForgeForkAtSeq is the trainer-chain seq the forge forks from: the step of
-// the checkpoint the rollout policies start from.
-const ForgeForkAtSeq = 1200
+// ForgeForkAtSeq is the trainer-chain seq the forge forks from. The forge
+// members wait ("awaiting fork point") until the trainer chain reaches it,
+// then start from the trainer's checkpoint as it stood at that seq. The
+// active trainer appends about once a second, so the demo shows the wait
+// for a few seconds and then the fork.
+const ForgeForkAtSeq = 3
 
 // Defaults for Options.
 const (

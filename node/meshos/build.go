@@ -319,6 +319,7 @@ func (h *hasher) lineage(l snapshot.Lineage) {
 	h.u64(uint64(l.Index))
 	h.bool(l.Active)
 	h.u64(l.ForkAt)
+	h.u64(l.ForkSentinel)
 	h.u64(l.Synced / ChainSeqHashStep)
 	h.u64(l.Term)
 }

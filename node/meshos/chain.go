@@ -35,6 +35,11 @@ type replica struct {
 	// (0: unknown, taken as seq), so a warm standby is sent a state only
 	// when it is newer than the copy it has.
 	changedAt map[string]uint64
+	// name is the chain; forkAt the fork seqs of groups forked from it,
+	// and forks the fork points captured at them (fork.go).
+	name   string
+	forkAt []uint64
+	forks  map[uint64]*forkPoint
 }
 
 func newReplica() *replica {
@@ -240,6 +245,7 @@ func (r *replica) append(daemon string, state []byte) {
 	}
 	r.checkpoints[daemon] = state
 	r.changedAt[daemon] = r.seq
+	r.captureFork()
 }
 
 // memberOf reports whether daemon id belongs to the group of chain, which

@@ -123,6 +123,9 @@ type counter struct {
 	// test can tell the active's state from the standby's own).
 	warm  bool
 	ticks uint64
+	// restored is the count the instance was restored with (restoredOK).
+	restored   uint64
+	restoredOK bool
 }
 
 func (c *counter) Run(ctx context.Context, ctl <-chan Control, log Logger) error {
@@ -167,6 +170,7 @@ func (c *counter) Restore(b []byte) error {
 	}
 	c.mu.Lock()
 	c.count = binary.BigEndian.Uint64(b)
+	c.restored, c.restoredOK = c.count, true
 	c.mu.Unlock()
 	return nil
 }

@@ -313,17 +313,29 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 				rt.notePendingLocked(action{kind: actPlace, target: id}, now, "waiting for "+holder.String()+" to hand it over")
 				continue
 			}
+			state := rt.checkpointLocked(p)
+			var fork forkStart
+			if p.Lineage.Kind == snapshot.GroupFork && state == nil {
+				fs, ready, why := rt.forkStartLocked(p, now)
+				if !ready {
+					rt.notePendingLocked(action{kind: actPlace, target: id}, now, why)
+					continue
+				}
+				fork, state = fs, fs.state
+			}
 			if rt.admitLocked(action{kind: actPlace, target: id}, now) != "" {
 				continue
 			}
-			state := rt.checkpointLocked(p)
 			p.Lineage = rt.lineageLocked(p, view)
 			if !rt.startDaemonLocked(p, state) {
 				rt.failLocked("placement", fmt.Sprintf("%s assigned here but no factory for kind %q", id, p.Kind))
 				continue
 			}
 			how := "fresh"
-			if state != nil {
+			switch {
+			case fork.from != "":
+				how = fmt.Sprintf("forked from %s at seq %d, sentinel %016x", fork.from, p.Lineage.ForkAt, fork.sentinel)
+			case state != nil:
 				how = "from its chain checkpoint"
 			}
 			rt.logf(api.LevelInfo, id, "placed here (%s)", how)
@@ -375,6 +387,7 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 			continue
 		}
 		r := newReplica()
+		r.name, r.forkAt = name, rt.forkSeqsFor(name)
 		cp := a.Chains[name]
 		if cp.Leader == rt.self && claimedLeader(view, name, rt.self).node == 0 && rt.quorumLocked() {
 			// No one leads yet: a new chain starts here.
@@ -411,6 +424,16 @@ func (rt *Runtime) forceDrainLocked() bool {
 // lineageLocked is p's lineage with live standby/sync facts filled in.
 func (rt *Runtime) lineageLocked(p DaemonPlacement, view *snapshot.ClusterSnapshot) snapshot.Lineage {
 	l := p.Lineage
+	if l.Kind == snapshot.GroupFork {
+		// The sentinel travels with the daemon (migrations carry it); a
+		// member started here has it from its fork point.
+		if s := rt.daemons[p.ID]; s != nil && s.lineageNow().ForkSentinel != 0 {
+			l.ForkSentinel = s.lineageNow().ForkSentinel
+		} else if fs, ok := rt.forkStates[p.ID]; ok {
+			l.ForkSentinel = fs.sentinel
+		}
+		return l
+	}
 	if l.Kind == snapshot.GroupStandby && !l.Active {
 		// A warm standby is synced through the copy it holds.
 		if s := rt.daemons[p.ID]; s != nil {

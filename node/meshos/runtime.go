@@ -155,10 +155,14 @@ type Runtime struct {
 	backpressure bool
 	lastPush     time.Time
 	pushed       map[string]uint64 // daemon → hash of the last checkpoint pushed
-	pushes       []push
-	invalidate   bool                      // re-place this node's work on the next pass
-	view         *snapshot.ClusterSnapshot // the last pass's planning view
-	seenPending  map[string]bool
+	// forkStates holds what each local fork member starts from once the
+	// fork point is known; forkAsked rate-limits asking for it (fork.go).
+	forkStates  map[string]forkStart
+	forkAsked   map[string]time.Time
+	pushes      []push
+	invalidate  bool                      // re-place this node's work on the next pass
+	view        *snapshot.ClusterSnapshot // the last pass's planning view
+	seenPending map[string]bool
 }
 
 type inbound struct {
@@ -212,6 +216,8 @@ func New(cfg Config) (*Runtime, error) {
 		pending:     map[string]*snapshot.PendingAction{},
 		seenPending: map[string]bool{},
 		pushed:      map[string]uint64{},
+		forkStates:  map[string]forkStart{},
+		forkAsked:   map[string]time.Time{},
 		gates:       newGateState(),
 	}
 	for _, g := range cfg.Spec.Groups {
@@ -403,6 +409,10 @@ func (rt *Runtime) dispatch(in inbound) {
 		rt.onWarmReq(in.from, in.msg)
 	case msgWarmResp:
 		rt.onWarmResp(in.from, in.msg)
+	case msgForkReq:
+		rt.onForkReq(in.from, in.msg)
+	case msgForkResp:
+		rt.onForkResp(in.from, in.msg)
 	}
 }
 

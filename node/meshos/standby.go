@@ -60,9 +60,6 @@ func (s *supervisor) rebirth(l snapshot.Lineage, state []byte) {
 	s.mu.Lock()
 	s.info.Lineage, s.lineage = l, l
 	s.state = state
-	if !l.Active {
-		s.warmed = warmCopy{}
-	}
 	s.mu.Unlock()
 	s.restartNow(false)
 }

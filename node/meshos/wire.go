@@ -30,6 +30,8 @@ const (
 	msgChainSyncResp                    // leader → follower: entries (or a reset page)
 	msgWarmReq                          // standby host → leader: the active's checkpoint if newer than Seq
 	msgWarmResp                         // leader → standby host: its seq, and the checkpoint if newer
+	msgForkReq                          // fork host → parent chain holders: a parent member's state at the fork seq
+	msgForkResp                         // holder → fork host: that state and the fork point's sentinel
 	msgKindEnd
 )
 
@@ -68,6 +70,8 @@ type message struct {
 	Reset   bool   // chain sync reply: entries are checkpoints, not a log
 	Done    bool   // chain reset: last page
 	Entries []chainEntry
+	// Sentinel is a fork point's digest (msgForkResp).
+	Sentinel uint64
 }
 
 type wbuf struct{ b []byte }
@@ -110,6 +114,7 @@ func (m *message) encode() ([]byte, error) {
 		w.u8(uint8(m.Lineage.Kind))
 		w.bool(m.Lineage.Active)
 		w.u64(m.Lineage.ForkAt)
+		w.u64(m.Lineage.ForkSentinel)
 		w.u64(m.Lineage.Synced)
 		w.u64(m.Lineage.Term)
 		w.bytes(m.State)
@@ -145,6 +150,17 @@ func (m *message) encode() ([]byte, error) {
 		w.str(m.Chain)
 		w.str(m.Daemon)
 		w.u64(m.Seq)
+		w.bytes(m.State)
+	case msgForkReq:
+		w.str(m.Chain)
+		w.str(m.Daemon)
+		w.u64(m.Seq)
+	case msgForkResp:
+		w.str(m.Chain)
+		w.str(m.Daemon)
+		w.u64(m.Seq)
+		w.u64(m.Sentinel)
+		w.bool(m.OK)
 		w.bytes(m.State)
 	case msgChainSyncResp:
 		w.str(m.Chain)
@@ -189,7 +205,7 @@ func (m *message) check() error {
 			return fmt.Errorf("%w: chain entry out of bounds", ErrWire)
 		}
 	}
-	if (m.Kind == msgChainAppend || m.Kind == msgWarmResp) && len(m.State) > ChainEntryBytesMax {
+	if (m.Kind == msgChainAppend || m.Kind == msgWarmResp || m.Kind == msgForkResp) && len(m.State) > ChainEntryBytesMax {
 		return fmt.Errorf("%w: checkpoint of %d bytes exceeds %d", ErrWire, len(m.State), ChainEntryBytesMax)
 	}
 	if m.Lineage.Kind > snapshot.GroupFork || m.Phase > snapshot.PhaseRolledBack {
@@ -301,6 +317,7 @@ func decodeMessage(b []byte) (*message, error) {
 		m.Lineage.Kind = snapshot.GroupKind(r.u8())
 		m.Lineage.Active = r.bool()
 		m.Lineage.ForkAt = r.u64()
+		m.Lineage.ForkSentinel = r.u64()
 		m.Lineage.Synced = r.u64()
 		m.Lineage.Term = r.u64()
 		m.State = r.bytes(DaemonStateBytesMax)
@@ -338,6 +355,17 @@ func decodeMessage(b []byte) (*message, error) {
 		m.Chain = r.str(IDBytesMax)
 		m.Daemon = r.str(IDBytesMax)
 		m.Seq = r.u64()
+		m.State = r.bytes(ChainEntryBytesMax)
+	case msgForkReq:
+		m.Chain = r.str(IDBytesMax)
+		m.Daemon = r.str(IDBytesMax)
+		m.Seq = r.u64()
+	case msgForkResp:
+		m.Chain = r.str(IDBytesMax)
+		m.Daemon = r.str(IDBytesMax)
+		m.Seq = r.u64()
+		m.Sentinel = r.u64()
+		m.OK = r.bool()
 		m.State = r.bytes(ChainEntryBytesMax)
 	case msgChainSyncResp:
 		m.Chain = r.str(IDBytesMax)

@@ -145,7 +145,11 @@ type Lineage struct {
 	Index  int    // member index in a replica or fork group
 	Active bool   // standby groups: the active member
 	ForkAt uint64 // fork groups: the parent seq forked from
-	Synced uint64 // standby groups: synced_through
+	// ForkSentinel (fork groups) is the first 8 bytes of the BLAKE2b-256
+	// digest of the parent chain's checkpoints at ForkAt: the link back to
+	// the parent at the fork point (0: not forked yet, or no parent chain).
+	ForkSentinel uint64
+	Synced       uint64 // standby groups: synced_through
 	Term   uint64 // standby groups: promotion fencing term
 }
 
