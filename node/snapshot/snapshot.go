@@ -150,7 +150,7 @@ type Lineage struct {
 	// the parent at the fork point (0: not forked yet, or no parent chain).
 	ForkSentinel uint64
 	Synced       uint64 // standby groups: synced_through
-	Term   uint64 // standby groups: promotion fencing term
+	Term         uint64 // standby groups: promotion fencing term
 }
 
 // Label renders the role the way every console shows it: SOLO, REP m[i],
