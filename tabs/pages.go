@@ -317,7 +317,13 @@ func groupNote(l snapshot.Lineage) string {
 	switch l.Kind {
 	case snapshot.GroupStandby:
 		return fmt.Sprintf(" · group %s · term %d · synced %d", l.Group, l.Term, l.Synced)
-	case snapshot.GroupReplica, snapshot.GroupFork:
+	case snapshot.GroupFork:
+		if l.ForkSentinel != 0 {
+			// The fork's link back to the parent at the fork point.
+			return fmt.Sprintf(" · group %s · sentinel %016x", l.Group, l.ForkSentinel)
+		}
+		return " · group " + l.Group + " · no sentinel (parent has no chain)"
+	case snapshot.GroupReplica:
 		return " · group " + l.Group
 	}
 	return ""

@@ -46,6 +46,7 @@ type forgeState struct {
 
 type forge struct {
 	fork     int
+	forkAt   uint64 // the trainer-chain seq forked from
 	entropy  float64
 	s        forgeState
 	collapse int // ticks left of a reward collapse
@@ -54,6 +55,7 @@ type forge struct {
 func newForge(info meshos.DaemonInfo, _ *rand.Rand) kernel {
 	return &forge{
 		fork:    info.Lineage.Index,
+		forkAt:  info.Lineage.ForkAt,
 		entropy: 0.01 * float64(1+info.Lineage.Index),
 		s:       forgeState{PolicyStep: info.Lineage.ForkAt, RewardEMA: forgeRewardStart, Best: forgeRewardStart},
 	}
@@ -65,7 +67,7 @@ func (k *forge) profile() satProfile {
 
 func (k *forge) start(e *env) {
 	e.logf(api.LevelInfo, "fork f[%d]@%d: %d actors rolling out policy from trainer step %d, entropy bonus %.2f",
-		k.fork, k.s.PolicyStep, forgeActors, k.s.PolicyStep, k.entropy)
+		k.fork, k.forkAt, forgeActors, k.s.PolicyStep, k.entropy)
 }
 
 func (k *forge) meanReward() float64 {
