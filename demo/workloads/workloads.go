@@ -45,7 +45,7 @@ const (
 // then start from the trainer's checkpoint as it stood at that seq. The
 // active trainer appends about once a second, so the demo shows the wait
 // for a few seconds and then the fork.
-const ForgeForkAtSeq = 3
+const ForgeForkAtSeq = 1
 
 // Defaults for Options.
 const (

@@ -121,8 +121,10 @@ func (rt *Runtime) forkParent(p DaemonPlacement) (chain, member string, seq uint
 }
 
 // forkStartLocked reports what fork member p starts from, or why it waits.
-// While waiting it asks the parent chain's holders, once per checkpoint
-// interval.
+// While waiting it asks the parent chain's holders every ForkAskEvery:
+// the view's copy of the parent's seq moves in ChainSeqHashStep steps, so
+// it cannot say when the point appears, and a holder without it stays
+// silent.
 func (rt *Runtime) forkStartLocked(p DaemonPlacement, now time.Time) (fs forkStart, ready bool, why string) {
 	chain, member, seq, ok := rt.forkParent(p)
 	if !ok {
@@ -140,7 +142,7 @@ func (rt *Runtime) forkStartLocked(p DaemonPlacement, now time.Time) (fs forkSta
 			}
 		}
 	}
-	if now.Sub(rt.forkAsked[p.ID]) >= rt.tm.CheckpointEvery {
+	if now.Sub(rt.forkAsked[p.ID]) >= min(rt.tm.CheckpointEvery, ForkAskEvery) {
 		rt.forkAsked[p.ID] = now
 		if cp, ok := rt.assign.Chains[chain]; ok {
 			for _, h := range cp.Holders {

@@ -28,6 +28,9 @@ const (
 	// made busy nodes re-sign and re-gossip on every tick; the exact seq
 	// still rides on every publish and on the re-announce.
 	ChainSeqHashStep = 16
+	// ForkAskEvery is how often a fork member waiting for its fork point
+	// asks the parent chain's holders (a few small messages each).
+	ForkAskEvery = 250 * time.Millisecond
 )
 
 // Supervision.
