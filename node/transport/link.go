@@ -55,9 +55,11 @@ func newLinkQueue(addr netip.AddrPort) *link {
 	return &link{addr: addr, wake: make(chan struct{}, 1), pending: make([]*outPacket, 0, 64)}
 }
 
-// offer queues p. It reports dead when the link was retired (p is not
-// taken) and otherwise whether p was queued (a full queue drops it).
-func (l *link) offer(p *outPacket) (queued, dead bool) {
+// put queues p, or when p is nil a copy of pkt in a buffer from the
+// link's spares (the relay path, which owns no outPacket). It reports dead
+// when the link was retired (p is not taken) and otherwise whether the
+// packet was queued (a full queue drops it, releasing p).
+func (l *link) put(p *outPacket, pkt []byte, due time.Time) (queued, dead bool) {
 	l.mu.Lock()
 	if l.dead {
 		l.mu.Unlock()
@@ -65,38 +67,20 @@ func (l *link) offer(p *outPacket) (queued, dead bool) {
 	}
 	if len(l.pending) >= LinkQueuePackets {
 		l.mu.Unlock()
-		putPacket(p)
+		if p != nil {
+			putPacket(p)
+		}
 		return false, false
 	}
-	l.pending = append(l.pending, p)
-	first := len(l.pending) == 1
-	l.mu.Unlock()
-	if first {
-		l.signal()
+	if p == nil {
+		if n := len(l.spare); n > 0 {
+			p = l.spare[n-1]
+			l.spare = l.spare[:n-1]
+		} else {
+			p = getPacket()
+		}
+		p.n = copy(p.buf[:], pkt)
 	}
-	return true, false
-}
-
-// offerCopy queues a copy of pkt in a buffer from the link's spares: the
-// relay path, which owns no outPacket of its own.
-func (l *link) offerCopy(pkt []byte, due time.Time) (queued, dead bool) {
-	l.mu.Lock()
-	if l.dead {
-		l.mu.Unlock()
-		return false, true
-	}
-	if len(l.pending) >= LinkQueuePackets {
-		l.mu.Unlock()
-		return false, false
-	}
-	var p *outPacket
-	if n := len(l.spare); n > 0 {
-		p = l.spare[n-1]
-		l.spare = l.spare[:n-1]
-	} else {
-		p = getPacket()
-	}
-	p.n = copy(p.buf[:], pkt)
 	p.due = due
 	l.pending = append(l.pending, p)
 	first := len(l.pending) == 1
@@ -181,43 +165,30 @@ func (im impairment) drop() bool { return im.loss > 0 && rand.Float64() < im.los
 // Returns false (and counts a drop) when the queue is full, too many links
 // exist, the transport is paused or the link is blocked or lossy.
 func (t *Transport) enqueue(addr netip.AddrPort, p *outPacket) bool {
-	due, ok := t.admitOut(addr)
-	if !ok {
-		putPacket(p)
-		return false
-	}
-	p.due = due
-	for range 2 { // a link retired between lookup and offer is replaced once
-		l := t.linkTo(addr)
-		if l == nil {
-			break
-		}
-		queued, dead := l.offer(p)
-		if !dead {
-			if !queued {
-				t.stats.drops.Add(1)
-			}
-			return queued
-		}
-	}
-	putPacket(p)
-	t.stats.drops.Add(1)
-	return false
+	return t.queueOut(addr, p, nil, false)
 }
 
 // enqueueCopy queues a copy of pkt for addr (the relay path, on the read
 // loop); pkt stays the caller's.
 func (t *Transport) enqueueCopy(addr netip.AddrPort, pkt []byte) bool {
+	return t.queueOut(addr, nil, pkt, true)
+}
+
+// queueOut is enqueue (p) and enqueueCopy (pkt). readLoop selects the read
+// loop's link cache.
+func (t *Transport) queueOut(addr netip.AddrPort, p *outPacket, pkt []byte, readLoop bool) bool {
 	due, ok := t.admitOut(addr)
-	if !ok {
-		return false
-	}
-	for range 2 {
-		l := t.relayLink(addr)
+	for try := 0; ok && try < 2; try++ { // a link retired between lookup and put is replaced once
+		var l *link
+		if readLoop {
+			l = t.relayLink(addr)
+		} else {
+			l = t.linkTo(addr)
+		}
 		if l == nil {
 			break
 		}
-		queued, dead := l.offerCopy(pkt, due)
+		queued, dead := l.put(p, pkt, due)
 		if !dead {
 			if !queued {
 				t.stats.drops.Add(1)
@@ -225,7 +196,12 @@ func (t *Transport) enqueueCopy(addr netip.AddrPort, pkt []byte) bool {
 			return queued
 		}
 	}
-	t.stats.drops.Add(1)
+	if p != nil {
+		putPacket(p)
+	}
+	if ok {
+		t.stats.drops.Add(1) // admitOut counted its own refusals
+	}
 	return false
 }
 
