@@ -163,13 +163,19 @@ func (rt *Runtime) stepChainsLocked(now time.Time) {
 			rt.send(cur.node, req)
 		}
 	}
-	if now.Sub(rt.lastPush) < rt.tm.CheckpointEvery {
-		return
+	// Pushes run on the checkpoint cadence, except a daemon's first: its
+	// standbys and forks wait on it, so it goes out on the first pass
+	// that finds the daemon running and its chain led.
+	cadence := now.Sub(rt.lastPush) >= rt.tm.CheckpointEvery
+	if cadence {
+		rt.lastPush = now
+		rt.syncStandbysLocked()
 	}
-	rt.lastPush = now
-	rt.syncStandbysLocked()
 	rt.pushes = rt.pushes[:0]
 	for id, s := range rt.daemons {
+		if !cadence && rt.pushed[id] != 0 {
+			continue
+		}
 		p, ok := a.Daemons[id]
 		if !ok || s.lifecycle() != snapshot.LifecycleRunning || rt.outboundFor(id) != nil {
 			continue
@@ -218,8 +224,8 @@ func (rt *Runtime) runPushes() {
 			rt.pushed[p.daemon] = h
 		}
 		if !same && p.leader == rt.self {
-			if r := rt.replicas[p.chain]; r != nil && r.role == snapshot.Leader {
-				r.append(p.daemon, state)
+			if r := rt.replicas[p.chain]; r != nil && r.role == snapshot.Leader && r.append(p.daemon, state) {
+				rt.offerForkLocked(p.chain, r.seq)
 			}
 		}
 		rt.mu.Unlock()
@@ -235,8 +241,9 @@ func fnvBytes(b []byte) uint64 {
 	return h.v | 1 // never 0, which means "nothing pushed yet"
 }
 
-// append adds one checkpoint to the leader's log.
-func (r *replica) append(daemon string, state []byte) {
+// append adds one checkpoint to the leader's log and reports whether it
+// completed a fork point.
+func (r *replica) append(daemon string, state []byte) bool {
 	r.seq++
 	e := chainEntry{Seq: r.seq, Daemon: daemon, State: state}
 	r.log = append(r.log, e)
@@ -245,7 +252,7 @@ func (r *replica) append(daemon string, state []byte) {
 	}
 	r.checkpoints[daemon] = state
 	r.changedAt[daemon] = r.seq
-	r.captureFork()
+	return r.captureFork()
 }
 
 // memberOf reports whether daemon id belongs to the group of chain, which
@@ -275,7 +282,9 @@ func (rt *Runtime) onChainAppend(from NodeID, m *message) {
 	if bytes.Equal(r.checkpoints[m.Daemon], m.State) {
 		return
 	}
-	r.append(m.Daemon, m.State)
+	if r.append(m.Daemon, m.State) {
+		rt.offerForkLocked(m.Chain, r.seq)
+	}
 }
 
 func (rt *Runtime) onChainSyncReq(from NodeID, m *message) {

@@ -17,7 +17,10 @@ import (
 // as they stand right then (the fork point) and its sentinel, a digest of
 // them. A fork member is held ("awaiting fork point") until the parent
 // chain has reached ForkAt; then its node takes the fork point from a
-// local replica or asks the parent chain's holders, and starts the member
+// local replica, from the chain leader (which offers it to every fork
+// member's host the moment it appends ForkAt, so a fork starts one round
+// trip after its point exists) or by asking the parent chain's holders
+// (the fallback for a lost offer or a member placed later), and starts the member
 // restored from the state of parent member (index mod parent members) —
 // or, if that member had no checkpoint then, of the lowest-id member that
 // had — with the sentinel in its lineage. From there the fork lives its
@@ -60,9 +63,9 @@ func forkSentinel(chain string, seq uint64, states map[string][]byte) uint64 {
 }
 
 // captureFork records the fork point if r just applied a fork seq.
-func (r *replica) captureFork() {
+func (r *replica) captureFork() bool {
 	if !slices.Contains(r.forkAt, r.seq) || r.forks[r.seq] != nil {
-		return
+		return false
 	}
 	states := make(map[string][]byte, len(r.checkpoints))
 	for id, st := range r.checkpoints {
@@ -72,6 +75,41 @@ func (r *replica) captureFork() {
 		r.forks = map[uint64]*forkPoint{}
 	}
 	r.forks[r.seq] = &forkPoint{states: states, sentinel: forkSentinel(r.name, r.seq, states)}
+	return true
+}
+
+// offerForkLocked sends fork point seq of chain to the host of every fork
+// member that forks there and is not running yet, once per (host, parent
+// member); local members find it in the replica on the next pass.
+func (rt *Runtime) offerForkLocked(chain string, seq uint64) {
+	r, a := rt.replicas[chain], rt.assign
+	if r == nil || a == nil || r.forks[seq] == nil {
+		return
+	}
+	fp := r.forks[seq]
+	type offer struct {
+		node   NodeID
+		member string
+	}
+	sent := map[offer]bool{}
+	for _, id := range a.order {
+		p := a.Daemons[id]
+		c, member, at, ok := rt.forkParent(p)
+		if !ok || c != chain || at != seq {
+			continue
+		}
+		if p.Node == rt.self {
+			rt.wake()
+			continue
+		}
+		from, ok := fp.pick(member)
+		if !ok || p.Node == 0 || sent[offer{p.Node, member}] {
+			continue
+		}
+		sent[offer{p.Node, member}] = true
+		rt.send(p.Node, &message{Kind: msgForkResp, Chain: chain, Daemon: from, For: member, Seq: seq, OK: true,
+			State: fp.states[from], Sentinel: fp.sentinel})
+	}
 }
 
 // pick returns the parent member a fork takes its state from: want, or
@@ -176,12 +214,13 @@ func (rt *Runtime) onForkReq(from NodeID, m *message) {
 	if !ok {
 		return
 	}
-	rt.send(from, &message{Kind: msgForkResp, Chain: m.Chain, Daemon: id, Seq: m.Seq, OK: true,
+	rt.send(from, &message{Kind: msgForkResp, Chain: m.Chain, Daemon: id, For: m.Daemon, Seq: m.Seq, OK: true,
 		State: fp.states[id], Sentinel: fp.sentinel})
 }
 
 // onForkResp keeps a fork point's state for each local fork member
-// waiting on it; the next reconcile starts them.
+// waiting on it (an answer to its ask, or the leader's offer); the next
+// reconcile starts them.
 func (rt *Runtime) onForkResp(from NodeID, m *message) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
@@ -194,16 +233,13 @@ func (rt *Runtime) onForkResp(from NodeID, m *message) {
 		if p.Node != rt.self || rt.daemons[id] != nil {
 			continue
 		}
-		chain, _, seq, ok := rt.forkParent(p)
-		if !ok || chain != m.Chain || seq != m.Seq {
+		chain, member, seq, ok := rt.forkParent(p)
+		if !ok || chain != m.Chain || seq != m.Seq || member != m.For {
 			continue
 		}
 		if _, have := rt.forkStates[id]; !have {
 			rt.forkStates[id] = forkStart{state: slices.Clone(m.State), sentinel: m.Sentinel, from: m.Daemon}
 		}
 	}
-	select {
-	case rt.kick <- struct{}{}: // start them on the next pass, not the next tick
-	default:
-	}
+	rt.wake() // start them on the next pass, not the next tick
 }

@@ -3,6 +3,7 @@ package meshos
 import (
 	"encoding/binary"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/deck-mesh/deck/node/snapshot"
@@ -111,4 +112,51 @@ func TestForkSentinelBindsTheForkPoint(t *testing.T) {
 	if forkSentinel("rep", 7, map[string][]byte{"b": {2, 3}, "a": {1}}) != s {
 		t.Error("same fork point, different sentinel")
 	}
+}
+
+// TestForkPointOfferedToWaitingHosts: the parent chain's leader offers the
+// fork point to every fork member's host the moment it appends ForkAt, so
+// a fork member on a node that holds no replica of the parent starts
+// without asking — here every ask is lost.
+func TestForkPointOfferedToWaitingHosts(t *testing.T) {
+	c := newCluster(t, 6, forkSpec())
+	var mu sync.Mutex
+	offered := map[NodeID]int{}
+	c.hub.setLoss(func(_, to NodeID, raw []byte) bool {
+		m, err := decodeMessage(raw)
+		if err != nil {
+			return false
+		}
+		if m.Kind == msgForkResp {
+			mu.Lock()
+			offered[to]++
+			mu.Unlock()
+		}
+		return m.Kind == msgForkReq
+	})
+	c.waitFor("convergence", c.settled)
+	remote := 0
+	for i := range 2 {
+		fork := DaemonID("fork", i)
+		hosts := c.where()[fork]
+		if len(hosts) != 1 {
+			t.Fatalf("%s runs on %v", fork, hosts)
+		}
+		rt := c.rts[hosts[0]]
+		rt.mu.Lock()
+		r := rt.replicas["rep"]
+		local := r != nil && r.forks[testForkAt] != nil
+		rt.mu.Unlock()
+		if local {
+			continue // its host captured the fork point itself
+		}
+		remote++
+		mu.Lock()
+		got := offered[hosts[0]]
+		mu.Unlock()
+		if got == 0 {
+			t.Fatalf("%s started on %v, which holds no fork point and was offered none", fork, hosts[0])
+		}
+	}
+	t.Logf("%d of 2 fork members started from an offer", remote)
 }

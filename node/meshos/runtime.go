@@ -256,10 +256,7 @@ func (rt *Runtime) SetCluster(cs *snapshot.ClusterSnapshot, intent ClusterIntent
 	defer rt.mu.Unlock()
 	if rt.cluster == nil && cs != nil {
 		// The first view: place now rather than up to a tick later.
-		select {
-		case rt.kick <- struct{}{}:
-		default:
-		}
+		rt.wake()
 	}
 	rt.cluster = cs
 	if !rt.haveIntent {
@@ -269,6 +266,15 @@ func (rt *Runtime) SetCluster(cs *snapshot.ClusterSnapshot, intent ClusterIntent
 		rt.haveIntent = true
 	}
 	rt.intent = intent
+}
+
+// wake asks Run for a pass now rather than at the next tick; wakes
+// that arrive while one is pending merge. Safe with or without rt.mu.
+func (rt *Runtime) wake() {
+	select {
+	case rt.kick <- struct{}{}:
+	default:
+	}
 }
 
 // SetCounters records the transport's counters for the next snapshot.
@@ -521,6 +527,7 @@ func (rt *Runtime) startDaemonLocked(p DaemonPlacement, state []byte) bool {
 	}
 	info := DaemonInfo{ID: p.ID, Group: p.Group, Kind: p.Kind, Lineage: p.Lineage}
 	s := newSupervisor(info, f, rt.sup, rt.logText, rt.fail, state)
+	s.changed = rt.wake
 	rt.daemons[p.ID] = s
 	ctx := rt.ctx
 	if ctx == nil {

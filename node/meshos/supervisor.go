@@ -63,6 +63,10 @@ type supervisor struct {
 
 	wake chan struct{}
 	done chan struct{}
+	// changed, when set before start, is called (without s.mu) when the
+	// daemon starts running or crashes, so its node republishes at once
+	// instead of up to a tick later.
+	changed func()
 }
 
 func newSupervisor(info DaemonInfo, f Factory, t timing, log func(api.LogLevel, string, string), fail func(string, string), state []byte) *supervisor {
@@ -140,6 +144,7 @@ func (s *supervisor) runOnce(ctx context.Context) {
 	s.health, s.reason, s.sat = snapshot.DaemonHealthy, "", 0
 	stopping := s.stopping
 	s.mu.Unlock()
+	s.notifyChanged()
 	if stopping {
 		// A stop raced the start: the Shutdown it sent found no channel.
 		cancel()
@@ -282,6 +287,13 @@ func (s *supervisor) crashed(err error, ran time.Duration) {
 	s.mu.Unlock()
 	s.log(api.LevelError, s.info.ID, msg)
 	s.fail("daemon", s.info.ID+": "+msg)
+	s.notifyChanged()
+}
+
+func (s *supervisor) notifyChanged() {
+	if s.changed != nil {
+		s.changed()
+	}
 }
 
 // info snapshot for publishing.

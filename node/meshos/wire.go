@@ -72,6 +72,10 @@ type message struct {
 	Entries []chainEntry
 	// Sentinel is a fork point's digest (msgForkResp).
 	Sentinel uint64
+	// For is the parent member a msgForkResp answers for: Daemon is the
+	// member whose state it carries, which differs when For had no
+	// checkpoint at the fork point and a stand-in was picked.
+	For string
 }
 
 type wbuf struct{ b []byte }
@@ -161,6 +165,7 @@ func (m *message) encode() ([]byte, error) {
 		w.u64(m.Seq)
 		w.u64(m.Sentinel)
 		w.bool(m.OK)
+		w.str(m.For)
 		w.bytes(m.State)
 	case msgChainSyncResp:
 		w.str(m.Chain)
@@ -186,7 +191,7 @@ func (m *message) check() error {
 	if m.Kind == 0 || m.Kind >= msgKindEnd {
 		return fmt.Errorf("%w: kind %d", ErrWire, m.Kind)
 	}
-	for _, s := range []string{m.Mig, m.Daemon, m.Group, m.DKind, m.Chain, m.Cursor} {
+	for _, s := range []string{m.Mig, m.Daemon, m.Group, m.DKind, m.Chain, m.Cursor, m.For} {
 		if len(s) > IDBytesMax {
 			return fmt.Errorf("%w: id of %d bytes exceeds %d", ErrWire, len(s), IDBytesMax)
 		}
@@ -366,6 +371,7 @@ func decodeMessage(b []byte) (*message, error) {
 		m.Seq = r.u64()
 		m.Sentinel = r.u64()
 		m.OK = r.bool()
+		m.For = r.str(IDBytesMax)
 		m.State = r.bytes(ChainEntryBytesMax)
 	case msgChainSyncResp:
 		m.Chain = r.str(IDBytesMax)
