@@ -58,6 +58,9 @@ type Options struct {
 	ICEThreshold int    // 1 or 2 (two demo operators)
 	Version      string
 	Logf         func(format string, args ...any)
+	// Procs runs every node in a child process (this binary re-executed;
+	// it must call RunMemberIfChild first thing) instead of in-process.
+	Procs bool
 }
 
 // Validate checks the flags and fills defaults; errors wrap api.ErrInvalid.
@@ -96,7 +99,39 @@ type member struct {
 	dataDir string
 	addr    string
 	caps    []string
-	node    *node.Node // nil while killed
+	node    *node.Node // in-process; nil while killed or with Procs
+	proc    *child     // with Procs; nil while killed
+}
+
+func (m *member) alive() bool { return m.node != nil || m.proc != nil }
+
+// block and impair set m's side of the link to peer; pause stops or
+// resumes m's transport. In a child they travel down its command pipe.
+func (m *member) block(peer identity.NodeID, on bool) {
+	switch {
+	case m.node != nil:
+		m.node.Transport().Block(peer, on)
+	case m.proc != nil:
+		m.proc.setBlocked(peer, on)
+	}
+}
+
+func (m *member) impair(peer identity.NodeID, imp impairment) {
+	switch {
+	case m.node != nil:
+		m.node.Transport().Impair(peer, imp.delay, imp.loss)
+	case m.proc != nil:
+		m.proc.setImpaired(peer, imp)
+	}
+}
+
+func (m *member) pause(on bool) {
+	switch {
+	case m.node != nil:
+		m.node.Transport().Pause(on)
+	case m.proc != nil:
+		m.proc.send(memberCommand{Op: "pause", On: on})
+	}
 }
 
 // Demo is a running local mesh.
@@ -151,6 +186,12 @@ func Start(ctx context.Context, opts Options) (*Demo, error) {
 		return nil, err
 	}
 	d.layout()
+	if opts.Procs {
+		// Children read the cluster from the state dir.
+		if err := config.WriteCluster(d.clusterPath, d.cluster, true); err != nil {
+			return nil, err
+		}
+	}
 	// One at a time: each node joins through the ones already running.
 	for _, m := range d.members {
 		if err := d.startMember(ctx, m); err != nil {
@@ -253,27 +294,31 @@ func (d *Demo) layout() {
 }
 
 func (d *Demo) startMember(ctx context.Context, m *member) error {
+	if d.opts.Procs {
+		c, addr, err := d.startChild(ctx, m)
+		if err != nil {
+			return err
+		}
+		for _, id := range workloads.CrashLoops() {
+			c.send(memberCommand{Op: "crashloop", Daemon: id, On: true})
+		}
+		d.mu.Lock()
+		m.proc, m.addr = c, addr
+		d.mu.Unlock()
+		d.applyLinks()
+		return nil
+	}
 	spec, err := d.cluster.Spec()
 	if err != nil {
 		return err
 	}
-	opts := node.Options{
+	nd, err := startNode(ctx, node.Options{
 		Cluster: d.cluster, Key: m.key, DataDir: m.dataDir, ListenAddr: m.addr, Bootstrap: d.bootstrapFor(m),
 		Label: m.label, Capabilities: m.caps, Spec: spec, Factories: workloads.Factories(),
 		Version: d.opts.Version, Logf: d.opts.Logf,
-	}
-	if opts.ListenAddr == "" {
-		opts.ListenAddr = "127.0.0.1:0"
-	}
-	nd, err := node.Start(ctx, opts)
-	if err != nil && m.addr != "" {
-		// A restarted node's old port may have been taken meanwhile; its
-		// peers learn the new address from the handshake.
-		opts.ListenAddr = "127.0.0.1:0"
-		nd, err = node.Start(ctx, opts)
-	}
+	})
 	if err != nil {
-		return fmt.Errorf("demo: start %s: %w", m.label, err)
+		return err
 	}
 	d.mu.Lock()
 	m.node, m.addr = nd, nd.Addr()
@@ -291,7 +336,7 @@ func (d *Demo) bootstrapFor(m *member) []string {
 	defer d.mu.Unlock()
 	var boot, unlinked []string
 	for _, o := range d.members {
-		if o == m || o.node == nil || o.addr == "" {
+		if o == m || !o.alive() || o.addr == "" {
 			continue
 		}
 		linked := false
@@ -322,16 +367,15 @@ func (d *Demo) applyLinks() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, a := range d.members {
-		if a.node == nil {
+		if !a.alive() {
 			continue
 		}
-		tr := a.node.Transport()
 		for _, b := range d.members {
 			if a == b {
 				continue
 			}
 			key := [2]int{min(a.idx, b.idx), max(a.idx, b.idx)}
-			tr.Block(b.key.ID, !d.links[key] || d.blocked[key])
+			a.block(b.key.ID, !d.links[key] || d.blocked[key])
 			// The transport delays what it sends and drops a fraction both
 			// of what it sends and of what it receives on the link: delay
 			// at both ends, loss at one, so the flags mean what they say
@@ -341,11 +385,11 @@ func (d *Demo) applyLinks() {
 			if a.idx > b.idx {
 				loss = 0
 			}
-			tr.Impair(b.key.ID, imp.delay, loss)
+			a.impair(b.key.ID, impairment{delay: imp.delay, loss: loss})
 		}
 		if d.console != nil {
 			cut := d.blocked[[2]int{a.idx, consoleIdx}]
-			tr.Block(d.console.ID(), cut)
+			a.block(d.console.ID(), cut)
 			d.console.Transport().Block(a.key.ID, cut)
 		}
 	}
@@ -363,7 +407,8 @@ func (d *Demo) Cluster() *config.Cluster { return d.cluster }
 // Operator returns a demo operator's key (alice or bob).
 func (d *Demo) Operator(name string) *identity.Key { return d.operators[name] }
 
-// Nodes returns the running nodes (killed ones are skipped).
+// Nodes returns the running in-process nodes (killed ones are skipped;
+// with Procs there are none).
 func (d *Demo) Nodes() []*node.Node {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -444,7 +489,7 @@ func (d *Demo) observer() (*node.Node, []*member) {
 	obs := d.console
 	var up []*member
 	for _, m := range d.members {
-		if m.node != nil {
+		if m.alive() {
 			up = append(up, m)
 			if obs == nil {
 				obs = m.node
@@ -587,9 +632,13 @@ func (d *Demo) Close() error {
 	}
 	d.closed = true
 	var nodes []*node.Node
+	var procs []*child
 	for _, m := range d.members {
 		if m.node != nil {
 			nodes = append(nodes, m.node)
+		}
+		if m.proc != nil {
+			procs = append(procs, m.proc)
 		}
 	}
 	console := d.console
@@ -615,6 +664,17 @@ func (d *Demo) Close() error {
 	for _, n := range nodes {
 		wg.Add(1)
 		go stop(n)
+	}
+	for _, c := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.close(); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}()
 	}
 	wg.Wait()
 	for _, id := range workloads.CrashLoops() {

@@ -44,6 +44,7 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
+	RunMemberIfChild() // the --procs test re-executes this binary as its nodes
 	code := m.Run()
 	if shared.d != nil {
 		shared.d.Close()

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/demo/workloads"
-	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 )
@@ -45,13 +44,17 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 	case api.FaultKill:
 		for _, m := range members {
 			d.mu.Lock()
-			nd := m.node
-			m.node = nil
+			nd, proc := m.node, m.proc
+			m.node, m.proc = nil, nil
 			d.mu.Unlock()
-			if nd == nil {
+			if nd == nil && proc == nil {
 				continue // killed by a concurrent request meanwhile
 			}
 			d.detector.injected(f, m.key.ID)
+			if proc != nil {
+				proc.kill() // SIGKILL: the OS closes its socket
+				continue
+			}
 			if err := nd.Close(); err != nil {
 				return fmt.Errorf("demo: kill %s: %w", m.label, err)
 			}
@@ -67,15 +70,15 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 	case api.FaultPause, api.FaultResume:
 		for _, m := range members {
 			d.mu.Lock()
-			nd := m.node
+			alive := m.alive()
 			d.mu.Unlock()
-			if nd == nil {
+			if !alive {
 				continue
 			}
 			if f.Kind == api.FaultPause {
 				d.detector.injected(f, m.key.ID)
 			}
-			nd.Transport().Pause(f.Kind == api.FaultPause)
+			m.pause(f.Kind == api.FaultPause)
 		}
 		if f.Kind == api.FaultResume {
 			d.dropFaults(func(g api.Fault) bool { return g.Kind == api.FaultPause && overlaps(g.Nodes, f.Nodes) })
@@ -95,18 +98,18 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 		d.mu.Lock()
 		clear(d.blocked)
 		clear(d.impaired)
-		var running []*node.Node
+		var running []*member
 		for _, m := range d.members {
-			if m.node != nil {
-				running = append(running, m.node)
+			if m.alive() {
+				running = append(running, m)
 			}
 		}
 		d.mu.Unlock()
-		for _, nd := range running {
-			nd.Transport().Pause(false)
+		for _, m := range running {
+			m.pause(false)
 		}
 		for _, id := range workloads.CrashLoops() {
-			workloads.SetCrashLoop(id, false)
+			d.setCrashLoop(id, false)
 		}
 		d.applyLinks()
 		d.dropFaults(func(g api.Fault) bool { return g.Kind != api.FaultKill })
@@ -121,7 +124,7 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 		d.mu.Unlock()
 		d.applyLinks()
 	case api.FaultCrashLoop:
-		workloads.SetCrashLoop(f.Daemon, true)
+		d.setCrashLoop(f.Daemon, true)
 	}
 	d.mu.Lock()
 	d.faults = append(d.faults, f)
@@ -135,7 +138,7 @@ func (d *Demo) checkAlive(kind api.FaultKind, members []*member) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, m := range members {
-		alive := m.node != nil
+		alive := m.alive()
 		switch {
 		case kind == api.FaultKill && !alive:
 			return fmt.Errorf("%w: %s is already killed", api.ErrInvalid, m.label)
@@ -242,4 +245,18 @@ func overlaps(a, b []identity.NodeID) bool {
 		}
 	}
 	return false
+}
+
+// setCrashLoop makes daemon id crash on start wherever it runs: in this
+// process, and in every node process (the daemon may be placed on any).
+// The parent keeps the set too, so heal knows what to clear.
+func (d *Demo) setCrashLoop(id string, on bool) {
+	workloads.SetCrashLoop(id, on)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range d.members {
+		if m.proc != nil {
+			m.proc.send(memberCommand{Op: "crashloop", Daemon: id, On: on})
+		}
+	}
 }

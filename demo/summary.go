@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -68,6 +69,16 @@ func (d *Demo) Summarize(ran, convergedAfter time.Duration) Summary {
 			}
 			s.Nodes = append(s.Nodes, NodeSummary{ID: nv.ID, Label: nv.Label, Health: nv.Health.String(), Stale: nv.Stale,
 				Daemons: len(nv.Daemons), Replicas: len(nv.Replicas), Maint: nv.Maintenance.State.String(), Cordoned: nv.Cordoned})
+			// Each node's own counters as its last snapshot carried them:
+			// the same for in-process nodes and node processes.
+			c := nv.Counters
+			s.Counters.PacketsIn += c.PacketsIn
+			s.Counters.PacketsOut += c.PacketsOut
+			s.Counters.Drops += c.Drops
+			s.Counters.ReplaysRejected += c.ReplaysRejected
+			s.Counters.AuthFailures += c.AuthFailures
+			s.Counters.Forwarded += c.Forwarded
+			s.Counters.LogsDropped += c.LogsDropped
 			if nv.Stale || nv.Health != snapshot.Healthy {
 				continue
 			}
@@ -82,30 +93,28 @@ func (d *Demo) Summarize(ran, convergedAfter time.Duration) Summary {
 			s.Chains = append(s.Chains, ChainSummary{Name: c.Name, Desired: c.Desired, Held: c.Held(), Leader: c.Leader})
 		}
 	}
-	for _, nd := range d.Nodes() {
-		if ns := nd.Cluster().Node(nd.ID()); ns != nil {
-			c := ns.Counters
-			s.Counters.PacketsIn += c.PacketsIn
-			s.Counters.PacketsOut += c.PacketsOut
-			s.Counters.Drops += c.Drops
-			s.Counters.ReplaysRejected += c.ReplaysRejected
-			s.Counters.AuthFailures += c.AuthFailures
-			s.Counters.Forwarded += c.Forwarded
-			s.Counters.LogsDropped += c.LogsDropped
-		}
-	}
 	samples, det := d.detector.results()
 	s.LatencySamples = len(samples)
 	s.LatencyP50 = percentile(samples, 0.50)
 	s.LatencyP99 = percentile(samples, 0.99)
 	s.Detections = det
 	s.ResidentBytes = residentBytes()
+	d.mu.Lock()
+	for _, m := range d.members {
+		if m.proc != nil {
+			s.ResidentBytes += residentOf(fmt.Sprintf("/proc/%d/status", m.proc.pid()))
+		}
+	}
+	d.mu.Unlock()
 	return s
 }
 
 // residentBytes reads this process's resident set size (Linux), 0 elsewhere.
-func residentBytes() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+func residentBytes() uint64 { return residentOf("/proc/self/status") }
+
+// residentOf reads VmRSS from a /proc status file, 0 when unreadable.
+func residentOf(statusPath string) uint64 {
+	b, err := os.ReadFile(statusPath)
 	if err != nil {
 		return 0
 	}

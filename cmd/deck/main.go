@@ -9,9 +9,13 @@ import (
 	"github.com/charmbracelet/x/term"
 
 	"github.com/deck-mesh/deck/deck/cli"
+	"github.com/deck-mesh/deck/demo"
 )
 
 func main() {
+	// A `deck demo --procs` node is this binary re-executed: it runs its
+	// node and exits here, before any CLI parsing.
+	demo.RunMemberIfChild()
 	os.Exit(cli.Main(os.Args[1:], cli.IO{
 		In:    os.Stdin,
 		Out:   os.Stdout,

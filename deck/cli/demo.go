@@ -105,6 +105,7 @@ node. q or Ctrl-C stops everything; the state dir is removed unless
 	f.Int64Var(&o.Seed, "seed", 1, "seed for the random topology")
 	f.StringVar(&o.StateDir, "state-dir", "", "keep cluster file, keys and data here (default: a temp dir removed on exit)")
 	f.IntVar(&o.ICEThreshold, "ice-threshold", 1, "ICE signatures needed (1 or 2: alice and bob)")
+	f.BoolVar(&o.Procs, "procs", false, "run each node in its own child process (a kill is a real SIGKILL)")
 	f.BoolVar(&headless, "headless", false, "run without the TUI and print a summary")
 	f.DurationVar(&runFor, "for", 0, "with --headless: run this long before the summary")
 	cmd.AddCommand(demoFaultCmd(stdio))

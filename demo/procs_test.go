@@ -1,0 +1,109 @@
+package demo
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
+)
+
+// TestProcsDemo runs the demo with every node in a child process (this
+// test binary re-executed through RunMemberIfChild): the mesh converges,
+// a kill is a real SIGKILL that the console sees as Unreachable and
+// re-places around, a partition travels down the command pipe and heals,
+// and Close stops every process and removes the state dir.
+func TestProcsDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-process demo")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	d, err := Start(ctx, Options{Nodes: 4, Procs: true, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			d.Close()
+		}
+	}()
+	if len(d.Nodes()) != 0 {
+		t.Fatalf("%d in-process nodes with Procs", len(d.Nodes()))
+	}
+	var procs []*child
+	for _, m := range d.members {
+		if m.proc == nil || m.proc.pid() == os.Getpid() {
+			t.Fatalf("%s is not a child process", m.label)
+		}
+		procs = append(procs, m.proc)
+	}
+	console, err := d.Console(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a converged 4-process mesh", readyTimeout, d.Converged)
+	sum := d.Summarize(0, 0)
+	if sum.Counters.PacketsIn == 0 || sum.ResidentBytes <= residentBytes() {
+		t.Errorf("summary does not cover the node processes: packets in %d, resident %d (own %d)",
+			sum.Counters.PacketsIn, sum.ResidentBytes, residentBytes())
+	}
+
+	// A partition is applied inside the children: node-4 cut from every
+	// other node and from the console goes Unreachable, then heals.
+	cut := d.members[3]
+	if err := d.Inject(ctx, api.Fault{Kind: api.FaultPartition, Nodes: []identity.NodeID{cut.key.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, cut.label+" Unreachable behind the partition", detectTimeout, func() bool {
+		nv := console.Cluster().Node(cut.key.ID)
+		return nv != nil && nv.Health == snapshot.Unreachable
+	})
+	if err := d.Inject(ctx, api.Fault{Kind: api.FaultHeal}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reconverged after heal", reconvergeTimout, d.Converged)
+
+	// A kill is SIGKILL: the process is gone, the console sees it, and its
+	// daemons move to the survivors.
+	victim := busiest(d, console.Cluster())
+	vp := victim.proc
+	if err := d.Inject(ctx, api.Fault{Kind: api.FaultKill, Nodes: []identity.NodeID{victim.key.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-vp.done:
+	default:
+		t.Fatalf("%s's process still runs after the kill", victim.label)
+	}
+	if st := vp.cmd.ProcessState; st == nil || st.Exited() {
+		t.Fatalf("%s's process ended by exiting, not by SIGKILL: %v", victim.label, st)
+	}
+	waitFor(t, victim.label+" Unreachable after SIGKILL", detectTimeout, func() bool {
+		nv := console.Cluster().Node(victim.key.ID)
+		return nv != nil && nv.Health == snapshot.Unreachable
+	})
+	waitFor(t, "the victim's daemons re-placed", replaceTimeout, func() bool {
+		return len(placementProblems(console.Cluster())) == 0
+	})
+
+	state := d.StateDir()
+	closed = true
+	if err := d.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	for i, c := range procs {
+		select {
+		case <-c.done:
+		default:
+			t.Errorf("node-%d's process still runs after Close", i+1)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, ClusterFile)); !os.IsNotExist(err) {
+		t.Errorf("temporary state dir left behind: %v", err)
+	}
+}
