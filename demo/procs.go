@@ -58,12 +58,12 @@ type memberArgs struct {
 
 // memberCommand is one fault operation on a child's node.
 type memberCommand struct {
-	Op      string          `json:"op"` // block | impair | pause | crashloop
-	Peer    identity.NodeID `json:"peer,omitempty"`
-	On      bool            `json:"on,omitempty"`
-	Delay   time.Duration   `json:"delay_ns,omitempty"`
-	Loss    float64         `json:"loss,omitempty"`
-	Daemon  string          `json:"daemon,omitempty"`
+	Op     string          `json:"op"` // block | impair | pause | crashloop
+	Peer   identity.NodeID `json:"peer,omitempty"`
+	On     bool            `json:"on,omitempty"`
+	Delay  time.Duration   `json:"delay_ns,omitempty"`
+	Loss   float64         `json:"loss,omitempty"`
+	Daemon string          `json:"daemon,omitempty"`
 }
 
 // RunMemberIfChild must be called first thing by any binary that starts
@@ -191,16 +191,16 @@ func applyMemberCommand(nd *node.Node, line []byte) error {
 
 // child is the parent's handle on a node running in a child process.
 type child struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex // serialises writes to in; guards the link state
-	in   io.WriteCloser
+	cmd *exec.Cmd
+	mu  sync.Mutex // serialises writes to in; guards the link state
+	in  io.WriteCloser
 	// What the child's transport was told, so applyLinks (after every
 	// start, for every pair) sends only changes; a fresh child starts
 	// with nothing blocked or impaired, the maps' zero values.
 	blocked  map[identity.NodeID]bool
 	impaired map[identity.NodeID]impairment
-	done chan struct{} // closed when the process has exited
-	log  *os.File
+	done     chan struct{} // closed when the process has exited
+	log      *os.File
 }
 
 // startChild re-executes this binary as demo node m and waits for it to
