@@ -14,6 +14,9 @@ var screens = []struct {
 	keys   []string
 	faults bool
 	setup  func(*decktest.Client)
+	// prep adjusts the model after it is built (e.g. a fixed export
+	// directory, so the path prompt does not show a per-run temp dir).
+	prep func(*Model)
 }{
 	{name: "netmap", keys: []string{"1"}},
 	{name: "nodes", keys: []string{"2", "j", "j", "j", "j", "j"}},
@@ -39,6 +42,14 @@ var screens = []struct {
 	{name: "modal_picker", keys: []string{"5", "j", "j", "E"}},
 	{name: "modal_ice_confirm", keys: []string{"5", "j", "j", "E", "j", "enter"}},
 	{name: "modal_signatures", keys: []string{"5", "j", "j", "E", "j", "enter", "type:YES", "enter"}},
+	{name: "modal_export_logs", keys: []string{"9", "e"}, prep: fixedExportDir},
+	{name: "modal_export_audit", keys: []string{"0", "e"}, prep: fixedExportDir},
+	{name: "modal_export_failures", keys: []string{"-", "e"}, prep: fixedExportDir},
+	{name: "modal_export_proposal", keys: []string{"5", "j", "j", "E", "j", "enter", "type:YES", "enter", "ctrl+e"}, prep: fixedExportDir},
+	{name: "modal_cutover_picker", keys: []string{"5", "j", "j", "O"}},
+	{name: "modal_freeze_reason", keys: []string{"F", "type:drill"}},
+	{name: "modal_freeze_ttl", keys: []string{"F", "type:drill", "enter", "type:90m", "enter"}},
+	{name: "modal_audit_limit", keys: []string{"0", "n", "type:x", "enter"}},
 	{name: "read_only", keys: []string{"c"}, setup: func(c *decktest.Client) { c.SetReadOnly("no operator key in ~/.config/deck") }},
 	{name: "quiet", keys: []string{"2"}, setup: func(c *decktest.Client) { c.SetSnapshot(decktest.Quiet()) }},
 }
@@ -57,9 +68,18 @@ func TestGolden(t *testing.T) {
 					f = &decktest.Faults{}
 				}
 				m := newTestModel(t, c, sz[0], sz[1], f)
+				if sc.prep != nil {
+					sc.prep(m)
+				}
 				press(t, m, sc.keys...)
 				golden(t, name, frame(t, m))
 			})
 		}
 	}
 }
+
+// goldenExportDir is the export directory shown in the path prompts of the
+// goldens; it is never written (the prompts are not submitted).
+const goldenExportDir = "/srv/deck-exports"
+
+func fixedExportDir(m *Model) { m.c.ExportDir = goldenExportDir }

@@ -180,7 +180,7 @@ func (t *Audit) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Limit):
 		return common.Emit(LimitPromptMsg{Current: t.limit, Apply: t.SetLimit})
 	case key.Matches(msg, k.Export):
-		rows := t.table.Rows()
+		rows := t.table.Shown() // what the screen lists, `/` filter applied
 		return common.Emit(common.ExportMsg{What: "audit", Lines: func() []string { return rowLines(t.table.Cols, rows) }})
 	case key.Matches(msg, k.Enter):
 		if r := t.record(); r != nil {

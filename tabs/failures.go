@@ -87,7 +87,7 @@ func (t *Failures) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	switch {
 	case key.Matches(msg, t.c.Keys.Export):
-		rows := t.table.Rows()
+		rows := t.table.Shown() // what the screen lists, `/` filter applied
 		return common.Emit(common.ExportMsg{What: "failures", Lines: func() []string { return rowLines(t.table.Cols, rows) }})
 	case key.Matches(msg, t.c.Keys.Enter):
 		if f := t.record(); f != nil {

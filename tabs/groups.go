@@ -20,6 +20,9 @@ type Groups struct {
 	filter string
 	group  int
 	member int
+	// treeH is the tree pane's height at the last View: PgUp/PgDn move the
+	// group cursor by about that many lines, as the tables move by a page.
+	treeH int
 }
 
 // NewGroups makes the GROUPS tab.
@@ -83,12 +86,35 @@ func (t *Groups) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 		t.group, t.member = 0, 0
 	case key.Matches(msg, k.Bottom):
 		t.group, t.member = 1<<30, 0
+	case key.Matches(msg, k.PageUp):
+		t.group -= t.pageGroups(-1)
+		t.member = 0
+	case key.Matches(msg, k.PageDown):
+		t.group += t.pageGroups(1)
+		t.member = 0
 	default:
 		cmd, _ := daemonActions(k, msg, t.selectedDaemon())
 		return cmd
 	}
 	t.clamp()
 	return nil
+}
+
+// pageGroups is how many groups PgUp (dir -1) or PgDn (dir 1) moves over:
+// the groups whose tree lines (header plus members) fit in one page of the
+// tree pane (its height less one, like widgets.Table), at least one.
+func (t *Groups) pageGroups(dir int) int {
+	gs := t.groups()
+	page := max(t.treeH-1, 1)
+	n, lines := 0, 0
+	for i := t.group + dir; i >= 0 && i < len(gs); i += dir {
+		lines += 1 + len(gs[i].Members)
+		if lines > page && n > 0 {
+			break
+		}
+		n++
+	}
+	return max(n, 1)
 }
 
 // GroupHeader is a group's tree line: kind, name, membership and chain.
@@ -170,6 +196,7 @@ func (t *Groups) View(w, h int) string {
 		detH = min(8, (h-1)/2)
 		treeH = h - 1 - detH
 	}
+	t.treeH = treeH
 	tree, sel := GroupTree(th, t.c.Snap, t.c.Now, gs, t.group, t.member, treeW)
 	off := 0
 	if sel+t.member+2 > treeH {

@@ -221,7 +221,9 @@ func act(m common.ActionMsg) tea.Cmd { return common.Emit(m) }
 // shared by NODES, MAINTENANCE, NET.MAP and the node page.
 func nodeActions(k *common.KeyMap, msg tea.KeyPressMsg, id api.NodeID) (tea.Cmd, bool) {
 	if id == 0 {
-		return nil, false
+		// Nothing selected (an empty or filtered-out list): the node verbs
+		// have no target, but the cluster-wide F/T/A still apply.
+		return clusterActions(k, msg)
 	}
 	a := func(v api.Verb) api.Action { return api.Action{Verb: v, Node: id} }
 	switch {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
 	"github.com/deck-mesh/deck/deck/common"
@@ -265,4 +266,45 @@ func TestTimelineEntries(t *testing.T) {
 		}
 	}
 	var _ = api.LevelInfo
+}
+
+// TestGroupsPageKeys: PgDn/PgUp move the GROUPS cursor by the groups that
+// fit in a page of the tree pane (as the tables move by a page of rows),
+// stop at the ends, and reset the member axis.
+func TestGroupsPageKeys(t *testing.T) {
+	c := testCtx(0)
+	c.Snap = decktest.Quiet()
+	c.Snap.Groups = nil
+	for i := 0; i < 20; i++ {
+		name := string(rune('a' + i))
+		c.Snap.Groups = append(c.Snap.Groups, snapshot.Group{Name: name, Kind: snapshot.GroupReplica, Desired: 2,
+			Members: []string{name + "-0", name + "-1"}})
+	}
+	g := NewGroups(c)
+	// 80×20: the tree pane is 11 lines (the detail pane takes 8), a page 10
+	// lines, and a group 3 lines (header and two members): 3 groups a page.
+	_ = g.View(80, 20)
+	if g.treeH != 11 {
+		t.Fatalf("tree pane %d lines, the test assumes 11", g.treeH)
+	}
+	pgdn, pgup := tea.KeyPressMsg{Code: tea.KeyPgDown}, tea.KeyPressMsg{Code: tea.KeyPgUp}
+	right := tea.KeyPressMsg{Code: tea.KeyRight}
+	steps := []struct {
+		key  tea.KeyPressMsg
+		want string
+	}{
+		{right, "a-1"}, {pgdn, "d-0"}, {pgdn, "g-0"}, {right, "g-1"}, {pgup, "d-0"}, {pgup, "a-0"}, {pgup, "a-0"},
+	}
+	for i, st := range steps {
+		g.HandleKey(st.key)
+		if got := g.Selection().Daemon; got != st.want {
+			t.Fatalf("step %d (%s): on %s, want %s", i, st.key, got, st.want)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		g.HandleKey(pgdn)
+	}
+	if got := g.Selection().Daemon; got != "t-0" {
+		t.Fatalf("PgDn past the end: on %s, want the last group t-0", got)
+	}
 }

@@ -96,11 +96,7 @@ func (s *SigCollector) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 			}
 			return nil, true
 		}
-		sig, err := ParseSignature(text)
-		if err == nil {
-			err = s.Add(sig)
-		}
-		if err != nil {
+		if err := s.addText(text); err != nil {
 			s.In.Err = err.Error()
 			return nil, false
 		}
@@ -111,7 +107,58 @@ func (s *SigCollector) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 	return nil, false
 }
 
-func (s *SigCollector) HandlePaste(text string) { s.In.Paste(text) }
+// addText parses one "deck-sig:…" line and adds it.
+func (s *SigCollector) addText(text string) error {
+	if n := len([]rune(text)); n > InputMaxRunes {
+		return fmt.Errorf("line is %d characters long (max %d)", n, InputMaxRunes)
+	}
+	sig, err := ParseSignature(text)
+	if err != nil {
+		return err
+	}
+	return s.Add(sig)
+}
+
+// HandlePaste takes pasted text. Without a line break it goes into the
+// input as typed text, and Enter checks it. With line breaks (a co-signer's
+// several deck-sig lines, or one line with its newline) each non-empty line
+// is checked and added as it arrives, as if typed and entered: Input.Paste
+// alone would drop the breaks and merge two signatures into one invalid
+// line. The first line continues what was already typed. A paste never
+// commits. The first rejected line is kept in the input, its error naming
+// the line, so nothing pasted is dropped silently.
+func (s *SigCollector) HandlePaste(text string) {
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
+	if !strings.Contains(text, "\n") {
+		s.In.Paste(text)
+		return
+	}
+	lines := strings.Split(text, "\n")
+	lines[0] = s.In.String() + lines[0]
+	s.In.Value = s.In.Value[:0]
+	s.In.Err = ""
+	var bad, why string
+	rejected := 0
+	for i, l := range lines {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		if err := s.addText(l); err != nil {
+			if rejected == 0 {
+				bad, why = l, fmt.Sprintf("pasted line %d: %v", i+1, err)
+			}
+			rejected++
+		}
+	}
+	if rejected == 0 {
+		return
+	}
+	if rejected > 1 {
+		why += fmt.Sprintf(" (+%d more lines rejected)", rejected-1)
+	}
+	s.In.Paste(bad) // capped and stripped of control characters like typing
+	s.In.Err = why
+}
 
 func (s *SigCollector) Hints() string {
 	return "paste deck-sig:… + enter · enter on empty line commits · ctrl+e export proposal · esc abort"

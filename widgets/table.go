@@ -126,6 +126,16 @@ func (t *Table) measure() {
 // Rows is the unfiltered data.
 func (t *Table) Rows() []Row { return t.rows }
 
+// Shown is the rows passing the filter, in display order. Exports use it so
+// a file holds what the screen lists (`/` applied), as LOGS' export does.
+func (t *Table) Shown() []Row {
+	out := make([]Row, len(t.view))
+	for i, ri := range t.view {
+		out[i] = t.rows[ri]
+	}
+	return out
+}
+
 // Len is the number of rows passing the filter; Total is all rows.
 func (t *Table) Len() int   { return len(t.view) }
 func (t *Table) Total() int { return len(t.rows) }

@@ -1,7 +1,9 @@
 package widgets
 
 import (
+	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -233,4 +235,74 @@ func BenchmarkTableView(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_ = tb.View(th, 160, 40)
 	}
+}
+
+// TestSigCollectorMultiLinePaste: a paste of several deck-sig lines adds
+// each line as it arrives (checked one by one), instead of merging them
+// into one invalid line; a paste never commits; a rejected line stays in the
+// input with its error; a paste without a line break still waits for Enter.
+func TestSigCollectorMultiLinePaste(t *testing.T) {
+	sig := func(op api.NodeID) api.Signature { return api.Signature{Operator: op, Sig: make([]byte, 64)} }
+	line := func(op api.NodeID) string { return FormatSignature(sig(op)) }
+	const own, bob, carol, dave, mallory = 0xa11ce, 0xb0b, 0xca201, 0xda5e, 0xbad
+	newSC := func() (*SigCollector, *int) {
+		commits := 0
+		return &SigCollector{Threshold: 4, Sigs: []api.Signature{sig(own)},
+			Check: func(s api.Signature) error {
+				if s.Operator == mallory {
+					return errors.New("operator is not registered")
+				}
+				return nil
+			},
+			OnCommit: func([]api.Signature) tea.Cmd { commits++; return nil },
+		}, &commits
+	}
+	ops := func(sc *SigCollector) []api.NodeID {
+		var out []api.NodeID
+		for _, s := range sc.Sigs {
+			out = append(out, s.Operator)
+		}
+		return out
+	}
+
+	t.Run("all lines added", func(t *testing.T) {
+		sc, commits := newSC()
+		sc.HandlePaste(line(bob) + "\r\n" + line(carol) + "\n\n" + line(dave) + "\n")
+		if got := ops(sc); !reflect.DeepEqual(got, []api.NodeID{own, bob, carol, dave}) {
+			t.Fatalf("signatures %v", got)
+		}
+		if sc.In.String() != "" || sc.In.Err != "" || !sc.Ready() || *commits != 0 {
+			t.Fatalf("input %q err %q ready %v commits %d", sc.In.String(), sc.In.Err, sc.Ready(), *commits)
+		}
+	})
+	t.Run("rejected line kept, the others added", func(t *testing.T) {
+		sc, _ := newSC()
+		sc.HandlePaste(line(bob) + "\ngarbage\n" + line(mallory) + "\n" + line(bob) + "\n" + line(carol))
+		if got := ops(sc); !reflect.DeepEqual(got, []api.NodeID{own, bob, carol}) {
+			t.Fatalf("signatures %v", got)
+		}
+		if sc.In.String() != "garbage" || !strings.Contains(sc.In.Err, "pasted line 2") || !strings.Contains(sc.In.Err, "+2 more lines rejected") {
+			t.Fatalf("input %q err %q", sc.In.String(), sc.In.Err)
+		}
+	})
+	t.Run("the first line continues the typed text", func(t *testing.T) {
+		sc, _ := newSC()
+		l := line(bob)
+		sc.In.Paste(l[:10])
+		sc.HandlePaste(l[10:] + "\n" + line(carol) + "\n")
+		if got := ops(sc); !reflect.DeepEqual(got, []api.NodeID{own, bob, carol}) || sc.In.String() != "" {
+			t.Fatalf("signatures %v input %q err %q", got, sc.In.String(), sc.In.Err)
+		}
+	})
+	t.Run("one line without a break waits for enter", func(t *testing.T) {
+		sc, _ := newSC()
+		sc.HandlePaste(line(bob))
+		if len(sc.Sigs) != 1 || sc.In.String() != line(bob) {
+			t.Fatalf("signatures %v input %q", ops(sc), sc.In.String())
+		}
+		sc.HandleKey(press("enter"))
+		if got := ops(sc); !reflect.DeepEqual(got, []api.NodeID{own, bob}) || sc.In.String() != "" {
+			t.Fatalf("after enter: %v input %q err %q", got, sc.In.String(), sc.In.Err)
+		}
+	})
 }
