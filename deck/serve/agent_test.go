@@ -207,6 +207,7 @@ func TestOpenSSHAgentForwardedDrain(t *testing.T) {
 	pubPath := alice.path + ".pub"
 
 	srv, addr := startServer(t, m.nodes[0], Config{})
+	before := goroutineStacks()
 	consoles := make(chan *Console, 1)
 	srv.onConsole = func(c *Console) { consoles <- c }
 
@@ -253,5 +254,5 @@ func TestOpenSSHAgentForwardedDrain(t *testing.T) {
 	if code := term.wait(); code != 0 {
 		t.Fatalf("ssh exit code %d", code)
 	}
-	noConsoleGoroutines(t, srv)
+	noConsoleGoroutines(t, srv, before)
 }

@@ -80,8 +80,8 @@ func BenchmarkConsoles20(b *testing.B) {
 		terms[i] = openGoTerm(b, c, 120, 40, "")
 	}
 	for _, g := range terms {
-		g.waitText(b, "LIVE")
-		g.waitText(b, "DISK%")
+		g.WaitText(b, "LIVE")
+		g.WaitText(b, "DISK%")
 	}
 	waitFor(b, "20 consoles", termTimeout, func() bool { return srv.Sessions() == benchConsoles })
 	time.Sleep(3 * time.Second)
@@ -96,7 +96,7 @@ func BenchmarkConsoles20(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		marks := make([]int, len(terms))
 		for j, g := range terms {
-			marks[j] = g.rawLen()
+			marks[j] = g.RawLen()
 		}
 		if _, err := op.Admin().Cordon(ctx, target); err != nil {
 			b.Fatal(err)
@@ -116,7 +116,7 @@ func BenchmarkConsoles20(b *testing.B) {
 			var at time.Time
 			waitFor(b, fmt.Sprintf("console %d to redraw", j), termTimeout, func() bool {
 				var ok bool
-				at, ok = g.arrival(marks[j], "cordoned")
+				at, ok = g.Arrival(marks[j], "cordoned")
 				return ok
 			})
 			lat = append(lat, at.Sub(t0))

@@ -21,6 +21,7 @@ func TestOpenSSHConsole(t *testing.T) {
 	dir := t.TempDir()
 	bob := newSSHKey(t, dir, "bob", nil) // listed, not an operator
 	srv, addr := startServer(t, m.nodes[0], Config{AuthorizedKeysPath: writeAuthorizedKeys(t, bob)})
+	before := goroutineStacks()
 
 	term := startSSH(t, nil, 100, 30, sshArgs(addr, bob.path, "-tt")...)
 	term.waitText(0, "LIVE")
@@ -54,7 +55,7 @@ func TestOpenSSHConsole(t *testing.T) {
 	if code := term.wait(); code != 0 {
 		t.Fatalf("ssh exit code %d; output:\n%s", code, tail(term.text(), 2000))
 	}
-	noConsoleGoroutines(t, srv)
+	noConsoleGoroutines(t, srv, before)
 }
 
 // TestUnknownKeyRefused: a key that is neither listed nor an operator's

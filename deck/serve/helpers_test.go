@@ -11,8 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime/pprof"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/creack/pty"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/deck-mesh/deck/deck/serve/servetest"
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/config"
@@ -196,11 +196,6 @@ func needTool(t testing.TB, names ...string) {
 	}
 }
 
-// ansi matches the escape sequences a terminal would interpret.
-var ansi = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[P^_X][^\x1b]*\x1b\\|\x1b[ -/]*[0-~]`)
-
-func stripANSI(b []byte) string { return ansi.ReplaceAllString(string(b), "") }
-
 // sshTerm is a real OpenSSH client in a pty.
 type sshTerm struct {
 	t    testing.TB
@@ -265,7 +260,7 @@ func startSSH(t testing.TB, env []string, cols, rows uint16, args ...string) *ss
 func (s *sshTerm) text() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return stripANSI(s.out.Bytes())
+	return servetest.StripANSI(s.out.Bytes())
 }
 
 func (s *sshTerm) mark() int { return len(s.text()) }
@@ -334,24 +329,85 @@ func tail(s string, n int) string {
 	return s
 }
 
-// noConsoleGoroutines waits until no goroutine runs a console: the deck's
-// program, its pumps, or the session handler.
-func noConsoleGoroutines(t testing.TB, srv *Server) {
-	t.Helper()
-	var dump string
-	waitFor(t, "console goroutines to end", 30*time.Second, func() bool {
-		if srv.Sessions() != 0 {
-			return false
+// consoleStackMarkers are the functions a console's goroutines run (or
+// were created by): the session handler and its program, the deck and its
+// pumps, the node-side subscriptions a console opens (the snapshot watch,
+// the audit stream, the log and failure subscriptions and the leases they
+// hold on every node of the in-process mesh), the SSH session's own request
+// loop and the discarders of forwarded-agent channels. A console must leave
+// none of them behind.
+var consoleStackMarkers = []string{
+	"charm.land/bubbletea",
+	"charm.land/wish/",
+	"charm.land/ssh.DefaultSessionHandler",
+	"charm.land/ssh.(*session)",
+	"golang.org/x/crypto/ssh.DiscardRequests",
+	"github.com/deck-mesh/deck/deck.",
+	"github.com/deck-mesh/deck/deck/serve.",
+	"github.com/deck-mesh/deck/node.(*publisher).watch",
+	"github.com/deck-mesh/deck/node.(*auditQuery).Stream",
+	"github.com/deck-mesh/deck/node/chain.(*SubscriptionService).startSub",
+	"github.com/deck-mesh/deck/node/chain.(*SubscriptionService).runLease",
+	"github.com/deck-mesh/deck/node/chain.(*clientSub)",
+}
+
+// goroutineStacks is every goroutine's stack, by goroutine id.
+func goroutineStacks() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
 		}
-		var b bytes.Buffer
-		pprof.Lookup("goroutine").WriteTo(&b, 2)
-		dump = b.String()
-		for _, g := range strings.Split(dump, "\n\n") {
-			if strings.Contains(g, "charm.land/bubbletea") || strings.Contains(g, "deck/serve.(*Server).runConsole") ||
-				strings.Contains(g, "deck-mesh/deck/deck.") {
-				return false
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		// "goroutine 42 [select]:"
+		if f := strings.Fields(g); len(f) > 1 && f[0] == "goroutine" {
+			out[f[1]] = g
+		}
+	}
+	return out
+}
+
+// leakedConsoleGoroutines are the goroutines started since before (a
+// goroutineStacks snapshot) that run console code: the mesh's and the
+// server's own goroutines, running before the session, are not counted.
+func leakedConsoleGoroutines(before map[string]string) []string {
+	var leaked []string
+	for id, g := range goroutineStacks() {
+		if _, old := before[id]; old {
+			continue
+		}
+		for _, m := range consoleStackMarkers {
+			if strings.Contains(g, m) {
+				leaked = append(leaked, g)
+				break
 			}
 		}
-		return true
-	})
+	}
+	return leaked
+}
+
+// noConsoleGoroutines waits until no console runs on srv and no goroutine
+// started since before (a goroutineStacks snapshot taken before the
+// sessions began) runs console code, deck-side or node-side.
+func noConsoleGoroutines(t testing.TB, srv *Server, before map[string]string) {
+	t.Helper()
+	var leaked []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leaked = leakedConsoleGoroutines(before)
+		if srv.Sessions() == 0 && len(leaked) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("after 30s, %d consoles and %d console goroutines still run:\n\n%s",
+		srv.Sessions(), len(leaked), strings.Join(leaked, "\n\n"))
 }

@@ -2,156 +2,34 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
-	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"charm.land/ssh"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/deck-mesh/deck/deck/serve/servetest"
+	"github.com/deck-mesh/deck/node/api"
 )
 
-// goTerm is an in-process x/crypto/ssh client session, with every chunk of
-// output timestamped on arrival.
-type goTerm struct {
-	client *gossh.Client
-	sess   *gossh.Session
-	stdin  io.WriteCloser
-
-	mu     sync.Mutex
-	out    bytes.Buffer
-	chunks []chunk
-	done   chan struct{} // output ended
-}
-
-type chunk struct {
-	at  time.Time
-	end int // offset in out after this chunk
-}
+// goTerm is an in-process x/crypto/ssh client session (servetest.Term).
+type goTerm = servetest.Term
 
 func dialGo(t testing.TB, srv *Server, addr string, auth ...gossh.AuthMethod) (*gossh.Client, error) {
 	t.Helper()
-	return gossh.Dial("tcp", addr, &gossh.ClientConfig{
-		User: "deck", Auth: auth, HostKeyCallback: gossh.FixedHostKey(srv.HostKey()), Timeout: 30 * time.Second,
-	})
+	return servetest.Dial(addr, srv.HostKey(), auth...)
 }
 
 // openGoTerm starts a session on c: with a pty of cols×rows unless cols is
 // 0, running the console (cmd "") or a command.
 func openGoTerm(t testing.TB, c *gossh.Client, cols, rows int, cmd string) *goTerm {
 	t.Helper()
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &goTerm{client: c, sess: sess, done: make(chan struct{})}
-	stdout, err := sess.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess.Stderr = g // interleaved with stdout, as a terminal would show it
-	if g.stdin, err = sess.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if cols > 0 {
-		if err := sess.RequestPty("xterm-256color", rows, cols, gossh.TerminalModes{gossh.ECHO: 0}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	go func() {
-		defer close(g.done)
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := stdout.Read(buf)
-			if n > 0 {
-				g.Write(buf[:n])
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	if cmd == "" {
-		err = sess.Shell()
-	} else {
-		err = sess.Start(cmd)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close(); c.Close() })
-	return g
-}
-
-// Write records output as it arrives.
-func (g *goTerm) Write(p []byte) (int, error) {
-	now := time.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.out.Write(p)
-	g.chunks = append(g.chunks, chunk{at: now, end: g.out.Len()})
-	return len(p), nil
-}
-
-func (g *goTerm) text() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return stripANSI(g.out.Bytes())
-}
-
-func (g *goTerm) rawLen() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.out.Len()
-}
-
-// arrival finds want in the raw output after offset from and returns when
-// the chunk that completed it arrived.
-func (g *goTerm) arrival(from int, want string) (time.Time, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	raw := g.out.Bytes()
-	i := bytes.Index(raw[from:], []byte(want))
-	if i < 0 {
-		return time.Time{}, false
-	}
-	end := from + i + len(want)
-	for _, c := range g.chunks {
-		if c.end >= end {
-			return c.at, true
-		}
-	}
-	return time.Time{}, false
-}
-
-func (g *goTerm) waitText(t testing.TB, want string) {
-	t.Helper()
-	waitFor(t, "output "+want, termTimeout, func() bool { return strings.Contains(g.text(), want) })
-}
-
-// waitExit waits for the session to end and returns its exit status.
-func (g *goTerm) waitExit(t testing.TB) int {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() { errc <- g.sess.Wait() }()
-	select {
-	case err := <-errc:
-		var ee *gossh.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitStatus()
-		}
-		if err != nil {
-			t.Fatalf("session: %v", err)
-		}
-		return 0
-	case <-time.After(termTimeout):
-		t.Fatalf("session did not end; output:\n%s", tail(g.text(), 2000))
-	}
-	return -1
+	return servetest.Open(t, c, servetest.Options{Cols: cols, Rows: rows, Command: cmd, Timeout: termTimeout})
 }
 
 func TestRateLimitPerSource(t *testing.T) {
@@ -188,22 +66,22 @@ func TestSessionRefusals(t *testing.T) {
 	}
 	t.Run("a command", func(t *testing.T) {
 		g := openGoTerm(t, dial(), 0, 0, "cat /etc/passwd")
-		if code := g.waitExit(t); code != 1 {
+		if code := g.WaitExit(t); code != 1 {
 			t.Fatalf("exit %d", code)
 		}
-		<-g.done
-		if !strings.Contains(g.text(), "only runs the console") {
-			t.Fatalf("output %q", g.text())
+		<-g.Done
+		if !strings.Contains(g.Text(), "only runs the console") {
+			t.Fatalf("output %q", g.Text())
 		}
 	})
 	t.Run("no terminal", func(t *testing.T) {
 		g := openGoTerm(t, dial(), 0, 0, "")
-		if code := g.waitExit(t); code != 1 {
+		if code := g.WaitExit(t); code != 1 {
 			t.Fatalf("exit %d", code)
 		}
-		<-g.done
-		if !strings.Contains(g.text(), "needs a terminal") {
-			t.Fatalf("output %q", g.text())
+		<-g.Done
+		if !strings.Contains(g.Text(), "needs a terminal") {
+			t.Fatalf("output %q", g.Text())
 		}
 	})
 	t.Run("a subsystem", func(t *testing.T) {
@@ -217,18 +95,19 @@ func TestSessionRefusals(t *testing.T) {
 		}
 	})
 	t.Run("over the session limit", func(t *testing.T) {
+		before := goroutineStacks()
 		first := openGoTerm(t, dial(), 100, 30, "")
-		first.waitText(t, "LIVE")
+		first.WaitText(t, "LIVE")
 		second := openGoTerm(t, dial(), 100, 30, "")
-		if code := second.waitExit(t); code != 1 {
+		if code := second.WaitExit(t); code != 1 {
 			t.Fatalf("exit %d", code)
 		}
-		<-second.done
-		if !strings.Contains(second.text(), "too many consoles") {
-			t.Fatalf("output %q", second.text())
+		<-second.Done
+		if !strings.Contains(second.Text(), "too many consoles") {
+			t.Fatalf("output %q", second.Text())
 		}
-		first.sess.Close()
-		noConsoleGoroutines(t, srv)
+		first.Sess.Close()
+		noConsoleGoroutines(t, srv, before)
 	})
 }
 
@@ -240,20 +119,21 @@ func TestIdleAndMaxSessionTimeouts(t *testing.T) {
 		srv, addr := startServer(t, m.nodes[0], Config{
 			AuthorizedKeysPath: path, SessionIdleTimeout: 2 * time.Second, IdleCheckInterval: 100 * time.Millisecond,
 		})
+		before := goroutineStacks()
 		c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		g := openGoTerm(t, c, 100, 30, "")
-		g.waitText(t, "LIVE")
-		if code := g.waitExit(t); code != 1 {
+		g.WaitText(t, "LIVE")
+		if code := g.WaitExit(t); code != 1 {
 			t.Fatalf("exit %d", code)
 		}
-		<-g.done
-		if !strings.Contains(g.text(), "console closed: idle timeout") {
-			t.Fatalf("no idle notice in %q", tail(g.text(), 300))
+		<-g.Done
+		if !strings.Contains(g.Text(), "console closed: idle timeout") {
+			t.Fatalf("no idle notice in %q", tail(g.Text(), 300))
 		}
-		noConsoleGoroutines(t, srv)
+		noConsoleGoroutines(t, srv, before)
 	})
 	t.Run("max session", func(t *testing.T) {
 		srv, addr := startServer(t, m.nodes[0], Config{AuthorizedKeysPath: path, MaxSessionDuration: 3 * time.Second})
@@ -262,7 +142,7 @@ func TestIdleAndMaxSessionTimeouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		g := openGoTerm(t, c, 100, 30, "")
-		g.waitText(t, "LIVE")
+		g.WaitText(t, "LIVE")
 		// Typing does not extend a session's maximum time.
 		stop := make(chan struct{})
 		defer close(stop)
@@ -272,16 +152,16 @@ func TestIdleAndMaxSessionTimeouts(t *testing.T) {
 				case <-stop:
 					return
 				case <-time.After(200 * time.Millisecond):
-					g.stdin.Write([]byte("j"))
+					g.Stdin.Write([]byte("j"))
 				}
 			}
 		}()
-		if code := g.waitExit(t); code != 1 {
+		if code := g.WaitExit(t); code != 1 {
 			t.Fatalf("exit %d", code)
 		}
-		<-g.done
-		if !strings.Contains(g.text(), "maximum session time") {
-			t.Fatalf("no max-time notice in %q", tail(g.text(), 300))
+		<-g.Done
+		if !strings.Contains(g.Text(), "maximum session time") {
+			t.Fatalf("no max-time notice in %q", tail(g.Text(), 300))
 		}
 	})
 }
@@ -292,6 +172,7 @@ func TestCloseEndsConsoles(t *testing.T) {
 	m := startMesh(t, 1)
 	bob := newSSHKey(t, t.TempDir(), "bob", nil)
 	srv, addr := startServer(t, m.nodes[0], Config{AuthorizedKeysPath: writeAuthorizedKeys(t, bob)})
+	before := goroutineStacks()
 	var terms []*goTerm
 	for i := 0; i < 2; i++ {
 		c, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t)))
@@ -299,22 +180,22 @@ func TestCloseEndsConsoles(t *testing.T) {
 			t.Fatal(err)
 		}
 		g := openGoTerm(t, c, 100, 30, "")
-		g.waitText(t, "LIVE")
+		g.WaitText(t, "LIVE")
 		terms = append(terms, g)
 	}
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range terms {
-		if code := g.waitExit(t); code != 1 {
+		if code := g.WaitExit(t); code != 1 {
 			t.Fatalf("exit %d", code)
 		}
-		<-g.done
-		if !strings.Contains(g.text(), "server shutting down") {
-			t.Fatalf("no shutdown notice in %q", tail(g.text(), 300))
+		<-g.Done
+		if !strings.Contains(g.Text(), "server shutting down") {
+			t.Fatalf("no shutdown notice in %q", tail(g.Text(), 300))
 		}
 	}
-	noConsoleGoroutines(t, srv)
+	noConsoleGoroutines(t, srv, before)
 	if _, err := dialGo(t, srv, addr, gossh.PublicKeys(bob.signer(t))); err == nil {
 		t.Fatal("closed server accepted a connection")
 	}
@@ -442,4 +323,46 @@ func TestParseAuthorizedKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeakCheckSeesNodeSideGoroutines: the check the console tests end with
+// sees the node-side goroutines a console's Client starts (the snapshot
+// watch, the audit stream, the log and failure subscriptions and their
+// leases), not only the deck's own, and passes once they are cancelled.
+func TestLeakCheckSeesNodeSideGoroutines(t *testing.T) {
+	m := startMesh(t, 1)
+	bob := newSSHKey(t, t.TempDir(), "bob", nil)
+	srv, _ := startServer(t, m.nodes[0], Config{AuthorizedKeysPath: writeAuthorizedKeys(t, bob)})
+	before := goroutineStacks()
+	c, err := srv.Console(bob.pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.WatchSnapshots(ctx)
+	if _, err := c.Audit().Stream(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SubscribeLogs(ctx, api.LogFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SubscribeFailures(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range []string{
+		"node.(*publisher).watch", "node.(*auditQuery).Stream",
+		"chain.(*SubscriptionService).startSub", "chain.(*SubscriptionService).runLease",
+	} {
+		waitFor(t, fn+" counted as a leak", meshTimeout, func() bool {
+			for _, g := range leakedConsoleGoroutines(before) {
+				if strings.Contains(g, fn) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	cancel()
+	noConsoleGoroutines(t, srv, before)
 }

@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/deck-mesh/deck/deck/serve"
+	"github.com/deck-mesh/deck/deck/serve/servetest"
+	"github.com/deck-mesh/deck/node/api"
+)
+
+// serveTimeout bounds each wait on `deck serve`: starting its node, and
+// stopping (consoles get serve.ShutdownGrace to hang up).
+const serveTimeout = 90 * time.Second
+
+// serveLine is the line `deck serve` prints once it accepts SSH
+// connections: the bound address, whether the host key is new, and its
+// fingerprint and file.
+var serveLine = regexp.MustCompile(`ssh consoles on (\S+), (new host key|host key) ssh-ed25519 (SHA256:\S+) \((.+)\)\n`)
+
+// serveRun is one `deck serve` running in-process.
+type serveRun struct {
+	out, err *promptWatch
+	cancel   context.CancelFunc
+	done     chan int
+	code     *int
+
+	addr, state, fingerprint, hostKey string
+}
+
+// startServe runs `deck serve --ssh 127.0.0.1:0` on m's cluster file with
+// extra args and waits for its "ssh consoles on" line.
+func startServe(t *testing.T, m *testMesh, args ...string) *serveRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &serveRun{
+		out:    &promptWatch{prompt: "ssh consoles on", seen: make(chan struct{})},
+		err:    &promptWatch{seen: make(chan struct{})}, // only its text is used
+		cancel: cancel,
+		done:   make(chan int, 1),
+	}
+	args = append([]string{"--cluster", m.clusterPath, "serve", "--ssh", "127.0.0.1:0", "--listen", "127.0.0.1:0"}, args...)
+	go func() { r.done <- MainContext(ctx, args, IO{In: strings.NewReader(""), Out: r.out, Err: r.err}) }()
+	t.Cleanup(func() { r.stop(t) })
+	select {
+	case <-r.out.seen:
+	case code := <-r.done:
+		r.code = &code
+		t.Fatalf("deck serve exited %d before serving\n--- stdout\n%s--- stderr\n%s", code, r.out, r.err)
+	case <-time.After(serveTimeout):
+		t.Fatalf("deck serve printed no \"ssh consoles on\" line in %v\n--- stdout\n%s--- stderr\n%s", serveTimeout, r.out, r.err)
+	}
+	mt := serveLine.FindStringSubmatch(r.out.String())
+	if mt == nil {
+		t.Fatalf("unexpected serve line:\n%s", r.out)
+	}
+	r.addr, r.state, r.fingerprint, r.hostKey = mt[1], mt[2], mt[3], mt[4]
+	if host, port, err := net.SplitHostPort(r.addr); err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("serve printed %q, not the bound address", r.addr)
+	}
+	return r
+}
+
+// stop cancels the command (like Ctrl-C) and returns its exit code.
+func (r *serveRun) stop(t *testing.T) int {
+	t.Helper()
+	if r.code != nil {
+		return *r.code
+	}
+	r.cancel()
+	select {
+	case code := <-r.done:
+		r.code = &code
+		return code
+	case <-time.After(serveTimeout):
+		t.Fatalf("deck serve did not stop in %v\n--- stdout\n%s--- stderr\n%s", serveTimeout, r.out, r.err)
+	}
+	return -1
+}
+
+// TestServeCommand runs `deck serve` itself on a mesh: it prints the bound
+// SSH address and the host key's fingerprint, creates the host key with
+// mode 0600 and reuses it on the next start, and an operator logging in
+// with the key in their (forwarded) agent gets a deck that signs as them.
+func TestServeCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a mesh and an SSH server")
+	}
+	t.Parallel()
+	m := startMesh(t, meshOpts{nodes: 1, iceThreshold: 1, operators: []string{"alice"}})
+	dir := t.TempDir()
+	data := filepath.Join(dir, "serve1")
+
+	first := startServe(t, m, "--data", data)
+	hostKey := filepath.Join(data, serve.HostKeyFile)
+	if first.state != "new host key" || first.hostKey != hostKey {
+		t.Fatalf("first start: %q %q, want a new host key at %s\n%s", first.state, first.hostKey, hostKey, first.out)
+	}
+	st, err := os.Stat(hostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("host key mode %v, want 0600", st.Mode().Perm())
+	}
+	keyBytes, err := os.ReadFile(hostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, created, err := serve.LoadOrCreateHostKey(hostKey)
+	if err != nil || created {
+		t.Fatalf("reading the host key back: created=%v err=%v", created, err)
+	}
+	if fp := serve.Fingerprint(hk.PublicKey()); fp != first.fingerprint {
+		t.Fatalf("serve printed fingerprint %s, the key file's is %s", first.fingerprint, fp)
+	}
+
+	// alice's key lives only in an agent the client forwards (ssh -A).
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: m.ops["alice"].Private}); err != nil {
+		t.Fatal(err)
+	}
+	// Dial accepts only the key from the file: the server presents it.
+	c, err := servetest.Dial(first.addr, hk.PublicKey(), gossh.PublicKeysCallback(keyring.Signers))
+	if err != nil {
+		t.Fatalf("operator login: %v", err)
+	}
+	term := servetest.Open(t, c, servetest.Options{Cols: 140, Rows: 40, Agent: keyring, Timeout: serveTimeout})
+	term.WaitText(t, "LIVE")
+	term.WaitText(t, "op alice")
+	if strings.Contains(term.Text(), "READ-ONLY") {
+		t.Fatalf("operator console is read-only:\n%s", term.Text())
+	}
+	if _, err := term.Stdin.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	if code := term.WaitExit(t); code != 0 {
+		t.Fatalf("console exit status %d", code)
+	}
+	if log := first.err.String(); !strings.Contains(log, "console for alice (signing as operator") {
+		t.Fatalf("the server did not log a signing console for alice:\n%s", log)
+	}
+	// A key that is neither listed nor an operator's gets nothing.
+	_, stranger, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := gossh.NewSignerFromKey(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := servetest.Dial(first.addr, hk.PublicKey(), gossh.PublicKeys(ss)); err == nil {
+		c.Close()
+		t.Fatal("an unknown key logged in")
+	}
+	if code := first.stop(t); code != api.ExitOK {
+		t.Fatalf("stopped serve exited %d\n%s", code, first.err)
+	}
+	if !strings.Contains(first.out.String(), "stopping") {
+		t.Errorf("no \"stopping\" line:\n%s", first.out)
+	}
+
+	// A second start (another node, the same --host-key) reuses the key.
+	second := startServe(t, m, "--data", filepath.Join(dir, "serve2"), "--host-key", hostKey)
+	if second.state != "host key" || strings.Contains(second.out.String(), "new host key") {
+		t.Fatalf("second start made a new host key:\n%s", second.out)
+	}
+	if second.fingerprint != first.fingerprint || second.hostKey != hostKey {
+		t.Fatalf("second start: %s (%s), want %s (%s)", second.fingerprint, second.hostKey, first.fingerprint, hostKey)
+	}
+	c, err = servetest.Dial(second.addr, hk.PublicKey(), gossh.PublicKeysCallback(keyring.Signers))
+	if err != nil {
+		t.Fatalf("login to the second start with the same host key: %v", err)
+	}
+	c.Close()
+	if code := second.stop(t); code != api.ExitOK {
+		t.Fatalf("stopped serve exited %d\n%s", code, second.err)
+	}
+	after, err := os.ReadFile(hostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = os.Stat(hostKey); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 || !bytes.Equal(after, keyBytes) {
+		t.Fatalf("the second start changed the host key file (mode %v)", st.Mode().Perm())
+	}
+}
