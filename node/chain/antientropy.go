@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +24,9 @@ import (
 // A round starts with one bucket covering all time (count and XOR of ids).
 // Equal: done, two small messages. Different: the requester asks for that
 // bucket split into up to 64 children, compares each with its own, and
-// descends into those that differ until a bucket is small enough
-// (AESmallBucketEvents on the peer) or narrow enough (4 s) to list ids.
+// descends, depth first and earliest first, into those that differ until a
+// bucket is small enough (AESmallBucketEvents on the peer) or narrow enough
+// (4 s) to list ids.
 // Then it pulls the missing events in bounded responses and inserts them
 // through the Ledger, which validates each one. A round is bounded in
 // requests and pulled events; the rest waits for the next round.
@@ -372,11 +374,17 @@ func (ae *AntiEntropy) SyncWith(ctx context.Context, peer identity.NodeID) (int,
 		ae.stats.converged.Add(1)
 		return 0, nil
 	}
+	// queue is a stack, earliest bucket on top: the round walks the tree
+	// depth first, so it reaches a leaf (and pulls) within a few requests
+	// however many buckets differ. Breadth first, more differing buckets on
+	// one level than the request budget used it all on that level and
+	// pulled nothing, the same way every round: no progress, ever.
+	slices.Reverse(queue)
 	var want []Position
 	requests := 1
 	for len(queue) > 0 && requests < AEMaxRoundRequests && len(want) < AEMaxRoundPullEvents {
-		w := queue[0]
-		queue = queue[1:]
+		w := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
 		to := w.start + int64(1)<<w.shift
 		if w.peerCount <= AESmallBucketEvents || w.shift <= DigestMinWidthShiftBits {
 			var after *Position
@@ -416,6 +424,7 @@ func (ae *AntiEntropy) SyncWith(ctx context.Context, peer identity.NodeID) (int,
 		if err != nil {
 			return 0, err
 		}
+		slices.Reverse(more)
 		queue = append(queue, more...)
 	}
 	if len(want) > AEMaxRoundPullEvents {

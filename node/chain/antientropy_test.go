@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,15 @@ type aeNode struct {
 
 func startAENodes(t *testing.T, ctx context.Context, h *hub, n int, interval time.Duration) []*aeNode {
 	t.Helper()
+	nodes := newAENodes(t, ctx, h, n, interval)
+	runAENodes(t, ctx, nodes)
+	return nodes
+}
+
+// newAENodes makes the nodes (databases, ledgers, folds, endpoints) without
+// starting anti-entropy, so a test can load their ledgers first.
+func newAENodes(t *testing.T, ctx context.Context, h *hub, n int, interval time.Duration) []*aeNode {
+	t.Helper()
 	nodes := make([]*aeNode, n)
 	for i := range nodes {
 		id := identity.NodeID(0x1000 + i + 1)
@@ -34,6 +44,12 @@ func startAENodes(t *testing.T, ctx context.Context, h *hub, n int, interval tim
 		ae := NewAntiEntropy(l, ep, h.ids, AntiEntropyConfig{Interval: interval})
 		nodes[i] = &aeNode{id: id, db: db, l: l, ae: ae, ep: ep, fold: startFold(t, ctx, l, 32)}
 	}
+	return nodes
+}
+
+// runAENodes starts every node's anti-entropy service until the test ends.
+func runAENodes(t *testing.T, ctx context.Context, nodes []*aeNode) {
+	t.Helper()
 	for _, nd := range nodes {
 		actx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -45,7 +61,6 @@ func startAENodes(t *testing.T, ctx context.Context, h *hub, n int, interval tim
 		}()
 		t.Cleanup(func() { cancel(); <-done })
 	}
-	return nodes
 }
 
 func digestOf(t testing.TB, raws [][]byte) BucketDigest {
@@ -91,28 +106,35 @@ func waitFoldsEqual(t *testing.T, nodes []*aeNode, raws [][]byte) {
 	}
 }
 
-// TestAntiEntropyConverges: five nodes each hold a random subset of the
-// events; anti-entropy brings every node to the union, and every fold to
-// the same state.
+// TestAntiEntropyConverges: five nodes each start with a random subset of
+// the events, loaded before anti-entropy runs; anti-entropy brings every
+// node to the union, and every fold to the same state.
 func TestAntiEntropyConverges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool := eventPool(t, 400, 11)
 	h := newHub(t)
-	nodes := startAENodes(t, ctx, h, 5, 100*time.Millisecond)
+	nodes := newAENodes(t, ctx, h, 5, 100*time.Millisecond)
 	rng := rand.New(rand.NewPCG(3, 4))
+	subsets := make([][][]byte, len(nodes))
 	for i, raw := range pool {
 		// Every event lands on one node for sure, and on each other with
 		// probability 0.3.
-		for j, nd := range nodes {
+		for j := range nodes {
 			if j == i%len(nodes) || rng.Float64() < 0.3 {
-				if _, _, err := nd.l.Insert(ctx, raw); err != nil {
-					t.Fatal(err)
-				}
+				subsets[j] = append(subsets[j], raw)
 			}
 		}
 	}
-	waitConverged(t, nodes, digestOf(t, pool), "five nodes to converge")
+	all := digestOf(t, pool)
+	for j, nd := range nodes {
+		insertAll(t, ctx, nd.l, subsets[j])
+		if d := nd.l.Digest(); d != digestOf(t, subsets[j]) || d == all {
+			t.Fatalf("node %s starts with %d of %d events: want its own strict subset", nd.id, d.Count, len(pool))
+		}
+	}
+	runAENodes(t, ctx, nodes)
+	waitConverged(t, nodes, all, "five nodes to converge")
 	waitFoldsEqual(t, nodes, pool)
 	var pulled uint64
 	for _, nd := range nodes {
@@ -309,4 +331,159 @@ func FuzzDecodeAE(f *testing.F) {
 			t.Fatalf("re-encode differs:\n in %x\nout %x", b, got)
 		}
 	})
+}
+
+// countingMessenger is a hub endpoint that counts the ledger messages its
+// node sends, by type.
+type countingMessenger struct {
+	*endpoint
+	cmu  sync.Mutex
+	sent map[aeType]int
+}
+
+func (c *countingMessenger) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, msg []byte) error {
+	if ch == mesh.ChanLedger && len(msg) > 0 {
+		c.cmu.Lock()
+		c.sent[aeType(msg[0])]++
+		c.cmu.Unlock()
+	}
+	return c.endpoint.Send(ctx, to, ch, msg)
+}
+
+// take returns the counts since the last take and resets them.
+func (c *countingMessenger) take() map[aeType]int {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	out := c.sent
+	c.sent = map[aeType]int{}
+	return out
+}
+
+func insertAll(t testing.TB, ctx context.Context, l *Ledger, raws [][]byte) {
+	t.Helper()
+	for len(raws) > 0 {
+		k := min(len(raws), MaxInsertEvents)
+		if _, err := l.InsertMany(ctx, raws[:k]); err != nil {
+			t.Fatal(err)
+		}
+		raws = raws[k:]
+	}
+}
+
+// TestSyncWithRoundBounds: a node missing more than one round may fetch
+// gets at most AEMaxRoundPullEvents events per SyncWith, sends at most
+// AEMaxRoundRequests digest/id requests plus the pulls those events need,
+// and every round makes progress until they converge. "dense" packs the
+// events into a few seconds, so the pull bound is what stops a round;
+// "sparse" spreads them over a month in small buckets, so the id-listing
+// requests hit the request bound; "deep" puts more than 32 events in each
+// of ~70 sibling buckets, so a round has more digest requests to make than
+// its budget (a breadth-first walk spent the whole budget on one level and
+// never pulled anything).
+func TestSyncWithRoundBounds(t *testing.T) {
+	tests := []struct {
+		name    string
+		n       int
+		spacing int64   // ms between issue times
+		keep    float64 // share of the events the client starts with
+	}{
+		{"dense", AEMaxRoundPullEvents + 2000, 1, 0.15},
+		{"sparse", 3000, 900_000, 0.33},
+		{"deep", 3000, 400_000, 0.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s := newEventSigner(t)
+			rng := rand.New(rand.NewPCG(5, uint64(tt.n)))
+			raws := make([][]byte, tt.n)
+			var kept [][]byte
+			for i := range raws {
+				raws[i] = s.event(1_700_000_000_000+int64(i)*tt.spacing, fmt.Sprint("e", i))
+				if rng.Float64() < tt.keep {
+					kept = append(kept, raws[i])
+				}
+			}
+			missing := tt.n - len(kept)
+			if tt.name == "dense" && missing <= AEMaxRoundPullEvents {
+				t.Fatalf("only %d events missing: one round could fetch them all", missing)
+			}
+			h := newHub(t)
+			srv := openTestDB(t, Config{}).Ledger(validateTestEvent)
+			insertAll(t, ctx, srv, raws)
+			cli := openTestDB(t, Config{}).Ledger(validateTestEvent)
+			insertAll(t, ctx, cli, kept)
+
+			// The server serves; the client only runs the rounds the test
+			// asks for (no background rounds, no hints), so every message
+			// it sends belongs to the round being measured.
+			srvEP := h.endpoint(1)
+			srvAE := NewAntiEntropy(srv, srvEP, h.ids, AntiEntropyConfig{Interval: time.Hour})
+			actx, acancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); _ = srvAE.Run(actx) }()
+			t.Cleanup(func() { acancel(); <-done })
+			cm := &countingMessenger{endpoint: h.endpoint(2), sent: map[aeType]int{}}
+			cliAE := NewAntiEntropy(cli, cm, h.ids, AntiEntropyConfig{Interval: time.Hour})
+			cm.Handle(mesh.ChanLedger, cliAE.Handle)
+			waitFor(t, 10*time.Second, "server handler registered", func() bool {
+				srvEP.mu.RLock()
+				defer srvEP.mu.RUnlock()
+				return srvEP.handlers[mesh.ChanLedger] != nil
+			})
+
+			// Test events are ~110 bytes, so a pull answer is never cut
+			// short by AEMaxPullBytes: a full round needs this many pulls.
+			maxPulls := (AEMaxRoundPullEvents + AEMaxPullEvents - 1) / AEMaxPullEvents
+			total, rounds := 0, 0
+			for cli.Digest() != srv.Digest() {
+				rounds++
+				if rounds > 100 {
+					t.Fatalf("not converged after 100 rounds: %d of %d", cli.Digest().Count, tt.n)
+				}
+				before := cli.Digest().Count
+				added, err := cliAE.SyncWith(ctx, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent := cm.take()
+				reqs, pulls := sent[aeDigestReq]+sent[aeIDsReq], sent[aePullReq]
+				t.Logf("round %d: added %d, %d digest + %d ids requests, %d pulls", rounds, added, sent[aeDigestReq], sent[aeIDsReq], pulls)
+				if got := int(cli.Digest().Count - before); got != added {
+					t.Fatalf("round %d reported %d added, ledger grew by %d", rounds, added, got)
+				}
+				// Every round must make progress while events are missing.
+				if added == 0 || added > AEMaxRoundPullEvents {
+					t.Fatalf("round %d added %d events (want 1..%d)", rounds, added, AEMaxRoundPullEvents)
+				}
+				for typ := range sent {
+					if typ != aeDigestReq && typ != aeIDsReq && typ != aePullReq {
+						t.Fatalf("round %d sent message type %d: %v", rounds, typ, sent)
+					}
+				}
+				if reqs > AEMaxRoundRequests || pulls > maxPulls {
+					t.Fatalf("round %d sent %d digest/ids requests and %d pulls, want at most %d and %d", rounds, reqs, pulls, AEMaxRoundRequests, maxPulls)
+				}
+				total += added
+			}
+			if rounds < 2 {
+				// Sparse: fewer events are missing than the pull bound, so
+				// only the request bound can make a second round necessary.
+				t.Fatalf("%d missing events fetched in one round: no bound was hit", missing)
+			}
+			if total != missing {
+				t.Fatalf("pulled %d events in all, want %d", total, missing)
+			}
+			if added, err := cliAE.SyncWith(ctx, 1); err != nil || added != 0 {
+				t.Fatalf("round after convergence: added %d, err %v", added, err)
+			}
+			if sent := cm.take(); sent[aeDigestReq] != 1 || len(sent) != 1 {
+				t.Fatalf("converged round sent %v, want one digest request", sent)
+			}
+			if err := cli.Verify(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

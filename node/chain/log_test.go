@@ -122,72 +122,198 @@ func TestReopenContinuesSeqs(t *testing.T) {
 	}
 }
 
-// TestTailConcurrentAppends: writers append while a tail that started
-// before them, and one that starts in the middle, read: every seq exactly
-// once, in order, no gap.
+// TestTailConcurrentAppends: several writers append concurrently while
+// every tail is drained by its own goroutine during the writes. One tail
+// follows from seq 1 and is live before the writes start; partway through,
+// two more open: one at the head (Bounds().last+1) and one from a seq
+// already written, whose reader is held back until more commits have
+// landed, so its backfill is guaranteed to overlap live commits and it must
+// hand off from disk to the live feed while writers are still committing.
+// Every tail sees every record from its start seq exactly once, in order,
+// with the value written at that seq, and each ends up live.
 func TestTailConcurrentAppends(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db := openTestDB(t, Config{})
 	logs := db.Logs()
-	const writers, perWriter = 4, 500
+	// Writer 0 alone appends 2 records per batch on average, so by the time
+	// it opens the late tails (batch perWriter/2) the log holds at least
+	// perWriter records, more than the held-back tail's backlog needs.
+	const writers, perWriter = 4, 600
+	total := uint64(0)
+	for i := 0; i < perWriter; i++ {
+		total += uint64(1 + i%3)
+	}
+	total *= writers
 
-	early := logs.Tail(ctx, 1)
+	isLive := func(tl *Tail) bool {
+		logs.ls.mu.Lock()
+		defer logs.ls.mu.Unlock()
+		_, live := logs.ls.subs[tl]
+		return live
+	}
+
+	// A reader drains its tail until it has seen seq total, checking order
+	// as it goes; the values are checked once every writer is done.
+	type reader struct {
+		name  string
+		tl    *Tail
+		start uint64
+		gate  chan struct{} // nil: read at once
+		got   []Entry
+		err   error
+		done  chan struct{}
+	}
+	var readers []*reader
+	var rmu sync.Mutex
+	startReader := func(name string, from uint64, gate chan struct{}) *reader {
+		r := &reader{name: name, tl: logs.Tail(ctx, from), start: max(from, 1), gate: gate, done: make(chan struct{})}
+		rmu.Lock()
+		readers = append(readers, r)
+		rmu.Unlock()
+		go func() {
+			defer close(r.done)
+			if r.gate != nil {
+				select {
+				case <-r.gate:
+				case <-ctx.Done():
+					r.err = ctx.Err()
+					return
+				}
+			}
+			next := r.start
+			for next <= total {
+				select {
+				case e, ok := <-r.tl.C():
+					if !ok {
+						r.err = fmt.Errorf("tail ended at %d: %v", next, r.tl.Err())
+						return
+					}
+					if e.Seq != next {
+						r.err = fmt.Errorf("got seq %d, want %d", e.Seq, next)
+						return
+					}
+					r.got = append(r.got, e)
+					next++
+				case <-ctx.Done():
+					r.err = fmt.Errorf("stalled at %d of %d", next, total)
+					return
+				}
+			}
+		}()
+		return r
+	}
+
+	early := startReader("early", 1, nil)
+	waitFor(t, 10*time.Second, "early tail to go live", func() bool { return isLive(early.tl) })
+
+	// written[w] records what writer w appended: the first seq of each batch
+	// and its payloads.
+	type batch struct {
+		first uint64
+		ps    [][]byte
+	}
+	written := make([][]batch, writers)
+	release := make(chan struct{}) // lets the held-back reader go
 	var wg sync.WaitGroup
-	var lateTail *Tail
-	var lateOnce sync.Once
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < perWriter; i++ {
 				// Mixed batch sizes exercise group commit across writers.
-				n := 1 + i%3
-				ps := make([][]byte, n)
+				ps := make([][]byte, 1+i%3)
 				for j := range ps {
-					ps[j] = payload(w*perWriter + i)
+					ps[j] = []byte(fmt.Sprintf("w%d-i%d-j%d", w, i, j))
 				}
-				if _, err := logs.Append(ctx, ps...); err != nil {
+				first, err := logs.Append(ctx, ps...)
+				if err != nil {
 					t.Error(err)
 					return
 				}
-				if w == 0 && i == perWriter/2 {
-					lateOnce.Do(func() { lateTail = logs.Tail(ctx, 1) })
+				written[w] = append(written[w], batch{first, ps})
+				if w != 0 {
+					continue
+				}
+				switch i {
+				case perWriter / 2:
+					_, last := logs.Bounds()
+					if last <= 2*TailBufferLen {
+						t.Errorf("only %d records at the midpoint", last)
+						return
+					}
+					startReader("head", last+1, nil)
+					// Held back 2*TailBufferLen records behind the head: its
+					// pump fills the buffer from disk and blocks mid-backfill
+					// while writer 0 alone commits perWriter/4 more batches;
+					// then its reader starts while the writers still run.
+					startReader("held", last-2*TailBufferLen, release)
+				case 3 * perWriter / 4:
+					close(release)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	_, last := logs.Bounds()
-	want := uint64(0)
-	for w := 0; w < writers; w++ {
-		for i := 0; i < perWriter; i++ {
-			want += uint64(1 + i%3)
-		}
+	if t.Failed() {
+		return
 	}
-	if last != want {
-		t.Fatalf("last seq %d, want %d", last, want)
+	if _, last := logs.Bounds(); last != total {
+		t.Fatalf("last seq %d, want %d", last, total)
 	}
-	for name, tl := range map[string]*Tail{"early": early, "late": lateTail} {
-		next := uint64(1)
-		for next <= last {
-			select {
-			case e, ok := <-tl.C():
-				if !ok {
-					t.Fatalf("%s tail ended: %v", name, tl.Err())
-				}
-				if e.Seq != next {
-					t.Fatalf("%s tail: got seq %d, want %d", name, e.Seq, next)
-				}
-				next++
-			case <-ctx.Done():
-				t.Fatalf("%s tail stalled at %d of %d", name, next, last)
+	want := make(map[uint64]string, total)
+	for _, bs := range written {
+		for _, b := range bs {
+			for j, p := range b.ps {
+				want[b.first+uint64(j)] = string(p)
 			}
 		}
-		tl.Close()
-		<-tl.Done()
-		if tl.Skipped() != 0 {
-			t.Fatalf("%s tail skipped %d", name, tl.Skipped())
+	}
+	if uint64(len(want)) != total {
+		t.Fatalf("%d distinct seqs handed out for %d records", len(want), total)
+	}
+	if len(readers) != 3 {
+		t.Fatalf("%d tails, want 3", len(readers))
+	}
+	for _, r := range readers {
+		<-r.done
+		if r.err != nil {
+			t.Fatalf("%s tail (from %d): %v", r.name, r.start, r.err)
+		}
+		if n := uint64(len(r.got)); n != total-r.start+1 {
+			t.Fatalf("%s tail got %d records, want %d", r.name, n, total-r.start+1)
+		}
+		for _, e := range r.got {
+			if string(e.Value) != want[e.Seq] {
+				t.Fatalf("%s tail: seq %d value %q, want %q", r.name, e.Seq, e.Value, want[e.Seq])
+			}
+		}
+		if r.tl.Skipped() != 0 {
+			t.Fatalf("%s tail skipped %d", r.name, r.tl.Skipped())
+		}
+		// A reader that has caught up goes (or stays) live. Whether it lagged
+		// on the way depends on scheduling, so Lagged is only reported.
+		waitFor(t, 10*time.Second, r.name+" tail to go live", func() bool { return isLive(r.tl) })
+		t.Logf("%s tail: from %d, %d records, lagged %d times", r.name, r.start, len(r.got), r.tl.Lagged())
+	}
+	// One more record reaches every tail through the live feed, and after
+	// that nothing else is queued: no tail holds a duplicate or a stray.
+	if seq, err := logs.Append(ctx, []byte("final")); err != nil || seq != total+1 {
+		t.Fatalf("final append: seq %d err %v", seq, err)
+	}
+	for _, r := range readers {
+		select {
+		case e := <-r.tl.C():
+			if e.Seq != total+1 || string(e.Value) != "final" {
+				t.Fatalf("%s tail: after the writes got seq %d %q, want %d", r.name, e.Seq, e.Value, total+1)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s tail: final record never arrived", r.name)
+		}
+		r.tl.Close()
+		<-r.tl.Done()
+		for e := range r.tl.C() {
+			t.Fatalf("%s tail: stray record seq %d after the last one", r.name, e.Seq)
 		}
 	}
 }

@@ -56,31 +56,60 @@ func TestRetentionByCount(t *testing.T) {
 	}
 }
 
+// TestRetentionByAge: logs (max age 1h) and failures (max age 2h) each lose
+// the prefix older than their own limit, never their newest record.
 func TestRetentionByAge(t *testing.T) {
+	ctx := context.Background()
 	clk := newFakeClock()
-	db := openTestDB(t, Config{Now: clk.Now, Logs: Retention{MaxAge: time.Hour}})
-	appendN(t, db.Logs(), 50) // at t0
+	db := openTestDB(t, Config{Now: clk.Now, Logs: Retention{MaxAge: time.Hour}, Failures: Retention{MaxAge: 2 * time.Hour}})
+	logs, fails := db.Logs(), db.Failures()
+	appendN(t, logs, 50) // at t0
+	appendN(t, fails, 10)
 	clk.Advance(40 * time.Minute)
-	appendN(t, db.Logs(), 30) // at t0+40m
+	appendN(t, logs, 30) // at t0+40m
+	appendN(t, fails, 5)
 	clk.Advance(30 * time.Minute)
-	appendN(t, db.Logs(), 20) // at t0+70m: the first 50 are now older than 1h
-	if _, err := db.Sweep(context.Background()); err != nil {
-		t.Fatal(err)
+	appendN(t, logs, 20) // at t0+70m: the first 50 logs are now older than 1h
+	appendN(t, fails, 5) // no failure is older than 2h yet
+	check := func(when string, l *Log, first, last uint64) {
+		t.Helper()
+		if f, la := l.Bounds(); f != first || la != last {
+			t.Fatalf("%s: %s bounds %d..%d, want %d..%d", when, l.Name(), f, la, first, last)
+		}
+		if first > 1 {
+			if _, err := l.Get(first - 1); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s: %s seq %d still there: %v", when, l.Name(), first-1, err)
+			}
+		}
+		if _, err := l.Get(first); err != nil {
+			t.Fatalf("%s: %s seq %d gone: %v", when, l.Name(), first, err)
+		}
 	}
-	if f, l := db.Logs().Bounds(); f != 51 || l != 100 {
-		t.Fatalf("bounds %d..%d, want 51..100", f, l)
+	if n, err := db.Sweep(ctx); err != nil || n != 50 {
+		t.Fatalf("sweep at t0+70m: %d removed, %v; want 50", n, err)
 	}
-	// Everything ages out except the newest record, which is kept so seqs
-	// continue after a restart.
+	check("t0+70m", logs, 51, 100)
+	check("t0+70m", fails, 1, 20)
+	// t0+130m: logs before t0+70m and failures before t0+10m are expired.
+	clk.Advance(60 * time.Minute)
+	if n, err := db.Sweep(ctx); err != nil || n != 30+10 {
+		t.Fatalf("sweep at t0+130m: %d removed, %v; want 40", n, err)
+	}
+	check("t0+130m", logs, 81, 100)
+	check("t0+130m", fails, 11, 20)
+	// Everything ages out except the newest record of each log, which is
+	// kept so seqs continue after a restart.
 	clk.Advance(24 * time.Hour)
-	if _, err := db.Sweep(context.Background()); err != nil {
+	if _, err := db.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f, l := db.Logs().Bounds(); f != 100 || l != 100 {
-		t.Fatalf("bounds %d..%d, want 100..100", f, l)
-	}
-	if seq, err := db.Logs().Append(context.Background(), payload(0)); err != nil || seq != 101 {
+	check("t0+1d", logs, 100, 100)
+	check("t0+1d", fails, 20, 20)
+	if seq, err := logs.Append(ctx, payload(0)); err != nil || seq != 101 {
 		t.Fatalf("append after full expiry: %d %v", seq, err)
+	}
+	if seq, err := fails.Append(ctx, payload(0)); err != nil || seq != 21 {
+		t.Fatalf("failures append after full expiry: %d %v", seq, err)
 	}
 }
 
