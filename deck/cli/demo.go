@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deck-mesh/deck/deck"
+	"github.com/deck-mesh/deck/deck/serve"
 	"github.com/deck-mesh/deck/demo"
+	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
@@ -30,6 +33,7 @@ func demoCmd(stdio IO) *cobra.Command {
 	var o demo.Options
 	var headless bool
 	var runFor time.Duration
+	var sshAddr string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Spawn a local N-node mesh and open the deck on it",
@@ -71,6 +75,13 @@ node. q or Ctrl-C stops everything; the state dir is removed unless
 			}
 			attach := fmt.Sprintf("export DECK_CLUSTER=%s DECK_IDENTITY=alice", d.ClusterPath())
 			fmt.Fprintf(stdio.Err, "deck demo: %d nodes up; in another terminal:\n  %s\n", o.Nodes, attach)
+			if sshAddr != "" {
+				stopSSH, err := serveDemoConsoles(d, console, sshAddr, headless, stdio)
+				if err != nil {
+					return err
+				}
+				defer stopSSH()
+			}
 			var convergedAfter time.Duration
 			wctx, cancel := context.WithTimeout(ctx, convergeTimeout)
 			if err := d.WaitConverged(wctx); err == nil {
@@ -108,6 +119,7 @@ node. q or Ctrl-C stops everything; the state dir is removed unless
 	f.BoolVar(&o.Procs, "procs", false, "run each node in its own child process (a kill is a real SIGKILL)")
 	f.BoolVar(&headless, "headless", false, "run without the TUI and print a summary")
 	f.DurationVar(&runFor, "for", 0, "with --headless: run this long before the summary")
+	f.StringVar(&sshAddr, "ssh", "", "also serve SSH consoles of the demo on this TCP address (see deck serve)")
 	cmd.AddCommand(demoFaultCmd(stdio))
 	return cmd
 }
@@ -165,4 +177,49 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// serveDemoConsoles serves SSH consoles (as deck serve does) on the demo's
+// own console node, so an operator can ssh -A into the running demo. The
+// host key lives in the state dir; session events go to ssh.log there
+// (stderr under the TUI would tear the screen), or to stderr when headless.
+func serveDemoConsoles(d *demo.Demo, console *node.Node, addr string, headless bool, stdio IO) (stop func(), err error) {
+	hostKey := filepath.Join(d.StateDir(), serve.HostKeyFile)
+	signer, _, err := serve.LoadOrCreateHostKey(hostKey)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--ssh %s: %w", addr, err)
+	}
+	logf := stderrLog(stdio)
+	var logFile *os.File
+	if !headless {
+		logFile, err = os.OpenFile(filepath.Join(d.StateDir(), "ssh.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		logf = stderrLog(IO{Err: logFile})
+	}
+	srv, err := serve.New(serve.Config{Node: console, HostKey: signer, Version: Version, Logf: logf})
+	if err != nil {
+		ln.Close()
+		if logFile != nil {
+			logFile.Close()
+		}
+		return nil, err
+	}
+	go srv.Serve(ln) // ends when srv closes the listener
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	fmt.Fprintf(stdio.Err, "ssh consoles on %s, host key %s %s; with a demo operator key in your agent\n"+
+		"(deck identity export alice --ssh --out FILE; ssh-add FILE):\n  ssh -A -p %s deck@%s\n",
+		ln.Addr(), signer.PublicKey().Type(), serve.Fingerprint(signer.PublicKey()), port, host)
+	return func() {
+		srv.Close()
+		if logFile != nil {
+			logFile.Close()
+		}
+	}, nil
 }
