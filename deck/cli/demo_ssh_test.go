@@ -8,11 +8,7 @@ import (
 	"testing"
 	"time"
 
-	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
-
 	"github.com/deck-mesh/deck/deck/serve"
-	"github.com/deck-mesh/deck/deck/serve/servetest"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 )
@@ -60,26 +56,7 @@ func TestDemoServesSSHConsoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyring := agent.NewKeyring()
-	if err := keyring.Add(agent.AddedKey{PrivateKey: alice.Private}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := servetest.Dial(mt[1], hk.PublicKey(), gossh.PublicKeysCallback(keyring.Signers))
-	if err != nil {
-		t.Fatalf("alice's login: %v", err)
-	}
-	term := servetest.Open(t, c, servetest.Options{Cols: 120, Rows: 40, Agent: keyring, Timeout: serveTimeout})
-	term.WaitText(t, "deck-demo")
-	term.WaitText(t, "op alice")
-	if strings.Contains(term.Text(), "READ-ONLY") {
-		t.Fatalf("the demo operator's console is read-only:\n%s", term.Text())
-	}
-	if _, err := term.Stdin.Write([]byte("q")); err != nil {
-		t.Fatal(err)
-	}
-	if code := term.WaitExit(t); code != 0 {
-		t.Fatalf("console exit status %d", code)
-	}
+	operatorSessionQuits(t, mt[1], hk.PublicKey(), alice.Private, "alice")
 	cancel() // Ctrl-C: the headless demo prints its summary and exits 0
 	select {
 	case code := <-done:

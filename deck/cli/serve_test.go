@@ -72,6 +72,35 @@ func startServe(t *testing.T, m *testMesh, args ...string) *serveRun {
 	return r
 }
 
+// operatorSessionQuits logs in as operator name with key held only in an
+// agent the client forwards (ssh -A), accepting only hostKey; checks the
+// console is live, signs as name (not read-only), and quits with status 0.
+// It returns the keyring for further logins.
+func operatorSessionQuits(t *testing.T, addr string, hostKey gossh.PublicKey, key ed25519.PrivateKey, name string) agent.Agent {
+	t.Helper()
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: key}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := servetest.Dial(addr, hostKey, gossh.PublicKeysCallback(keyring.Signers))
+	if err != nil {
+		t.Fatalf("%s's login: %v", name, err)
+	}
+	term := servetest.Open(t, c, servetest.Options{Cols: 140, Rows: 40, Agent: keyring, Timeout: serveTimeout})
+	term.WaitText(t, "LIVE")
+	term.WaitText(t, "op "+name)
+	if strings.Contains(term.Text(), "READ-ONLY") {
+		t.Fatalf("%s's console is read-only:\n%s", name, term.Text())
+	}
+	if _, err := term.Stdin.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	if code := term.WaitExit(t); code != 0 {
+		t.Fatalf("console exit status %d", code)
+	}
+	return keyring
+}
+
 // stop cancels the command (like Ctrl-C) and returns its exit code.
 func (r *serveRun) stop(t *testing.T) int {
 	t.Helper()
@@ -127,27 +156,7 @@ func TestServeCommand(t *testing.T) {
 	}
 
 	// alice's key lives only in an agent the client forwards (ssh -A).
-	keyring := agent.NewKeyring()
-	if err := keyring.Add(agent.AddedKey{PrivateKey: m.ops["alice"].Private}); err != nil {
-		t.Fatal(err)
-	}
-	// Dial accepts only the key from the file: the server presents it.
-	c, err := servetest.Dial(first.addr, hk.PublicKey(), gossh.PublicKeysCallback(keyring.Signers))
-	if err != nil {
-		t.Fatalf("operator login: %v", err)
-	}
-	term := servetest.Open(t, c, servetest.Options{Cols: 140, Rows: 40, Agent: keyring, Timeout: serveTimeout})
-	term.WaitText(t, "LIVE")
-	term.WaitText(t, "op alice")
-	if strings.Contains(term.Text(), "READ-ONLY") {
-		t.Fatalf("operator console is read-only:\n%s", term.Text())
-	}
-	if _, err := term.Stdin.Write([]byte("q")); err != nil {
-		t.Fatal(err)
-	}
-	if code := term.WaitExit(t); code != 0 {
-		t.Fatalf("console exit status %d", code)
-	}
+	keyring := operatorSessionQuits(t, first.addr, hk.PublicKey(), m.ops["alice"].Private, "alice")
 	if log := first.err.String(); !strings.Contains(log, "console for alice (signing as operator") {
 		t.Fatalf("the server did not log a signing console for alice:\n%s", log)
 	}
@@ -179,7 +188,7 @@ func TestServeCommand(t *testing.T) {
 	if second.fingerprint != first.fingerprint || second.hostKey != hostKey {
 		t.Fatalf("second start: %s (%s), want %s (%s)", second.fingerprint, second.hostKey, first.fingerprint, hostKey)
 	}
-	c, err = servetest.Dial(second.addr, hk.PublicKey(), gossh.PublicKeysCallback(keyring.Signers))
+	c, err := servetest.Dial(second.addr, hk.PublicKey(), gossh.PublicKeysCallback(keyring.Signers))
 	if err != nil {
 		t.Fatalf("login to the second start with the same host key: %v", err)
 	}
