@@ -12,6 +12,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/deck-mesh/deck/deck/decktest"
+	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // TestStatusLineLiveStaleWaiting: the status line says LIVE with the
@@ -64,6 +65,49 @@ func TestStatusLineLiveStaleWaiting(t *testing.T) {
 				t.Fatalf("after the first snapshot: %q", status)
 			}
 		})
+	}
+}
+
+// TestStatusLineLocalMaintenance: on a hosting node's own console the
+// status line leads with that node's maintenance state; an observer
+// console shows only the cluster's count.
+func TestStatusLineLocalMaintenance(t *testing.T) {
+	tests := []struct {
+		name  string
+		self  func(s *snapshot.ClusterSnapshot) // nil: the fixture's observer console
+		state snapshot.MaintState
+		want  string
+	}{
+		{"observer", nil, snapshot.MaintActive, "│ maint 4 · 1 drain-failed │"},
+		{"hosting, active", hostSelf, snapshot.MaintActive, "│ here active · maint 4 · 1 drain-failed │"},
+		{"hosting, entering", hostSelf, snapshot.MaintEntering, "│ here entering-maintenance · maint 5 · 1 drain-failed │"},
+		{"hosting, drain failed", hostSelf, snapshot.MaintDrainFailed, "│ here drain-failed · maint 5 · 2 drain-failed │"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := quiet()
+			snap := decktest.Quiet()
+			if tc.self != nil {
+				tc.self(snap)
+				snap.Node(snap.Self).Maintenance.State = tc.state
+			}
+			c.SetSnapshot(snap)
+			m := newTestModel(t, c, 160, 48, nil)
+			status := strings.SplitN(frame(t, m), "\n", 2)[0]
+			if !strings.Contains(status, tc.want) {
+				t.Fatalf("status line %q, want %q in it", status, tc.want)
+			}
+		})
+	}
+}
+
+// hostSelf makes the deck's own node the first hosting node.
+func hostSelf(s *snapshot.ClusterSnapshot) {
+	for i := range s.Nodes {
+		if !s.Nodes[i].Observer {
+			s.Self = s.Nodes[i].ID
+			return
+		}
 	}
 }
 

@@ -24,6 +24,10 @@ type statusCounts struct {
 	// drainFailed those of them that failed to drain.
 	inMaint, drainFailed int
 	selfStarted          time.Time
+	// selfHosts is true when this deck's own node hosts work (deck serve,
+	// a node's console), not an observer; selfMaint is then its state.
+	selfHosts bool
+	selfMaint snapshot.MaintState
 }
 
 // countStatus counts peers (hosting nodes other than this one: consoles are
@@ -36,6 +40,7 @@ func countStatus(s *snapshot.ClusterSnapshot) statusCounts {
 		n := &s.Nodes[i]
 		if n.ID == s.Self {
 			c.selfStarted = n.StartedAt
+			c.selfHosts, c.selfMaint = !n.Observer, n.Maintenance.State
 		}
 		if n.Observer {
 			continue
@@ -98,6 +103,16 @@ func (m *Model) statusLine(w int) string {
 		maint, maintTone = fmt.Sprintf("maint %d · %d drain-failed", c.inMaint, c.drainFailed), common.ToneDanger
 	case c.inMaint > 0:
 		maint, maintTone = fmt.Sprintf("maint %d", c.inMaint), common.ToneWarn
+	}
+	if c.selfHosts {
+		// The local node's own state first: an operator on a node's
+		// console must see at once that this node is draining.
+		maint = "here " + c.selfMaint.String() + " · " + maint
+		if c.selfMaint == snapshot.MaintDrainFailed {
+			maintTone = common.ToneDanger
+		} else if c.selfMaint != snapshot.MaintActive && maintTone != common.ToneDanger {
+			maintTone = common.ToneWarn
+		}
 	}
 	pend := fmt.Sprintf("pend %d", c.pending)
 	if m.inflight > 0 {
