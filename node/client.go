@@ -240,3 +240,30 @@ func (c *Client) RotateOperator(ctx context.Context, next identity.Signer) (api.
 func (c *Client) AddOperator(ctx context.Context, name string, pub []byte) (api.Receipt, error) {
 	return c.cmds.AddOperator(ctx, name, pub)
 }
+
+// RemoveOperator commits a registry event removing operator id.
+func (c *Client) RemoveOperator(ctx context.Context, id api.NodeID) (api.Receipt, error) {
+	return c.cmds.RemoveOperator(ctx, id)
+}
+
+// AdminThreshold is the number of distinct operators' signatures an admin
+// or registry event needs (the ICE threshold is ICE().Threshold()).
+func (c *Client) AdminThreshold() int {
+	admin, _ := c.n.AdminState().Thresholds()
+	return admin
+}
+
+// PrepareAdmin builds, previews and checks an admin or registry action and
+// returns it ready to sign without committing it: the co-signing path for
+// clusters whose admin threshold is above one. Its SigningPayload travels
+// like an ICE payload; LoadProposal rebuilds it for co-signers, and Commit
+// takes the collected signatures.
+func (c *Client) PrepareAdmin(ctx context.Context, a api.Action) (api.SimulatedProposal, error) {
+	return c.cmds.Prepare(ctx, a)
+}
+
+// LoadProposal rebuilds an exported signing payload, admin, registry or
+// ICE, checked against the current state (ICE().Load does the same).
+func (c *Client) LoadProposal(ctx context.Context, payload []byte) (api.SimulatedProposal, error) {
+	return c.cmds.ICE().Load(ctx, payload)
+}

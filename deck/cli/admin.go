@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -211,18 +212,24 @@ func adminCmd(stdio IO) *cobra.Command {
 		Long: `Each admin verb is a signed event on the cluster's admin chain, verified and
 applied by every node. --preview prints the blast radius and commits nothing;
 --yes commits; with neither, a terminal asks you to type YES (anything else
-refuses, exit 8) and a non-terminal exits 8.`,
+refuses, exit 8) and a non-terminal exits 8. When the cluster's admin
+threshold is above 1, an event needs that many operators' signatures:
+  deck admin VERB … --sign-only --out p.adm     # proposer signs, writes the payload
+  deck admin sign p.adm --identity bob           # a second operator prints a signature line
+  deck admin commit p.adm --sig 'deck-sig:…'     # anyone commits, within 60 s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	for _, v := range api.AdminVerbs {
 		cmd.AddCommand(adminVerbCmd(stdio, v))
 	}
+	cmd.AddCommand(proposalSignCmd(stdio, "admin"), proposalCommitCmd(stdio, "admin"))
 	return cmd
 }
 
 func adminVerbCmd(stdio IO, verb api.Verb) *cobra.Command {
 	var f actionFlags
+	var so signOnlyFlags
 	cmd := &cobra.Command{
 		Use:   string(verb),
 		Short: verbShort[verb],
@@ -232,12 +239,17 @@ The console joins the cluster, computes the blast radius (nodes, replicas and
 daemons affected, expected drain time, warnings) and commits a signed event
 that every node applies. --preview prints the blast radius and commits
 nothing; without --yes a terminal asks you to type YES. Needs an operator
-identity registered in the cluster (--identity NAME or $DECK_IDENTITY).`,
-		Example: fmt.Sprintf("  %[1]s --preview   # look first\n  %[1]s             # shows the preview, asks you to type YES\n  %[1]s --yes       # no question (scripts)", exampleArgs(verb)),
+identity registered in the cluster (--identity NAME or $DECK_IDENTITY). With
+an admin threshold above 1, --sign-only --out FILE signs and writes the
+proposal for co-signers (deck admin sign, deck admin commit).`,
+		Example: fmt.Sprintf("  %[1]s --preview   # look first\n  %[1]s             # shows the preview, asks you to type YES\n  %[1]s --yes       # no question (scripts)\n  %[1]s --sign-only --out p.adm   # admin threshold 2 or more", exampleArgs(verb)),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
+				return err
+			}
+			if err := so.check(&f); err != nil {
 				return err
 			}
 			s, a, err := joinForAction(cmd, stdio, &f, verb)
@@ -245,30 +257,61 @@ identity registered in the cluster (--identity NAME or $DECK_IDENTITY).`,
 				return err
 			}
 			defer s.Close()
-			cs := s.client.Snapshot()
-			br, err := s.client.Preview(cmd.Context(), a)
-			if err != nil {
-				return err
-			}
-			if err := confirm(stdio, out, f, br, namesOf(cs)); err != nil {
-				return err
-			}
-			if f.preview {
-				return nil
-			}
-			rcpt, err := s.client.Admin().Commit(cmd.Context(), a)
-			if errors.Is(err, api.ErrFrozen) {
-				return fmt.Errorf("%w (admin commands wait until the freeze ends; `deck status` shows it, `deck ice thaw-cluster` lifts it)", err)
-			}
-			if err != nil {
-				return err
-			}
-			return printReceipt(stdio.Out, out, rcpt, a, 1, s.client.Snapshot())
+			return runAdminAction(cmd, stdio, out, s, a, f, so, nil)
 		},
 	}
 	f.register(cmd, verb)
+	so.register(cmd)
 	return cmd
 }
+
+// runAdminAction previews a (an admin or registry action), applies the
+// commit gate and then signs and exports it (--sign-only) or commits it:
+// through commit when given (the Client's registry calls), else
+// Admin().Commit. A one-signature commit on a cluster whose admin threshold
+// is above 1 is refused before anything is signed.
+func runAdminAction(cmd *cobra.Command, stdio IO, out string, s *session, a api.Action, f actionFlags, so signOnlyFlags,
+	commit func(context.Context) (api.Receipt, error)) error {
+	ctx := cmd.Context()
+	cs := s.client.Snapshot()
+	nm := namesOf(cs)
+	br, err := s.client.Preview(ctx, a)
+	if err != nil {
+		return err
+	}
+	threshold := s.client.AdminThreshold()
+	if !f.preview && !so.signOnly && threshold > 1 {
+		return belowThreshold("admin", cs.Cluster, threshold)
+	}
+	if so.signOnly {
+		printPreview(stdio.Err, br, nm)
+		sim, err := s.client.PrepareAdmin(ctx, a)
+		if err != nil {
+			return err
+		}
+		return writeSignedProposal(stdio, out, "admin", so.out, threshold, sim)
+	}
+	if err := confirm(stdio, out, f, br, nm); err != nil {
+		return err
+	}
+	if f.preview {
+		return nil
+	}
+	if commit == nil {
+		commit = func(ctx context.Context) (api.Receipt, error) { return s.client.Admin().Commit(ctx, a) }
+	}
+	rcpt, err := commit(ctx)
+	if errors.Is(err, api.ErrFrozen) {
+		return fmt.Errorf("%w (admin commands wait until the freeze ends; `deck status` shows it, `deck ice thaw-cluster` lifts it)", err)
+	}
+	if err != nil {
+		return err
+	}
+	return printReceipt(stdio.Out, out, rcpt, a, 1, s.client.Snapshot())
+}
+
+// confirmPrompt is what a terminal is asked before a commit.
+const confirmPrompt = "Type YES to confirm: "
 
 // confirm prints the preview and applies the commit gate: --preview stops
 // after printing; --yes passes; a terminal must type YES; anything else is
@@ -293,7 +336,7 @@ func confirm(stdio IO, out string, f actionFlags, br api.BlastRadius, nm names) 
 	if !stdio.IsTTY {
 		return fmt.Errorf("%w: stdin is not a terminal, so nobody can type YES: pass --yes to commit or --preview to only look", api.ErrRefused)
 	}
-	fmt.Fprint(stdio.Err, "Type YES to commit: ")
+	fmt.Fprint(stdio.Err, confirmPrompt)
 	line, err := bufio.NewReader(stdio.In).ReadString('\n')
 	if !strings.HasSuffix(line, "\n") {
 		fmt.Fprintln(stdio.Err) // end of input: keep the error off the prompt line

@@ -20,7 +20,8 @@ import (
 
 func auditCmd(stdio IO) *cobra.Command {
 	var recent int
-	var operator, between string
+	var operator string
+	var between []string
 	var since uint64
 	var forceOnly, verify bool
 	var dataDir string
@@ -29,20 +30,32 @@ func auditCmd(stdio IO) *cobra.Command {
 		Short: "Read the admin chain: who did what, accepted or rejected",
 		Long: `audit reads the cluster's admin chain (every signed admin and ICE event,
 replicated to every node) as the console's node pulled it on joining, plus
-the attempts this console's node refused. Filters combine.`,
+the attempts this console's node refused. Filters combine.
+
+--between takes two RFC 3339 times, T0 and T1 (inclusive), in any of three
+spellings: --between T0 T1, --between T0,T1 or --between T0 --between T1.
+--since SEQ keeps the events after ledger position SEQ (the SEQ column).`,
 		Example: `  deck audit --recent 20
   deck audit --force-only --output json
-  deck audit --between 2026-11-26T09:00:00Z,2026-11-26T10:00:00Z
+  deck audit --between 2026-11-26T09:00:00Z 2026-11-26T10:00:00Z
+  deck audit --since 12
   deck audit --verify`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: func(cmd *cobra.Command, args []string) error {
+			// The one positional argument allowed is T1 of
+			// "--between T0 T1".
+			if len(args) == 0 || (len(args) == 1 && len(between) == 1) {
+				return nil
+			}
+			return usageErr("audit takes no arguments besides T1 of --between T0 T1 (got %q)", args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
 				return err
 			}
 			var t0, t1 time.Time
-			if between != "" {
-				if t0, t1, err = parseBetween(between); err != nil {
+			if len(between) > 0 {
+				if t0, t1, err = parseBetween(append(between, args...)); err != nil {
 					return err
 				}
 			}
@@ -86,7 +99,7 @@ the attempts this console's node refused. Filters combine.`,
 			if forceOnly {
 				q = q.ForceOnly()
 			}
-			if between != "" {
+			if len(between) > 0 {
 				q = q.Between(t0, t1)
 			}
 			recs, err := q.Collect(cmd.Context())
@@ -109,18 +122,19 @@ the attempts this console's node refused. Filters combine.`,
 	f.IntVar(&recent, "recent", 50, "show the last `N` events (0: all)")
 	f.StringVar(&operator, "operator", "", "only events by this `operator` (name or id)")
 	f.Uint64Var(&since, "since", 0, "only events after ledger position `SEQ` (the SEQ column)")
-	f.StringVar(&between, "between", "", "only events issued between `T0,T1` (RFC 3339)")
+	f.StringSliceVar(&between, "between", nil, "only events issued from T0 to T1 (RFC 3339, inclusive): `T0 T1`, T0,T1 or --between T0 --between T1")
 	f.BoolVar(&forceOnly, "force-only", false, "only ICE (break-glass) events")
 	f.BoolVar(&verify, "verify", false, "verify the hash-linked admin chain (the console's copy, or a node's with --data)")
 	f.StringVar(&dataDir, "data", "", "with --verify: a stopped node's data `dir`, checked on disk")
 	return cmd
 }
 
-func parseBetween(s string) (time.Time, time.Time, error) {
-	a, b, ok := strings.Cut(s, ",")
-	if !ok {
-		return time.Time{}, time.Time{}, usageErr("--between wants T0,T1")
+// parseBetween reads the two times of --between, however they were spelled.
+func parseBetween(v []string) (time.Time, time.Time, error) {
+	if len(v) != 2 {
+		return time.Time{}, time.Time{}, usageErr("--between wants two times, T0 and T1: --between T0 T1 (or T0,T1), got %q", v)
 	}
+	a, b := v[0], v[1]
 	t0, err := time.Parse(time.RFC3339, strings.TrimSpace(a))
 	if err != nil {
 		return t0, t0, usageErr("--between T0: %v", err)

@@ -132,6 +132,16 @@ func (s *session) mustSign() error {
 	return nil
 }
 
+// joinCluster loads the environment and joins the cluster: the start of
+// every command that talks to the mesh.
+func joinCluster(stdio IO, cmd *cobra.Command, needOperator bool) (*session, error) {
+	e, err := loadEnv(stdio)
+	if err != nil {
+		return nil, err
+	}
+	return e.join(cmd, needOperator)
+}
+
 // join starts an ephemeral observer node from the cluster file, waits until
 // a peer answers (else api.ErrNotConnected within joinTimeout), pulls the
 // admin ledger and lets the cluster view settle.

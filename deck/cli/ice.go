@@ -1,24 +1,13 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/base64"
 	"fmt"
-	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/command"
-	"github.com/deck-mesh/deck/node/identity"
 )
-
-// proposalHeader starts an exported ICE proposal file: the signing payload
-// in base64, then one signature line per operator who signed it.
-const proposalHeader = "deck-ice-proposal-v1"
 
 func iceCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
@@ -36,14 +25,13 @@ within 60 s of the proposal. With a threshold above 1:
 	for _, v := range api.ICEVerbs {
 		cmd.AddCommand(iceVerbCmd(stdio, v))
 	}
-	cmd.AddCommand(iceSignCmd(stdio), iceCommitCmd(stdio))
+	cmd.AddCommand(proposalSignCmd(stdio, "ice"), proposalCommitCmd(stdio, "ice"))
 	return cmd
 }
 
 func iceVerbCmd(stdio IO, verb api.Verb) *cobra.Command {
 	var f actionFlags
-	var signOnly bool
-	var outFile string
+	var so signOnlyFlags
 	cmd := &cobra.Command{
 		Use:   string(verb),
 		Short: verbShort[verb],
@@ -62,17 +50,8 @@ deck ice sign FILE, and deck ice commit FILE --sig LINE… commits it.`,
 			if err != nil {
 				return err
 			}
-			if signOnly && outFile == "" {
-				return usageErr("--sign-only needs --out FILE")
-			}
-			if !signOnly && outFile != "" {
-				return usageErr("--out is for --sign-only")
-			}
-			if f.preview && signOnly {
-				return usageErr("--preview signs nothing: drop --sign-only")
-			}
-			if signOnly && f.yes {
-				return usageErr("--sign-only commits nothing: drop --yes")
+			if err := so.check(&f); err != nil {
+				return err
 			}
 			s, a, err := joinForAction(cmd, stdio, &f, verb)
 			if err != nil {
@@ -80,7 +59,23 @@ deck ice sign FILE, and deck ice commit FILE --sig LINE… commits it.`,
 			}
 			defer s.Close()
 			cs := s.client.Snapshot()
+			nm := namesOf(cs)
 			ctx := cmd.Context()
+			if f.preview {
+				// A preview needs no operator key: project without
+				// proposing (a proposal binds its signer).
+				br, err := s.client.Preview(ctx, a)
+				if err != nil {
+					return err
+				}
+				for _, l := range cs.Lockouts {
+					if l.Verb == string(verb) && l.Target == a.Target() && l.Until.After(time.Now()) {
+						br.Warnings = append(br.Warnings, fmt.Sprintf("ICE %s on %s is locked out for %s (cooldown after the last commit): a commit now is refused",
+							verb, a.Target(), time.Until(l.Until).Round(time.Second)))
+					}
+				}
+				return confirm(stdio, out, f, br, nm)
+			}
 			prop, err := s.client.ICE().Propose(ctx, a)
 			if err != nil {
 				return err
@@ -90,31 +85,21 @@ deck ice sign FILE, and deck ice commit FILE --sig LINE… commits it.`,
 				return err
 			}
 			threshold := s.client.ICE().Threshold()
-			if !f.preview && !signOnly && threshold > 1 {
-				return fmt.Errorf("%w: cluster %s needs %d operators' signatures for ICE: run with --sign-only --out FILE, have another operator run `deck ice sign FILE`, then `deck ice commit FILE --sig LINE`",
-					api.ErrBelowThreshold, cs.Cluster, threshold)
+			if !so.signOnly && threshold > 1 {
+				return belowThreshold("ice", cs.Cluster, threshold)
 			}
-			if signOnly {
+			if so.signOnly {
 				// The gate is at commit time; the proposer still sees what
 				// they sign.
-				printPreview(stdio.Err, sim.BlastRadius(), namesOf(cs))
-				f.yes = true
+				printPreview(stdio.Err, sim.BlastRadius(), nm)
+				return writeSignedProposal(stdio, out, "ice", so.out, threshold, sim)
 			}
-			if err := confirm(stdio, out, f, sim.BlastRadius(), namesOf(cs)); err != nil {
+			if err := confirm(stdio, out, f, sim.BlastRadius(), nm); err != nil {
 				return err
-			}
-			if f.preview {
-				return nil
 			}
 			sig, err := sim.Sign()
 			if err != nil {
 				return err
-			}
-			if signOnly {
-				if err := writeProposal(outFile, sim.SigningPayload(), []api.Signature{sig}); err != nil {
-					return err
-				}
-				return printProposalWritten(stdio, out, outFile, threshold, sim)
 			}
 			rcpt, err := sim.Commit(ctx, []api.Signature{sig})
 			if err != nil {
@@ -124,188 +109,6 @@ deck ice sign FILE, and deck ice commit FILE --sig LINE… commits it.`,
 		},
 	}
 	f.register(cmd, verb)
-	cmd.Flags().BoolVar(&signOnly, "sign-only", false, "sign and export the proposal for co-signers instead of committing")
-	cmd.Flags().StringVar(&outFile, "out", "", "with --sign-only: the proposal file to write")
+	so.register(cmd)
 	return cmd
-}
-
-func printProposalWritten(stdio IO, out, file string, threshold int, sim api.SimulatedProposal) error {
-	if out == OutputJSON {
-		return writeJSON(stdio.Out, struct {
-			File       string `json:"file"`
-			Verb       string `json:"verb"`
-			Signatures int    `json:"signatures"`
-			Threshold  int    `json:"threshold"`
-			ExpiresAt  string `json:"expires_at"`
-		}{file, string(sim.Action().Verb), 1, threshold, isoTime(sim.ExpiresAt())})
-	}
-	fmt.Fprintf(stdio.Out, "wrote %s: signed by you, 1 of %d signatures; commit before %s (%s from now)\n",
-		file, threshold, sim.ExpiresAt().UTC().Format(time.RFC3339), time.Until(sim.ExpiresAt()).Round(time.Second))
-	if threshold > 1 {
-		fmt.Fprintf(stdio.Out, "next: another operator runs `deck ice sign %s --identity NAME`, then\n      `deck ice commit %s --sig LINE` with the line it prints\n", file, file)
-	} else {
-		fmt.Fprintf(stdio.Out, "next: `deck ice commit %s`\n", file)
-	}
-	return nil
-}
-
-func iceSignCmd(stdio IO) *cobra.Command {
-	return &cobra.Command{
-		Use:   "sign FILE",
-		Short: "Co-sign an exported ICE proposal; prints a signature line",
-		Long: `sign checks an exported ICE proposal against the cluster, prints its blast
-radius on stderr and its signature line on stdout. Hand the line to whoever
-commits: deck ice commit FILE --sig LINE.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			payload, sigs, err := readProposal(args[0])
-			if err != nil {
-				return err
-			}
-			e, err := loadEnv(stdio)
-			if err != nil {
-				return err
-			}
-			s, err := e.join(cmd, true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.mustSign(); err != nil {
-				return err
-			}
-			sim, err := s.client.ICE().Load(cmd.Context(), payload)
-			if err != nil {
-				return err
-			}
-			printPreview(stdio.Err, sim.BlastRadius(), namesOf(s.client.Snapshot()))
-			sig, err := sim.Sign()
-			if err != nil {
-				return err
-			}
-			for _, prev := range sigs {
-				if prev.Operator == sig.Operator {
-					fmt.Fprintf(stdio.Err, "deck: warning: %s already signed %s; a second signature by the same operator does not count\n",
-						namesOf(s.client.Snapshot()).operator(sig.Operator), args[0])
-				}
-			}
-			fmt.Fprintln(stdio.Out, command.FormatSignature(sig))
-			return nil
-		},
-	}
-}
-
-func iceCommitCmd(stdio IO) *cobra.Command {
-	var sigLines []string
-	cmd := &cobra.Command{
-		Use:   "commit FILE [--sig LINE]…",
-		Short: "Commit an exported ICE proposal with its signatures",
-		Long: `commit sends an exported ICE proposal with the signatures in FILE and every
---sig line to the cluster. Signatures count once per operator; the commit
-needs the cluster's ICE threshold of them within 60 s of the proposal.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			payload, sigs, err := readProposal(args[0])
-			if err != nil {
-				return err
-			}
-			for _, l := range sigLines {
-				sig, err := command.ParseSignature(l)
-				if err != nil {
-					return fmt.Errorf("%w: --sig: %v", api.ErrInvalid, err)
-				}
-				sigs = append(sigs, sig)
-			}
-			e, err := loadEnv(stdio)
-			if err != nil {
-				return err
-			}
-			s, err := e.join(cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sim, err := s.client.ICE().Load(cmd.Context(), payload)
-			if err != nil {
-				return err
-			}
-			nm := namesOf(s.client.Snapshot())
-			distinct := map[identity.NodeID]bool{}
-			for _, sig := range sigs {
-				if err := sim.Check(sig); err != nil {
-					return fmt.Errorf("signature of %s: %w", nm.operator(sig.Operator), err)
-				}
-				distinct[sig.Operator] = true
-			}
-			if need := s.client.ICE().Threshold(); len(distinct) < need {
-				signers := make([]string, 0, len(distinct))
-				for id := range distinct {
-					signers = append(signers, nm.operator(id))
-				}
-				slices.Sort(signers)
-				return fmt.Errorf("%w: %s signed by %s; cluster %s needs %d different operators (signatures count once per operator)",
-					api.ErrBelowThreshold, args[0], plural(len(distinct), "operator")+" ("+strings.Join(signers, ", ")+")",
-					s.client.Cluster(), need)
-			}
-			rcpt, err := sim.Commit(cmd.Context(), sigs)
-			if err != nil {
-				return err
-			}
-			return printReceipt(stdio.Out, out, rcpt, sim.Action(), len(distinct), s.client.Snapshot())
-		},
-	}
-	cmd.Flags().StringArrayVar(&sigLines, "sig", nil, "a co-signature line from `deck ice sign` (repeatable)")
-	return cmd
-}
-
-func writeProposal(path string, payload []byte, sigs []api.Signature) error {
-	var b strings.Builder
-	b.WriteString(proposalHeader + "\n")
-	b.WriteString(base64.StdEncoding.EncodeToString(payload) + "\n")
-	for _, s := range sigs {
-		b.WriteString(command.FormatSignature(s) + "\n")
-	}
-	return identity.WriteFileAtomic(path, []byte(b.String()), 0o600, false)
-}
-
-// maxProposalFileBytes bounds what readProposal reads.
-const maxProposalFileBytes = 1 << 20
-
-func readProposal(path string) ([]byte, []api.Signature, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: proposal: %v", api.ErrNotFound, err)
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	sc.Buffer(make([]byte, 64<<10), maxProposalFileBytes)
-	var lines []string
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%w: proposal %s: %v", api.ErrInvalid, path, err)
-	}
-	if len(lines) < 2 || lines[0] != proposalHeader {
-		return nil, nil, fmt.Errorf("%w: %s is not a deck ICE proposal", api.ErrInvalid, path)
-	}
-	payload, err := base64.StdEncoding.DecodeString(lines[1])
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: proposal payload: %v", api.ErrInvalid, err)
-	}
-	var sigs []api.Signature
-	for _, l := range lines[2:] {
-		s, err := command.ParseSignature(l)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: proposal signature: %v", api.ErrInvalid, err)
-		}
-		sigs = append(sigs, s)
-	}
-	return payload, sigs, nil
 }

@@ -51,11 +51,7 @@ and exits; with --follow it keeps printing new ones until Ctrl-C.
 				}
 				f.MinLevel = l
 			}
-			e, err := loadEnv(stdio)
-			if err != nil {
-				return err
-			}
-			s, err := e.join(cmd, false)
+			s, err := joinCluster(stdio, cmd, false)
 			if err != nil {
 				return err
 			}

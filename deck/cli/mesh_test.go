@@ -51,10 +51,11 @@ type testMesh struct {
 }
 
 type meshOpts struct {
-	nodes        int
-	iceThreshold int
-	operators    []string // registered in the genesis
-	strangers    []string // keys on disk, not registered
+	nodes          int
+	iceThreshold   int
+	adminThreshold int      // 0: 1
+	operators      []string // registered in the genesis
+	strangers      []string // keys on disk, not registered
 }
 
 func startMesh(t testing.TB, o meshOpts) *testMesh {
@@ -91,7 +92,7 @@ func newMesh(o meshOpts) (m *testMesh, err error) {
 	for _, name := range o.operators {
 		genesis = append(genesis, config.NewOperator(name, m.ops[name].Public))
 	}
-	c, err := config.NewCluster("cli-test", nil, genesis, 1, o.iceThreshold)
+	c, err := config.NewCluster("cli-test", nil, genesis, max(o.adminThreshold, 1), o.iceThreshold)
 	if err != nil {
 		return m, err
 	}

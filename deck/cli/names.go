@@ -80,7 +80,9 @@ func (nm names) describe(a api.Action) string {
 		return "migration " + a.Migration
 	case api.VerbFreezeCluster, api.VerbThawCluster, api.VerbFlushAvoidLists:
 		return "the whole cluster"
-	case api.VerbAddOperator, api.VerbRemoveOperator, api.VerbRotateOperator:
+	case api.VerbAddOperator:
+		return fmt.Sprintf("operator %s (%s)", a.OperatorName, a.OperatorID.Short())
+	case api.VerbRemoveOperator, api.VerbRotateOperator:
 		return "operator " + nm.operator(a.OperatorID)
 	}
 	if l, ok := nm.nodes[a.Node]; ok {

@@ -14,7 +14,9 @@ import (
 var fixtureNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
 
 // fixtureCluster is a cluster view with every optional part present: a
-// freeze, a lockout, a migration, a cordoned node in maintenance, a stale
+// freeze, a lockout, migrations (one rolled back, one reported by both
+// ends), an avoid list, pending actions (one held), a cordoned node in
+// maintenance, a stale
 // node, an attached console, a departed console and this console itself.
 func fixtureCluster() *snapshot.ClusterSnapshot {
 	now := fixtureNow
@@ -39,13 +41,24 @@ func fixtureCluster() *snapshot.ClusterSnapshot {
 			Lifecycle: snapshot.LifecycleMigrating, Saturation: 0.3},
 	}
 	a.Replicas = []snapshot.Replica{{Chain: "inference", Role: snapshot.Leader, Seq: 12}}
-	a.Migrations = []snapshot.Migration{{ID: "m-1", Daemon: "trainer-0", Source: n1, Target: n2, Phase: snapshot.PhaseTransfer, Progress: 0.25}}
+	a.Migrations = []snapshot.Migration{
+		{ID: "m-0", Daemon: "stage-ctl-0", Source: n1, Target: n2, Phase: snapshot.PhaseRolledBack, Progress: 0.5, Retries: 1,
+			Error: "replay: migration killed: killed by operator"},
+		{ID: "m-1", Daemon: "trainer-0", Source: n1, Target: n2, Phase: snapshot.PhaseTransfer, Progress: 0.25},
+	}
+	a.Avoid = []snapshot.AvoidEntry{{Peer: n2, Reason: "rtt 300ms above 250ms", Until: now.Add(4 * time.Minute)}}
+	a.Pending = []snapshot.PendingAction{{ID: "migrate:trainer-0", Kind: "migrate", Target: "trainer-0", Since: now.Add(-5 * time.Second)}}
 	b := node(n2, "n2", 0.9, 14*time.Millisecond)
 	b.Cordoned = true
 	b.Maintenance = snapshot.Maintenance{State: snapshot.MaintEntering, Deadline: now.Add(time.Minute)}
 	b.Daemons = []snapshot.Daemon{{ID: "forge-0", Kind: "forge", Lineage: snapshot.Lineage{Kind: snapshot.GroupFork, Group: "forge", Index: 0, ForkAt: 1200},
 		Lifecycle: snapshot.LifecycleCrashed, Health: snapshot.DaemonUnhealthy, Restart: snapshot.RestartBackingOff, Restarts: 3}}
 	b.Replicas = []snapshot.Replica{{Chain: "inference", Seq: 11}}
+	// The target reports the same migration (its own, older view): status
+	// lists it once, as the source reports it.
+	b.Migrations = []snapshot.Migration{{ID: "m-1", Daemon: "trainer-0", Source: n1, Target: n2, Phase: snapshot.PhaseSnapshot}}
+	b.Pending = []snapshot.PendingAction{{ID: "place:stage-ctl-0", Kind: "place", Target: "stage-ctl-0", Since: now.Add(-12 * time.Second),
+		Blocked: "waiting for 0x1111111111111111 to hand it over"}}
 	c := node(n3, "n3", 0, 0)
 	c.Health, c.Stale = snapshot.Unreachable, true
 	con := node(live, "cli", 0, 900*time.Microsecond)

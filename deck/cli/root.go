@@ -113,6 +113,7 @@ Without a subcommand it opens the TUI attached to the cluster named by
 		auditCmd(stdio),
 		logsCmd(stdio),
 		identityCmd(stdio),
+		operatorCmd(stdio),
 		serveCmd(stdio),
 	)
 	return root

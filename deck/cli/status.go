@@ -18,19 +18,16 @@ func statusCmd(stdio IO) *cobra.Command {
 		Short: "Print a cluster summary: nodes, daemons, chains, freeze",
 		Long: `status joins the cluster with a short-lived console node, waits until it has
 heard from every node, and prints the cluster as that node sees it: nodes
-(health, RTT, saturation, maintenance, cordon), daemons, chains, an active
-freeze and ICE lockouts. Exits 6 if no node answers.`,
+(health, RTT, saturation, maintenance, cordon), each node's avoid list and
+pending actions, daemons, migrations (in flight and just finished), chains,
+an active freeze and ICE lockouts. Exits 6 if no node answers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
 				return err
 			}
-			e, err := loadEnv(stdio)
-			if err != nil {
-				return err
-			}
-			s, err := e.join(cmd, false)
+			s, err := joinCluster(stdio, cmd, false)
 			if err != nil {
 				return err
 			}
@@ -62,21 +59,43 @@ type statusDoc struct {
 
 type nodeDoc struct {
 	jsonID
-	Label        string   `json:"label"`
-	Addr         string   `json:"addr"`
-	Health       string   `json:"health"`
-	Stale        bool     `json:"stale"`
-	RTTMs        int64    `json:"rtt_ms"`
-	Cordoned     bool     `json:"cordoned"`
-	Maintenance  string   `json:"maintenance"`
-	Reason       string   `json:"maintenance_reason,omitempty"`
-	Saturation   float64  `json:"saturation"`
-	Daemons      int      `json:"daemons"`
-	Replicas     int      `json:"replicas"`
-	Chains       []string `json:"replica_chains"`
-	Capabilities []string `json:"capabilities"`
-	Observer     bool     `json:"observer"`
-	UptimeMs     int64    `json:"uptime_ms"`
+	Label        string       `json:"label"`
+	Addr         string       `json:"addr"`
+	Health       string       `json:"health"`
+	Stale        bool         `json:"stale"`
+	RTTMs        int64        `json:"rtt_ms"`
+	Cordoned     bool         `json:"cordoned"`
+	Maintenance  string       `json:"maintenance"`
+	Reason       string       `json:"maintenance_reason,omitempty"`
+	Saturation   float64      `json:"saturation"`
+	Daemons      int          `json:"daemons"`
+	Replicas     int          `json:"replicas"`
+	Chains       []string     `json:"replica_chains"`
+	Capabilities []string     `json:"capabilities"`
+	Observer     bool         `json:"observer"`
+	UptimeMs     int64        `json:"uptime_ms"`
+	Avoid        []avoidDoc   `json:"avoid"`
+	Pending      []pendingDoc `json:"pending"`
+}
+
+// avoidDoc is one entry of a node's avoid list: a peer it keeps new
+// placements away from until the entry expires (or an operator clears it).
+type avoidDoc struct {
+	Peer        jsonID `json:"peer"`
+	PeerLabel   string `json:"peer_label"`
+	Reason      string `json:"reason"`
+	Until       string `json:"until"`
+	RemainingMs int64  `json:"remaining_ms"`
+}
+
+// pendingDoc is an action MeshOS decided on and has not finished; blocked
+// says why it is held ("" when it is simply in progress).
+type pendingDoc struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Target  string `json:"target"`
+	Since   string `json:"since"`
+	Blocked string `json:"blocked"`
 }
 
 type daemonDoc struct {
@@ -108,6 +127,8 @@ type migDoc struct {
 	Target   jsonID  `json:"target"`
 	Phase    string  `json:"phase"`
 	Progress float64 `json:"progress"`
+	Retries  int     `json:"retries"`
+	Error    string  `json:"error"`
 }
 
 type freezeDoc struct {
@@ -147,15 +168,25 @@ func statusJSON(cs *snapshot.ClusterSnapshot, now time.Time) statusDoc {
 	d := statusDoc{Cluster: cs.Cluster, GeneratedAt: isoTime(now), Nodes: []nodeDoc{}, Daemons: []daemonDoc{},
 		Chains: []chainDoc{}, Migrations: []migDoc{}, Lockouts: []lockoutDoc{}, Operators: []operatorDoc{},
 		AdminEvents: cs.AdminHead.Count, ICEThreshold: cs.ICEThreshold, AdminThreshold: cs.AdminThreshold}
+	nm := namesOf(cs)
 	for _, nv := range shownNodes(cs) {
 		up := int64(0)
 		if !nv.StartedAt.IsZero() {
 			up = millis(now.Sub(nv.StartedAt))
 		}
-		d.Nodes = append(d.Nodes, nodeDoc{jsonID: idJSON(nv.ID), Label: nv.Label, Addr: nv.Addr, Health: nv.Health.String(),
+		nd := nodeDoc{jsonID: idJSON(nv.ID), Label: nv.Label, Addr: nv.Addr, Health: nv.Health.String(),
 			Stale: nv.Stale, RTTMs: millis(nv.RTT), Cordoned: nv.Cordoned, Maintenance: nv.Maintenance.State.String(),
 			Reason: nv.Maintenance.Reason, Saturation: nv.Resources.Saturation, Daemons: len(nv.Daemons),
-			Replicas: len(nv.Replicas), Chains: replicaChains(nv.Replicas), Capabilities: append([]string{}, nv.Capabilities...), Observer: nv.Observer, UptimeMs: up})
+			Replicas: len(nv.Replicas), Chains: replicaChains(nv.Replicas), Capabilities: append([]string{}, nv.Capabilities...), Observer: nv.Observer, UptimeMs: up,
+			Avoid: []avoidDoc{}, Pending: []pendingDoc{}}
+		for _, e := range nv.Avoid {
+			nd.Avoid = append(nd.Avoid, avoidDoc{Peer: idJSON(e.Peer), PeerLabel: nm.nodes[e.Peer], Reason: e.Reason,
+				Until: isoTime(e.Until), RemainingMs: max(0, millis(e.Until.Sub(now)))})
+		}
+		for _, p := range nv.Pending {
+			nd.Pending = append(nd.Pending, pendingDoc{ID: p.ID, Kind: p.Kind, Target: p.Target, Since: isoTime(p.Since), Blocked: p.Blocked})
+		}
+		d.Nodes = append(d.Nodes, nd)
 		if nv.Stale {
 			continue
 		}
@@ -164,10 +195,10 @@ func statusJSON(cs *snapshot.ClusterSnapshot, now time.Time) statusDoc {
 				Node: idJSON(nv.ID), Lifecycle: dm.Lifecycle.String(), Health: dm.Health.String(), Restart: dm.Restart.String(),
 				Restarts: dm.Restarts, Saturation: dm.Saturation})
 		}
-		for _, m := range nv.Migrations {
-			d.Migrations = append(d.Migrations, migDoc{ID: m.ID, Daemon: m.Daemon, Source: idJSON(m.Source), Target: idJSON(m.Target),
-				Phase: m.Phase.String(), Progress: m.Progress})
-		}
+	}
+	for _, m := range migrationsOf(shownNodes(cs)) {
+		d.Migrations = append(d.Migrations, migDoc{ID: m.ID, Daemon: m.Daemon, Source: idJSON(m.Source), Target: idJSON(m.Target),
+			Phase: m.Phase.String(), Progress: m.Progress, Retries: m.Retries, Error: m.Error})
 	}
 	for _, c := range cs.Chains {
 		cd := chainDoc{Name: c.Name, Desired: c.Desired, Held: c.Held(), Status: c.Status(), Leader: idJSON(c.Leader), Holders: []jsonID{}}
@@ -268,6 +299,7 @@ func printStatus(w io.Writer, cs *snapshot.ClusterSnapshot, now time.Time) {
 			nv.Resources.Saturation*100, len(nv.Daemons), len(nv.Replicas), nv.Maintenance.State, orDash(strings.Join(flags, ",")))
 	}
 	tw.Flush()
+	printNodeLists(w, nodes, nm, now)
 	if len(cs.Chains) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -285,6 +317,74 @@ func printStatus(w io.Writer, cs *snapshot.ClusterSnapshot, now time.Time) {
 		}
 		tw.Flush()
 	}
+}
+
+// printNodeLists prints, when there is any, each mesh node's avoid list,
+// its pending actions and the migrations it reports.
+func printNodeLists(w io.Writer, nodes []snapshot.NodeView, nm names, now time.Time) {
+	var avoid, pending, migs [][]string
+	for _, nv := range nodes {
+		if nv.Observer {
+			continue
+		}
+		for _, e := range nv.Avoid {
+			avoid = append(avoid, []string{nv.Label, nm.node(e.Peer), e.Reason, max(0, e.Until.Sub(now)).Round(time.Second).String()})
+		}
+		for _, p := range nv.Pending {
+			held := "in progress"
+			if p.Blocked != "" {
+				held = "held: " + nm.target(p.Blocked)
+			}
+			pending = append(pending, []string{nv.Label, p.Kind, p.Target, max(0, now.Sub(p.Since)).Round(time.Second).String(), held})
+		}
+	}
+	for _, m := range migrationsOf(nodes) {
+		note := m.ID
+		if m.Error != "" {
+			note = m.Error
+		}
+		migs = append(migs, []string{m.Daemon, nm.node(m.Source), nm.node(m.Target), m.Phase.String(),
+			fmt.Sprintf("%.0f%%", m.Progress*100), note})
+	}
+	section := func(header string, rows [][]string) {
+		if len(rows) == 0 {
+			return
+		}
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, header)
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+		}
+		tw.Flush()
+	}
+	section("NODE\tAVOIDS\tREASON\tLEFT", avoid)
+	section("NODE\tPENDING\tTARGET\tFOR\tSTATE", pending)
+	section("MIGRATION\tFROM\tTO\tPHASE\tPROGRESS\tID / ERROR", migs)
+}
+
+// migrationsOf lists the migrations the fresh nodes report, each once: both
+// ends report a migration, and the source's record (it drives the
+// migration and keeps the error of a rollback) wins.
+func migrationsOf(nodes []snapshot.NodeView) []snapshot.Migration {
+	var out []snapshot.Migration
+	at := map[string]int{}
+	for _, nv := range nodes {
+		if nv.Stale {
+			continue
+		}
+		for _, m := range nv.Migrations {
+			i, seen := at[m.ID]
+			switch {
+			case !seen:
+				at[m.ID] = len(out)
+				out = append(out, m)
+			case nv.ID == m.Source:
+				out[i] = m
+			}
+		}
+	}
+	return out
 }
 
 func replicaChains(rs []snapshot.Replica) []string {

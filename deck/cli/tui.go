@@ -14,11 +14,7 @@ func runTUI(cmd *cobra.Command, stdio IO) error {
 	if !stdio.IsTTY {
 		return fmt.Errorf("%w: the deck needs a terminal; try `deck status`", errNoTTY)
 	}
-	e, err := loadEnv(stdio)
-	if err != nil {
-		return err
-	}
-	s, err := e.join(cmd, false)
+	s, err := joinCluster(stdio, cmd, false)
 	if err != nil {
 		return err
 	}
