@@ -39,7 +39,10 @@ func (s *supervisor) warm() warmCopy {
 // instance; a nil or unchanged state only advances the seq.
 func (s *supervisor) adoptWarm(state []byte, seq uint64) {
 	s.mu.Lock()
-	same := state == nil || bytes.Equal(state, s.warmed.state)
+	// An empty state means "unchanged since your seq": the wire decodes an
+	// absent state as an empty, non-nil slice, and adopting it as the copy
+	// made a promoted standby restart from nothing.
+	same := len(state) == 0 || bytes.Equal(state, s.warmed.state)
 	switch {
 	case !same:
 		// A different state is the leader's truth even at a lower seq
@@ -78,7 +81,7 @@ func (rt *Runtime) switchStandbyRoleLocked(s *supervisor, l snapshot.Lineage) {
 	}
 	go func() {
 		state := w.state
-		if !l.Active || state == nil {
+		if !l.Active || len(state) == 0 {
 			// Demoted, or promoted before any sync: carry on from its own
 			// state rather than from nothing.
 			st, err := s.snapshotState()
@@ -156,7 +159,7 @@ func (rt *Runtime) onWarmResp(from NodeID, m *message) {
 			a.Groups[p.Group].Active != m.Daemon || s.lineageNow().Active {
 			continue
 		}
-		if m.State == nil && s.warm().state == nil {
+		if len(m.State) == 0 && len(s.warm().state) == 0 {
 			continue // nothing to be synced through yet
 		}
 		s.adoptWarm(m.State, m.Seq)
