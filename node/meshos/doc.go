@@ -37,6 +37,7 @@
 //
 // One-shot generations already present in the first SetCluster are taken
 // as acted on by an earlier life of the node, so a restarted node does not
-// replay history. Invalidate-placement re-places this node's work for one
-// pass (it may land in the same place).
+// replay history. Invalidate-placement makes every node place the named
+// node's daemons and replicas as if new for InvalidateHold (they may land
+// in the same place), so new holders and move targets agree with it.
 package meshos

@@ -129,3 +129,14 @@ const (
 	// to the chain leader (only when the state changed).
 	DefaultCheckpointEvery = 1 * time.Second
 )
+
+// Invalidate-placement.
+const (
+	// InvalidateHold is how long every node places an invalidated node's
+	// daemons and replicas as if new (no stickiness). Every node applies
+	// it, so a new replica holder agrees to take the replica and the
+	// target of a move agrees to run it; a move a gate holds back is
+	// admitted on a later pass inside the window instead of forgotten.
+	// After it, stickiness returns wherever the work now runs.
+	InvalidateHold = 15 * time.Second
+)

@@ -14,7 +14,7 @@ import (
 type actedGens struct {
 	flushAvoid   uint64
 	restartAll   uint64
-	invalidate   uint64
+	invalidate   map[NodeID]uint64 // every node's: all nodes re-place an invalidated node's work
 	clearAvoid   uint64
 	dropReplicas uint64
 	restart      map[string]uint64
@@ -30,7 +30,11 @@ func (g *actedGens) baseline(self NodeID, in ClusterIntent) {
 	g.evictions, g.cutovers, g.killed = map[string]uint64{}, map[string]uint64{}, map[string]bool{}
 	g.flushAvoid = in.FlushAvoidGen
 	ni := in.Nodes[self]
-	g.restartAll, g.invalidate, g.clearAvoid, g.dropReplicas = ni.RestartAllGen, ni.InvalidateGen, ni.ClearAvoidGen, ni.DropReplicasGen
+	g.restartAll, g.clearAvoid, g.dropReplicas = ni.RestartAllGen, ni.ClearAvoidGen, ni.DropReplicasGen
+	g.invalidate = map[NodeID]uint64{}
+	for id, n := range in.Nodes {
+		g.invalidate[id] = n.InvalidateGen
+	}
 	for id, d := range in.Daemons {
 		g.restart[id], g.forceRestart[id] = d.RestartGen, d.ForceRestartGen
 	}
@@ -83,10 +87,15 @@ func (rt *Runtime) applyIntentLocked(now time.Time) {
 		}
 		clear(rt.avoid)
 	}
-	if ni.InvalidateGen > g.invalidate {
-		g.invalidate = ni.InvalidateGen
-		rt.invalidate = true
-		rt.logf(api.LevelInfo, "", "placement invalidated by operator: re-placing this node's daemons and replicas")
+	for id, n := range in.Nodes {
+		if n.InvalidateGen <= g.invalidate[id] {
+			continue
+		}
+		g.invalidate[id] = n.InvalidateGen
+		rt.freshUntil[id] = now.Add(InvalidateHold)
+		if id == rt.self {
+			rt.logf(api.LevelInfo, "", "placement invalidated by operator: re-placing this node's daemons and replicas")
+		}
 	}
 	if ni.DropReplicasGen > g.dropReplicas {
 		g.dropReplicas = ni.DropReplicasGen
@@ -285,9 +294,15 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 	}
 	view := rt.viewLocked(now)
 	opts := OptionsFor(rt.intent)
-	if rt.invalidate {
-		opts.Fresh = map[NodeID]bool{rt.self: true}
-		rt.invalidate = false
+	for id, until := range rt.freshUntil {
+		if !now.Before(until) {
+			delete(rt.freshUntil, id)
+			continue
+		}
+		if opts.Fresh == nil {
+			opts.Fresh = map[NodeID]bool{}
+		}
+		opts.Fresh[id] = true
 	}
 	a := PlaceWith(view, rt.cfg.Spec, nil, opts)
 	rt.assign, rt.view = a, view

@@ -160,7 +160,7 @@ type Runtime struct {
 	forkStates  map[string]forkStart
 	forkAsked   map[string]time.Time
 	pushes      []push
-	invalidate  bool                      // re-place this node's work on the next pass
+	freshUntil  map[NodeID]time.Time      // invalidated nodes: their work placed as if new until then
 	view        *snapshot.ClusterSnapshot // the last pass's planning view
 	seenPending map[string]bool
 }
@@ -217,6 +217,7 @@ func New(cfg Config) (*Runtime, error) {
 		seenPending: map[string]bool{},
 		pushed:      map[string]uint64{},
 		forkStates:  map[string]forkStart{},
+		freshUntil:  map[NodeID]time.Time{},
 		forkAsked:   map[string]time.Time{},
 		gates:       newGateState(),
 	}
