@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
@@ -12,10 +13,11 @@ import (
 )
 
 // TestProcsDemo runs the demo with every node in a child process (this
-// test binary re-executed through RunMemberIfChild): the mesh converges,
-// a kill is a real SIGKILL that the console sees as Unreachable and
-// re-places around, a partition travels down the command pipe and heals,
-// and Close stops every process and removes the state dir.
+// test binary re-executed through RunMemberIfChild): the mesh converges, a
+// partition travels down the command pipes (the node goes Unreachable) and
+// so does the heal (it is heard again), a kill is a real SIGKILL that the
+// console sees as Unreachable and re-places around, and Close stops every
+// process and removes the state dir.
 func TestProcsDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-process demo")
@@ -46,7 +48,7 @@ func TestProcsDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a converged 4-process mesh", readyTimeout, d.Converged)
+	waitProcs(t, d, "a converged 4-process mesh", readyTimeout, d.Converged)
 	sum := d.Summarize(0, 0)
 	if sum.Counters.PacketsIn == 0 || sum.ResidentBytes <= residentBytes() {
 		t.Errorf("summary does not cover the node processes: packets in %d, resident %d (own %d)",
@@ -59,14 +61,20 @@ func TestProcsDemo(t *testing.T) {
 	if err := d.Inject(ctx, api.Fault{Kind: api.FaultPartition, Nodes: []identity.NodeID{cut.key.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cut.label+" Unreachable behind the partition", detectTimeout, func() bool {
+	waitProcs(t, d, cut.label+" Unreachable behind the partition", detectTimeout, func() bool {
 		nv := console.Cluster().Node(cut.key.ID)
 		return nv != nil && nv.Health == snapshot.Unreachable
 	})
 	if err := d.Inject(ctx, api.Fault{Kind: api.FaultHeal}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reconverged after heal", reconvergeTimout, d.Converged)
+	// The heal reached the children: the node is heard again. (Full
+	// reconvergence after a partition is testPartitionHeal's subject; here
+	// it would only repeat it, at four processes' cost on a loaded box.)
+	waitProcs(t, d, cut.label+" Healthy again after heal", reconvergeTimout, func() bool {
+		nv := console.Cluster().Node(cut.key.ID)
+		return nv != nil && nv.Health == snapshot.Healthy && !nv.Stale
+	})
 
 	// A kill is SIGKILL: the process is gone, the console sees it, and its
 	// daemons move to the survivors.
@@ -83,11 +91,11 @@ func TestProcsDemo(t *testing.T) {
 	if st := vp.cmd.ProcessState; st == nil || st.Exited() {
 		t.Fatalf("%s's process ended by exiting, not by SIGKILL: %v", victim.label, st)
 	}
-	waitFor(t, victim.label+" Unreachable after SIGKILL", detectTimeout, func() bool {
+	waitProcs(t, d, victim.label+" Unreachable after SIGKILL", detectTimeout, func() bool {
 		nv := console.Cluster().Node(victim.key.ID)
 		return nv != nil && nv.Health == snapshot.Unreachable
 	})
-	waitFor(t, "the victim's daemons re-placed", replaceTimeout, func() bool {
+	waitProcs(t, d, "the victim's daemons re-placed", replaceTimeout, func() bool {
 		return len(placementProblems(console.Cluster())) == 0
 	})
 
@@ -105,5 +113,21 @@ func TestProcsDemo(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, ClusterFile)); !os.IsNotExist(err) {
 		t.Errorf("temporary state dir left behind: %v", err)
+	}
+}
+
+// waitProcs is waitFor for this test's own demo: on a timeout it logs this
+// demo's view and what keeps it unsettled (waitFor logs the shared demo's).
+func waitProcs(t *testing.T, d *Demo, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			if obs, _ := d.observer(); obs != nil {
+				logView(t, obs.Cluster())
+			}
+			t.Fatalf("timed out after %v waiting for %s; unsettled: %v", timeout, what, d.Unsettled())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -525,11 +525,11 @@ func sameAvoid(now, was []avoidDoc) []avoidDoc {
 // holds it; the node also logs that it re-placed its work. *cordoned is set
 // to the node's label, for the uncordon that follows.
 //
-// MeshOS applies an invalidation for one reconcile pass only: a move the
-// gate holds in that pass is listed as pending for about one tick and then
-// forgotten (the node's sticky placement keeps the daemon). `deck status`
-// can miss so short a pending entry, so a watcher reads the node's own
-// published snapshot (what status renders once gossiped) from the commit on.
+// Every node places the invalidated node's work as if new for
+// meshos.InvalidateHold; a move a gate holds shows as a pending migration
+// on the node meanwhile. `deck status` can miss a short pending entry, so a
+// watcher reads the node's own published snapshot (what status renders once
+// gossiped) from the commit on.
 func (m *testMesh) invalidatePlan(t *testing.T, cordoned *string) ([]string, func(statusDoc) string) {
 	t.Helper()
 	d := m.status(t)
