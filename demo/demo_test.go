@@ -28,8 +28,8 @@ const (
 	readyTimeout     = 30 * time.Second
 	steadyRun        = 10 * time.Second
 	detectTimeout    = 15 * time.Second
-	maxDetection     = 5 * time.Second  // asserted: kill to Unreachable, as the console saw it (issue 7)
-	minDetection     = 2 * time.Second  // below this the detector is measuring something else
+	maxDetection     = 5 * time.Second // asserted: kill to Unreachable, as the console saw it (issue 7)
+	minDetection     = 2 * time.Second // below this the detector is measuring something else
 	replaceTimeout   = 30 * time.Second
 	reconvergeTimout = 45 * time.Second
 )
