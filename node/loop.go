@@ -25,17 +25,7 @@ func (n *Node) loop(ctx context.Context) {
 	t := time.NewTicker(settlePoll)
 	defer t.Stop()
 	var st settle
-	// An observer never places, so it never settles: it polled at
-	// settlePoll for its whole life (a console refolded 20 times a second,
-	// the largest share of an idle demo's CPU). It refolds on change and
-	// at refreshInterval, with a shorter gap than hosting nodes: its view is
-	// what the operator watches.
-	settling := !n.opts.Observer
-	gap := refreshMinGap
-	if n.opts.Observer {
-		gap = observerRefreshMinGap
-		t.Reset(refreshInterval)
-	}
+	settling := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -58,7 +48,7 @@ func (n *Node) loop(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(gap):
+			case <-time.After(refreshMinGap):
 			}
 		}
 	}
@@ -66,9 +56,6 @@ func (n *Node) loop(ctx context.Context) {
 
 // refreshMinGap is the least time between two refolds once the node places.
 const refreshMinGap = 400 * time.Millisecond
-
-// observerRefreshMinGap is the same for an observer (a console's node).
-const observerRefreshMinGap = 200 * time.Millisecond
 
 // settle tracks, before placement starts, since when the view has been
 // settled with the same set of nodes (loop goroutine only).
