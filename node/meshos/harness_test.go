@@ -239,6 +239,17 @@ func (s *recordSink) hasFailure(sub string) bool {
 	return false
 }
 
+func (s *recordSink) hasLog(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.logs {
+		if strings.Contains(r.Text, sub) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *recordSink) countFailures(sub string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -448,6 +459,16 @@ func (c *cluster) kill(id NodeID) {
 	c.mu.Unlock()
 	c.cancel[id]()
 	<-c.done[id]
+}
+
+// isolate cuts a node off (or reconnects it) without stopping it: off the
+// mesh and unreachable in everyone's fold, while its own loop runs on with
+// the last cluster view it was given — one side of a partition.
+func (c *cluster) isolate(id NodeID, cut bool) {
+	c.hub.setDown(id, cut)
+	c.mu.Lock()
+	c.dead[id] = cut
+	c.mu.Unlock()
 }
 
 func (c *cluster) live() []NodeID {

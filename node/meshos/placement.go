@@ -32,6 +32,12 @@ type DaemonPlacement struct {
 	Kind    string // the Factory key
 	Lineage snapshot.Lineage
 	Node    NodeID // 0: no eligible node
+	// HandOver is, when Node holds no copy yet, the one existing copy on a
+	// live node that moves there (or stays, if Node is 0); every other copy
+	// is a duplicate and stops. Without one agreed copy, duplicates that
+	// all wait to migrate (held by backpressure, say) would run on forever.
+	// 0 when no live node holds a copy, or Node already holds one.
+	HandOver NodeID
 }
 
 // ChainPlacement is who should hold one chain and who leads it.
@@ -124,6 +130,7 @@ func Place(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment) *Assignmen
 // nodeState is one candidate node during placement.
 type nodeState struct {
 	id        NodeID
+	live      bool // healthy and fresh in the view
 	keep      bool // existing daemons and replicas may stay
 	host      bool // may receive new placements
 	caps      map[string]bool
@@ -138,6 +145,7 @@ type location struct {
 	node     int // index into nodes
 	running  bool
 	incoming bool // an in-progress migration's target
+	outbound bool // an in-progress migration's source
 	lineage  snapshot.Lineage
 }
 
@@ -179,6 +187,7 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 		index[v.ID] = i
 		live := v.Health == snapshot.Healthy && !v.Stale && v.ID.Valid()
 		active := v.Maintenance.State == snapshot.MaintActive || v.Maintenance.State == snapshot.MaintRecovery
+		n.live = live
 		n.keep = live && active
 		n.host = n.keep && !v.Cordoned
 		n.caps = make(map[string]bool, len(v.Capabilities))
@@ -313,6 +322,7 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 		} else {
 			a.Unplaced = append(a.Unplaced, p.ID)
 		}
+		p.HandOver = handOver(locs[p.ID], placed[k], nodes)
 		a.Daemons[p.ID] = p
 	}
 	slices.Sort(a.Unplaced)
@@ -585,9 +595,10 @@ func daemonLocations(views []*snapshot.NodeView, index map[NodeID]int) map[strin
 				continue
 			}
 			locs[d.ID] = append(locs[d.ID], location{
-				node:    i,
-				running: d.Lifecycle == snapshot.LifecycleRunning,
-				lineage: d.Lineage,
+				node:     i,
+				running:  d.Lifecycle == snapshot.LifecycleRunning,
+				outbound: d.Lifecycle == snapshot.LifecycleMigrating,
+				lineage:  d.Lineage,
 			})
 		}
 		for _, m := range v.Migrations {
@@ -618,6 +629,41 @@ func chainHolders(views []*snapshot.NodeView, _ map[NodeID]int) map[string][]hol
 func betterLocation(x, y location, nodes []nodeState) bool {
 	if x.incoming != y.incoming {
 		return x.incoming
+	}
+	if x.running != y.running {
+		return x.running
+	}
+	return nodes[x.node].id < nodes[y.node].id
+}
+
+// handOver picks the copy that moves to the placed node (index, -1 when
+// unplaced): none when that node already holds a copy; else, among copies
+// on live nodes, a migration's source first (it is already moving), then a
+// running copy, then the lowest node id — a rule every node applies alike.
+func handOver(ls []location, placed int, nodes []nodeState) NodeID {
+	for _, l := range ls {
+		if !l.incoming && l.node == placed {
+			return 0
+		}
+	}
+	best := -1
+	for li, l := range ls {
+		if l.incoming || !nodes[l.node].live {
+			continue
+		}
+		if best < 0 || betterHandOver(l, ls[best], nodes) {
+			best = li
+		}
+	}
+	if best < 0 {
+		return 0
+	}
+	return nodes[ls[best].node].id
+}
+
+func betterHandOver(x, y location, nodes []nodeState) bool {
+	if x.outbound != y.outbound {
+		return x.outbound
 	}
 	if x.running != y.running {
 		return x.running

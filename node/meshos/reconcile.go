@@ -363,6 +363,21 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 			rt.notePendingLocked(action{kind: actMigrate, target: id}, now, "")
 			continue
 		}
+		if p.HandOver != 0 && p.HandOver != rt.self {
+			// Another copy runs too (a fresh start raced a partition) and
+			// none is where placement wants it: the agreed copy hands it
+			// over, this one goes.
+			if rt.admitLocked(action{kind: actStop, target: id}, now) == "" {
+				delete(rt.daemons, id)
+				go s.stop(rt.tm.StopGrace)
+				if p.Node == 0 {
+					rt.logf(api.LevelWarn, id, "stopped duplicate: %v keeps it (no eligible node)", p.HandOver)
+				} else {
+					rt.logf(api.LevelWarn, id, "stopped duplicate: %v hands it over to %v", p.HandOver, p.Node)
+				}
+			}
+			continue
+		}
 		if p.Node == 0 {
 			rt.notePendingLocked(action{kind: actMigrate, target: id}, now, "no eligible node")
 			continue
