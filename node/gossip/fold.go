@@ -160,9 +160,11 @@ func Fold(in FoldInput) *snapshot.ClusterSnapshot {
 		case id == in.Self:
 			nv.Health = snapshot.Healthy
 			nv.HealthSince = nv.StartedAt
+			nv.HeardAt = in.Now
 		case p != nil:
 			nv.Health = healthFrom(p.Health)
 			nv.HealthSince = p.HealthSince
+			nv.HeardAt = p.LastHeard
 			nv.RTT = p.RTT
 			nv.Flaps = p.Flaps
 			if nv.Addr == "" {

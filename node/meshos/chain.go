@@ -78,19 +78,25 @@ func claimedLeader(cs *snapshot.ClusterSnapshot, chain string, skip NodeID) lead
 }
 
 // quorumLocked reports whether this node's view shows a strict majority
-// of the cluster's nodes (observers are not in the view) live. A node
-// that does not see one may be on the small side of a partition, where a
-// leadership claim would split the chain. Nodes leave the count once
-// gossip forgets them (gossip.DefaultForgetAfter), so a cluster that lost
-// most of its nodes for good recovers after that long.
+// of the cluster's nodes (observers are not in the view) live and heard
+// within QuorumHeardWithin. A node that does not see one may be on the
+// small side of a partition, where a leadership claim would split the
+// chain. Health alone is not enough: right after a cut some of the far
+// side still shows Healthy while the leader already shows Suspect (its
+// claim gone from the view), and that moment must not count as a majority.
+// Nodes leave the count once gossip forgets them (gossip.DefaultForgetAfter),
+// so a cluster that lost most of its nodes for good recovers after that long.
 func (rt *Runtime) quorumLocked() bool {
 	v := rt.view
 	if v == nil {
 		return false
 	}
+	now := rt.now()
 	live := 0
 	for i := range v.Nodes {
-		if n := &v.Nodes[i]; n.Health == snapshot.Healthy && !n.Stale {
+		n := &v.Nodes[i]
+		heard := n.ID == rt.self || n.HeardAt.IsZero() || now.Sub(n.HeardAt) <= rt.tm.QuorumHeardWithin
+		if n.Health == snapshot.Healthy && !n.Stale && heard {
 			live++
 		}
 	}

@@ -94,6 +94,13 @@ const (
 	// DefaultMigrationRetryAfter spaces attempts to move a daemon whose
 	// last migration failed, so a broken target is not hammered each tick.
 	DefaultMigrationRetryAfter = 5 * time.Second
+	// DefaultQuorumHeardWithin: a node counts toward a leadership claim's
+	// majority only if heard this recently — two transport heartbeats.
+	// Health turns Suspect after three missed heartbeats, so when one node
+	// of a group cut off together looks Suspect (its leadership claim no
+	// longer seen), none of the others counts: a node on the small side
+	// of a fresh partition never sees a majority mid-transition.
+	DefaultQuorumHeardWithin = 2 * time.Second
 	// DefaultSendTimeout bounds one Messenger.Send (session setup included).
 	DefaultSendTimeout = 2 * time.Second
 	// SendsInflightMax bounds concurrent sends; past it a send is dropped

@@ -37,6 +37,7 @@ type Timers struct {
 	CheckpointEvery    time.Duration
 	GateReportEvery    time.Duration
 	SendTimeout        time.Duration
+	QuorumHeardWithin  time.Duration
 	DrainRatePerSec    int
 	BackpressureHigh   float64
 	BackpressureLow    float64
@@ -67,6 +68,7 @@ func (t Timers) withDefaults() Timers {
 	d(&t.CheckpointEvery, DefaultCheckpointEvery)
 	d(&t.GateReportEvery, DefaultGateReportEvery)
 	d(&t.SendTimeout, DefaultSendTimeout)
+	d(&t.QuorumHeardWithin, DefaultQuorumHeardWithin)
 	if t.DrainRatePerSec <= 0 {
 		t.DrainRatePerSec = DefaultDrainRatePerSec
 	}

@@ -336,6 +336,11 @@ type NodeView struct {
 	Flaps       int
 	Stale       bool // the latest snapshot from it is older than the staleness bound
 	ReceivedAt  time.Time
+	// HeardAt is when the observing node last heard the node itself (any
+	// packet of its session); zero when it never had a session with it.
+	// Health lags silence by seconds; a leadership claim counts only
+	// nodes heard more recently than that (meshos quorum).
+	HeardAt time.Time
 }
 
 // Chain is a replicated chain's cluster-wide state.
