@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,12 +80,12 @@ type Node struct {
 
 	wake chan struct{}
 
-	mu         sync.Mutex
-	histGen    map[identity.NodeID]uint64    // loop goroutine only
-	histAt     map[identity.NodeID]time.Time // loop goroutine only
-	placing    bool                          // loop goroutine only: MeshOS has a view
-	lastFinger uint64
-	generation uint64
+	mu          sync.Mutex
+	histGen     map[identity.NodeID]uint64    // loop goroutine only
+	histAt      map[identity.NodeID]time.Time // loop goroutine only
+	viewSettled bool                          // loop goroutine only: placement (for a host) may start
+	lastFinger  uint64
+	generation  uint64
 }
 
 // Start opens the node's database, binds its socket, joins the mesh and
@@ -148,10 +149,16 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.Observer {
 		caps = nil
 	}
+	timers := opts.MeshOS
+	if timers.QuorumHeardWithin == 0 {
+		// Two heartbeats, whatever the transport's cadence (see
+		// meshos.DefaultQuorumHeardWithin).
+		timers.QuorumHeardWithin = 2 * cmp.Or(opts.Transport.HeartbeatInterval, transport.HeartbeatInterval)
+	}
 	if n.rt, err = meshos.New(meshos.Config{
 		Self: n.key.ID, Label: opts.Label, Addr: n.tr.LocalAddr(), Version: opts.Version,
 		Capabilities: caps, Spec: opts.Spec, Factories: opts.Factories, Messenger: n.tr,
-		Logs: logSink{n}, Failures: failureSink{n}, Timers: opts.MeshOS,
+		Logs: logSink{n}, Failures: failureSink{n}, Timers: timers,
 	}); err != nil {
 		return nil, fmt.Errorf("node: meshos: %w", err)
 	}
@@ -285,6 +292,13 @@ func (n *Node) poke() {
 	default:
 	}
 }
+
+// Refresh asks for a refold of the cluster view now, without waiting out
+// the gap that coalesces change-driven refolds. A console that is about to
+// read the view (a CLI joining, a command checking its effect) calls it so
+// it sees what gossip already delivered; Cluster then returns the result
+// once BuiltAt moves.
+func (n *Node) Refresh() { n.poke() }
 
 // Done is closed when the node is closing.
 func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
