@@ -20,35 +20,52 @@ const refreshInterval = 500 * time.Millisecond
 // loop folds the cluster view whenever gossip, MeshOS or the admin ledger
 // changes, and at refreshInterval otherwise.
 func (n *Node) loop(ctx context.Context) {
-	// While placement waits for a settled view, poll faster so the quiet
-	// period is measured in tens of milliseconds, not refresh intervals.
+	// Until the view settles, poll fast so the settle quiet period (and a
+	// console's first complete view) is measured in tens of milliseconds,
+	// not refresh intervals.
 	t := time.NewTicker(settlePoll)
 	defer t.Stop()
+	gapTimer := time.NewTimer(0)
+	defer gapTimer.Stop()
 	var st settle
-	settling := true
+	settling, asked := true, false
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-n.gs.Changes():
-		case <-n.rt.Changes():
-		case <-n.fold.Changed():
-		case <-n.wake:
-		}
-		n.refresh(time.Now(), &st)
-		if settling && n.placing {
-			settling = false
-			t.Reset(refreshInterval)
-		}
-		if !settling {
-			// Coalesce bursts: every peer's snapshot change wakes the loop,
-			// and on a busy cluster that is dozens a second. One refold per
-			// refreshMinGap carries them all.
+		if !asked {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(refreshMinGap):
+			case <-t.C:
+			case <-n.gs.Changes():
+			case <-n.rt.Changes():
+			case <-n.fold.Changed():
+			case <-n.wake:
+			}
+		}
+		asked = false
+		n.refresh(time.Now(), &st)
+		if settling && n.viewSettled {
+			settling = false
+			t.Reset(refreshInterval)
+		}
+		if settling {
+			continue
+		}
+		// Coalesce bursts: every peer's snapshot change wakes the loop,
+		// and on a busy cluster that is dozens a second. One refold per
+		// gap carries them all; an explicit Refresh cuts the gap short.
+		gap := refreshMinGap
+		if n.opts.Observer {
+			gap = observerRefreshGap
+		}
+		gapTimer.Reset(gap)
+		select {
+		case <-ctx.Done():
+			return
+		case <-gapTimer.C:
+		case <-n.wake:
+			asked = true
+			if !gapTimer.Stop() {
+				<-gapTimer.C
 			}
 		}
 	}
@@ -56,6 +73,12 @@ func (n *Node) loop(ctx context.Context) {
 
 // refreshMinGap is the least time between two refolds once the node places.
 const refreshMinGap = 400 * time.Millisecond
+
+// observerRefreshGap is the least time between two change-driven refolds of
+// a console's node once its view settled: what a person watching a screen
+// cannot tell from instant, at a fraction of folding on every peer's
+// announcement (the idle demo's largest single CPU cost before).
+const observerRefreshGap = 200 * time.Millisecond
 
 // settle tracks, before placement starts, since when the view has been
 // settled with the same set of nodes (loop goroutine only).
@@ -95,10 +118,7 @@ func (n *Node) refresh(now time.Time, set *settle) {
 		n.lastFinger = finger
 	}
 	n.pub.store(cs, changed)
-	if n.opts.Observer {
-		return // a console's node never hosts work: its MeshOS only reports
-	}
-	if !n.placing {
+	if !n.viewSettled {
 		// Placement waits until the node has a settled view (every peer it
 		// knows Healthy with a fresh snapshot) that kept the same members
 		// for placementSettleQuiet, or placementSettleMax passed. A node
@@ -110,7 +130,10 @@ func (n *Node) refresh(now time.Time, set *settle) {
 		if !set.ready(cs, n.key.ID, now) && now.Sub(n.started) < placementSettleMax {
 			return
 		}
-		n.placing = true
+		n.viewSettled = true
+	}
+	if n.opts.Observer {
+		return // a console's node never hosts work: its MeshOS only reports
 	}
 	state := n.AdminState()
 	n.rt.SetCluster(placementView(cs), state.Intent())

@@ -218,6 +218,7 @@ func waitFolded(ctx context.Context, nd *node.Node, cl *node.Client, synced time
 				foldedAt = now
 			}
 		}
+		nd.Refresh() // the next read sees what gossip delivered meanwhile
 		select {
 		case <-ctx.Done():
 			return
@@ -248,6 +249,7 @@ func settle(ctx context.Context, nd *node.Node) {
 		if time.Since(lastChange) >= settleQuiet {
 			return
 		}
+		nd.Refresh() // the next read sees what gossip delivered meanwhile
 		select {
 		case <-ctx.Done():
 			return
