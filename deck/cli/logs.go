@@ -10,11 +10,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/chain"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // logsQuiet ends a non-follow `deck logs` once no record arrived for this
 // long: the backfill from every node has been delivered.
 const logsQuiet = 1500 * time.Millisecond
+
+// logsAnswerWait is how long a non-follow `deck logs` keeps waiting, past a
+// quiet logsQuiet, for a node that has sent nothing yet: a lost lease
+// request is sent again at the subscription's renewal, so a node that has
+// matching records answers by then. A node with none costs this wait.
+const logsAnswerWait = chain.DefaultLeaseRenewInterval + logsQuiet
 
 // logsMaxWait bounds a non-follow `deck logs`: a node that keeps pushing
 // (or a slow one) must not keep it from printing.
@@ -68,6 +77,7 @@ and exits; with --follow it keeps printing new ones until Ctrl-C.
 			}
 			defer st.Close()
 			nm := namesOf(s.client.Snapshot())
+			silent := expectedLogSources(s.client.Snapshot(), f.Node)
 			// Without --follow the records are collected until every node's
 			// backfill has arrived (no record for logsQuiet) and printed in
 			// time order; with it, each is printed as it arrives.
@@ -102,6 +112,10 @@ and exits; with --follow it keeps printing new ones until Ctrl-C.
 				case <-stop:
 					return flush()
 				case <-quiet.C:
+					if !follow && len(silent) > 0 && time.Since(started) < logsAnswerWait {
+						quiet.Reset(logsQuiet)
+						continue
+					}
 					if !follow {
 						if err := flush(); err != nil {
 							return err
@@ -115,6 +129,7 @@ and exits; with --follow it keeps printing new ones until Ctrl-C.
 					if !ok {
 						return flush()
 					}
+					delete(silent, rec.Node)
 					if !follow {
 						if rec.At.After(started) {
 							continue // live, not backfill
@@ -167,4 +182,20 @@ func printLog(w io.Writer, out string, r api.LogRecord, nm names) error {
 	}
 	_, err := fmt.Fprintf(w, "%s %-5s %-8s %-16s %s\n", r.At.Local().Format("15:04:05.000"), r.Level, nm.node(r.Node), daemon, r.Text)
 	return err
+}
+
+// expectedLogSources is the set of nodes a `deck logs` should hear from:
+// the one --node names, else every live hosting node in the view.
+func expectedLogSources(cs *snapshot.ClusterSnapshot, only identity.NodeID) map[identity.NodeID]bool {
+	out := map[identity.NodeID]bool{}
+	if only != 0 {
+		out[only] = true
+		return out
+	}
+	for _, nv := range cs.Nodes {
+		if !nv.Observer && nv.Health != snapshot.Unreachable && !nv.Stale {
+			out[nv.ID] = true
+		}
+	}
+	return out
 }
