@@ -200,7 +200,7 @@ func (rt *Runtime) buildLocked(now time.Time, res snapshot.Resources) *snapshot.
 // what runs, where, in what state, who holds what, what is pending or
 // failing. Ages, remaining times, BuiltAt, counters, the saturation trend
 // and sub-step jitter (saturation within SaturationHashStep, RTT within a
-// power of two) do not count, so gossip publishes on real change only.
+// power of two of RTTHashFloor) do not count, so gossip publishes on real change only.
 func StructuralHash(s *snapshot.NodeSnapshot) uint64 {
 	h := hasher{v: 14695981039346656037}
 	h.u64(uint64(s.ID))
@@ -270,7 +270,7 @@ func StructuralHash(s *snapshot.NodeSnapshot) uint64 {
 		h.u64(uint64(p.Peer))
 		h.u64(uint64(p.Health))
 		h.bool(p.Direct)
-		h.u64(uint64(bits.Len64(uint64(max(p.RTT.Milliseconds(), 0)))))
+		h.u64(uint64(bits.Len64(uint64(max(p.RTT/RTTHashFloor, 0)))))
 	}
 	return h.v
 }

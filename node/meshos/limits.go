@@ -23,6 +23,12 @@ const (
 	// SaturationHashStep quantises saturation in the structural hash, so
 	// jitter below a step does not count as a change worth gossiping.
 	SaturationHashStep = 0.05
+	// RTTHashFloor is the RTT the structural hash cannot tell from zero;
+	// above it, a peer's RTT counts by powers of two of it. Counting whole
+	// milliseconds made a loopback or LAN mesh (0–3 ms of jitter) re-sign
+	// and re-gossip every node's snapshot about once a second for nothing;
+	// the exact RTT still rides on every publish and on the re-announce.
+	RTTHashFloor = 16 * time.Millisecond
 	// ChainSeqHashStep: chain progress counts as a structural change every
 	// this many entries. Every checkpoint moves a seq, so hashing it whole
 	// made busy nodes re-sign and re-gossip on every tick; the exact seq

@@ -70,6 +70,17 @@ func TestStructuralHash(t *testing.T) {
 			}
 		})
 	}
+	// Loopback and LAN jitter (a few milliseconds either way) is no change.
+	lan := func(rtt time.Duration) uint64 {
+		s := sampleSnapshot()
+		s.Peers[0].RTT = rtt
+		return StructuralHash(s)
+	}
+	for _, rtt := range []time.Duration{0, 300 * time.Microsecond, time.Millisecond, 3 * time.Millisecond, 9 * time.Millisecond} {
+		if lan(rtt) != lan(2*time.Millisecond) {
+			t.Errorf("rtt %v hashes apart from 2ms", rtt)
+		}
+	}
 }
 
 func TestChangesOnlyOnStructure(t *testing.T) {
