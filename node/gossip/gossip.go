@@ -8,7 +8,9 @@
 // re-signs it every ReannounceInterval so silence means absence. Each node
 // that accepts a new announcement pushes it on to Fanout random healthy peers
 // until MaxHops (a re-announcement of unchanged content is not forwarded:
-// it only proves liveness, and digests carry it further). Every DigestInterval it
+// it only proves liveness, and digests carry it further; nor is one whose
+// origin sent it to every peer it knows, which in clusters up to
+// OriginFanout+1 nodes is every change). Every DigestInterval it
 // also sends a digest of what it holds to one random peer, which answers with
 // the envelopes the sender lacks (and its own digest when it lacks some),
 // repairing whatever the push missed. Announcements are ordered per signer by
@@ -351,6 +353,17 @@ func (g *Gossip) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(g.cfg.Tick)
 	defer tick.Stop()
+	// A change made inside MinPublishInterval goes out the moment the
+	// interval ends, not at the next tick: the tick only paces digests,
+	// staleness and re-announcements, so it can be coarse.
+	pending := time.NewTimer(time.Hour)
+	pending.Stop()
+	defer pending.Stop()
+	armPending := func() {
+		if at, ok := g.publishDueAt(); ok {
+			pending.Reset(max(0, at.Sub(g.cfg.Clock())))
+		}
+	}
 	g.onTick()
 	for {
 		select {
@@ -360,10 +373,25 @@ func (g *Gossip) Run(ctx context.Context) error {
 			g.receive(m)
 		case <-g.kick:
 			g.maybePublish(g.cfg.Clock())
+			armPending()
+		case <-pending.C:
+			g.maybePublish(g.cfg.Clock())
+			armPending()
 		case <-tick.C:
 			g.onTick()
 		}
 	}
+}
+
+// publishDueAt is when a changed own snapshot may next be published; false
+// when nothing changed since the last publication.
+func (g *Gossip) publishDueAt() (time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.dirty || g.ownSnap == nil {
+		return time.Time{}, false
+	}
+	return g.lastSent.Add(g.cfg.MinPublishInterval), true
 }
 
 func (g *Gossip) sender(ctx context.Context) {
@@ -461,9 +489,17 @@ func (g *Gossip) maybePublish(now time.Time) {
 // signer, with the hop count it will carry.
 func (g *Gossip) push(raw []byte, hops uint8, from identity.NodeID, fanout int) {
 	signer := identity.NodeID(binary.BigEndian.Uint64(raw[1:9]))
-	targets := g.pickPeers(fanout, from, signer)
+	targets, everyone := g.pickPeers(fanout, from, signer)
 	if len(targets) == 0 {
 		return
+	}
+	if from == 0 && everyone && len(targets) >= g.heldOthers() {
+		// The origin reached every peer it knows, and it knows at least as
+		// many as gossip has told it of: forwarding would only hand each of
+		// them copies (fanout × nodes messages per change, most of a quiet
+		// mesh's traffic). While the mesh is still forming (nodes heard of
+		// but not yet met) receivers forward as usual.
+		hops = max(hops, uint8(g.cfg.MaxHops-1))
 	}
 	// One message shared by every send: Messenger.Send does not retain or
 	// modify msg.
@@ -475,9 +511,21 @@ func (g *Gossip) push(raw []byte, hops uint8, from identity.NodeID, fanout int) 
 	}
 }
 
+// heldOthers is how many other nodes' snapshots this node holds.
+func (g *Gossip) heldOthers() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := len(g.latest)
+	if g.latest[g.self] != nil {
+		n--
+	}
+	return n
+}
+
 // pickPeers chooses up to n distinct peers at random, healthy ones first and
 // suspect ones only to fill up; unreachable peers and the excluded ids never.
-func (g *Gossip) pickPeers(n int, exclude ...identity.NodeID) []identity.NodeID {
+// everyone reports that the choice holds every eligible peer.
+func (g *Gossip) pickPeers(n int, exclude ...identity.NodeID) (out []identity.NodeID, everyone bool) {
 	peers := g.cfg.Messenger.Peers()
 	healthy := make([]identity.NodeID, 0, len(peers))
 	var suspect []identity.NodeID
@@ -492,11 +540,12 @@ func (g *Gossip) pickPeers(n int, exclude ...identity.NodeID) []identity.NodeID 
 			suspect = append(suspect, p.ID)
 		}
 	}
-	out := g.sample(healthy, n)
+	eligible := len(healthy) + len(suspect)
+	out = g.sample(healthy, n)
 	if len(out) < n {
 		out = append(out, g.sample(suspect, n-len(out))...)
 	}
-	return out
+	return out, len(out) == eligible
 }
 
 // sample returns up to n random elements of s (a partial Fisher–Yates
@@ -630,7 +679,7 @@ func (g *Gossip) digest() []digestEntry {
 // answering a digest (flags digestReply).
 func (g *Gossip) sendDigest(to identity.NodeID, flags uint8) {
 	if !to.Valid() {
-		p := g.pickPeers(1)
+		p, _ := g.pickPeers(1)
 		if len(p) == 0 {
 			return
 		}

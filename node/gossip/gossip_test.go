@@ -332,18 +332,20 @@ func TestPublishSchedule(t *testing.T) {
 		want     uint64
 		wantHops uint8 // of the messages sent, when one was published
 	}{
-		{"first publication goes to every peer (5 < OriginFanout)", nil, 0, 1, 0},
-		{"new generation inside the rate limit waits", nodeSnapshot(id, 2, 3, testNow), 100 * time.Millisecond, 1, 0},
-		{"and goes out when it expires", nil, DefaultMinPublishInterval, 2, 0},
-		{"same bytes again is no change", nodeSnapshot(id, 2, 3, testNow), 2 * DefaultMinPublishInterval, 2, 0},
+		// Six nodes: the origin reaches all five peers itself, so nothing
+		// it sends is forwarded (TestOriginForwardingOnlyWhenFanoutLimits).
+		{"first publication goes to every peer (5 < OriginFanout)", nil, 0, 1, noForward},
+		{"new generation inside the rate limit waits", nodeSnapshot(id, 2, 3, testNow), 100 * time.Millisecond, 1, noForward},
+		{"and goes out when it expires", nil, DefaultMinPublishInterval, 2, noForward},
+		{"same bytes again is no change", nodeSnapshot(id, 2, 3, testNow), 2 * DefaultMinPublishInterval, 2, noForward},
 		{"same generation, new gauges: not urgent", func() *snapshot.NodeSnapshot {
 			ns := nodeSnapshot(id, 2, 3, testNow)
 			ns.Resources.CPULoad = 0.99
 			return ns
-		}(), 3 * DefaultMinPublishInterval, 2, 0},
-		{"re-announce carries it, forwarded since it is new content", nil, DefaultMinPublishInterval + DefaultReannounceInterval, 3, 0},
-		{"quiet before the next re-announce", nil, DefaultMinPublishInterval + 2*DefaultReannounceInterval - time.Millisecond, 3, 0},
-		{"re-announce without change: not forwarded", nil, DefaultMinPublishInterval + 2*DefaultReannounceInterval, 4, noForward},
+		}(), 3 * DefaultMinPublishInterval, 2, noForward},
+		{"re-announce carries it", nil, DefaultMinPublishInterval + DefaultReannounceInterval, 3, noForward},
+		{"quiet before the next re-announce", nil, DefaultMinPublishInterval + 2*DefaultReannounceInterval - time.Millisecond, 3, noForward},
+		{"re-announce without change", nil, DefaultMinPublishInterval + 2*DefaultReannounceInterval, 4, noForward},
 	}
 	var last outMsg
 	for _, st := range steps {
@@ -382,6 +384,48 @@ func TestPublishSchedule(t *testing.T) {
 	env, err := Open(last.data[2:])
 	if err != nil || env.Seq != 4 || env.Snapshot.Resources.CPULoad != 0.99 {
 		t.Fatalf("sent envelope: %+v, %v", env, err)
+	}
+}
+
+// TestOriginForwardingOnlyWhenFanoutLimits: a new announcement is marked
+// for forwarding only when the origin could not send it to every peer it
+// knows; a re-announcement of unchanged content never is.
+func TestOriginForwardingOnlyWhenFanoutLimits(t *testing.T) {
+	const noForward = DefaultMaxHops - 1
+	for _, tc := range []struct {
+		name     string
+		fanout   int
+		wantSent int
+		wantHops uint8
+	}{
+		{"fanout below the peers: receivers forward", 3, 3, 0},
+		{"fanout covers every peer: no forwarding", 5, 5, noForward},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, 6, func(c *Config) { c.OriginFanout = tc.fanout })
+			id := r.keys[0].ID
+			if err := r.g.Publish(nodeSnapshot(id, 1, 3, testNow)); err != nil {
+				t.Fatal(err)
+			}
+			r.g.maybePublish(r.clock.Now())
+			out := r.drain()
+			if len(out) != tc.wantSent {
+				t.Fatalf("sent to %d peers, want %d", len(out), tc.wantSent)
+			}
+			for _, m := range out {
+				if m.data[1] != tc.wantHops {
+					t.Fatalf("hops %d, want %d", m.data[1], tc.wantHops)
+				}
+			}
+			// Unchanged content re-announced: never forwarded.
+			r.clock.Set(testNow.Add(DefaultReannounceInterval))
+			r.g.maybePublish(r.clock.Now())
+			for _, m := range r.drain() {
+				if m.data[1] != noForward {
+					t.Fatalf("re-announce hops %d, want %d", m.data[1], noForward)
+				}
+			}
+		})
 	}
 }
 

@@ -86,9 +86,12 @@ const (
 	// DefaultDigestInterval is the anti-entropy period: each node sends its
 	// digest to one random peer, which repairs what push gossip missed.
 	DefaultDigestInterval = 500 * time.Millisecond
-	// DefaultTick is the scheduler's resolution for re-announce, digest and
-	// sweep deadlines (a change itself is pushed without waiting for a tick).
-	DefaultTick = 50 * time.Millisecond
+	// DefaultTick is the scheduler's resolution for re-announce, digest,
+	// staleness and sweep deadlines. A change itself is pushed without
+	// waiting for a tick (at once, or when MinPublishInterval ends), so the
+	// tick can be coarse: every node wakes for it, and at 50 ms it was one
+	// of an idle demo's largest wake-up sources.
+	DefaultTick = 250 * time.Millisecond
 	// DefaultFanout is how many random peers receive each new announcement
 	// from each node that learns it.
 	DefaultFanout = 4
