@@ -21,6 +21,12 @@ func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.An
 	now := time.Now()
 	switch kind {
 	case wire.ControlHeartbeat:
+		// A neighbour's heartbeat may carry its route announcement right
+		// behind it (see heartbeatsLocked).
+		var bundled []byte
+		if len(msg) > wire.HeartbeatSize {
+			msg, bundled = msg[:wire.HeartbeatSize], msg[wire.HeartbeatSize:]
+		}
 		var hb wire.Heartbeat
 		if err := wire.ParseHeartbeat(msg, &hb); err != nil {
 			t.stats.drops.Add(1)
@@ -31,6 +37,13 @@ func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.An
 			t.onHeartbeatLocked(p, &hb, now)
 		}
 		t.mu.Unlock()
+		if bundled != nil {
+			if k, err := wire.ControlKindOf(bundled); err != nil || k != wire.ControlAnnouncement {
+				t.stats.drops.Add(1)
+				return
+			}
+			t.handleControl(from, bundled, ann, direct)
+		}
 	case wire.ControlAnnouncement:
 		if err := wire.ParseAnnouncement(msg, ann); err != nil {
 			t.stats.drops.Add(1)
@@ -108,23 +121,61 @@ func (t *Transport) routeExpiry() time.Duration {
 
 func (t *Transport) tickLoop() {
 	defer t.wg.Done()
-	step := max(t.cfg.HeartbeatInterval/10, 5*time.Millisecond)
-	tk := time.NewTicker(step)
-	defer tk.Stop()
+	// While the mesh forms (the node's first formingWindow, or a handshake
+	// in flight or due) the timers run at a tenth of a heartbeat:
+	// retransmits start at HandshakeRetryInitial, and a coarser tick made
+	// a 9-node demo converge ~100 ms later. Otherwise a quarter heartbeat
+	// is resolution enough (the failure detector calls a peer Unreachable
+	// at most that late) and an idle node wakes 4 times a second for it
+	// instead of 10.
+	fast := max(t.cfg.HeartbeatInterval/10, 5*time.Millisecond)
+	slow := max(t.cfg.HeartbeatInterval/4, fast)
+	start := time.Now()
+	tm := time.NewTimer(fast)
+	defer tm.Stop()
 	var lastBeat time.Time
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
-		case now := <-tk.C:
+		case now := <-tm.C:
 			beat := now.Sub(lastBeat) >= t.cfg.HeartbeatInterval
 			if beat {
 				lastBeat = now
 			}
 			t.tick(now, beat)
+			step := slow
+			if now.Sub(start) < formingWindow || t.handshaking(now) {
+				step = fast
+			}
+			tm.Reset(step)
 		}
 	}
 }
+
+// handshaking reports whether a handshake this node started is in flight,
+// or one is due soon: a peer discovered within formingWindow has no session
+// yet (the tick starts those handshakes, so a mesh forming on a slow tick
+// would take a quarter heartbeat longer per discovery round).
+func (t *Transport) handshaking(now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.initiators) > 0 {
+		return true
+	}
+	for _, p := range t.peers {
+		if p.current == nil && now.Sub(p.discovered) < formingWindow {
+			return true
+		}
+	}
+	return false
+}
+
+// formingWindow is how long the timers stay fast after the node starts, and
+// after it discovers a peer it has no session with: past
+// ProactiveConnectDelay, when both sides initiate, and past a demo's
+// convergence.
+const formingWindow = 5 * ProactiveConnectDelay
 
 type outbound struct {
 	kp   *session.Keypair
@@ -303,6 +354,20 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 		}
 		msg := wire.AppendHeartbeat(make([]byte, 0, wire.HeartbeatSize), &hb)
 		direct := t.isDirectLocked(p, now)
+		var ann []byte
+		if direct {
+			t.annScratch = t.routes.announcement(p.id, t.ownSeq, t.annScratch)
+			if b, err := wire.AppendAnnouncement(nil, &wire.Announcement{Routes: t.annScratch}); err == nil {
+				ann = b
+			}
+			// One packet per neighbour per beat when both fit: half the
+			// packets (and wake-ups on both ends) of an idle mesh. A big
+			// announcement travels alone, so losing one of its fragments
+			// never costs the heartbeat.
+			if ann != nil && len(msg)+len(ann) <= wire.MaxPlaintextBytes {
+				msg, ann = append(msg, ann...), nil
+			}
+		}
 		// Probe the direct address even when the link is down: that is how
 		// a direct link comes (back) up.
 		if p.addr.IsValid() {
@@ -313,11 +378,8 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 				out = append(out, outbound{kp, addr, msg})
 			}
 		}
-		if direct {
-			t.annScratch = t.routes.announcement(p.id, t.ownSeq, t.annScratch)
-			if b, err := wire.AppendAnnouncement(nil, &wire.Announcement{Routes: t.annScratch}); err == nil {
-				out = append(out, outbound{kp, p.addr, b})
-			}
+		if ann != nil {
+			out = append(out, outbound{kp, p.addr, ann})
 		}
 	}
 	return out

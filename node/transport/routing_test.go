@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -125,5 +126,37 @@ func TestRateLimiters(t *testing.T) {
 	tl.refill(t0.Add(time.Second)) // full again: idle bucket swept
 	if len(*tl.buckets.Load()) != 0 {
 		t.Fatal("idle bucket not swept")
+	}
+}
+
+// TestHeartbeatCarriesAnnouncement: a neighbour's heartbeat with its route
+// announcement behind it (one packet per beat) teaches the routes; a
+// heartbeat with anything else behind it is counted as a drop.
+func TestHeartbeatCarriesAnnouncement(t *testing.T) {
+	tr, err := New(testConfig(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	const neighbour, far identity.NodeID = 2, 9
+	hb := wire.AppendHeartbeat(nil, &wire.Heartbeat{Seq: 1, SentNanos: 5})
+	ann, err := wire.AppendAnnouncement(nil, &wire.Announcement{Routes: []wire.Route{
+		{Dest: neighbour, Seq: 1}, {Dest: far, Seq: 1, MetricMicros: 10, Hops: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := func(id identity.NodeID) bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.peers[id] != nil
+	}
+	tr.handleControl(neighbour, append(slices.Clone(hb), ann...), &wire.Announcement{}, true)
+	if !known(far) {
+		t.Fatal("the bundled announcement's route was not learned")
+	}
+	drops := tr.Stats().Drops
+	tr.handleControl(neighbour, append(slices.Clone(hb), wire.AppendHeartbeat(nil, &wire.Heartbeat{Seq: 2})...), &wire.Announcement{}, true)
+	if got := tr.Stats().Drops; got != drops+1 {
+		t.Fatalf("heartbeat behind a heartbeat: drops %d → %d, want one more", drops, got)
 	}
 }
