@@ -140,7 +140,7 @@ func BenchmarkDemoIdleCPU(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-func runningDemo(b *testing.B, n int) (*Demo, func()) {
+func runningDemo(b testing.TB, n int) (*Demo, func()) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
