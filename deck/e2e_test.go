@@ -300,13 +300,19 @@ func TestEndToEndIncidentLoop(t *testing.T) {
 	e.type_("YES\r")
 	e.waitFor("the drain committed", func(f string) bool { return strings.Contains(f, "committed drain n3") })
 
-	// MAINTENANCE shows n3 out of active: draining (entering), drained, or
-	// failed to drain (3 nodes leave little room), never still active.
+	// MAINTENANCE shows n3 out of active: draining (entering), then drained
+	// or failed to drain (3 nodes leave little room). The eviction below
+	// waits for the drain to end: a replica n3 is still handing over can
+	// vanish between the proposal and the co-signer's check of it.
 	e.type_("7")
 	e.waitFor("n3 draining in MAINTENANCE", func(f string) bool {
 		fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(e2eRow(f, "n3")), "▸"))
 		return strings.Contains(f, "MAINTENANCE") && len(fields) > 1 &&
 			(fields[1] == "entering" || fields[1] == "maint" || fields[1] == "drain-failed")
+	})
+	e.waitFor("n3's drain ended", func(f string) bool {
+		fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(e2eRow(f, "n3")), "▸"))
+		return len(fields) > 1 && (fields[1] == "maint" || fields[1] == "drain-failed")
 	})
 
 	// Force-evict a replica of the inference chain: holder picker, typed YES,
