@@ -367,15 +367,11 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 			// Another copy runs too (a fresh start raced a partition) and
 			// none is where placement wants it: the agreed copy hands it
 			// over, this one goes.
-			if rt.admitLocked(action{kind: actStop, target: id}, now) == "" {
-				delete(rt.daemons, id)
-				go s.stop(rt.tm.StopGrace)
-				if p.Node == 0 {
-					rt.logf(api.LevelWarn, id, "stopped duplicate: %v keeps it (no eligible node)", p.HandOver)
-				} else {
-					rt.logf(api.LevelWarn, id, "stopped duplicate: %v hands it over to %v", p.HandOver, p.Node)
-				}
+			why := fmt.Sprintf("%v hands it over to %v", p.HandOver, p.Node)
+			if p.Node == 0 {
+				why = fmt.Sprintf("%v keeps it (no eligible node)", p.HandOver)
 			}
+			rt.stopDuplicateLocked(id, s, now, why)
 			continue
 		}
 		if p.Node == 0 {
@@ -385,11 +381,7 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 		if runsOn(view, id, p.Node) {
 			// Another node runs it too (a fresh start raced a partition):
 			// placement chose that copy, so this one goes.
-			if rt.admitLocked(action{kind: actStop, target: id}, now) == "" {
-				delete(rt.daemons, id)
-				go s.stop(rt.tm.StopGrace)
-				rt.logf(api.LevelWarn, id, "stopped duplicate: %v runs it", p.Node)
-			}
+			rt.stopDuplicateLocked(id, s, now, fmt.Sprintf("%v runs it", p.Node))
 			continue
 		}
 		if !live(view, p.Node) {
@@ -444,6 +436,17 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 			rt.logf(api.LevelInfo, "", "dropped replica of %s (now on %v)", name, cp.Holders)
 		}
 	}
+}
+
+// stopDuplicateLocked stops this node's copy of a daemon that runs
+// elsewhere too, once admit lets it (why names the copy that stays).
+func (rt *Runtime) stopDuplicateLocked(id string, s *supervisor, now time.Time, why string) {
+	if rt.admitLocked(action{kind: actStop, target: id}, now) != "" {
+		return
+	}
+	delete(rt.daemons, id)
+	go s.stop(rt.tm.StopGrace)
+	rt.logf(api.LevelWarn, id, "stopped duplicate: %s", why)
 }
 
 func (rt *Runtime) forceDrainLocked() bool {
