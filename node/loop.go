@@ -64,9 +64,9 @@ func (n *Node) loop(ctx context.Context) {
 		case <-gapTimer.C:
 		case <-n.wake:
 			asked = true
-			if !gapTimer.Stop() {
-				<-gapTimer.C
-			}
+			// Go ≥ 1.23 timers: Stop (and the next Reset) discard a
+			// pending expiry, so there is nothing to drain.
+			gapTimer.Stop()
 		}
 	}
 }
