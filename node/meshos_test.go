@@ -279,14 +279,22 @@ func TestCordonBlocksNewPlacements(t *testing.T) {
 	// to cordoned nodes, so invalidating it keeps the cordoned set unchanged.
 	// The cordoned node keeps its replicas but takes no new ones, so with
 	// one node killed the chains can only stay at their desired counts if
-	// it holds some: cordon the node holding the most (inference wants 3
-	// holders of 4 nodes, and only 2 uncordoned nodes survive).
+	// it holds some: cordon a node holding an inference replica (inference
+	// wants 3 holders of 4 nodes, and only 2 uncordoned nodes survive),
+	// the one holding the most replicas among those. (Picking by count
+	// alone could pick a trainer-only node on a tie, and then inference
+	// could never get back to 3.)
 	target := m.nodes[3].ID()
 	most := -1
 	for _, nd := range m.nodes[1:] {
-		if n := len(nodeView(m.nodes[0], nd.ID()).Replicas); n > most {
+		reps := nodeView(m.nodes[0], nd.ID()).Replicas
+		holds := slices.ContainsFunc(reps, func(r snapshot.Replica) bool { return r.Chain == "inference" })
+		if n := len(reps); holds && n > most {
 			target, most = nd.ID(), n
 		}
+	}
+	if most < 0 {
+		t.Fatal("no node but the first holds an inference replica")
 	}
 	before := len(nodeView(m.nodes[0], target).Daemons)
 	if _, err := cl.Admin().Cordon(ctx, target); err != nil {
