@@ -9,8 +9,8 @@
 // that accepts a new announcement pushes it on to Fanout random healthy peers
 // until MaxHops (a re-announcement of unchanged content is not forwarded:
 // it only proves liveness, and digests carry it further; nor is one whose
-// origin sent it to every peer it knows, which in clusters up to
-// OriginFanout+1 nodes is every change). Every DigestInterval it
+// origin sent it to every node it knows of, which once a cluster of up to
+// OriginFanout+1 nodes has formed is every change). Every DigestInterval it
 // also sends a digest of what it holds to one random peer, which answers with
 // the envelopes the sender lacks (and its own digest when it lacks some),
 // repairing whatever the push missed. Announcements are ordered per signer by

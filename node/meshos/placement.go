@@ -661,14 +661,13 @@ func handOver(ls []location, placed int, nodes []nodeState) NodeID {
 	return nodes[ls[best].node].id
 }
 
+// betterHandOver ranks hand-over candidates (never incoming ones): an
+// outbound migration's source first, then as betterLocation does.
 func betterHandOver(x, y location, nodes []nodeState) bool {
 	if x.outbound != y.outbound {
 		return x.outbound
 	}
-	if x.running != y.running {
-		return x.running
-	}
-	return nodes[x.node].id < nodes[y.node].id
+	return betterLocation(x, y, nodes)
 }
 
 // standbyActive keeps the placed member that claims active with the highest

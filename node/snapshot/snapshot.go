@@ -336,8 +336,8 @@ type NodeView struct {
 	Flaps       int
 	Stale       bool // the latest snapshot from it is older than the staleness bound
 	ReceivedAt  time.Time
-	// HeardAt is when the observing node last heard the node itself (any
-	// packet of its session); zero when it never had a session with it.
+	// HeardAt is when the observing node last heard the node itself (its
+	// last heartbeat or handshake); zero when it never had a session with it.
 	// Health lags silence by seconds; a leadership claim counts only
 	// nodes heard more recently than that (meshos quorum).
 	HeardAt time.Time
