@@ -309,7 +309,7 @@ func fingerprint(cs *snapshot.ClusterSnapshot) uint64 {
 func peerViews(ps []mesh.PeerInfo) []snapshot.PeerView {
 	out := make([]snapshot.PeerView, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, snapshot.PeerView{Peer: p.ID, Health: snapshot.Health(p.Health), RTT: p.RTT, Direct: p.Direct})
+		out = append(out, snapshot.PeerView{Peer: p.ID, Health: p.Health, RTT: p.RTT, Direct: p.Direct})
 	}
 	return out
 }

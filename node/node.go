@@ -143,7 +143,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	n.ledger = n.db.Ledger(n.validate)
 	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf})
 	n.fold = chain.NewFold[*adminFold](n.ledger, adminFolder{genesis: genesis}, 0)
-	n.gs = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr})
+	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr}); err != nil {
+		return nil, fmt.Errorf("node: gossip: %w", err)
+	}
 	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
 	caps := opts.Capabilities
 	if opts.Observer {

@@ -90,7 +90,11 @@ func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster
 		if mutate != nil {
 			mutate(&cfg)
 		}
-		c.gs = append(c.gs, New(cfg))
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.gs = append(c.gs, g)
 	}
 	for _, g := range c.gs {
 		wg.Go(func() { _ = g.Run(ctx) })
