@@ -1,6 +1,6 @@
 // Package gossip spreads every node's signed NodeSnapshot through the mesh and
-// folds the verified snapshots, the local transport's peer view and the admin
-// state into the immutable snapshot.ClusterSnapshot the deck renders.
+// keeps the newest verified one of each node (Latest), which node/clusterview
+// folds into the ClusterSnapshot the deck renders.
 //
 // Dissemination is push gossip with anti-entropy. A node signs its snapshot
 // (Envelope, domain "deck-snapshot-v1:") when it changes, at most every
@@ -26,8 +26,8 @@
 // Wiring: g, err := gossip.New(gossip.Config{Key: key, Messenger: transport});
 // go g.Run(ctx); call g.Publish(ns) whenever the node's snapshot is rebuilt;
 // on each <-g.Changes() (and on a timer, since staleness is a function of
-// time) build gossip.Fold(FoldInput{Snapshots: g.Latest(), Peers:
-// transport.Peers(), ...}) and store it behind an atomic.Pointer.
+// time) build clusterview.Fold(clusterview.Input{Snapshots: g.Latest(),
+// Peers: transport.Peers(), ...}) and store it behind an atomic.Pointer.
 package gossip
 
 import (
