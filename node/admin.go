@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
-	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
@@ -33,53 +31,6 @@ func genesisOf(c *config.Cluster) (command.Genesis, error) {
 		return command.Genesis{}, fmt.Errorf("node: %w: cluster genesis: %v", api.ErrInvalid, err)
 	}
 	return g, nil
-}
-
-// validate is the ledger's gate: an event must decode, belong to this
-// cluster and pass the clock check; signatures and the registry are the
-// fold's to judge (they depend on the event's place in the order). Events
-// are keyed by their ledger key (a hash over body and signatures), so a weak
-// copy raced in by a bad peer cannot shadow the real one.
-func (n *Node) validate(raw []byte) (chain.EventMeta, error) {
-	return n.validator(raw)
-}
-
-// adminFold is the folded admin state plus its audit trail.
-type adminFold struct {
-	st    *command.AdminState
-	audit []api.AuditRecord
-}
-
-// adminFolder plugs the command plane's deterministic Apply into the
-// ledger's checkpointed fold.
-type adminFolder struct{ genesis command.Genesis }
-
-func (f adminFolder) Init() *adminFold {
-	st, err := command.NewState(f.genesis)
-	if err != nil {
-		// genesisOf validated the operators; NewState only refuses what
-		// Start already refused, so this is a programming error.
-		panic(fmt.Sprintf("node: genesis: %v", err))
-	}
-	return &adminFold{st: st}
-}
-
-func (adminFolder) Apply(s *adminFold, e chain.Event) *adminFold {
-	ev, err := command.DecodeEvent(e.Raw)
-	if err != nil {
-		return s // the validator refused such bytes; nothing to fold
-	}
-	// The fold hides local seqs (they differ per node and would make the
-	// state depend on arrival order), so an audit record's Seq is its
-	// 1-based position in the ledger's (issued_at, id) order: the same on
-	// every node once ledgers converge.
-	rec := command.AuditRecordFor(ev, s.st.Apply(ev), uint64(len(s.audit)+1))
-	s.audit = append(s.audit, rec)
-	return s
-}
-
-func (adminFolder) Clone(s *adminFold) *adminFold {
-	return &adminFold{st: s.st.Clone(), audit: slices.Clip(s.audit)}
 }
 
 // Commit fan-out: the submitting node inserts the event in its own ledger
@@ -293,5 +244,3 @@ func (r *rejectRing) list() []api.AuditRecord {
 	defer r.mu.Unlock()
 	return slices.Clone(r.recs)
 }
-
-var _ = chainfold.Validator

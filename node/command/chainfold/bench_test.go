@@ -34,11 +34,11 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			defer db.Close()
 			led := db.Ledger(Validator(cluster, func() time.Time { return t0.Add(365 * 24 * time.Hour) }))
-			f, err := NewFolder(g, nil)
+			f, err := NewFolder(g)
 			if err != nil {
 				b.Fatal(err)
 			}
-			fold := chain.NewFold[*command.AdminState](led, f, 0)
+			fold := chain.NewFold[*State](led, f, 0)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- fold.Run(ctx) }()
@@ -59,8 +59,8 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			if st, _ := fold.State(); st.Accepted() != uint64(b.N) {
-				b.Fatalf("accepted %d of %d", st.Accepted(), b.N)
+			if st, _ := fold.State(); st.Admin.Accepted() != uint64(b.N) {
+				b.Fatalf("accepted %d of %d", st.Admin.Accepted(), b.N)
 			}
 		})
 	}
