@@ -171,11 +171,11 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("node: meshos: %w", err)
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
 
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.tr.Handle(mesh.ChanCommand, n.commit.handle)
+	n.tr.Handle(mesh.ChanCommand, n.commit.push.Handle)
 	n.tr.Start(n.ctx)
 	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.fold.Run(ctx) })
