@@ -361,13 +361,7 @@ func (n *Network) deliverLoop() {
 		tm.Reset(wait)
 		select {
 		case <-tm.C:
-		case <-n.kick:
-			if !tm.Stop() {
-				select {
-				case <-tm.C:
-				default:
-				}
-			}
+		case <-n.kick: // an earlier packet arrived: recompute the wait
 		case <-n.done:
 			return
 		}
