@@ -33,13 +33,13 @@ type Options struct {
 	// DataDir holds the node's Badger database; "" makes a temporary
 	// directory removed on Close.
 	DataDir    string
-	ListenAddr string // default 127.0.0.1:0; unused when Conn is set
+	ListenAddr string   // default 127.0.0.1:0; unused when Conn is set
+	Bootstrap  []string // nil: the cluster file's bootstrap addresses
+	Label      string
 	// Conn is the socket to run on (the demo's fault wrapper, an
 	// in-process network); nil listens on UDP at ListenAddr. The node
 	// closes it on Close, and when Start fails.
-	Conn      transport.Conn
-	Bootstrap []string // nil: the cluster file's bootstrap addresses
-	Label     string
+	Conn transport.Conn
 	// Capabilities the node offers to placement (gpu, edge, datafort …).
 	Capabilities []string
 	// Observer nodes (consoles) join and gossip but never host daemons or
@@ -202,7 +202,7 @@ func (n *Node) spawn(f func(ctx context.Context)) {
 // ID is the node's id.
 func (n *Node) ID() identity.NodeID { return n.key.ID }
 
-// Addr is the node's UDP address.
+// Addr is the node's socket address.
 func (n *Node) Addr() string { return n.tr.LocalAddr() }
 
 // Spec is the workload spec the node places.

@@ -25,7 +25,8 @@ func putPacket(p *outPacket) {
 }
 
 // link is the outbound queue to one next-hop address, drained by its own
-// writer goroutine: a slow neighbour delays only its own packets, and a full queue drops instead of blocking the reader.
+// writer goroutine: a slow neighbour delays only its own packets, and a
+// full queue drops instead of blocking the reader.
 //
 // The queue is a mutex-guarded slice the writer swaps out whole, not a
 // channel: a relay under load hands packets over in batches, wakes the

@@ -1,4 +1,5 @@
-// Package transport is Deck's mesh node core: one UDP socket, end-to-end
+// Package transport is Deck's mesh node core: one socket (a Conn: UDP, or
+// in tests and simulations the in-process network memnet), end-to-end
 // Noise sessions (package session) with every peer, relaying by header for
 // peers that are not direct neighbours, a distance-vector routing table with
 // RTT as the metric, fragmentation, and membership: heartbeats, RTT, a
@@ -35,11 +36,11 @@ type Config struct {
 	PSK        [32]byte      // cluster PSK
 	ListenAddr string        // e.g. "127.0.0.1:0"; unused when Conn is set
 	Bootstrap  []string      // addresses to join through
+	Logf       func(format string, args ...any)
 	// Conn is the socket to run on (a fault-injecting wrapper, an
 	// in-process network); nil listens on UDP at ListenAddr. The
 	// Transport closes it on Close, and in New when New fails.
 	Conn Conn
-	Logf func(format string, args ...any)
 
 	// Timer and limit overrides; zero means the default in limits.go (or
 	// package session for the rekey timers). Tests shrink them so the
