@@ -12,11 +12,10 @@ import (
 )
 
 // partition cuts every link between the two sides (both directions).
-func partition(a, b []*node.Node, cut bool) {
+func (m *testMesh) partition(a, b []*node.Node, cut bool) {
 	for _, x := range a {
 		for _, y := range b {
-			x.Transport().Block(y.ID(), cut)
-			y.Transport().Block(x.ID(), cut)
+			m.block(x, y, cut)
 		}
 	}
 }
@@ -31,7 +30,7 @@ func TestLedgerConvergesAfterPartitionOverRealTransport(t *testing.T) {
 		waitFor(t, "4 healthy nodes", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 4 })
 	}
 	left, right := m.nodes[:2], m.nodes[2:]
-	partition(left, right, true)
+	m.partition(left, right, true)
 	for _, nd := range left {
 		nd := nd
 		waitFor(t, "partition seen", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 2 })
@@ -60,7 +59,7 @@ func TestLedgerConvergesAfterPartitionOverRealTransport(t *testing.T) {
 	if got := left[1].Cluster().AdminHead.Count; got > 1 {
 		t.Fatalf("left side saw %d events through a partition", got)
 	}
-	partition(left, right, false)
+	m.partition(left, right, false)
 	for _, nd := range m.nodes {
 		nd := nd
 		waitFor(t, "ledger converged", 30*time.Second, func() bool {

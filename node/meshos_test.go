@@ -454,8 +454,7 @@ func TestPartitionHealChainsConverge(t *testing.T) {
 	}
 	block := func(on bool) {
 		for _, nd := range majority {
-			nd.Transport().Block(cut.ID(), on)
-			cut.Transport().Block(nd.ID(), on)
+			m.block(nd, cut, on)
 		}
 	}
 	t.Logf("cutting %s (replicas %v)", cut.ID(), nodeView(m.nodes[0], cut.ID()).Replicas)

@@ -33,9 +33,13 @@ type Options struct {
 	// DataDir holds the node's Badger database; "" makes a temporary
 	// directory removed on Close.
 	DataDir    string
-	ListenAddr string   // default 127.0.0.1:0
+	ListenAddr string   // default 127.0.0.1:0; unused when Conn is set
 	Bootstrap  []string // nil: the cluster file's bootstrap addresses
 	Label      string
+	// Conn is the socket to run on (the demo's fault wrapper, an
+	// in-process network); nil listens on UDP at ListenAddr. The node
+	// closes it on Close, and when Start fails.
+	Conn transport.Conn
 	// Capabilities the node offers to placement (gpu, edge, datafort …).
 	Capabilities []string
 	// Observer nodes (consoles) join and gossip but never host daemons or
@@ -90,6 +94,14 @@ type Node struct {
 // Start opens the node's database, binds its socket, joins the mesh and
 // starts every service. Close stops them.
 func Start(ctx context.Context, opts Options) (*Node, error) {
+	n, err := start(ctx, opts)
+	if err != nil && opts.Conn != nil {
+		opts.Conn.Close() // owned by the node; closing it twice is harmless
+	}
+	return n, err
+}
+
+func start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.Cluster == nil {
 		return nil, fmt.Errorf("node: %w: no cluster", api.ErrInvalid)
 	}
@@ -135,6 +147,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	tcfg := opts.Transport
 	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, opts.ListenAddr, opts.Bootstrap, opts.Logf
+	tcfg.Conn = opts.Conn
 	if n.tr, err = transport.New(tcfg); err != nil {
 		return nil, fmt.Errorf("node: transport: %w", err)
 	}
@@ -198,11 +211,8 @@ func (n *Node) spawn(f func(ctx context.Context)) {
 // ID is the node's id.
 func (n *Node) ID() identity.NodeID { return n.key.ID }
 
-// Addr is the node's UDP address.
+// Addr is the node's socket address.
 func (n *Node) Addr() string { return n.tr.LocalAddr() }
-
-// Transport exposes the transport for fault injection (demo) and tests.
-func (n *Node) Transport() *transport.Transport { return n.tr }
 
 // Spec is the workload spec the node places.
 func (n *Node) Spec() meshos.Spec { return n.opts.Spec }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
@@ -12,14 +13,23 @@ import (
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/node/transport"
 )
 
 // testMesh is n real nodes on loopback sharing one cluster, plus the
-// operator key registered in its genesis.
+// operator key registered in its genesis. Each node's UDP socket is
+// wrapped in the demo's fault wrapper so tests can cut its links.
 type testMesh struct {
 	cluster *config.Cluster
 	op      *identity.Key
 	nodes   []*node.Node
+	faults  map[identity.NodeID]*faultconn.Conn
+}
+
+// block cuts (or heals) the link between x and y at both ends.
+func (m *testMesh) block(x, y *node.Node, cut bool) {
+	m.faults[x.ID()].Block(y.ID(), cut)
+	m.faults[y.ID()].Block(x.ID(), cut)
 }
 
 func startMesh(t *testing.T, n int) *testMesh {
@@ -38,7 +48,7 @@ func startMeshWith(t *testing.T, n int, tm meshos.Timers) *testMesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &testMesh{cluster: cl, op: op}
+	m := &testMesh{cluster: cl, op: op, faults: map[identity.NodeID]*faultconn.Conn{}}
 	ctx := context.Background()
 	for i := 0; i < n; i++ {
 		opts := node.Options{
@@ -49,12 +59,19 @@ func startMeshWith(t *testing.T, n int, tm meshos.Timers) *testMesh {
 		if i > 0 {
 			opts.Bootstrap = []string{m.nodes[0].Addr()}
 		}
+		udp, err := transport.ListenUDP("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc := faultconn.New(udp)
+		opts.Conn = fc
 		nd, err := node.Start(ctx, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { nd.Close() })
 		m.nodes = append(m.nodes, nd)
+		m.faults[nd.ID()] = fc
 	}
 	return m
 }

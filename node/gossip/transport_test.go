@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
 	"github.com/deck-mesh/deck/node/snapshot"
@@ -18,9 +19,9 @@ var udpTestPSK = [32]byte{'d', 'e', 'c', 'k', '-', 'g', 'o', 's', 's', 'i', 'p',
 
 // startUDPMesh starts n real transports on 127.0.0.1 (Noise sessions, UDP)
 // and a Gossip on each. With ring set, node i joins through node i-1 (the
-// last node also through node 0) and blocks every node but its two ring
-// neighbours, so all other traffic is
-// relayed around the ring. It returns once every node sees every other as
+// last node also through node 0) and its socket (wrapped in the demo's
+// fault wrapper) blocks every node but its two ring neighbours, so all
+// other traffic is relayed around the ring. It returns once every node sees every other as
 // Healthy.
 func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster {
 	t.Helper()
@@ -49,16 +50,22 @@ func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster
 				cfg.Bootstrap = append(cfg.Bootstrap, trs[0].LocalAddr())
 			}
 		}
+		if ring {
+			udp, err := transport.ListenUDP(cfg.ListenAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fc := faultconn.New(udp)
+			for j, other := range c.keys {
+				if d := (i - j + n) % n; d != 0 && d != 1 && d != n-1 {
+					fc.Block(other.ID, true)
+				}
+			}
+			cfg.Conn = fc
+		}
 		tr, err := transport.New(cfg)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if ring {
-			for j, other := range c.keys {
-				if d := (i - j + n) % n; d != 0 && d != 1 && d != n-1 {
-					tr.Block(other.ID, true)
-				}
-			}
 		}
 		tr.Start(ctx)
 		t.Cleanup(func() { tr.Close() })

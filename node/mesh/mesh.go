@@ -27,7 +27,6 @@ const (
 	ChanSubscribe Channel = 4 // log / failure subscriptions (leases) and pushes
 	ChanMigration Channel = 5 // daemon state transfer
 	ChanCommand   Channel = 6 // admin event submission and acks
-	ChanDemo      Channel = 7 // demo fault-injection control
 )
 
 // MaxMessageBytes is the largest message Send accepts; larger is an error,
