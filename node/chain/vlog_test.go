@@ -2,6 +2,7 @@ package chain
 
 import (
 	"context"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,7 +62,7 @@ func TestValueLogGCReclaimsExpiredSnapshots(t *testing.T) {
 	}
 	before := vlogBytes(t, dir)
 	rewrites := 0
-	waitFor(t, 30*time.Second, "value-log GC to rewrite a file", func() bool {
+	nodetest.Eventually(t, "value-log GC to rewrite a file", func() bool {
 		rewrites += db.RunValueLogGC()
 		return rewrites > 0
 	})
