@@ -8,6 +8,7 @@ import (
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -48,15 +49,11 @@ func startCommitMesh(t *testing.T) (full []*Node, console *Node, op *identity.Ke
 	a := start("a", false, nil)
 	b := start("b", false, []string{a.Addr()})
 	c := start("console", true, []string{a.Addr()})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if len(c.peerIDs()) >= 2 && c.Cluster().Node(b.ID()) != nil && c.Cluster().Node(b.ID()).Health == snapshot.Healthy {
-			return []*Node{a, b}, c, op
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("console never saw both full nodes")
-	return nil, nil, nil
+	nodetest.Eventually(t, "the console to see both full nodes", func() bool {
+		nv := c.Cluster().Node(b.ID())
+		return len(c.peerIDs()) >= 2 && nv != nil && nv.Health == snapshot.Healthy
+	})
+	return []*Node{a, b}, c, op
 }
 
 // TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent: a peer that
@@ -81,7 +78,7 @@ func TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent(t *testing.T) {
 	id := rec.last.LedgerKey()
 	for _, nd := range full {
 		nd := nd
-		waitUntil(t, "event on every full node", 20*time.Second, func() bool {
+		nodetest.Eventually(t, "event on every full node", func() bool {
 			held, err := nd.ledger.Has(id)
 			return err == nil && held
 		})
@@ -122,16 +119,4 @@ func TestCommitterIgnoresMalformedMessages(t *testing.T) {
 	default:
 		t.Fatal("refusal did not reach the waiter")
 	}
-}
-
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

@@ -2,11 +2,12 @@ package chain
 
 import (
 	"context"
-	"github.com/deck-mesh/deck/node/nodetest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 func vlogBytes(t *testing.T, dir string) int64 {

@@ -395,7 +395,7 @@ func TestKillMigrationRollsBack(t *testing.T) {
 	// out, so the migration is in flight long enough to kill.
 	for _, id := range c.ids {
 		if id != src {
-			c.hub.setDown(id, true)
+			c.hub.SetDown(id, true)
 		}
 	}
 	c.editNode(src, func(ni *NodeIntent) { ni.Maintenance, ni.MaintGen = MaintIntentEnter, 1 })
