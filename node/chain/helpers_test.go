@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,27 +38,8 @@ func openTestDB(t testing.TB, cfg Config) *DB {
 	return db
 }
 
-// fakeClock is an injectable clock that only moves when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// testClockStart is where the retention tests' nodetest.Clock starts.
+var testClockStart = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // ---- signed test events ----
 //

@@ -16,24 +16,6 @@ import (
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
-// fakeClock is a settable clock for tests that drive Gossip by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
 // rig is one Gossip on a hub of n nodes (keys 0..n-1; the Gossip is node 0),
 // driven synchronously: tests call receive/maybePublish/onTick directly
 // and read what it queued from g.out.
@@ -41,12 +23,12 @@ type rig struct {
 	h     *meshtest.Hub
 	keys  []*identity.Key
 	g     *Gossip
-	clock *fakeClock
+	clock *nodetest.Clock
 }
 
 func newRig(t testing.TB, n int, mutate func(*Config)) *rig {
 	t.Helper()
-	r := &rig{h: meshtest.NewHub(t, meshtest.Config{Ring: true}), clock: &fakeClock{t: testNow}}
+	r := &rig{h: meshtest.NewHub(t, meshtest.Config{Ring: true}), clock: nodetest.NewClock(testNow)}
 	for i := range n {
 		k := testKey(t, i)
 		r.keys = append(r.keys, k)

@@ -1,6 +1,7 @@
-// Package nodetest holds the test helpers every package of the module
-// shares that belong to no one subsystem; today that is Eventually, the
-// one way a test waits for asynchronous work.
+// Package nodetest holds the test helpers the module's packages share that
+// belong to no one subsystem: Eventually, the one way a test waits for
+// asynchronous work, and Clock, the one hand-moved clock. (The in-memory
+// mesh is meshtest; reproducible keys are identitytest.)
 package nodetest
 
 import (
