@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/nodetest"
@@ -89,34 +90,7 @@ func TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent(t *testing.T) {
 	if _, err := console.commit.Commit(ctx, rec.last); err != nil {
 		t.Fatalf("re-commit of a held event: %v", err)
 	}
-	if took := time.Since(began); took >= commitAckTimeout {
+	if took := time.Since(began); took >= chainfold.CommitAckTimeout {
 		t.Fatalf("acknowledged only after %v", took)
-	}
-}
-
-// TestCommitterIgnoresMalformedMessages: bytes from the network that are not
-// a valid push, ack or refusal are dropped without panicking, and a refusal
-// for an event being waited on reaches the waiter with the peer's reason.
-func TestCommitterIgnoresMalformedMessages(t *testing.T) {
-	c := newCommitter(&Node{})
-	for _, msg := range [][]byte{
-		nil, {}, {0}, {9, 1, 2}, {cmdPush}, {cmdPush, 1, 2, 3},
-		{cmdAck}, append([]byte{cmdAck}, make([]byte, 31)...), append([]byte{cmdAck}, make([]byte, 40)...),
-		{cmdNack}, append([]byte{cmdNack}, make([]byte, 33+maxNackReasonBytes)...),
-	} {
-		c.handle(1, msg)
-	}
-	var id [32]byte
-	id[0] = 7
-	ch := make(chan commitReply, 1)
-	c.waiting[id] = ch
-	c.handle(5, append(append([]byte{cmdNack}, id[:]...), "cluster is frozen\xff"...))
-	select {
-	case r := <-ch:
-		if r.from != 5 || r.err == nil || r.err.Error() != "node "+identity.NodeID(5).String()+": cluster is frozen?" {
-			t.Fatalf("reply = %+v", r)
-		}
-	default:
-		t.Fatal("refusal did not reach the waiter")
 	}
 }

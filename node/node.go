@@ -53,17 +53,16 @@ type Options struct {
 
 // Node is a running mesh node.
 type Node struct {
-	opts      Options
-	key       *identity.Key
-	genesis   command.Genesis
-	validator chain.Validator
-	tmpDir    string
+	opts    Options
+	key     *identity.Key
+	genesis command.Genesis
+	tmpDir  string
 
 	tr      *transport.Transport
 	db      *chain.DB
 	ledger  *chain.Ledger
 	ae      *chain.AntiEntropy
-	fold    *chain.Fold[*adminFold]
+	fold    *chain.Fold[*chainfold.State]
 	gs      *gossip.Gossip
 	rt      *meshos.Runtime
 	subs    *chain.SubscriptionService
@@ -139,11 +138,21 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if n.tr, err = transport.New(tcfg); err != nil {
 		return nil, fmt.Errorf("node: transport: %w", err)
 	}
-	n.validator = chainfold.Validator(genesis.Cluster, time.Now)
-	n.ledger = n.db.Ledger(n.validate)
+	// The ledger's gate: an event must decode, belong to this cluster and
+	// pass the clock check; signatures and the registry are the fold's to
+	// judge (they depend on the event's place in the order). Events are
+	// keyed by their ledger key (a hash over body and signatures), so a
+	// weak copy raced in by a bad peer cannot shadow the real one.
+	n.ledger = n.db.Ledger(chainfold.Validator(genesis.Cluster, time.Now))
 	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf})
-	n.fold = chain.NewFold[*adminFold](n.ledger, adminFolder{genesis: genesis}, 0)
-	n.gs = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr})
+	folder, err := chainfold.NewFolder(genesis)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
+	}
+	n.fold = chain.NewFold[*chainfold.State](n.ledger, folder, 0)
+	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr}); err != nil {
+		return nil, fmt.Errorf("node: gossip: %w", err)
+	}
 	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
 	caps := opts.Capabilities
 	if opts.Observer {
@@ -162,11 +171,11 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("node: meshos: %w", err)
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
 
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.tr.Handle(mesh.ChanCommand, n.commit.handle)
+	n.tr.Handle(mesh.ChanCommand, n.commit.push.Handle)
 	n.tr.Start(n.ctx)
 	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.fold.Run(ctx) })
@@ -208,7 +217,7 @@ func (n *Node) AdminState() *command.AdminState {
 		st, _ := command.NewState(n.genesis)
 		return st
 	}
-	return s.st
+	return s.Admin
 }
 
 // Close stops every service, closes the socket and the database, and

@@ -38,7 +38,11 @@ func newRig(t testing.TB, n int, mutate func(*Config)) *rig {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	r.g = New(cfg)
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.g = g
 	return r
 }
 
@@ -529,7 +533,10 @@ func (c *cluster) start(t testing.TB, i int) {
 	if c.mutate != nil {
 		c.mutate(&cfg)
 	}
-	g := New(cfg)
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -679,4 +686,22 @@ func TestRestartedNodeAcceptedEverywhere(t *testing.T) {
 		// from their pushes and digests.
 		return c.converged(gen)
 	})
+}
+
+// TestNewRefusesBadConfig: a missing key or messenger, or a messenger that
+// is another node's, is an error from New, not a panic.
+func TestNewRefusesBadConfig(t *testing.T) {
+	h := meshtest.NewHub(t, meshtest.Config{Ring: true})
+	k0, k1 := testKey(t, 0), testKey(t, 1)
+	h.Join(k0.ID)
+	h.Join(k1.ID)
+	for name, cfg := range map[string]Config{
+		"no key":       {Messenger: h.Node(k0.ID)},
+		"no messenger": {Key: k0},
+		"other node":   {Key: k0, Messenger: h.Node(k1.ID)},
+	} {
+		if g, err := New(cfg); !errors.Is(err, ErrConfig) || g != nil {
+			t.Errorf("%s: New = %v, %v; want ErrConfig", name, g, err)
+		}
+	}
 }

@@ -91,7 +91,11 @@ func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster
 		if mutate != nil {
 			mutate(&cfg)
 		}
-		c.gs = append(c.gs, New(cfg))
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.gs = append(c.gs, g)
 	}
 	for _, g := range c.gs {
 		wg.Go(func() { _ = g.Run(ctx) })
@@ -125,16 +129,19 @@ func TestConvergenceOverUDPTransport(t *testing.T) {
 			t.Fatalf("node %d rejected honest traffic: %+v", i, s)
 		}
 	}
-	// The fold over the real peer view: every node healthy, edges among
-	// direct neighbours.
+	// What the cluster view folds (node/clusterview): a fresh snapshot of
+	// every node and every peer healthy in the real transport's view.
 	self := c.gs[0]
-	cs := Fold(FoldInput{Self: self.self, Now: time.Now(), Snapshots: self.Latest(), Peers: self.cfg.Messenger.Peers()})
-	if len(cs.Nodes) != n {
-		t.Fatalf("fold has %d nodes", len(cs.Nodes))
+	if latest := self.Latest(); len(latest) != n {
+		t.Fatalf("node 0 holds %d snapshots", len(latest))
 	}
-	for _, nv := range cs.Nodes {
-		if nv.Health != snapshot.Healthy || nv.Stale {
-			t.Fatalf("node %s: health %s stale %v", nv.ID, nv.Health, nv.Stale)
+	peers := self.cfg.Messenger.Peers()
+	if len(peers) != n-1 {
+		t.Fatalf("node 0's transport knows %d peers", len(peers))
+	}
+	for _, p := range peers {
+		if p.Health != snapshot.Healthy {
+			t.Fatalf("peer %s: health %s", p.ID, p.Health)
 		}
 	}
 }
