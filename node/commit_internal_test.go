@@ -9,6 +9,7 @@ import (
 	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -49,15 +50,11 @@ func startCommitMesh(t *testing.T) (full []*Node, console *Node, op *identity.Ke
 	a := start("a", false, nil)
 	b := start("b", false, []string{a.Addr()})
 	c := start("console", true, []string{a.Addr()})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if len(c.peerIDs()) >= 2 && c.Cluster().Node(b.ID()) != nil && c.Cluster().Node(b.ID()).Health == snapshot.Healthy {
-			return []*Node{a, b}, c, op
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("console never saw both full nodes")
-	return nil, nil, nil
+	nodetest.Eventually(t, "the console to see both full nodes", func() bool {
+		nv := c.Cluster().Node(b.ID())
+		return len(c.peerIDs()) >= 2 && nv != nil && nv.Health == snapshot.Healthy
+	})
+	return []*Node{a, b}, c, op
 }
 
 // TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent: a peer that
@@ -82,7 +79,7 @@ func TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent(t *testing.T) {
 	id := rec.last.LedgerKey()
 	for _, nd := range full {
 		nd := nd
-		waitUntil(t, "event on every full node", 20*time.Second, func() bool {
+		nodetest.Eventually(t, "event on every full node", func() bool {
 			held, err := nd.ledger.Has(id)
 			return err == nil && held
 		})
@@ -96,16 +93,4 @@ func TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent(t *testing.T) {
 	if took := time.Since(began); took >= chainfold.CommitAckTimeout {
 		t.Fatalf("acknowledged only after %v", took)
 	}
-}
-
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

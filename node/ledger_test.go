@@ -9,6 +9,7 @@ import (
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 // partition cuts every link between the two sides (both directions).
@@ -27,13 +28,13 @@ func TestLedgerConvergesAfterPartitionOverRealTransport(t *testing.T) {
 	m := startMesh(t, 4)
 	for _, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "4 healthy nodes", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 4 })
+		nodetest.Eventually(t, "4 healthy nodes", func() bool { return healthyCount(nd.Cluster()) == 4 })
 	}
 	left, right := m.nodes[:2], m.nodes[2:]
 	m.partition(left, right, true)
 	for _, nd := range left {
 		nd := nd
-		waitFor(t, "partition seen", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 2 })
+		nodetest.Eventually(t, "partition seen", func() bool { return healthyCount(nd.Cluster()) == 2 })
 	}
 	signer := identity.KeySigner{K: m.op}
 	cl, err := left[0].NewClient(signer, "alice")
@@ -62,7 +63,7 @@ func TestLedgerConvergesAfterPartitionOverRealTransport(t *testing.T) {
 	m.partition(left, right, false)
 	for _, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "ledger converged", 30*time.Second, func() bool {
+		nodetest.Eventually(t, "ledger converged", func() bool {
 			cs := nd.Cluster()
 			return cs.AdminHead.Count == 3
 		})
@@ -82,7 +83,7 @@ func TestLedgerConvergesAfterPartitionOverRealTransport(t *testing.T) {
 	var refIDs []string
 	for i, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "both cordons visible", 20*time.Second, func() bool {
+		nodetest.Eventually(t, "both cordons visible", func() bool {
 			cs := nd.Cluster()
 			a, b := cs.Node(right[1].ID()), cs.Node(left[1].ID())
 			return a != nil && b != nil && a.Cordoned && b.Cordoned

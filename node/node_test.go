@@ -12,6 +12,7 @@ import (
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
 )
@@ -76,18 +77,6 @@ func startMeshWith(t *testing.T, n int, tm meshos.Timers) *testMesh {
 	return m
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func healthyCount(cs *snapshot.ClusterSnapshot) int {
 	c := 0
 	for _, nv := range cs.Nodes {
@@ -102,7 +91,7 @@ func TestThreeNodesConvergeAndCordon(t *testing.T) {
 	m := startMesh(t, 3)
 	for _, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "3 healthy nodes", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 3 })
+		nodetest.Eventually(t, "3 healthy nodes", func() bool { return healthyCount(nd.Cluster()) == 3 })
 	}
 	cl, err := m.nodes[0].NewClient(identity.KeySigner{K: m.op}, "alice")
 	if err != nil {
@@ -119,7 +108,7 @@ func TestThreeNodesConvergeAndCordon(t *testing.T) {
 	}
 	for _, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "cordon visible on every node", 20*time.Second, func() bool {
+		nodetest.Eventually(t, "cordon visible on every node", func() bool {
 			nv := nd.Cluster().Node(target)
 			return nv != nil && nv.Cordoned
 		})

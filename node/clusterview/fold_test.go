@@ -2,7 +2,6 @@ package clusterview
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -14,6 +13,7 @@ import (
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 	"github.com/deck-mesh/deck/node/mesh"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -208,23 +208,12 @@ func TestFoldGroups(t *testing.T) {
 	}
 }
 
-// key is a deterministic operator key.
-func key(t *testing.T, name string) *identity.Key {
-	t.Helper()
-	seed := sha256.Sum256([]byte("clusterview-test:" + name))
-	k, err := identity.FromSeed(seed[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // TestFoldShowsAdminState folds a real admin state (two operators, one
 // committed ICE freeze) and checks the view shows it as AdminState hands it
 // out: the freeze as of Now, the registry sorted, the thresholds, the
 // freeze's lockout, and the ledger head with the fold's position.
 func TestFoldShowsAdminState(t *testing.T) {
-	alice, carol := key(t, "alice"), key(t, "carol")
+	alice, carol := identitytest.Key(t, "alice"), identitytest.Key(t, "carol")
 	st, err := command.NewState(command.Genesis{Cluster: "c", AdminThreshold: 1, ICEThreshold: 1,
 		Operators: []command.GenesisOperator{{Name: "carol", PublicKey: carol.Public}, {Name: "alice", PublicKey: alice.Public}}})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
 )
@@ -71,7 +72,7 @@ func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster
 		t.Cleanup(func() { tr.Close() })
 		trs = append(trs, tr)
 	}
-	waitFor(t, 60*time.Second, "every transport to see every peer healthy (in a ring: two of them direct)", func() bool {
+	nodetest.Eventually(t, "every transport to see every peer healthy (in a ring: two of them direct)", func() bool {
 		for _, tr := range trs {
 			peers := tr.Peers()
 			if len(peers) != n-1 {
@@ -124,12 +125,12 @@ func TestConvergenceOverUDPTransport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 60*time.Second, "5 nodes to hold 5 snapshots over UDP", func() bool { return c.converged(gen) })
+	nodetest.Eventually(t, "5 nodes to hold 5 snapshots over UDP", func() bool { return c.converged(gen) })
 	gen[2] = 2
 	if err := c.gs[2].Publish(nodeSnapshot(c.keys[2].ID, 2, 50, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the change to reach every node", func() bool { return c.converged(gen) })
+	nodetest.Eventually(t, "the change to reach every node", func() bool { return c.converged(gen) })
 	for i, g := range c.gs {
 		if s := g.Stats(); s.Rejected != 0 || s.MalformedMessages != 0 {
 			t.Fatalf("node %d rejected honest traffic: %+v", i, s)
@@ -171,7 +172,7 @@ func measureConvergence(b *testing.B, c *cluster) {
 		}
 	}
 	gen := slices.Repeat([]uint64{1}, n)
-	waitFor(b, 60*time.Second, "initial convergence", func() bool { return c.converged(gen) })
+	nodetest.Eventually(b, "initial convergence", func() bool { return c.converged(gen) })
 
 	type target struct {
 		id  identity.NodeID

@@ -9,6 +9,7 @@ import (
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 )
 
 // BenchmarkIngest is the cost of one admin event from arrival to folded
@@ -26,7 +27,7 @@ func BenchmarkIngest(b *testing.B) {
 		twice bool
 	}{{"push/once", 1, false}, {"push/twice", 1, true}, {"pull64/once", 64, false}, {"pull64/twice", 64, true}} {
 		b.Run(bc.name, func(b *testing.B) {
-			alice := benchKey(b)
+			alice := identitytest.Key(b, "bench")
 			g := command.Genesis{Cluster: cluster, Operators: []command.GenesisOperator{{Name: "alice", PublicKey: alice.Public}}}
 			raws := make([][]byte, b.N)
 			for i := range raws {
@@ -78,14 +79,6 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
-func benchKey(b *testing.B) *identity.Key {
-	k, err := identity.FromSeed(make([]byte, 32))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return k
-}
-
 // benchEvent is the i-th of a run of distinct, valid cordon events.
 func benchEvent(b *testing.B, k *identity.Key, i int) *command.Event {
 	body := command.Body{Kind: command.KindAdmin, Cluster: cluster, Proposer: k.ID,
@@ -106,7 +99,7 @@ func benchEvent(b *testing.B, k *identity.Key, i int) *command.Event {
 // BenchmarkIngestDecode is one decode of a typical event: what each decode
 // that ingest no longer repeats cost.
 func BenchmarkIngestDecode(b *testing.B) {
-	raw := benchEvent(b, benchKey(b), 1).Marshal()
+	raw := benchEvent(b, identitytest.Key(b, "bench"), 1).Marshal()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := command.DecodeEvent(raw); err != nil {

@@ -2,7 +2,6 @@ package chainfold
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"math/rand/v2"
 	"reflect"
@@ -14,20 +13,12 @@ import (
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 )
 
 const cluster = "chainfold-test"
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-
-func key(t *testing.T, name string) *identity.Key {
-	seed := sha256.Sum256([]byte("chainfold-test:" + name))
-	k, err := identity.FromSeed(seed[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 func event(t *testing.T, a api.Action, at time.Duration, n byte, keys ...*identity.Key) *command.Event {
 	kind, _ := command.KindOf(a.Verb)
@@ -55,7 +46,7 @@ func event(t *testing.T, a api.Action, at time.Duration, n byte, keys ...*identi
 // out of order and in two batches (the second forces a refold), and checks
 // the ledger's fold reaches exactly command.Fold's state.
 func TestLedgerFoldMatchesReference(t *testing.T) {
-	alice, bob, mallory := key(t, "alice"), key(t, "bob"), key(t, "mallory")
+	alice, bob, mallory := identitytest.Key(t, "alice"), identitytest.Key(t, "bob"), identitytest.Key(t, "mallory")
 	g := command.Genesis{Cluster: cluster, ICEThreshold: 2, Operators: []command.GenesisOperator{
 		{Name: "alice", PublicKey: alice.Public}, {Name: "bob", PublicKey: bob.Public}}}
 	evs := []*command.Event{
@@ -153,7 +144,7 @@ func waitApplied(t *testing.T, fold *chain.Fold[*State], n int) {
 // folded from that decoded value; a fold restarted over the stored ledger
 // decodes each from its bytes (so the count is real, not assumed).
 func TestIngestDecodesOnce(t *testing.T) {
-	alice := key(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	g := command.Genesis{Cluster: cluster, Operators: []command.GenesisOperator{{Name: "alice", PublicKey: alice.Public}}}
 	db, err := chain.Open(chain.Config{Dir: t.TempDir(), RetentionInterval: -1, ValueLogGCInterval: -1})
 	if err != nil {
@@ -220,7 +211,7 @@ func TestIngestDecodesOnce(t *testing.T) {
 }
 
 func TestValidatorRejects(t *testing.T) {
-	alice := key(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	good := event(t, api.Action{Verb: api.VerbCordon, Node: 1}, 0, 1, alice)
 	v := Validator(cluster, func() time.Time { return t0 })
 	meta, err := v(good.Marshal())

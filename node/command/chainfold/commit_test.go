@@ -13,7 +13,9 @@ import (
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/transport"
 )
 
@@ -180,16 +182,10 @@ func startCommitPeer(t *testing.T, cluster string, observer bool, bootstrap ...s
 // peer refuses it (another cluster's event, for it) the console reports the
 // peer's reason instead of a timeout; the peer records the refusal.
 func TestPushAcknowledgedAndRefusedOverTransport(t *testing.T) {
-	alice := key(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	peer := startCommitPeer(t, cluster, false)
 	console := startCommitPeer(t, cluster, true, peer.tr.LocalAddr())
-	deadline := time.Now().Add(20 * time.Second)
-	for len(console.c.cfg.Peers()) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("console never met its peer")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	nodetest.Eventually(t, "the console to meet its peer", func() bool { return len(console.c.cfg.Peers()) >= 1 })
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	ev := event(t, api.Action{Verb: api.VerbCordon, Node: 1}, 0, 1, alice)
@@ -203,12 +199,7 @@ func TestPushAcknowledgedAndRefusedOverTransport(t *testing.T) {
 	// A console of another cluster pushing to this peer is refused with
 	// the reason.
 	other := startCommitPeer(t, "another-cluster", true, peer.tr.LocalAddr())
-	for len(other.c.cfg.Peers()) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("second console never met the peer")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	nodetest.Eventually(t, "the second console to meet the peer", func() bool { return len(other.c.cfg.Peers()) >= 1 })
 	foreign := func() *command.Event {
 		b := command.Body{Kind: command.KindAdmin, Cluster: "another-cluster", Proposer: alice.ID,
 			Action: api.Action{Verb: api.VerbCordon, Node: 2}, Nonce: command.Nonce{2}, IssuedAtMs: t0.UnixMilli()}
