@@ -8,8 +8,8 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/clusterview"
 	"github.com/deck-mesh/deck/node/gossip"
-	"github.com/deck-mesh/deck/node/mesh"
 	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -302,7 +302,7 @@ func fingerprint(cs *snapshot.ClusterSnapshot) uint64 {
 	return h.Sum64()
 }
 
-func peerViews(ps []mesh.PeerInfo) []snapshot.PeerView {
+func peerViews(ps []messaging.PeerInfo) []snapshot.PeerView {
 	out := make([]snapshot.PeerView, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, snapshot.PeerView{Peer: p.ID, Health: p.Health, RTT: p.RTT, Direct: p.Direct})

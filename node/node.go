@@ -18,8 +18,8 @@ import (
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
 	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
 )
@@ -188,7 +188,7 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
 
-	n.tr.Handle(mesh.ChanCommand, n.commit.push.Handle)
+	n.tr.Handle(messaging.ChanCommand, n.commit.push.Handle)
 	n.tr.Start(n.ctx)
 	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.fold.Run(ctx) })
@@ -282,7 +282,7 @@ func (n *Node) peerIDs() []identity.NodeID {
 	ps := n.tr.Peers()
 	out := make([]identity.NodeID, 0, len(ps))
 	for _, p := range ps {
-		if p.Health != mesh.Unreachable {
+		if p.Health != snapshot.Unreachable {
 			out = append(out, p.ID)
 		}
 	}

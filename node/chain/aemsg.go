@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 )
 
-// Anti-entropy messages on mesh.ChanLedger. Every message starts with
+// Anti-entropy messages on messaging.ChanLedger. Every message starts with
 // type(1) req_id(8); the requester picks req_id and the answer echoes it.
 //
 //	DigestReq   from(8) to(8) shift(1)               "your buckets of width 1<<shift in [from,to)"
@@ -143,7 +143,7 @@ func (d *decoder) rangeMs() (from, to int64) {
 
 // decodeAE parses one anti-entropy message from a peer.
 func decodeAE(b []byte) (*aeMsg, error) {
-	if len(b) > mesh.MaxMessageBytes {
+	if len(b) > messaging.MaxMessageBytes {
 		return nil, fmt.Errorf("%w: ledger message of %d bytes", ErrCorrupt, len(b))
 	}
 	d := decoder{b: b}

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 )
 
-// AntiEntropy replicates the admin ledger over a mesh.Messenger: every
+// AntiEntropy replicates the admin ledger over a messaging.Messenger: every
 // Interval it picks a random peer, compares digests and pulls the events it
 // lacks. Pull-only (each node fetches what it misses) keeps the protocol
 // stateless on the serving side, and since every node runs rounds against
@@ -38,7 +38,7 @@ import (
 // It runs over any Messenger: the real UDP transport or an in-process one.
 type AntiEntropy struct {
 	l     *Ledger
-	m     mesh.Messenger
+	m     messaging.Messenger
 	peers func() []identity.NodeID
 	cfg   AntiEntropyConfig
 
@@ -89,7 +89,7 @@ type AntiEntropyStats struct {
 
 // NewAntiEntropy makes the service for l over m; peers lists the nodes to
 // sync with (self is skipped). Call Run to start it.
-func NewAntiEntropy(l *Ledger, m mesh.Messenger, peers func() []identity.NodeID, cfg AntiEntropyConfig) *AntiEntropy {
+func NewAntiEntropy(l *Ledger, m messaging.Messenger, peers func() []identity.NodeID, cfg AntiEntropyConfig) *AntiEntropy {
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultAntiEntropyInterval
 	}
@@ -118,7 +118,7 @@ func (ae *AntiEntropy) Stats() AntiEntropyStats {
 // Run registers the ChanLedger handler, serves peers and runs rounds until
 // ctx ends.
 func (ae *AntiEntropy) Run(ctx context.Context) error {
-	ae.m.Handle(mesh.ChanLedger, ae.Handle)
+	ae.m.Handle(messaging.ChanLedger, ae.Handle)
 	remove := ae.l.OnInsert(func(Event) { signal(ae.local) })
 	defer remove()
 	var wg sync.WaitGroup
@@ -205,12 +205,12 @@ func (ae *AntiEntropy) broadcastHint(ctx context.Context) {
 		go func() {
 			sctx, cancel := context.WithTimeout(ctx, AESendTimeout)
 			defer cancel()
-			_ = ae.m.Send(sctx, p, mesh.ChanLedger, msg)
+			_ = ae.m.Send(sctx, p, messaging.ChanLedger, msg)
 		}()
 	}
 }
 
-// Handle is the mesh.ChanLedger handler. It never blocks: answers go to
+// Handle is the messaging.ChanLedger handler. It never blocks: answers go to
 // their waiting round, requests to the serving goroutine (dropped and
 // counted when its queue is full).
 func (ae *AntiEntropy) Handle(from identity.NodeID, msg []byte) {
@@ -263,7 +263,7 @@ func (ae *AntiEntropy) serve(ctx context.Context) {
 			}
 			ae.stats.served.Add(1)
 			sctx, cancel := context.WithTimeout(ctx, AESendTimeout)
-			_ = ae.m.Send(sctx, in.from, mesh.ChanLedger, resp.encode())
+			_ = ae.m.Send(sctx, in.from, messaging.ChanLedger, resp.encode())
 			cancel()
 		}
 	}
@@ -330,7 +330,7 @@ func (ae *AntiEntropy) request(ctx context.Context, peer identity.NodeID, req *a
 		ae.pendMu.Unlock()
 	}()
 	sctx, cancel := context.WithTimeout(ctx, AESendTimeout)
-	err := ae.m.Send(sctx, peer, mesh.ChanLedger, req.encode())
+	err := ae.m.Send(sctx, peer, messaging.ChanLedger, req.encode())
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("chain: anti-entropy send to %s: %w", peer, err)

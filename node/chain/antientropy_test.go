@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
-	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/messaging/messagingtest"
 	"github.com/deck-mesh/deck/node/nodetest"
 )
 
@@ -23,10 +23,10 @@ type aeNode struct {
 	l    *Ledger
 	ae   *AntiEntropy
 	fold *Fold[*lwwState]
-	ep   *meshtest.Node
+	ep   *messagingtest.Node
 }
 
-func startAENodes(t *testing.T, ctx context.Context, h *meshtest.Hub, n int, interval time.Duration) []*aeNode {
+func startAENodes(t *testing.T, ctx context.Context, h *messagingtest.Hub, n int, interval time.Duration) []*aeNode {
 	t.Helper()
 	nodes := newAENodes(t, ctx, h, n, interval)
 	runAENodes(t, ctx, nodes)
@@ -35,7 +35,7 @@ func startAENodes(t *testing.T, ctx context.Context, h *meshtest.Hub, n int, int
 
 // newAENodes makes the nodes (databases, ledgers, folds, endpoints) without
 // starting anti-entropy, so a test can load their ledgers first.
-func newAENodes(t *testing.T, ctx context.Context, h *meshtest.Hub, n int, interval time.Duration) []*aeNode {
+func newAENodes(t *testing.T, ctx context.Context, h *messagingtest.Hub, n int, interval time.Duration) []*aeNode {
 	t.Helper()
 	nodes := make([]*aeNode, n)
 	for i := range nodes {
@@ -113,7 +113,7 @@ func TestAntiEntropyConverges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool := eventPool(t, 400, 11)
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nodes := newAENodes(t, ctx, h, 5, 100*time.Millisecond)
 	rng := rand.New(rand.NewPCG(3, 4))
 	subsets := make([][][]byte, len(nodes))
@@ -153,7 +153,7 @@ func TestAntiEntropyPartitionHeals(t *testing.T) {
 	defer cancel()
 	pool := eventPool(t, 240, 12)
 	base, left, right := pool[:80], pool[80:160], pool[160:]
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nodes := startAENodes(t, ctx, h, 5, 100*time.Millisecond)
 	for _, raw := range base {
 		if _, _, err := nodes[0].l.Insert(ctx, raw); err != nil {
@@ -193,7 +193,7 @@ func TestAntiEntropyPartitionHeals(t *testing.T) {
 func TestSyncWithDrillsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	s := newEventSigner(t)
 	const n = 3000
 	raws := make([][]byte, n)
@@ -218,7 +218,7 @@ func TestSyncWithDrillsDown(t *testing.T) {
 		go func() { defer close(done); _ = ae.Run(actx) }()
 		t.Cleanup(func() { acancel(); <-done })
 	}
-	nodetest.Eventually(t, "handlers registered", func() bool { return srvEP.HasHandler(mesh.ChanLedger) })
+	nodetest.Eventually(t, "handlers registered", func() bool { return srvEP.HasHandler(messaging.ChanLedger) })
 	rounds := 0
 	for cli.Digest() != srv.Digest() {
 		rounds++
@@ -242,10 +242,10 @@ func TestSyncWithDrillsDown(t *testing.T) {
 }
 
 func TestSyncWithUnreachablePeer(t *testing.T) {
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	l := openTestDB(t, Config{}).Ledger(validateTestEvent)
 	ae := NewAntiEntropy(l, h.Join(1), h.IDs, AntiEntropyConfig{})
-	if _, err := ae.SyncWith(context.Background(), 99); !errors.Is(err, mesh.ErrNoRoute) {
+	if _, err := ae.SyncWith(context.Background(), 99); !errors.Is(err, messaging.ErrNoRoute) {
 		t.Fatalf("got %v, want ErrNoRoute", err)
 	}
 }
@@ -253,7 +253,7 @@ func TestSyncWithUnreachablePeer(t *testing.T) {
 // TestAntiEntropyIgnoresForgedAnswers: an answer from a node other than
 // the one asked is not accepted as the answer.
 func TestAntiEntropyIgnoresForgedAnswers(t *testing.T) {
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	l := openTestDB(t, Config{}).Ledger(validateTestEvent)
 	ep := h.Join(1)
 	ae := NewAntiEntropy(l, ep, h.IDs, AntiEntropyConfig{})
@@ -332,13 +332,13 @@ func FuzzDecodeAE(f *testing.F) {
 // countingMessenger is a hub endpoint that counts the ledger messages its
 // node sends, by type.
 type countingMessenger struct {
-	*meshtest.Node
+	*messagingtest.Node
 	cmu  sync.Mutex
 	sent map[aeType]int
 }
 
-func (c *countingMessenger) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, msg []byte) error {
-	if ch == mesh.ChanLedger && len(msg) > 0 {
+func (c *countingMessenger) Send(ctx context.Context, to identity.NodeID, ch messaging.Channel, msg []byte) error {
+	if ch == messaging.ChanLedger && len(msg) > 0 {
 		c.cmu.Lock()
 		c.sent[aeType(msg[0])]++
 		c.cmu.Unlock()
@@ -405,7 +405,7 @@ func TestSyncWithRoundBounds(t *testing.T) {
 			if tt.name == "dense" && missing <= AEMaxRoundPullEvents {
 				t.Fatalf("only %d events missing: one round could fetch them all", missing)
 			}
-			h := meshtest.NewHub(t, meshtest.Config{})
+			h := messagingtest.NewHub(t, messagingtest.Config{})
 			srv := openTestDB(t, Config{}).Ledger(validateTestEvent)
 			insertAll(t, ctx, srv, raws)
 			cli := openTestDB(t, Config{}).Ledger(validateTestEvent)
@@ -422,8 +422,8 @@ func TestSyncWithRoundBounds(t *testing.T) {
 			t.Cleanup(func() { acancel(); <-done })
 			cm := &countingMessenger{Node: h.Join(2), sent: map[aeType]int{}}
 			cliAE := NewAntiEntropy(cli, cm, h.IDs, AntiEntropyConfig{Interval: time.Hour})
-			cm.Handle(mesh.ChanLedger, cliAE.Handle)
-			nodetest.Eventually(t, "server handler registered", func() bool { return srvEP.HasHandler(mesh.ChanLedger) })
+			cm.Handle(messaging.ChanLedger, cliAE.Handle)
+			nodetest.Eventually(t, "server handler registered", func() bool { return srvEP.HasHandler(messaging.ChanLedger) })
 
 			// Test events are ~110 bytes, so a pull answer is never cut
 			// short by AEMaxPullBytes: a full round needs this many pulls.

@@ -6,10 +6,10 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 )
 
-// Subscription messages on mesh.ChanSubscribe. One handler per node serves
+// Subscription messages on messaging.ChanSubscribe. One handler per node serves
 // both roles, told apart by the first byte:
 //
 //	client → server
@@ -92,7 +92,7 @@ func (m *subMsg) encode() []byte {
 // decodeSub parses one subscription message. Records in a push are left
 // encoded (and alias b); the receiver decodes each with the record codecs.
 func decodeSub(b []byte) (*subMsg, error) {
-	if len(b) > mesh.MaxMessageBytes {
+	if len(b) > messaging.MaxMessageBytes {
 		return nil, fmt.Errorf("%w: subscription message of %d bytes", ErrCorrupt, len(b))
 	}
 	d := decoder{b: b}

@@ -12,11 +12,11 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 )
 
 // SubscriptionService carries log and failure subscriptions over
-// mesh.ChanSubscribe. A mesh channel has one handler per node, so one
+// messaging.ChanSubscribe. A mesh channel has one handler per node, so one
 // service plays both roles:
 //
 //   - server (when it has a DB): a client's lease (a filter and a resume
@@ -33,7 +33,7 @@ import (
 //     to the last seq received + 1.
 type SubscriptionService struct {
 	db  *DB
-	m   mesh.Messenger
+	m   messaging.Messenger
 	cfg SubscriptionConfig
 
 	runCtx atomic.Pointer[context.Context]
@@ -103,7 +103,7 @@ type SubscriptionStats struct {
 
 // NewSubscriptionService makes the service. db may be nil for a node that
 // only subscribes (it then serves no leases). Call Run to start it.
-func NewSubscriptionService(db *DB, m mesh.Messenger, cfg SubscriptionConfig) *SubscriptionService {
+func NewSubscriptionService(db *DB, m messaging.Messenger, cfg SubscriptionConfig) *SubscriptionService {
 	s := &SubscriptionService{
 		db:        db,
 		m:         m,
@@ -135,7 +135,7 @@ func (s *SubscriptionService) Stats() SubscriptionStats {
 // ends; then every lease and subscription of the service ends.
 func (s *SubscriptionService) Run(ctx context.Context) error {
 	s.runCtx.Store(&ctx)
-	s.m.Handle(mesh.ChanSubscribe, s.Handle)
+	s.m.Handle(messaging.ChanSubscribe, s.Handle)
 	every := min(s.cfg.LeaseTTL/4, time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -176,10 +176,10 @@ func (s *SubscriptionService) send(ctx context.Context, to identity.NodeID, msg 
 	}
 	sctx, cancel := context.WithTimeout(ctx, SubscribeSendTimeout)
 	defer cancel()
-	return s.m.Send(sctx, to, mesh.ChanSubscribe, msg)
+	return s.m.Send(sctx, to, messaging.ChanSubscribe, msg)
 }
 
-// Handle is the mesh.ChanSubscribe handler; it never blocks.
+// Handle is the messaging.ChanSubscribe handler; it never blocks.
 func (s *SubscriptionService) Handle(from identity.NodeID, msg []byte) {
 	m, err := decodeSub(bytes.Clone(msg))
 	if err != nil {

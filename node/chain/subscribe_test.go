@@ -11,8 +11,8 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
-	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/messaging/messagingtest"
 	"github.com/deck-mesh/deck/node/nodetest"
 )
 
@@ -20,10 +20,10 @@ type subNode struct {
 	id  identity.NodeID
 	db  *DB
 	svc *SubscriptionService
-	ep  *meshtest.Node
+	ep  *messagingtest.Node
 }
 
-func startSubNodes(t *testing.T, h *meshtest.Hub, n int, cfg SubscriptionConfig) []*subNode {
+func startSubNodes(t *testing.T, h *messagingtest.Hub, n int, cfg SubscriptionConfig) []*subNode {
 	t.Helper()
 	nodes := make([]*subNode, n)
 	for i := range nodes {
@@ -38,7 +38,7 @@ func startSubNodes(t *testing.T, h *meshtest.Hub, n int, cfg SubscriptionConfig)
 		nodes[i] = &subNode{id: id, db: db, svc: svc, ep: ep}
 	}
 	for _, nd := range nodes {
-		nodetest.Eventually(t, "handler registered", func() bool { return nd.ep.HasHandler(mesh.ChanSubscribe) })
+		nodetest.Eventually(t, "handler registered", func() bool { return nd.ep.HasHandler(messaging.ChanSubscribe) })
 	}
 	return nodes
 }
@@ -80,7 +80,7 @@ func recvN[T any](t *testing.T, s *api.Stream[T], n int) []T {
 // exactly the matching records of every node, each once, in per-node order.
 func TestSubscribeLogsMergesAndFilters(t *testing.T) {
 	ctx := context.Background()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nodes := startSubNodes(t, h, 3, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
 	client := nodes[0].svc
 	f := api.LogFilter{MinLevel: api.LevelWarn, Daemon: "daemon-1", Match: "SYNC"}
@@ -133,7 +133,7 @@ func TestSubscribeLogsMergesAndFilters(t *testing.T) {
 
 func TestSubscribeFailuresSince(t *testing.T) {
 	ctx := context.Background()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nodes := startSubNodes(t, h, 2, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
 	srv := nodes[1]
 	for i := 1; i <= 10; i++ {
@@ -163,14 +163,14 @@ func TestSubscribeFailuresSince(t *testing.T) {
 // rawClient is a bare endpoint that speaks the subscription protocol by
 // hand, to watch exactly what a server sends.
 type rawClient struct {
-	ep      *meshtest.Node
+	ep      *messagingtest.Node
 	pushes  atomic.Uint64
 	records atomic.Uint64
 }
 
-func newRawClient(h *meshtest.Hub, id identity.NodeID) *rawClient {
+func newRawClient(h *messagingtest.Hub, id identity.NodeID) *rawClient {
 	c := &rawClient{ep: h.Join(id)}
-	c.ep.Handle(mesh.ChanSubscribe, func(from identity.NodeID, msg []byte) {
+	c.ep.Handle(messaging.ChanSubscribe, func(from identity.NodeID, msg []byte) {
 		m, err := decodeSub(msg)
 		if err != nil || m.Type != subPushLogs {
 			return
@@ -183,11 +183,11 @@ func newRawClient(h *meshtest.Hub, id identity.NodeID) *rawClient {
 
 func TestLeaseExpiryStopsPushes(t *testing.T) {
 	ctx := context.Background()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	srv := startSubNodes(t, h, 1, SubscriptionConfig{LeaseTTL: 400 * time.Millisecond})[0]
 	c := newRawClient(h, 0x9999)
 	lease := (&subMsg{Type: subLeaseLogs, Sub: 1, Resume: 1}).encode()
-	if err := c.ep.Send(ctx, srv.id, mesh.ChanSubscribe, lease); err != nil {
+	if err := c.ep.Send(ctx, srv.id, messaging.ChanSubscribe, lease); err != nil {
 		t.Fatal(err)
 	}
 	waitLeases(t, []*subNode{srv}, 1)
@@ -214,11 +214,11 @@ func TestLeaseExpiryStopsPushes(t *testing.T) {
 
 func TestLeaseCapsPerClient(t *testing.T) {
 	ctx := context.Background()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	srv := startSubNodes(t, h, 1, SubscriptionConfig{})[0]
 	c := newRawClient(h, 0x7777)
 	for i := 0; i < MaxLeasesPerClient+5; i++ {
-		if err := c.ep.Send(ctx, srv.id, mesh.ChanSubscribe, (&subMsg{Type: subLeaseFailures, Sub: uint64(i + 1), Resume: 1}).encode()); err != nil {
+		if err := c.ep.Send(ctx, srv.id, messaging.ChanSubscribe, (&subMsg{Type: subLeaseFailures, Sub: uint64(i + 1), Resume: 1}).encode()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -232,7 +232,7 @@ func TestLeaseCapsPerClient(t *testing.T) {
 // does not fit its buffer, and Dropped says exactly how much.
 func TestDropCounterClientBuffer(t *testing.T) {
 	ctx := context.Background()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nodes := startSubNodes(t, h, 2, SubscriptionConfig{StreamLen: 16, RenewInterval: 200 * time.Millisecond})
 	stream, err := nodes[0].svc.SubscribeLogs(ctx, func() []identity.NodeID { return []identity.NodeID{nodes[1].id} }, api.LogFilter{})
 	if err != nil {
@@ -258,7 +258,7 @@ func TestDropCounterClientBuffer(t *testing.T) {
 // bound and reports them: received + dropped accounts for every record.
 func TestDropCounterServerBacklog(t *testing.T) {
 	ctx := context.Background()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nodes := startSubNodes(t, h, 2, SubscriptionConfig{PushesPerSecond: 2, MaxBacklogRecords: 100, RenewInterval: 200 * time.Millisecond})
 	stream, err := nodes[0].svc.SubscribeLogs(ctx, func() []identity.NodeID { return []identity.NodeID{nodes[1].id} }, api.LogFilter{})
 	if err != nil {
@@ -307,7 +307,7 @@ func TestDropCounterServerBacklog(t *testing.T) {
 // the client's last seq + 1, so the stream still has every record once.
 func TestLostPushRewinds(t *testing.T) {
 	ctx := context.Background()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nodes := startSubNodes(t, h, 2, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
 	stream, err := nodes[0].svc.SubscribeLogs(ctx, func() []identity.NodeID { return []identity.NodeID{nodes[1].id} }, api.LogFilter{})
 	if err != nil {
@@ -315,7 +315,7 @@ func TestLostPushRewinds(t *testing.T) {
 	}
 	defer stream.Close()
 	waitLeases(t, nodes[1:], 1)
-	h.DropNext(nodes[0].id, mesh.ChanSubscribe, 1)
+	h.DropNext(nodes[0].id, messaging.ChanSubscribe, 1)
 	for i := 0; i < 40; i++ {
 		if _, err := nodes[1].db.AppendLogs(ctx, testLogRecord(i)); err != nil {
 			t.Fatal(err)
@@ -337,7 +337,7 @@ func TestLostPushRewinds(t *testing.T) {
 }
 
 func TestSubscribeRejectsBadFilter(t *testing.T) {
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nd := startSubNodes(t, h, 1, SubscriptionConfig{})[0]
 	_, err := nd.svc.SubscribeLogs(context.Background(), nodeIDs([]*subNode{nd}), api.LogFilter{Match: strings.Repeat("m", MaxFilterMatchBytes+1)})
 	if !errors.Is(err, ErrInvalid) {
@@ -396,7 +396,7 @@ func FuzzDecodeSub(f *testing.F) {
 // LogBackfillRecords lines is still delivered.
 func TestFilteredBackfillFindsOlderMatches(t *testing.T) {
 	ctx := context.Background()
-	h := meshtest.NewHub(t, meshtest.Config{})
+	h := messagingtest.NewHub(t, messagingtest.Config{})
 	nodes := startSubNodes(t, h, 1, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
 	nd := nodes[0]
 	recs := make([]api.LogRecord, 2000)

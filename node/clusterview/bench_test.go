@@ -7,7 +7,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -44,7 +44,7 @@ func BenchmarkFold100(b *testing.B) {
 			ns.Peers[j].Peer = identity.NodeID(0x1000 + (i+j+1)%100)
 		}
 		in.Snapshots = append(in.Snapshots, gossip.Verified{Snapshot: ns, Epoch: 1, Seq: 1, ReceivedAt: now})
-		in.Peers = append(in.Peers, mesh.PeerInfo{ID: id, Direct: i%10 == 0, Health: mesh.Healthy, RTT: time.Millisecond})
+		in.Peers = append(in.Peers, messaging.PeerInfo{ID: id, Direct: i%10 == 0, Health: snapshot.Healthy, RTT: time.Millisecond})
 	}
 	for i := range 8 {
 		in.Chains = append(in.Chains, snapshot.Chain{Name: fmt.Sprintf("g%d", i), Desired: 3})

@@ -14,7 +14,7 @@ import (
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -31,8 +31,8 @@ type Input struct {
 	StaleAfter time.Duration
 	// Snapshots are the verified snapshots (gossip.Gossip.Latest), own included.
 	Snapshots []gossip.Verified
-	// Peers is the local transport's view (mesh.Messenger.Peers).
-	Peers []mesh.PeerInfo
+	// Peers is the local transport's view (messaging.Messenger.Peers).
+	Peers []messaging.PeerInfo
 	// Admin is the admin ledger's fold; its freeze (as of Now), registry,
 	// thresholds and running lockouts go into the view as AdminState hands
 	// them out (copies, sorted). Nil leaves them zero.
@@ -100,7 +100,7 @@ func Fold(in Input) *snapshot.ClusterSnapshot {
 			snaps[v.Snapshot.ID] = v
 		}
 	}
-	peers := make(map[identity.NodeID]*mesh.PeerInfo, len(in.Peers))
+	peers := make(map[identity.NodeID]*messaging.PeerInfo, len(in.Peers))
 	for i := range in.Peers {
 		p := &in.Peers[i]
 		if p.ID.Valid() && p.ID != in.Self {
@@ -163,7 +163,7 @@ func Fold(in Input) *snapshot.ClusterSnapshot {
 		// longer holds anything as far as this node can tell. One the
 		// transport has not met but whose fresh snapshot gossip relayed is
 		// reachable through others and still counts.
-		if hasSnap && !nv.Stale && !(p != nil && p.Health == mesh.Unreachable) {
+		if hasSnap && !nv.Stale && !(p != nil && p.Health == snapshot.Unreachable) {
 			holding = append(holding, v.Snapshot)
 		}
 	}
@@ -181,7 +181,7 @@ func verifiedNewer(a, b *gossip.Verified) bool {
 
 // peerBefore orders duplicate PeerInfos for one id deterministically (the
 // transport never sends duplicates, but Fold must not depend on that).
-func peerBefore(a, b *mesh.PeerInfo) bool {
+func peerBefore(a, b *messaging.PeerInfo) bool {
 	return cmp.Or(cmp.Compare(a.Health, b.Health), a.LastHeard.Compare(b.LastHeard)*-1,
 		cmp.Compare(a.Addr, b.Addr)) < 0
 }
@@ -215,7 +215,7 @@ func foldEdges(in Input, ids []identity.NodeID, current []*snapshot.NodeSnapshot
 		}
 	}
 	for _, p := range in.Peers {
-		if p.Direct && p.Health != mesh.Unreachable {
+		if p.Direct && p.Health != snapshot.Unreachable {
 			add(in.Self, p.ID, p.RTT)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/identity/identitytest"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -55,11 +55,11 @@ func TestFoldNodesHealthAndStaleness(t *testing.T) {
 			verified(snap(b), gossip.DefaultStaleAfter+time.Millisecond),
 			verified(snap(d), gossip.DefaultStaleAfter), // exactly at the bound: still fresh
 		},
-		Peers: []mesh.PeerInfo{
-			{ID: a, Health: mesh.Suspect, HealthSince: testNow.Add(-3 * time.Second), RTT: 4 * time.Millisecond, Flaps: 2},
-			{ID: b, Health: mesh.Unreachable},
-			{ID: c, Addr: "127.0.0.1:9000", Direct: true, Health: mesh.Healthy, RTT: time.Millisecond},
-			{ID: self, Health: mesh.Unreachable}, // a transport listing itself must not make self unhealthy
+		Peers: []messaging.PeerInfo{
+			{ID: a, Health: snapshot.Suspect, HealthSince: testNow.Add(-3 * time.Second), RTT: 4 * time.Millisecond, Flaps: 2},
+			{ID: b, Health: snapshot.Unreachable},
+			{ID: c, Addr: "127.0.0.1:9000", Direct: true, Health: snapshot.Healthy, RTT: time.Millisecond},
+			{ID: self, Health: snapshot.Unreachable}, // a transport listing itself must not make self unhealthy
 		},
 	}
 	cs := Fold(in)
@@ -124,7 +124,7 @@ func TestFoldEdges(t *testing.T) {
 			verified(snap(c, withPeers(snapshot.PeerView{Peer: b, Direct: true, RTT: 7 * time.Millisecond})), 0),
 			verified(snap(stale, withPeers(snapshot.PeerView{Peer: a, Direct: true, RTT: time.Millisecond})), time.Hour),
 		},
-		Peers: []mesh.PeerInfo{{ID: a, Direct: true, Health: mesh.Healthy, RTT: 2 * time.Millisecond}},
+		Peers: []messaging.PeerInfo{{ID: a, Direct: true, Health: snapshot.Healthy, RTT: 2 * time.Millisecond}},
 	}
 	want := []snapshot.Edge{
 		{A: self, B: a, RTT: 2 * time.Millisecond},
@@ -296,10 +296,10 @@ func randomInput(r *rand.Rand, n int) Input {
 		}
 		age := time.Duration(r.IntN(30)) * time.Second
 		in.Snapshots = append(in.Snapshots, gossip.Verified{Snapshot: ns, Epoch: 1, Seq: uint64(i), ReceivedAt: testNow.Add(-age)})
-		in.Peers = append(in.Peers, mesh.PeerInfo{ID: id, Direct: r.IntN(2) == 0, Health: snapshot.Health(r.IntN(3)),
+		in.Peers = append(in.Peers, messaging.PeerInfo{ID: id, Direct: r.IntN(2) == 0, Health: snapshot.Health(r.IntN(3)),
 			RTT: time.Duration(r.IntN(10)) * time.Millisecond})
 	}
-	in.Peers = append(in.Peers, mesh.PeerInfo{ID: identity.NodeID(n + 5), Health: mesh.Healthy})
+	in.Peers = append(in.Peers, messaging.PeerInfo{ID: identity.NodeID(n + 5), Health: snapshot.Healthy})
 	in.Chains = []snapshot.Chain{{Name: "c1", Group: "g1", Desired: 3}, {Name: "c9", Desired: 1}}
 	in.Groups = []snapshot.Group{{Name: "g2", Desired: 2}, {Name: "g9", Desired: 1, Chain: "c2"}}
 	return in

@@ -44,7 +44,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -52,7 +52,7 @@ import (
 // and counts take the Default* values from limits.go.
 type Config struct {
 	Key       *identity.Key
-	Messenger mesh.Messenger
+	Messenger messaging.Messenger
 	// Clock stamps envelopes and measures ages; nil means time.Now. The
 	// scheduler still ticks in real time (every Tick) and asks Clock whether
 	// a deadline passed, so a test clock controls every decision.
@@ -181,7 +181,7 @@ type Gossip struct {
 	lastSweep  time.Time
 }
 
-// New builds a Gossip and registers its handler on mesh.ChanGossip. It
+// New builds a Gossip and registers its handler on messaging.ChanGossip. It
 // refuses (ErrConfig) a Config without Key or Messenger, or whose two
 // disagree on the node id, before it registers anything.
 func New(cfg Config) (*Gossip, error) {
@@ -225,7 +225,7 @@ func New(cfg Config) (*Gossip, error) {
 		digestFrom: make(map[limitKey]time.Time),
 		staleMark:  make(map[identity.NodeID]bool),
 	}
-	cfg.Messenger.Handle(mesh.ChanGossip, g.handle)
+	cfg.Messenger.Handle(messaging.ChanGossip, g.handle)
 	return g, nil
 }
 
@@ -404,7 +404,7 @@ func (g *Gossip) sender(ctx context.Context) {
 			return
 		case m := <-g.out:
 			sctx, cancel := context.WithTimeout(ctx, SendTimeout)
-			err := g.cfg.Messenger.Send(sctx, m.to, mesh.ChanGossip, m.data)
+			err := g.cfg.Messenger.Send(sctx, m.to, messaging.ChanGossip, m.data)
 			cancel()
 			if err != nil {
 				g.c.sendErrors.Add(1)
@@ -537,9 +537,9 @@ func (g *Gossip) pickPeers(n int, exclude ...identity.NodeID) (out []identity.No
 			continue
 		}
 		switch p.Health {
-		case mesh.Healthy:
+		case snapshot.Healthy:
 			healthy = append(healthy, p.ID)
-		case mesh.Suspect:
+		case snapshot.Suspect:
 			suspect = append(suspect, p.ID)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/messaging/messagingtest"
 	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -20,7 +20,7 @@ import (
 // driven synchronously: tests call receive/maybePublish/onTick directly
 // and read what it queued from g.out.
 type rig struct {
-	h     *meshtest.Hub
+	h     *messagingtest.Hub
 	keys  []*identity.Key
 	g     *Gossip
 	clock *nodetest.Clock
@@ -28,7 +28,7 @@ type rig struct {
 
 func newRig(t testing.TB, n int, mutate func(*Config)) *rig {
 	t.Helper()
-	r := &rig{h: meshtest.NewHub(t, meshtest.Config{Ring: true}), clock: nodetest.NewClock(testNow)}
+	r := &rig{h: messagingtest.NewHub(t, messagingtest.Config{Ring: true}), clock: nodetest.NewClock(testNow)}
 	for i := range n {
 		k := testKey(t, i)
 		r.keys = append(r.keys, k)
@@ -499,7 +499,7 @@ func TestDigestExchange(t *testing.T) {
 
 // cluster runs n Gossips over a hub with the real clock.
 type cluster struct {
-	h      *meshtest.Hub
+	h      *messagingtest.Hub
 	keys   []*identity.Key
 	gs     []*Gossip
 	stops  []func() // stop node i's Run and wait for it
@@ -508,7 +508,7 @@ type cluster struct {
 
 func startCluster(t testing.TB, n int, mutate func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{h: meshtest.NewHub(t, meshtest.Config{Ring: true}), mutate: mutate}
+	c := &cluster{h: messagingtest.NewHub(t, messagingtest.Config{Ring: true}), mutate: mutate}
 	for i := range n {
 		k := testKey(t, i)
 		c.keys = append(c.keys, k)
@@ -691,7 +691,7 @@ func TestRestartedNodeAcceptedEverywhere(t *testing.T) {
 // TestNewRefusesBadConfig: a missing key or messenger, or a messenger that
 // is another node's, is an error from New, not a panic.
 func TestNewRefusesBadConfig(t *testing.T) {
-	h := meshtest.NewHub(t, meshtest.Config{Ring: true})
+	h := messagingtest.NewHub(t, messagingtest.Config{Ring: true})
 	k0, k1 := testKey(t, 0), testKey(t, 1)
 	h.Join(k0.ID)
 	h.Join(k1.ID)

@@ -3,7 +3,7 @@ package gossip
 import (
 	"time"
 
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 )
 
 // Wire bounds. Every length and count read from the network is checked
@@ -12,7 +12,7 @@ import (
 const (
 	// MaxSnapshotBytes bounds one encoded NodeSnapshot. A 50-daemon node
 	// encodes to ~6 KiB; 64 KiB leaves room for a busy node while keeping a
-	// gossip message (envelope + this) at a quarter of mesh.MaxMessageBytes,
+	// gossip message (envelope + this) at a quarter of messaging.MaxMessageBytes,
 	// so fragmentation stays cheap and a full digest reply fits comfortably.
 	MaxSnapshotBytes = 64 << 10
 	// MaxStringBytes bounds every string field (labels, ids, reasons).
@@ -129,5 +129,5 @@ const (
 
 // Compile-time check that a full gossip message fits the transport's bound
 // with room to spare.
-var _ = [mesh.MaxMessageBytes/2 - maxGossipMessageBytes]struct{}{}
-var _ = [mesh.MaxMessageBytes - MaxDigestBytes]struct{}{}
+var _ = [messaging.MaxMessageBytes/2 - maxGossipMessageBytes]struct{}{}
+var _ = [messaging.MaxMessageBytes - MaxDigestBytes]struct{}{}

@@ -7,7 +7,7 @@ import (
 	"github.com/deck-mesh/deck/node/identity"
 )
 
-// Gossip messages on mesh.ChanGossip start with a type byte.
+// Gossip messages on messaging.ChanGossip start with a type byte.
 //
 //	envelope: 1 | hops u8 | envelope
 //	digest:   2 | flags u8 | count uvarint | count × (node u64 | epoch uvarint | seq uvarint)

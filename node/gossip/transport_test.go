@@ -10,7 +10,6 @@ import (
 
 	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
 	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
@@ -80,7 +79,7 @@ func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster
 			}
 			direct := 0
 			for _, p := range peers {
-				if p.Health != mesh.Healthy {
+				if p.Health != snapshot.Healthy {
 					return false
 				}
 				if p.Direct {

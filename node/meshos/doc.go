@@ -33,7 +33,7 @@
 // machine, places over its view of the cluster and reconciles local daemons
 // and chain replicas toward the assignment, settles chain leadership, and
 // publishes the snapshot. Migrations and chain replication ride
-// mesh.ChanMigration (wire.go: bounded, versioned, fuzzed).
+// messaging.ChanMigration (wire.go: bounded, versioned, fuzzed).
 //
 // One-shot generations already present in the first SetCluster are taken
 // as acted on by an earlier life of the node, so a restarted node does not

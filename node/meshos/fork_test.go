@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/messaging/messagingtest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -123,7 +123,7 @@ func TestForkPointOfferedToWaitingHosts(t *testing.T) {
 	c := newCluster(t, 6, forkSpec())
 	var mu sync.Mutex
 	offered := map[NodeID]int{}
-	c.hub.SetLoss(func(mm meshtest.Message) bool {
+	c.hub.SetLoss(func(mm messagingtest.Message) bool {
 		m, err := decodeMessage(mm.Data)
 		if err != nil {
 			return false

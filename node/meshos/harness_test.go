@@ -1,7 +1,7 @@
 package meshos
 
-// Test-only harness: N Runtimes joined by an in-process mesh.Messenger hub
-// (meshtest) and a minimal cluster fold. It stands in for node/transport and
+// Test-only harness: N Runtimes joined by an in-process messaging.Messenger hub
+// (messagingtest) and a minimal cluster fold. It stands in for node/transport and
 // node/gossip (built elsewhere); the Runtimes, supervisors, migrations and
 // chains under test are the real ones.
 
@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/messaging/messagingtest"
 	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -186,7 +186,7 @@ func fastTimers() Timers {
 // cluster is N runtimes plus the test fold.
 type cluster struct {
 	t      *testing.T
-	hub    *meshtest.Hub
+	hub    *messagingtest.Hub
 	ids    []NodeID
 	rts    map[NodeID]*Runtime
 	sinks  map[NodeID]*recordSink
@@ -213,7 +213,7 @@ func newCluster(t *testing.T, n int, spec Spec, opts ...nodeOpt) *cluster {
 // the first tick.
 func newClusterIntent(t *testing.T, n int, spec Spec, initial func(ids []NodeID, in *ClusterIntent), opts ...nodeOpt) *cluster {
 	t.Helper()
-	c := &cluster{t: t, hub: meshtest.NewHub(t, meshtest.Config{}), rts: map[NodeID]*Runtime{}, sinks: map[NodeID]*recordSink{},
+	c := &cluster{t: t, hub: messagingtest.NewHub(t, messagingtest.Config{}), rts: map[NodeID]*Runtime{}, sinks: map[NodeID]*recordSink{},
 		cancel: map[NodeID]context.CancelFunc{}, done: map[NodeID]chan struct{}{}, reg: &registry{},
 		spec: spec, dead: map[NodeID]bool{}, stop: make(chan struct{}),
 		intent: ClusterIntent{Nodes: map[NodeID]NodeIntent{}, Daemons: map[string]DaemonIntent{}}}

@@ -114,7 +114,7 @@ const (
 	SendsInflightMax = 64
 )
 
-// Wire bounds (messages on mesh.ChanMigration).
+// Wire bounds (messages on messaging.ChanMigration).
 const (
 	// DaemonStateBytesMax bounds one daemon's serialised state; a daemon
 	// whose Snapshot is larger cannot migrate (the failure says so).

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/messaging/messagingtest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -18,7 +18,7 @@ type loseFirst struct {
 	lost  []string
 }
 
-func (l *loseFirst) lose(mm meshtest.Message) bool {
+func (l *loseFirst) lose(mm messagingtest.Message) bool {
 	m, err := decodeMessage(mm.Data)
 	if err != nil {
 		return false
@@ -122,7 +122,7 @@ func TestMigrationRollsBackWhenTargetFallsSilent(t *testing.T) {
 	made := len(c.reg.all["solo-0"])
 	c.reg.mu.Unlock()
 	before := c.count("solo-0")
-	c.hub.SetLoss(func(mm meshtest.Message) bool {
+	c.hub.SetLoss(func(mm messagingtest.Message) bool {
 		m, err := decodeMessage(mm.Data)
 		return err == nil && m.Kind == msgMigReplay
 	})

@@ -11,7 +11,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -94,7 +94,7 @@ type Config struct {
 	// factory for a kind refuses migrations of it; make placement aware of
 	// that with a capability in Capabilities and the group's Requires.
 	Factories map[string]Factory
-	Messenger mesh.Messenger
+	Messenger messaging.Messenger
 	Logs      LogSink     // optional
 	Failures  FailureSink // optional
 	Clock     func() time.Time
@@ -310,7 +310,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	rt.ctx = ctx
 	rt.baseCtx.Store(&ctx)
 	rt.mu.Unlock()
-	rt.cfg.Messenger.Handle(mesh.ChanMigration, rt.handle)
+	rt.cfg.Messenger.Handle(messaging.ChanMigration, rt.handle)
 	defer rt.shutdown()
 	tm := time.NewTimer(0)
 	defer tm.Stop()
@@ -387,7 +387,7 @@ func (rt *Runtime) send(to NodeID, m *message) {
 		defer func() { <-rt.sendSem }()
 		cctx, cancel := context.WithTimeout(ctx, rt.tm.SendTimeout)
 		defer cancel()
-		if err := rt.cfg.Messenger.Send(cctx, to, mesh.ChanMigration, b); err != nil && ctx.Err() == nil {
+		if err := rt.cfg.Messenger.Send(cctx, to, messaging.ChanMigration, b); err != nil && ctx.Err() == nil {
 			rt.logf(api.LevelDebug, m.Daemon, "send %d to %v: %v", m.Kind, to, err)
 		}
 	}()

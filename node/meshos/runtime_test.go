@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/messaging/messagingtest"
 	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -222,7 +222,7 @@ func TestRestartAllAndControls(t *testing.T) {
 // running daemons: the per-tick publish cost.
 func BenchmarkBuildAndHash50(b *testing.B) {
 	spec := Spec{Groups: []GroupSpec{{Name: "w", Kind: snapshot.GroupReplica, DaemonKind: "counter", Members: 50, ChainReplicas: 1}}}
-	h := meshtest.NewHub(b, meshtest.Config{})
+	h := messagingtest.NewHub(b, messagingtest.Config{})
 	reg := &registry{}
 	rt, err := New(Config{Self: 1, Spec: spec, Factories: map[string]Factory{"counter": reg.factory},
 		Messenger: h.Join(1), Timers: Timers{Tick: time.Hour},

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
-// Messages on mesh.ChanMigration: daemon migration and chain replication.
+// Messages on messaging.ChanMigration: daemon migration and chain replication.
 // Layout: version byte, kind byte, then the kind's fields. Strings carry a
 // u16 length, byte slices a u32 length, both bounded before allocating.
 // Decoders reject unknown kinds, oversize fields and trailing bytes.
@@ -180,8 +180,8 @@ func (m *message) encode() ([]byte, error) {
 			w.bytes(e.State)
 		}
 	}
-	if len(w.b) > mesh.MaxMessageBytes {
-		return nil, fmt.Errorf("%w: %d bytes exceeds %d", mesh.ErrTooLarge, len(w.b), mesh.MaxMessageBytes)
+	if len(w.b) > messaging.MaxMessageBytes {
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d", messaging.ErrTooLarge, len(w.b), messaging.MaxMessageBytes)
 	}
 	return w.b, nil
 }
@@ -301,7 +301,7 @@ func (r *rbuf) bytes(maxBytes int) []byte {
 // decodeMessage parses one message. The result owns its memory (the
 // Messenger's buffer is only valid during the handler call).
 func decodeMessage(b []byte) (*message, error) {
-	if len(b) > mesh.MaxMessageBytes {
+	if len(b) > messaging.MaxMessageBytes {
 		return nil, fmt.Errorf("%w: %d bytes", ErrWire, len(b))
 	}
 	r := &rbuf{b: b}

@@ -1,7 +1,7 @@
 // Package nodetest holds the test helpers the module's packages share that
 // belong to no one subsystem: Eventually, the one way a test waits for
 // asynchronous work, and Clock, the one hand-moved clock. (The in-memory
-// mesh is meshtest; reproducible keys are identitytest.)
+// mesh is messagingtest; reproducible keys are identitytest.)
 package nodetest
 
 import (

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/wire"
 )
 
@@ -85,6 +85,6 @@ func BenchmarkHeartbeatProcessing(b *testing.B) {
 	var ann wire.Announcement
 	b.ReportAllocs()
 	for b.Loop() {
-		tr.dispatch(peerID, mesh.ChanControl, msg, &ann, true)
+		tr.dispatch(peerID, messaging.ChanControl, msg, &ann, true)
 	}
 }

@@ -5,8 +5,9 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/session"
+	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/wire"
 )
 
@@ -196,7 +197,7 @@ func (t *Transport) tick(now time.Time, beat bool) {
 		before := p.det.state
 		if p.det.tick(now, t.cfg.suspectAfter(), t.cfg.UnreachableAfter) {
 			t.cfg.Logf("transport: %s is %v", p.id, p.det.state)
-			if before == mesh.Healthy {
+			if before == snapshot.Healthy {
 				routesChanged = true
 			}
 		}
@@ -208,7 +209,7 @@ func (t *Transport) tick(now time.Time, beat bool) {
 			p.previous = nil
 		}
 		t.maybeConnectLocked(p, now)
-		if p.det.state == mesh.Unreachable && now.Sub(p.lastRoute) > PeerForgetAfter && p.init == nil {
+		if p.det.state == snapshot.Unreachable && now.Sub(p.lastRoute) > PeerForgetAfter && p.init == nil {
 			t.forgetLocked(p)
 			routesChanged = true
 		}
@@ -223,9 +224,9 @@ func (t *Transport) tick(now time.Time, beat bool) {
 	t.mu.Unlock()
 	for _, o := range out {
 		if len(o.msg) > wire.MaxPlaintextBytes {
-			t.sendMessage(o.kp, o.addr, mesh.ChanControl, o.msg)
+			t.sendMessage(o.kp, o.addr, messaging.ChanControl, o.msg)
 		} else {
-			t.sealAndSend(o.kp, o.addr, mesh.ChanControl, o.msg)
+			t.sealAndSend(o.kp, o.addr, messaging.ChanControl, o.msg)
 		}
 	}
 }
@@ -265,7 +266,7 @@ func (t *Transport) tickHandshakesLocked(now time.Time) {
 		if b.init != nil || now.Before(b.nextAttempt) {
 			continue
 		}
-		if p := t.peers[b.peerID]; p != nil && p.current != nil && p.det.state != mesh.Unreachable {
+		if p := t.peers[b.peerID]; p != nil && p.current != nil && p.det.state != snapshot.Unreachable {
 			continue // joined through it and it is alive
 		}
 		t.initiateBootstrapLocked(b, now)
@@ -297,7 +298,7 @@ func (t *Transport) maybeConnectLocked(p *peer, now time.Time) {
 			kp.Sent() < t.cfg.RekeyAfterMessages {
 			return
 		}
-	case p.det.state == mesh.Unreachable && now.Sub(p.det.since) >= t.cfg.HeartbeatInterval:
+	case p.det.state == snapshot.Unreachable && now.Sub(p.det.since) >= t.cfg.HeartbeatInterval:
 		// The peer may have restarted with fresh keys: try a new session.
 		p.nextAttempt = now.Add(max(p.backoff, t.cfg.HeartbeatInterval))
 		p.backoff = min(max(2*p.backoff, t.cfg.HeartbeatInterval), ReconnectBackoffMax)
@@ -322,7 +323,7 @@ func (t *Transport) forgetLocked(p *peer) {
 // Suspect is down, so traffic reroutes at once.
 func (t *Transport) updateNeighboursLocked(now time.Time) {
 	for _, p := range t.peers {
-		up := t.isDirectLocked(p, now) && p.det.state == mesh.Healthy && p.current != nil
+		up := t.isDirectLocked(p, now) && p.det.state == snapshot.Healthy && p.current != nil
 		metric := uint32(DefaultLinkMetricMicros)
 		if p.rtt.samples > 0 {
 			metric = uint32(min(p.rtt.srtt.Microseconds(), 1<<30))
@@ -360,7 +361,7 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 				ann = b
 			}
 			// One packet per neighbour per beat when both fit: half the
-			// packets (and wake-ups on both ends) of an idle mesh. A big
+			// packets (and wake-ups on both ends) of an idle messaging. A big
 			// announcement travels alone, so losing one of its fragments
 			// never costs the heartbeat.
 			if ann != nil && len(msg)+len(ann) <= wire.MaxPlaintextBytes {

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/session"
 	"github.com/deck-mesh/deck/node/wire"
 )
@@ -255,7 +255,7 @@ func (t *Transport) handleFinal(from netip.AddrPort, h *wire.Header, pkt []byte)
 	t.mu.Unlock()
 	// Confirm on the new session at once, by the path message 3 came.
 	msg := []byte{byte(wire.ControlConfirm)}
-	t.sealAndSend(kp, from, mesh.ChanControl, msg)
+	t.sealAndSend(kp, from, messaging.ChanControl, msg)
 }
 
 // abandonLocked gives up on an initiation after HandshakeTimeout.

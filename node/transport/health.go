@@ -3,7 +3,7 @@ package transport
 import (
 	"time"
 
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // detector is one peer's failure detector: Healthy -> Suspect after
@@ -11,7 +11,7 @@ import (
 // unreachableAfter -> Healthy again on the next valid heartbeat. Each time
 // a Healthy peer stops being Healthy counts as a flap.
 type detector struct {
-	state     mesh.HealthState
+	state     snapshot.Health
 	since     time.Time
 	lastHeard time.Time
 	flaps     int
@@ -20,16 +20,16 @@ type detector struct {
 func newDetector(now time.Time) detector {
 	// A peer we only heard of (an announcement) is Unreachable until it
 	// speaks to us itself.
-	return detector{state: mesh.Unreachable, since: now}
+	return detector{state: snapshot.Unreachable, since: now}
 }
 
 // heard records a valid heartbeat; it reports whether the state changed.
 func (d *detector) heard(now time.Time) bool {
 	d.lastHeard = now
-	if d.state == mesh.Healthy {
+	if d.state == snapshot.Healthy {
 		return false
 	}
-	d.state, d.since = mesh.Healthy, now
+	d.state, d.since = snapshot.Healthy, now
 	return true
 }
 
@@ -42,14 +42,14 @@ func (d *detector) tick(now time.Time, suspectAfter, unreachableAfter time.Durat
 	next := d.state
 	switch {
 	case silence >= unreachableAfter:
-		next = mesh.Unreachable
-	case silence >= suspectAfter && d.state == mesh.Healthy:
-		next = mesh.Suspect
+		next = snapshot.Unreachable
+	case silence >= suspectAfter && d.state == snapshot.Healthy:
+		next = snapshot.Suspect
 	}
 	if next == d.state {
 		return false
 	}
-	if d.state == mesh.Healthy {
+	if d.state == snapshot.Healthy {
 		d.flaps++
 	}
 	d.state, d.since = next, now

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport/memnet"
 )
 
@@ -85,7 +86,7 @@ type received struct {
 	msg  []byte
 }
 
-func newInbox(tr *Transport, ch mesh.Channel) *inbox {
+func newInbox(tr *Transport, ch messaging.Channel) *inbox {
 	in := &inbox{}
 	tr.Handle(ch, func(from identity.NodeID, msg []byte) {
 		in.mu.Lock()
@@ -113,26 +114,26 @@ func (in *inbox) len() int {
 	return len(in.msgs)
 }
 
-func peerInfo(tr *Transport, id identity.NodeID) (mesh.PeerInfo, bool) {
+func peerInfo(tr *Transport, id identity.NodeID) (messaging.PeerInfo, bool) {
 	for _, p := range tr.Peers() {
 		if p.ID == id {
 			return p, true
 		}
 	}
-	return mesh.PeerInfo{}, false
+	return messaging.PeerInfo{}, false
 }
 
-func healthOf(tr *Transport, id identity.NodeID) mesh.HealthState {
+func healthOf(tr *Transport, id identity.NodeID) snapshot.Health {
 	p, ok := peerInfo(tr, id)
 	if !ok {
-		return mesh.Unreachable
+		return snapshot.Unreachable
 	}
 	return p.Health
 }
 
 // sendUntil resends msg until the receiver has it: delivery is best effort
 // and a loaded CI box may drop a datagram.
-func sendUntil(t testing.TB, from *Transport, to identity.NodeID, ch mesh.Channel, msg []byte, in *inbox) {
+func sendUntil(t testing.TB, from *Transport, to identity.NodeID, ch messaging.Channel, msg []byte, in *inbox) {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for in.count(msg) == 0 {

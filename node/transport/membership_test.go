@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport/memnet"
 )
 
@@ -18,14 +19,14 @@ func TestStoppedNodeGoesSuspectThenUnreachableAndRecovers(t *testing.T) {
 	a := startNode(t, testConfig(t, nil))
 	kb := mustKey(t)
 	b := startNode(t, testConfig(t, kb, a.LocalAddr()))
-	eventually(t, "A sees B healthy", func() bool { return healthOf(a, kb.ID) == mesh.Healthy })
+	eventually(t, "A sees B healthy", func() bool { return healthOf(a, kb.ID) == snapshot.Healthy })
 
 	b.Close()
 	sawSuspect := false
 	eventually(t, "A sees B unreachable", func() bool {
 		h := healthOf(a, kb.ID)
-		sawSuspect = sawSuspect || h == mesh.Suspect
-		return h == mesh.Unreachable
+		sawSuspect = sawSuspect || h == snapshot.Suspect
+		return h == snapshot.Unreachable
 	})
 	if !sawSuspect {
 		t.Fatal("B went Unreachable without passing through Suspect")
@@ -42,10 +43,10 @@ func TestStoppedNodeGoesSuspectThenUnreachableAndRecovers(t *testing.T) {
 	b2 := startNode(t, testConfig(t, kb, a.LocalAddr()))
 	eventually(t, "A sees restarted B healthy", func() bool {
 		p, _ := peerInfo(a, kb.ID)
-		return p.Health == mesh.Healthy && p.Addr == b2.LocalAddr()
+		return p.Health == snapshot.Healthy && p.Addr == b2.LocalAddr()
 	})
-	in := newInbox(b2, mesh.ChanGossip)
-	sendUntil(t, a, kb.ID, mesh.ChanGossip, []byte("welcome back"), in)
+	in := newInbox(b2, messaging.ChanGossip)
+	sendUntil(t, a, kb.ID, messaging.ChanGossip, []byte("welcome back"), in)
 }
 
 func TestFailureDetectorTransitions(t *testing.T) {
@@ -55,20 +56,20 @@ func TestFailureDetectorTransitions(t *testing.T) {
 	steps := []struct {
 		at    time.Duration
 		heard bool
-		want  mesh.HealthState
+		want  snapshot.Health
 		flaps int
 	}{
-		{0, false, mesh.Unreachable, 0}, // known, never heard
-		{time.Second, true, mesh.Healthy, 0},
-		{time.Second + s - 1, false, mesh.Healthy, 0},
-		{time.Second + s, false, mesh.Suspect, 1},
-		{time.Second + u - 1, false, mesh.Suspect, 1},
-		{time.Second + u, false, mesh.Unreachable, 1},
-		{10 * time.Second, true, mesh.Healthy, 1},
-		{10*time.Second + u, false, mesh.Unreachable, 2}, // straight to Unreachable on a long gap
-		{20 * time.Second, true, mesh.Healthy, 2},
-		{20*time.Second + s, false, mesh.Suspect, 3},
-		{20*time.Second + s + 1, true, mesh.Healthy, 3},
+		{0, false, snapshot.Unreachable, 0}, // known, never heard
+		{time.Second, true, snapshot.Healthy, 0},
+		{time.Second + s - 1, false, snapshot.Healthy, 0},
+		{time.Second + s, false, snapshot.Suspect, 1},
+		{time.Second + u - 1, false, snapshot.Suspect, 1},
+		{time.Second + u, false, snapshot.Unreachable, 1},
+		{10 * time.Second, true, snapshot.Healthy, 1},
+		{10*time.Second + u, false, snapshot.Unreachable, 2}, // straight to Unreachable on a long gap
+		{20 * time.Second, true, snapshot.Healthy, 2},
+		{20*time.Second + s, false, snapshot.Suspect, 3},
+		{20*time.Second + s + 1, true, snapshot.Healthy, 3},
 	}
 	for i, st := range steps {
 		now := t0.Add(st.at)
@@ -115,14 +116,14 @@ func TestRelayRemovedReroutes(t *testing.T) {
 	n.Partition(ca.Conn.LocalAddr(), cd.Conn.LocalAddr(), true)
 	b, c := startNode(t, cb), startNode(t, cc)
 	a, d := startNode(t, ca), startNode(t, cd)
-	in := newInbox(d, mesh.ChanGossip)
+	in := newInbox(d, messaging.ChanGossip)
 	var relay identity.NodeID
 	eventually(t, "A routes to D through a relay", func() bool {
 		r, ok := a.routes.lookup(kd.ID)
 		relay = r.NextHop
 		return ok && (relay == kb.ID || relay == kc.ID)
 	})
-	sendUntil(t, a, kd.ID, mesh.ChanGossip, []byte("first"), in)
+	sendUntil(t, a, kd.ID, messaging.ChanGossip, []byte("first"), in)
 
 	other := kc.ID
 	if relay == kb.ID {
@@ -135,18 +136,18 @@ func TestRelayRemovedReroutes(t *testing.T) {
 		r, ok := a.routes.lookup(kd.ID)
 		return ok && r.NextHop == other
 	})
-	sendUntil(t, a, kd.ID, mesh.ChanGossip, []byte("after reroute"), in)
+	sendUntil(t, a, kd.ID, messaging.ChanGossip, []byte("after reroute"), in)
 }
 
 func TestFragmentedMaxMessageRoundTrip(t *testing.T) {
 	a, b := pair(t)
-	in := newInbox(b, mesh.ChanMigration)
-	msg := make([]byte, mesh.MaxMessageBytes)
+	in := newInbox(b, messaging.ChanMigration)
+	msg := make([]byte, messaging.MaxMessageBytes)
 	rand.Read(msg)
-	sendUntil(t, a, b.Self(), mesh.ChanMigration, msg, in)
+	sendUntil(t, a, b.Self(), messaging.ChanMigration, msg, in)
 
-	err := a.Send(context.Background(), b.Self(), mesh.ChanMigration, make([]byte, mesh.MaxMessageBytes+1))
-	if !errors.Is(err, mesh.ErrTooLarge) {
+	err := a.Send(context.Background(), b.Self(), messaging.ChanMigration, make([]byte, messaging.MaxMessageBytes+1))
+	if !errors.Is(err, messaging.ErrTooLarge) {
 		t.Fatalf("MaxMessageBytes+1: err = %v, want ErrTooLarge", err)
 	}
 }
@@ -173,11 +174,11 @@ func TestRekeyWithoutLosingTraffic(t *testing.T) {
 			if err := a.WaitForPeers(ctx, 1); err != nil {
 				t.Fatal(err)
 			}
-			in := newInbox(b, mesh.ChanGossip)
+			in := newInbox(b, messaging.ChanGossip)
 			seen := map[[32]byte]bool{currentFingerprint(b, a.Self()): true}
 			const n = 150
 			for i := range n {
-				if err := a.Send(ctx, b.Self(), mesh.ChanGossip, fmt.Appendf(nil, "m%d", i)); err != nil {
+				if err := a.Send(ctx, b.Self(), messaging.ChanGossip, fmt.Appendf(nil, "m%d", i)); err != nil {
 					t.Fatalf("send %d: %v", i, err)
 				}
 				seen[currentFingerprint(b, a.Self())] = true
@@ -222,9 +223,9 @@ func addrOf(tr *Transport) netip.AddrPort { return tr.local }
 func TestSilentPeerGoesSuspectAndRecovers(t *testing.T) {
 	a, b, n := memPair(t)
 	n.Partition(addrOf(a), addrOf(b), true)
-	eventually(t, "B sees silent A suspect", func() bool { return healthOf(b, a.Self()) != mesh.Healthy })
+	eventually(t, "B sees silent A suspect", func() bool { return healthOf(b, a.Self()) != snapshot.Healthy })
 	n.Partition(addrOf(a), addrOf(b), false)
-	eventually(t, "B sees A healthy again", func() bool { return healthOf(b, a.Self()) == mesh.Healthy })
+	eventually(t, "B sees A healthy again", func() bool { return healthOf(b, a.Self()) == snapshot.Healthy })
 }
 
 // TestLinkDelayAndLoss: one-way delay shows in the RTT, total loss makes
@@ -238,7 +239,7 @@ func TestLinkDelayAndLoss(t *testing.T) {
 		return p.RTT >= delay*3/4
 	})
 	n.SetLink(addrOf(a), addrOf(b), memnet.Link{Loss: 1}) // total loss, both directions
-	eventually(t, "B unreachable over a 100% lossy link", func() bool { return healthOf(a, b.Self()) == mesh.Unreachable })
+	eventually(t, "B unreachable over a 100% lossy link", func() bool { return healthOf(a, b.Self()) == snapshot.Unreachable })
 	n.SetLink(addrOf(a), addrOf(b), memnet.Link{})
-	eventually(t, "link recovers", func() bool { return healthOf(a, b.Self()) == mesh.Healthy })
+	eventually(t, "link recovers", func() bool { return healthOf(a, b.Self()) == snapshot.Healthy })
 }

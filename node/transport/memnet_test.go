@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport/memnet"
 )
 
@@ -34,9 +35,9 @@ func TestMeshOverMemnet(t *testing.T) {
 	}
 	for i, from := range trs {
 		to := trs[(i+3)%nodes]
-		in := newInbox(to, mesh.ChanGossip)
-		sendUntil(t, from, to.Self(), mesh.ChanGossip, fmt.Appendf(nil, "from %d", i), in)
-		to.Handle(mesh.ChanGossip, nil)
+		in := newInbox(to, messaging.ChanGossip)
+		sendUntil(t, from, to.Self(), messaging.ChanGossip, fmt.Appendf(nil, "from %d", i), in)
+		to.Handle(messaging.ChanGossip, nil)
 	}
 	if s := n.Stats(); s.Delivered == 0 || s.Partitioned != 0 {
 		t.Fatalf("network stats %+v", s)
@@ -53,10 +54,10 @@ func TestPartitionedLinkFailsOverToRelay(t *testing.T) {
 	c := startNode(t, onMemnet(t, n, testConfig(t, nil, b.LocalAddr())))
 	eventually(t, "A and C direct neighbours", func() bool {
 		p, _ := peerInfo(a, c.Self())
-		return p.Direct && p.Health == mesh.Healthy
+		return p.Direct && p.Health == snapshot.Healthy
 	})
-	in := newInbox(c, mesh.ChanGossip)
-	sendUntil(t, a, c.Self(), mesh.ChanGossip, []byte("direct"), in)
+	in := newInbox(c, messaging.ChanGossip)
+	sendUntil(t, a, c.Self(), messaging.ChanGossip, []byte("direct"), in)
 
 	n.Partition(addrOf(a), addrOf(c), true)
 	eventually(t, "A routes to C through B", func() bool {
@@ -65,7 +66,7 @@ func TestPartitionedLinkFailsOverToRelay(t *testing.T) {
 		return ok && r.NextHop == b.Self() && !p.Direct
 	})
 	forwarded := b.Stats().Forwarded
-	sendUntil(t, a, c.Self(), mesh.ChanGossip, []byte("relayed"), in)
+	sendUntil(t, a, c.Self(), messaging.ChanGossip, []byte("relayed"), in)
 	if b.Stats().Forwarded == forwarded {
 		t.Fatal("B forwarded nothing: the message did not take the relay")
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/session"
 	"github.com/deck-mesh/deck/node/wire"
 )
@@ -165,7 +165,7 @@ func (t *Transport) handleData(from netip.AddrPort, h *wire.Header, pkt []byte, 
 	if msg == nil {
 		return // more fragments to come
 	}
-	t.dispatch(kp.Peer, mesh.Channel(h.Channel), msg, ann, direct)
+	t.dispatch(kp.Peer, messaging.Channel(h.Channel), msg, ann, direct)
 }
 
 func (t *Transport) reasmLimits() reassemblyLimits {
@@ -189,8 +189,8 @@ func (t *Transport) notePathLocked(p *peer, from netip.AddrPort, direct bool, no
 	}
 }
 
-func (t *Transport) dispatch(from identity.NodeID, ch mesh.Channel, msg []byte, ann *wire.Announcement, direct bool) {
-	if ch == mesh.ChanControl {
+func (t *Transport) dispatch(from identity.NodeID, ch messaging.Channel, msg []byte, ann *wire.Announcement, direct bool) {
+	if ch == messaging.ChanControl {
 		t.handleControl(from, msg, ann, direct)
 		return
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/wire"
 )
 
@@ -51,20 +51,20 @@ func TestLineRelayCarriesOnlyCiphertext(t *testing.T) {
 		mu.Unlock()
 	}
 	bTap.onWrite.Store(&tap)
-	inC := newInbox(c, mesh.ChanGossip)
+	inC := newInbox(c, messaging.ChanGossip)
 
 	eventually(t, "A has a route to C through B", func() bool {
 		r, ok := a.routes.lookup(c.Self())
 		return ok && r.NextHop == b.Self()
 	})
 	marker := []byte("PLAINTEXT-MARKER-a-to-c-7f3d")
-	sendUntil(t, a, c.Self(), mesh.ChanGossip, marker, inC)
+	sendUntil(t, a, c.Self(), messaging.ChanGossip, marker, inC)
 	if got := inC.msgs[0].from; got != a.Self() {
 		t.Fatalf("C got the message from %s, want A %s", got, a.Self())
 	}
 	// A 4 KiB message crosses the relay fragmented.
 	big := bytes.Repeat(marker, 4096/len(marker)+1)
-	sendUntil(t, a, c.Self(), mesh.ChanGossip, big, inC)
+	sendUntil(t, a, c.Self(), messaging.ChanGossip, big, inC)
 
 	if pi, _ := peerInfo(a, c.Self()); pi.Direct || pi.NextHop != b.Self() {
 		t.Fatalf("A sees C as %+v, want relayed via B", pi)

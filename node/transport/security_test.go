@@ -13,8 +13,9 @@ import (
 	"github.com/flynn/noise"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/session"
+	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/wire"
 )
 
@@ -101,11 +102,11 @@ func currentFingerprint(tr *Transport, id identity.NodeID) [32]byte {
 func TestReplayedDataPacketIsRejected(t *testing.T) {
 	a, b, bTap := tappedPair(t)
 	cap := tapIn(bTap, func(h *wire.Header) bool {
-		return h.Type == wire.TypeData && h.Channel == uint16(mesh.ChanGossip)
+		return h.Type == wire.TypeData && h.Channel == uint16(messaging.ChanGossip)
 	})
-	in := newInbox(b, mesh.ChanGossip)
+	in := newInbox(b, messaging.ChanGossip)
 	msg := []byte("deliver me once")
-	sendUntil(t, a, b.Self(), mesh.ChanGossip, msg, in)
+	sendUntil(t, a, b.Self(), messaging.ChanGossip, msg, in)
 	pkt := cap.first()
 	if pkt == nil {
 		t.Fatal("no data packet captured")
@@ -118,7 +119,7 @@ func TestReplayedDataPacketIsRejected(t *testing.T) {
 	eventually(t, "replays rejected", func() bool { return b.Stats().ReplaysRejected >= before+3 })
 	// A later genuine message is the barrier: the replays were processed
 	// before it, so the count below is final.
-	sendUntil(t, a, b.Self(), mesh.ChanGossip, []byte("barrier"), in)
+	sendUntil(t, a, b.Self(), messaging.ChanGossip, []byte("barrier"), in)
 	if n := in.count(msg); n != 1 {
 		t.Fatalf("message delivered %d times", n)
 	}
@@ -151,8 +152,8 @@ func TestReplayedHandshakeCannotReplaceSession(t *testing.T) {
 	if err := b.WaitForPeers(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	in := newInbox(b, mesh.ChanGossip)
-	sendUntil(t, a, b.Self(), mesh.ChanGossip, []byte("before"), in)
+	in := newInbox(b, messaging.ChanGossip)
+	sendUntil(t, a, b.Self(), messaging.ChanGossip, []byte("before"), in)
 	live := currentFingerprint(b, a.Self())
 	msg1, msg3 := inits.first(), finals.first()
 	if msg1 == nil || msg3 == nil {
@@ -175,7 +176,7 @@ func TestReplayedHandshakeCannotReplaceSession(t *testing.T) {
 	}
 	// Replay message 3 as well: its responder state is gone (one shot).
 	inject(t, evil, b, msg3)
-	sendUntil(t, a, b.Self(), mesh.ChanGossip, []byte("after"), in)
+	sendUntil(t, a, b.Self(), messaging.ChanGossip, []byte("after"), in)
 	if got := currentFingerprint(b, a.Self()); got != live {
 		t.Fatal("a replayed handshake replaced the live session")
 	}
@@ -239,8 +240,8 @@ func resign(k *identity.Key, rec *identity.NodeRecord) *identity.NodeRecord {
 // holds a live session with B, and checks B refused it and kept A's session.
 func attackLiveVictim(t *testing.T, forge func(victim *Transport) (*session.Static, identity.NodeID)) {
 	a, b := pair(t)
-	in := newInbox(b, mesh.ChanGossip)
-	sendUntil(t, a, b.Self(), mesh.ChanGossip, []byte("before"), in)
+	in := newInbox(b, messaging.ChanGossip)
+	sendUntil(t, a, b.Self(), messaging.ChanGossip, []byte("before"), in)
 	live := currentFingerprint(b, a.Self())
 	before := b.Stats().AuthFailures
 
@@ -248,12 +249,12 @@ func attackLiveVictim(t *testing.T, forge func(victim *Transport) (*session.Stat
 	rawInitiate(t, s, src, b)
 	eventually(t, "B counts an auth failure", func() bool { return b.Stats().AuthFailures > before })
 
-	sendUntil(t, a, b.Self(), mesh.ChanGossip, []byte("after"), in)
+	sendUntil(t, a, b.Self(), messaging.ChanGossip, []byte("after"), in)
 	if currentFingerprint(b, a.Self()) != live {
 		t.Fatal("the attack replaced the victim's session")
 	}
 	for _, p := range b.Peers() {
-		if p.ID != a.Self() && p.Health == mesh.Healthy {
+		if p.ID != a.Self() && p.Health == snapshot.Healthy {
 			t.Fatalf("B accepted a peer %s from the attack", p.ID)
 		}
 	}

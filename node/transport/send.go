@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/session"
 	"github.com/deck-mesh/deck/node/wire"
 )
@@ -16,19 +16,19 @@ import (
 // Send delivers msg to node to on channel ch, establishing a session first
 // if there is none (bounded by ctx and HandshakeTimeout). Delivery is best
 // effort, like the datagrams under it.
-func (t *Transport) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, msg []byte) error {
-	if len(msg) > mesh.MaxMessageBytes {
-		return fmt.Errorf("%w: %d bytes", mesh.ErrTooLarge, len(msg))
+func (t *Transport) Send(ctx context.Context, to identity.NodeID, ch messaging.Channel, msg []byte) error {
+	if len(msg) > messaging.MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes", messaging.ErrTooLarge, len(msg))
 	}
 	if t.ctx.Err() != nil {
-		return mesh.ErrClosed
+		return messaging.ErrClosed
 	}
 	if to == t.self {
 		t.dispatch(t.self, ch, msg, &wire.Announcement{}, true)
 		return nil
 	}
 	if !to.Valid() {
-		return fmt.Errorf("%w: node 0", mesh.ErrNoRoute)
+		return fmt.Errorf("%w: node 0", messaging.ErrNoRoute)
 	}
 	kp, addr, err := t.sessionFor(ctx, to)
 	if err != nil {
@@ -48,7 +48,7 @@ func (t *Transport) sessionFor(ctx context.Context, to identity.NodeID) (*sessio
 		p := t.peers[to]
 		if p == nil {
 			t.mu.Unlock()
-			return nil, netip.AddrPort{}, fmt.Errorf("%w: %s unknown", mesh.ErrNoRoute, to)
+			return nil, netip.AddrPort{}, fmt.Errorf("%w: %s unknown", messaging.ErrNoRoute, to)
 		}
 		addr, havePath := t.pathLocked(p, now)
 		kp := p.current
@@ -58,14 +58,14 @@ func (t *Transport) sessionFor(ctx context.Context, to identity.NodeID) (*sessio
 		}
 		if !havePath {
 			t.mu.Unlock()
-			return nil, netip.AddrPort{}, fmt.Errorf("%w: %s", mesh.ErrNoRoute, to)
+			return nil, netip.AddrPort{}, fmt.Errorf("%w: %s", messaging.ErrNoRoute, to)
 		}
 		if first {
 			failures = p.failures
 			first = false
 		} else if p.failures != failures {
 			t.mu.Unlock()
-			return nil, netip.AddrPort{}, fmt.Errorf("%w: with %s", mesh.ErrHandshake, to)
+			return nil, netip.AddrPort{}, fmt.Errorf("%w: with %s", messaging.ErrHandshake, to)
 		}
 		t.initiateLocked(p, now)
 		changed := p.changed
@@ -75,7 +75,7 @@ func (t *Transport) sessionFor(ctx context.Context, to identity.NodeID) (*sessio
 		case <-ctx.Done():
 			return nil, netip.AddrPort{}, fmt.Errorf("transport: session with %s: %w", to, ctx.Err())
 		case <-t.ctx.Done():
-			return nil, netip.AddrPort{}, mesh.ErrClosed
+			return nil, netip.AddrPort{}, messaging.ErrClosed
 		}
 	}
 }
@@ -85,7 +85,7 @@ var plainPool = sync.Pool{New: func() any { b := make([]byte, wire.MaxPlaintextB
 
 // sendMessage seals msg (fragmenting it if it does not fit one packet) and
 // queues the packets for addr.
-func (t *Transport) sendMessage(kp *session.Keypair, addr netip.AddrPort, ch mesh.Channel, msg []byte) error {
+func (t *Transport) sendMessage(kp *session.Keypair, addr netip.AddrPort, ch messaging.Channel, msg []byte) error {
 	if len(msg) <= wire.MaxPlaintextBytes {
 		if !t.sealAndSend(kp, addr, ch, msg) {
 			return fmt.Errorf("transport: send to %s: packet dropped", kp.Peer)
@@ -117,11 +117,11 @@ func (t *Transport) sendMessage(kp *session.Keypair, addr netip.AddrPort, ch mes
 	return nil
 }
 
-func (t *Transport) sealAndSend(kp *session.Keypair, addr netip.AddrPort, ch mesh.Channel, msg []byte) bool {
+func (t *Transport) sealAndSend(kp *session.Keypair, addr netip.AddrPort, ch messaging.Channel, msg []byte) bool {
 	return t.seal(kp, addr, ch, 0, msg)
 }
 
-func (t *Transport) seal(kp *session.Keypair, addr netip.AddrPort, ch mesh.Channel, flags wire.Flags, plain []byte) bool {
+func (t *Transport) seal(kp *session.Keypair, addr netip.AddrPort, ch messaging.Channel, flags wire.Flags, plain []byte) bool {
 	p := getPacket()
 	h := wire.Header{
 		Version: wire.Version, Type: wire.TypeData, Flags: flags,

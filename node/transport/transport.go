@@ -5,7 +5,7 @@
 // RTT as the metric, fragmentation, and membership: heartbeats, RTT, a
 // failure detector and discovery of the mesh from a bootstrap address.
 //
-// *Transport implements mesh.Messenger. Relays never hold the keys of the
+// *Transport implements messaging.Messenger. Relays never hold the keys of the
 // sessions they carry: they parse the header, decrement the TTL and pass
 // the packet on.
 package transport
@@ -24,8 +24,9 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/session"
+	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/wire"
 )
 
@@ -125,7 +126,7 @@ type Transport struct {
 	wg        sync.WaitGroup
 
 	handlersMu sync.RWMutex
-	handlers   map[mesh.Channel]mesh.Handler
+	handlers   map[messaging.Channel]messaging.Handler
 
 	// mu guards the peer table, handshakes in flight, bootstrap state and
 	// the routing table's writers.
@@ -259,7 +260,7 @@ func newTransport(cfg Config) (*Transport, error) {
 		local:      local,
 		ctx:        ctx,
 		cancel:     cancel,
-		handlers:   make(map[mesh.Channel]mesh.Handler),
+		handlers:   make(map[messaging.Channel]messaging.Handler),
 		peers:      make(map[identity.NodeID]*peer),
 		initiators: make(map[uint32]*initiation),
 		responders: make(map[uint32]*responding),
@@ -314,8 +315,8 @@ func (t *Transport) LocalAddr() string { return t.local.String() }
 // Self is this node's id.
 func (t *Transport) Self() identity.NodeID { return t.self }
 
-// Handle registers h for ch. mesh.ChanControl is the transport's own.
-func (t *Transport) Handle(ch mesh.Channel, h mesh.Handler) {
+// Handle registers h for ch. messaging.ChanControl is the transport's own.
+func (t *Transport) Handle(ch messaging.Channel, h messaging.Handler) {
 	t.handlersMu.Lock()
 	if h == nil {
 		delete(t.handlers, ch)
@@ -326,9 +327,9 @@ func (t *Transport) Handle(ch mesh.Channel, h mesh.Handler) {
 }
 
 // Stats returns the counters.
-func (t *Transport) Stats() mesh.Stats {
+func (t *Transport) Stats() messaging.Stats {
 	s := &t.stats
-	return mesh.Stats{
+	return messaging.Stats{
 		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(),
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 		Drops: s.drops.Load(), ReplaysRejected: s.replays.Load(),
@@ -338,12 +339,12 @@ func (t *Transport) Stats() mesh.Stats {
 }
 
 // Peers lists every known peer, direct and relayed, sorted by id.
-func (t *Transport) Peers() []mesh.PeerInfo {
+func (t *Transport) Peers() []messaging.PeerInfo {
 	now := time.Now()
 	t.mu.Lock()
-	out := make([]mesh.PeerInfo, 0, len(t.peers))
+	out := make([]messaging.PeerInfo, 0, len(t.peers))
 	for _, p := range t.peers {
-		pi := mesh.PeerInfo{
+		pi := messaging.PeerInfo{
 			ID:          p.id,
 			Health:      p.det.state,
 			HealthSince: p.det.since,
@@ -361,7 +362,7 @@ func (t *Transport) Peers() []mesh.PeerInfo {
 		out = append(out, pi)
 	}
 	t.mu.Unlock()
-	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmpID(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b messaging.PeerInfo) int { return cmpID(a.ID, b.ID) })
 	return out
 }
 
@@ -380,7 +381,7 @@ func (t *Transport) WaitForPeers(ctx context.Context, n int) error {
 		case <-ctx.Done():
 			return fmt.Errorf("transport: waiting for %d peers (have %d): %w", n, t.healthyPeers(), ctx.Err())
 		case <-t.ctx.Done():
-			return mesh.ErrClosed
+			return messaging.ErrClosed
 		case <-tk.C:
 		}
 	}
@@ -391,7 +392,7 @@ func (t *Transport) healthyPeers() int {
 	defer t.mu.Unlock()
 	n := 0
 	for _, p := range t.peers {
-		if p.det.state == mesh.Healthy && p.current != nil {
+		if p.det.state == snapshot.Healthy && p.current != nil {
 			n++
 		}
 	}

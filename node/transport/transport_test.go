@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 )
 
 func TestJoinDiscoverAndSend(t *testing.T) {
 	a := startNode(t, testConfig(t, nil))
 	b := startNode(t, testConfig(t, nil, a.LocalAddr()))
 	c := startNode(t, testConfig(t, nil, a.LocalAddr()))
-	inC := newInbox(c, mesh.ChanGossip)
+	inC := newInbox(c, messaging.ChanGossip)
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
@@ -22,7 +22,7 @@ func TestJoinDiscoverAndSend(t *testing.T) {
 		}
 	}
 	// b learned c from a's announcements, never from config.
-	sendUntil(t, b, c.Self(), mesh.ChanGossip, []byte("hello c"), inC)
+	sendUntil(t, b, c.Self(), messaging.ChanGossip, []byte("hello c"), inC)
 	if got := inC.msgs[0].from; got != b.Self() {
 		t.Fatalf("from = %s, want %s", got, b.Self())
 	}
@@ -34,8 +34,8 @@ func TestJoinDiscoverAndSend(t *testing.T) {
 
 func TestSendToSelfDeliversLocally(t *testing.T) {
 	a := startNode(t, testConfig(t, nil))
-	in := newInbox(a, mesh.ChanCommand)
-	if err := a.Send(context.Background(), a.Self(), mesh.ChanCommand, []byte("me")); err != nil {
+	in := newInbox(a, messaging.ChanCommand)
+	if err := a.Send(context.Background(), a.Self(), messaging.ChanCommand, []byte("me")); err != nil {
 		t.Fatal(err)
 	}
 	if in.count([]byte("me")) != 1 {
@@ -47,11 +47,11 @@ func TestSendUnknownPeerIsNoRoute(t *testing.T) {
 	a := startNode(t, testConfig(t, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	err := a.Send(ctx, mustKey(t).ID, mesh.ChanGossip, []byte("x"))
+	err := a.Send(ctx, mustKey(t).ID, messaging.ChanGossip, []byte("x"))
 	if err == nil {
 		t.Fatal("send to unknown node succeeded")
 	}
-	if !errorsIs(err, mesh.ErrNoRoute) {
+	if !errorsIs(err, messaging.ErrNoRoute) {
 		t.Fatalf("err = %v, want ErrNoRoute", err)
 	}
 }

@@ -56,7 +56,7 @@ const (
 //	11 dst      u64   final destination (0 only on a direct bootstrap handshake)
 //	19 index    u32   receiver's session index (data) / 0 (handshakes)
 //	23 counter  u64   AEAD nonce (data) / random tag (handshakes, for relay dedup)
-//	31 channel  u16   mesh.Channel of a data packet
+//	31 channel  u16   messaging.Channel of a data packet
 //	33 ttl      u8    hop budget
 //
 // TTL sits last so the associated data is one contiguous slice,

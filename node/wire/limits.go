@@ -33,7 +33,7 @@ const (
 	// length exactly instead of trusting a sender-chosen size.
 	MaxFragmentBytes = MaxPlaintextBytes - FragmentHeaderSize
 
-	// MaxMessageBytes mirrors mesh.MaxMessageBytes (256 KiB); duplicated so
+	// MaxMessageBytes mirrors messaging.MaxMessageBytes (256 KiB); duplicated so
 	// wire does not import mesh.
 	MaxMessageBytes = 256 << 10
 

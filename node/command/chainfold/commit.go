@@ -12,7 +12,7 @@ import (
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 )
 
 // Commit fan-out: the submitting node inserts the event in its own ledger
@@ -37,7 +37,7 @@ type CommitConfig struct {
 	// goroutines: cancel it when the node closes.
 	Context   context.Context
 	Ledger    *chain.Ledger
-	Messenger mesh.Messenger
+	Messenger messaging.Messenger
 	// Peers lists the peers to push to (the reachable ones).
 	Peers func() []identity.NodeID
 	// WaitForAck makes Commit wait until one peer acknowledges (a
@@ -60,7 +60,7 @@ type commitReply struct {
 }
 
 // Committer is the commit push protocol. It implements command.Committer;
-// register Handle on mesh.ChanCommand.
+// register Handle on messaging.ChanCommand.
 type Committer struct {
 	cfg CommitConfig
 	mu  sync.Mutex
@@ -154,7 +154,7 @@ func (c *Committer) push(peers []identity.NodeID, msg []byte) {
 		go func(p identity.NodeID) {
 			sctx, cancel := context.WithTimeout(c.cfg.Context, CommitAckTimeout)
 			defer cancel()
-			_ = c.cfg.Messenger.Send(sctx, p, mesh.ChanCommand, msg)
+			_ = c.cfg.Messenger.Send(sctx, p, messaging.ChanCommand, msg)
 		}(p)
 	}
 }
@@ -188,7 +188,7 @@ func (c *Committer) Handle(from identity.NodeID, msg []byte) {
 			} else {
 				reply = appendAck(make([]byte, 0, 1+ledgerKeyBytes), stored.Meta.ID)
 			}
-			_ = c.cfg.Messenger.Send(ctx, from, mesh.ChanCommand, reply)
+			_ = c.cfg.Messenger.Send(ctx, from, messaging.ChanCommand, reply)
 		}()
 	case msgAck, msgNack:
 		r := commitReply{from: from}

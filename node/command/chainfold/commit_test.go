@@ -14,8 +14,9 @@ import (
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/identity/identitytest"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/nodetest"
+	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
 )
 
@@ -163,7 +164,7 @@ func startCommitPeer(t *testing.T, cluster string, observer bool, bootstrap ...s
 		Peers: func() []identity.NodeID {
 			var ids []identity.NodeID
 			for _, pi := range tr.Peers() {
-				if pi.Health != mesh.Unreachable {
+				if pi.Health != snapshot.Unreachable {
 					ids = append(ids, pi.ID)
 				}
 			}
@@ -171,7 +172,7 @@ func startCommitPeer(t *testing.T, cluster string, observer bool, bootstrap ...s
 		},
 		Refused: func(_ *command.Event, err error) { p.mu.Lock(); p.refused = append(p.refused, err); p.mu.Unlock() },
 	})
-	tr.Handle(mesh.ChanCommand, p.c.Handle)
+	tr.Handle(messaging.ChanCommand, p.c.Handle)
 	tr.Start(ctx)
 	t.Cleanup(func() { cancel(); tr.Close(); db.Close() })
 	return p

@@ -7,7 +7,7 @@ import (
 	"github.com/deck-mesh/deck/node/chain"
 )
 
-// The commit push protocol's messages on mesh.ChanCommand: one kind byte,
+// The commit push protocol's messages on messaging.ChanCommand: one kind byte,
 // then
 //
 //	push: the event's bytes (1..chain.MaxEventBytes)

@@ -1,6 +1,6 @@
-// Package meshtest is an in-memory mesh.Messenger fabric for tests, in the
+// Package messagingtest is an in-memory messaging.Messenger fabric for tests, in the
 // manner of net/http/httptest: a Hub joins any number of Nodes in one
-// process, and each Node is a mesh.Messenger that services (gossip, chain
+// process, and each Node is a messaging.Messenger that services (gossip, chain
 // anti-entropy, subscriptions, migrations) run on unchanged.
 //
 // Delivery behaves like the real transport's datagrams: Send copies the
@@ -9,11 +9,11 @@
 // inbox drops (counted in the receiver's Stats). A test can take a node
 // down, cut links (Partition, Cut), lose messages (DropNext, SetLoss,
 // DropRate) and delay them (SetDelay). Unreachable destinations make Send
-// return mesh.ErrNoRoute, as the transport does once its failure detector
+// return messaging.ErrNoRoute, as the transport does once its failure detector
 // gives up on a peer, and Peers reports them Unreachable.
 //
-// The package depends only on mesh and identity, so it moves with mesh.
-package meshtest
+// The package depends only on mesh and identity, so it moves with messaging.
+package messagingtest
 
 import (
 	"cmp"
@@ -27,7 +27,8 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // DefaultInboxLen bounds each node's queue of undelivered messages when
@@ -54,7 +55,7 @@ type Config struct {
 // sender's buffer: a rule must not keep or modify it.
 type Message struct {
 	From, To identity.NodeID
-	Channel  mesh.Channel
+	Channel  messaging.Channel
 	Data     []byte
 }
 
@@ -88,12 +89,12 @@ type link struct{ from, to identity.NodeID }
 
 type dropKey struct {
 	to identity.NodeID
-	ch mesh.Channel
+	ch messaging.Channel
 }
 
 type delivery struct {
 	from identity.NodeID
-	ch   mesh.Channel
+	ch   messaging.Channel
 	msg  []byte
 }
 
@@ -113,7 +114,7 @@ func NewHub(tb testing.TB, cfg Config) *Hub {
 }
 
 // Close stops every node's delivery goroutine and waits for running
-// handlers to return; later Sends fail with mesh.ErrClosed. Idempotent.
+// handlers to return; later Sends fail with messaging.ErrClosed. Idempotent.
 func (h *Hub) Close() {
 	h.once.Do(func() {
 		h.mu.Lock()
@@ -128,7 +129,7 @@ func (h *Hub) Close() {
 // delivery goroutine. Joining an id twice fails the test.
 func (h *Hub) Join(id identity.NodeID) *Node {
 	h.tb.Helper()
-	n := &Node{h: h, id: id, handlers: map[mesh.Channel]mesh.Handler{}, inbox: make(chan delivery, h.inboxLen)}
+	n := &Node{h: h, id: id, handlers: map[messaging.Channel]messaging.Handler{}, inbox: make(chan delivery, h.inboxLen)}
 	h.mu.Lock()
 	_, dup := h.nodes[id]
 	if !dup {
@@ -137,7 +138,7 @@ func (h *Hub) Join(id identity.NodeID) *Node {
 	}
 	h.mu.Unlock()
 	if dup {
-		h.tb.Fatalf("meshtest: node %v joined twice", id)
+		h.tb.Fatalf("messagingtest: node %v joined twice", id)
 	}
 	h.wg.Add(1)
 	go n.deliverLoop()
@@ -198,7 +199,7 @@ func (h *Hub) Heal() {
 }
 
 // DropNext loses the next n messages sent to node to on channel ch.
-func (h *Hub) DropNext(to identity.NodeID, ch mesh.Channel, n int) {
+func (h *Hub) DropNext(to identity.NodeID, ch messaging.Channel, n int) {
 	h.mu.Lock()
 	h.dropNext[dropKey{to, ch}] += n
 	h.mu.Unlock()
@@ -233,12 +234,12 @@ func (h *Hub) SetDelay(d time.Duration) {
 	h.mu.Unlock()
 }
 
-// Node is one member of a Hub: a mesh.Messenger.
+// Node is one member of a Hub: a messaging.Messenger.
 type Node struct {
 	h        *Hub
 	id       identity.NodeID
 	mu       sync.RWMutex
-	handlers map[mesh.Channel]mesh.Handler
+	handlers map[messaging.Channel]messaging.Handler
 	inbox    chan delivery
 
 	packetsOut, bytesOut atomic.Uint64
@@ -246,7 +247,7 @@ type Node struct {
 	drops                atomic.Uint64
 }
 
-var _ mesh.Messenger = (*Node)(nil)
+var _ messaging.Messenger = (*Node)(nil)
 
 func (n *Node) deliverLoop() {
 	defer n.h.wg.Done()
@@ -281,12 +282,12 @@ func (n *Node) enqueue(d delivery) {
 // Self is the node's id.
 func (n *Node) Self() identity.NodeID { return n.id }
 
-// Send copies msg towards node to. It fails with mesh.ErrNoRoute when
+// Send copies msg towards node to. It fails with messaging.ErrNoRoute when
 // either end is down or the link is cut, and returns nil for a message
 // lost on the way.
-func (n *Node) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, msg []byte) error {
-	if len(msg) > mesh.MaxMessageBytes {
-		return mesh.ErrTooLarge
+func (n *Node) Send(ctx context.Context, to identity.NodeID, ch messaging.Channel, msg []byte) error {
+	if len(msg) > messaging.MaxMessageBytes {
+		return messaging.ErrTooLarge
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -295,12 +296,12 @@ func (n *Node) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, ms
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return mesh.ErrClosed
+		return messaging.ErrClosed
 	}
 	dst := h.nodes[to]
 	if dst == nil || h.down[n.id] || h.down[to] || h.cut[link{n.id, to}] {
 		h.mu.Unlock()
-		return fmt.Errorf("%w: %v", mesh.ErrNoRoute, to)
+		return fmt.Errorf("%w: %v", messaging.ErrNoRoute, to)
 	}
 	k := dropKey{to, ch}
 	dropped := h.dropNext[k] > 0
@@ -340,7 +341,7 @@ func (n *Node) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, ms
 }
 
 // Handle registers fn for ch, replacing any previous one; nil removes it.
-func (n *Node) Handle(ch mesh.Channel, fn mesh.Handler) {
+func (n *Node) Handle(ch messaging.Channel, fn messaging.Handler) {
 	n.mu.Lock()
 	if fn == nil {
 		delete(n.handlers, ch)
@@ -352,7 +353,7 @@ func (n *Node) Handle(ch mesh.Channel, fn mesh.Handler) {
 
 // HasHandler reports whether a handler is registered for ch, so a test
 // can wait for a service to start listening.
-func (n *Node) HasHandler(ch mesh.Channel) bool {
+func (n *Node) HasHandler(ch messaging.Channel) bool {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	return n.handlers[ch] != nil
@@ -361,35 +362,35 @@ func (n *Node) HasHandler(ch mesh.Channel) bool {
 // Peers lists every other joined node, sorted by id: Unreachable when
 // either end is down or the link is cut, else Healthy; Direct per the
 // hub's topology (Config.Ring).
-func (n *Node) Peers() []mesh.PeerInfo {
+func (n *Node) Peers() []messaging.PeerInfo {
 	h := n.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	idx := slices.Index(h.order, n.id)
 	size := len(h.order)
 	rtt := max(2*h.delay, MinPeerRTT)
-	out := make([]mesh.PeerInfo, 0, size)
+	out := make([]messaging.PeerInfo, 0, size)
 	for i, id := range h.order {
 		if id == n.id {
 			continue
 		}
-		p := mesh.PeerInfo{ID: id, Direct: true, Health: mesh.Healthy, RTT: rtt}
+		p := messaging.PeerInfo{ID: id, Direct: true, Health: snapshot.Healthy, RTT: rtt}
 		if h.ring && i != (idx+1)%size && i != (idx+size-1)%size {
 			p.Direct, p.NextHop = false, h.order[(idx+1)%size]
 		}
 		if h.down[id] || h.down[n.id] || h.cut[link{n.id, id}] {
-			p.Health = mesh.Unreachable
+			p.Health = snapshot.Unreachable
 		}
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b messaging.PeerInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
 // Stats counts what this node sent (lost messages included, as a sender
 // cannot tell), received and dropped (inbox full or no handler).
-func (n *Node) Stats() mesh.Stats {
-	return mesh.Stats{
+func (n *Node) Stats() messaging.Stats {
+	return messaging.Stats{
 		PacketsOut: n.packetsOut.Load(), BytesOut: n.bytesOut.Load(),
 		PacketsIn: n.packetsIn.Load(), BytesIn: n.bytesIn.Load(),
 		Drops: n.drops.Load(),

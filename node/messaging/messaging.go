@@ -1,4 +1,4 @@
-// Package mesh is the contract between the transport (which owns the UDP
+// Package messaging is the contract between the transport (which owns the UDP
 // socket, the Noise sessions and routing) and the services that ride on it
 // (gossip, chain anti-entropy, log subscriptions, migrations, commands).
 //
@@ -6,7 +6,7 @@
 // NodeID; the transport encrypts end to end, routes through relays when the
 // destination is not a neighbour, fragments and reassembles. Handlers must not
 // block: they copy what they need and hand work to their own goroutine.
-package mesh
+package messaging
 
 import (
 	"context"
@@ -59,21 +59,6 @@ type PeerInfo struct {
 	Flaps       int
 	LastHeard   time.Time
 }
-
-// HealthState is the transport's liveness verdict on a peer. It is
-// snapshot.Health itself, so the cluster view shows what the transport
-// reports without a conversion. mesh imports snapshot (a leaf of plain
-// data) rather than the other way round: snapshot is what the TUI reads,
-// and it must not pull in the transport contract.
-type HealthState = snapshot.Health
-
-// The transport's health verdicts, named here so transport code reads
-// mesh.Healthy; they are the snapshot constants.
-const (
-	Healthy     = snapshot.Healthy
-	Suspect     = snapshot.Suspect
-	Unreachable = snapshot.Unreachable
-)
 
 // Stats are the transport's honest counters.
 type Stats struct {

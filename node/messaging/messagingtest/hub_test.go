@@ -1,4 +1,4 @@
-package meshtest
+package messagingtest
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // waitTimeout is generous: these waits are for delivery goroutines on a
@@ -22,7 +23,7 @@ type got struct {
 }
 
 // listen registers a handler on n that forwards what arrives on ch.
-func listen(n *Node, ch mesh.Channel) <-chan got {
+func listen(n *Node, ch messaging.Channel) <-chan got {
 	out := make(chan got, 64)
 	n.Handle(ch, func(from identity.NodeID, msg []byte) { out <- got{from, string(msg)} })
 	return out
@@ -44,7 +45,7 @@ func recv(t *testing.T, c <-chan got) got {
 // not merely late.
 func quiet(t *testing.T, from *Node, to identity.NodeID, c <-chan got) {
 	t.Helper()
-	if err := from.Send(context.Background(), to, mesh.ChanGossip, []byte("marker")); err != nil {
+	if err := from.Send(context.Background(), to, messaging.ChanGossip, []byte("marker")); err != nil {
 		t.Fatal(err)
 	}
 	if g := recv(t, c); g.msg != "marker" {
@@ -54,7 +55,7 @@ func quiet(t *testing.T, from *Node, to identity.NodeID, c <-chan got) {
 
 func send(t *testing.T, n *Node, to identity.NodeID, msg string) error {
 	t.Helper()
-	return n.Send(context.Background(), to, mesh.ChanGossip, []byte(msg))
+	return n.Send(context.Background(), to, messaging.ChanGossip, []byte(msg))
 }
 
 func TestDeliversACopyOffTheSendersGoroutine(t *testing.T) {
@@ -62,12 +63,12 @@ func TestDeliversACopyOffTheSendersGoroutine(t *testing.T) {
 	a, b := h.Join(1), h.Join(2)
 	release := make(chan struct{})
 	arrived := make(chan string, 1)
-	b.Handle(mesh.ChanGossip, func(from identity.NodeID, msg []byte) {
+	b.Handle(messaging.ChanGossip, func(from identity.NodeID, msg []byte) {
 		<-release // a blocked handler must not block the sender
 		arrived <- string(msg)
 	})
 	buf := []byte("hello")
-	if err := a.Send(context.Background(), 2, mesh.ChanGossip, buf); err != nil {
+	if err := a.Send(context.Background(), 2, messaging.ChanGossip, buf); err != nil {
 		t.Fatal(err)
 	}
 	copy(buf, "XXXXX") // the sender reuses its buffer at once
@@ -89,19 +90,19 @@ func TestSendErrors(t *testing.T) {
 	h := NewHub(t, Config{})
 	a := h.Join(1)
 	h.Join(2)
-	if err := a.Send(context.Background(), 2, mesh.ChanGossip, make([]byte, mesh.MaxMessageBytes+1)); !errors.Is(err, mesh.ErrTooLarge) {
+	if err := a.Send(context.Background(), 2, messaging.ChanGossip, make([]byte, messaging.MaxMessageBytes+1)); !errors.Is(err, messaging.ErrTooLarge) {
 		t.Fatalf("oversize: %v", err)
 	}
-	if err := send(t, a, 99, "x"); !errors.Is(err, mesh.ErrNoRoute) {
+	if err := send(t, a, 99, "x"); !errors.Is(err, messaging.ErrNoRoute) {
 		t.Fatalf("unknown node: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := a.Send(ctx, 2, mesh.ChanGossip, nil); !errors.Is(err, context.Canceled) {
+	if err := a.Send(ctx, 2, messaging.ChanGossip, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
 	h.Close()
-	if err := send(t, a, 2, "x"); !errors.Is(err, mesh.ErrClosed) {
+	if err := send(t, a, 2, "x"); !errors.Is(err, messaging.ErrClosed) {
 		t.Fatalf("after close: %v", err)
 	}
 }
@@ -109,8 +110,8 @@ func TestSendErrors(t *testing.T) {
 func TestDownCutPartitionHeal(t *testing.T) {
 	h := NewHub(t, Config{})
 	a, b, c := h.Join(1), h.Join(2), h.Join(3)
-	inB := listen(b, mesh.ChanGossip)
-	health := func(n *Node, id identity.NodeID) mesh.HealthState {
+	inB := listen(b, messaging.ChanGossip)
+	health := func(n *Node, id identity.NodeID) snapshot.Health {
 		for _, p := range n.Peers() {
 			if p.ID == id {
 				return p.Health
@@ -121,19 +122,19 @@ func TestDownCutPartitionHeal(t *testing.T) {
 	}
 
 	h.SetDown(2, true)
-	if err := send(t, a, 2, "x"); !errors.Is(err, mesh.ErrNoRoute) {
+	if err := send(t, a, 2, "x"); !errors.Is(err, messaging.ErrNoRoute) {
 		t.Fatalf("to a down node: %v", err)
 	}
-	if err := send(t, b, 1, "x"); !errors.Is(err, mesh.ErrNoRoute) {
+	if err := send(t, b, 1, "x"); !errors.Is(err, messaging.ErrNoRoute) {
 		t.Fatalf("from a down node: %v", err)
 	}
-	if health(a, 2) != mesh.Unreachable || health(b, 1) != mesh.Unreachable || health(a, 3) != mesh.Healthy {
+	if health(a, 2) != snapshot.Unreachable || health(b, 1) != snapshot.Unreachable || health(a, 3) != snapshot.Healthy {
 		t.Fatalf("peers while 2 is down: %+v / %+v", a.Peers(), b.Peers())
 	}
 	h.SetDown(2, false)
 
 	h.Cut(1, 2)
-	if err := send(t, a, 2, "x"); !errors.Is(err, mesh.ErrNoRoute) {
+	if err := send(t, a, 2, "x"); !errors.Is(err, messaging.ErrNoRoute) {
 		t.Fatalf("over a cut link: %v", err)
 	}
 	if err := send(t, c, 2, "via c"); err != nil {
@@ -146,7 +147,7 @@ func TestDownCutPartitionHeal(t *testing.T) {
 
 	h.Partition(1)
 	for _, l := range [][2]*Node{{a, b}, {b, a}, {a, c}, {c, a}} {
-		if err := send(t, l[0], l[1].id, "x"); !errors.Is(err, mesh.ErrNoRoute) {
+		if err := send(t, l[0], l[1].id, "x"); !errors.Is(err, messaging.ErrNoRoute) {
 			t.Fatalf("across the partition %v→%v: %v", l[0].id, l[1].id, err)
 		}
 	}
@@ -158,7 +159,7 @@ func TestDownCutPartitionHeal(t *testing.T) {
 	if err := send(t, a, 2, "healed"); err != nil {
 		t.Fatal(err)
 	}
-	if g := recv(t, inB); g.msg != "healed" || health(a, 2) != mesh.Healthy {
+	if g := recv(t, inB); g.msg != "healed" || health(a, 2) != snapshot.Healthy {
 		t.Fatalf("after heal: %+v, peers %+v", g, a.Peers())
 	}
 }
@@ -166,8 +167,8 @@ func TestDownCutPartitionHeal(t *testing.T) {
 func TestDropNextAndLossRule(t *testing.T) {
 	h := NewHub(t, Config{})
 	a, b := h.Join(1), h.Join(2)
-	inB := listen(b, mesh.ChanGossip)
-	h.DropNext(2, mesh.ChanGossip, 2)
+	inB := listen(b, messaging.ChanGossip)
+	h.DropNext(2, messaging.ChanGossip, 2)
 	for _, m := range []string{"lost 1", "lost 2", "kept"} {
 		if err := send(t, a, 2, m); err != nil {
 			t.Fatalf("a lost message still reports sent: %v", err)
@@ -226,7 +227,7 @@ func TestDelayHoldsMessagesBack(t *testing.T) {
 	const delay = 200 * time.Millisecond
 	h := NewHub(t, Config{})
 	a, b := h.Join(1), h.Join(2)
-	inB := listen(b, mesh.ChanGossip)
+	inB := listen(b, messaging.ChanGossip)
 	h.SetDelay(delay)
 	start := time.Now()
 	if err := send(t, a, 2, "late"); err != nil {
@@ -245,7 +246,7 @@ func TestFullInboxDrops(t *testing.T) {
 	h := NewHub(t, Config{InboxLen: 2})
 	a, b := h.Join(1), h.Join(2)
 	release := make(chan struct{})
-	b.Handle(mesh.ChanGossip, func(identity.NodeID, []byte) { <-release })
+	b.Handle(messaging.ChanGossip, func(identity.NodeID, []byte) { <-release })
 	for range 10 {
 		if err := send(t, a, 2, "x"); err != nil {
 			t.Fatal(err)
@@ -294,18 +295,18 @@ func TestRingTopology(t *testing.T) {
 func TestHandlerRegistration(t *testing.T) {
 	h := NewHub(t, Config{})
 	a, b := h.Join(1), h.Join(2)
-	if b.HasHandler(mesh.ChanLedger) {
+	if b.HasHandler(messaging.ChanLedger) {
 		t.Fatal("handler before Handle")
 	}
-	inB := listen(b, mesh.ChanLedger)
-	if !b.HasHandler(mesh.ChanLedger) {
+	inB := listen(b, messaging.ChanLedger)
+	if !b.HasHandler(messaging.ChanLedger) {
 		t.Fatal("no handler after Handle")
 	}
-	b.Handle(mesh.ChanLedger, nil)
-	if b.HasHandler(mesh.ChanLedger) {
+	b.Handle(messaging.ChanLedger, nil)
+	if b.HasHandler(messaging.ChanLedger) {
 		t.Fatal("Handle(nil) kept the handler")
 	}
-	if err := a.Send(context.Background(), 2, mesh.ChanLedger, []byte("x")); err != nil {
+	if err := a.Send(context.Background(), 2, messaging.ChanLedger, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(waitTimeout)
