@@ -1,6 +1,7 @@
 package widgets
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,7 +46,7 @@ func Box(th *common.Theme, title string, lines []string, w, maxH int) []string {
 	}
 	if maxH > 2 && len(lines) > maxH-2 {
 		hidden := len(lines) - (maxH - 3)
-		lines = append(lines[:maxH-3:maxH-3], th.Paint(common.ToneDim, "… +"+itoa(hidden)+" more lines"))
+		lines = append(lines[:maxH-3:maxH-3], th.Paint(common.ToneDim, "… +"+strconv.Itoa(hidden)+" more lines"))
 	}
 	bs := th.Border
 	top := "┌─ " + title + " "

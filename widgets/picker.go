@@ -1,6 +1,7 @@
 package widgets
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,7 +129,7 @@ func (p *Picker) View(th *common.Theme, _ time.Time, w int) (string, []string) {
 		}
 	}
 	if len(p.Options) > PickerVisibleRows {
-		lines = append(lines, th.Paint(common.ToneDim, itoa(p.cursor+1)+"/"+itoa(len(p.Options))))
+		lines = append(lines, th.Paint(common.ToneDim, strconv.Itoa(p.cursor+1)+"/"+strconv.Itoa(len(p.Options))))
 	}
 	return p.Title, lines
 }

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -267,9 +268,9 @@ func TestFoldDeterministic(t *testing.T) {
 		}
 	}
 	// Sorted as documented.
-	if !slices.IsSortedFunc(want.Nodes, func(a, b snapshot.NodeView) int { return cmpID(a.ID, b.ID) }) ||
-		!slices.IsSortedFunc(want.Chains, func(a, b snapshot.Chain) int { return compareStrings(a.Name, b.Name) }) ||
-		!slices.IsSortedFunc(want.Groups, func(a, b snapshot.Group) int { return compareStrings(a.Name, b.Name) }) {
+	if !slices.IsSortedFunc(want.Nodes, func(a, b snapshot.NodeView) int { return cmp.Compare(a.ID, b.ID) }) ||
+		!slices.IsSortedFunc(want.Chains, func(a, b snapshot.Chain) int { return cmp.Compare(a.Name, b.Name) }) ||
+		!slices.IsSortedFunc(want.Groups, func(a, b snapshot.Group) int { return cmp.Compare(a.Name, b.Name) }) {
 		t.Fatal("fold output not sorted")
 	}
 	for _, e := range want.Edges {
@@ -277,14 +278,4 @@ func TestFoldDeterministic(t *testing.T) {
 			t.Fatalf("edge %+v not normalised", e)
 		}
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

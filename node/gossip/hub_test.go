@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -139,7 +140,7 @@ func (n *hubNode) Peers() []mesh.PeerInfo {
 		}
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmpID(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -6,6 +6,7 @@ package meshos
 // chains under test are the real ones.
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -106,7 +107,7 @@ func (n *hubNode) Peers() []mesh.PeerInfo {
 			out = append(out, mesh.PeerInfo{ID: id, Direct: true})
 		}
 	}
-	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmpID(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -10,6 +10,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -363,7 +364,7 @@ func (t *Transport) Peers() []mesh.PeerInfo {
 		out = append(out, pi)
 	}
 	t.mu.Unlock()
-	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmpID(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
