@@ -3,7 +3,7 @@
 // its own keys, running the believable workloads of demo/workloads. It writes
 // a cluster file with two demo operators (alice and bob) so a second terminal
 // can attach, and it injects real faults (kill, pause, partition, slow,
-// crash-loop) through the nodes' transports.
+// crash-loop) through the nodes' sockets (package demo/faultconn).
 package demo
 
 import (
@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
@@ -99,18 +100,19 @@ type member struct {
 	dataDir string
 	addr    string
 	caps    []string
-	node    *node.Node // in-process; nil while killed or with Procs
-	proc    *child     // with Procs; nil while killed
+	node    *node.Node      // in-process; nil while killed or with Procs
+	faults  *faultconn.Conn // node's socket, with the faults in force
+	proc    *child          // with Procs; nil while killed
 }
 
 func (m *member) alive() bool { return m.node != nil || m.proc != nil }
 
 // block and impair set m's side of the link to peer; pause stops or
-// resumes m's transport. In a child they travel down its command pipe.
+// resumes m's socket. In a child they travel down its command pipe.
 func (m *member) block(peer identity.NodeID, on bool) {
 	switch {
 	case m.node != nil:
-		m.node.Transport().Block(peer, on)
+		m.faults.Block(peer, on)
 	case m.proc != nil:
 		m.proc.setBlocked(peer, on)
 	}
@@ -119,7 +121,7 @@ func (m *member) block(peer identity.NodeID, on bool) {
 func (m *member) impair(peer identity.NodeID, imp impairment) {
 	switch {
 	case m.node != nil:
-		m.node.Transport().Impair(peer, imp.delay, imp.loss)
+		m.faults.Impair(peer, imp.delay, imp.loss)
 	case m.proc != nil:
 		m.proc.setImpaired(peer, imp)
 	}
@@ -128,7 +130,7 @@ func (m *member) impair(peer identity.NodeID, imp impairment) {
 func (m *member) pause(on bool) {
 	switch {
 	case m.node != nil:
-		m.node.Transport().Pause(on)
+		m.faults.Pause(on)
 	case m.proc != nil:
 		m.proc.send(memberCommand{Op: "pause", On: on})
 	}
@@ -143,16 +145,17 @@ type Demo struct {
 	cluster     *config.Cluster
 	operators   map[string]*identity.Key
 
-	mu       sync.Mutex
-	members  []*member
-	links    map[[2]int]bool // topology: direct links allowed (i<j)
-	faults   []api.Fault
-	blocked  map[[2]int]bool // partitions in force (i<j; [i, consoleIdx] cuts the console)
-	impaired map[[2]int]impairment
-	console  *node.Node
-	closed   bool
-	ctl      *controlServer
-	detector *detector
+	mu            sync.Mutex
+	members       []*member
+	links         map[[2]int]bool // topology: direct links allowed (i<j)
+	faults        []api.Fault
+	blocked       map[[2]int]bool // partitions in force (i<j; [i, consoleIdx] cuts the console)
+	impaired      map[[2]int]impairment
+	console       *node.Node
+	consoleFaults *faultconn.Conn
+	closed        bool
+	ctl           *controlServer
+	detector      *detector
 }
 
 // Start creates the state dir, the operators and the cluster file, and
@@ -312,7 +315,7 @@ func (d *Demo) startMember(ctx context.Context, m *member) error {
 	if err != nil {
 		return err
 	}
-	nd, err := startNode(ctx, node.Options{
+	nd, fc, err := startNode(ctx, node.Options{
 		Cluster: d.cluster, Key: m.key, DataDir: m.dataDir, ListenAddr: m.addr, Bootstrap: d.bootstrapFor(m),
 		Label: m.label, Capabilities: m.caps, Spec: spec, Factories: workloads.Factories(),
 		Version: d.opts.Version, Logf: d.opts.Logf,
@@ -321,7 +324,7 @@ func (d *Demo) startMember(ctx context.Context, m *member) error {
 		return err
 	}
 	d.mu.Lock()
-	m.node, m.addr = nd, nd.Addr()
+	m.node, m.faults, m.addr = nd, fc, nd.Addr()
 	d.mu.Unlock()
 	d.applyLinks()
 	return nil
@@ -353,12 +356,12 @@ func (d *Demo) bootstrapFor(m *member) []string {
 		}
 	}
 	// No direct link to any running node (a partition in force): try the
-	// others anyway; the transport drops what the faults block.
+	// others anyway; the fault wrapper drops what the faults block.
 	boot = append(boot, unlinked...)
 	return boot[:min(len(boot), maxBootstrapPeers)]
 }
 
-// applyLinks makes every running node's transport match the topology and
+// applyLinks makes every running node's socket match the topology and
 // the faults in force: a pair is blocked when the topology has no link or
 // a partition cuts it, and slowed when an impairment is on it. It runs
 // after every start, so a restarted node (a new transport) gets the same
@@ -376,7 +379,7 @@ func (d *Demo) applyLinks() {
 			}
 			key := [2]int{min(a.idx, b.idx), max(a.idx, b.idx)}
 			a.block(b.key.ID, !d.links[key] || d.blocked[key])
-			// The transport delays what it sends and drops a fraction both
+			// The wrapper delays what it sends and drops a fraction both
 			// of what it sends and of what it receives on the link: delay
 			// at both ends, loss at one, so the flags mean what they say
 			// (one-way latency, loss per direction).
@@ -390,7 +393,7 @@ func (d *Demo) applyLinks() {
 		if d.console != nil {
 			cut := d.blocked[[2]int{a.idx, consoleIdx}]
 			a.block(d.console.ID(), cut)
-			d.console.Transport().Block(a.key.ID, cut)
+			d.consoleFaults.Block(a.key.ID, cut)
 		}
 	}
 }
@@ -431,7 +434,7 @@ func (d *Demo) Console(ctx context.Context) (*node.Node, error) {
 	// Join through running nodes: the cluster file names node-1 and node-2,
 	// which may have been killed.
 	boot := d.bootstrapFor(&member{idx: consoleIdx})
-	nd, err := node.Start(ctx, node.Options{
+	nd, fc, err := startNode(ctx, node.Options{
 		Cluster: d.cluster, Label: "deck", Observer: true, Spec: spec, Bootstrap: boot,
 		Version: d.opts.Version, Logf: d.opts.Logf,
 	})
@@ -439,7 +442,7 @@ func (d *Demo) Console(ctx context.Context) (*node.Node, error) {
 		return nil, err
 	}
 	d.mu.Lock()
-	d.console = nd
+	d.console, d.consoleFaults = nd, fc
 	d.mu.Unlock()
 	d.applyLinks()
 	d.detector.watch(nd)

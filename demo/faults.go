@@ -25,8 +25,8 @@ type impairment struct {
 	loss  float64
 }
 
-// Inject applies one fault for real: sockets close, transports drop or
-// delay packets, daemons crash. The mesh then reacts on its own. A fault
+// Inject applies one fault for real: sockets close, drop or delay
+// packets (demo/faultconn), daemons crash. The mesh then reacts on its own. A fault
 // naming several nodes is checked for all of them before any is touched.
 func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 	if err := d.checkFault(f); err != nil {
@@ -45,7 +45,7 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 		for _, m := range members {
 			d.mu.Lock()
 			nd, proc := m.node, m.proc
-			m.node, m.proc = nil, nil
+			m.node, m.faults, m.proc = nil, nil, nil
 			d.mu.Unlock()
 			if nd == nil && proc == nil {
 				continue // killed by a concurrent request meanwhile

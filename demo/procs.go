@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,10 +16,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/transport"
 )
 
 // With Options.Procs every demo node runs in a child process: the deck
@@ -26,7 +29,7 @@ import (
 // real process and each node's memory is its own. The parent keeps the
 // child's stdin as a command pipe (one JSON memberCommand per line) for
 // the faults a process cannot suffer from outside — link blocks and
-// impairments, a paused transport, a crash-looping daemon — and reads
+// impairments, a paused socket, a crash-looping daemon — and reads
 // "ready ADDR" from its stdout once the node is up. When the pipe closes
 // (the demo closed, or the parent died) the child closes its node and
 // exits.
@@ -92,7 +95,7 @@ func runMember(ctx context.Context, raw string, in io.Reader, out, errOut io.Wri
 		fmt.Fprintf(errOut, "deck demo member: bad %s: %v\n", memberEnv, err)
 		return 2
 	}
-	nd, err := startMemberNode(ctx, a)
+	nd, fc, err := startMemberNode(ctx, a)
 	if err != nil {
 		fmt.Fprintf(errOut, "deck demo member: %v\n", err)
 		return 1
@@ -115,7 +118,7 @@ func runMember(ctx context.Context, raw string, in io.Reader, out, errOut io.Wri
 				done = true
 				break
 			}
-			if err := applyMemberCommand(nd, line); err != nil {
+			if err := applyMemberCommand(fc, line); err != nil {
 				fmt.Fprintf(errOut, "deck demo member: %v\n", err)
 			}
 		}
@@ -127,19 +130,19 @@ func runMember(ctx context.Context, raw string, in io.Reader, out, errOut io.Wri
 	return 0
 }
 
-func startMemberNode(ctx context.Context, a memberArgs) (*node.Node, error) {
+func startMemberNode(ctx context.Context, a memberArgs) (*node.Node, *faultconn.Conn, error) {
 	cluster, _, err := config.LoadCluster(filepath.Join(a.StateDir, ClusterFile))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec, err := cluster.Spec()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dataDir := memberDataDir(a.StateDir, a.Index)
 	key, err := identity.LoadKey(filepath.Join(dataDir, "node.key"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts := node.Options{
 		Cluster: cluster, Key: key, DataDir: dataDir, ListenAddr: a.Listen, Bootstrap: a.Bootstrap,
@@ -149,38 +152,39 @@ func startMemberNode(ctx context.Context, a memberArgs) (*node.Node, error) {
 	return startNode(ctx, opts)
 }
 
-// startNode starts a node on its old address, or on a fresh port when
-// that one was taken meanwhile (its peers learn the new address from the
-// handshake).
-func startNode(ctx context.Context, opts node.Options) (*node.Node, error) {
-	fixed := opts.ListenAddr != ""
-	if !fixed {
-		opts.ListenAddr = "127.0.0.1:0"
-	}
-	nd, err := node.Start(ctx, opts)
-	if err != nil && fixed {
-		opts.ListenAddr = "127.0.0.1:0"
-		nd, err = node.Start(ctx, opts)
+// startNode starts a node on a fault-injecting socket (its faults start
+// clear) bound to its old address, or to a fresh port when that one was
+// taken meanwhile (its peers learn the new address from the handshake).
+func startNode(ctx context.Context, opts node.Options) (*node.Node, *faultconn.Conn, error) {
+	addr := cmp.Or(opts.ListenAddr, "127.0.0.1:0")
+	udp, err := transport.ListenUDP(addr)
+	if err != nil && addr != "127.0.0.1:0" {
+		udp, err = transport.ListenUDP("127.0.0.1:0")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("demo: start %s: %w", opts.Label, err)
+		return nil, nil, fmt.Errorf("demo: start %s: %w", opts.Label, err)
 	}
-	return nd, nil
+	fc := faultconn.New(udp)
+	opts.Conn = fc
+	nd, err := node.Start(ctx, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: start %s: %w", opts.Label, err)
+	}
+	return nd, fc, nil
 }
 
-func applyMemberCommand(nd *node.Node, line []byte) error {
+func applyMemberCommand(fc *faultconn.Conn, line []byte) error {
 	var c memberCommand
 	if err := json.Unmarshal(line, &c); err != nil {
 		return fmt.Errorf("bad command %q: %w", line, err)
 	}
-	tr := nd.Transport()
 	switch c.Op {
 	case "block":
-		tr.Block(c.Peer, c.On)
+		fc.Block(c.Peer, c.On)
 	case "impair":
-		tr.Impair(c.Peer, c.Delay, c.Loss)
+		fc.Impair(c.Peer, c.Delay, c.Loss)
 	case "pause":
-		tr.Pause(c.On)
+		fc.Pause(c.On)
 	case "crashloop":
 		workloads.SetCrashLoop(c.Daemon, c.On)
 	default:
@@ -194,7 +198,7 @@ type child struct {
 	cmd *exec.Cmd
 	mu  sync.Mutex // serialises writes to in; guards the link state
 	in  io.WriteCloser
-	// What the child's transport was told, so applyLinks (after every
+	// What the child's fault wrapper was told, so applyLinks (after every
 	// start, for every pair) sends only changes; a fresh child starts
 	// with nothing blocked or impaired, the maps' zero values.
 	blocked  map[identity.NodeID]bool

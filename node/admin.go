@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/config"
-	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
 )
 
 // genesisOf turns the cluster file's genesis into the command plane's.
@@ -35,227 +31,23 @@ func genesisOf(c *config.Cluster) (command.Genesis, error) {
 	return g, nil
 }
 
-// validate is the ledger's gate: an event must decode, belong to this
-// cluster and pass the clock check; signatures and the registry are the
-// fold's to judge (they depend on the event's place in the order). Events
-// are keyed by their ledger key (a hash over body and signatures), so a weak
-// copy raced in by a bad peer cannot shadow the real one.
-func (n *Node) validate(raw []byte) (chain.EventMeta, error) {
-	return n.validator(raw)
-}
-
-// adminFold is the folded admin state plus its audit trail.
-type adminFold struct {
-	st    *command.AdminState
-	audit []api.AuditRecord
-}
-
-// adminFolder plugs the command plane's deterministic Apply into the
-// ledger's checkpointed fold.
-type adminFolder struct{ genesis command.Genesis }
-
-func (f adminFolder) Init() *adminFold {
-	st, err := command.NewState(f.genesis)
-	if err != nil {
-		// genesisOf validated the operators; NewState only refuses what
-		// Start already refused, so this is a programming error.
-		panic(fmt.Sprintf("node: genesis: %v", err))
-	}
-	return &adminFold{st: st}
-}
-
-func (adminFolder) Apply(s *adminFold, e chain.Event) *adminFold {
-	ev, err := command.DecodeEvent(e.Raw)
-	if err != nil {
-		return s // the validator refused such bytes; nothing to fold
-	}
-	// The fold hides local seqs (they differ per node and would make the
-	// state depend on arrival order), so an audit record's Seq is its
-	// 1-based position in the ledger's (issued_at, id) order: the same on
-	// every node once ledgers converge.
-	rec := command.AuditRecordFor(ev, s.st.Apply(ev), uint64(len(s.audit)+1))
-	s.audit = append(s.audit, rec)
-	return s
-}
-
-func (adminFolder) Clone(s *adminFold) *adminFold {
-	return &adminFold{st: s.st.Clone(), audit: slices.Clip(s.audit)}
-}
-
-// Commit fan-out: the submitting node inserts the event in its own ledger
-// and pushes it to every peer it can reach; anti-entropy repairs the rest.
-// A console's node (observer) waits for one peer's acknowledgement, because
-// it may exit right after; it re-pushes every commitRepushInterval until
-// then, since a datagram can be lost or a session still be handshaking.
-// A peer acknowledges an event it already holds (anti-entropy may deliver
-// it before the push does) and answers a refusal with the reason, so the
-// console reports the rejection instead of a bare timeout.
-const (
-	commitAckTimeout     = 5 * time.Second
-	commitRepushInterval = 700 * time.Millisecond
-	cmdPush              = 1
-	cmdAck               = 2
-	cmdNack              = 3
-	maxCommitEvent       = 64 << 10
-	maxNackReasonBytes   = 512
-)
-
-// commitReply is one peer's answer to a pushed event: err is nil for an
-// acknowledgement, the peer's reason for a refusal.
-type commitReply struct {
-	from identity.NodeID
-	err  error
-}
-
+// committer is the node's command.Committer: chainfold's commit push
+// protocol (push to peers, acks and refusals, re-push until one peer
+// acknowledges) wired to this node's ledger, transport and audit ring.
 type committer struct {
-	n  *Node
-	mu sync.Mutex
-	// waiting maps an event id to the channel its replies arrive on.
-	waiting map[[32]byte]chan commitReply
+	push *chainfold.Committer
 }
 
 func newCommitter(n *Node) *committer {
-	return &committer{n: n, waiting: make(map[[32]byte]chan commitReply)}
+	return &committer{push: chainfold.NewCommitter(chainfold.CommitConfig{
+		Context: n.ctx, Ledger: n.ledger, Messenger: n.tr, Peers: n.peerIDs,
+		WaitForAck: n.opts.Observer, Inserted: n.poke, Refused: n.rejects.add,
+	})}
 }
 
 // Commit implements command.Committer.
 func (c *committer) Commit(ctx context.Context, ev *command.Event) (uint64, error) {
-	raw := ev.Marshal()
-	if len(raw) > maxCommitEvent {
-		return 0, fmt.Errorf("%w: event is %d bytes", api.ErrInvalid, len(raw))
-	}
-	id := ev.LedgerKey()
-	replies := make(chan commitReply, 16)
-	c.mu.Lock()
-	c.waiting[id] = replies
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.waiting, id)
-		c.mu.Unlock()
-	}()
-	stored, _, err := c.n.ledger.Insert(ctx, raw)
-	if err != nil {
-		c.n.rejects.add(ev, err)
-		return 0, err
-	}
-	msg := append([]byte{cmdPush}, raw...)
-	peers := c.n.peerIDs()
-	c.push(peers, msg)
-	c.n.poke()
-	if !c.n.opts.Observer {
-		return stored.Seq, nil
-	}
-	if len(peers) == 0 {
-		return stored.Seq, fmt.Errorf("%w: committed locally but no peer to carry it", api.ErrNotConnected)
-	}
-	deadline := time.NewTimer(commitAckTimeout)
-	defer deadline.Stop()
-	repush := time.NewTicker(commitRepushInterval)
-	defer repush.Stop()
-	refused := make(map[identity.NodeID]error)
-	for {
-		select {
-		case r := <-replies:
-			if r.err == nil {
-				return stored.Seq, nil
-			}
-			refused[r.from] = r.err
-			if len(refused) >= len(peers) {
-				return stored.Seq, fmt.Errorf("command: every peer refused the event: %w", r.err)
-			}
-		case <-repush.C:
-			var pending []identity.NodeID
-			for _, p := range c.n.peerIDs() {
-				if _, no := refused[p]; !no {
-					pending = append(pending, p)
-				}
-			}
-			c.push(pending, msg)
-		case <-deadline.C:
-			for _, e := range refused {
-				return stored.Seq, fmt.Errorf("%w: no peer acknowledged the event; refused: %v", api.ErrTimeout, e)
-			}
-			return stored.Seq, fmt.Errorf("%w: no peer acknowledged the event", api.ErrTimeout)
-		case <-ctx.Done():
-			return stored.Seq, fmt.Errorf("%w: %v", api.ErrTimeout, ctx.Err())
-		}
-	}
-}
-
-// push sends msg to each peer without waiting; Send may have to finish a
-// handshake first, so each runs on its own bounded goroutine.
-func (c *committer) push(peers []identity.NodeID, msg []byte) {
-	for _, p := range peers {
-		go func(p identity.NodeID) {
-			sctx, cancel := context.WithTimeout(c.n.ctx, commitAckTimeout)
-			defer cancel()
-			_ = c.n.tr.Send(sctx, p, mesh.ChanCommand, msg)
-		}(p)
-	}
-}
-
-// handle receives pushed events, acknowledgements and refusals on
-// ChanCommand. Bytes from the network that do not parse are dropped.
-func (c *committer) handle(from identity.NodeID, msg []byte) {
-	if len(msg) < 1 {
-		return
-	}
-	switch msg[0] {
-	case cmdPush:
-		if len(msg) > 1+maxCommitEvent {
-			return
-		}
-		raw := append([]byte(nil), msg[1:]...)
-		dec, derr := command.DecodeEvent(raw)
-		if derr != nil {
-			return
-		}
-		id := dec.LedgerKey()
-		go func() {
-			ctx, cancel := context.WithTimeout(c.n.ctx, commitAckTimeout)
-			defer cancel()
-			// A duplicate is not an error: the event is held, so it is
-			// acknowledged like a fresh insert.
-			_, _, err := c.n.ledger.Insert(ctx, raw)
-			var reply []byte
-			if err != nil {
-				c.n.rejects.add(dec, err)
-				reason := err.Error()
-				if len(reason) > maxNackReasonBytes {
-					reason = reason[:maxNackReasonBytes]
-				}
-				reply = make([]byte, 0, 1+32+len(reason))
-				reply = append(reply, cmdNack)
-				reply = append(reply, id[:]...)
-				reply = append(reply, reason...)
-			} else {
-				reply = make([]byte, 0, 1+32)
-				reply = append(reply, cmdAck)
-				reply = append(reply, id[:]...)
-			}
-			_ = c.n.tr.Send(ctx, from, mesh.ChanCommand, reply)
-		}()
-	case cmdAck, cmdNack:
-		if len(msg) < 1+32 || (msg[0] == cmdAck && len(msg) != 1+32) || len(msg) > 1+32+maxNackReasonBytes {
-			return
-		}
-		var id [32]byte
-		copy(id[:], msg[1:33])
-		r := commitReply{from: from}
-		if msg[0] == cmdNack {
-			r.err = fmt.Errorf("node %s: %s", from, strings.ToValidUTF8(string(msg[33:]), "?"))
-		}
-		c.mu.Lock()
-		ch := c.waiting[id]
-		c.mu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- r:
-			default:
-			}
-		}
-	}
+	return c.push.Commit(ctx, ev)
 }
 
 // rejectRing keeps the events this node refused at ingestion (they never
@@ -293,5 +85,3 @@ func (r *rejectRing) list() []api.AuditRecord {
 	defer r.mu.Unlock()
 	return slices.Clone(r.recs)
 }
-
-var _ = chainfold.Validator

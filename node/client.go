@@ -168,7 +168,7 @@ func (q *auditQuery) all() []api.AuditRecord {
 	s, _ := q.n.fold.State()
 	var recs []api.AuditRecord
 	if s != nil {
-		recs = slices.Clone(s.audit)
+		recs = slices.Clone(s.Audit)
 	}
 	return append(recs, q.n.rejects.list()...)
 }

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -48,15 +50,11 @@ func startCommitMesh(t *testing.T) (full []*Node, console *Node, op *identity.Ke
 	a := start("a", false, nil)
 	b := start("b", false, []string{a.Addr()})
 	c := start("console", true, []string{a.Addr()})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if len(c.peerIDs()) >= 2 && c.Cluster().Node(b.ID()) != nil && c.Cluster().Node(b.ID()).Health == snapshot.Healthy {
-			return []*Node{a, b}, c, op
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("console never saw both full nodes")
-	return nil, nil, nil
+	nodetest.Eventually(t, "the console to see both full nodes", func() bool {
+		nv := c.Cluster().Node(b.ID())
+		return len(c.peerIDs()) >= 2 && nv != nil && nv.Health == snapshot.Healthy
+	})
+	return []*Node{a, b}, c, op
 }
 
 // TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent: a peer that
@@ -81,7 +79,7 @@ func TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent(t *testing.T) {
 	id := rec.last.LedgerKey()
 	for _, nd := range full {
 		nd := nd
-		waitUntil(t, "event on every full node", 20*time.Second, func() bool {
+		nodetest.Eventually(t, "event on every full node", func() bool {
 			held, err := nd.ledger.Has(id)
 			return err == nil && held
 		})
@@ -92,46 +90,7 @@ func TestConsoleCommitAcknowledgedWhenPeersAlreadyHoldEvent(t *testing.T) {
 	if _, err := console.commit.Commit(ctx, rec.last); err != nil {
 		t.Fatalf("re-commit of a held event: %v", err)
 	}
-	if took := time.Since(began); took >= commitAckTimeout {
+	if took := time.Since(began); took >= chainfold.CommitAckTimeout {
 		t.Fatalf("acknowledged only after %v", took)
 	}
-}
-
-// TestCommitterIgnoresMalformedMessages: bytes from the network that are not
-// a valid push, ack or refusal are dropped without panicking, and a refusal
-// for an event being waited on reaches the waiter with the peer's reason.
-func TestCommitterIgnoresMalformedMessages(t *testing.T) {
-	c := newCommitter(&Node{})
-	for _, msg := range [][]byte{
-		nil, {}, {0}, {9, 1, 2}, {cmdPush}, {cmdPush, 1, 2, 3},
-		{cmdAck}, append([]byte{cmdAck}, make([]byte, 31)...), append([]byte{cmdAck}, make([]byte, 40)...),
-		{cmdNack}, append([]byte{cmdNack}, make([]byte, 33+maxNackReasonBytes)...),
-	} {
-		c.handle(1, msg)
-	}
-	var id [32]byte
-	id[0] = 7
-	ch := make(chan commitReply, 1)
-	c.waiting[id] = ch
-	c.handle(5, append(append([]byte{cmdNack}, id[:]...), "cluster is frozen\xff"...))
-	select {
-	case r := <-ch:
-		if r.from != 5 || r.err == nil || r.err.Error() != "node "+identity.NodeID(5).String()+": cluster is frozen?" {
-			t.Fatalf("reply = %+v", r)
-		}
-	default:
-		t.Fatal("refusal did not reach the waiter")
-	}
-}
-
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

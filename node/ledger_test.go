@@ -9,14 +9,14 @@ import (
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 // partition cuts every link between the two sides (both directions).
-func partition(a, b []*node.Node, cut bool) {
+func (m *testMesh) partition(a, b []*node.Node, cut bool) {
 	for _, x := range a {
 		for _, y := range b {
-			x.Transport().Block(y.ID(), cut)
-			y.Transport().Block(x.ID(), cut)
+			m.block(x, y, cut)
 		}
 	}
 }
@@ -28,13 +28,13 @@ func TestLedgerConvergesAfterPartitionOverRealTransport(t *testing.T) {
 	m := startMesh(t, 4)
 	for _, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "4 healthy nodes", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 4 })
+		nodetest.Eventually(t, "4 healthy nodes", func() bool { return healthyCount(nd.Cluster()) == 4 })
 	}
 	left, right := m.nodes[:2], m.nodes[2:]
-	partition(left, right, true)
+	m.partition(left, right, true)
 	for _, nd := range left {
 		nd := nd
-		waitFor(t, "partition seen", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 2 })
+		nodetest.Eventually(t, "partition seen", func() bool { return healthyCount(nd.Cluster()) == 2 })
 	}
 	signer := identity.KeySigner{K: m.op}
 	cl, err := left[0].NewClient(signer, "alice")
@@ -60,10 +60,10 @@ func TestLedgerConvergesAfterPartitionOverRealTransport(t *testing.T) {
 	if got := left[1].Cluster().AdminHead.Count; got > 1 {
 		t.Fatalf("left side saw %d events through a partition", got)
 	}
-	partition(left, right, false)
+	m.partition(left, right, false)
 	for _, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "ledger converged", 30*time.Second, func() bool {
+		nodetest.Eventually(t, "ledger converged", func() bool {
 			cs := nd.Cluster()
 			return cs.AdminHead.Count == 3
 		})
@@ -83,7 +83,7 @@ func TestLedgerConvergesAfterPartitionOverRealTransport(t *testing.T) {
 	var refIDs []string
 	for i, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "both cordons visible", 20*time.Second, func() bool {
+		nodetest.Eventually(t, "both cordons visible", func() bool {
 			cs := nd.Cluster()
 			a, b := cs.Node(right[1].ID()), cs.Node(left[1].ID())
 			return a != nil && b != nil && a.Cordoned && b.Cordoned

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/clusterview"
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/mesh"
 	"github.com/deck-mesh/deck/node/meshos"
@@ -191,34 +192,29 @@ func settledView(cs *snapshot.ClusterSnapshot, self snapshot.NodeID) (uint64, bo
 // foldCluster builds the ClusterSnapshot from gossip, the transport's peer
 // view, the admin fold and the workload spec.
 func (n *Node) foldCluster(now time.Time) *snapshot.ClusterSnapshot {
-	state := n.AdminState()
-	admin, ice := state.Thresholds()
 	head := n.ledger.Head()
-	in := gossip.FoldInput{
+	in := clusterview.Input{
 		Cluster: n.opts.Cluster.Name, Self: n.key.ID, Now: now,
 		Snapshots: n.gs.Latest(), Peers: n.tr.Peers(),
-		Admin: gossip.AdminState{
-			Freeze: state.FreezeAt(now), Operators: state.Operators(),
-			AdminThreshold: admin, ICEThreshold: ice, Lockouts: state.Lockouts(now),
-			Head: snapshot.AdminHead{Count: head.Count, LastSeq: head.LastSeq, Hash: head.Hash, AppliedThrough: state.Position()},
-		},
-		DesiredChains: map[string]int{}, ChainGroups: map[string]string{},
+		Admin:  n.AdminState(),
+		Ledger: snapshot.AdminHead{Count: head.Count, LastSeq: head.LastSeq, Hash: head.Hash},
 	}
+	// The spec's groups and chains as the view shows them before any
+	// member runs.
 	for _, g := range n.opts.Spec.Groups {
 		chainName := ""
 		if g.ChainReplicas > 0 {
 			chainName = meshos.ChainName(g.Name)
-			in.DesiredChains[chainName] = g.ChainReplicas
-			in.ChainGroups[chainName] = g.Name
+			in.Chains = append(in.Chains, snapshot.Chain{Name: chainName, Group: g.Name, Desired: g.ChainReplicas})
 		}
-		in.Groups = append(in.Groups, gossip.GroupSpec{Name: g.Name, Kind: g.Kind, Desired: g.Members,
+		in.Groups = append(in.Groups, snapshot.Group{Name: g.Name, Kind: g.Kind, Desired: g.Members,
 			Parent: g.Parent, ForkAt: g.ForkAt, Chain: chainName})
 	}
 	n.mu.Lock()
 	n.generation++
 	in.Generation = n.generation
 	n.mu.Unlock()
-	return dropDepartedConsoles(gossip.Fold(in), n.key.ID)
+	return dropDepartedConsoles(clusterview.Fold(in), n.key.ID)
 }
 
 // dropDepartedConsoles removes observer nodes (consoles) whose snapshots
@@ -309,7 +305,7 @@ func fingerprint(cs *snapshot.ClusterSnapshot) uint64 {
 func peerViews(ps []mesh.PeerInfo) []snapshot.PeerView {
 	out := make([]snapshot.PeerView, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, snapshot.PeerView{Peer: p.ID, Health: snapshot.Health(p.Health), RTT: p.RTT, Direct: p.Direct})
+		out = append(out, snapshot.PeerView{Peer: p.ID, Health: p.Health, RTT: p.RTT, Direct: p.Direct})
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -39,20 +41,20 @@ func waitPlaced(t *testing.T, m *testMesh, what string) map[string]identity.Node
 	}
 	var where map[string]identity.NodeID
 	var why string
-	defer func() {
-		if t.Failed() {
-			t.Logf("last problem: %s", why)
-			for _, nd := range m.nodes {
-				if nd == nil {
-					continue
-				}
-				if nv := nodeView(nd, nd.ID()); nv != nil {
-					t.Logf("%s: replicas %v pending %v", nd.ID(), nv.Replicas, nv.Pending)
-				}
+	state := func() string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "last problem: %s", why)
+		for _, nd := range m.nodes {
+			if nd == nil {
+				continue
+			}
+			if nv := nodeView(nd, nd.ID()); nv != nil {
+				fmt.Fprintf(&b, "\n%s: replicas %v pending %v", nd.ID(), nv.Replicas, nv.Pending)
 			}
 		}
-	}()
-	waitFor(t, what, 40*time.Second, func() bool {
+		return b.String()
+	}
+	nodetest.Eventually(t, what, func() bool {
 		for _, nd := range m.nodes {
 			if nd == nil {
 				continue
@@ -67,7 +69,7 @@ func waitPlaced(t *testing.T, m *testMesh, what string) map[string]identity.Node
 			}
 		}
 		return true
-	})
+	}, state)
 	return where
 }
 
@@ -155,7 +157,7 @@ func TestPlacementConvergesOnEveryNode(t *testing.T) {
 			t.Log(why)
 		}
 	}()
-	waitFor(t, "every node folding the same chain leaders", 20*time.Second, agree)
+	nodetest.Eventually(t, "every node folding the same chain leaders", agree)
 	time.Sleep(time.Second)
 	if !agree() {
 		t.Fatalf("views drifted apart again: %s", why)
@@ -179,7 +181,7 @@ func TestDrainMigratesWithIdentityAndExitRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, "victim in maintenance", 60*time.Second, func() bool {
+	nodetest.Eventually(t, "victim in maintenance", func() bool {
 		nv := nodeView(m.nodes[0], victim)
 		if nv != nil {
 			line := fmt.Sprintf("victim %s: %s daemons %d replicas %d |", nv.Label, nv.Maintenance.State, len(nv.Daemons), len(nv.Replicas))
@@ -205,7 +207,7 @@ func TestDrainMigratesWithIdentityAndExitRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	sawRecovery := false
-	waitFor(t, "victim back to active", 60*time.Second, func() bool {
+	nodetest.Eventually(t, "victim back to active", func() bool {
 		nv := nodeView(m.nodes[0], victim)
 		if nv != nil && nv.Maintenance.State == snapshot.MaintRecovery {
 			sawRecovery = true
@@ -240,7 +242,7 @@ func TestDrainDeadlineTooShortFails(t *testing.T) {
 	if _, err := sim.Commit(ctx, []api.Signature{sig}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "freeze visible", 20*time.Second, func() bool { return m.nodes[0].Cluster().Freeze.Active })
+	nodetest.Eventually(t, "freeze visible", func() bool { return m.nodes[0].Cluster().Freeze.Active })
 	if _, err := cl.Admin().EnterMaintenance(ctx, victim, 2*time.Second); err == nil {
 		// Routine verbs are refused while frozen: that is a valid outcome,
 		// but then the deadline cannot be exercised; thaw and retry below.
@@ -258,11 +260,11 @@ func TestDrainDeadlineTooShortFails(t *testing.T) {
 	if _, err := sim2.Commit(ctx, []api.Signature{sig2}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "thaw visible", 20*time.Second, func() bool { return !m.nodes[0].Cluster().Freeze.Active })
+	nodetest.Eventually(t, "thaw visible", func() bool { return !m.nodes[0].Cluster().Freeze.Active })
 	if _, err := cl.Admin().EnterMaintenance(ctx, victim, time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "DrainFailed with a reason", 60*time.Second, func() bool {
+	nodetest.Eventually(t, "DrainFailed with a reason", func() bool {
 		nv := nodeView(m.nodes[0], victim)
 		return nv != nil && nv.Maintenance.State == snapshot.MaintDrainFailed && nv.Maintenance.Reason != ""
 	})
@@ -300,7 +302,7 @@ func TestCordonBlocksNewPlacements(t *testing.T) {
 	if _, err := cl.Admin().Cordon(ctx, target); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "cordon visible", 20*time.Second, func() bool { return nodeView(m.nodes[0], target).Cordoned })
+	nodetest.Eventually(t, "cordon visible", func() bool { return nodeView(m.nodes[0], target).Cordoned })
 	// Kill the busiest other node: its daemons must be re-placed, but never
 	// onto the cordoned node.
 	var killed identity.NodeID
@@ -320,7 +322,7 @@ func TestCordonBlocksNewPlacements(t *testing.T) {
 	}
 	m.nodes = live
 	_ = where
-	waitFor(t, "killed node unreachable", 30*time.Second, func() bool {
+	nodetest.Eventually(t, "killed node unreachable", func() bool {
 		nv := nodeView(m.nodes[0], killed)
 		return nv == nil || nv.Health == snapshot.Unreachable || nv.Stale
 	})
@@ -336,7 +338,7 @@ func TestCordonBlocksNewPlacements(t *testing.T) {
 	if _, err := cl.Admin().Uncordon(ctx, target); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "uncordon visible", 20*time.Second, func() bool { return !nodeView(m.nodes[0], target).Cordoned })
+	nodetest.Eventually(t, "uncordon visible", func() bool { return !nodeView(m.nodes[0], target).Cordoned })
 }
 
 func TestCrashLoopingDaemonIsGated(t *testing.T) {
@@ -345,7 +347,7 @@ func TestCrashLoopingDaemonIsGated(t *testing.T) {
 	id := meshos.DaemonID("stage-ctl", 0)
 	workloads.SetCrashLoop(id, true)
 	t.Cleanup(func() { workloads.SetCrashLoop(id, false) })
-	waitFor(t, id+" crash-looping", 60*time.Second, func() bool {
+	nodetest.Eventually(t, id+" crash-looping", func() bool {
 		for _, nv := range m.nodes[0].Cluster().Nodes {
 			for _, d := range nv.Daemons {
 				if d.ID == id && d.Restart == snapshot.RestartCrashLooping {
@@ -372,7 +374,7 @@ func TestFreezeStopsMovesUntilThaw(t *testing.T) {
 	}
 	cl := adminClient(t, m, 0)
 	commitICE(t, ctx, cl, api.Action{Verb: api.VerbFreezeCluster, Reason: "test", Duration: 20 * time.Second})
-	waitFor(t, "freeze visible everywhere", 20*time.Second, func() bool {
+	nodetest.Eventually(t, "freeze visible everywhere", func() bool {
 		for _, nd := range m.nodes {
 			if !nd.Cluster().Freeze.Active {
 				return false
@@ -394,7 +396,7 @@ func TestFreezeStopsMovesUntilThaw(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, "victim unreachable", 30*time.Second, func() bool {
+	nodetest.Eventually(t, "victim unreachable", func() bool {
 		nv := nodeView(m.nodes[0], victim)
 		return nv == nil || nv.Health == snapshot.Unreachable
 	})
@@ -426,7 +428,7 @@ func TestPartitionHealChainsConverge(t *testing.T) {
 	waitPlaced(t, m, "initial placement")
 	// Progress first, and leadership settled everywhere: a claim still in
 	// flight when the cut lands is one the majority never heard of.
-	waitFor(t, "every chain making progress under one agreed leader", 30*time.Second, func() bool {
+	nodetest.Eventually(t, "every chain making progress under one agreed leader", func() bool {
 		for _, c := range m.nodes[0].Cluster().Chains {
 			if c.HeadSeq < 2 {
 				return false
@@ -454,8 +456,7 @@ func TestPartitionHealChainsConverge(t *testing.T) {
 	}
 	block := func(on bool) {
 		for _, nd := range majority {
-			nd.Transport().Block(cut.ID(), on)
-			cut.Transport().Block(nd.ID(), on)
+			m.block(nd, cut, on)
 		}
 	}
 	t.Logf("cutting %s (replicas %v)", cut.ID(), nodeView(m.nodes[0], cut.ID()).Replicas)
@@ -469,7 +470,7 @@ func TestPartitionHealChainsConverge(t *testing.T) {
 
 	// The majority re-places the cut node's share and keeps every chain
 	// at its desired count; the cut node, alone, sees everyone Unreachable.
-	waitFor(t, "the cut node Unreachable on both sides", 30*time.Second, func() bool {
+	nodetest.Eventually(t, "the cut node Unreachable on both sides", func() bool {
 		nv := nodeView(majority[0], cut.ID())
 		if nv == nil || nv.Health != snapshot.Unreachable {
 			return false
@@ -509,16 +510,18 @@ func TestPartitionHealChainsConverge(t *testing.T) {
 	waitPlaced(t, m, "one copy of every daemon and every chain at its count after heal")
 	// Settled: every node agrees on one leader per chain, which carries at
 	// least the majority's progress, and the holders follow it.
-	deadline := time.Now().Add(30 * time.Second)
-	for why := chainsAgree(m, progress); why != ""; why = chainsAgree(m, progress) {
-		if time.Now().After(deadline) {
-			for _, nv := range m.nodes[0].Cluster().Nodes {
-				t.Logf("%s: replicas %v pending %v", nv.ID, nv.Replicas, nv.Pending)
-			}
-			t.Fatalf("chains did not settle after heal: %s", why)
+	var why string
+	nodetest.Eventually(t, "chains to settle after heal", func() bool {
+		why = chainsAgree(m, progress)
+		return why == ""
+	}, func() string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "last problem: %s", why)
+		for _, nv := range m.nodes[0].Cluster().Nodes {
+			fmt.Fprintf(&b, "\n%s: replicas %v pending %v", nv.ID, nv.Replicas, nv.Pending)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return b.String()
+	})
 }
 
 // chainsAgree checks, on every node's view, that each chain has exactly its

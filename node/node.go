@@ -33,9 +33,13 @@ type Options struct {
 	// DataDir holds the node's Badger database; "" makes a temporary
 	// directory removed on Close.
 	DataDir    string
-	ListenAddr string   // default 127.0.0.1:0
+	ListenAddr string   // default 127.0.0.1:0; unused when Conn is set
 	Bootstrap  []string // nil: the cluster file's bootstrap addresses
 	Label      string
+	// Conn is the socket to run on (the demo's fault wrapper, an
+	// in-process network); nil listens on UDP at ListenAddr. The node
+	// closes it on Close, and when Start fails.
+	Conn transport.Conn
 	// Capabilities the node offers to placement (gpu, edge, datafort …).
 	Capabilities []string
 	// Observer nodes (consoles) join and gossip but never host daemons or
@@ -53,17 +57,16 @@ type Options struct {
 
 // Node is a running mesh node.
 type Node struct {
-	opts      Options
-	key       *identity.Key
-	genesis   command.Genesis
-	validator chain.Validator
-	tmpDir    string
+	opts    Options
+	key     *identity.Key
+	genesis command.Genesis
+	tmpDir  string
 
 	tr      *transport.Transport
 	db      *chain.DB
 	ledger  *chain.Ledger
 	ae      *chain.AntiEntropy
-	fold    *chain.Fold[*adminFold]
+	fold    *chain.Fold[*chainfold.State]
 	gs      *gossip.Gossip
 	rt      *meshos.Runtime
 	subs    *chain.SubscriptionService
@@ -94,6 +97,14 @@ type Node struct {
 // dir, services) and returns an error wrapping ctx.Err(); a node already
 // started runs until Close.
 func Start(ctx context.Context, opts Options) (*Node, error) {
+	n, err := start(ctx, opts)
+	if err != nil && opts.Conn != nil {
+		opts.Conn.Close() // owned by the node; closing it twice is harmless
+	}
+	return n, err
+}
+
+func start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.Cluster == nil {
 		return nil, fmt.Errorf("node: %w: no cluster", api.ErrInvalid)
 	}
@@ -148,14 +159,25 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	tcfg := opts.Transport
 	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, opts.ListenAddr, opts.Bootstrap, opts.Logf
+	tcfg.Conn = opts.Conn
 	if n.tr, err = transport.New(tcfg); err != nil {
 		return nil, fmt.Errorf("node: transport: %w", err)
 	}
-	n.validator = chainfold.Validator(genesis.Cluster, time.Now)
-	n.ledger = n.db.Ledger(n.validate)
+	// The ledger's gate: an event must decode, belong to this cluster and
+	// pass the clock check; signatures and the registry are the fold's to
+	// judge (they depend on the event's place in the order). Events are
+	// keyed by their ledger key (a hash over body and signatures), so a
+	// weak copy raced in by a bad peer cannot shadow the real one.
+	n.ledger = n.db.Ledger(chainfold.Validator(genesis.Cluster, time.Now))
 	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf})
-	n.fold = chain.NewFold[*adminFold](n.ledger, adminFolder{genesis: genesis}, 0)
-	n.gs = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr})
+	folder, err := chainfold.NewFolder(genesis)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
+	}
+	n.fold = chain.NewFold[*chainfold.State](n.ledger, folder, 0)
+	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr}); err != nil {
+		return nil, fmt.Errorf("node: gossip: %w", err)
+	}
 	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
 	caps := opts.Capabilities
 	if opts.Observer {
@@ -174,11 +196,11 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("node: meshos: %w", err)
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
 
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.tr.Handle(mesh.ChanCommand, n.commit.handle)
+	n.tr.Handle(mesh.ChanCommand, n.commit.push.Handle)
 	n.tr.Start(n.ctx)
 	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.fold.Run(ctx) })
@@ -206,11 +228,8 @@ func (n *Node) spawn(f func(ctx context.Context)) {
 // ID is the node's id.
 func (n *Node) ID() identity.NodeID { return n.key.ID }
 
-// Addr is the node's UDP address.
+// Addr is the node's socket address.
 func (n *Node) Addr() string { return n.tr.LocalAddr() }
-
-// Transport exposes the transport for fault injection (demo) and tests.
-func (n *Node) Transport() *transport.Transport { return n.tr }
 
 // Spec is the workload spec the node places.
 func (n *Node) Spec() meshos.Spec { return n.opts.Spec }
@@ -225,7 +244,7 @@ func (n *Node) AdminState() *command.AdminState {
 		st, _ := command.NewState(n.genesis)
 		return st
 	}
-	return s.st
+	return s.Admin
 }
 
 // Close stops every service, closes the socket and the database, and

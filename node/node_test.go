@@ -5,21 +5,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/node/transport"
 )
 
 // testMesh is n real nodes on loopback sharing one cluster, plus the
-// operator key registered in its genesis.
+// operator key registered in its genesis. Each node's UDP socket is
+// wrapped in the demo's fault wrapper so tests can cut its links.
 type testMesh struct {
 	cluster *config.Cluster
 	op      *identity.Key
 	nodes   []*node.Node
+	faults  map[identity.NodeID]*faultconn.Conn
+}
+
+// block cuts (or heals) the link between x and y at both ends.
+func (m *testMesh) block(x, y *node.Node, cut bool) {
+	m.faults[x.ID()].Block(y.ID(), cut)
+	m.faults[y.ID()].Block(x.ID(), cut)
 }
 
 func startMesh(t *testing.T, n int) *testMesh {
@@ -38,7 +49,7 @@ func startMeshWith(t *testing.T, n int, tm meshos.Timers) *testMesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &testMesh{cluster: cl, op: op}
+	m := &testMesh{cluster: cl, op: op, faults: map[identity.NodeID]*faultconn.Conn{}}
 	ctx := context.Background()
 	for i := 0; i < n; i++ {
 		opts := node.Options{
@@ -49,26 +60,21 @@ func startMeshWith(t *testing.T, n int, tm meshos.Timers) *testMesh {
 		if i > 0 {
 			opts.Bootstrap = []string{m.nodes[0].Addr()}
 		}
+		udp, err := transport.ListenUDP("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc := faultconn.New(udp)
+		opts.Conn = fc
 		nd, err := node.Start(ctx, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { nd.Close() })
 		m.nodes = append(m.nodes, nd)
+		m.faults[nd.ID()] = fc
 	}
 	return m
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func healthyCount(cs *snapshot.ClusterSnapshot) int {
@@ -85,7 +91,7 @@ func TestThreeNodesConvergeAndCordon(t *testing.T) {
 	m := startMesh(t, 3)
 	for _, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "3 healthy nodes", 20*time.Second, func() bool { return healthyCount(nd.Cluster()) == 3 })
+		nodetest.Eventually(t, "3 healthy nodes", func() bool { return healthyCount(nd.Cluster()) == 3 })
 	}
 	cl, err := m.nodes[0].NewClient(identity.KeySigner{K: m.op}, "alice")
 	if err != nil {
@@ -102,7 +108,7 @@ func TestThreeNodesConvergeAndCordon(t *testing.T) {
 	}
 	for _, nd := range m.nodes {
 		nd := nd
-		waitFor(t, "cordon visible on every node", 20*time.Second, func() bool {
+		nodetest.Eventually(t, "cordon visible on every node", func() bool {
 			nv := nd.Cluster().Node(target)
 			return nv != nil && nv.Cordoned
 		})

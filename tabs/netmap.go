@@ -333,6 +333,36 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 	if w < 8 || h < 3 {
 		return l
 	}
+	l.placeNodes(ringAngles(s, order))
+	l.drawNearestLinks()
+	l.drawGlyphs()
+	return l
+}
+
+// ringAngles spreads every node but self evenly around the ring, in
+// id-hash order: stable while the node set is, and never clustered on
+// one side.
+func ringAngles(s *snapshot.ClusterSnapshot, order []api.NodeID) map[api.NodeID]float64 {
+	angle := make(map[api.NodeID]float64, len(order))
+	var ring []api.NodeID
+	for _, id := range order {
+		if id != s.Self {
+			ring = append(ring, id)
+		}
+	}
+	hash := func(id api.NodeID) uint64 { return uint64(id) * 0x9E3779B97F4A7C15 }
+	sort.Slice(ring, func(i, j int) bool { return hash(ring[i]) < hash(ring[j]) })
+	for i, id := range ring {
+		angle[id] = -math.Pi/2 + 2*math.Pi*float64(i)/float64(max(len(ring), 1))
+	}
+	return angle
+}
+
+// placeNodes gives each node a cell: self at the centre, the others at a
+// radius growing with log RTT, nudged along and across the ring until the
+// glyph and its label are clear of every node placed before.
+func (l *mapLayout) placeNodes(angle map[api.NodeID]float64) {
+	s, w, h := l.snap, l.w, l.h
 	cx, cy := float64(w)/2, float64(h)/2
 	rx, ry := float64(w)/2-8, float64(h)/2-1
 	var maxRTT time.Duration
@@ -341,45 +371,7 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 			maxRTT = n.RTT
 		}
 	}
-	angle := make(map[api.NodeID]float64, len(order))
-	{
-		var ring []api.NodeID
-		for _, id := range order {
-			if id != s.Self {
-				ring = append(ring, id)
-			}
-		}
-		hash := func(id api.NodeID) uint64 { return uint64(id) * 0x9E3779B97F4A7C15 }
-		sort.Slice(ring, func(i, j int) bool { return hash(ring[i]) < hash(ring[j]) })
-		for i, id := range ring {
-			angle[id] = -math.Pi/2 + 2*math.Pi*float64(i)/float64(max(len(ring), 1))
-		}
-	}
-	// taken marks cells claimed by a glyph or a label (node index + 1).
-	free := func(x, y, span int) bool {
-		for k := -1; k <= span; k++ {
-			xx := x + k
-			if xx < 0 || xx >= w {
-				continue
-			}
-			if l.grid[y*w+xx].node != 0 {
-				return false
-			}
-		}
-		return true
-	}
-	claim := func(oi, x, y int, label string) {
-		l.grid[y*w+x].node = oi + 1
-		// k from -1: the blank between glyph and label stays blank.
-		for k := -1; k < len([]rune(label)); k++ {
-			if xx := x + 2 + k; xx < w {
-				if c := &l.grid[y*w+xx]; c.node == 0 {
-					c.node = oi + 1
-				}
-			}
-		}
-	}
-	for oi, id := range order {
+	for oi, id := range l.order {
 		n := s.Node(id)
 		if n == nil {
 			continue
@@ -391,8 +383,6 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 			x, y = int(cx), int(cy)
 		} else {
 			r := mapRadius(n, maxRTT)
-			// Evenly spaced angles, assigned in id-hash order: stable while
-			// the node set is, and never clustered on one side.
 			a := angle[id]
 			for try := 0; try < mapNudgeTries; try++ {
 				rr := r
@@ -404,7 +394,7 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 				y = int(cy + rr*ry*math.Sin(a) + 0.5)
 				x = min(max(x, 0), w-1)
 				y = min(max(y, 0), h-1)
-				if free(x, y, span) {
+				if l.free(x, y, span) {
 					break
 				}
 				a += 0.27
@@ -413,18 +403,55 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 		l.pos[id] = [2]int{x, y}
 		l.rtt[id] = n.RTT
 		l.down[id] = n.Health == snapshot.Unreachable
-		claim(oi, x, y, label)
+		l.claim(oi, x, y, label)
 	}
-	// The nearest links as dotted lines between placed endpoints.
-	for _, e := range NearestLinks(s) {
+}
+
+// free reports whether the cells of a glyph at (x, y) and a label of span
+// cells, with one blank either side, are unclaimed.
+func (l *mapLayout) free(x, y, span int) bool {
+	for k := -1; k <= span; k++ {
+		xx := x + k
+		if xx < 0 || xx >= l.w {
+			continue
+		}
+		if l.grid[y*l.w+xx].node != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// claim marks the glyph's and label's cells as taken by node index oi
+// (stored as oi+1: zero means free).
+func (l *mapLayout) claim(oi, x, y int, label string) {
+	l.grid[y*l.w+x].node = oi + 1
+	// k from -1: the blank between glyph and label stays blank.
+	for k := -1; k < len([]rune(label)); k++ {
+		if xx := x + 2 + k; xx < l.w {
+			if c := &l.grid[y*l.w+xx]; c.node == 0 {
+				c.node = oi + 1
+			}
+		}
+	}
+}
+
+// drawNearestLinks draws the nearest links as dotted lines between placed
+// endpoints, never over a claimed cell.
+func (l *mapLayout) drawNearestLinks() {
+	for _, e := range NearestLinks(l.snap) {
 		l.line(e.A, e.B, func(i, k int) {
 			if c := &l.grid[i]; c.node == 0 && c.r == ' ' && k%2 == 0 {
 				c.r, c.tone = glyphEdge, common.ToneDim
 			}
 		})
 	}
-	// Glyphs and labels.
-	for oi, id := range order {
+}
+
+// drawGlyphs writes each placed node's glyph and label.
+func (l *mapLayout) drawGlyphs() {
+	s, w := l.snap, l.w
+	for oi, id := range l.order {
 		p, ok := l.pos[id]
 		if !ok {
 			continue
@@ -449,7 +476,6 @@ func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayou
 			c.r, c.tone, c.node = r, labelTone, oi+1
 		}
 	}
-	return l
 }
 
 // line walks the cells strictly between a's and b's glyphs, calling f with

@@ -1037,12 +1037,12 @@ func TestCommitTimeout(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("no YES prompt:\n%s", stderr.String())
 	}
-	for _, nd := range m.nodes {
-		nd.Transport().Pause(true)
+	for _, fc := range m.faults {
+		fc.Pause(true)
 	}
 	defer func() {
-		for _, nd := range m.nodes {
-			nd.Transport().Pause(false)
+		for _, fc := range m.faults {
+			fc.Pause(false)
 		}
 	}()
 	fmt.Fprintln(inW, "YES")

@@ -25,7 +25,7 @@ func (m *testMesh) slowLinks(t *testing.T, links [][2]int, ramp ...time.Duration
 	t.Helper()
 	heal = func() {
 		for _, l := range links {
-			m.nodes[l[0]].Transport().Impair(m.nodes[l[1]].ID(), 0, 0)
+			m.faults[l[0]].Impair(m.nodes[l[1]].ID(), 0, 0)
 		}
 	}
 	t.Cleanup(heal)
@@ -34,7 +34,7 @@ func (m *testMesh) slowLinks(t *testing.T, links [][2]int, ramp ...time.Duration
 			time.Sleep(1500 * time.Millisecond)
 		}
 		for _, l := range links {
-			m.nodes[l[0]].Transport().Impair(m.nodes[l[1]].ID(), d, 0)
+			m.faults[l[0]].Impair(m.nodes[l[1]].ID(), d, 0)
 		}
 	}
 	return heal
@@ -61,8 +61,9 @@ func (m *testMesh) waitRTTSettled(t *testing.T) {
 	}
 	waitFor(t, "mesh RTTs to settle below 200ms", 60*time.Second, func() bool {
 		for _, nd := range m.nodes {
-			for _, p := range nd.Transport().Peers() {
-				if mesh[p.ID] && p.RTT > 200*time.Millisecond {
+			// The node's own view of each peer: its transport's RTT.
+			for _, nv := range nd.Cluster().Nodes {
+				if nv.ID != nd.ID() && mesh[nv.ID] && nv.RTT > 200*time.Millisecond {
 					return false
 				}
 			}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,9 +34,14 @@ const logsMaxWait = 10 * time.Second
 // once; beyond it, it prints what it holds and starts a new batch.
 const maxHeldLogs = 100_000
 
+// logsOptions are the flags of `deck logs`.
+type logsOptions struct {
+	follow                        bool
+	level, nodeRef, daemon, match string
+}
+
 func logsCmd(stdio IO) *cobra.Command {
-	var follow bool
-	var level, nodeRef, daemon, match string
+	var o logsOptions
 	cmd := &cobra.Command{
 		Use:   "logs",
 		Short: "Read daemon and node logs from every node (--follow to stream)",
@@ -47,120 +53,133 @@ and exits; with --follow it keeps printing new ones until Ctrl-C.
   deck logs --node n2 --daemon inference-1 --follow
   deck logs --match "restarted by operator" -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			f := api.LogFilter{Daemon: daemon, Match: match}
-			if level != "" {
-				l, ok := api.ParseLogLevel(level)
-				if !ok {
-					return usageErr("--level %q: want trace, debug, info, warn or error", level)
-				}
-				f.MinLevel = l
-			}
-			s, err := joinCluster(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if nodeRef != "" {
-				if f.Node, err = resolveNode(s.client.Snapshot(), nodeRef); err != nil {
-					return err
-				}
-			}
-			ctx := cmd.Context()
-			st, err := s.client.SubscribeLogs(ctx, f)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			nm := namesOf(s.client.Snapshot())
-			silent := expectedLogSources(s.client.Snapshot(), f.Node)
-			// Without --follow the records are collected until every node's
-			// backfill has arrived (no record for logsQuiet) and printed in
-			// time order; with it, each is printed as it arrives.
-			var held []api.LogRecord
-			flush := func() error {
-				slices.SortStableFunc(held, func(a, b api.LogRecord) int { return a.At.Compare(b.At) })
-				for _, rec := range held {
-					if err := printLog(stdio.Out, out, rec, nm); err != nil {
-						return err
-					}
-				}
-				held = nil
-				return nil
-			}
-			// Each node sends its recent records and then keeps streaming
-			// new ones. Without --follow only the records from before the
-			// subscription count, so a busy cluster cannot keep the command
-			// running.
-			started := time.Now()
-			var stop <-chan time.Time
-			if !follow {
-				t := time.NewTimer(logsMaxWait)
-				defer t.Stop()
-				stop = t.C
-			}
-			quiet := time.NewTimer(logsQuiet)
-			defer quiet.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return flush()
-				case <-stop:
-					return flush()
-				case <-quiet.C:
-					if !follow && len(silent) > 0 && time.Since(started) < logsAnswerWait {
-						quiet.Reset(logsQuiet)
-						continue
-					}
-					if !follow {
-						if err := flush(); err != nil {
-							return err
-						}
-						if d := st.Dropped(); d > 0 {
-							fmt.Fprintf(stdio.Err, "deck: %d records dropped (reader too slow)\n", d)
-						}
-						return nil
-					}
-				case rec, ok := <-st.C():
-					if !ok {
-						return flush()
-					}
-					delete(silent, rec.Node)
-					if !follow {
-						if rec.At.After(started) {
-							continue // live, not backfill
-						}
-						held = append(held, rec)
-						if len(held) >= maxHeldLogs {
-							if err := flush(); err != nil {
-								return err
-							}
-						}
-					} else if err := printLog(stdio.Out, out, rec, nm); err != nil {
-						return err
-					}
-					if !quiet.Stop() {
-						select {
-						case <-quiet.C:
-						default:
-						}
-					}
-					quiet.Reset(logsQuiet)
-				}
-			}
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runLogs(cmd, stdio, o) },
 	}
 	fl := cmd.Flags()
-	fl.BoolVarP(&follow, "follow", "f", false, "keep streaming new records")
-	fl.StringVar(&level, "level", "", "minimum `level`: trace|debug|info|warn|error")
-	fl.StringVar(&nodeRef, "node", "", "only this `node` (label, id or unique id prefix)")
-	fl.StringVar(&daemon, "daemon", "", "only this `daemon` id")
-	fl.StringVar(&match, "match", "", "only records containing `TEXT` (case-insensitive)")
+	fl.BoolVarP(&o.follow, "follow", "f", false, "keep streaming new records")
+	fl.StringVar(&o.level, "level", "", "minimum `level`: trace|debug|info|warn|error")
+	fl.StringVar(&o.nodeRef, "node", "", "only this `node` (label, id or unique id prefix)")
+	fl.StringVar(&o.daemon, "daemon", "", "only this `daemon` id")
+	fl.StringVar(&o.match, "match", "", "only records containing `TEXT` (case-insensitive)")
 	return cmd
+}
+
+func runLogs(cmd *cobra.Command, stdio IO, o logsOptions) error {
+	out, err := outputFormat(cmd)
+	if err != nil {
+		return err
+	}
+	f := api.LogFilter{Daemon: o.daemon, Match: o.match}
+	if o.level != "" {
+		l, ok := api.ParseLogLevel(o.level)
+		if !ok {
+			return usageErr("--level %q: want trace, debug, info, warn or error", o.level)
+		}
+		f.MinLevel = l
+	}
+	s, err := joinCluster(stdio, cmd, false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if o.nodeRef != "" {
+		if f.Node, err = resolveNode(s.client.Snapshot(), o.nodeRef); err != nil {
+			return err
+		}
+	}
+	ctx := cmd.Context()
+	st, err := s.client.SubscribeLogs(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	lp := &logPrinter{stdio: stdio, out: out, nm: namesOf(s.client.Snapshot())}
+	return lp.run(ctx, st, expectedLogSources(s.client.Snapshot(), f.Node), o.follow)
+}
+
+// logPrinter prints one `deck logs` stream. Without --follow the records
+// are collected until every node's backfill has arrived (no record for
+// logsQuiet) and printed in time order; with it, each is printed as it
+// arrives.
+type logPrinter struct {
+	stdio IO
+	out   string
+	nm    names
+	held  []api.LogRecord
+}
+
+func (lp *logPrinter) flush() error {
+	slices.SortStableFunc(lp.held, func(a, b api.LogRecord) int { return a.At.Compare(b.At) })
+	for _, rec := range lp.held {
+		if err := printLog(lp.stdio.Out, lp.out, rec, lp.nm); err != nil {
+			return err
+		}
+	}
+	lp.held = nil
+	return nil
+}
+
+// run reads st until it ends, ctx is done, or (without follow) the
+// backfill is complete. silent holds the nodes expected to answer that
+// have not yet.
+func (lp *logPrinter) run(ctx context.Context, st *api.Stream[api.LogRecord], silent map[identity.NodeID]bool, follow bool) error {
+	// Each node sends its recent records and then keeps streaming new
+	// ones. Without --follow only the records from before the
+	// subscription count, so a busy cluster cannot keep the command
+	// running.
+	started := time.Now()
+	var stop <-chan time.Time
+	if !follow {
+		t := time.NewTimer(logsMaxWait)
+		defer t.Stop()
+		stop = t.C
+	}
+	quiet := time.NewTimer(logsQuiet)
+	defer quiet.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return lp.flush()
+		case <-stop:
+			return lp.flush()
+		case <-quiet.C:
+			if follow {
+				continue
+			}
+			if len(silent) > 0 && time.Since(started) < logsAnswerWait {
+				quiet.Reset(logsQuiet)
+				continue
+			}
+			if err := lp.flush(); err != nil {
+				return err
+			}
+			if d := st.Dropped(); d > 0 {
+				fmt.Fprintf(lp.stdio.Err, "deck: %d records dropped (reader too slow)\n", d)
+			}
+			return nil
+		case rec, ok := <-st.C():
+			if !ok {
+				return lp.flush()
+			}
+			delete(silent, rec.Node)
+			if follow {
+				if err := printLog(lp.stdio.Out, lp.out, rec, lp.nm); err != nil {
+					return err
+				}
+			} else {
+				if rec.At.After(started) {
+					continue // live, not backfill
+				}
+				lp.held = append(lp.held, rec)
+				if len(lp.held) >= maxHeldLogs {
+					if err := lp.flush(); err != nil {
+						return err
+					}
+				}
+			}
+			quiet.Reset(logsQuiet)
+		}
+	}
 }
 
 func printLog(w io.Writer, out string, r api.LogRecord, nm names) error {

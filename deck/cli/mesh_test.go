@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/node/transport"
 )
 
 // TestMain points the XDG dirs at a scratch dir, so no test reads the
@@ -42,11 +44,14 @@ func TestMain(m *testing.M) {
 
 // testMesh is n real nodes on 127.0.0.1 running the demo workload, a cluster
 // file naming them as bootstrap, and operator keys in operators/ beside it.
+// Each node's socket is wrapped in the demo's fault wrapper (faults[i] is
+// nodes[i]'s).
 type testMesh struct {
 	dir         string
 	clusterPath string
 	cluster     *config.Cluster
 	nodes       []*node.Node
+	faults      []*faultconn.Conn
 	ops         map[string]*identity.Key
 }
 
@@ -110,11 +115,18 @@ func newMesh(o meshOpts) (m *testMesh, err error) {
 		if i > 0 {
 			opts.Bootstrap = []string{m.nodes[0].Addr()}
 		}
+		udp, err := transport.ListenUDP("127.0.0.1:0")
+		if err != nil {
+			return m, err
+		}
+		fc := faultconn.New(udp)
+		opts.Conn = fc
 		nd, err := node.Start(context.Background(), opts)
 		if err != nil {
 			return m, err
 		}
 		m.nodes = append(m.nodes, nd)
+		m.faults = append(m.faults, fc)
 	}
 	file := *c
 	file.Bootstrap = nil

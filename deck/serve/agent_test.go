@@ -18,6 +18,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -46,7 +47,7 @@ func startAgent(t testing.TB, dir string, keys ...*sshKey) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, "ssh-agent socket", 30*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	nodetest.Eventually(t, "ssh-agent socket", func() bool { _, err := os.Stat(sock); return err == nil })
 	for _, k := range keys {
 		add := exec.Command("ssh-add", k.path)
 		add.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "SSH_AUTH_SOCK=" + sock}
@@ -167,7 +168,7 @@ func drainAndVerify(t *testing.T, m *testMesh, c api.Client, target api.NodeID) 
 func waitDrainEverywhere(t *testing.T, m *testMesh, target api.NodeID) {
 	t.Helper()
 	for _, nd := range m.nodes {
-		waitFor(t, "the drain applied on node "+nd.ID().String(), meshTimeout, func() bool {
+		nodetest.Eventually(t, "the drain applied on node "+nd.ID().String(), func() bool {
 			nv := nd.Cluster().Node(target)
 			return nv != nil && nv.Maintenance.State != snapshot.MaintActive
 		})
@@ -175,7 +176,7 @@ func waitDrainEverywhere(t *testing.T, m *testMesh, target api.NodeID) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the drain in node "+nd.ID().String()+"'s audit", meshTimeout, func() bool {
+		nodetest.Eventually(t, "the drain in node "+nd.ID().String()+"'s audit", func() bool {
 			recs, err := cl.Audit().Collect(context.Background())
 			if err != nil {
 				return false
@@ -238,7 +239,7 @@ func TestOpenSSHAgentForwardedDrain(t *testing.T) {
 
 	// The first row's node is drained everywhere, signed by alice.
 	var target api.NodeID
-	waitFor(t, "the drain in the serving node's audit", meshTimeout, func() bool {
+	nodetest.Eventually(t, "the drain in the serving node's audit", func() bool {
 		recs, _ := c.Audit().Collect(context.Background())
 		for _, r := range recs {
 			if r.Action.Verb == api.VerbDrain && r.Outcome == api.Accepted {

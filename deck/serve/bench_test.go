@@ -15,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 const benchConsoles = 20
@@ -83,7 +84,7 @@ func BenchmarkConsoles20(b *testing.B) {
 		g.WaitText(b, "LIVE")
 		g.WaitText(b, "DISK%")
 	}
-	waitFor(b, "20 consoles", termTimeout, func() bool { return srv.Sessions() == benchConsoles })
+	nodetest.Eventually(b, "20 consoles", func() bool { return srv.Sessions() == benchConsoles })
 	time.Sleep(3 * time.Second)
 	settleMemory()
 	rss1, heap1 := rssBytes(b), heapInuse()
@@ -114,7 +115,7 @@ func BenchmarkConsoles20(b *testing.B) {
 		}
 		for j, g := range terms {
 			var at time.Time
-			waitFor(b, fmt.Sprintf("console %d to redraw", j), termTimeout, func() bool {
+			nodetest.Eventually(b, fmt.Sprintf("console %d to redraw", j), func() bool {
 				var ok bool
 				at, ok = g.Arrival(marks[j], "cordoned")
 				return ok
@@ -125,7 +126,7 @@ func BenchmarkConsoles20(b *testing.B) {
 		if _, err := op.Admin().Uncordon(ctx, target); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, "uncordon", termTimeout, func() bool {
+		nodetest.Eventually(b, "uncordon", func() bool {
 			nv := op.Snapshot().Node(target)
 			return nv != nil && !nv.Cordoned
 		})

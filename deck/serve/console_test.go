@@ -10,6 +10,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 // TestOpenSSHConsole drives a real OpenSSH client in a pty: the deck comes
@@ -50,7 +51,7 @@ func TestOpenSSHConsole(t *testing.T) {
 	term.send("2")
 	term.waitText(mk, "DISK%")
 
-	waitFor(t, "one console", 10*time.Second, func() bool { return srv.Sessions() == 1 })
+	nodetest.Eventually(t, "one console", func() bool { return srv.Sessions() == 1 })
 	term.send("q")
 	if code := term.wait(); code != 0 {
 		t.Fatalf("ssh exit code %d; output:\n%s", code, tail(term.text(), 2000))

@@ -25,6 +25,7 @@ import (
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -70,7 +71,7 @@ func startMesh(t testing.TB, n int) *testMesh {
 		m.nodes = append(m.nodes, nd)
 	}
 	for _, nd := range m.nodes {
-		waitFor(t, "every node healthy", meshTimeout, func() bool { return healthy(nd.Cluster()) == n })
+		nodetest.Eventually(t, "every node healthy", func() bool { return healthy(nd.Cluster()) == n })
 	}
 	return m
 }
@@ -83,18 +84,6 @@ func healthy(cs *snapshot.ClusterSnapshot) int {
 		}
 	}
 	return c
-}
-
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", timeout, what)
 }
 
 // startServer serves consoles on nd at 127.0.0.1:0.
@@ -397,17 +386,11 @@ func leakedConsoleGoroutines(before map[string]string) []string {
 func noConsoleGoroutines(t testing.TB, srv *Server, before map[string]string) {
 	t.Helper()
 	var leaked []string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	nodetest.Eventually(t, "no console and no console goroutine to run", func() bool {
 		leaked = leakedConsoleGoroutines(before)
-		if srv.Sessions() == 0 && len(leaked) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("after 30s, %d consoles and %d console goroutines still run:\n\n%s",
-		srv.Sessions(), len(leaked), strings.Join(leaked, "\n\n"))
+		return srv.Sessions() == 0 && len(leaked) == 0
+	}, func() string {
+		return fmt.Sprintf("%d consoles and %d console goroutines still run:\n\n%s",
+			srv.Sessions(), len(leaked), strings.Join(leaked, "\n\n"))
+	})
 }

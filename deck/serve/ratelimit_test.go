@@ -5,12 +5,9 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/deck-mesh/deck/node/nodetest"
 )
-
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func tcp(s string) net.Addr {
 	a, err := net.ResolveTCPAddr("tcp", s)
@@ -42,10 +39,10 @@ func TestRateLimiter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &fakeClock{t: time.Unix(1000, 0)}
-			rl := newRateLimiter(tc.burst, 5*time.Second, 100, clk.now)
+			clk := nodetest.NewClock(time.Unix(1000, 0))
+			rl := newRateLimiter(tc.burst, 5*time.Second, 100, clk.Now)
 			for i, s := range tc.steps {
-				clk.advance(s.advance)
+				clk.Advance(s.advance)
 				if got := rl.allow(tcp(s.addr)); got != s.want {
 					t.Fatalf("step %d (%s): allow = %v, want %v", i, s.addr, got, s.want)
 				}
@@ -55,8 +52,8 @@ func TestRateLimiter(t *testing.T) {
 }
 
 func TestRateLimiterTableIsBounded(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	rl := newRateLimiter(1, time.Hour, 16, clk.now)
+	clk := nodetest.NewClock(time.Unix(1000, 0))
+	rl := newRateLimiter(1, time.Hour, 16, clk.Now)
 	for i := 0; i < 1000; i++ {
 		rl.allow(tcp(fmt.Sprintf("10.0.%d.%d:1", i/256, i%256)))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/deck-mesh/deck/deck/serve/servetest"
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 // goTerm is an in-process x/crypto/ssh client session (servetest.Term).
@@ -354,7 +355,7 @@ func TestLeakCheckSeesNodeSideGoroutines(t *testing.T) {
 		"node.(*publisher).watch", "node.(*auditQuery).Stream",
 		"chain.(*SubscriptionService).startSub", "chain.(*SubscriptionService).runLease",
 	} {
-		waitFor(t, fn+" counted as a leak", meshTimeout, func() bool {
+		nodetest.Eventually(t, fn+" counted as a leak", func() bool {
 			for _, g := range leakedConsoleGoroutines(before) {
 				if strings.Contains(g, fn) {
 					return true

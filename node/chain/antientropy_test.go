@@ -11,6 +11,8 @@ import (
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 // aeNode is one node of an in-process anti-entropy mesh: its own Badger
@@ -21,10 +23,10 @@ type aeNode struct {
 	l    *Ledger
 	ae   *AntiEntropy
 	fold *Fold[*lwwState]
-	ep   *endpoint
+	ep   *meshtest.Node
 }
 
-func startAENodes(t *testing.T, ctx context.Context, h *hub, n int, interval time.Duration) []*aeNode {
+func startAENodes(t *testing.T, ctx context.Context, h *meshtest.Hub, n int, interval time.Duration) []*aeNode {
 	t.Helper()
 	nodes := newAENodes(t, ctx, h, n, interval)
 	runAENodes(t, ctx, nodes)
@@ -33,15 +35,15 @@ func startAENodes(t *testing.T, ctx context.Context, h *hub, n int, interval tim
 
 // newAENodes makes the nodes (databases, ledgers, folds, endpoints) without
 // starting anti-entropy, so a test can load their ledgers first.
-func newAENodes(t *testing.T, ctx context.Context, h *hub, n int, interval time.Duration) []*aeNode {
+func newAENodes(t *testing.T, ctx context.Context, h *meshtest.Hub, n int, interval time.Duration) []*aeNode {
 	t.Helper()
 	nodes := make([]*aeNode, n)
 	for i := range nodes {
 		id := identity.NodeID(0x1000 + i + 1)
 		db := openTestDB(t, Config{})
 		l := db.Ledger(validateTestEvent)
-		ep := h.endpoint(id)
-		ae := NewAntiEntropy(l, ep, h.ids, AntiEntropyConfig{Interval: interval})
+		ep := h.Join(id)
+		ae := NewAntiEntropy(l, ep, h.IDs, AntiEntropyConfig{Interval: interval})
 		nodes[i] = &aeNode{id: id, db: db, l: l, ae: ae, ep: ep, fold: startFold(t, ctx, l, 32)}
 	}
 	return nodes
@@ -77,7 +79,7 @@ func digestOf(t testing.TB, raws [][]byte) BucketDigest {
 
 func waitConverged(t *testing.T, nodes []*aeNode, want BucketDigest, what string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, what, func() bool {
+	nodetest.Eventually(t, what, func() bool {
 		for _, nd := range nodes {
 			if d := nd.l.Digest(); d != want {
 				return false
@@ -90,14 +92,12 @@ func waitConverged(t *testing.T, nodes []*aeNode, want BucketDigest, what string
 func waitFoldsEqual(t *testing.T, nodes []*aeNode, raws [][]byte) {
 	t.Helper()
 	want := referenceFold(t, raws)
-	deadline := time.Now().Add(20 * time.Second)
 	for _, nd := range nodes {
-		for foldString(nd.fold) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s fold differs:\n got %s\nwant %s\nstats %+v", nd.id, foldString(nd.fold), want, nd.fold.Stats())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		nodetest.Eventually(t, fmt.Sprintf("node %s's fold to equal the reference", nd.id),
+			func() bool { return foldString(nd.fold) == want },
+			func() string {
+				return fmt.Sprintf(" got %s\nwant %s\nstats %+v", foldString(nd.fold), want, nd.fold.Stats())
+			})
 	}
 	for _, nd := range nodes {
 		if err := nd.l.Verify(context.Background()); err != nil {
@@ -113,7 +113,7 @@ func TestAntiEntropyConverges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool := eventPool(t, 400, 11)
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nodes := newAENodes(t, ctx, h, 5, 100*time.Millisecond)
 	rng := rand.New(rand.NewPCG(3, 4))
 	subsets := make([][][]byte, len(nodes))
@@ -153,7 +153,7 @@ func TestAntiEntropyPartitionHeals(t *testing.T) {
 	defer cancel()
 	pool := eventPool(t, 240, 12)
 	base, left, right := pool[:80], pool[80:160], pool[160:]
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nodes := startAENodes(t, ctx, h, 5, 100*time.Millisecond)
 	for _, raw := range base {
 		if _, _, err := nodes[0].l.Insert(ctx, raw); err != nil {
@@ -162,7 +162,7 @@ func TestAntiEntropyPartitionHeals(t *testing.T) {
 	}
 	waitConverged(t, nodes, digestOf(t, base), "initial convergence")
 
-	h.partition([]identity.NodeID{nodes[0].id, nodes[1].id})
+	h.Partition(nodes[0].id, nodes[1].id)
 	for i, raw := range left {
 		if _, _, err := nodes[i%2].l.Insert(ctx, raw); err != nil {
 			t.Fatal(err)
@@ -182,7 +182,7 @@ func TestAntiEntropyPartitionHeals(t *testing.T) {
 		t.Fatalf("left side leaked: %d events", d.Count)
 	}
 
-	h.heal()
+	h.Heal()
 	waitConverged(t, nodes, digestOf(t, pool), "convergence after heal")
 	waitFoldsEqual(t, nodes, pool)
 }
@@ -193,7 +193,7 @@ func TestAntiEntropyPartitionHeals(t *testing.T) {
 func TestSyncWithDrillsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	s := newEventSigner(t)
 	const n = 3000
 	raws := make([][]byte, n)
@@ -209,20 +209,16 @@ func TestSyncWithDrillsDown(t *testing.T) {
 	if _, err := cli.InsertMany(ctx, raws[:n/3]); err != nil {
 		t.Fatal(err)
 	}
-	srvEP, cliEP := h.endpoint(1), h.endpoint(2)
-	srvAE := NewAntiEntropy(srv, srvEP, h.ids, AntiEntropyConfig{Interval: time.Hour})
-	cliAE := NewAntiEntropy(cli, cliEP, h.ids, AntiEntropyConfig{Interval: time.Hour})
+	srvEP, cliEP := h.Join(1), h.Join(2)
+	srvAE := NewAntiEntropy(srv, srvEP, h.IDs, AntiEntropyConfig{Interval: time.Hour})
+	cliAE := NewAntiEntropy(cli, cliEP, h.IDs, AntiEntropyConfig{Interval: time.Hour})
 	for _, ae := range []*AntiEntropy{srvAE, cliAE} {
 		actx, acancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = ae.Run(actx) }()
 		t.Cleanup(func() { acancel(); <-done })
 	}
-	waitFor(t, 10*time.Second, "handlers registered", func() bool {
-		srvEP.mu.RLock()
-		defer srvEP.mu.RUnlock()
-		return srvEP.handlers[mesh.ChanLedger] != nil
-	})
+	nodetest.Eventually(t, "handlers registered", func() bool { return srvEP.HasHandler(mesh.ChanLedger) })
 	rounds := 0
 	for cli.Digest() != srv.Digest() {
 		rounds++
@@ -246,9 +242,9 @@ func TestSyncWithDrillsDown(t *testing.T) {
 }
 
 func TestSyncWithUnreachablePeer(t *testing.T) {
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	l := openTestDB(t, Config{}).Ledger(validateTestEvent)
-	ae := NewAntiEntropy(l, h.endpoint(1), h.ids, AntiEntropyConfig{})
+	ae := NewAntiEntropy(l, h.Join(1), h.IDs, AntiEntropyConfig{})
 	if _, err := ae.SyncWith(context.Background(), 99); !errors.Is(err, mesh.ErrNoRoute) {
 		t.Fatalf("got %v, want ErrNoRoute", err)
 	}
@@ -257,10 +253,10 @@ func TestSyncWithUnreachablePeer(t *testing.T) {
 // TestAntiEntropyIgnoresForgedAnswers: an answer from a node other than
 // the one asked is not accepted as the answer.
 func TestAntiEntropyIgnoresForgedAnswers(t *testing.T) {
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	l := openTestDB(t, Config{}).Ledger(validateTestEvent)
-	ep := h.endpoint(1)
-	ae := NewAntiEntropy(l, ep, h.ids, AntiEntropyConfig{})
+	ep := h.Join(1)
+	ae := NewAntiEntropy(l, ep, h.IDs, AntiEntropyConfig{})
 	p := &aePending{peer: 2, ch: make(chan *aeMsg, 1)}
 	ae.pending[7] = p
 	resp := (&aeMsg{Type: aeDigestResp, ReqID: 7, To: 1 << DigestMaxWidthShiftBits, Shift: DigestMaxWidthShiftBits}).encode()
@@ -336,7 +332,7 @@ func FuzzDecodeAE(f *testing.F) {
 // countingMessenger is a hub endpoint that counts the ledger messages its
 // node sends, by type.
 type countingMessenger struct {
-	*endpoint
+	*meshtest.Node
 	cmu  sync.Mutex
 	sent map[aeType]int
 }
@@ -347,7 +343,7 @@ func (c *countingMessenger) Send(ctx context.Context, to identity.NodeID, ch mes
 		c.sent[aeType(msg[0])]++
 		c.cmu.Unlock()
 	}
-	return c.endpoint.Send(ctx, to, ch, msg)
+	return c.Node.Send(ctx, to, ch, msg)
 }
 
 // take returns the counts since the last take and resets them.
@@ -409,7 +405,7 @@ func TestSyncWithRoundBounds(t *testing.T) {
 			if tt.name == "dense" && missing <= AEMaxRoundPullEvents {
 				t.Fatalf("only %d events missing: one round could fetch them all", missing)
 			}
-			h := newHub(t)
+			h := meshtest.NewHub(t, meshtest.Config{})
 			srv := openTestDB(t, Config{}).Ledger(validateTestEvent)
 			insertAll(t, ctx, srv, raws)
 			cli := openTestDB(t, Config{}).Ledger(validateTestEvent)
@@ -418,20 +414,16 @@ func TestSyncWithRoundBounds(t *testing.T) {
 			// The server serves; the client only runs the rounds the test
 			// asks for (no background rounds, no hints), so every message
 			// it sends belongs to the round being measured.
-			srvEP := h.endpoint(1)
-			srvAE := NewAntiEntropy(srv, srvEP, h.ids, AntiEntropyConfig{Interval: time.Hour})
+			srvEP := h.Join(1)
+			srvAE := NewAntiEntropy(srv, srvEP, h.IDs, AntiEntropyConfig{Interval: time.Hour})
 			actx, acancel := context.WithCancel(ctx)
 			done := make(chan struct{})
 			go func() { defer close(done); _ = srvAE.Run(actx) }()
 			t.Cleanup(func() { acancel(); <-done })
-			cm := &countingMessenger{endpoint: h.endpoint(2), sent: map[aeType]int{}}
-			cliAE := NewAntiEntropy(cli, cm, h.ids, AntiEntropyConfig{Interval: time.Hour})
+			cm := &countingMessenger{Node: h.Join(2), sent: map[aeType]int{}}
+			cliAE := NewAntiEntropy(cli, cm, h.IDs, AntiEntropyConfig{Interval: time.Hour})
 			cm.Handle(mesh.ChanLedger, cliAE.Handle)
-			waitFor(t, 10*time.Second, "server handler registered", func() bool {
-				srvEP.mu.RLock()
-				defer srvEP.mu.RUnlock()
-				return srvEP.handlers[mesh.ChanLedger] != nil
-			})
+			nodetest.Eventually(t, "server handler registered", func() bool { return srvEP.HasHandler(mesh.ChanLedger) })
 
 			// Test events are ~110 bytes, so a pull answer is never cut
 			// short by AEMaxPullBytes: a full round needs this many pulls.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 func record200B(i int) []byte {
@@ -126,7 +127,7 @@ func BenchmarkTailDeliver(b *testing.B) {
 	ls := db.logs[logIDLogs]
 	tl := db.Logs().Tail(context.Background(), 1)
 	defer tl.Close()
-	waitFor(b, 10*time.Second, "tail live", func() bool {
+	nodetest.Eventually(b, "tail live", func() bool {
 		ls.mu.Lock()
 		defer ls.mu.Unlock()
 		_, ok := ls.subs[tl]

@@ -288,6 +288,11 @@ func (db *DB) stageDelete(st *stager, r *writeReq, pub *publication) error {
 }
 
 func (db *DB) publish(pub *publication) {
+	// Before the log delivers the admin entries: the Fold follows its Tail
+	// and takes each event's decoded form on arrival.
+	for _, ev := range pub.events {
+		db.ledger.handoff.put(ev)
+	}
 	for id, es := range pub.entries {
 		nf := pub.newFirst[id]
 		if len(es) == 0 && nf == 0 {

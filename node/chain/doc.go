@@ -13,5 +13,7 @@
 //
 // Event semantics (what an admin event means, its signatures) are not this
 // package's business: the ledger stores opaque bytes and asks the caller's
-// Validator for each event's id and issue time.
+// Validator for each event's id and issue time. What the Validator decoded
+// rides along to the Fold (EventMeta.Decoded), so an event is parsed once
+// on its way in.
 package chain

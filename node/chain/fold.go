@@ -65,6 +65,7 @@ func NewFold[S any](l *Ledger, f Folder[S], checkpointEvery int) *Fold[S] {
 	if checkpointEvery <= 0 {
 		checkpointEvery = DefaultFoldCheckpointEvery
 	}
+	l.st.handoff.enable()
 	return &Fold[S]{l: l, f: f, every: checkpointEvery, state: f.Init(), notify: make(chan struct{}, 1)}
 }
 
@@ -177,8 +178,12 @@ func (fd *Fold[S]) addBatch(evs []Event) error {
 
 func (fd *Fold[S]) apply(ev Event) {
 	// Apply sees only what every node agrees on: the local seq and arrival
-	// time differ between nodes and would break determinism.
+	// time differ between nodes and would break determinism. The decoded
+	// form is a function of the bytes, so it may ride along.
 	ev.Seq, ev.RecordedAtNano = 0, 0
+	if ev.Meta.Decoded == nil {
+		ev.Meta.Decoded = fd.l.st.handoff.take(ev.Meta.ID)
+	}
 	fd.state = fd.f.Apply(fd.state, ev)
 	fd.through = ev.Meta.Pos()
 	fd.applied++

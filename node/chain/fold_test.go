@@ -9,8 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/deck-mesh/deck/node/nodetest"
 	"golang.org/x/crypto/blake2b"
 )
 
@@ -121,7 +121,7 @@ func TestFoldSameWhateverArrivalOrder(t *testing.T) {
 				}
 				perm = perm[k:]
 			}
-			waitFor(t, 20*time.Second, "fold to apply every event", func() bool { return fd.Stats().Applied == uint64(len(pool)) })
+			nodetest.Eventually(t, "fold to apply every event", func() bool { return fd.Stats().Applied == uint64(len(pool)) })
 			if got := foldString(fd); got != want {
 				t.Fatalf("fold differs:\n got %s\nwant %s", got, want)
 			}
@@ -144,7 +144,7 @@ func TestFoldLateEventRefoldsFromCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	fd := startFold(t, ctx, l, 10)
-	waitFor(t, 20*time.Second, "initial fold", func() bool { return fd.Stats().Applied == 100 })
+	nodetest.Eventually(t, "initial fold", func() bool { return fd.Stats().Applied == 100 })
 	if st := fd.Stats(); st.Checkpoints == 0 || st.Refolds != 0 {
 		t.Fatalf("after in-order fold: %+v", st)
 	}
@@ -154,7 +154,7 @@ func TestFoldLateEventRefoldsFromCheckpoint(t *testing.T) {
 	if _, _, err := l.Insert(ctx, late); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "refold", func() bool { return fd.Stats().Applied == 101 })
+	nodetest.Eventually(t, "refold", func() bool { return fd.Stats().Applied == 101 })
 	st := fd.Stats()
 	if st.Refolds != 1 {
 		t.Fatalf("refolds %d, want 1", st.Refolds)
@@ -170,7 +170,7 @@ func TestFoldLateEventRefoldsFromCheckpoint(t *testing.T) {
 	if _, _, err := l.Insert(ctx, raws[len(raws)-1]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "apply", func() bool { return fd.Stats().Applied == 102 })
+	nodetest.Eventually(t, "apply", func() bool { return fd.Stats().Applied == 102 })
 	if fd.Stats().Refolds != 1 {
 		t.Fatal("an in-order event caused a refold")
 	}
@@ -194,7 +194,7 @@ func TestFoldCheckpointsStayBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	fd := startFold(t, ctx, l, 4)
-	waitFor(t, 20*time.Second, "fold", func() bool { return fd.Stats().Applied == n })
+	nodetest.Eventually(t, "fold", func() bool { return fd.Stats().Applied == n })
 	if c := fd.Stats().Checkpoints; c > MaxFoldCheckpoints || c == 0 {
 		t.Fatalf("%d checkpoints (max %d)", c, MaxFoldCheckpoints)
 	}
@@ -206,7 +206,7 @@ func TestFoldCheckpointsStayBounded(t *testing.T) {
 		if _, _, err := l.Insert(ctx, late); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 20*time.Second, "refold", func() bool { return fd.Stats().Applied == uint64(len(raws)) })
+		nodetest.Eventually(t, "refold", func() bool { return fd.Stats().Applied == uint64(len(raws)) })
 		if got, want := foldString(fd), referenceFold(t, raws); got != want {
 			t.Fatalf("late event at %d:\n got %s\nwant %s", at, got, want)
 		}

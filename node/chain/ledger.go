@@ -18,6 +18,14 @@ import (
 type EventMeta struct {
 	ID       [32]byte
 	IssuedAt int64 // Unix milliseconds, 0 <= IssuedAt <= MaxIssuedAtMs
+	// Decoded is the Validator's parsed form of the bytes, if it returns
+	// one (node/command's *Event). The ledger never looks inside; it hands
+	// the value on with the event (in Insert's result, OnInsert hooks and
+	// the Fold's Apply), so an event is parsed once on ingest. It must be
+	// a pure function of the bytes and immutable. Events read back from
+	// disk carry none, and neither may a Fold's Apply when the fold lagged
+	// more than MaxHandoffEvents: a Folder decodes the bytes then.
+	Decoded any
 }
 
 // MaxIssuedAtMs is the latest issue time the ledger accepts (the year 9999),
@@ -26,7 +34,9 @@ const MaxIssuedAtMs = 253402300799999
 
 // Validator decodes and checks one raw event (its signatures, its
 // operator…); an error rejects the event. It must be deterministic and safe
-// for concurrent use. Event semantics belong to node/command.
+// for concurrent use. Event semantics belong to node/command. With an
+// error, it may still return what it parsed, so a caller can name the event
+// it refused (Insert passes it on).
 type Validator func(raw []byte) (EventMeta, error)
 
 // Position is an event's place in the fold order.
@@ -145,10 +155,91 @@ type ledgerState struct {
 	hooks  map[int]func(Event)
 	hookID int
 
+	handoff decodedHandoff
+
 	tent Head // committer-only
 }
 
-func newLedgerState() *ledgerState { return &ledgerState{hooks: map[int]func(Event){}} }
+func newLedgerState() *ledgerState {
+	return &ledgerState{hooks: map[int]func(Event){}, handoff: decodedHandoff{byID: map[[32]byte]handoffEntry{}}}
+}
+
+// decodedHandoff carries each newly stored event's EventMeta.Decoded from
+// the insert to the Fold, which follows the ledger through its stored
+// bytes: without it the fold would parse every event a second time. Only a
+// ledger with a Fold keeps anything (enabled by NewFold), an entry is taken
+// once, and the table is bounded by MaxHandoffEvents and MaxHandoffBytes,
+// oldest dropped first (a fold that lags that far decodes the bytes).
+type decodedHandoff struct {
+	mu      sync.Mutex
+	enabled bool
+	byID    map[[32]byte]handoffEntry
+	order   [][32]byte // insertion order; may still list ids already taken
+	bytes   int
+}
+
+type handoffEntry struct {
+	value any
+	bytes int
+}
+
+func (h *decodedHandoff) enable() {
+	h.mu.Lock()
+	h.enabled = true
+	h.mu.Unlock()
+}
+
+func (h *decodedHandoff) put(ev Event) {
+	if ev.Meta.Decoded == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.enabled {
+		return
+	}
+	if _, ok := h.byID[ev.Meta.ID]; ok {
+		return
+	}
+	h.byID[ev.Meta.ID] = handoffEntry{value: ev.Meta.Decoded, bytes: len(ev.Raw)}
+	h.order = append(h.order, ev.Meta.ID)
+	h.bytes += len(ev.Raw)
+	for len(h.byID) > MaxHandoffEvents || h.bytes > MaxHandoffBytes {
+		id := h.order[0]
+		h.order = h.order[1:]
+		if e, ok := h.byID[id]; ok {
+			delete(h.byID, id)
+			h.bytes -= e.bytes
+		}
+	}
+	// Taken ids linger in order until they reach the front; compact when
+	// they outnumber the live ones, so order stays O(MaxHandoffEvents).
+	if len(h.order) > 2*MaxHandoffEvents {
+		live := make([][32]byte, 0, len(h.byID))
+		for _, id := range h.order {
+			if _, ok := h.byID[id]; ok {
+				live = append(live, id)
+			}
+		}
+		h.order = live
+	}
+}
+
+// take returns and forgets the decoded value held for id, or nil.
+func (h *decodedHandoff) take(id [32]byte) any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.byID[id]
+	if !ok {
+		return nil
+	}
+	delete(h.byID, id)
+	h.bytes -= e.bytes
+	if len(h.byID) == 0 {
+		h.order = h.order[:0]
+	}
+	return e.value
+}
 
 type pendingEvent struct {
 	meta EventMeta
@@ -166,6 +257,8 @@ type InsertReport struct {
 type Rejection struct {
 	Index int
 	Err   error
+	// Meta is what the Validator parsed before refusing, if anything.
+	Meta EventMeta
 }
 
 // Ledger is the admin ledger: a grow-only set of opaque signed events,
@@ -208,59 +301,73 @@ func (l *Ledger) OnInsert(fn func(Event)) (remove func()) {
 }
 
 // Insert validates and durably adds one event. added is false for a
-// duplicate (same id), which is not an error.
+// duplicate (same id), which is not an error. ev.Meta is what the
+// Validator returned whenever it parsed the event: for an added event, a
+// duplicate (then ev.Seq is 0) and an event refused after parsing (err is
+// the refusal), so the caller never parses the bytes itself.
 func (l *Ledger) Insert(ctx context.Context, raw []byte) (ev Event, added bool, err error) {
-	rep, err := l.InsertMany(ctx, [][]byte{raw})
-	if err != nil {
-		return Event{}, false, err
+	rep, pend, err := l.insertMany(ctx, [][]byte{raw})
+	var meta EventMeta
+	if len(pend) == 1 {
+		meta = pend[0].meta
 	}
-	if len(rep.Rejected) > 0 {
-		return Event{}, false, rep.Rejected[0].Err
-	}
-	if len(rep.Added) == 1 {
+	switch {
+	case err != nil:
+		return Event{Meta: meta}, false, err
+	case len(rep.Rejected) > 0:
+		return Event{Meta: rep.Rejected[0].Meta}, false, rep.Rejected[0].Err
+	case len(rep.Added) == 1:
 		return rep.Added[0], true, nil
 	}
-	return Event{}, false, nil
+	return Event{Meta: meta}, false, nil
 }
 
 // InsertMany validates every event (rejections are reported, not fatal)
 // and adds the valid ones in one durable group. The error is only for
 // storage failures.
 func (l *Ledger) InsertMany(ctx context.Context, raws [][]byte) (InsertReport, error) {
+	rep, _, err := l.insertMany(ctx, raws)
+	return rep, err
+}
+
+// insertMany is InsertMany that also returns the validated events.
+func (l *Ledger) insertMany(ctx context.Context, raws [][]byte) (InsertReport, []pendingEvent, error) {
 	if len(raws) > MaxInsertEvents {
-		return InsertReport{}, fmt.Errorf("%w: insert of %d events (max %d)", ErrInvalid, len(raws), MaxInsertEvents)
+		return InsertReport{}, nil, fmt.Errorf("%w: insert of %d events (max %d)", ErrInvalid, len(raws), MaxInsertEvents)
 	}
 	var rep InsertReport
 	pend := make([]pendingEvent, 0, len(raws))
 	for i, raw := range raws {
 		meta, err := l.check(raw)
 		if err != nil {
-			rep.Rejected = append(rep.Rejected, Rejection{Index: i, Err: err})
+			rep.Rejected = append(rep.Rejected, Rejection{Index: i, Err: err, Meta: meta})
 			continue
 		}
 		pend = append(pend, pendingEvent{meta: meta, raw: bytes.Clone(raw)})
 	}
 	if len(pend) == 0 {
-		return rep, nil
+		return rep, pend, nil
 	}
 	r := &writeReq{kind: reqLedger, log: l.db.logs[logIDAdmin], events: pend}
 	if err := l.db.do(ctx, r); err != nil {
-		return rep, err
+		return rep, pend, err
 	}
 	rep.Added, rep.Duplicates = r.report.Added, r.report.Duplicates
-	return rep, nil
+	return rep, pend, nil
 }
 
+// check bounds and validates raw. With an error, the meta is what the
+// Validator parsed before refusing (zero if it never ran).
 func (l *Ledger) check(raw []byte) (EventMeta, error) {
 	if len(raw) == 0 || len(raw) > MaxEventBytes {
 		return EventMeta{}, fmt.Errorf("%w: event of %d bytes (1..%d)", ErrInvalid, len(raw), MaxEventBytes)
 	}
 	meta, err := l.validate(raw)
 	if err != nil {
-		return EventMeta{}, fmt.Errorf("chain: event rejected: %w", err)
+		return meta, fmt.Errorf("chain: event rejected: %w", err)
 	}
 	if meta.IssuedAt < 0 || meta.IssuedAt > MaxIssuedAtMs {
-		return EventMeta{}, fmt.Errorf("%w: event issue time %d ms out of range", ErrInvalid, meta.IssuedAt)
+		return meta, fmt.Errorf("%w: event issue time %d ms out of range", ErrInvalid, meta.IssuedAt)
 	}
 	return meta, nil
 }

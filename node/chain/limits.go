@@ -71,6 +71,13 @@ const (
 	MaxInsertEvents = 4096
 	// ledgerOrderRecordBytes is issued_at(8) + id(32) + raw hash(32) + link(32).
 	ledgerOrderRecordBytes = 8 + 32 + 32 + 32
+	// MaxHandoffEvents and MaxHandoffBytes bound the decoded events the
+	// ledger holds for its Fold between insert and fold (see
+	// EventMeta.Decoded). A fold that lags further decodes the rest from
+	// their bytes; the bytes bound counts each event's raw size, a proxy
+	// for its decoded size.
+	MaxHandoffEvents = 1024
+	MaxHandoffBytes  = 4 << 20
 )
 
 // Digest buckets: power-of-two widths in milliseconds so a bucket's start is

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/dgraph-io/badger/v4"
 )
 
@@ -205,7 +206,7 @@ func TestTailConcurrentAppends(t *testing.T) {
 	}
 
 	early := startReader("early", 1, nil)
-	waitFor(t, 10*time.Second, "early tail to go live", func() bool { return isLive(early.tl) })
+	nodetest.Eventually(t, "early tail to go live", func() bool { return isLive(early.tl) })
 
 	// written[w] records what writer w appended: the first seq of each batch
 	// and its payloads.
@@ -293,7 +294,7 @@ func TestTailConcurrentAppends(t *testing.T) {
 		}
 		// A reader that has caught up goes (or stays) live. Whether it lagged
 		// on the way depends on scheduling, so Lagged is only reported.
-		waitFor(t, 10*time.Second, r.name+" tail to go live", func() bool { return isLive(r.tl) })
+		nodetest.Eventually(t, r.name+" tail to go live", func() bool { return isLive(r.tl) })
 		t.Logf("%s tail: from %d, %d records, lagged %d times", r.name, r.start, len(r.got), r.tl.Lagged())
 	}
 	// One more record reaches every tail through the live feed, and after
@@ -330,7 +331,7 @@ func TestTailLaggedRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	tl := logs.Tail(ctx, 2) // live from the next record
-	waitFor(t, 10*time.Second, "tail to go live", func() bool {
+	nodetest.Eventually(t, "tail to go live", func() bool {
 		logs.ls.mu.Lock()
 		defer logs.ls.mu.Unlock()
 		_, live := logs.ls.subs[tl]

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 func appendN(t *testing.T, l *Log, n int) {
@@ -60,7 +61,7 @@ func TestRetentionByCount(t *testing.T) {
 // the prefix older than their own limit, never their newest record.
 func TestRetentionByAge(t *testing.T) {
 	ctx := context.Background()
-	clk := newFakeClock()
+	clk := nodetest.NewClock(testClockStart)
 	db := openTestDB(t, Config{Now: clk.Now, Logs: Retention{MaxAge: time.Hour}, Failures: Retention{MaxAge: 2 * time.Hour}})
 	logs, fails := db.Logs(), db.Failures()
 	appendN(t, logs, 50) // at t0
@@ -115,7 +116,7 @@ func TestRetentionByAge(t *testing.T) {
 
 func TestRetentionSeqsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	clk := newFakeClock()
+	clk := nodetest.NewClock(testClockStart)
 	db, err := Open(Config{Dir: dir, Now: clk.Now, Logs: Retention{MaxAge: time.Minute}, RetentionInterval: -1, ValueLogGCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +136,7 @@ func TestRetentionSeqsSurviveRestart(t *testing.T) {
 }
 
 func TestAdminLogNeverTruncated(t *testing.T) {
-	clk := newFakeClock()
+	clk := nodetest.NewClock(testClockStart)
 	db := openTestDB(t, Config{Now: clk.Now, Logs: Retention{MaxCount: 1, MaxAge: time.Second},
 		Failures: Retention{MaxCount: 1, MaxAge: time.Second}, Snapshots: Retention{MaxCount: 1, MaxAge: time.Second}})
 	l := db.Ledger(validateTestEvent)
@@ -173,7 +174,7 @@ func TestTailCountsRecordsRetentionRemoved(t *testing.T) {
 
 func TestSnapshotHistory(t *testing.T) {
 	ctx := context.Background()
-	clk := newFakeClock()
+	clk := nodetest.NewClock(testClockStart)
 	db := openTestDB(t, Config{Now: clk.Now, Snapshots: Retention{MaxCount: 5, MaxAge: time.Hour}})
 	a, b := identity.NodeID(0xaa), identity.NodeID(0xbb)
 	t0 := clk.Now()

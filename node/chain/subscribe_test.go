@@ -12,22 +12,24 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 type subNode struct {
 	id  identity.NodeID
 	db  *DB
 	svc *SubscriptionService
-	ep  *endpoint
+	ep  *meshtest.Node
 }
 
-func startSubNodes(t *testing.T, h *hub, n int, cfg SubscriptionConfig) []*subNode {
+func startSubNodes(t *testing.T, h *meshtest.Hub, n int, cfg SubscriptionConfig) []*subNode {
 	t.Helper()
 	nodes := make([]*subNode, n)
 	for i := range nodes {
 		id := identity.NodeID(0x2000 + i + 1)
 		db := openTestDB(t, Config{})
-		ep := h.endpoint(id)
+		ep := h.Join(id)
 		svc := NewSubscriptionService(db, ep, cfg)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -36,11 +38,7 @@ func startSubNodes(t *testing.T, h *hub, n int, cfg SubscriptionConfig) []*subNo
 		nodes[i] = &subNode{id: id, db: db, svc: svc, ep: ep}
 	}
 	for _, nd := range nodes {
-		waitFor(t, 10*time.Second, "handler registered", func() bool {
-			nd.ep.mu.RLock()
-			defer nd.ep.mu.RUnlock()
-			return nd.ep.handlers[mesh.ChanSubscribe] != nil
-		})
+		nodetest.Eventually(t, "handler registered", func() bool { return nd.ep.HasHandler(mesh.ChanSubscribe) })
 	}
 	return nodes
 }
@@ -58,7 +56,7 @@ func nodeIDs(nodes []*subNode) func() []identity.NodeID {
 func waitLeases(t *testing.T, nodes []*subNode, want uint64) {
 	t.Helper()
 	for _, nd := range nodes {
-		waitFor(t, 10*time.Second, fmt.Sprintf("%d lease(s) on %s", want, nd.id), func() bool { return nd.svc.Stats().Leases == want })
+		nodetest.Eventually(t, fmt.Sprintf("%d lease(s) on %s", want, nd.id), func() bool { return nd.svc.Stats().Leases == want })
 	}
 }
 
@@ -82,7 +80,7 @@ func recvN[T any](t *testing.T, s *api.Stream[T], n int) []T {
 // exactly the matching records of every node, each once, in per-node order.
 func TestSubscribeLogsMergesAndFilters(t *testing.T) {
 	ctx := context.Background()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nodes := startSubNodes(t, h, 3, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
 	client := nodes[0].svc
 	f := api.LogFilter{MinLevel: api.LevelWarn, Daemon: "daemon-1", Match: "SYNC"}
@@ -135,7 +133,7 @@ func TestSubscribeLogsMergesAndFilters(t *testing.T) {
 
 func TestSubscribeFailuresSince(t *testing.T) {
 	ctx := context.Background()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nodes := startSubNodes(t, h, 2, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
 	srv := nodes[1]
 	for i := 1; i <= 10; i++ {
@@ -165,13 +163,13 @@ func TestSubscribeFailuresSince(t *testing.T) {
 // rawClient is a bare endpoint that speaks the subscription protocol by
 // hand, to watch exactly what a server sends.
 type rawClient struct {
-	ep      *endpoint
+	ep      *meshtest.Node
 	pushes  atomic.Uint64
 	records atomic.Uint64
 }
 
-func newRawClient(h *hub, id identity.NodeID) *rawClient {
-	c := &rawClient{ep: h.endpoint(id)}
+func newRawClient(h *meshtest.Hub, id identity.NodeID) *rawClient {
+	c := &rawClient{ep: h.Join(id)}
 	c.ep.Handle(mesh.ChanSubscribe, func(from identity.NodeID, msg []byte) {
 		m, err := decodeSub(msg)
 		if err != nil || m.Type != subPushLogs {
@@ -185,7 +183,7 @@ func newRawClient(h *hub, id identity.NodeID) *rawClient {
 
 func TestLeaseExpiryStopsPushes(t *testing.T) {
 	ctx := context.Background()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	srv := startSubNodes(t, h, 1, SubscriptionConfig{LeaseTTL: 400 * time.Millisecond})[0]
 	c := newRawClient(h, 0x9999)
 	lease := (&subMsg{Type: subLeaseLogs, Sub: 1, Resume: 1}).encode()
@@ -196,7 +194,7 @@ func TestLeaseExpiryStopsPushes(t *testing.T) {
 	if _, err := srv.db.AppendLogs(ctx, testLogRecord(1), testLogRecord(2)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "pushes while the lease lives", func() bool { return c.records.Load() == 2 })
+	nodetest.Eventually(t, "pushes while the lease lives", func() bool { return c.records.Load() == 2 })
 	// No renewal: the lease ends on its own.
 	waitLeases(t, []*subNode{srv}, 0)
 	if srv.svc.Stats().Expired != 1 {
@@ -216,7 +214,7 @@ func TestLeaseExpiryStopsPushes(t *testing.T) {
 
 func TestLeaseCapsPerClient(t *testing.T) {
 	ctx := context.Background()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	srv := startSubNodes(t, h, 1, SubscriptionConfig{})[0]
 	c := newRawClient(h, 0x7777)
 	for i := 0; i < MaxLeasesPerClient+5; i++ {
@@ -224,7 +222,7 @@ func TestLeaseCapsPerClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "refusals", func() bool { return srv.svc.Stats().Refused == 5 })
+	nodetest.Eventually(t, "refusals", func() bool { return srv.svc.Stats().Refused == 5 })
 	if n := srv.svc.Stats().Leases; n != MaxLeasesPerClient {
 		t.Fatalf("%d leases, cap %d", n, MaxLeasesPerClient)
 	}
@@ -234,7 +232,7 @@ func TestLeaseCapsPerClient(t *testing.T) {
 // does not fit its buffer, and Dropped says exactly how much.
 func TestDropCounterClientBuffer(t *testing.T) {
 	ctx := context.Background()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nodes := startSubNodes(t, h, 2, SubscriptionConfig{StreamLen: 16, RenewInterval: 200 * time.Millisecond})
 	stream, err := nodes[0].svc.SubscribeLogs(ctx, func() []identity.NodeID { return []identity.NodeID{nodes[1].id} }, api.LogFilter{})
 	if err != nil {
@@ -249,7 +247,7 @@ func TestDropCounterClientBuffer(t *testing.T) {
 	if _, err := nodes[1].db.AppendLogs(ctx, recs...); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "every record delivered or dropped", func() bool { return stream.Dropped()+uint64(len(stream.C())) == 100 })
+	nodetest.Eventually(t, "every record delivered or dropped", func() bool { return stream.Dropped()+uint64(len(stream.C())) == 100 })
 	if stream.Dropped() != 84 {
 		t.Fatalf("dropped %d, want 84", stream.Dropped())
 	}
@@ -260,7 +258,7 @@ func TestDropCounterClientBuffer(t *testing.T) {
 // bound and reports them: received + dropped accounts for every record.
 func TestDropCounterServerBacklog(t *testing.T) {
 	ctx := context.Background()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nodes := startSubNodes(t, h, 2, SubscriptionConfig{PushesPerSecond: 2, MaxBacklogRecords: 100, RenewInterval: 200 * time.Millisecond})
 	stream, err := nodes[0].svc.SubscribeLogs(ctx, func() []identity.NodeID { return []identity.NodeID{nodes[1].id} }, api.LogFilter{})
 	if err != nil {
@@ -309,7 +307,7 @@ func TestDropCounterServerBacklog(t *testing.T) {
 // the client's last seq + 1, so the stream still has every record once.
 func TestLostPushRewinds(t *testing.T) {
 	ctx := context.Background()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nodes := startSubNodes(t, h, 2, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
 	stream, err := nodes[0].svc.SubscribeLogs(ctx, func() []identity.NodeID { return []identity.NodeID{nodes[1].id} }, api.LogFilter{})
 	if err != nil {
@@ -317,7 +315,7 @@ func TestLostPushRewinds(t *testing.T) {
 	}
 	defer stream.Close()
 	waitLeases(t, nodes[1:], 1)
-	h.drop(nodes[0].id, mesh.ChanSubscribe, 1)
+	h.DropNext(nodes[0].id, mesh.ChanSubscribe, 1)
 	for i := 0; i < 40; i++ {
 		if _, err := nodes[1].db.AppendLogs(ctx, testLogRecord(i)); err != nil {
 			t.Fatal(err)
@@ -339,7 +337,7 @@ func TestLostPushRewinds(t *testing.T) {
 }
 
 func TestSubscribeRejectsBadFilter(t *testing.T) {
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nd := startSubNodes(t, h, 1, SubscriptionConfig{})[0]
 	_, err := nd.svc.SubscribeLogs(context.Background(), nodeIDs([]*subNode{nd}), api.LogFilter{Match: strings.Repeat("m", MaxFilterMatchBytes+1)})
 	if !errors.Is(err, ErrInvalid) {
@@ -398,7 +396,7 @@ func FuzzDecodeSub(f *testing.F) {
 // LogBackfillRecords lines is still delivered.
 func TestFilteredBackfillFindsOlderMatches(t *testing.T) {
 	ctx := context.Background()
-	h := newHub(t)
+	h := meshtest.NewHub(t, meshtest.Config{})
 	nodes := startSubNodes(t, h, 1, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
 	nd := nodes[0]
 	recs := make([]api.LogRecord, 2000)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/deck-mesh/deck/node/nodetest"
 )
 
 func vlogBytes(t *testing.T, dir string) int64 {
@@ -61,7 +63,7 @@ func TestValueLogGCReclaimsExpiredSnapshots(t *testing.T) {
 	}
 	before := vlogBytes(t, dir)
 	rewrites := 0
-	waitFor(t, 30*time.Second, "value-log GC to rewrite a file", func() bool {
+	nodetest.Eventually(t, "value-log GC to rewrite a file", func() bool {
 		rewrites += db.RunValueLogGC()
 		return rewrites > 0
 	})

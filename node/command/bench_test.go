@@ -5,13 +5,14 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 )
 
 // BenchmarkVerifyAdminEvent is the per-event cost every node pays in the
 // fold: one ed25519 verification against the registry plus the state checks.
 // Target: ≤ 100 µs.
 func BenchmarkVerifyAdminEvent(b *testing.B) {
-	alice := testKey(b, "alice")
+	alice := identitytest.Key(b, "alice")
 	st := mustState(b, genesisOf(b, 1, 1, "alice", "bob", "carol"))
 	e := ev(b, api.Action{Verb: api.VerbDrain, Node: 0x1001, Duration: time.Minute}, 0, 1, alice)
 	b.ReportAllocs()
@@ -24,7 +25,7 @@ func BenchmarkVerifyAdminEvent(b *testing.B) {
 
 // BenchmarkDecodeAndVerifyAdminEvent adds decoding the wire form.
 func BenchmarkDecodeAndVerifyAdminEvent(b *testing.B) {
-	alice := testKey(b, "alice")
+	alice := identitytest.Key(b, "alice")
 	st := mustState(b, genesisOf(b, 1, 1, "alice", "bob", "carol"))
 	wire := ev(b, api.Action{Verb: api.VerbDrain, Node: 0x1001, Duration: time.Minute}, 0, 1, alice).Marshal()
 	b.ReportAllocs()

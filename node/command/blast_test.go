@@ -8,6 +8,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -126,7 +127,7 @@ func TestPreviewPerVerb(t *testing.T) {
 				t.Fatalf("%+v", br)
 			}
 		}},
-		{api.Action{Verb: api.VerbAddOperator, OperatorID: testKey(t, "z").ID, OperatorName: "z", OperatorKey: testKey(t, "z").Public}, func(t *testing.T, br api.BlastRadius) {
+		{api.Action{Verb: api.VerbAddOperator, OperatorID: identitytest.Key(t, "z").ID, OperatorName: "z", OperatorKey: identitytest.Key(t, "z").Public}, func(t *testing.T, br api.BlastRadius) {
 			if len(br.Nodes) != 0 || len(br.Warnings) != 1 {
 				t.Fatalf("%+v", br)
 			}

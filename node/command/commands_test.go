@@ -8,6 +8,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 	"github.com/deck-mesh/deck/node/meshos"
 )
 
@@ -17,8 +18,8 @@ import (
 func TestMofNFlow(t *testing.T) {
 	cs, spec := buildCluster(t, 6, 4, 3, 3, 0.1)
 	r := newRig(t, genesisOf(t, 1, 2, "alice", "bob"), cs, spec)
-	alice := r.console(t, testKey(t, "alice"))
-	bob := r.console(t, testKey(t, "bob"))
+	alice := r.console(t, identitytest.Key(t, "alice"))
+	bob := r.console(t, identitytest.Key(t, "bob"))
 	if got := alice.ICE().Threshold(); got != 2 {
 		t.Fatalf("threshold %d", got)
 	}
@@ -81,7 +82,7 @@ func TestMofNFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Seq != 1 || rec.Operator != testKey(t, "alice").ID || rec.Verb != api.VerbForceEvictReplica {
+	if rec.Seq != 1 || rec.Operator != identitytest.Key(t, "alice").ID || rec.Verb != api.VerbForceEvictReplica {
 		t.Fatalf("receipt %+v", rec)
 	}
 	if err := r.led.errs[0]; err != nil {
@@ -103,7 +104,7 @@ func TestMofNFlow(t *testing.T) {
 func TestConsumedTypestate(t *testing.T) {
 	cs, spec := buildCluster(t, 4, 2, 2, 2, 0.1)
 	r := newRig(t, genesisOf(t, 1, 1, "alice"), cs, spec)
-	c := r.console(t, testKey(t, "alice"))
+	c := r.console(t, identitytest.Key(t, "alice"))
 	p, err := c.ICE().FreezeCluster(t.Context(), "maintenance window", 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func TestConsumedTypestate(t *testing.T) {
 func TestUnknownTargetNotFound(t *testing.T) {
 	cs, spec := buildCluster(t, 4, 2, 2, 2, 0.1)
 	r := newRig(t, genesisOf(t, 1, 1, "alice"), cs, spec)
-	c := r.console(t, testKey(t, "alice"))
+	c := r.console(t, identitytest.Key(t, "alice"))
 	chain := cs.Chains[0]
 	var nonHolder identity.NodeID
 	for _, v := range cs.Nodes {
@@ -195,7 +196,7 @@ func TestNoSignerIsPermissionDenied(t *testing.T) {
 	}
 	// A read-only console can still load a payload and check it, but not
 	// sign: there is no ephemeral fallback key.
-	alice := r.console(t, testKey(t, "alice"))
+	alice := r.console(t, identitytest.Key(t, "alice"))
 	p, _ := alice.ICE().FlushAvoidLists(t.Context())
 	sp, _ := p.Simulate(t.Context())
 	loaded, err := ro.ICE().Load(t.Context(), sp.SigningPayload())
@@ -214,7 +215,7 @@ func TestNoSignerIsPermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An operator key that is not registered signs nothing.
-	mallory := r.console(t, testKey(t, "mallory"))
+	mallory := r.console(t, identitytest.Key(t, "mallory"))
 	p2, _ := mallory.ICE().ThawCluster(t.Context())
 	sp2, _ := p2.Simulate(t.Context())
 	if _, err := sp2.Sign(); !errors.Is(err, ErrUnknownOperator) {
@@ -228,7 +229,7 @@ func TestNoSignerIsPermissionDenied(t *testing.T) {
 func TestAdminCommands(t *testing.T) {
 	cs, spec := buildCluster(t, 5, 3, 2, 2, 0.1)
 	r := newRig(t, genesisOf(t, 1, 1, "alice"), cs, spec)
-	c := r.console(t, testKey(t, "alice"))
+	c := r.console(t, identitytest.Key(t, "alice"))
 	ac := c.Admin()
 	n0, n1 := cs.Nodes[0].ID, cs.Nodes[1].ID
 	calls := []func() (api.Receipt, error){
@@ -275,7 +276,7 @@ func TestAdminCommands(t *testing.T) {
 func TestAdminRefusedWhileFrozen(t *testing.T) {
 	cs, spec := buildCluster(t, 4, 2, 2, 2, 0.1)
 	r := newRig(t, genesisOf(t, 1, 1, "alice"), cs, spec)
-	c := r.console(t, testKey(t, "alice"))
+	c := r.console(t, identitytest.Key(t, "alice"))
 	p, _ := c.ICE().FreezeCluster(t.Context(), "incident", time.Minute)
 	sp, _ := p.Simulate(t.Context())
 	sig, _ := sp.Sign()
@@ -303,13 +304,13 @@ func TestAdminRefusedWhileFrozen(t *testing.T) {
 func TestRegistryCommands(t *testing.T) {
 	cs, spec := buildCluster(t, 3, 1, 1, 1, 0.1)
 	r := newRig(t, genesisOf(t, 1, 1, "alice"), cs, spec)
-	alice := r.console(t, testKey(t, "alice"))
-	bob := testKey(t, "bob")
+	alice := r.console(t, identitytest.Key(t, "alice"))
+	bob := identitytest.Key(t, "bob")
 	if _, err := alice.AddOperator(t.Context(), "bob", bob.Public); err != nil {
 		t.Fatal(err)
 	}
 	r.clk.Add(time.Second)
-	next := testKey(t, "alice-2026")
+	next := identitytest.Key(t, "alice-2026")
 	if _, err := alice.RotateOperator(t.Context(), identity.KeySigner{K: next}); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,7 @@ func TestRegistryCommands(t *testing.T) {
 	if _, ok := st.Operator(next.ID); !ok {
 		t.Fatal("rotated key not registered")
 	}
-	if _, ok := st.Operator(testKey(t, "alice").ID); ok {
+	if _, ok := st.Operator(identitytest.Key(t, "alice").ID); ok {
 		t.Fatal("old key still registered")
 	}
 	r.clk.Add(time.Second)

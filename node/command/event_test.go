@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 )
 
 // allActions is one valid action per verb.
 func allActions(t testing.TB) []api.Action {
-	carol := testKey(t, "carol")
+	carol := identitytest.Key(t, "carol")
 	return []api.Action{
 		{Verb: api.VerbDrain, Node: 0x1001, Duration: 90 * time.Second},
 		{Verb: api.VerbEnterMaintenance, Node: 0x1001},
@@ -27,7 +28,7 @@ func allActions(t testing.TB) []api.Action {
 		{Verb: api.VerbRestartDaemon, Daemon: "g000-1"},
 		{Verb: api.VerbAddOperator, OperatorID: carol.ID, OperatorName: "carol", OperatorKey: carol.Public},
 		{Verb: api.VerbRemoveOperator, OperatorID: carol.ID},
-		{Verb: api.VerbRotateOperator, OperatorID: testKey(t, "alice").ID, OperatorKey: carol.Public},
+		{Verb: api.VerbRotateOperator, OperatorID: identitytest.Key(t, "alice").ID, OperatorKey: carol.Public},
 		{Verb: api.VerbFreezeCluster, Reason: "incident 42 — hands off", Duration: 10 * time.Minute},
 		{Verb: api.VerbThawCluster},
 		{Verb: api.VerbFlushAvoidLists},
@@ -40,7 +41,7 @@ func allActions(t testing.TB) []api.Action {
 }
 
 func TestEventRoundTrip(t *testing.T) {
-	alice, bob := testKey(t, "alice"), testKey(t, "bob")
+	alice, bob := identitytest.Key(t, "alice"), identitytest.Key(t, "bob")
 	for i, a := range allActions(t) {
 		t.Run(string(a.Verb), func(t *testing.T) {
 			e := ev(t, a, time.Duration(i)*time.Second, i+1, alice, bob)
@@ -78,7 +79,7 @@ func TestEventRoundTrip(t *testing.T) {
 }
 
 func TestEventIDIsBodyHash(t *testing.T) {
-	alice, bob := testKey(t, "alice"), testKey(t, "bob")
+	alice, bob := identitytest.Key(t, "alice"), identitytest.Key(t, "bob")
 	a := api.Action{Verb: api.VerbCordon, Node: 0x1001}
 	one := ev(t, a, 0, 1, alice)
 	two := ev(t, a, 0, 1, alice, bob)
@@ -92,7 +93,7 @@ func TestEventIDIsBodyHash(t *testing.T) {
 }
 
 func TestDecodeEventRejects(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	good := ev(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, 0, 1, alice).Marshal()
 	bodyLen := len(good) - 1 - 72
 	mutate := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
@@ -124,7 +125,7 @@ func TestDecodeEventRejects(t *testing.T) {
 }
 
 func TestDecodeRejectsNonCanonicalSignatureOrder(t *testing.T) {
-	alice, bob := testKey(t, "alice"), testKey(t, "bob")
+	alice, bob := identitytest.Key(t, "alice"), identitytest.Key(t, "bob")
 	e := ev(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, 0, 1, alice, bob)
 	wire := e.Marshal()
 	n := len(wire)
@@ -172,7 +173,7 @@ func TestValidateAction(t *testing.T) {
 }
 
 func TestSignatureText(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	sig := api.Signature{Operator: alice.ID, Sig: alice.Sign([]byte("x"))}
 	text := FormatSignature(sig)
 	if !strings.HasPrefix(text, "deck-sig:") {
@@ -203,7 +204,7 @@ func TestSignatureText(t *testing.T) {
 }
 
 func TestMergeUnionsSignatures(t *testing.T) {
-	alice, bob, carol := testKey(t, "alice"), testKey(t, "bob"), testKey(t, "carol")
+	alice, bob, carol := identitytest.Key(t, "alice"), identitytest.Key(t, "bob"), identitytest.Key(t, "carol")
 	b := bodyFor(t, api.Action{Verb: api.VerbCordon, Node: 1}, alice, t0, nonceN(1))
 	ab := signed(t, b, alice, bob)
 	ac := signed(t, b, alice, carol)

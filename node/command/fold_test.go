@@ -10,6 +10,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -40,7 +41,7 @@ func wantRejected(t *testing.T, err, reason, apiErr error) {
 
 func TestRejectUnregisteredOperator(t *testing.T) {
 	st := mustState(t, genesisOf(t, 1, 1, "alice"))
-	mallory := testKey(t, "mallory")
+	mallory := identitytest.Key(t, "mallory")
 	err := st.Apply(ev(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, 0, 1, mallory))
 	wantRejected(t, err, ErrUnknownOperator, api.ErrPermission)
 	if st.NodeIntent(0x1001).Cordoned {
@@ -52,7 +53,7 @@ func TestRejectUnregisteredOperator(t *testing.T) {
 }
 
 func TestRejectBadSignature(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	st := mustState(t, genesisOf(t, 1, 1, "alice"))
 	b := bodyFor(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, alice, t0, nonceN(1))
 	payload, _ := b.SigningPayload()
@@ -66,13 +67,13 @@ func TestRejectBadSignature(t *testing.T) {
 
 	// A valid signature by another key claiming alice's id: the forged-id
 	// attack. The key does not derive to the id, so it cannot verify.
-	mallory := testKey(t, "mallory")
+	mallory := identitytest.Key(t, "mallory")
 	forged, _ := NewEvent(b, []api.Signature{{Operator: alice.ID, Sig: mallory.Sign(payload)}})
 	wantRejected(t, st.Apply(forged), ErrBadSignature, api.ErrPermission)
 }
 
 func TestRejectWrongPrefix(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	st := mustState(t, genesisOf(t, 1, 1, "alice"))
 	// An ICE body signed under the admin prefix: a signature made for one
 	// purpose must not verify for another.
@@ -97,7 +98,7 @@ func TestRejectWrongPrefix(t *testing.T) {
 func TestRejectExpiredWindow(t *testing.T) {
 	cs, spec := buildCluster(t, 6, 3, 3, 3, 0.1)
 	r := newRig(t, genesisOf(t, 1, 1, "alice"), cs, spec)
-	alice := r.console(t, testKey(t, "alice"))
+	alice := r.console(t, identitytest.Key(t, "alice"))
 	p, err := alice.ICE().FlushAvoidLists(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +125,7 @@ func TestRejectExpiredWindow(t *testing.T) {
 		t.Fatalf("load after expiry: %v", err)
 	}
 	// Ingestion refuses events from too far in the future.
-	e := ev(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, MaxClockSkew+time.Second, 9, testKey(t, "alice"))
+	e := ev(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, MaxClockSkew+time.Second, 9, identitytest.Key(t, "alice"))
 	if err := CheckIngest(e, testCluster, t0); !errors.Is(err, ErrClockSkew) || !errors.Is(err, api.ErrExpired) {
 		t.Fatalf("future event: %v", err)
 	}
@@ -137,7 +138,7 @@ func TestRejectExpiredWindow(t *testing.T) {
 }
 
 func TestRejectReplayedNonce(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	first := ev(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, 0, 7, alice)
 	// A different body reusing the nonce, later in ledger order.
 	replay := ev(t, api.Action{Verb: api.VerbCordon, Node: 0x1002}, time.Second, 7, alice)
@@ -159,7 +160,7 @@ func TestRejectReplayedNonce(t *testing.T) {
 }
 
 func TestSameOperatorTwiceCountsOnce(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	st := mustState(t, genesisOf(t, 2, 2, "alice", "bob"))
 	b := bodyFor(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, alice, t0, nonceN(1))
 	payload, _ := b.SigningPayload()
@@ -195,7 +196,7 @@ func TestSameOperatorTwiceCountsOnce(t *testing.T) {
 }
 
 func TestRejectBelowThreshold(t *testing.T) {
-	alice, bob, mallory := testKey(t, "alice"), testKey(t, "bob"), testKey(t, "mallory")
+	alice, bob, mallory := identitytest.Key(t, "alice"), identitytest.Key(t, "bob"), identitytest.Key(t, "mallory")
 	st := mustState(t, genesisOf(t, 2, 3, "alice", "bob", "carol"))
 	admin := api.Action{Verb: api.VerbCordon, Node: 0x1001}
 	// An unregistered co-signer does not count.
@@ -209,7 +210,7 @@ func TestRejectBelowThreshold(t *testing.T) {
 }
 
 func TestRejectLockout(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	st := mustState(t, genesisOf(t, 1, 1, "alice"))
 	evict := api.Action{Verb: api.VerbForceEvictReplica, Chain: "g000", Peer: 0x1001}
 	if err := st.Apply(ev(t, evict, 0, 1, alice)); err != nil {
@@ -237,7 +238,7 @@ func TestRejectLockout(t *testing.T) {
 }
 
 func TestRejectFrozen(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	st := mustState(t, genesisOf(t, 1, 1, "alice"))
 	freeze := api.Action{Verb: api.VerbFreezeCluster, Reason: "incident", Duration: time.Minute}
 	cordon := api.Action{Verb: api.VerbCordon, Node: 0x1001}
@@ -267,7 +268,7 @@ func TestRejectFrozen(t *testing.T) {
 }
 
 func TestRegistryChanges(t *testing.T) {
-	alice, bob, carol, dave := testKey(t, "alice"), testKey(t, "bob"), testKey(t, "carol"), testKey(t, "dave")
+	alice, bob, carol, dave := identitytest.Key(t, "alice"), identitytest.Key(t, "bob"), identitytest.Key(t, "carol"), identitytest.Key(t, "dave")
 	add := func(k *identity.Key, name string) api.Action {
 		return api.Action{Verb: api.VerbAddOperator, OperatorID: k.ID, OperatorName: name, OperatorKey: k.Public}
 	}
@@ -308,7 +309,7 @@ func TestRegistryChanges(t *testing.T) {
 }
 
 func TestGenesisRejects(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	cases := map[string]Genesis{
 		"no cluster":         {Operators: []GenesisOperator{{Name: "a", PublicKey: alice.Public}}},
 		"no operators":       {Cluster: "c"},
@@ -331,7 +332,7 @@ func TestGenesisRejects(t *testing.T) {
 }
 
 func TestIntentFromFold(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	st := mustState(t, genesisOf(t, 1, 1, "alice"))
 	errs := applyAll(st,
 		ev(t, api.Action{Verb: api.VerbCordon, Node: 0x1001}, 0, 1, alice),
@@ -391,7 +392,7 @@ func TestIntentFromFold(t *testing.T) {
 }
 
 func TestSnapshotFieldsAndAudit(t *testing.T) {
-	alice, mallory := testKey(t, "alice"), testKey(t, "mallory")
+	alice, mallory := identitytest.Key(t, "alice"), identitytest.Key(t, "mallory")
 	evs := []*Event{
 		ev(t, api.Action{Verb: api.VerbFreezeCluster, Reason: "r", Duration: time.Minute}, 0, 1, alice),
 		ev(t, api.Action{Verb: api.VerbCordon, Node: 1}, time.Second, 2, mallory),
@@ -418,7 +419,7 @@ func TestSnapshotFieldsAndAudit(t *testing.T) {
 // lockouts, freezes, registry changes) folds to the identical state and
 // audit trail.
 func TestFoldDeterminism(t *testing.T) {
-	alice, bob, carol, mallory := testKey(t, "alice"), testKey(t, "bob"), testKey(t, "carol"), testKey(t, "mallory")
+	alice, bob, carol, mallory := identitytest.Key(t, "alice"), identitytest.Key(t, "bob"), identitytest.Key(t, "carol"), identitytest.Key(t, "mallory")
 	g := genesisOf(t, 1, 2, "alice", "bob")
 	r := rand.New(rand.NewPCG(1, 2))
 	for trial := 0; trial < 20; trial++ {
@@ -489,7 +490,7 @@ func TestFoldDeterminism(t *testing.T) {
 // node accepts the one that meets the threshold and rejects the other, in
 // any arrival order.
 func TestFoldCopiesWithDifferentSignatures(t *testing.T) {
-	alice, bob := testKey(t, "alice"), testKey(t, "bob")
+	alice, bob := identitytest.Key(t, "alice"), identitytest.Key(t, "bob")
 	g := genesisOf(t, 2, 2, "alice", "bob")
 	b := bodyFor(t, api.Action{Verb: api.VerbCordon, Node: 1}, alice, t0, nonceN(1))
 	weak, strong := signed(t, b, alice), signed(t, b, alice, bob)
@@ -513,7 +514,7 @@ func TestFoldCopiesWithDifferentSignatures(t *testing.T) {
 }
 
 func TestNoncesAreForgottenDeterministically(t *testing.T) {
-	alice := testKey(t, "alice")
+	alice := identitytest.Key(t, "alice")
 	st := mustState(t, genesisOf(t, 1, 1, "alice"))
 	st.Apply(ev(t, api.Action{Verb: api.VerbCordon, Node: 1}, 0, 1, alice))
 	if !st.NonceUsed(nonceN(1)) {

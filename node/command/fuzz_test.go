@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 )
 
 // -seeds rewrites the committed fuzz seed corpora under testdata/fuzz.
@@ -20,7 +21,7 @@ var writeSeeds = flag.Bool("seeds", false, "rewrite testdata/fuzz seed corpora")
 
 // seedEvents is one valid event per verb plus a multi-signature one.
 func seedEvents(tb testing.TB) [][]byte {
-	alice, bob := testKey(tb, "alice"), testKey(tb, "bob")
+	alice, bob := identitytest.Key(tb, "alice"), identitytest.Key(tb, "bob")
 	var out [][]byte
 	for i, a := range allActions(tb) {
 		out = append(out, ev(tb, a, time.Duration(i)*time.Second, i+1, alice).Marshal())
@@ -42,7 +43,7 @@ func seedPayloads(tb testing.TB) [][]byte {
 }
 
 func seedSignatures(tb testing.TB) []string {
-	alice := testKey(tb, "alice")
+	alice := identitytest.Key(tb, "alice")
 	return []string{
 		FormatSignature(api.Signature{Operator: alice.ID, Sig: alice.Sign([]byte("seed"))}),
 		"deck-sig:0000000000000001:" + strings.Repeat("A", 86) + "==",

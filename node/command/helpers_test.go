@@ -2,7 +2,6 @@ package command
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -20,23 +20,11 @@ const testCluster = "test-cluster"
 // t0 is a fixed ledger time so tests are reproducible.
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
-// testKey derives a real ed25519 operator key from a name, so every run
-// uses the same keys.
-func testKey(tb testing.TB, name string) *identity.Key {
-	tb.Helper()
-	seed := sha256.Sum256([]byte("deck-command-test:" + name))
-	k, err := identity.FromSeed(seed[:])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
-}
-
 func genesisOf(tb testing.TB, adminT, iceT int, names ...string) Genesis {
 	tb.Helper()
 	g := Genesis{Cluster: testCluster, AdminThreshold: adminT, ICEThreshold: iceT}
 	for _, n := range names {
-		g.Operators = append(g.Operators, GenesisOperator{Name: n, PublicKey: testKey(tb, n).Public})
+		g.Operators = append(g.Operators, GenesisOperator{Name: n, PublicKey: identitytest.Key(tb, n).Public})
 	}
 	return g
 }

@@ -1,12 +1,8 @@
 package gossip
 
 import (
-	"fmt"
 	"testing"
 	"time"
-
-	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
 )
 
 // BenchmarkBuildSignEncode50 is what a node pays per publication: build the
@@ -63,34 +59,6 @@ func BenchmarkOpenEnvelope50(b *testing.B) {
 	for b.Loop() {
 		if _, err := Open(raw); err != nil {
 			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkFold100 folds a 100-node cluster (20 daemons, 8 replicas and 16
-// peer views per node).
-func BenchmarkFold100(b *testing.B) {
-	now := time.Now()
-	in := FoldInput{Cluster: "bench", Now: now, DesiredChains: map[string]int{}}
-	for i := range 100 {
-		id := identity.NodeID(0x1000 + i)
-		if i == 0 {
-			in.Self = id
-		}
-		ns := nodeSnapshot(id, 1, 20, now)
-		for j := range ns.Peers {
-			ns.Peers[j].Peer = identity.NodeID(0x1000 + (i+j+1)%100)
-		}
-		in.Snapshots = append(in.Snapshots, Verified{Snapshot: ns, Epoch: 1, Seq: 1, ReceivedAt: now})
-		in.Peers = append(in.Peers, mesh.PeerInfo{ID: id, Direct: i%10 == 0, Health: mesh.Healthy, RTT: time.Millisecond})
-	}
-	for i := range 8 {
-		in.DesiredChains[fmt.Sprintf("g%d", i)] = 3
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if cs := Fold(in); len(cs.Nodes) != 100 {
-			b.Fatalf("%d nodes", len(cs.Nodes))
 		}
 	}
 }

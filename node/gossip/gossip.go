@@ -1,6 +1,6 @@
 // Package gossip spreads every node's signed NodeSnapshot through the mesh and
-// folds the verified snapshots, the local transport's peer view and the admin
-// state into the immutable snapshot.ClusterSnapshot the deck renders.
+// keeps the newest verified one of each node (Latest), which node/clusterview
+// folds into the ClusterSnapshot the deck renders.
 //
 // Dissemination is push gossip with anti-entropy. A node signs its snapshot
 // (Envelope, domain "deck-snapshot-v1:") when it changes, at most every
@@ -23,11 +23,11 @@
 // keyed by wire data is capped (MaxNodes, MaxSeenEntries) and every decoder
 // bounds lengths before allocating.
 //
-// Wiring: g := gossip.New(gossip.Config{Key: key, Messenger: transport});
+// Wiring: g, err := gossip.New(gossip.Config{Key: key, Messenger: transport});
 // go g.Run(ctx); call g.Publish(ns) whenever the node's snapshot is rebuilt;
 // on each <-g.Changes() (and on a timer, since staleness is a function of
-// time) build gossip.Fold(FoldInput{Snapshots: g.Latest(), Peers:
-// transport.Peers(), ...}) and store it behind an atomic.Pointer.
+// time) build clusterview.Fold(clusterview.Input{Snapshots: g.Latest(),
+// Peers: transport.Peers(), ...}) and store it behind an atomic.Pointer.
 package gossip
 
 import (
@@ -123,6 +123,9 @@ type Stats struct {
 // ErrRunning is returned by a second concurrent Run.
 var ErrRunning = errors.New("gossip: already running")
 
+// ErrConfig is returned by New for a Config it cannot run with.
+var ErrConfig = errors.New("gossip: invalid config")
+
 type entry struct {
 	Verified
 	raw  []byte // the envelope as signed, for forwarding and pulls
@@ -180,14 +183,14 @@ type Gossip struct {
 }
 
 // New builds a Gossip and registers its handler on mesh.ChanGossip. It
-// panics if Key or Messenger is missing or they disagree on the node id:
-// that is a wiring bug, not a runtime condition.
-func New(cfg Config) *Gossip {
+// refuses (ErrConfig) a Config without Key or Messenger, or whose two
+// disagree on the node id, before it registers anything.
+func New(cfg Config) (*Gossip, error) {
 	if cfg.Key == nil || cfg.Messenger == nil {
-		panic("gossip: Config.Key and Config.Messenger are required")
+		return nil, fmt.Errorf("%w: Key and Messenger are required", ErrConfig)
 	}
 	if self := cfg.Messenger.Self(); self != cfg.Key.ID {
-		panic(fmt.Sprintf("gossip: messenger is %s but key is %s", self, cfg.Key.ID))
+		return nil, fmt.Errorf("%w: messenger is %s but key is %s", ErrConfig, self, cfg.Key.ID)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -224,7 +227,7 @@ func New(cfg Config) *Gossip {
 		staleMark:  make(map[identity.NodeID]bool),
 	}
 	cfg.Messenger.Handle(mesh.ChanGossip, g.handle)
-	return g
+	return g, nil
 }
 
 func setDefault[T comparable](v *T, def T) {

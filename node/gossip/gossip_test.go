@@ -11,50 +11,38 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
-
-// fakeClock is a settable clock for tests that drive Gossip by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // rig is one Gossip on a hub of n nodes (keys 0..n-1; the Gossip is node 0),
 // driven synchronously: tests call receive/maybePublish/onTick directly
 // and read what it queued from g.out.
 type rig struct {
-	h     *hub
+	h     *meshtest.Hub
 	keys  []*identity.Key
 	g     *Gossip
-	clock *fakeClock
+	clock *nodetest.Clock
 }
 
 func newRig(t testing.TB, n int, mutate func(*Config)) *rig {
 	t.Helper()
-	r := &rig{h: newHub(t), clock: &fakeClock{t: testNow}}
+	r := &rig{h: meshtest.NewHub(t, meshtest.Config{Ring: true}), clock: nodetest.NewClock(testNow)}
 	for i := range n {
 		k := testKey(t, i)
 		r.keys = append(r.keys, k)
-		r.h.add(k.ID)
+		r.h.Join(k.ID)
 	}
-	cfg := Config{Key: r.keys[0], Messenger: r.h.nodes[r.keys[0].ID], Clock: r.clock.Now, Seed: 1}
+	cfg := Config{Key: r.keys[0], Messenger: r.h.Node(r.keys[0].ID), Clock: r.clock.Now, Seed: 1}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	r.g = New(cfg)
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.g = g
 	return r
 }
 
@@ -511,7 +499,7 @@ func TestDigestExchange(t *testing.T) {
 
 // cluster runs n Gossips over a hub with the real clock.
 type cluster struct {
-	h      *hub
+	h      *meshtest.Hub
 	keys   []*identity.Key
 	gs     []*Gossip
 	stops  []func() // stop node i's Run and wait for it
@@ -520,11 +508,11 @@ type cluster struct {
 
 func startCluster(t testing.TB, n int, mutate func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{h: newHub(t), mutate: mutate}
+	c := &cluster{h: meshtest.NewHub(t, meshtest.Config{Ring: true}), mutate: mutate}
 	for i := range n {
 		k := testKey(t, i)
 		c.keys = append(c.keys, k)
-		c.h.add(k.ID)
+		c.h.Join(k.ID)
 		c.gs = append(c.gs, nil)
 		c.stops = append(c.stops, nil)
 	}
@@ -541,11 +529,14 @@ func (c *cluster) start(t testing.TB, i int) {
 	if c.stops[i] != nil {
 		c.stops[i]()
 	}
-	cfg := Config{Key: c.keys[i], Messenger: c.h.nodes[c.keys[i].ID], Seed: uint64(i + 1), Tick: 10 * time.Millisecond}
+	cfg := Config{Key: c.keys[i], Messenger: c.h.Node(c.keys[i].ID), Seed: uint64(i + 1), Tick: 10 * time.Millisecond}
 	if c.mutate != nil {
 		c.mutate(&cfg)
 	}
-	g := New(cfg)
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -580,17 +571,6 @@ func (c *cluster) converged(gen []uint64) bool {
 	return true
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestConvergence16Nodes(t *testing.T) {
 	const n = 16
 	c := startCluster(t, n, nil)
@@ -601,14 +581,14 @@ func TestConvergence16Nodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "all 16 nodes to hold all 16 snapshots", func() bool { return c.converged(gen) })
+	nodetest.Eventually(t, "all 16 nodes to hold all 16 snapshots", func() bool { return c.converged(gen) })
 
 	// A change on one node reaches every other.
 	gen[5] = 2
 	if err := c.gs[5].Publish(nodeSnapshot(c.keys[5].ID, 2, 11, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "generation 2 of node 5 everywhere", func() bool { return c.converged(gen) })
+	nodetest.Eventually(t, "generation 2 of node 5 everywhere", func() bool { return c.converged(gen) })
 
 	var total Stats
 	for _, g := range c.gs {
@@ -635,13 +615,13 @@ func TestAntiEntropyHealsMissedPush(t *testing.T) {
 		cfg.DigestInterval = 50 * time.Millisecond
 	})
 	late := c.keys[3].ID
-	c.h.setDown(late, true)
+	c.h.SetDown(late, true)
 	for i := range 3 {
 		if err := c.gs[i].Publish(nodeSnapshot(c.keys[i].ID, 1, 2, time.Now())); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the three live nodes to converge", func() bool {
+	nodetest.Eventually(t, "the three live nodes to converge", func() bool {
 		for i := range 3 {
 			if len(c.gs[i].Latest()) != 3 {
 				return false
@@ -652,8 +632,8 @@ func TestAntiEntropyHealsMissedPush(t *testing.T) {
 	if n := len(c.gs[3].Latest()); n != 0 {
 		t.Fatalf("down node holds %d snapshots", n)
 	}
-	c.h.setDown(late, false)
-	waitFor(t, 30*time.Second, "the late node to pull all three", func() bool { return len(c.gs[3].Latest()) == 3 })
+	c.h.SetDown(late, false)
+	nodetest.Eventually(t, "the late node to pull all three", func() bool { return len(c.gs[3].Latest()) == 3 })
 	var pulled uint64
 	for _, g := range c.gs {
 		pulled += g.Stats().Pulled
@@ -668,12 +648,12 @@ func TestRunTwiceRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var done atomic.Bool
 	go func() { _ = r.g.Run(ctx); done.Store(true) }()
-	waitFor(t, 10*time.Second, "Run to start", func() bool { return r.g.running.Load() })
+	nodetest.Eventually(t, "Run to start", func() bool { return r.g.running.Load() })
 	if err := r.g.Run(ctx); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run: %v", err)
 	}
 	cancel()
-	waitFor(t, 10*time.Second, "Run to return", done.Load)
+	nodetest.Eventually(t, "Run to return", done.Load)
 }
 
 // TestRestartedNodeAcceptedEverywhere: a node restarts (new process, new
@@ -688,9 +668,9 @@ func TestRestartedNodeAcceptedEverywhere(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "initial convergence", func() bool { return c.converged(gen) })
+	nodetest.Eventually(t, "initial convergence", func() bool { return c.converged(gen) })
 	oldEpoch := c.gs[3].Epoch()
-	waitFor(t, 10*time.Second, "the clock to move past the old epoch", func() bool {
+	nodetest.Eventually(t, "the clock to move past the old epoch", func() bool {
 		return uint64(time.Now().UnixNano()) > oldEpoch
 	})
 	c.start(t, 3)
@@ -701,9 +681,27 @@ func TestRestartedNodeAcceptedEverywhere(t *testing.T) {
 	if err := c.gs[3].Publish(nodeSnapshot(c.keys[3].ID, 1, 2, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "generation 1 of the restarted node everywhere", func() bool {
+	nodetest.Eventually(t, "generation 1 of the restarted node everywhere", func() bool {
 		// The restarted node itself starts empty; it learns the others
 		// from their pushes and digests.
 		return c.converged(gen)
 	})
+}
+
+// TestNewRefusesBadConfig: a missing key or messenger, or a messenger that
+// is another node's, is an error from New, not a panic.
+func TestNewRefusesBadConfig(t *testing.T) {
+	h := meshtest.NewHub(t, meshtest.Config{Ring: true})
+	k0, k1 := testKey(t, 0), testKey(t, 1)
+	h.Join(k0.ID)
+	h.Join(k1.ID)
+	for name, cfg := range map[string]Config{
+		"no key":       {Messenger: h.Node(k0.ID)},
+		"no messenger": {Key: k0},
+		"other node":   {Key: k0, Messenger: h.Node(k1.ID)},
+	} {
+		if g, err := New(cfg); !errors.Is(err, ErrConfig) || g != nil {
+			t.Errorf("%s: New = %v, %v; want ErrConfig", name, g, err)
+		}
+	}
 }

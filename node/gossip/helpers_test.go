@@ -8,19 +8,14 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
-// testKey derives a reproducible identity from i.
+// testKey is node i's reproducible key.
 func testKey(t testing.TB, i int) *identity.Key {
 	t.Helper()
-	seed := make([]byte, 32)
-	copy(seed, fmt.Sprintf("gossip-test-key-%d", i))
-	k, err := identity.FromSeed(seed)
-	if err != nil {
-		t.Fatalf("key %d: %v", i, err)
-	}
-	return k
+	return identitytest.Key(t, fmt.Sprintf("gossip-%d", i))
 }
 
 // enumSizes lists every one-byte enum type of package snapshot with its

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
 )
@@ -18,9 +20,9 @@ var udpTestPSK = [32]byte{'d', 'e', 'c', 'k', '-', 'g', 'o', 's', 's', 'i', 'p',
 
 // startUDPMesh starts n real transports on 127.0.0.1 (Noise sessions, UDP)
 // and a Gossip on each. With ring set, node i joins through node i-1 (the
-// last node also through node 0) and blocks every node but its two ring
-// neighbours, so all other traffic is
-// relayed around the ring. It returns once every node sees every other as
+// last node also through node 0) and its socket (wrapped in the demo's
+// fault wrapper) blocks every node but its two ring neighbours, so all
+// other traffic is relayed around the ring. It returns once every node sees every other as
 // Healthy.
 func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster {
 	t.Helper()
@@ -49,22 +51,28 @@ func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster
 				cfg.Bootstrap = append(cfg.Bootstrap, trs[0].LocalAddr())
 			}
 		}
+		if ring {
+			udp, err := transport.ListenUDP(cfg.ListenAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fc := faultconn.New(udp)
+			for j, other := range c.keys {
+				if d := (i - j + n) % n; d != 0 && d != 1 && d != n-1 {
+					fc.Block(other.ID, true)
+				}
+			}
+			cfg.Conn = fc
+		}
 		tr, err := transport.New(cfg)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if ring {
-			for j, other := range c.keys {
-				if d := (i - j + n) % n; d != 0 && d != 1 && d != n-1 {
-					tr.Block(other.ID, true)
-				}
-			}
 		}
 		tr.Start(ctx)
 		t.Cleanup(func() { tr.Close() })
 		trs = append(trs, tr)
 	}
-	waitFor(t, 60*time.Second, "every transport to see every peer healthy (in a ring: two of them direct)", func() bool {
+	nodetest.Eventually(t, "every transport to see every peer healthy (in a ring: two of them direct)", func() bool {
 		for _, tr := range trs {
 			peers := tr.Peers()
 			if len(peers) != n-1 {
@@ -90,7 +98,11 @@ func startUDPMesh(t testing.TB, n int, ring bool, mutate func(*Config)) *cluster
 		if mutate != nil {
 			mutate(&cfg)
 		}
-		c.gs = append(c.gs, New(cfg))
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.gs = append(c.gs, g)
 	}
 	for _, g := range c.gs {
 		wg.Go(func() { _ = g.Run(ctx) })
@@ -113,27 +125,30 @@ func TestConvergenceOverUDPTransport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 60*time.Second, "5 nodes to hold 5 snapshots over UDP", func() bool { return c.converged(gen) })
+	nodetest.Eventually(t, "5 nodes to hold 5 snapshots over UDP", func() bool { return c.converged(gen) })
 	gen[2] = 2
 	if err := c.gs[2].Publish(nodeSnapshot(c.keys[2].ID, 2, 50, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the change to reach every node", func() bool { return c.converged(gen) })
+	nodetest.Eventually(t, "the change to reach every node", func() bool { return c.converged(gen) })
 	for i, g := range c.gs {
 		if s := g.Stats(); s.Rejected != 0 || s.MalformedMessages != 0 {
 			t.Fatalf("node %d rejected honest traffic: %+v", i, s)
 		}
 	}
-	// The fold over the real peer view: every node healthy, edges among
-	// direct neighbours.
+	// What the cluster view folds (node/clusterview): a fresh snapshot of
+	// every node and every peer healthy in the real transport's view.
 	self := c.gs[0]
-	cs := Fold(FoldInput{Self: self.self, Now: time.Now(), Snapshots: self.Latest(), Peers: self.cfg.Messenger.Peers()})
-	if len(cs.Nodes) != n {
-		t.Fatalf("fold has %d nodes", len(cs.Nodes))
+	if latest := self.Latest(); len(latest) != n {
+		t.Fatalf("node 0 holds %d snapshots", len(latest))
 	}
-	for _, nv := range cs.Nodes {
-		if nv.Health != snapshot.Healthy || nv.Stale {
-			t.Fatalf("node %s: health %s stale %v", nv.ID, nv.Health, nv.Stale)
+	peers := self.cfg.Messenger.Peers()
+	if len(peers) != n-1 {
+		t.Fatalf("node 0's transport knows %d peers", len(peers))
+	}
+	for _, p := range peers {
+		if p.Health != snapshot.Healthy {
+			t.Fatalf("peer %s: health %s", p.ID, p.Health)
 		}
 	}
 }
@@ -157,7 +172,7 @@ func measureConvergence(b *testing.B, c *cluster) {
 		}
 	}
 	gen := slices.Repeat([]uint64{1}, n)
-	waitFor(b, 60*time.Second, "initial convergence", func() bool { return c.converged(gen) })
+	nodetest.Eventually(b, "initial convergence", func() bool { return c.converged(gen) })
 
 	type target struct {
 		id  identity.NodeID

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // Channel multiplexes services over one session (the header's stream field).
@@ -26,7 +27,6 @@ const (
 	ChanSubscribe Channel = 4 // log / failure subscriptions (leases) and pushes
 	ChanMigration Channel = 5 // daemon state transfer
 	ChanCommand   Channel = 6 // admin event submission and acks
-	ChanDemo      Channel = 7 // demo fault-injection control
 )
 
 // MaxMessageBytes is the largest message Send accepts; larger is an error,
@@ -52,7 +52,7 @@ type PeerInfo struct {
 	Addr        string // UDP address when a direct neighbour, else ""
 	Direct      bool
 	NextHop     identity.NodeID // for relayed peers
-	Health      HealthState
+	Health      snapshot.Health
 	HealthSince time.Time
 	RTT         time.Duration // smoothed
 	RTTVar      time.Duration
@@ -60,13 +60,19 @@ type PeerInfo struct {
 	LastHeard   time.Time
 }
 
-// HealthState mirrors snapshot.Health without importing it.
-type HealthState uint8
+// HealthState is the transport's liveness verdict on a peer. It is
+// snapshot.Health itself, so the cluster view shows what the transport
+// reports without a conversion. mesh imports snapshot (a leaf of plain
+// data) rather than the other way round: snapshot is what the TUI reads,
+// and it must not pull in the transport contract.
+type HealthState = snapshot.Health
 
+// The transport's health verdicts, named here so transport code reads
+// mesh.Healthy; they are the snapshot constants.
 const (
-	Healthy HealthState = iota
-	Suspect
-	Unreachable
+	Healthy     = snapshot.Healthy
+	Suspect     = snapshot.Suspect
+	Unreachable = snapshot.Unreachable
 )
 
 // Stats are the transport's honest counters.

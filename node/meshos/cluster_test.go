@@ -1,6 +1,7 @@
 package meshos
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -395,7 +396,7 @@ func TestKillMigrationRollsBack(t *testing.T) {
 	// out, so the migration is in flight long enough to kill.
 	for _, id := range c.ids {
 		if id != src {
-			c.hub.setDown(id, true)
+			c.hub.SetDown(id, true)
 		}
 	}
 	c.editNode(src, func(ni *NodeIntent) { ni.Maintenance, ni.MaintGen = MaintIntentEnter, 1 })
@@ -418,7 +419,11 @@ func TestKillMigrationRollsBack(t *testing.T) {
 		}
 		return false
 	})
-	if w := c.where()["solo-0"]; len(w) != 1 || w[0] != src {
-		t.Fatalf("after rollback solo-0 runs on %v, want %v", w, src)
-	}
+	// The rollback restarts the daemon on the source a moment after the
+	// migration shows RolledBack; the other nodes are down, so it can run
+	// nowhere else.
+	c.waitFor(fmt.Sprintf("solo-0 running on the source %v alone after the rollback", src), func() bool {
+		w := c.where()["solo-0"]
+		return len(w) == 1 && w[0] == src
+	})
 }

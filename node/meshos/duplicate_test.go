@@ -63,7 +63,7 @@ func TestDuplicatesAgreeOnOneCopyWhenNeitherIsPlaced(t *testing.T) {
 		in.Nodes[a] = NodeIntent{Maintenance: MaintIntentEnter, MaintGen: 1}
 		in.Nodes[b] = NodeIntent{Maintenance: MaintIntentEnter, MaintGen: 1}
 		in.Nodes[target] = NodeIntent{}
-		c.hub.setDown(a, false)
+		c.hub.SetDown(a, false)
 		c.dead[a] = false // c.mu is held by setIntent
 	})
 	c.waitFor("one copy left, on the node that hands it over", func() bool {

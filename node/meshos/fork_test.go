@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/deck-mesh/deck/node/mesh/meshtest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -122,14 +123,14 @@ func TestForkPointOfferedToWaitingHosts(t *testing.T) {
 	c := newCluster(t, 6, forkSpec())
 	var mu sync.Mutex
 	offered := map[NodeID]int{}
-	c.hub.setLoss(func(_, to NodeID, raw []byte) bool {
-		m, err := decodeMessage(raw)
+	c.hub.SetLoss(func(mm meshtest.Message) bool {
+		m, err := decodeMessage(mm.Data)
 		if err != nil {
 			return false
 		}
 		if m.Kind == msgForkResp {
 			mu.Lock()
-			offered[to]++
+			offered[mm.To]++
 			mu.Unlock()
 		}
 		return m.Kind == msgForkReq

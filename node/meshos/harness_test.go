@@ -1,12 +1,11 @@
 package meshos
 
 // Test-only harness: N Runtimes joined by an in-process mesh.Messenger hub
-// and a minimal cluster fold. It stands in for node/transport and
+// (meshtest) and a minimal cluster fold. It stands in for node/transport and
 // node/gossip (built elsewhere); the Runtimes, supervisors, migrations and
 // chains under test are the real ones.
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,99 +18,10 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
-
-// hub delivers messages between registered nodes, asynchronously like
-// datagrams. A node marked down neither sends nor receives.
-type hub struct {
-	mu    sync.Mutex
-	nodes map[NodeID]*hubNode
-	down  map[NodeID]bool
-	// lose, when set, decides per message whether the datagram is lost.
-	lose func(from, to NodeID, msg []byte) bool
-}
-
-// setLoss installs a loss rule (nil: lose nothing).
-func (h *hub) setLoss(f func(from, to NodeID, msg []byte) bool) {
-	h.mu.Lock()
-	h.lose = f
-	h.mu.Unlock()
-}
-
-func newHub() *hub { return &hub{nodes: map[NodeID]*hubNode{}, down: map[NodeID]bool{}} }
-
-type hubNode struct {
-	h        *hub
-	id       NodeID
-	mu       sync.Mutex
-	handlers map[mesh.Channel]mesh.Handler
-}
-
-func (h *hub) join(id NodeID) *hubNode {
-	n := &hubNode{h: h, id: id, handlers: map[mesh.Channel]mesh.Handler{}}
-	h.mu.Lock()
-	h.nodes[id] = n
-	h.mu.Unlock()
-	return n
-}
-
-func (h *hub) setDown(id NodeID, down bool) {
-	h.mu.Lock()
-	h.down[id] = down
-	h.mu.Unlock()
-}
-
-func (n *hubNode) Self() identity.NodeID { return n.id }
-
-func (n *hubNode) Send(ctx context.Context, to identity.NodeID, ch mesh.Channel, msg []byte) error {
-	if len(msg) > mesh.MaxMessageBytes {
-		return mesh.ErrTooLarge
-	}
-	n.h.mu.Lock()
-	dst := n.h.nodes[to]
-	down := n.h.down[n.id] || n.h.down[to]
-	lose := n.h.lose
-	n.h.mu.Unlock()
-	if dst == nil || down {
-		return mesh.ErrNoRoute
-	}
-	if lose != nil && lose(n.id, to, msg) {
-		return nil // sent, never arrives
-	}
-	dst.mu.Lock()
-	hd := dst.handlers[ch]
-	dst.mu.Unlock()
-	if hd == nil {
-		return nil // nobody listening: a datagram into the void
-	}
-	cp := slices.Clone(msg)
-	go hd(n.id, cp)
-	return nil
-}
-
-func (n *hubNode) Handle(ch mesh.Channel, h mesh.Handler) {
-	n.mu.Lock()
-	n.handlers[ch] = h
-	n.mu.Unlock()
-}
-
-func (n *hubNode) Peers() []mesh.PeerInfo {
-	n.h.mu.Lock()
-	defer n.h.mu.Unlock()
-	var out []mesh.PeerInfo
-	for id := range n.h.nodes {
-		if id != n.id {
-			out = append(out, mesh.PeerInfo{ID: id, Direct: true})
-		}
-	}
-	slices.SortFunc(out, func(a, b mesh.PeerInfo) int { return cmp.Compare(a.ID, b.ID) })
-	return out
-}
-
-func (n *hubNode) Stats() mesh.Stats { return mesh.Stats{} }
 
 // counter is the generic test daemon: it counts while running and
 // snapshots its count, so a test can tell a migrated daemon (count kept)
@@ -276,7 +186,7 @@ func fastTimers() Timers {
 // cluster is N runtimes plus the test fold.
 type cluster struct {
 	t      *testing.T
-	hub    *hub
+	hub    *meshtest.Hub
 	ids    []NodeID
 	rts    map[NodeID]*Runtime
 	sinks  map[NodeID]*recordSink
@@ -303,7 +213,7 @@ func newCluster(t *testing.T, n int, spec Spec, opts ...nodeOpt) *cluster {
 // the first tick.
 func newClusterIntent(t *testing.T, n int, spec Spec, initial func(ids []NodeID, in *ClusterIntent), opts ...nodeOpt) *cluster {
 	t.Helper()
-	c := &cluster{t: t, hub: newHub(), rts: map[NodeID]*Runtime{}, sinks: map[NodeID]*recordSink{},
+	c := &cluster{t: t, hub: meshtest.NewHub(t, meshtest.Config{}), rts: map[NodeID]*Runtime{}, sinks: map[NodeID]*recordSink{},
 		cancel: map[NodeID]context.CancelFunc{}, done: map[NodeID]chan struct{}{}, reg: &registry{},
 		spec: spec, dead: map[NodeID]bool{}, stop: make(chan struct{}),
 		intent: ClusterIntent{Nodes: map[NodeID]NodeIntent{}, Daemons: map[string]DaemonIntent{}}}
@@ -319,7 +229,7 @@ func newClusterIntent(t *testing.T, n int, spec Spec, initial func(ids []NodeID,
 				"counter": c.reg.factory,
 				"crasher": func(DaemonInfo) Daemon { return crasher{n: crashes} },
 			},
-			Messenger: c.hub.join(id), Logs: sink, Failures: sink, Timers: fastTimers(),
+			Messenger: c.hub.Join(id), Logs: sink, Failures: sink, Timers: fastTimers(),
 		}
 		for _, o := range opts {
 			o(id, &cfg)
@@ -454,7 +364,7 @@ func (c *cluster) editNode(id NodeID, edit func(ni *NodeIntent)) {
 // kill stops a node abruptly: off the mesh, its loop cancelled, and marked
 // unreachable in everyone's fold.
 func (c *cluster) kill(id NodeID) {
-	c.hub.setDown(id, true)
+	c.hub.SetDown(id, true)
 	c.mu.Lock()
 	c.dead[id] = true
 	c.mu.Unlock()
@@ -466,7 +376,7 @@ func (c *cluster) kill(id NodeID) {
 // mesh and unreachable in everyone's fold, while its own loop runs on with
 // the last cluster view it was given — one side of a partition.
 func (c *cluster) isolate(id NodeID, cut bool) {
-	c.hub.setDown(id, cut)
+	c.hub.SetDown(id, cut)
 	c.mu.Lock()
 	c.dead[id] = cut
 	c.mu.Unlock()
@@ -484,17 +394,10 @@ func (c *cluster) live() []NodeID {
 	return out
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
+// waitFor is nodetest.Eventually with the cluster's state as the dump.
 func (c *cluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	c.t.Fatalf("timed out waiting for %s\n%s", what, c.dump())
+	nodetest.Eventually(c.t, what, cond, c.dump)
 }
 
 func (c *cluster) dump() string {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/node/mesh/meshtest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -17,8 +18,8 @@ type loseFirst struct {
 	lost  []string
 }
 
-func (l *loseFirst) lose(_, _ NodeID, raw []byte) bool {
-	m, err := decodeMessage(raw)
+func (l *loseFirst) lose(mm meshtest.Message) bool {
+	m, err := decodeMessage(mm.Data)
 	if err != nil {
 		return false
 	}
@@ -67,7 +68,7 @@ func TestMigrationSurvivesLostMessages(t *testing.T) {
 		func(m *message) bool { return m.Kind == msgMigAck && m.Phase == snapshot.PhaseReplay && m.OK },
 		func(m *message) bool { return m.Kind == msgMigAck && m.Phase == snapshot.PhaseCutover && m.OK },
 	}}
-	c.hub.setLoss(loss.lose)
+	c.hub.SetLoss(loss.lose)
 	before := c.count("solo-0")
 	c.editNode(src, func(ni *NodeIntent) { ni.Maintenance, ni.MaintGen = MaintIntentEnter, 1 })
 	var done snapshot.Migration
@@ -121,8 +122,8 @@ func TestMigrationRollsBackWhenTargetFallsSilent(t *testing.T) {
 	made := len(c.reg.all["solo-0"])
 	c.reg.mu.Unlock()
 	before := c.count("solo-0")
-	c.hub.setLoss(func(from, to NodeID, raw []byte) bool {
-		m, err := decodeMessage(raw)
+	c.hub.SetLoss(func(mm meshtest.Message) bool {
+		m, err := decodeMessage(mm.Data)
 		return err == nil && m.Kind == msgMigReplay
 	})
 	c.editNode(src, func(ni *NodeIntent) { ni.Maintenance, ni.MaintGen = MaintIntentEnter, 1 })
@@ -169,7 +170,7 @@ func TestMigrationRollsBackWhenTargetFallsSilent(t *testing.T) {
 		}
 		return false
 	})
-	c.hub.setLoss(nil)
+	c.hub.SetLoss(nil)
 	c.waitFor("drain completes once messages flow", func() bool {
 		w := c.where()["solo-0"]
 		return c.node(src).Maintenance.State == snapshot.MaintMaintenance && len(w) == 1 && w[0] != src

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/node/mesh/meshtest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -13,7 +14,7 @@ import (
 // not see a majority then; a node that keeps hearing its peers must.
 func TestQuorumCountsOnlyNodesHeardRecently(t *testing.T) {
 	now := time.Unix(5000, 0)
-	rt, err := New(Config{Self: 1, Messenger: newHub().join(1), Clock: func() time.Time { return now },
+	rt, err := New(Config{Self: 1, Messenger: meshtest.NewHub(t, meshtest.Config{}).Join(1), Clock: func() time.Time { return now },
 		Timers: Timers{QuorumHeardWithin: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/mesh/meshtest"
+	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -143,16 +145,10 @@ func TestBackoffDoublesThenGates(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s.start(ctx)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if g, _ := s.gated(time.Now()); g {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("never gated")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	nodetest.Eventually(t, "the crash loop to be gated", func() bool {
+		g, _ := s.gated(time.Now())
+		return g
+	})
 	ls.mu.Lock()
 	lines := slices.Clone(ls.lines)
 	ls.mu.Unlock()
@@ -226,10 +222,10 @@ func TestRestartAllAndControls(t *testing.T) {
 // running daemons: the per-tick publish cost.
 func BenchmarkBuildAndHash50(b *testing.B) {
 	spec := Spec{Groups: []GroupSpec{{Name: "w", Kind: snapshot.GroupReplica, DaemonKind: "counter", Members: 50, ChainReplicas: 1}}}
-	h := newHub()
+	h := meshtest.NewHub(b, meshtest.Config{})
 	reg := &registry{}
 	rt, err := New(Config{Self: 1, Spec: spec, Factories: map[string]Factory{"counter": reg.factory},
-		Messenger: h.join(1), Timers: Timers{Tick: time.Hour},
+		Messenger: h.Join(1), Timers: Timers{Tick: time.Hour},
 		Resources: func() snapshot.Resources { return snapshot.Resources{Saturation: 0.4} }})
 	if err != nil {
 		b.Fatal(err)

@@ -11,9 +11,8 @@ import (
 )
 
 // BenchmarkRelayForward is a relay's whole work for one packet addressed to
-// another node: header parse, fault check, TTL, duplicate filter, rate
-// limit, route lookup, copy into a pooled buffer and enqueue on the next
-// hop's queue, plus the writer's share (taking the batch, recycling its
+// another node: header parse, TTL, duplicate filter, rate limit, route
+// lookup, copy into a pooled buffer and enqueue on the next hop's queue, plus the writer's share (taking the batch, recycling its
 // buffers) run inline every relayBenchBatch packets. The write syscall is
 // left out: the figure is the relay path. A concurrent drain goroutine was
 // tried and rejected: on a 2-core box its scheduling stalls filled the

@@ -107,7 +107,6 @@ func (t *Transport) onAnnouncementLocked(from identity.NodeID, routes []wire.Rou
 		}
 		if r.Addr.IsValid() && !p.addrVerified && r.Addr != t.local && r.Addr != p.addr {
 			p.addr = r.Addr
-			t.setAddrID(r.Addr, p.id) // so Block and Impair apply to it too
 		}
 	}
 	if t.routes.apply(from, routes, now) {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/transport/memnet"
 )
 
 // Test timers: a fast failure detector so membership tests take seconds.
@@ -150,3 +153,60 @@ func sendUntil(t testing.TB, from *Transport, to identity.NodeID, ch mesh.Channe
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// tapConn passes every datagram through unchanged, first showing each one
+// read to onRead and each one written to onWrite (nil: not watched). It
+// is how tests observe the wire without hooks in the transport.
+type tapConn struct {
+	Conn
+	onRead  atomic.Pointer[func(from netip.AddrPort, pkt []byte)]
+	onWrite atomic.Pointer[func(to netip.AddrPort, pkt []byte)]
+}
+
+func (c *tapConn) ReadFrom(buf []byte) (int, netip.AddrPort, error) {
+	n, from, err := c.Conn.ReadFrom(buf)
+	if f := c.onRead.Load(); err == nil && f != nil && n <= len(buf) {
+		(*f)(from, buf[:n])
+	}
+	return n, from, err
+}
+
+func (c *tapConn) WriteTo(pkt []byte, to netip.AddrPort) error {
+	if f := c.onWrite.Load(); f != nil {
+		(*f)(to, pkt)
+	}
+	return c.Conn.WriteTo(pkt, to)
+}
+
+// tapped gives cfg a tapped UDP socket on cfg.ListenAddr.
+func tapped(t testing.TB, cfg *Config) *tapConn {
+	t.Helper()
+	if cfg.Conn == nil {
+		udp, err := ListenUDP(cfg.ListenAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Conn = udp
+	}
+	tc := &tapConn{Conn: cfg.Conn}
+	cfg.Conn = tc
+	return tc
+}
+
+// newMemnet is an in-process network closed when the test ends.
+func newMemnet(t testing.TB) *memnet.Network {
+	n := memnet.New(memnet.Link{})
+	t.Cleanup(n.Close)
+	return n
+}
+
+// onMemnet gives cfg a socket on network n.
+func onMemnet(t testing.TB, n *memnet.Network, cfg Config) Config {
+	t.Helper()
+	c, err := n.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Conn = c
+	return cfg
+}

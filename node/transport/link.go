@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -14,7 +13,6 @@ import (
 type outPacket struct {
 	buf [wire.MaxPacketBytes]byte
 	n   int
-	due time.Time // zero: send now; else not before (impairment delay)
 }
 
 var packetPool = sync.Pool{New: func() any { return new(outPacket) }}
@@ -23,13 +21,12 @@ func getPacket() *outPacket { return packetPool.Get().(*outPacket) }
 
 func putPacket(p *outPacket) {
 	p.n = 0
-	p.due = time.Time{}
 	packetPool.Put(p)
 }
 
 // link is the outbound queue to one next-hop address, drained by its own
-// writer goroutine: a slow or impaired neighbour delays only its own
-// packets, and a full queue drops instead of blocking the reader.
+// writer goroutine: a slow neighbour delays only its own packets, and a
+// full queue drops instead of blocking the reader.
 //
 // The queue is a mutex-guarded slice the writer swaps out whole, not a
 // channel: a relay under load hands packets over in batches, wakes the
@@ -59,7 +56,7 @@ func newLinkQueue(addr netip.AddrPort) *link {
 // link's spares (the relay path, which owns no outPacket). It reports dead
 // when the link was retired (p is not taken) and otherwise whether the
 // packet was queued (a full queue drops it, releasing p).
-func (l *link) put(p *outPacket, pkt []byte, due time.Time) (queued, dead bool) {
+func (l *link) put(p *outPacket, pkt []byte) (queued, dead bool) {
 	l.mu.Lock()
 	if l.dead {
 		l.mu.Unlock()
@@ -81,7 +78,6 @@ func (l *link) put(p *outPacket, pkt []byte, due time.Time) (queued, dead bool) 
 		}
 		p.n = copy(p.buf[:], pkt)
 	}
-	p.due = due
 	l.pending = append(l.pending, p)
 	first := len(l.pending) == 1
 	l.mu.Unlock()
@@ -116,7 +112,7 @@ func (l *link) recycle(batch []*outPacket) []*outPacket {
 	if !l.dead {
 		kept = min(len(batch), linkSpareBuffers-len(l.spare))
 		for _, p := range batch[:kept] {
-			p.n, p.due = 0, time.Time{}
+			p.n = 0
 		}
 		l.spare = append(l.spare, batch[:kept]...)
 	}
@@ -153,17 +149,9 @@ func (l *link) queued() int {
 	return len(l.pending)
 }
 
-// impairment is a fault injected on one peer's link (the demo's Impair).
-type impairment struct {
-	delay time.Duration
-	loss  float64
-}
-
-func (im impairment) drop() bool { return im.loss > 0 && rand.Float64() < im.loss }
-
 // enqueue hands p to addr's writer; it takes ownership of p either way.
 // Returns false (and counts a drop) when the queue is full, too many links
-// exist, the transport is paused or the link is blocked or lossy.
+// exist or addr is not an address.
 func (t *Transport) enqueue(addr netip.AddrPort, p *outPacket) bool {
 	return t.queueOut(addr, p, nil, false)
 }
@@ -177,7 +165,7 @@ func (t *Transport) enqueueCopy(addr netip.AddrPort, pkt []byte) bool {
 // queueOut is enqueue (p) and enqueueCopy (pkt). readLoop selects the read
 // loop's link cache.
 func (t *Transport) queueOut(addr netip.AddrPort, p *outPacket, pkt []byte, readLoop bool) bool {
-	due, ok := t.admitOut(addr)
+	ok := addr.IsValid()
 	for try := 0; ok && try < 2; try++ { // a link retired between lookup and put is replaced once
 		var l *link
 		if readLoop {
@@ -188,7 +176,7 @@ func (t *Transport) queueOut(addr netip.AddrPort, p *outPacket, pkt []byte, read
 		if l == nil {
 			break
 		}
-		queued, dead := l.put(p, pkt, due)
+		queued, dead := l.put(p, pkt)
 		if !dead {
 			if !queued {
 				t.stats.drops.Add(1)
@@ -199,30 +187,8 @@ func (t *Transport) queueOut(addr netip.AddrPort, p *outPacket, pkt []byte, read
 	if p != nil {
 		putPacket(p)
 	}
-	if ok {
-		t.stats.drops.Add(1) // admitOut counted its own refusals
-	}
+	t.stats.drops.Add(1)
 	return false
-}
-
-// admitOut applies pause and injected faults to a packet bound for addr:
-// whether it may go, and when (zero: now). A refusal is counted as a drop.
-func (t *Transport) admitOut(addr netip.AddrPort) (due time.Time, ok bool) {
-	if t.paused.Load() || !addr.IsValid() {
-		t.stats.drops.Add(1)
-		return time.Time{}, false
-	}
-	if t.anyFaults.Load() {
-		blocked, im := t.faultsFor(addr)
-		if blocked || im.drop() {
-			t.stats.drops.Add(1)
-			return time.Time{}, false
-		}
-		if im.delay > 0 {
-			due = time.Now().Add(im.delay)
-		}
-	}
-	return due, true
 }
 
 // linkTo returns addr's live link, starting one if needed (nil: too many).
@@ -312,22 +278,7 @@ func (t *Transport) writeLoop(l *link) {
 
 // writePacket sends one datagram; the buffer stays the caller's.
 func (t *Transport) writePacket(l *link, p *outPacket) {
-	if !p.due.IsZero() {
-		if d := time.Until(p.due); d > 0 {
-			tm := time.NewTimer(d)
-			select {
-			case <-tm.C:
-			case <-t.ctx.Done():
-				tm.Stop()
-				return
-			}
-		}
-	}
-	if t.paused.Load() {
-		t.stats.drops.Add(1)
-		return
-	}
-	if _, err := t.conn.WriteToUDPAddrPort(p.buf[:p.n], l.addr); err != nil {
+	if err := t.conn.WriteTo(p.buf[:p.n], l.addr); err != nil {
 		t.stats.drops.Add(1)
 		return
 	}

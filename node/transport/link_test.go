@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // TestLinkQueueBoundsAndOrder: packets leave in the order they were queued,
@@ -13,11 +12,11 @@ import (
 func TestLinkQueueBoundsAndOrder(t *testing.T) {
 	l := newLinkQueue(netip.MustParseAddrPort("127.0.0.1:9"))
 	for i := range LinkQueuePackets {
-		if queued, dead := l.put(nil, []byte{byte(i), byte(i >> 8)}, time.Time{}); !queued || dead {
+		if queued, dead := l.put(nil, []byte{byte(i), byte(i >> 8)}); !queued || dead {
 			t.Fatalf("packet %d refused (dead %v)", i, dead)
 		}
 	}
-	if queued, dead := l.put(nil, []byte{1}, time.Time{}); queued || dead {
+	if queued, dead := l.put(nil, []byte{1}); queued || dead {
 		t.Fatalf("full queue accepted a packet (queued %v dead %v)", queued, dead)
 	}
 	select {
@@ -42,7 +41,7 @@ func TestLinkQueueBoundsAndOrder(t *testing.T) {
 		t.Fatal("recycled buffer not reset")
 	}
 	// The queue is empty again, so the next packet signals again.
-	if queued, _ := l.put(nil, []byte{7}, time.Time{}); !queued {
+	if queued, _ := l.put(nil, []byte{7}); !queued {
 		t.Fatal("emptied queue refused a packet")
 	}
 	select {
@@ -56,7 +55,7 @@ func TestLinkQueueBoundsAndOrder(t *testing.T) {
 	if !l.retire(true) || len(l.spare) != 0 || l.queued() != 0 {
 		t.Fatal("forced retire kept buffers")
 	}
-	if queued, dead := l.put(getPacket(), nil, time.Time{}); queued || !dead {
+	if queued, dead := l.put(getPacket(), nil); queued || !dead {
 		t.Fatalf("retired link: queued %v dead %v", queued, dead)
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/transport/memnet"
 )
 
 func TestStoppedNodeGoesSuspectThenUnreachableAndRecovers(t *testing.T) {
@@ -98,29 +100,21 @@ func TestRTTEstimatorFollowsRFC6298(t *testing.T) {
 }
 
 // TestRelayRemovedReroutes builds two disjoint two-hop paths A–B–D and
-// A–C–D, kills the relay in use and checks traffic moves to the other.
+// A–C–D (the B–C and A–D links partitioned), kills the relay in use and
+// checks traffic moves to the other.
 func TestRelayRemovedReroutes(t *testing.T) {
 	kb, kc := mustKey(t), mustKey(t)
 	ka, kd := mustKey(t), mustKey(t)
-	mk := func(k *identity.Key, boot ...string) *Transport {
-		tr, err := New(testConfig(t, k, boot...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tr.Close() })
-		return tr
-	}
-	b := mk(kb)
-	c := mk(kc)
-	a := mk(ka, b.LocalAddr(), c.LocalAddr())
-	d := mk(kd, b.LocalAddr(), c.LocalAddr())
-	b.Block(kc.ID, true)
-	c.Block(kb.ID, true)
-	a.Block(kd.ID, true)
-	d.Block(ka.ID, true)
-	for _, n := range []*Transport{a, b, c, d} {
-		n.Start(context.Background())
-	}
+	n := newMemnet(t)
+	cb := onMemnet(t, n, testConfig(t, kb))
+	cc := onMemnet(t, n, testConfig(t, kc))
+	boot := []string{cb.Conn.LocalAddr().String(), cc.Conn.LocalAddr().String()}
+	ca := onMemnet(t, n, testConfig(t, ka, boot...))
+	cd := onMemnet(t, n, testConfig(t, kd, boot...))
+	n.Partition(cb.Conn.LocalAddr(), cc.Conn.LocalAddr(), true)
+	n.Partition(ca.Conn.LocalAddr(), cd.Conn.LocalAddr(), true)
+	b, c := startNode(t, cb), startNode(t, cc)
+	a, d := startNode(t, ca), startNode(t, cd)
 	in := newInbox(d, mesh.ChanGossip)
 	var relay identity.NodeID
 	eventually(t, "A routes to D through a relay", func() bool {
@@ -202,24 +196,49 @@ func TestRekeyWithoutLosingTraffic(t *testing.T) {
 	}
 }
 
-func TestPauseDropsEverythingAndResumes(t *testing.T) {
-	a, b := pair(t)
-	a.Pause(true)
-	eventually(t, "B sees paused A suspect", func() bool { return healthOf(b, a.Self()) != mesh.Healthy })
-	a.Pause(false)
+// memPair is pair on an in-process network, whose links tests can cut
+// and slow.
+func memPair(t *testing.T) (a, b *Transport, n *memnet.Network) {
+	t.Helper()
+	n = newMemnet(t)
+	b = startNode(t, onMemnet(t, n, testConfig(t, nil)))
+	a = startNode(t, onMemnet(t, n, testConfig(t, nil, b.LocalAddr())))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := a.WaitForPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitForPeers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, n
+}
+
+func addrOf(tr *Transport) netip.AddrPort { return tr.local }
+
+// TestSilentPeerGoesSuspectAndRecovers: a peer whose link goes silent both
+// ways (a paused node, a cut cable) stops being Healthy, and is Healthy
+// again once packets flow.
+func TestSilentPeerGoesSuspectAndRecovers(t *testing.T) {
+	a, b, n := memPair(t)
+	n.Partition(addrOf(a), addrOf(b), true)
+	eventually(t, "B sees silent A suspect", func() bool { return healthOf(b, a.Self()) != mesh.Healthy })
+	n.Partition(addrOf(a), addrOf(b), false)
 	eventually(t, "B sees A healthy again", func() bool { return healthOf(b, a.Self()) == mesh.Healthy })
 }
 
-func TestImpairAddsDelayAndLoss(t *testing.T) {
-	a, b := pair(t)
+// TestLinkDelayAndLoss: one-way delay shows in the RTT, total loss makes
+// the peer Unreachable, and the link recovers when it clears.
+func TestLinkDelayAndLoss(t *testing.T) {
+	a, b, n := memPair(t)
 	const delay = 80 * time.Millisecond
-	a.Impair(b.Self(), delay, 0)
+	n.SetOneWay(addrOf(a), addrOf(b), memnet.Link{Latency: delay})
 	eventually(t, "RTT reflects the added delay", func() bool {
 		p, _ := peerInfo(a, b.Self())
 		return p.RTT >= delay*3/4
 	})
-	a.Impair(b.Self(), 0, 1) // total loss, both directions
+	n.SetLink(addrOf(a), addrOf(b), memnet.Link{Loss: 1}) // total loss, both directions
 	eventually(t, "B unreachable over a 100% lossy link", func() bool { return healthOf(a, b.Self()) == mesh.Unreachable })
-	a.Impair(b.Self(), 0, 0)
+	n.SetLink(addrOf(a), addrOf(b), memnet.Link{})
 	eventually(t, "link recovers", func() bool { return healthOf(a, b.Self()) == mesh.Healthy })
 }

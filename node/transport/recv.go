@@ -18,7 +18,7 @@ func (t *Transport) readLoop() {
 	buf := make([]byte, wire.MaxPacketBytes+1)
 	var ann wire.Announcement
 	for {
-		n, from, err := t.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := t.conn.ReadFrom(buf)
 		if err != nil {
 			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -26,10 +26,9 @@ func (t *Transport) readLoop() {
 			t.cfg.Logf("transport: read: %v", err)
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		t.stats.packetsIn.Add(1)
 		t.stats.bytesIn.Add(uint64(n))
-		if t.paused.Load() || n > wire.MaxPacketBytes {
+		if n > wire.MaxPacketBytes {
 			t.stats.drops.Add(1)
 			continue
 		}
@@ -40,20 +39,10 @@ func (t *Transport) readLoop() {
 // handlePacket processes one datagram. Everything in it is untrusted until
 // the session AEAD (data) or the Noise handshake says otherwise.
 func (t *Transport) handlePacket(from netip.AddrPort, pkt []byte, ann *wire.Announcement) {
-	if tap := t.tapIn.Load(); tap != nil {
-		(*tap)(from, pkt)
-	}
 	var h wire.Header
 	if err := h.Parse(pkt); err != nil {
 		t.stats.drops.Add(1)
 		return
-	}
-	if t.anyFaults.Load() {
-		blocked, im := t.faultsFor(from)
-		if blocked || im.drop() || (h.TTL == wire.DefaultTTL && t.isBlocked(h.Src)) {
-			t.stats.drops.Add(1)
-			return
-		}
 	}
 	if h.Src == t.self || !h.Src.Valid() {
 		t.stats.drops.Add(1) // our own packet came back, or no sender
@@ -99,9 +88,6 @@ func (t *Transport) forward(from netip.AddrPort, h *wire.Header, pkt []byte) {
 	// pkt is the read loop's buffer and this is its last use, so the TTL
 	// is decremented in place before the copy into the link's queue.
 	wire.SetTTL(pkt, h.TTL-1)
-	if tap := t.tapForward.Load(); tap != nil {
-		(*tap)(pkt)
-	}
 	if t.enqueueCopy(next, pkt) {
 		t.stats.forwarded.Add(1)
 	}
@@ -200,7 +186,6 @@ func (t *Transport) notePathLocked(p *peer, from netip.AddrPort, direct bool, no
 	p.directAt = now
 	if p.addr != from || !p.addrVerified {
 		p.addr, p.addrVerified = from, true
-		t.setAddrID(from, p.id)
 	}
 }
 

@@ -2,34 +2,28 @@ package transport
 
 import (
 	"bytes"
-	"context"
+	"net/netip"
 	"sync"
 	"testing"
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
+	"github.com/deck-mesh/deck/node/wire"
 )
 
-// line builds A–B–C: A and C join through B and block each other, so the
-// only path between them is the relay B.
-func line(t *testing.T) (a, b, c *Transport) {
+// line builds A–B–C on an in-process network: A and C join through B and
+// their own link is partitioned, so the only path between them is the
+// relay B. B's socket is tapped.
+func line(t *testing.T) (a, b, c *Transport, bTap *tapConn) {
 	t.Helper()
-	b = startNode(t, testConfig(t, nil))
-	ka, kc := mustKey(t), mustKey(t)
-	ta, err := New(testConfig(t, ka, b.LocalAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := New(testConfig(t, kc, b.LocalAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta.Block(kc.ID, true)
-	tc.Block(ka.ID, true)
-	ta.Start(context.Background())
-	tc.Start(context.Background())
-	t.Cleanup(func() { ta.Close(); tc.Close() })
-	return ta, b, tc
+	n := newMemnet(t)
+	cb := onMemnet(t, n, testConfig(t, nil))
+	bTap = tapped(t, &cb)
+	b = startNode(t, cb)
+	ca := onMemnet(t, n, testConfig(t, nil, b.LocalAddr()))
+	cc := onMemnet(t, n, testConfig(t, nil, b.LocalAddr()))
+	n.Partition(ca.Conn.LocalAddr(), cc.Conn.LocalAddr(), true)
+	return startNode(t, ca), b, startNode(t, cc), bTap
 }
 
 func keyFingerprints(tr *Transport) map[[32]byte]identity.NodeID {
@@ -43,15 +37,20 @@ func keyFingerprints(tr *Transport) map[[32]byte]identity.NodeID {
 }
 
 func TestLineRelayCarriesOnlyCiphertext(t *testing.T) {
-	a, b, c := line(t)
+	a, b, c, bTap := line(t)
 	var mu sync.Mutex
 	var forwarded [][]byte
-	tap := func(pkt []byte) {
+	// What B sends that it did not originate is what it relays.
+	tap := func(_ netip.AddrPort, pkt []byte) {
+		var h wire.Header
+		if h.Parse(pkt) != nil || h.Src == b.Self() {
+			return
+		}
 		mu.Lock()
 		forwarded = append(forwarded, bytes.Clone(pkt))
 		mu.Unlock()
 	}
-	b.tapForward.Store(&tap)
+	bTap.onWrite.Store(&tap)
 	inC := newInbox(c, mesh.ChanGossip)
 
 	eventually(t, "A has a route to C through B", func() bool {

@@ -20,8 +20,16 @@ import (
 
 // pair starts A and B, A joined through B, and waits for their session.
 func pair(t *testing.T) (a, b *Transport) {
+	a, b, _ = tappedPair(t)
+	return a, b
+}
+
+// tappedPair is pair with B's socket tapped.
+func tappedPair(t *testing.T) (a, b *Transport, bTap *tapConn) {
 	t.Helper()
-	b = startNode(t, testConfig(t, nil))
+	cb := testConfig(t, nil)
+	bTap = tapped(t, &cb)
+	b = startNode(t, cb)
 	a = startNode(t, testConfig(t, nil, b.LocalAddr()))
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
@@ -31,16 +39,16 @@ func pair(t *testing.T) (a, b *Transport) {
 	if err := b.WaitForPeers(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	return a, b
+	return a, b, bTap
 }
 
-// capture records datagrams arriving at tr that match keep.
+// capture records datagrams arriving at a tapped socket that match keep.
 type capture struct {
 	mu   sync.Mutex
 	pkts [][]byte
 }
 
-func tapIn(tr *Transport, keep func(h *wire.Header) bool) *capture {
+func tapIn(tc *tapConn, keep func(h *wire.Header) bool) *capture {
 	c := &capture{}
 	f := func(_ netip.AddrPort, pkt []byte) {
 		var h wire.Header
@@ -50,7 +58,7 @@ func tapIn(tr *Transport, keep func(h *wire.Header) bool) *capture {
 			c.mu.Unlock()
 		}
 	}
-	tr.tapIn.Store(&f)
+	tc.onRead.Store(&f)
 	return c
 }
 
@@ -91,8 +99,8 @@ func currentFingerprint(tr *Transport, id identity.NodeID) [32]byte {
 }
 
 func TestReplayedDataPacketIsRejected(t *testing.T) {
-	a, b := pair(t)
-	cap := tapIn(b, func(h *wire.Header) bool {
+	a, b, bTap := tappedPair(t)
+	cap := tapIn(bTap, func(h *wire.Header) bool {
 		return h.Type == wire.TypeData && h.Channel == uint16(mesh.ChanGossip)
 	})
 	in := newInbox(b, mesh.ChanGossip)
@@ -117,11 +125,10 @@ func TestReplayedDataPacketIsRejected(t *testing.T) {
 }
 
 func TestReplayedHandshakeCannotReplaceSession(t *testing.T) {
-	b := startNode(t, testConfig(t, nil))
-	inits := tapIn(b, func(h *wire.Header) bool { return h.Type == wire.TypeHandshakeInit })
-	a := startNode(t, testConfig(t, nil, b.LocalAddr()))
-	finals := &capture{}
-	// Also record message 3, by wrapping the tap.
+	cb := testConfig(t, nil)
+	bTap := tapped(t, &cb)
+	b := startNode(t, cb)
+	inits, finals := &capture{}, &capture{}
 	f := func(_ netip.AddrPort, pkt []byte) {
 		var h wire.Header
 		if h.Parse(pkt) != nil {
@@ -137,7 +144,8 @@ func TestReplayedHandshakeCannotReplaceSession(t *testing.T) {
 		c.pkts = append(c.pkts, bytes.Clone(pkt))
 		c.mu.Unlock()
 	}
-	b.tapIn.Store(&f)
+	bTap.onRead.Store(&f)
+	a := startNode(t, testConfig(t, nil, b.LocalAddr()))
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	if err := b.WaitForPeers(ctx, 1); err != nil {

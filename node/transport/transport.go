@@ -1,4 +1,5 @@
-// Package transport is Deck's mesh node core: one UDP socket, end-to-end
+// Package transport is Deck's mesh node core: one socket (a Conn: UDP, or
+// in tests and simulations the in-process network memnet), end-to-end
 // Noise sessions (package session) with every peer, relaying by header for
 // peers that are not direct neighbours, a distance-vector routing table with
 // RTT as the metric, fragmentation, and membership: heartbeats, RTT, a
@@ -34,9 +35,13 @@ import (
 type Config struct {
 	Key        *identity.Key // node's ed25519 identity
 	PSK        [32]byte      // cluster PSK
-	ListenAddr string        // e.g. "127.0.0.1:0"
-	Bootstrap  []string      // UDP addresses to join through
+	ListenAddr string        // e.g. "127.0.0.1:0"; unused when Conn is set
+	Bootstrap  []string      // addresses to join through
 	Logf       func(format string, args ...any)
+	// Conn is the socket to run on (a fault-injecting wrapper, an
+	// in-process network); nil listens on UDP at ListenAddr. The
+	// Transport closes it on Close, and in New when New fails.
+	Conn Conn
 
 	// Timer and limit overrides; zero means the default in limits.go (or
 	// package session for the rekey timers). Tests shrink them so the
@@ -111,7 +116,7 @@ type Transport struct {
 	cfg    Config
 	self   identity.NodeID
 	static *session.Static
-	conn   *net.UDPConn
+	conn   Conn
 	local  netip.AddrPort
 
 	ctx       context.Context
@@ -141,22 +146,11 @@ type Transport struct {
 	linksMu sync.Mutex // serialises writers of links
 	links   atomic.Pointer[map[netip.AddrPort]*link]
 
-	faultMu   sync.RWMutex
-	anyFaults atomic.Bool
-	blocked   map[identity.NodeID]bool
-	impaired  map[identity.NodeID]impairment
-	addrIDs   map[netip.AddrPort]identity.NodeID // verified direct addresses
-	paused    atomic.Bool
-
 	hsLimit  *limiter
 	fwdLimit *tickLimiter
 	dup      dedup
 	stats    counters
 	rc       readCaches // owned by the read loop
-
-	// Test taps, observing packets without changing them.
-	tapIn      atomic.Pointer[func(from netip.AddrPort, pkt []byte)]
-	tapForward atomic.Pointer[func(pkt []byte)]
 }
 
 // peer is everything known about one other node.
@@ -217,8 +211,17 @@ type bootstrap struct {
 	backoff     time.Duration
 }
 
-// New binds the socket and prepares the node; Start runs it.
+// New binds the socket (or takes cfg.Conn) and prepares the node; Start
+// runs it. On an error the socket is closed.
 func New(cfg Config) (*Transport, error) {
+	t, err := newTransport(cfg)
+	if err != nil && cfg.Conn != nil {
+		cfg.Conn.Close()
+	}
+	return t, err
+}
+
+func newTransport(cfg Config) (*Transport, error) {
 	if cfg.Key == nil || !cfg.Key.ID.Valid() {
 		return nil, errors.New("transport: config needs a valid Key")
 	}
@@ -230,18 +233,24 @@ func New(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	la, err := net.ResolveUDPAddr("udp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("transport: listen address %q: %w", cfg.ListenAddr, err)
+	boots := make([]netip.AddrPort, 0, len(cfg.Bootstrap))
+	for _, s := range cfg.Bootstrap {
+		ua, err := net.ResolveUDPAddr("udp", s)
+		if err != nil {
+			return nil, fmt.Errorf("transport: bootstrap address %q: %w", s, err)
+		}
+		ap := ua.AddrPort()
+		boots = append(boots, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	}
-	conn, err := net.ListenUDP("udp", la)
-	if err != nil {
-		return nil, fmt.Errorf("transport: listen: %w", err)
+	conn := cfg.Conn
+	if conn == nil {
+		udp, err := ListenUDP(cfg.ListenAddr)
+		if err != nil {
+			return nil, err
+		}
+		conn = udp
 	}
-	// Best effort: the kernel caps it at rmem_max/wmem_max.
-	_ = conn.SetReadBuffer(SocketBufferBytes)
-	_ = conn.SetWriteBuffer(SocketBufferBytes)
-	local := netip.MustParseAddrPort(conn.LocalAddr().String())
+	local := conn.LocalAddr()
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
 		cfg:        cfg,
@@ -258,23 +267,12 @@ func New(cfg Config) (*Transport, error) {
 		routes:     newRouteTable(cfg.Key.ID, MaxPeers),
 		ownSeq:     uint64(time.Now().UnixMilli()), // survives restarts: always fresher
 		keys:       make(map[uint32]*session.Keypair),
-		blocked:    make(map[identity.NodeID]bool),
-		impaired:   make(map[identity.NodeID]impairment),
-		addrIDs:    make(map[netip.AddrPort]identity.NodeID),
 		hsLimit:    newLimiter(cfg.HandshakesPerSecondPerSource, float64(cfg.HandshakeBurstPerSource), MaxRateLimiterEntries),
 		fwdLimit:   newTickLimiter(ForwardPacketsPerSecondPerPeer, ForwardBurstPackets, MaxRateLimiterEntries),
 	}
 	noLinks := make(map[netip.AddrPort]*link)
 	t.links.Store(&noLinks)
-	for _, s := range cfg.Bootstrap {
-		ua, err := net.ResolveUDPAddr("udp", s)
-		if err != nil {
-			conn.Close()
-			cancel()
-			return nil, fmt.Errorf("transport: bootstrap address %q: %w", s, err)
-		}
-		ap := ua.AddrPort()
-		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	for _, ap := range boots {
 		if ap == local || (ap.Port() == local.Port() && ap.Addr().IsLoopback() && local.Addr().IsUnspecified()) {
 			continue // joining through ourselves: nothing to do
 		}
@@ -300,7 +298,7 @@ func (t *Transport) Start(ctx context.Context) {
 	})
 }
 
-// Close closes the socket and stops every loop (a "kill" in the demo).
+// Close closes the socket and stops every loop.
 func (t *Transport) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
@@ -311,7 +309,7 @@ func (t *Transport) Close() error {
 	return err
 }
 
-// LocalAddr is the bound UDP address.
+// LocalAddr is the socket's address.
 func (t *Transport) LocalAddr() string { return t.local.String() }
 
 // Self is this node's id.
@@ -401,65 +399,6 @@ func (t *Transport) healthyPeers() int {
 	return n
 }
 
-// Pause drops everything in and out while paused; the socket stays open.
-func (t *Transport) Pause(paused bool) { t.paused.Store(paused) }
-
-// Block drops packets to and from the direct neighbour peer (partitioning
-// that link; relayed paths around it still work).
-func (t *Transport) Block(peer identity.NodeID, blocked bool) {
-	t.faultMu.Lock()
-	if blocked {
-		t.blocked[peer] = true
-	} else {
-		delete(t.blocked, peer)
-	}
-	t.anyFaults.Store(len(t.blocked)+len(t.impaired) > 0)
-	t.faultMu.Unlock()
-}
-
-// Impair adds delay to packets sent to peer's direct link and drops the
-// given fraction of packets in each direction on it. Zero values clear it.
-func (t *Transport) Impair(peer identity.NodeID, delay time.Duration, lossFraction float64) {
-	lossFraction = min(max(lossFraction, 0), 1)
-	t.faultMu.Lock()
-	if delay <= 0 && lossFraction == 0 {
-		delete(t.impaired, peer)
-	} else {
-		t.impaired[peer] = impairment{delay: max(delay, 0), loss: lossFraction}
-	}
-	t.anyFaults.Store(len(t.blocked)+len(t.impaired) > 0)
-	t.faultMu.Unlock()
-}
-
-// faultsFor returns the faults on the link at addr.
-func (t *Transport) faultsFor(addr netip.AddrPort) (bool, impairment) {
-	t.faultMu.RLock()
-	defer t.faultMu.RUnlock()
-	id, ok := t.addrIDs[addr]
-	if !ok {
-		return false, impairment{}
-	}
-	return t.blocked[id], t.impaired[id]
-}
-
-func (t *Transport) isBlocked(id identity.NodeID) bool {
-	if !t.anyFaults.Load() {
-		return false
-	}
-	t.faultMu.RLock()
-	defer t.faultMu.RUnlock()
-	return t.blocked[id]
-}
-
-func (t *Transport) setAddrID(addr netip.AddrPort, id identity.NodeID) {
-	t.faultMu.Lock()
-	if len(t.addrIDs) >= MaxPeers {
-		clear(t.addrIDs) // rebuilt as peers speak; only fault lookups use it
-	}
-	t.addrIDs[addr] = id
-	t.faultMu.Unlock()
-}
-
 // newIndexLocked picks a fresh random session index.
 func (t *Transport) newIndexLocked() uint32 {
 	var b [4]byte
@@ -503,10 +442,9 @@ func (p *peer) signal() {
 	p.changed = make(chan struct{})
 }
 
-// isDirectLocked: the peer answered us directly, recently, and the link is
-// not blocked.
+// isDirectLocked: the peer answered us directly, recently.
 func (t *Transport) isDirectLocked(p *peer, now time.Time) bool {
-	return p.addrVerified && !p.directAt.IsZero() && now.Sub(p.directAt) < t.cfg.suspectAfter() && !t.isBlocked(p.id)
+	return p.addrVerified && !p.directAt.IsZero() && now.Sub(p.directAt) < t.cfg.suspectAfter()
 }
 
 // pathLocked is where packets for p go next: the routing table's next hop,

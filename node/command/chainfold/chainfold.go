@@ -1,23 +1,31 @@
 // Package chainfold plugs the command plane into node/chain's admin ledger:
-// a Validator that decodes each event and names its ledger position, and a
-// chain.Folder that folds the ledger into a *command.AdminState. It is kept
-// apart from node/command so that package stays free of storage.
+// the Validator every event passes on its way in (the one place an event is
+// decoded on ingest), the Folder that folds the ledger into the admin state
+// and its audit trail, and the commit push protocol that carries a console's
+// events to its peers. It is kept apart from node/command so that package
+// stays free of storage.
 package chainfold
 
 import (
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
+	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
 )
 
 // Validator decodes raw with command.DecodeEvent (bounded, canonical, no
 // trailing bytes), checks it is for cluster and returns its ledger position:
-// (issued_at, command.Event.LedgerKey). Signatures are not checked here:
-// they depend on the registry at the event's place in the fold, which only
-// the fold knows; an event with bad signatures is stored and recorded as
-// Rejected, so AUDIT can show the attempt.
+// (issued_at, command.Event.LedgerKey), with the decoded *command.Event in
+// EventMeta.Decoded so nothing downstream decodes the bytes again. An event
+// it decodes but refuses comes back with its meta too, so the caller can
+// record what it refused. Signatures are not checked here: they depend on
+// the registry at the event's place in the fold, which only the fold knows;
+// an event with bad signatures is stored and recorded as Rejected, so AUDIT
+// can show the attempt.
 //
 // now, if not nil, also refuses events issued more than
 // command.MaxClockSkew in the future (command.CheckIngest). That check reads
@@ -29,59 +37,96 @@ func Validator(cluster string, now func() time.Time) chain.Validator {
 		if err != nil {
 			return chain.EventMeta{}, err
 		}
+		meta := chain.EventMeta{ID: ev.LedgerKey(), IssuedAt: ev.IssuedAtMs(), Decoded: ev}
 		if now != nil {
 			if err := command.CheckIngest(ev, cluster, now()); err != nil {
-				return chain.EventMeta{}, err
+				return meta, err
 			}
 		} else if ev.Cluster() != cluster {
-			return chain.EventMeta{}, fmt.Errorf("%w: event for %q", command.ErrWrongCluster, ev.Cluster())
+			return meta, fmt.Errorf("%w: event for %q", command.ErrWrongCluster, ev.Cluster())
 		}
-		return chain.EventMeta{ID: ev.LedgerKey(), IssuedAt: ev.IssuedAtMs()}, nil
+		return meta, nil
 	}
 }
 
-// Folder folds the admin ledger into a *command.AdminState. It implements
-// chain.Folder[*command.AdminState].
+// EventOf is the decoded event a Validator of this package returned in
+// meta, or nil.
+func EventOf(meta chain.EventMeta) *command.Event {
+	ev, _ := meta.Decoded.(*command.Event)
+	return ev
+}
+
+// State is the admin ledger's fold: the admin state, and one audit record
+// per folded event in fold order.
+type State struct {
+	Admin *command.AdminState
+	// Audit records carry Seq = their 1-based position in the ledger's
+	// (issued_at, id) order: local seqs differ per node and would make the
+	// state depend on arrival order, positions are the same on every node
+	// once ledgers converge.
+	Audit []api.AuditRecord
+}
+
+// Folder folds the admin ledger into a *State. It implements
+// chain.Folder[*State].
 type Folder struct {
 	genesis *command.AdminState // never mutated: Init clones it
-	// onVerdict hears every event's outcome as it is folded; a refold
-	// repeats it with the same verdict (the fold is deterministic), so
-	// the receiver keys what it keeps by ledger key.
-	onVerdict func(ledgerKey [32]byte, ev *command.Event, err error)
+	handed  atomic.Uint64
+	decoded atomic.Uint64
+	skipped atomic.Uint64
+}
+
+// FolderStats count how the folded events reached Apply.
+type FolderStats struct {
+	// Handed events came with the decoded form the Validator made on
+	// ingest; Decoded ones had to be decoded from their stored bytes (a
+	// restart, a refold, a fold that lagged past chain.MaxHandoffEvents).
+	Handed, Decoded uint64
+	// Skipped stored events no longer decode (a damaged disk): not folded.
+	Skipped uint64
 }
 
 // NewFolder builds the genesis state once; Init hands out clones of it.
-// onVerdict may be nil. It runs under the fold's lock and must not block.
-func NewFolder(g command.Genesis, onVerdict func(ledgerKey [32]byte, ev *command.Event, err error)) (*Folder, error) {
+func NewFolder(g command.Genesis) (*Folder, error) {
 	st, err := command.NewState(g)
 	if err != nil {
 		return nil, err
 	}
-	return &Folder{genesis: st, onVerdict: onVerdict}, nil
+	return &Folder{genesis: st}, nil
 }
 
-// Init is the genesis state.
-func (f *Folder) Init() *command.AdminState { return f.genesis.Clone() }
+// Init is the genesis state with an empty audit trail.
+func (f *Folder) Init() *State { return &State{Admin: f.genesis.Clone()} }
 
 // Apply folds one stored event into s (mutating it, as chain.Folder
 // allows). The bytes come from disk, which is not trusted: an event that no
-// longer decodes is reported and skipped, never a panic.
-func (f *Folder) Apply(s *command.AdminState, e chain.Event) *command.AdminState {
-	ev, err := command.DecodeEvent(e.Raw)
-	if err != nil {
-		if f.onVerdict != nil {
-			f.onVerdict(e.Meta.ID, nil, fmt.Errorf("chainfold: stored event does not decode: %w", err))
+// longer decodes is counted and skipped, never a panic.
+func (f *Folder) Apply(s *State, e chain.Event) *State {
+	ev := EventOf(e.Meta)
+	if ev != nil {
+		f.handed.Add(1)
+	} else {
+		var err error
+		if ev, err = command.DecodeEvent(e.Raw); err != nil {
+			f.skipped.Add(1)
+			return s
 		}
-		return s
+		f.decoded.Add(1)
 	}
-	verdict := s.Apply(ev)
-	if f.onVerdict != nil {
-		f.onVerdict(e.Meta.ID, ev, verdict)
-	}
+	s.Audit = append(s.Audit, command.AuditRecordFor(ev, s.Admin.Apply(ev), uint64(len(s.Audit)+1)))
 	return s
 }
 
-// Clone deep-copies s for the fold's checkpoints.
-func (f *Folder) Clone(s *command.AdminState) *command.AdminState { return s.Clone() }
+// Clone copies s for the fold's checkpoints: the admin state deeply, the
+// audit trail by a clipped slice (records are never modified, only
+// appended, and the clip makes an append copy).
+func (f *Folder) Clone(s *State) *State {
+	return &State{Admin: s.Admin.Clone(), Audit: slices.Clip(s.Audit)}
+}
 
-var _ chain.Folder[*command.AdminState] = (*Folder)(nil)
+// Stats reports how events reached Apply.
+func (f *Folder) Stats() FolderStats {
+	return FolderStats{Handed: f.handed.Load(), Decoded: f.decoded.Load(), Skipped: f.skipped.Load()}
+}
+
+var _ chain.Folder[*State] = (*Folder)(nil)

@@ -1,60 +1,53 @@
-package gossip
+// Package clusterview folds what one node knows of its cluster into the
+// immutable snapshot.ClusterSnapshot the deck renders: the verified
+// NodeSnapshots gossip holds, the local transport's peer view, the admin
+// ledger's fold (command.AdminState) and the workload spec's groups and
+// chains. Fold is a pure function; the node calls it on every refresh and
+// publishes the result behind an atomic pointer.
+package clusterview
 
 import (
 	"cmp"
 	"slices"
 	"time"
 
+	"github.com/deck-mesh/deck/node/command"
+	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/mesh"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
-// AdminState is the admin ledger's fold as the ClusterSnapshot shows it.
-// Fold copies and sorts it; it does not interpret it (a freeze whose Until
-// has passed is the ledger fold's to clear).
-type AdminState struct {
-	Freeze         snapshot.Freeze
-	Operators      []snapshot.Operator
-	AdminThreshold int
-	ICEThreshold   int
-	Lockouts       []snapshot.Lockout
-	Head           snapshot.AdminHead
-}
-
-// GroupSpec is the desired shape of one workload group (from the workload
-// spec), so a group shows even before any member runs.
-type GroupSpec struct {
-	Name    string
-	Kind    snapshot.GroupKind
-	Desired int    // desired members
-	Parent  string // fork groups
-	ForkAt  uint64 // fork groups
-	Chain   string // the group's chain of state, "" if none
-}
-
-// FoldInput is everything Fold reads. Fold does not retain it, but the
+// Input is everything Fold reads. Fold does not retain it, but the
 // returned snapshot shares the (immutable) NodeSnapshot slices.
-type FoldInput struct {
+type Input struct {
 	Cluster string
 	Self    identity.NodeID
 	Now     time.Time
 	// Generation is the caller's ClusterSnapshot counter.
 	Generation uint64
 	// StaleAfter marks a node stale when its newest announcement is older;
-	// 0 means DefaultStaleAfter.
+	// 0 means gossip.DefaultStaleAfter.
 	StaleAfter time.Duration
-	// Snapshots are the verified snapshots (Gossip.Latest), own included.
-	Snapshots []Verified
+	// Snapshots are the verified snapshots (gossip.Gossip.Latest), own included.
+	Snapshots []gossip.Verified
 	// Peers is the local transport's view (mesh.Messenger.Peers).
 	Peers []mesh.PeerInfo
-	Admin AdminState
-	// DesiredChains is the desired holder count per chain.
-	DesiredChains map[string]int
-	// ChainGroups names the group a chain belongs to; GroupSpec.Chain is
-	// used for chains not listed here.
-	ChainGroups map[string]string
-	Groups      []GroupSpec
+	// Admin is the admin ledger's fold; its freeze (as of Now), registry,
+	// thresholds and running lockouts go into the view as AdminState hands
+	// them out (copies, sorted). Nil leaves them zero.
+	Admin *command.AdminState
+	// Ledger is the admin ledger's local head (count, last seq, link hash);
+	// Fold sets AppliedThrough from Admin.
+	Ledger snapshot.AdminHead
+	// Groups are the workload spec's groups as the view shows one before
+	// any member runs (Name, Kind, Desired, Parent, ForkAt, Chain); Members
+	// and Term are the fold's to fill and are ignored here.
+	Groups []snapshot.Group
+	// Chains are the spec's desired chains (Name, Group, Desired); holders,
+	// leader and head seq are the fold's to fill and are ignored here. A
+	// chain without a Group takes the group whose Chain names it.
+	Chains []snapshot.Chain
 }
 
 // Fold builds the ClusterSnapshot. It is a pure function of its input:
@@ -78,33 +71,26 @@ type FoldInput struct {
 //   - Groups: the specified ones and every group a current daemon names;
 //     members are daemon ids, sorted and deduplicated (a migrating daemon is
 //     reported by two nodes).
-func Fold(in FoldInput) *snapshot.ClusterSnapshot {
+func Fold(in Input) *snapshot.ClusterSnapshot {
 	staleAfter := in.StaleAfter
 	if staleAfter <= 0 {
-		staleAfter = DefaultStaleAfter
+		staleAfter = gossip.DefaultStaleAfter
 	}
 	cs := &snapshot.ClusterSnapshot{
-		Cluster:        in.Cluster,
-		Self:           in.Self,
-		BuiltAt:        in.Now,
-		Generation:     in.Generation,
-		Freeze:         in.Admin.Freeze,
-		Operators:      slices.Clone(in.Admin.Operators),
-		AdminThreshold: in.Admin.AdminThreshold,
-		ICEThreshold:   in.Admin.ICEThreshold,
-		Lockouts:       slices.Clone(in.Admin.Lockouts),
-		AdminHead:      in.Admin.Head,
+		Cluster:    in.Cluster,
+		Self:       in.Self,
+		BuiltAt:    in.Now,
+		Generation: in.Generation,
+		AdminHead:  in.Ledger,
 	}
-	slices.SortFunc(cs.Operators, func(a, b snapshot.Operator) int {
-		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Name, b.Name))
-	})
-	slices.SortFunc(cs.Lockouts, func(a, b snapshot.Lockout) int {
-		return cmp.Or(cmp.Compare(a.Verb, b.Verb), cmp.Compare(a.Target, b.Target), a.Until.Compare(b.Until))
-	})
+	if in.Admin != nil {
+		in.Admin.FillSnapshot(cs, in.Now)
+		cs.AdminHead.AppliedThrough = in.Admin.Position()
+	}
 
 	// Newest announcement per node; duplicates in the input resolve the same
 	// way whatever their order.
-	snaps := make(map[identity.NodeID]*Verified, len(in.Snapshots))
+	snaps := make(map[identity.NodeID]*gossip.Verified, len(in.Snapshots))
 	for i := range in.Snapshots {
 		v := &in.Snapshots[i]
 		if v.Snapshot == nil || !v.Snapshot.ID.Valid() {
@@ -162,7 +148,7 @@ func Fold(in FoldInput) *snapshot.ClusterSnapshot {
 			nv.HealthSince = nv.StartedAt
 			nv.HeardAt = in.Now
 		case p != nil:
-			nv.Health = healthFrom(p.Health)
+			nv.Health = p.Health
 			nv.HealthSince = p.HealthSince
 			nv.HeardAt = p.LastHeard
 			nv.RTT = p.RTT
@@ -188,7 +174,7 @@ func Fold(in FoldInput) *snapshot.ClusterSnapshot {
 	return cs
 }
 
-func verifiedNewer(a, b *Verified) bool {
+func verifiedNewer(a, b *gossip.Verified) bool {
 	return cmp.Or(cmp.Compare(a.Epoch, b.Epoch), cmp.Compare(a.Seq, b.Seq),
 		a.ReceivedAt.Compare(b.ReceivedAt)) > 0
 }
@@ -200,17 +186,7 @@ func peerBefore(a, b *mesh.PeerInfo) bool {
 		cmp.Compare(a.Addr, b.Addr)) < 0
 }
 
-func healthFrom(h mesh.HealthState) snapshot.Health {
-	switch h {
-	case mesh.Healthy:
-		return snapshot.Healthy
-	case mesh.Suspect:
-		return snapshot.Suspect
-	}
-	return snapshot.Unreachable
-}
-
-func foldEdges(in FoldInput, ids []identity.NodeID, current []*snapshot.NodeSnapshot) []snapshot.Edge {
+func foldEdges(in Input, ids []identity.NodeID, current []*snapshot.NodeSnapshot) []snapshot.Edge {
 	type pair struct{ a, b identity.NodeID }
 	known := func(id identity.NodeID) bool { _, ok := slices.BinarySearch(ids, id); return ok }
 	edges := make(map[pair]time.Duration)
@@ -251,7 +227,7 @@ func foldEdges(in FoldInput, ids []identity.NodeID, current []*snapshot.NodeSnap
 	return out
 }
 
-func foldChains(in FoldInput, current []*snapshot.NodeSnapshot) []snapshot.Chain {
+func foldChains(in Input, current []*snapshot.NodeSnapshot) []snapshot.Chain {
 	type acc struct {
 		holders    []identity.NodeID
 		leader     identity.NodeID
@@ -268,8 +244,18 @@ func foldChains(in FoldInput, current []*snapshot.NodeSnapshot) []snapshot.Chain
 		}
 		return a
 	}
-	for name := range in.DesiredChains {
-		get(name)
+	// Two specs of one chain is a spec error; sorting first makes the one
+	// that wins independent of input order.
+	specs := slices.Clone(in.Chains)
+	slices.SortFunc(specs, func(a, b snapshot.Chain) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(b.Desired, a.Desired), cmp.Compare(a.Group, b.Group))
+	})
+	spec := make(map[string]snapshot.Chain, len(specs))
+	for _, c := range specs {
+		if _, dup := spec[c.Name]; !dup && c.Name != "" {
+			spec[c.Name] = c
+			get(c.Name)
+		}
 	}
 	for _, ns := range current {
 		for _, r := range ns.Replicas {
@@ -296,14 +282,14 @@ func foldChains(in FoldInput, current []*snapshot.NodeSnapshot) []snapshot.Chain
 	out := make([]snapshot.Chain, 0, len(chains))
 	for name, a := range chains {
 		slices.Sort(a.holders)
-		group, ok := in.ChainGroups[name]
-		if !ok {
+		group := spec[name].Group
+		if group == "" {
 			group = groupOf[name]
 		}
 		out = append(out, snapshot.Chain{
 			Name:    name,
 			Group:   group,
-			Desired: in.DesiredChains[name],
+			Desired: spec[name].Desired,
 			Holders: slices.Compact(a.holders),
 			Leader:  a.leader,
 			HeadSeq: a.head,
@@ -313,13 +299,13 @@ func foldChains(in FoldInput, current []*snapshot.NodeSnapshot) []snapshot.Chain
 	return out
 }
 
-func foldGroups(in FoldInput, current []*snapshot.NodeSnapshot) []snapshot.Group {
+func foldGroups(in Input, current []*snapshot.NodeSnapshot) []snapshot.Group {
 	groups := make(map[string]*snapshot.Group)
 	specified := make(map[string]bool, len(in.Groups))
 	// Two specs with one name is a spec error; sorting first makes the one
 	// that wins independent of input order.
 	specs := slices.Clone(in.Groups)
-	slices.SortFunc(specs, func(a, b GroupSpec) int {
+	slices.SortFunc(specs, func(a, b snapshot.Group) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Kind, b.Kind), cmp.Compare(b.Desired, a.Desired),
 			cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.ForkAt, b.ForkAt), cmp.Compare(a.Chain, b.Chain))
 	})
