@@ -61,7 +61,7 @@ func BenchmarkViewLogs(b *testing.B) {
 			b.Run(fmt.Sprintf("records=%d/%s", n, mode), func(b *testing.B) {
 				m := benchModel(b, decktest.New(0), n)
 				m.foldLogs(syntheticLogs(n))
-				m.switchTab(m.logsIdx)
+				m.switchTab(m.tabIndex(m.logs))
 				_ = m.View()
 				if mode == "scrolled" {
 					press(b, m, "pgup", "pgup")
@@ -82,7 +82,7 @@ func BenchmarkViewLogs(b *testing.B) {
 func BenchmarkFoldLogs(b *testing.B) {
 	const batch = 1000
 	m := benchModel(b, decktest.New(0), 0)
-	m.switchTab(m.logsIdx)
+	m.switchTab(m.tabIndex(m.logs))
 	m.logs.SetFilter("replay")
 	recs := syntheticLogs(batch)
 	keys := []tea.KeyPressMsg{keyMsg("k"), keyMsg("j")}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
@@ -62,9 +63,9 @@ type Options struct {
 	Context context.Context
 }
 
-// tabSpec names a tab and its switch key.
+// tabSpec is a top-level tab and its direct switch key (from the keymap).
 type tabSpec struct {
-	key string
+	key key.Binding
 	tab tabs.Tab
 }
 
@@ -77,12 +78,11 @@ type Model struct {
 	opts   Options
 	cancel context.CancelFunc
 
-	tabs    []tabSpec
-	active  int
-	pages   [][]tabs.Tab // drill-down stack per tab
-	logs    *tabs.Logs
-	logsIdx int
-	ret     *location
+	tabs   []tabSpec
+	active int
+	pages  [][]tabs.Tab // drill-down stack per tab
+	logs   *tabs.Logs
+	ret    *location
 
 	modals     []widgets.Modal
 	toasts     widgets.Toasts
@@ -138,20 +138,37 @@ func New(client api.Client, opts Options) *Model {
 	c.Operator, c.ReadOnly, c.ReadOnlyReason = op, !ok, why
 	m := &Model{c: c, opts: opts, cancel: cancel}
 	m.logs = tabs.NewLogs(c)
-	m.tabs = []tabSpec{
-		{"1", tabs.NewNetMap(c)}, {"2", tabs.NewNodes(c)}, {"3", tabs.NewDaemons(c)}, {"4", tabs.NewGroups(c)},
-		{"5", tabs.NewChains(c)}, {"6", tabs.NewMigrations(c)}, {"7", tabs.NewMaintenance(c)}, {"8", tabs.NewBehavior(c)},
-		{"9", m.logs}, {"0", tabs.NewAudit(c)}, {"-", tabs.NewFailures(c)},
+	nodes := tabs.NewNodes(c)
+	top := []tabs.Tab{
+		tabs.NewNetMap(c), nodes, tabs.NewDaemons(c), tabs.NewGroups(c),
+		tabs.NewChains(c), tabs.NewMigrations(c), tabs.NewMaintenance(c), tabs.NewBehavior(c),
+		m.logs, tabs.NewAudit(c), tabs.NewFailures(c),
 	}
-	m.logsIdx = 8
 	if opts.Faults != nil {
-		m.tabs = append(m.tabs, tabSpec{"=", tabs.NewDemo(c)})
+		top = append(top, tabs.NewDemo(c))
+	}
+	for i, t := range top {
+		m.tabs = append(m.tabs, tabSpec{key: c.Keys.TabKey(i), tab: t})
 	}
 	m.pages = make([][]tabs.Tab, len(m.tabs))
-	m.active = 1 // NODES: the operator's home screen
+	m.active = m.tabIndex(nodes) // NODES: the operator's home screen
 	m.screen().Sync()
 	return m
 }
+
+// tabIndex is the position of top-level tab t (tabs are found by identity,
+// so reordering the tab list cannot break a jump to LOGS or the home tab).
+func (m *Model) tabIndex(t tabs.Tab) int {
+	for i, s := range m.tabs {
+		if s.tab == t {
+			return i
+		}
+	}
+	return 0
+}
+
+// onLogs reports whether the LOGS tab is the active tab.
+func (m *Model) onLogs() bool { return m.tabs[m.active].tab == tabs.Tab(m.logs) }
 
 // Context exposes the shared context (tests and the lead's SSH glue).
 func (m *Model) Context() *common.Context { return m.c }

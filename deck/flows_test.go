@@ -227,7 +227,7 @@ func TestLogsJumpAndBack(t *testing.T) {
 		press(t, m, "j")
 	}
 	press(t, m, "l")
-	if m.active != m.logsIdx {
+	if !m.onLogs() {
 		t.Fatalf("l did not jump to LOGS (tab %d)", m.active)
 	}
 	if _, d := m.logs.Scope(); d != "ice-breaker" {

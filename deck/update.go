@@ -59,7 +59,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.pumpAudit()
 	case logBatchMsg:
 		m.foldLogs(msg.recs)
-		if m.active == m.logsIdx {
+		if m.onLogs() {
 			m.logs.Sync()
 		}
 		return m, m.pumpLogs()
@@ -128,11 +128,11 @@ func (m *Model) setSnapshot(s *snapshot.ClusterSnapshot) {
 
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.c.Keys
-	if msg.String() == "ctrl+c" {
+	if key.Matches(msg, k.ForceQuit) {
 		return m.quit()
 	}
 	if n := len(m.modals); n > 0 {
-		cmd, closed := m.modals[n-1].HandleKey(msg)
+		cmd, closed := m.modals[n-1].HandleKey(msg, k)
 		if closed {
 			// The callback may have pushed a follow-up modal; remove this one
 			// wherever it now sits.
@@ -182,11 +182,11 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			m.filterIn.Paste(m.filterPrev)
 		}
 		return nil
-	case key.Matches(msg, k.Logs) && m.active != m.logsIdx:
+	case key.Matches(msg, k.Logs) && !m.onLogs():
 		return m.jumpToLogs()
 	}
 	for i, t := range m.tabs {
-		if msg.String() == t.key {
+		if key.Matches(msg, t.key) {
 			m.switchTab(i)
 			return nil
 		}
@@ -207,7 +207,7 @@ func (m *Model) back() tea.Cmd {
 		m.screen().Sync()
 		return nil
 	}
-	if m.active == m.logsIdx && m.ret != nil {
+	if m.onLogs() && m.ret != nil {
 		ret := m.ret
 		m.ret = nil
 		m.switchTab(ret.tab)
@@ -227,19 +227,20 @@ func (m *Model) jumpToLogs() tea.Cmd {
 	} else {
 		m.logs.SetScope(sel.Node, "")
 	}
-	m.switchTab(m.logsIdx)
+	m.switchTab(m.tabIndex(m.logs))
 	return nil
 }
 
 func (m *Model) handleFilterKey(msg tea.KeyPressMsg) tea.Cmd {
-	switch msg.String() {
-	case "esc":
+	k := m.c.Keys
+	switch {
+	case key.Matches(msg, k.Cancel):
 		m.filterOn.SetFilter(m.filterPrev)
 		m.filtering = false
-	case "enter":
+	case key.Matches(msg, k.Submit):
 		m.filtering = false
 	default:
-		m.filterIn.HandleKey(msg)
+		m.filterIn.HandleKey(msg, k)
 		m.filterOn.SetFilter(m.filterIn.String())
 	}
 	return nil

@@ -175,7 +175,7 @@ func (m *Model) tabStrip(w int) string {
 	names := make([]string, len(m.tabs))
 	keys := make([]string, len(m.tabs))
 	for i, t := range m.tabs {
-		names[i], keys[i] = t.tab.Name(), t.key
+		names[i], keys[i] = t.tab.Name(), t.key.Help().Key
 	}
 	return widgets.TabStrip(m.c.Theme, names, keys, m.active, w)
 }
@@ -184,7 +184,7 @@ func (m *Model) tabStrip(w int) string {
 func (m *Model) ruleLine(w int) string {
 	th := m.c.Theme
 	st := m.pages[m.active]
-	if len(st) == 0 && !(m.active == m.logsIdx && m.ret != nil) {
+	if len(st) == 0 && !(m.onLogs() && m.ret != nil) {
 		return widgets.Rule(th, w)
 	}
 	crumbs := []string{m.tabs[m.active].tab.Name()}
@@ -206,10 +206,11 @@ func (m *Model) footer(w int) string {
 	}
 	switch {
 	case len(m.modals) > 0:
-		return th.Paint(common.ToneChip, widgets.Fit(" "+m.modals[len(m.modals)-1].Hints(), w))
+		return th.Paint(common.ToneChip, widgets.Fit(" "+m.modals[len(m.modals)-1].Hints(m.c.Keys), w))
 	case m.filtering:
 		line := m.filterIn.View(th, "/", w-30)[0]
-		return widgets.FitANSI(line+th.Paint(common.ToneDim, "   enter keep · esc undo"), w)
+		hint := common.Hints(common.Hint(common.As(m.c.Keys.Submit, "keep")), common.Hint(common.As(m.c.Keys.Cancel, "undo")))
+		return widgets.FitANSI(line+th.Paint(common.ToneDim, "   "+hint), w)
 	case m.help:
 		return th.Paint(common.ToneChip, widgets.Fit(" j/k scroll · any other key closes help", w))
 	}
@@ -221,7 +222,7 @@ func (m *Model) helpGroups() []widgets.HelpGroup {
 	k := m.c.Keys
 	tabKeys := make([]key.Binding, len(m.tabs))
 	for i, t := range m.tabs {
-		tabKeys[i] = key.NewBinding(key.WithKeys(t.key), key.WithHelp(t.key, t.tab.Name()))
+		tabKeys[i] = common.As(t.key, t.tab.Name())
 	}
 	return []widgets.HelpGroup{
 		{Title: m.screen().Name(), Bindings: m.screen().Bindings()},

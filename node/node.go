@@ -92,7 +92,10 @@ type Node struct {
 }
 
 // Start opens the node's database, binds its socket, joins the mesh and
-// starts every service. Close stops them.
+// starts every service. Close stops them. ctx bounds start-up only: once
+// cancelled, Start undoes what it had done (database, socket, temporary
+// dir, services) and returns an error wrapping ctx.Err(); a node already
+// started runs until Close.
 func Start(ctx context.Context, opts Options) (*Node, error) {
 	n, err := start(ctx, opts)
 	if err != nil && opts.Conn != nil {
@@ -142,6 +145,15 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 			n.Close()
 		}
 	}()
+	aborted := func() error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("node: start: %w", err)
+		}
+		return nil
+	}
+	if err := aborted(); err != nil {
+		return nil, err
+	}
 	if n.db, err = chain.Open(chain.Config{Dir: filepath.Join(dir, "chain"), Logf: opts.Logf}); err != nil {
 		return nil, fmt.Errorf("node: open chains: %w", err)
 	}
@@ -196,6 +208,11 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	n.spawn(func(ctx context.Context) { _ = n.subs.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.rt.Run(ctx) })
 	n.spawn(n.loop)
+	// Opening the database and binding the socket are the slow steps; a
+	// caller that gave up meanwhile gets no half-wanted node.
+	if err := aborted(); err != nil {
+		return nil, err
+	}
 	ok = true
 	return n, nil
 }

@@ -113,7 +113,7 @@ func AuditRows(s *snapshot.ClusterSnapshot, recs []api.AuditRecord, iceOnly bool
 		}
 		rows = append(rows, widgets.Row{
 			Key:   AuditKey(r),
-			Cells: []string{auditSeq(r), widgets.Clock(AuditWhen(r)), out, OperatorName(s, r.Operator), cmd, itoa(len(r.Signatures)), target},
+			Cells: []string{auditSeq(r), widgets.Clock(AuditWhen(r)), out, OperatorName(s, r.Operator), cmd, strconv.Itoa(len(r.Signatures)), target},
 			Tones: []common.Tone{common.ToneDim, common.ToneDim, outTone, common.ToneAccent, cmdTone, common.ToneDim, common.ToneNormal},
 		})
 	}

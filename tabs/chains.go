@@ -2,6 +2,7 @@ package tabs
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -56,7 +57,7 @@ func ChainRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 		st := ch.Status()
 		rows = append(rows, widgets.Row{
 			Key:   ch.Name,
-			Cells: []string{ch.Name, itoa(ch.Held()), itoa(ch.Desired), st, NodeName(s, ch.Leader), fmt.Sprint(ch.HeadSeq), strings.Join(holders, " ")},
+			Cells: []string{ch.Name, strconv.Itoa(ch.Held()), strconv.Itoa(ch.Desired), st, NodeName(s, ch.Leader), fmt.Sprint(ch.HeadSeq), strings.Join(holders, " ")},
 			Tones: []common.Tone{common.ToneNormal, common.ToneNormal, common.ToneDim, ChainStatusTone(st), common.ToneAccent, common.ToneDim, common.ToneNormal},
 		})
 	}

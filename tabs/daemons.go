@@ -3,6 +3,7 @@ package tabs
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -147,7 +148,7 @@ func DaemonRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 		rows = append(rows, widgets.Row{
 			Key: d.ID,
 			Cells: []string{name, d.Kind, LineageLabel(d.Lineage), NodeName(s, d.Node), state, health,
-				widgets.Pct(d.Saturation), widgets.Since(now, d.StartedAt), itoa(d.Restarts), reason},
+				widgets.Pct(d.Saturation), widgets.Since(now, d.StartedAt), strconv.Itoa(d.Restarts), reason},
 			Tones: []common.Tone{common.ToneNormal, common.ToneDim, common.ToneAccent, common.ToneNormal, stTone,
 				hTone, widgets.LoadTone(d.Saturation), common.ToneDim, common.ToneDim, common.ToneDim},
 		})

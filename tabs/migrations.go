@@ -3,6 +3,7 @@ package tabs
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -121,7 +122,7 @@ func MigrationRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 		rows = append(rows, widgets.Row{
 			Key: m.ID,
 			Cells: []string{m.Daemon, NodeName(s, m.Source), NodeName(s, m.Target), m.Phase.String(),
-				widgets.Pct(m.Progress), bar, itoa(m.Retries), widgets.Since(now, m.StartedAt), m.Error},
+				widgets.Pct(m.Progress), bar, strconv.Itoa(m.Retries), widgets.Since(now, m.StartedAt), m.Error},
 			Tones: []common.Tone{common.ToneNormal, common.ToneNormal, common.ToneAccent, PhaseTone(m.Phase),
 				common.ToneNormal, common.ToneOK, retryTone, common.ToneDim, common.ToneDanger},
 		})

@@ -1,9 +1,11 @@
 package tabs
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -181,7 +183,7 @@ func MapRows(s *snapshot.ClusterSnapshot, order []api.NodeID) []widgets.Row {
 		}
 		rows = append(rows, widgets.Row{
 			Key:   id.String(),
-			Cells: []string{name, n.Health.String(), rtt, itoa(links[id]), itoa(len(n.Avoid)), strings.Join(n.Capabilities, ",")},
+			Cells: []string{name, n.Health.String(), rtt, strconv.Itoa(links[id]), strconv.Itoa(len(n.Avoid)), strings.Join(n.Capabilities, ",")},
 			Tones: []common.Tone{tone, HealthTone(n.Health), common.ToneNormal, common.ToneDim, common.ToneDim, common.ToneDim},
 		})
 	}
@@ -487,8 +489,8 @@ func (l *mapLayout) line(a, b api.NodeID, f func(i, k int)) {
 	dx, dy := pb[0]-pa[0], pb[1]-pa[1]
 	steps := max(abs(dx), abs(dy))
 	for k := 1; k < steps; k++ {
-		x := pa[0] + (dx*k+sign(dx)*steps/2)/steps
-		y := pa[1] + (dy*k+sign(dy)*steps/2)/steps
+		x := pa[0] + (dx*k+cmp.Compare(dx, 0)*steps/2)/steps
+		y := pa[1] + (dy*k+cmp.Compare(dy, 0)*steps/2)/steps
 		if x < 0 || x >= l.w || y < 0 || y >= l.h {
 			continue
 		}
@@ -521,16 +523,6 @@ func (l *mapLayout) highlight(s *snapshot.ClusterSnapshot, id api.NodeID) {
 			}
 		})
 	}
-}
-
-func sign(v int) int {
-	switch {
-	case v < 0:
-		return -1
-	case v > 0:
-		return 1
-	}
-	return 0
 }
 
 func abs(v int) int {

@@ -2,6 +2,7 @@ package tabs
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,7 +255,7 @@ func DaemonDetail(c *common.Context, d *snapshot.Daemon, w int) []string {
 		kvLine(th, "node", NodeName(s, d.Node)+" "+d.Node.Short(), common.ToneNormal),
 		kvLine(th, "state", st, stTone),
 		kvLine(th, "health", health, DaemonHealthTone(d.Health)),
-		kvLine(th, "restarts", itoa(d.Restarts)+" · "+d.Restart.String(), common.ToneNormal),
+		kvLine(th, "restarts", strconv.Itoa(d.Restarts)+" · "+d.Restart.String(), common.ToneNormal),
 		kvLine(th, "age", widgets.Since(now, d.StartedAt), common.ToneNormal),
 		th.Paint(common.ToneDim, widgets.Fit("saturation", 10)) + " " + widgets.Bar(th, d.Saturation, 16) + " " + widgets.Pct(d.Saturation),
 	}
@@ -273,7 +274,7 @@ func DaemonDetail(c *common.Context, d *snapshot.Daemon, w int) []string {
 			kvLine(th, "move", NodeName(s, mig.Source)+" → "+NodeName(s, mig.Target)+" ("+mig.ID+")", common.ToneNormal),
 			PhasePipeline(th, mig.Phase),
 			th.Paint(common.ToneDim, widgets.Fit("progress", 10))+" "+widgets.Bar(th, mig.Progress, 16)+" "+widgets.Pct(mig.Progress),
-			kvLine(th, "retries", itoa(mig.Retries)+" · elapsed "+widgets.Since(now, mig.StartedAt), common.ToneNormal))
+			kvLine(th, "retries", strconv.Itoa(mig.Retries)+" · elapsed "+widgets.Since(now, mig.StartedAt), common.ToneNormal))
 		if mig.Error != "" {
 			side = append(side, kvLine(th, "error", mig.Error, common.ToneDanger))
 		}

@@ -8,6 +8,7 @@
 package tabs
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,33 +129,11 @@ func filterNote(t *widgets.Table) string {
 	if f := t.Filter(); f != "" {
 		b.WriteString("/" + f + " · ")
 	}
-	b.WriteString(itoa(t.Len()))
+	b.WriteString(strconv.Itoa(t.Len()))
 	if t.Len() != t.Total() {
-		b.WriteString("/" + itoa(t.Total()))
+		b.WriteString("/" + strconv.Itoa(t.Total()))
 	}
 	return b.String()
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var buf [20]byte
-	i := len(buf)
-	for n > 0 {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		buf[i] = '-'
-	}
-	return string(buf[i:])
 }
 
 // tableTab is the common shape of the list tabs: a one-line header and a

@@ -1,6 +1,7 @@
 package widgets
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,7 +198,7 @@ func Footer(th *common.Theme, bindings []key.Binding, toasts *Toasts, w int) str
 		if cur, waiting, ok := toasts.Current(); ok {
 			text := " " + cur.Text + " "
 			if waiting > 0 {
-				text += "(+" + itoa(waiting) + ") "
+				text += "(+" + strconv.Itoa(waiting) + ") "
 			}
 			tone := common.ToneToast
 			if cur.Error {
@@ -254,28 +255,6 @@ func Chips(th *common.Theme, bindings []key.Binding, w int) string {
 		b.WriteString(spaces(w - n))
 	}
 	return b.String()
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var buf [20]byte
-	i := len(buf)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		buf[i] = '-'
-	}
-	return string(buf[i:])
 }
 
 // HelpGroup is one titled column of the help overlay.

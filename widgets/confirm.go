@@ -2,9 +2,11 @@ package widgets
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
@@ -31,14 +33,14 @@ type Confirm struct {
 	OnRefuse  func(typed string) tea.Cmd
 }
 
-func (c *Confirm) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
-	switch msg.String() {
-	case "esc":
+func (c *Confirm) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) (tea.Cmd, bool) {
+	switch {
+	case key.Matches(msg, k.Cancel):
 		if c.OnRefuse != nil {
 			return c.OnRefuse(""), true
 		}
 		return nil, true
-	case "enter":
+	case key.Matches(msg, k.Submit):
 		typed := c.In.String()
 		if typed == ConfirmWord {
 			if c.OnConfirm != nil {
@@ -51,14 +53,14 @@ func (c *Confirm) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 		}
 		return nil, true
 	}
-	c.In.HandleKey(msg)
+	c.In.HandleKey(msg, k)
 	return nil, false
 }
 
 func (c *Confirm) HandlePaste(s string) { c.In.Paste(s) }
 
-func (c *Confirm) Hints() string {
-	return "type YES + enter to commit · anything else refuses · esc cancel"
+func (c *Confirm) Hints(k *common.KeyMap) string {
+	return common.Hints("type "+ConfirmWord+" + "+k.Submit.Help().Key+" to commit", "anything else refuses", common.Hint(k.Cancel))
 }
 
 func (c *Confirm) name(id api.NodeID) string {
@@ -87,7 +89,7 @@ func plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return itoa(n) + " " + many
+	return strconv.Itoa(n) + " " + many
 }
 
 // flow lays items out after label, wrapping onto indented continuation

@@ -1,9 +1,11 @@
 package widgets
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/deck-mesh/deck/deck/common"
@@ -14,12 +16,14 @@ import (
 // what happened through the callbacks it was built with (so the flow that
 // opened it decides what comes next).
 type Modal interface {
-	HandleKey(msg tea.KeyPressMsg) (cmd tea.Cmd, close bool)
+	// HandleKey matches msg against the deck's keymap k.
+	HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) (cmd tea.Cmd, close bool)
 	HandlePaste(text string)
 	// View renders the dialog's inner lines for an inner width.
 	View(th *common.Theme, now time.Time, w int) (title string, lines []string)
-	// Hints are the footer chips while the modal is up.
-	Hints() string
+	// Hints are the footer chips while the modal is up, generated from the
+	// same bindings HandleKey matches.
+	Hints(k *common.KeyMap) string
 }
 
 // ModalWidth is the dialog's outer width for a terminal of width w.
@@ -42,7 +46,7 @@ func Box(th *common.Theme, title string, lines []string, w, maxH int) []string {
 	}
 	if maxH > 2 && len(lines) > maxH-2 {
 		hidden := len(lines) - (maxH - 3)
-		lines = append(lines[:maxH-3:maxH-3], th.Paint(common.ToneDim, "… +"+itoa(hidden)+" more lines"))
+		lines = append(lines[:maxH-3:maxH-3], th.Paint(common.ToneDim, "… +"+strconv.Itoa(hidden)+" more lines"))
 	}
 	bs := th.Border
 	top := "┌─ " + title + " "
@@ -94,16 +98,17 @@ type Input struct {
 // InputMaxRunes caps any line typed or pasted into a modal.
 const InputMaxRunes = 4096
 
-// HandleKey edits the value; it reports whether the key was consumed.
-func (in *Input) HandleKey(msg tea.KeyPressMsg) bool {
-	switch msg.String() {
-	case "backspace", "ctrl+h":
+// HandleKey edits the value (k.Erase, k.Clear, printable text); it
+// reports whether the key was consumed.
+func (in *Input) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) bool {
+	switch {
+	case key.Matches(msg, k.Erase):
 		if len(in.Value) > 0 {
 			in.Value = in.Value[:len(in.Value)-1]
 		}
 		in.Err = ""
 		return true
-	case "ctrl+u":
+	case key.Matches(msg, k.Clear):
 		in.Value = in.Value[:0]
 		in.Err = ""
 		return true

@@ -1,8 +1,11 @@
 package widgets
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
@@ -33,33 +36,33 @@ type Picker struct {
 // PickerVisibleRows is how many options a picker shows at once.
 const PickerVisibleRows = 8
 
-func (p *Picker) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
-	switch msg.String() {
-	case "esc":
+func (p *Picker) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) (tea.Cmd, bool) {
+	switch {
+	case key.Matches(msg, k.Cancel):
 		if p.OnCancel != nil {
 			return p.OnCancel(), true
 		}
 		return nil, true
-	case "up", "k":
+	case key.Matches(msg, k.Up):
 		if p.cursor > 0 {
 			p.cursor--
 		}
-	case "down", "j":
+	case key.Matches(msg, k.Down):
 		if p.cursor < len(p.Options)-1 {
 			p.cursor++
 		}
-	case "g", "home":
+	case key.Matches(msg, k.Top):
 		p.cursor = 0
-	case "G", "end":
+	case key.Matches(msg, k.Bottom):
 		p.cursor = max(0, len(p.Options)-1)
-	case "space":
+	case key.Matches(msg, k.Mark):
 		if p.Multi && len(p.Options) > 0 {
 			if p.marked == nil {
 				p.marked = map[int]bool{}
 			}
 			p.marked[p.cursor] = !p.marked[p.cursor]
 		}
-	case "enter":
+	case key.Matches(msg, k.Submit):
 		if len(p.Options) == 0 {
 			return nil, true
 		}
@@ -82,11 +85,20 @@ func (p *Picker) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 
 func (p *Picker) HandlePaste(string) {}
 
-func (p *Picker) Hints() string {
+func (p *Picker) Hints(k *common.KeyMap) string {
+	mark := ""
 	if p.Multi {
-		return "↑/↓ move · space mark · enter pick · esc cancel"
+		mark = common.Hint(k.Mark)
 	}
-	return "↑/↓ move · enter pick · esc cancel"
+	return common.Hints(moveHint(k), mark, common.Hint(common.As(k.Submit, "pick")), common.Hint(k.Cancel))
+}
+
+// moveHint is "↑/↓ move" from the Up and Down bindings' arrow glyphs (their
+// help keys are "↑/k" and "↓/j").
+func moveHint(k *common.KeyMap) string {
+	up, _, _ := strings.Cut(k.Up.Help().Key, "/")
+	down, _, _ := strings.Cut(k.Down.Help().Key, "/")
+	return up + "/" + down + " move"
 }
 
 func (p *Picker) View(th *common.Theme, _ time.Time, w int) (string, []string) {
@@ -117,7 +129,7 @@ func (p *Picker) View(th *common.Theme, _ time.Time, w int) (string, []string) {
 		}
 	}
 	if len(p.Options) > PickerVisibleRows {
-		lines = append(lines, th.Paint(common.ToneDim, itoa(p.cursor+1)+"/"+itoa(len(p.Options))))
+		lines = append(lines, th.Paint(common.ToneDim, strconv.Itoa(p.cursor+1)+"/"+strconv.Itoa(len(p.Options))))
 	}
 	return p.Title, lines
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 )
@@ -29,14 +30,14 @@ func NewPrompt(title, label, value string) *Prompt {
 	return p
 }
 
-func (p *Prompt) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
-	switch msg.String() {
-	case "esc":
+func (p *Prompt) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) (tea.Cmd, bool) {
+	switch {
+	case key.Matches(msg, k.Cancel):
 		if p.OnCancel != nil {
 			return p.OnCancel(), true
 		}
 		return nil, true
-	case "enter":
+	case key.Matches(msg, k.Submit):
 		v := strings.TrimSpace(p.In.String())
 		if p.Validate != nil {
 			if err := p.Validate(v); err != nil {
@@ -49,7 +50,7 @@ func (p *Prompt) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 		}
 		return nil, true
 	}
-	p.In.HandleKey(msg)
+	p.In.HandleKey(msg, k)
 	return nil, false
 }
 
@@ -67,7 +68,9 @@ func (p *Prompt) View(th *common.Theme, _ time.Time, w int) (string, []string) {
 	return p.Title, lines
 }
 
-func (p *Prompt) Hints() string { return "enter submit · esc cancel · ctrl+u clear" }
+func (p *Prompt) Hints(k *common.KeyMap) string {
+	return common.Hints(common.Hint(k.Submit), common.Hint(k.Cancel), common.Hint(k.Clear))
+}
 
 // ParseDuration parses an operator duration ("30s", "5m", "1h30m", "2d")
 // within [min, max]. Units are required so "5" is not silently seconds.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
@@ -68,19 +69,19 @@ func (s *SigCollector) expired() bool {
 	return s.Now != nil && !s.ExpiresAt.IsZero() && !s.Now().Before(s.ExpiresAt)
 }
 
-func (s *SigCollector) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
-	switch msg.String() {
-	case "esc":
+func (s *SigCollector) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) (tea.Cmd, bool) {
+	switch {
+	case key.Matches(msg, k.Cancel):
 		if s.OnAbort != nil {
 			return s.OnAbort(), true
 		}
 		return nil, true
-	case "ctrl+e":
+	case key.Matches(msg, k.ExportPayload):
 		if s.OnExport != nil {
 			return s.OnExport(), false
 		}
 		return nil, false
-	case "enter":
+	case key.Matches(msg, k.Submit):
 		text := strings.TrimSpace(s.In.String())
 		if text == "" {
 			if s.expired() {
@@ -103,7 +104,7 @@ func (s *SigCollector) HandleKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 		s.In.Value = s.In.Value[:0]
 		return nil, false
 	}
-	s.In.HandleKey(msg)
+	s.In.HandleKey(msg, k)
 	return nil, false
 }
 
@@ -160,8 +161,10 @@ func (s *SigCollector) HandlePaste(text string) {
 	s.In.Err = why
 }
 
-func (s *SigCollector) Hints() string {
-	return "paste deck-sig:… + enter · enter on empty line commits · ctrl+e export proposal · esc abort"
+func (s *SigCollector) Hints(k *common.KeyMap) string {
+	enter := k.Submit.Help().Key
+	return common.Hints("paste deck-sig:… + "+enter, enter+" on empty line commits",
+		common.Hint(common.As(k.ExportPayload, "export proposal")), common.Hint(common.As(k.Cancel, "abort")))
 }
 
 func (s *SigCollector) View(th *common.Theme, now time.Time, w int) (string, []string) {

@@ -141,9 +141,9 @@ func TestConfirmCommitsOnlyOnYES(t *testing.T) {
 		c := &Confirm{OnConfirm: func() tea.Cmd { confirmed = true; return nil },
 			OnRefuse: func(string) tea.Cmd { refused = true; return nil }}
 		for _, r := range typed {
-			c.HandleKey(press(string(r)))
+			c.HandleKey(press(string(r)), common.DefaultKeyMap())
 		}
-		_, closed := c.HandleKey(press("enter"))
+		_, closed := c.HandleKey(press("enter"), common.DefaultKeyMap())
 		if !closed || confirmed != (typed == "YES") || refused == (typed == "YES") {
 			t.Errorf("typed %q: confirmed %v refused %v", typed, confirmed, refused)
 		}
@@ -169,7 +169,7 @@ func TestInputRejectsControlAndCaps(t *testing.T) {
 	if in.String() != "a[2Jb" || in.Err == "" {
 		t.Fatalf("cap not enforced: %q %q", in.String(), in.Err)
 	}
-	in.HandleKey(press("backspace"))
+	in.HandleKey(press("backspace"), common.DefaultKeyMap())
 	if in.String() != "a[2J" {
 		t.Fatalf("backspace: %q", in.String())
 	}
@@ -300,9 +300,43 @@ func TestSigCollectorMultiLinePaste(t *testing.T) {
 		if len(sc.Sigs) != 1 || sc.In.String() != line(bob) {
 			t.Fatalf("signatures %v input %q", ops(sc), sc.In.String())
 		}
-		sc.HandleKey(press("enter"))
+		sc.HandleKey(press("enter"), common.DefaultKeyMap())
 		if got := ops(sc); !reflect.DeepEqual(got, []api.NodeID{own, bob}) || sc.In.String() != "" {
 			t.Fatalf("after enter: %v input %q err %q", got, sc.In.String(), sc.In.Err)
 		}
 	})
+}
+
+// TestModalHintsFromKeymap pins the footer text the modals generate from
+// the keymap: the generated hints must read as the hand-written ones did.
+func TestModalHintsFromKeymap(t *testing.T) {
+	km := common.DefaultKeyMap()
+	for _, tc := range []struct {
+		name string
+		m    Modal
+		want string
+	}{
+		{"prompt", &Prompt{}, "enter submit · esc cancel · ctrl+u clear"},
+		{"picker", &Picker{}, "↑/↓ move · enter pick · esc cancel"},
+		{"multi picker", &Picker{Multi: true}, "↑/↓ move · space mark · enter pick · esc cancel"},
+		{"confirm", &Confirm{}, "type YES + enter to commit · anything else refuses · esc cancel"},
+		{"signatures", &SigCollector{}, "paste deck-sig:… + enter · enter on empty line commits · ctrl+e export proposal · esc abort"},
+	} {
+		if got := tc.m.Hints(km); got != tc.want {
+			t.Errorf("%s hints = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// A rebound key shows in the hint and is the key the modal honours.
+	km.Cancel.SetKeys("ctrl+g")
+	km.Cancel.SetHelp("ctrl+g", "cancel")
+	p := &Prompt{}
+	if got := p.Hints(km); got != "enter submit · ctrl+g cancel · ctrl+u clear" {
+		t.Errorf("rebound hints = %q", got)
+	}
+	if _, closed := p.HandleKey(press("esc"), km); closed {
+		t.Error("esc closed a prompt whose cancel key is ctrl+g")
+	}
+	if _, closed := p.HandleKey(tea.KeyPressMsg{Code: 'g', Mod: tea.ModCtrl}, km); !closed {
+		t.Error("ctrl+g did not cancel the prompt")
+	}
 }

@@ -17,9 +17,11 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // These tests drive the CLI in-process (Main) against real meshes started
@@ -327,16 +329,6 @@ func testAdminVerbs(t *testing.T, m *testMesh) {
 	if daemon == "" {
 		t.Fatalf("no daemon outside n1 to restart: %+v", before.Daemons)
 	}
-	dropFrom, dropChain := "", ""
-	for _, nd := range before.Nodes {
-		if len(nd.Chains) > 0 && nd.Label != "n1" {
-			dropFrom, dropChain = nd.Label, nd.Chains[0]
-			break
-		}
-	}
-	if dropFrom == "" {
-		t.Fatalf("no replica to drop: %+v", before.Nodes)
-	}
 	var avoidN2 []avoidDoc // n2's entries, left alone by clear-avoid-list on n1
 	cordoned := ""         // the node invalidate-placement cordons
 	cases := []verbCase{
@@ -365,19 +357,19 @@ func testAdminVerbs(t *testing.T, m *testMesh) {
 			}
 		}},
 		{verb: api.VerbRestartAllDaemons, prep: func(t *testing.T) ([]string, func(statusDoc) string) {
-			was := map[string]int{}
-			for _, dm := range m.status(t).Daemons {
-				if dm.Node.ID == n1.ID {
-					was[dm.ID] = dm.Restarts
-				}
+			// Placement decides which node runs what (load and timing move
+			// daemons around), so restart the node running the most
+			// daemons now rather than a fixed one.
+			d := m.status(t)
+			host, was := busiestNode(d)
+			if host == nil {
+				t.Fatalf("no node runs a daemon to restart: %+v", d.Daemons)
 			}
-			if len(was) == 0 {
-				t.Fatalf("n1 runs no daemon to restart")
-			}
-			return []string{"--node", "n1"}, func(d statusDoc) string {
+			label, id := host.Label, host.ID
+			return []string{"--node", label}, func(d statusDoc) string {
 				for _, dm := range d.Daemons {
-					if n, ok := was[dm.ID]; ok && dm.Node.ID == n1.ID && dm.Restarts <= n {
-						return fmt.Sprintf("%s on n1: restarts %d, was %d", dm.ID, dm.Restarts, n)
+					if n, ok := was[dm.ID]; ok && dm.Node.ID == id && dm.Restarts <= n {
+						return fmt.Sprintf("%s on %s: restarts %d, was %d", dm.ID, label, dm.Restarts, n)
 					}
 				}
 				return ""
@@ -416,15 +408,8 @@ func testAdminVerbs(t *testing.T, m *testMesh) {
 				return ""
 			}
 		}},
-		{verb: api.VerbDropReplicas, args: []string{"--node", dropFrom, "--chains", dropChain}, effect: func(d statusDoc) string {
-			nd := nodeByLabel(d, dropFrom)
-			if nd == nil {
-				return "no node " + dropFrom
-			}
-			if slices.Contains(nd.Chains, dropChain) {
-				return fmt.Sprintf("%s still holds %s", dropFrom, dropChain)
-			}
-			return ""
+		{verb: api.VerbDropReplicas, prep: func(t *testing.T) ([]string, func(statusDoc) string) {
+			return m.dropPlan(t)
 		}},
 		{verb: api.VerbDrain, args: []string{"--node", "n3", "--drain-for", "1m"}, effect: draining("n3")},
 		{verb: api.VerbExitMaintenance, args: []string{"--node", "n3"},
@@ -491,6 +476,115 @@ func testAdminVerbs(t *testing.T, m *testMesh) {
 	}
 }
 
+// busiestNode is the mesh node running the most daemons in d (nil if none
+// runs any) with each of its daemons' restart count.
+func busiestNode(d statusDoc) (*nodeDoc, map[string]int) {
+	var best *nodeDoc
+	var bestRuns map[string]int
+	for i := range d.Nodes {
+		nd := &d.Nodes[i]
+		if nd.Observer {
+			continue
+		}
+		runs := map[string]int{}
+		for _, dm := range d.Daemons {
+			if dm.Node.ID == nd.ID {
+				runs[dm.ID] = dm.Restarts
+			}
+		}
+		if len(runs) > len(bestRuns) {
+			best, bestRuns = nd, runs
+		}
+	}
+	return best, bestRuns
+}
+
+// dropPlan picks a replica to drop, a chain a mesh node holds right now by
+// its own account, and returns the drop-replicas args with the effect.
+//
+// Where the replicas sit is placement's choice and moves with load, so the
+// node and chain are read at commit time, not fixed. The effect is the drop
+// itself: the node lets the replica go. Placement may hand the same chain
+// straight back to the same node (a chain with as many replicas as there are
+// nodes must come back), so "status no longer lists it" can be a moment too
+// short for any status read; the node's own snapshot (watched from the
+// commit on) or its log of the drop shows it then.
+func (m *testMesh) dropPlan(t *testing.T) ([]string, func(statusDoc) string) {
+	t.Helper()
+	d := m.status(t)
+	label, chain := "", ""
+	var nd *node.Node
+	for i, mn := range m.nodes {
+		sv := nodeByLabel(d, fmt.Sprintf("n%d", i+1))
+		self := mn.Cluster().Node(mn.ID())
+		if sv == nil || self == nil {
+			continue
+		}
+		for _, r := range self.Replicas {
+			// Status agrees: the console has heard the node hold it.
+			if slices.Contains(sv.Chains, r.Chain) {
+				label, chain, nd = sv.Label, r.Chain, mn
+				break
+			}
+		}
+		if nd != nil {
+			break
+		}
+	}
+	if nd == nil {
+		t.Fatalf("no node holds a replica to drop: %+v", d.Nodes)
+	}
+	gone := m.watchReplicaGone(t, nd, chain)
+	logged := false
+	return []string{"--node", label, "--chains", chain}, func(d statusDoc) string {
+		sv := nodeByLabel(d, label)
+		if sv == nil {
+			return "no node " + label
+		}
+		if !slices.Contains(sv.Chains, chain) || gone() {
+			return ""
+		}
+		if !logged {
+			r := m.must(t, api.ExitOK, "logs", "-o", "json", "--node", label, "--match", "dropped replica of "+chain+" by operator")
+			logged = strings.Contains(r.out, "dropped replica of "+chain)
+		}
+		if logged {
+			return ""
+		}
+		return fmt.Sprintf("%s still holds %s and never dropped it", label, chain)
+	}
+}
+
+// watchReplicaGone watches nd's own published snapshot for up to a minute
+// for a moment without a replica of chain; gone reports whether one showed.
+func (m *testMesh) watchReplicaGone(t *testing.T, nd *node.Node, chain string) (gone func() bool) {
+	var mu sync.Mutex
+	seen := false
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for end := time.Now().Add(time.Minute); time.Now().Before(end); {
+			if nv := nd.Cluster().Node(nd.ID()); nv != nil &&
+				!slices.ContainsFunc(nv.Replicas, func(r snapshot.Replica) bool { return r.Chain == chain }) {
+				mu.Lock()
+				seen = true
+				mu.Unlock()
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+}
+
 // daemonRestarts is daemon's restart count in d, -1 if status lacks it.
 func daemonRestarts(d statusDoc, daemon string) int {
 	for _, dm := range d.Daemons {
@@ -515,7 +609,7 @@ func sameAvoid(now, was []avoidDoc) []avoidDoc {
 	return out
 }
 
-// invalidatePlan cordons the busiest of n1 and n2 and returns the args of
+// invalidatePlan cordons the busiest active node and returns the args of
 // invalidate-placement on it with the effect. Recomputing a node's
 // assignment from scratch changes nothing when the fresh placement equals
 // the sticky one; on a cordoned node (which takes no new placements) it
@@ -533,11 +627,18 @@ func sameAvoid(now, was []avoidDoc) []avoidDoc {
 func (m *testMesh) invalidatePlan(t *testing.T, cordoned *string) ([]string, func(statusDoc) string) {
 	t.Helper()
 	d := m.status(t)
-	label := ""
-	for _, l := range []string{"n1", "n2"} {
-		if nd := nodeByLabel(d, l); nd != nil && (label == "" || nd.Daemons > nodeByLabel(d, label).Daemons) {
-			label = l
+	// The busiest active node now: placement decides who runs what, so a
+	// fixed node may run nothing. (A node still recovering from the
+	// maintenance steps before is left alone.)
+	label, most := "", 0
+	for i := range m.nodes {
+		l := fmt.Sprintf("n%d", i+1)
+		if nd := nodeByLabel(d, l); nd != nil && nd.Maintenance == "active" && nd.Daemons > most {
+			label, most = l, nd.Daemons
 		}
+	}
+	if label == "" {
+		t.Fatalf("no active node runs a daemon to re-place: %+v", d.Nodes)
 	}
 	m.must(t, api.ExitOK, "admin", "cordon", "--node", label, "--yes", "--identity", "alice")
 	*cordoned = label

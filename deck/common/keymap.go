@@ -1,13 +1,21 @@
 package common
 
-import "charm.land/bubbles/v2/key"
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+)
 
 // KeyMap is every key binding of the deck, defined once. Tabs list the
 // bindings they honour (for footer chips and help); the help overlay is
 // generated from the same values, so it cannot drift from behaviour.
 type KeyMap struct {
-	// Global.
-	Quit, Help, NextTab, PrevTab, Back, Logs, Filter key.Binding
+	// Global. ForceQuit works everywhere, even with a modal open.
+	Quit, ForceQuit, Help, NextTab, PrevTab, Back, Logs, Filter key.Binding
+	// Tabs switch the top-level tab directly: Tabs[i] selects the i-th tab
+	// (1…9, 0, -, =). The help text is the key alone; the deck adds the
+	// tab's name when it lists them.
+	Tabs []key.Binding
 	// Cursor movement, the same on every list.
 	Up, Down, Left, Right, Top, Bottom, PageUp, PageDown, Enter key.Binding
 	// Admin verbs.
@@ -23,9 +31,13 @@ type KeyMap struct {
 	// DEMO panel.
 	Mark, FaultKill, FaultRestart, FaultPause, FaultResume, FaultPartition,
 	FaultHeal, FaultSlow, FaultCrashLoop key.Binding
-	// Modals.
-	Submit, Cancel, ExportPayload key.Binding
+	// Modals and one-line inputs. Submit and Cancel close a dialog, Clear and
+	// Erase edit its input.
+	Submit, Cancel, Clear, Erase, ExportPayload key.Binding
 }
+
+// tabKeys are the direct tab keys in tab order.
+var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "="}
 
 func kb(keys []string, help, desc string) key.Binding {
 	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
@@ -35,13 +47,15 @@ func kb(keys []string, help, desc string) key.Binding {
 func DefaultKeyMap() *KeyMap {
 	k := func(help, desc string, keys ...string) key.Binding { return kb(keys, help, desc) }
 	return &KeyMap{
-		Quit:    k("q", "quit", "q", "ctrl+c"),
-		Help:    k("?", "help", "?"),
-		NextTab: k("tab", "next tab", "tab"),
-		PrevTab: k("shift+tab", "prev tab", "shift+tab"),
-		Back:    k("esc", "back", "esc"),
-		Logs:    k("l", "logs of selection", "l"),
-		Filter:  k("/", "filter", "/"),
+		Quit:      k("q", "quit", "q", "ctrl+c"),
+		ForceQuit: k("ctrl+c", "quit", "ctrl+c"),
+		Tabs:      tabBindings(),
+		Help:      k("?", "help", "?"),
+		NextTab:   k("tab", "next tab", "tab"),
+		PrevTab:   k("shift+tab", "prev tab", "shift+tab"),
+		Back:      k("esc", "back", "esc"),
+		Logs:      k("l", "logs of selection", "l"),
+		Filter:    k("/", "filter", "/"),
 
 		Up:       k("↑/k", "up", "up", "k"),
 		Down:     k("↓/j", "down", "down", "j"),
@@ -97,8 +111,66 @@ func DefaultKeyMap() *KeyMap {
 
 		Submit:        k("enter", "submit", "enter"),
 		Cancel:        k("esc", "cancel", "esc"),
+		Clear:         k("ctrl+u", "clear", "ctrl+u"),
+		Erase:         k("backspace", "delete", "backspace", "ctrl+h"),
 		ExportPayload: k("ctrl+e", "export payload", "ctrl+e"),
 	}
+}
+
+func tabBindings() []key.Binding {
+	out := make([]key.Binding, len(tabKeys))
+	for i, s := range tabKeys {
+		out[i] = kb([]string{s}, s, "")
+	}
+	return out
+}
+
+// TabKey is the direct key of the i-th tab; tabs past the last key have
+// none (a disabled binding that matches nothing).
+func (k *KeyMap) TabKey(i int) key.Binding {
+	if i < 0 || i >= len(k.Tabs) {
+		return key.NewBinding(key.WithDisabled())
+	}
+	return k.Tabs[i]
+}
+
+// Hint is one binding as footer text, "key desc", for dialogs whose footer
+// is a sentence rather than chips. A disabled binding is "".
+func Hint(b key.Binding) string {
+	if !b.Enabled() {
+		return ""
+	}
+	h := b.Help()
+	if h.Desc == "" {
+		return h.Key
+	}
+	return h.Key + " " + h.Desc
+}
+
+// Hints joins footer parts (Hint results and free text) with HintSep,
+// skipping empty ones.
+func Hints(parts ...string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		if p == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(HintSep)
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// HintSep separates the parts of a footer hint.
+const HintSep = " · "
+
+// As is b with its help description replaced: the same key says what it
+// does in one dialog ("enter pick", "esc abort").
+func As(b key.Binding, desc string) key.Binding {
+	b.SetHelp(b.Help().Key, desc)
+	return b
 }
 
 // Global returns the bindings that work on every screen, for help.

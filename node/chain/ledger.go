@@ -2,6 +2,7 @@ package chain
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -46,11 +47,8 @@ type Position struct {
 
 // Compare orders positions by issue time, then id.
 func (p Position) Compare(q Position) int {
-	switch {
-	case p.IssuedAtMs < q.IssuedAtMs:
-		return -1
-	case p.IssuedAtMs > q.IssuedAtMs:
-		return 1
+	if c := cmp.Compare(p.IssuedAtMs, q.IssuedAtMs); c != 0 {
+		return c
 	}
 	return bytes.Compare(p.ID[:], q.ID[:])
 }

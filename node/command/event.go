@@ -2,6 +2,7 @@ package command
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -380,11 +381,8 @@ func canonicalSigs(in []api.Signature) ([]api.Signature, error) {
 }
 
 func compareSig(a, b api.Signature) int {
-	if a.Operator != b.Operator {
-		if a.Operator < b.Operator {
-			return -1
-		}
-		return 1
+	if c := cmp.Compare(a.Operator, b.Operator); c != 0 {
+		return c
 	}
 	return bytes.Compare(a.Sig, b.Sig)
 }

@@ -32,6 +32,7 @@ package gossip
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -308,7 +309,7 @@ func (g *Gossip) Latest() []Verified {
 		out = append(out, e.Verified)
 	}
 	g.mu.Unlock()
-	slices.SortFunc(out, func(a, b Verified) int { return cmpID(a.Snapshot.ID, b.Snapshot.ID) })
+	slices.SortFunc(out, func(a, b Verified) int { return cmp.Compare(a.Snapshot.ID, b.Snapshot.ID) })
 	return out
 }
 
@@ -674,7 +675,7 @@ func (g *Gossip) digest() []digestEntry {
 		}
 	}
 	g.mu.Unlock()
-	slices.SortFunc(out, func(a, b digestEntry) int { return cmpID(a.node, b.node) })
+	slices.SortFunc(out, func(a, b digestEntry) int { return cmp.Compare(a.node, b.node) })
 	return out
 }
 
@@ -808,16 +809,6 @@ func (g *Gossip) sweep(now time.Time) {
 	if forgot {
 		g.notify()
 	}
-}
-
-func cmpID(a, b identity.NodeID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // limitKey is the digest rate limiter's key: a sender and whether the

@@ -1,6 +1,7 @@
 package meshos
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -173,7 +174,7 @@ func (rt *Runtime) buildLocked(now time.Time, res snapshot.Resources) *snapshot.
 	for _, e := range rt.avoid {
 		s.Avoid = append(s.Avoid, e)
 	}
-	slices.SortFunc(s.Avoid, func(a, b snapshot.AvoidEntry) int { return cmpID(a.Peer, b.Peer) })
+	slices.SortFunc(s.Avoid, func(a, b snapshot.AvoidEntry) int { return cmp.Compare(a.Peer, b.Peer) })
 	for _, p := range rt.pending {
 		s.Pending = append(s.Pending, *p)
 	}

@@ -1,6 +1,7 @@
 package meshos
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -175,7 +176,7 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 		order[i] = i
 	}
 	// cs.Nodes is documented sorted, but a pure function must not trust it.
-	slices.SortFunc(order, func(x, y int) int { return cmpID(views[x].ID, views[y].ID) })
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(views[x].ID, views[y].ID) })
 	sorted := make([]*snapshot.NodeView, len(views))
 	for k, i := range order {
 		sorted[k] = &views[i]
@@ -384,7 +385,7 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 					return 1
 				}
 				if x.term != y.term {
-					return -cmpU64(x.term, y.term)
+					return -cmp.Compare(x.term, y.term)
 				}
 				if x.lead != y.lead {
 					// A deposed claim in the same term diverged from the
@@ -394,10 +395,10 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 					}
 					return 1
 				}
-				if c := cmpU64(tieHash(name, nodes[x.node].id), tieHash(name, nodes[y.node].id)); c != 0 {
+				if c := cmp.Compare(tieHash(name, nodes[x.node].id), tieHash(name, nodes[y.node].id)); c != 0 {
 					return c
 				}
-				return cmpID(nodes[x.node].id, nodes[y.node].id)
+				return cmp.Compare(nodes[x.node].id, nodes[y.node].id)
 			})
 			kept = kept[:want]
 		}
@@ -432,7 +433,7 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 			nodes[i].replicas++
 			cp.Holders = append(cp.Holders, nodes[i].id)
 		}
-		slices.SortFunc(cp.Holders, cmpID)
+		slices.SortFunc(cp.Holders, cmp.Compare[NodeID])
 		cp.Leader, cp.Term = chainLeader(chosen, kept, nodes, maxTerm)
 		a.Chains[name] = cp
 	}
@@ -514,16 +515,6 @@ func tieHash(s string, n NodeID) uint64 {
 		h *= prime64
 	}
 	return h
-}
-
-func cmpID(a, b NodeID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func groupMembers(g GroupSpec) int {
@@ -768,16 +759,6 @@ func claimBeats(term, seq uint64, id NodeID, oTerm, oSeq uint64, oID NodeID) boo
 	return id < oID
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func better(nodes []nodeState, i, j int) bool {
 	if nodes[i].meanRTTms != nodes[j].meanRTTms {
 		return nodes[i].meanRTTms < nodes[j].meanRTTms
@@ -857,7 +838,7 @@ func CurrentAssignment(cs *snapshot.ClusterSnapshot, spec Spec) *Assignment {
 			name := ChainName(g.Name)
 			gp.Chain = name
 			hs := slices.Clone(holders[name])
-			slices.SortFunc(hs, cmpID)
+			slices.SortFunc(hs, cmp.Compare[NodeID])
 			a.Chains[name] = ChainPlacement{Name: name, Group: g.Name, Desired: g.ChainReplicas, Holders: hs, Leader: leads[name]}
 		}
 		a.Groups[g.Name] = gp
@@ -927,7 +908,7 @@ func (d AssignmentDiff) Nodes() []NodeID {
 	for id := range seen {
 		out = append(out, id)
 	}
-	slices.SortFunc(out, cmpID)
+	slices.SortFunc(out, cmp.Compare[NodeID])
 	return out
 }
 

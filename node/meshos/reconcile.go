@@ -1,6 +1,7 @@
 package meshos
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -253,11 +254,11 @@ func (rt *Runtime) selfViewLocked(now time.Time) snapshot.NodeView {
 			v.Daemons = append(v.Daemons, d)
 		}
 	}
-	slices.SortFunc(v.Daemons, func(a, b snapshot.Daemon) int { return cmpStr(a.ID, b.ID) })
+	slices.SortFunc(v.Daemons, func(a, b snapshot.Daemon) int { return cmp.Compare(a.ID, b.ID) })
 	for name, r := range rt.replicas {
 		v.Replicas = append(v.Replicas, snapshot.Replica{Chain: name, Role: r.role, Seq: r.seq, Term: r.term})
 	}
-	slices.SortFunc(v.Replicas, func(a, b snapshot.Replica) int { return cmpStr(a.Chain, b.Chain) })
+	slices.SortFunc(v.Replicas, func(a, b snapshot.Replica) int { return cmp.Compare(a.Chain, b.Chain) })
 	for _, e := range rt.avoid {
 		v.Avoid = append(v.Avoid, e)
 	}
@@ -268,16 +269,6 @@ func (rt *Runtime) selfViewLocked(now time.Time) snapshot.NodeView {
 		v.Migrations = append(v.Migrations, f.m)
 	}
 	return v
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // live reports whether the view shows node healthy and fresh.

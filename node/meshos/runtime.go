@@ -1,6 +1,7 @@
 package meshos
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -291,7 +292,7 @@ func (rt *Runtime) SetCounters(c snapshot.Counters) {
 // snapshot's mesh edges and the avoid list's input.
 func (rt *Runtime) SetPeers(p []snapshot.PeerView) {
 	p = slices.Clone(p)
-	slices.SortFunc(p, func(a, b snapshot.PeerView) int { return cmpID(a.Peer, b.Peer) })
+	slices.SortFunc(p, func(a, b snapshot.PeerView) int { return cmp.Compare(a.Peer, b.Peer) })
 	rt.mu.Lock()
 	rt.peers = p
 	rt.mu.Unlock()

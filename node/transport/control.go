@@ -361,7 +361,7 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 				ann = b
 			}
 			// One packet per neighbour per beat when both fit: half the
-			// packets (and wake-ups on both ends) of an idle messaging. A big
+			// packets (and wake-ups on both ends) of an idle mesh. A big
 			// announcement travels alone, so losing one of its fragments
 			// never costs the heartbeat.
 			if ann != nil && len(msg)+len(ann) <= wire.MaxPlaintextBytes {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -86,18 +87,8 @@ func (rt *routeTable) routes() []Route {
 	for _, r := range best {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b Route) int { return cmpID(a.Dest, b.Dest) })
+	slices.SortFunc(out, func(a, b Route) int { return cmp.Compare(a.Dest, b.Dest) })
 	return out
-}
-
-func cmpID(a, b identity.NodeID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // setNeighbour records a direct link's state and metric.

@@ -11,6 +11,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -362,7 +363,7 @@ func (t *Transport) Peers() []messaging.PeerInfo {
 		out = append(out, pi)
 	}
 	t.mu.Unlock()
-	slices.SortFunc(out, func(a, b messaging.PeerInfo) int { return cmpID(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b messaging.PeerInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

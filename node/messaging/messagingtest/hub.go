@@ -12,7 +12,7 @@
 // return messaging.ErrNoRoute, as the transport does once its failure detector
 // gives up on a peer, and Peers reports them Unreachable.
 //
-// The package depends only on mesh and identity, so it moves with messaging.
+// The package depends only on messaging and identity, so it moves with messaging.
 package messagingtest
 
 import (
