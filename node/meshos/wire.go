@@ -1,10 +1,11 @@
 package meshos
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
+	"github.com/deck-mesh/deck/node/codec"
 	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -78,26 +79,17 @@ type message struct {
 	For string
 }
 
-type wbuf struct{ b []byte }
+// wbuf and rbuf fix this format's field shapes on the node's one codec:
+// ids and reasons are u16-prefixed strings, state blobs u32-prefixed bytes.
+// Bounds are checked by message.check on both sides.
+type wbuf struct{ codec.Writer }
 
-func (w *wbuf) u8(v uint8)   { w.b = append(w.b, v) }
-func (w *wbuf) u32(v uint32) { w.b = binary.BigEndian.AppendUint32(w.b, v) }
-func (w *wbuf) u64(v uint64) { w.b = binary.BigEndian.AppendUint64(w.b, v) }
-func (w *wbuf) bool(v bool) {
-	if v {
-		w.u8(1)
-	} else {
-		w.u8(0)
-	}
-}
-func (w *wbuf) str(s string) {
-	w.b = binary.BigEndian.AppendUint16(w.b, uint16(len(s)))
-	w.b = append(w.b, s...)
-}
-func (w *wbuf) bytes(p []byte) {
-	w.u32(uint32(len(p)))
-	w.b = append(w.b, p...)
-}
+func (w *wbuf) u8(v uint8)     { w.U8(v) }
+func (w *wbuf) u32(v uint32)   { w.U32(v) }
+func (w *wbuf) u64(v uint64)   { w.U64(v) }
+func (w *wbuf) bool(v bool)    { w.Bool(v) }
+func (w *wbuf) str(s string)   { w.String(codec.PrefixU16, math.MaxUint16, "string", s) }
+func (w *wbuf) bytes(p []byte) { w.Bytes(codec.PrefixU32, math.MaxUint32, "bytes", p) }
 
 // encode serialises m. It refuses what a decoder would refuse, so a bug on
 // the sender shows up as an error here, not as a silent drop on the peer.
@@ -105,7 +97,7 @@ func (m *message) encode() ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	w := &wbuf{b: make([]byte, 0, 64+len(m.State))}
+	w := &wbuf{codec.NewWriter(make([]byte, 0, 64+len(m.State)), ErrWire)}
 	w.u8(wireVersion)
 	w.u8(uint8(m.Kind))
 	switch m.Kind {
@@ -180,10 +172,13 @@ func (m *message) encode() ([]byte, error) {
 			w.bytes(e.State)
 		}
 	}
-	if len(w.b) > messaging.MaxMessageBytes {
-		return nil, fmt.Errorf("%w: %d bytes exceeds %d", messaging.ErrTooLarge, len(w.b), messaging.MaxMessageBytes)
+	if err := w.Err(); err != nil {
+		return nil, err
 	}
-	return w.b, nil
+	if len(w.B) > messaging.MaxMessageBytes {
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d", messaging.ErrTooLarge, len(w.B), messaging.MaxMessageBytes)
+	}
+	return w.B, nil
 }
 
 // check enforces the bounds both directions share.
@@ -219,83 +214,22 @@ func (m *message) check() error {
 	return nil
 }
 
-type rbuf struct {
-	b   []byte
-	err error
-}
+type rbuf struct{ codec.Reader }
 
-func (r *rbuf) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: truncated or oversize %s", ErrWire, what)
-	}
-}
+func (r *rbuf) u8() uint8   { return r.U8() }
+func (r *rbuf) u32() uint32 { return r.U32() }
+func (r *rbuf) u64() uint64 { return r.U64() }
+func (r *rbuf) bool() bool  { return r.Bool() }
 
-func (r *rbuf) u8() uint8 {
-	if r.err != nil || len(r.b) < 1 {
-		r.fail("u8")
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
+func (r *rbuf) str(maxBytes int) string { return r.String(codec.PrefixU16, maxBytes, "string") }
 
-func (r *rbuf) u32() uint32 {
-	if r.err != nil || len(r.b) < 4 {
-		r.fail("u32")
-		return 0
-	}
-	v := binary.BigEndian.Uint32(r.b)
-	r.b = r.b[4:]
-	return v
-}
-
-func (r *rbuf) u64() uint64 {
-	if r.err != nil || len(r.b) < 8 {
-		r.fail("u64")
-		return 0
-	}
-	v := binary.BigEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
-}
-
-func (r *rbuf) bool() bool {
-	switch r.u8() {
-	case 0:
-		return false
-	case 1:
-		return true
-	}
-	r.fail("bool")
-	return false
-}
-
-func (r *rbuf) str(maxBytes int) string {
-	if r.err != nil || len(r.b) < 2 {
-		r.fail("string length")
-		return ""
-	}
-	n := int(binary.BigEndian.Uint16(r.b))
-	if n > maxBytes || len(r.b) < 2+n {
-		r.fail("string")
-		return ""
-	}
-	s := string(r.b[2 : 2+n])
-	r.b = r.b[2+n:]
-	return s
-}
-
+// bytes copies: the result outlives the Messenger's buffer.
 func (r *rbuf) bytes(maxBytes int) []byte {
-	n := r.u32()
-	if r.err != nil || uint64(n) > uint64(maxBytes) || uint64(len(r.b)) < uint64(n) {
-		r.fail("bytes")
+	p := r.Bytes(codec.PrefixU32, maxBytes, "bytes")
+	if p == nil {
 		return nil
 	}
-	p := make([]byte, n)
-	copy(p, r.b)
-	r.b = r.b[n:]
-	return p
+	return append(make([]byte, 0, len(p)), p...)
 }
 
 // decodeMessage parses one message. The result owns its memory (the
@@ -304,13 +238,13 @@ func decodeMessage(b []byte) (*message, error) {
 	if len(b) > messaging.MaxMessageBytes {
 		return nil, fmt.Errorf("%w: %d bytes", ErrWire, len(b))
 	}
-	r := &rbuf{b: b}
-	if v := r.u8(); r.err == nil && v != wireVersion {
+	r := &rbuf{codec.NewReader(b, ErrWire)}
+	if v := r.u8(); r.Err() == nil && v != wireVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrWire, v, wireVersion)
 	}
 	m := &message{Kind: msgKind(r.u8())}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	switch m.Kind {
 	case msgMigOffer:
@@ -380,10 +314,10 @@ func decodeMessage(b []byte) (*message, error) {
 		m.Reset = r.bool()
 		m.Done = r.bool()
 		n := r.u32()
-		if r.err == nil && n > ChainEntriesPerSyncMax {
+		if r.Err() == nil && n > ChainEntriesPerSyncMax {
 			return nil, fmt.Errorf("%w: %d chain entries exceeds %d", ErrWire, n, ChainEntriesPerSyncMax)
 		}
-		for i := uint32(0); i < n && r.err == nil; i++ {
+		for i := uint32(0); i < n && r.Err() == nil; i++ {
 			var e chainEntry
 			e.Seq = r.u64()
 			e.Daemon = r.str(IDBytesMax)
@@ -393,11 +327,8 @@ func decodeMessage(b []byte) (*message, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown kind %d", ErrWire, m.Kind)
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrWire, len(r.b))
+	if err := r.Finish(); err != nil {
+		return nil, err
 	}
 	if err := m.check(); err != nil {
 		return nil, err
