@@ -109,7 +109,7 @@ func boolByte(v bool) byte {
 
 func (d *decoder) position() Position {
 	p := Position{IssuedAtMs: d.i64(), ID: d.id32()}
-	if d.err == nil && (p.IssuedAtMs < 0 || p.IssuedAtMs > MaxIssuedAtMs) {
+	if d.Err() == nil && (p.IssuedAtMs < 0 || p.IssuedAtMs > MaxIssuedAtMs) {
 		d.fail("issue time %d out of range", p.IssuedAtMs)
 	}
 	return p
@@ -119,15 +119,15 @@ func (d *decoder) position() Position {
 // (each element at least minBytes), before anything is allocated.
 func (d *decoder) count(max, minBytes int) int {
 	n := int(d.u16())
-	if d.err != nil {
+	if d.Err() != nil {
 		return 0
 	}
 	if n > max {
 		d.fail("count %d exceeds %d", n, max)
 		return 0
 	}
-	if n*minBytes > len(d.b) {
-		d.fail("count %d needs %d bytes, have %d", n, n*minBytes, len(d.b))
+	if n*minBytes > d.Len() {
+		d.fail("count %d needs %d bytes, have %d", n, n*minBytes, d.Len())
 		return 0
 	}
 	return n
@@ -135,7 +135,7 @@ func (d *decoder) count(max, minBytes int) int {
 
 func (d *decoder) rangeMs() (from, to int64) {
 	from, to = d.i64(), d.i64()
-	if d.err == nil && (from < 0 || to < from) {
+	if d.Err() == nil && (from < 0 || to < from) {
 		d.fail("bad range [%d,%d)", from, to)
 	}
 	return from, to
@@ -146,13 +146,13 @@ func decodeAE(b []byte) (*aeMsg, error) {
 	if len(b) > messaging.MaxMessageBytes {
 		return nil, fmt.Errorf("%w: ledger message of %d bytes", ErrCorrupt, len(b))
 	}
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m := &aeMsg{Type: aeType(d.byte()), ReqID: d.u64()}
 	switch m.Type {
 	case aeDigestReq, aeDigestResp:
 		m.From, m.To = d.rangeMs()
 		m.Shift = d.byte()
-		if d.err == nil && (m.Shift < DigestMinWidthShiftBits || m.Shift > DigestMaxWidthShiftBits) {
+		if d.Err() == nil && (m.Shift < DigestMinWidthShiftBits || m.Shift > DigestMaxWidthShiftBits) {
 			d.fail("digest shift %d", m.Shift)
 		}
 		if m.Type == aeDigestResp {
@@ -194,21 +194,20 @@ func decodeAE(b []byte) (*aeMsg, error) {
 	case aePullResp:
 		n := d.count(AEMaxPullEvents, 4)
 		m.Events = make([][]byte, 0, n)
-		for i := 0; i < n && d.err == nil; i++ {
+		for i := 0; i < n && d.Err() == nil; i++ {
 			l := d.u32()
-			if d.err == nil && (l == 0 || l > MaxEventBytes) {
+			if d.Err() == nil && (l == 0 || l > MaxEventBytes) {
 				d.fail("event of %d bytes", l)
 			}
 			if d.need(int(l)) {
-				m.Events = append(m.Events, d.b[:l:l])
-				d.b = d.b[l:]
+				m.Events = append(m.Events, d.Take(int(l)))
 			}
 		}
 	case aeHint:
 		m.Total.Count = d.u32()
 		m.Total.XOR = d.id32()
 	default:
-		if d.err == nil {
+		if d.Err() == nil {
 			d.fail("unknown ledger message type %d", m.Type)
 		}
 	}

@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"time"
 	"unicode/utf8"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/codec"
 	"github.com/deck-mesh/deck/node/identity"
 )
 
@@ -25,8 +25,6 @@ import (
 // length before slicing and reject trailing bytes.
 const recordVersion = 1
 
-var errTrailing = errors.New("trailing bytes")
-
 // AppendLogRecord appends rec's encoding to b.
 func AppendLogRecord(b []byte, rec api.LogRecord) []byte {
 	b = append(b, recordVersion)
@@ -41,8 +39,8 @@ func AppendLogRecord(b []byte, rec api.LogRecord) []byte {
 // DecodeLogRecord decodes exactly one log record.
 func DecodeLogRecord(b []byte) (api.LogRecord, error) {
 	var rec api.LogRecord
-	d := decoder{b: b}
-	if v := d.byte(); v != recordVersion && d.err == nil {
+	d := newDecoder(b)
+	if v := d.byte(); v != recordVersion && d.Err() == nil {
 		return rec, fmt.Errorf("%w: log record version %d", ErrCorrupt, v)
 	}
 	rec.Seq = d.uvarint()
@@ -73,8 +71,8 @@ func AppendFailureRecord(b []byte, rec api.FailureRecord) []byte {
 // DecodeFailureRecord decodes exactly one failure record.
 func DecodeFailureRecord(b []byte) (api.FailureRecord, error) {
 	var rec api.FailureRecord
-	d := decoder{b: b}
-	if v := d.byte(); v != recordVersion && d.err == nil {
+	d := newDecoder(b)
+	if v := d.byte(); v != recordVersion && d.Err() == nil {
 		return rec, fmt.Errorf("%w: failure record version %d", ErrCorrupt, v)
 	}
 	rec.Seq = d.uvarint()
@@ -107,134 +105,45 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// decoder reads a byte slice, remembering the first error so call sites
-// stay linear; every read after an error returns zero values.
-type decoder struct {
-	b   []byte
-	err error
-}
+// decoder is this package's field shapes on the node's one codec: strings
+// and byte strings are uvarint-prefixed, ids 32 bytes; errors wrap
+// ErrCorrupt.
+type decoder struct{ codec.Reader }
 
-func (d *decoder) fail(f string, a ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: "+f, append([]any{ErrCorrupt}, a...)...)
-	}
-}
+func newDecoder(b []byte) decoder { return decoder{codec.NewReader(b, ErrCorrupt)} }
 
+func (d *decoder) fail(f string, a ...any) { d.Failf(codec.ErrMalformed, f, a...) }
+
+// need reports whether n more bytes are there (failing if not).
 func (d *decoder) need(n int) bool {
-	if d.err != nil {
+	if d.Err() != nil {
 		return false
 	}
-	if n < 0 || len(d.b) < n {
-		d.fail("need %d bytes, have %d", n, len(d.b))
+	if n < 0 || d.Len() < n {
+		d.Failf(codec.ErrTruncated, "need %d bytes, have %d", n, d.Len())
 		return false
 	}
 	return true
 }
 
-func (d *decoder) byte() byte {
-	if !d.need(1) {
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) u16() uint16 {
-	if !d.need(2) {
-		return 0
-	}
-	v := binary.BigEndian.Uint16(d.b)
-	d.b = d.b[2:]
-	return v
-}
-
-func (d *decoder) u32() uint32 {
-	if !d.need(4) {
-		return 0
-	}
-	v := binary.BigEndian.Uint32(d.b)
-	d.b = d.b[4:]
-	return v
-}
-
-func (d *decoder) u64() uint64 {
-	if !d.need(8) {
-		return 0
-	}
-	v := binary.BigEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *decoder) i64() int64 { return int64(d.u64()) }
+func (d *decoder) byte() byte         { return d.U8() }
+func (d *decoder) u16() uint16        { return d.U16() }
+func (d *decoder) u32() uint32        { return d.U32() }
+func (d *decoder) u64() uint64        { return d.U64() }
+func (d *decoder) i64() int64         { return int64(d.U64()) }
+func (d *decoder) uvarint() uint64    { return d.Uvarint() }
+func (d *decoder) varint() int64      { return d.Varint() }
+func (d *decoder) finish() error      { return d.Finish() }
+func (d *decoder) str(max int) string { return d.String(codec.PrefixUvarint, max, "string") }
 
 func (d *decoder) id32() (id [32]byte) {
-	if !d.need(32) {
-		return id
-	}
-	copy(id[:], d.b)
-	d.b = d.b[32:]
+	copy(id[:], d.Take(32))
 	return id
 }
 
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 || n != uvarintLen(v) {
-		// Only the minimal encoding is accepted: one value, one encoding.
-		d.fail("bad uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 || n != uvarintLen(uint64(v<<1)^uint64(v>>63)) {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// uvarintLen is the length of v's minimal uvarint encoding.
-func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
-
 // bytesN reads a uvarint length (at most max) and that many bytes, without
 // copying.
-func (d *decoder) bytesN(max int) []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(max) {
-		d.fail("length %d exceeds %d", n, max)
-		return nil
-	}
-	if !d.need(int(n)) {
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) str(max int) string { return string(d.bytesN(max)) }
-
-func (d *decoder) finish() error {
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: %d %v", ErrCorrupt, len(d.b), errTrailing)
-	}
-	return d.err
-}
+func (d *decoder) bytesN(max int) []byte { return d.Bytes(codec.PrefixUvarint, max, "bytes") }
 
 // truncateText shortens s to at most max bytes on a rune boundary and says
 // so in the text: a line is never cut silently.

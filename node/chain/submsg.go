@@ -95,18 +95,18 @@ func decodeSub(b []byte) (*subMsg, error) {
 	if len(b) > messaging.MaxMessageBytes {
 		return nil, fmt.Errorf("%w: subscription message of %d bytes", ErrCorrupt, len(b))
 	}
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m := &subMsg{Type: subType(d.byte()), Sub: d.u64()}
 	switch m.Type {
 	case subLeaseLogs, subLeaseFailures:
 		m.Resume = d.u64()
 		m.Flags = d.byte()
-		if d.err == nil && m.Flags&^subFlagRewind != 0 {
+		if d.Err() == nil && m.Flags&^subFlagRewind != 0 {
 			d.fail("unknown lease flags %#x", m.Flags)
 		}
 		if m.Type == subLeaseLogs {
 			m.Filter.MinLevel = api.LogLevel(d.byte())
-			if d.err == nil && m.Filter.MinLevel > api.LevelError {
+			if d.Err() == nil && m.Filter.MinLevel > api.LevelError {
 				d.fail("log level %d", m.Filter.MinLevel)
 			}
 			m.Filter.Node = identity.NodeID(d.u64())
@@ -116,19 +116,19 @@ func decodeSub(b []byte) (*subMsg, error) {
 	case subCancel:
 	case subPushLogs, subPushFailures:
 		m.Start, m.From, m.To = d.u64(), d.u64(), d.u64()
-		if d.err == nil && (m.To < m.From || m.From < m.Start) {
+		if d.Err() == nil && (m.To < m.From || m.From < m.Start) {
 			d.fail("push range [%d,%d) from start %d", m.From, m.To, m.Start)
 		}
 		m.Dropped, m.Lagged = d.u64(), d.u64()
 		n := d.count(PushMaxRecords, 2)
 		m.Records = make([][]byte, 0, n)
-		for i := 0; i < n && d.err == nil; i++ {
-			if r := d.bytesN(maxStoredRecordBytes); d.err == nil {
+		for i := 0; i < n && d.Err() == nil; i++ {
+			if r := d.bytesN(maxStoredRecordBytes); d.Err() == nil {
 				m.Records = append(m.Records, r)
 			}
 		}
 	default:
-		if d.err == nil {
+		if d.Err() == nil {
 			d.fail("unknown subscription message type %d", m.Type)
 		}
 	}
