@@ -5,13 +5,13 @@ import (
 	"cmp"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"slices"
 	"time"
 
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/codec"
 	"github.com/deck-mesh/deck/node/identity"
 )
 
@@ -177,72 +177,35 @@ func signingPayload(k Kind, raw []byte) []byte {
 	return append(p, raw...)
 }
 
-// reader decodes untrusted bytes; the first error sticks and every length is
-// checked against what is left (and its own bound) before use.
-type reader struct {
-	b   []byte
-	off int
-	err error
-}
+// reader is this format's field shapes on the node's one codec: strings
+// carry a u8 length (a u16 for the reason); errors wrap ErrMalformed with
+// the byte offset.
+type reader struct{ codec.Reader }
 
-func (r *reader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = reject(ErrMalformed, "at byte %d: %s", r.off, fmt.Sprintf(format, args...))
-	}
-}
+func newReader(p []byte) *reader { return &reader{codec.NewReader(p, ErrMalformed)} }
 
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(r.b)-r.off {
-		r.fail("need %d bytes, %d left", n, len(r.b)-r.off)
-		return nil
-	}
-	p := r.b[r.off : r.off+n]
-	r.off += n
-	return p
-}
+func (r *reader) fail(format string, args ...any) { r.Failf(codec.ErrMalformed, format, args...) }
+func (r *reader) take(n int) []byte               { return r.Take(n) }
+func (r *reader) u8() uint8                       { return r.U8() }
+func (r *reader) u16() uint16                     { return r.U16() }
+func (r *reader) u64() uint64                     { return r.U64() }
 
-func (r *reader) u8() uint8 {
-	p := r.take(1)
-	if p == nil {
-		return 0
-	}
-	return p[0]
-}
-
-func (r *reader) u16() uint16 {
-	p := r.take(2)
-	if p == nil {
-		return 0
-	}
-	return binary.BigEndian.Uint16(p)
-}
-
-func (r *reader) u64() uint64 {
-	p := r.take(8)
-	if p == nil {
-		return 0
-	}
-	return binary.BigEndian.Uint64(p)
-}
-
+// str takes an n-byte string, refusing one over max before reading it.
 func (r *reader) str(n, max int, what string) string {
 	if n > max {
-		r.fail("%s is %d bytes, at most %d", what, n, max)
+		r.Failf(codec.ErrTooLarge, "%s is %d bytes, at most %d", what, n, max)
 		return ""
 	}
-	return string(r.take(n))
+	return string(r.Take(n))
 }
 
-func (r *reader) str8(max int, what string) string { return r.str(int(r.u8()), max, what) }
+func (r *reader) str8(max int, what string) string { return r.String(codec.PrefixU8, max, what) }
 
 // decodeBody reads one canonical body from r (trailing data is the caller's
 // business: an event has signatures after it).
 func decodeBody(r *reader) Body {
 	var b Body
-	if v := r.u8(); r.err == nil && v != bodyVersion {
+	if v := r.u8(); r.Err() == nil && v != bodyVersion {
 		r.fail("body version %d, want %d", v, bodyVersion)
 	}
 	b.Kind = Kind(r.u8())
@@ -258,7 +221,7 @@ func decodeBody(r *reader) Body {
 			r.fail("%d chains, at most %d", n, MaxChainsPerEvent)
 		} else {
 			a.Chains = make([]string, 0, n)
-			for i := 0; i < n && r.err == nil; i++ {
+			for i := 0; i < n && r.Err() == nil; i++ {
 				a.Chains = append(a.Chains, r.str8(MaxNameBytes, "chain"))
 			}
 		}
@@ -293,13 +256,13 @@ func DecodeBody(p []byte) (Body, error) {
 	if len(p) > MaxEventBytes {
 		return Body{}, reject(ErrMalformed, "body is %d bytes, at most %d", len(p), MaxEventBytes)
 	}
-	r := &reader{b: p}
+	r := newReader(p)
 	b := decodeBody(r)
-	if r.err != nil {
-		return Body{}, r.err
+	if r.Err() != nil {
+		return Body{}, r.Err()
 	}
-	if r.off != len(p) {
-		return Body{}, reject(ErrMalformed, "%d trailing bytes", len(p)-r.off)
+	if err := r.Finish(); err != nil {
+		return Body{}, err
 	}
 	if err := b.Validate(); err != nil {
 		return Body{}, err
@@ -464,33 +427,33 @@ func DecodeEvent(p []byte) (*Event, error) {
 	if len(p) > MaxEventBytes {
 		return nil, reject(ErrMalformed, "event is %d bytes, at most %d", len(p), MaxEventBytes)
 	}
-	r := &reader{b: p}
+	r := newReader(p)
 	b := decodeBody(r)
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
-	raw := p[:r.off]
+	raw := p[:r.Off()]
 	n := int(r.u8())
-	if r.err == nil && (n == 0 || n > MaxEventSignatures) {
+	if r.Err() == nil && (n == 0 || n > MaxEventSignatures) {
 		r.fail("%d signatures, want 1..%d", n, MaxEventSignatures)
 	}
-	if r.err == nil && n*72 > len(p)-r.off {
-		r.fail("%d signatures need %d bytes, %d left", n, n*72, len(p)-r.off)
+	if r.Err() == nil && n*72 > r.Len() {
+		r.fail("%d signatures need %d bytes, %d left", n, n*72, r.Len())
 	}
 	var sigs []api.Signature
-	if r.err == nil {
+	if r.Err() == nil {
 		sigs = make([]api.Signature, 0, n)
 	}
-	for i := 0; i < n && r.err == nil; i++ {
+	for i := 0; i < n && r.Err() == nil; i++ {
 		op := identity.NodeID(r.u64())
 		sig := append([]byte(nil), r.take(64)...)
 		sigs = append(sigs, api.Signature{Operator: op, Sig: sig})
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
-	if r.off != len(p) {
-		return nil, reject(ErrMalformed, "%d trailing bytes", len(p)-r.off)
+	if err := r.Finish(); err != nil {
+		return nil, err
 	}
 	if err := b.Validate(); err != nil {
 		return nil, err
