@@ -86,6 +86,14 @@ func (r *Reader) Failf(class error, format string, args ...any) {
 	}
 }
 
+// Fail records err (the first failure sticks), wrapped with the offset;
+// for a format whose checks build their own error values.
+func (r *Reader) Fail(err error) {
+	if r.err == nil {
+		r.err = &Error{Domain: r.domain, Class: err, Off: r.off, Detail: err.Error()}
+	}
+}
+
 // Finish returns the first error, or ErrTrailing if bytes are left.
 func (r *Reader) Finish() error {
 	if r.err == nil && r.off != len(r.b) {

@@ -1,13 +1,10 @@
 package gossip
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"math"
 	"time"
-	"unicode/utf8"
 
+	"github.com/deck-mesh/deck/node/codec"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -28,10 +25,10 @@ const snapshotCodecVersion = 1
 // Codec errors. Every decode error wraps ErrMalformed or ErrTooLarge, so a
 // caller can tell garbage from an honest peer that outgrew a bound.
 var (
-	ErrMalformed     = errors.New("gossip: malformed message")
-	ErrTooLarge      = errors.New("gossip: exceeds size bound")
-	ErrTrailingBytes = fmt.Errorf("%w: trailing bytes", ErrMalformed)
-	ErrTruncated     = fmt.Errorf("%w: truncated", ErrMalformed)
+	ErrMalformed     = codec.ErrMalformed
+	ErrTooLarge      = codec.ErrTooLarge
+	ErrTrailingBytes = codec.ErrTrailing  // a kind of ErrMalformed
+	ErrTruncated     = codec.ErrTruncated // a kind of ErrMalformed
 )
 
 // Lower bounds on the encoded size of one item of each list, so a count read
@@ -70,7 +67,7 @@ func EncodeSnapshot(ns *snapshot.NodeSnapshot) ([]byte, error) {
 // MaxSnapshotBytes; Fit brings a snapshot within bounds first.
 func AppendSnapshot(dst []byte, ns *snapshot.NodeSnapshot) ([]byte, error) {
 	start := len(dst)
-	e := encoder{b: dst}
+	e := newEncoder(dst)
 	e.u8(snapshotCodecVersion)
 	e.id(ns.ID)
 	e.str("label", ns.Label)
@@ -198,13 +195,13 @@ func AppendSnapshot(dst []byte, ns *snapshot.NodeSnapshot) ([]byte, error) {
 		e.bool(p.Direct)
 	}
 
-	if e.err != nil {
-		return dst, e.err
+	if e.Err() != nil {
+		return dst, e.Err()
 	}
-	if n := len(e.b) - start; n > MaxSnapshotBytes {
+	if n := len(e.B) - start; n > MaxSnapshotBytes {
 		return dst, fmt.Errorf("%w: snapshot is %d bytes, limit %d", ErrTooLarge, n, MaxSnapshotBytes)
 	}
-	return e.b, nil
+	return e.B, nil
 }
 
 // DecodeSnapshot parses the canonical encoding. It never panics, allocates at
@@ -214,9 +211,9 @@ func DecodeSnapshot(b []byte) (*snapshot.NodeSnapshot, error) {
 	if len(b) > MaxSnapshotBytes {
 		return nil, fmt.Errorf("%w: snapshot is %d bytes, limit %d", ErrTooLarge, len(b), MaxSnapshotBytes)
 	}
-	d := decoder{b: b}
+	d := newDecoder(b)
 	ns := &snapshot.NodeSnapshot{}
-	if v := d.u8(); d.err == nil && v != snapshotCodecVersion {
+	if v := d.u8(); d.Err() == nil && v != snapshotCodecVersion {
 		return nil, fmt.Errorf("%w: snapshot codec version %d, want %d", ErrMalformed, v, snapshotCodecVersion)
 	}
 	ns.ID = d.id()
@@ -363,237 +360,68 @@ func DecodeSnapshot(b []byte) (*snapshot.NodeSnapshot, error) {
 		}
 	}
 
-	if d.err != nil {
-		return nil, fmt.Errorf("gossip: decode snapshot at byte %d: %w", d.off, d.err)
+	if d.Err() != nil {
+		return nil, fmt.Errorf("gossip: decode snapshot: %w", d.Err())
 	}
-	if d.off != len(b) {
-		return nil, fmt.Errorf("gossip: decode snapshot: %w (%d of %d bytes used)", ErrTrailingBytes, d.off, len(b))
+	if d.Off() != len(b) {
+		return nil, fmt.Errorf("gossip: decode snapshot: %w (%d of %d bytes used)", ErrTrailingBytes, d.Off(), len(b))
 	}
 	return ns, nil
 }
 
-// encoder appends canonical values; the first error sticks and later calls
-// are no-ops, so the encode function reads as a plain field list.
-type encoder struct {
-	b   []byte
-	err error
-}
+// encoder and decoder are this format's field shapes on the node's one
+// codec: ids are 8 bytes, times UnixMilli zigzag varints, strings
+// uvarint-prefixed UTF-8 of at most MaxStringBytes.
+type encoder struct{ codec.Writer }
 
-func (e *encoder) fail(format string, args ...any) {
-	if e.err == nil {
-		e.err = fmt.Errorf("%w: "+format, append([]any{ErrTooLarge}, args...)...)
-	}
-}
+func newEncoder(dst []byte) encoder { return encoder{codec.NewWriter(dst, nil)} }
 
-func (e *encoder) u8(v uint8)           { e.b = append(e.b, v) }
-func (e *encoder) id(v identity.NodeID) { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
-func (e *encoder) uvarint(v uint64)     { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) varint(v int64)       { e.b = binary.AppendVarint(e.b, v) }
-func (e *encoder) time(t time.Time)     { e.varint(t.UnixMilli()) }
+func (e *encoder) fail(format string, args ...any) { e.Failf(ErrTooLarge, format, args...) }
 
-func (e *encoder) bool(v bool) {
-	if v {
-		e.b = append(e.b, 1)
-	} else {
-		e.b = append(e.b, 0)
-	}
-}
+func (e *encoder) u8(v uint8)                      { e.U8(v) }
+func (e *encoder) id(v identity.NodeID)            { e.U64(uint64(v)) }
+func (e *encoder) uvarint(v uint64)                { e.Uvarint(v) }
+func (e *encoder) varint(v int64)                  { e.Varint(v) }
+func (e *encoder) time(t time.Time)                { e.Varint(t.UnixMilli()) }
+func (e *encoder) bool(v bool)                     { e.Bool(v) }
+func (e *encoder) enum(what string, v, n uint8)    { e.Enum(what, v, n) }
+func (e *encoder) f64(what string, v float64)      { e.F64(what, v) }
+func (e *encoder) str(what, s string)              { e.Text(codec.PrefixUvarint, MaxStringBytes, what, s) }
+func (e *encoder) count(what string, n, limit int) { e.Count(what, n, limit) }
 
-func (e *encoder) enum(what string, v, n uint8) {
-	if v >= n && e.err == nil {
-		e.err = fmt.Errorf("%w: %s %d out of range", ErrMalformed, what, v)
-	}
-	e.b = append(e.b, v)
-}
+type decoder struct{ codec.Reader }
 
-func (e *encoder) f64(what string, v float64) {
-	if (math.IsNaN(v) || math.IsInf(v, 0)) && e.err == nil {
-		e.err = fmt.Errorf("%w: %s is not finite", ErrMalformed, what)
-	}
-	e.b = binary.BigEndian.AppendUint64(e.b, math.Float64bits(v))
-}
+func newDecoder(b []byte) decoder { return decoder{codec.NewReader(b, nil)} }
 
-func (e *encoder) str(what, s string) {
-	if len(s) > MaxStringBytes {
-		e.fail("%s is %d bytes, limit %d", what, len(s), MaxStringBytes)
-	} else if !utf8.ValidString(s) && e.err == nil {
-		e.err = fmt.Errorf("%w: %s is not valid UTF-8", ErrMalformed, what)
-	}
-	e.uvarint(uint64(len(s)))
-	e.b = append(e.b, s...)
-}
-
-func (e *encoder) count(what string, n, limit int) {
-	if n > limit {
-		e.fail("%d %s, limit %d", n, what, limit)
-	}
-	e.uvarint(uint64(n))
-}
-
-// decoder reads canonical values; the first error sticks and later reads
-// return zero values, so DecodeSnapshot checks once at the end.
-type decoder struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (d *decoder) fail(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-}
-
-func (d *decoder) take(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n < 0 || len(d.b)-d.off < n {
-		d.fail(ErrTruncated)
-		return nil
-	}
-	p := d.b[d.off : d.off+n]
-	d.off += n
-	return p
-}
-
-func (d *decoder) u8() uint8 {
-	p := d.take(1)
-	if p == nil {
-		return 0
-	}
-	return p[0]
-}
-
-func (d *decoder) id() identity.NodeID {
-	p := d.take(8)
-	if p == nil {
-		return 0
-	}
-	return identity.NodeID(binary.BigEndian.Uint64(p))
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	switch {
-	case n == 0:
-		d.fail(ErrTruncated)
-		return 0
-	case n < 0:
-		d.fail(fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed))
-		return 0
-	case n > 1 && d.b[d.off+n-1] == 0:
-		// A final zero byte adds nothing: a non-minimal encoding, which
-		// would give one value two signed forms.
-		d.fail(fmt.Errorf("%w: non-minimal varint", ErrMalformed))
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	u := d.uvarint()
-	// Zigzag, as binary.AppendVarint writes it.
-	v := int64(u >> 1)
-	if u&1 != 0 {
-		v = ^v
-	}
-	return v
-}
+func (d *decoder) fail(err error)                            { d.Fail(err) }
+func (d *decoder) take(n int) []byte                         { return d.Take(n) }
+func (d *decoder) u8() uint8                                 { return d.U8() }
+func (d *decoder) id() identity.NodeID                       { return identity.NodeID(d.U64()) }
+func (d *decoder) uvarint() uint64                           { return d.Uvarint() }
+func (d *decoder) varint() int64                             { return d.Varint() }
+func (d *decoder) bool() bool                                { return d.Bool() }
+func (d *decoder) enum(n uint8) uint8                        { return d.Enum("enum", n) }
+func (d *decoder) f64() float64                              { return d.F64("float") }
+func (d *decoder) str() string                               { return d.Text(codec.PrefixUvarint, MaxStringBytes, "string") }
+func (d *decoder) count(what string, limit, minItem int) int { return d.Count(what, limit, minItem) }
 
 // int reads a signed varint into an int; on 32-bit platforms values beyond
 // int's range are malformed rather than silently wrapped.
 func (d *decoder) int() int {
 	v := d.varint()
 	if int64(int(v)) != v {
-		d.fail(fmt.Errorf("%w: integer %d out of range", ErrMalformed, v))
+		d.Failf(ErrMalformed, "integer %d out of range", v)
 		return 0
 	}
 	return int(v)
 }
 
-func (d *decoder) bool() bool {
-	switch d.u8() {
-	case 0:
-		return false
-	case 1:
-		return true
-	}
-	d.fail(fmt.Errorf("%w: bool is neither 0 nor 1", ErrMalformed))
-	return false
-}
-
-func (d *decoder) enum(n uint8) uint8 {
-	v := d.u8()
-	if v >= n {
-		d.fail(fmt.Errorf("%w: enum %d out of range [0,%d)", ErrMalformed, v, n))
-		return 0
-	}
-	return v
-}
-
-func (d *decoder) f64() float64 {
-	p := d.take(8)
-	if p == nil {
-		return 0
-	}
-	v := math.Float64frombits(binary.BigEndian.Uint64(p))
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		d.fail(fmt.Errorf("%w: float is not finite", ErrMalformed))
-		return 0
-	}
-	return v
-}
-
 func (d *decoder) time() time.Time {
 	ms := d.varint()
-	if d.err != nil {
+	if d.Err() != nil {
 		return time.Time{}
 	}
 	// UTC so that the zero time decodes to exactly time.Time{} and values
 	// compare equal with == regardless of the local zone.
 	return time.UnixMilli(ms).UTC()
-}
-
-func (d *decoder) str() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > MaxStringBytes {
-		d.fail(fmt.Errorf("%w: string of %d bytes, limit %d", ErrTooLarge, n, MaxStringBytes))
-		return ""
-	}
-	p := d.take(int(n))
-	if p == nil {
-		return ""
-	}
-	if !utf8.Valid(p) {
-		d.fail(fmt.Errorf("%w: string is not valid UTF-8", ErrMalformed))
-		return ""
-	}
-	return string(p)
-}
-
-// count reads a list length and checks it against its limit and against the
-// bytes left (each item needs at least minItem bytes) before the caller
-// allocates.
-func (d *decoder) count(what string, limit, minItem int) int {
-	v := d.uvarint()
-	if d.err != nil {
-		return 0
-	}
-	if v > uint64(limit) {
-		d.fail(fmt.Errorf("%w: %d %s, limit %d", ErrTooLarge, v, what, limit))
-		return 0
-	}
-	if v*uint64(minItem) > uint64(len(d.b)-d.off) {
-		d.fail(fmt.Errorf("%w: %d %s cannot fit in %d bytes", ErrTruncated, v, what, len(d.b)-d.off))
-		return 0
-	}
-	return int(v)
 }

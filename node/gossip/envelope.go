@@ -103,8 +103,8 @@ func parseHeader(b []byte) (header, error) {
 	if len(b) > MaxEnvelopeBytes {
 		return h, fmt.Errorf("gossip: envelope: %w: %d bytes, limit %d", ErrTooLarge, len(b), MaxEnvelopeBytes)
 	}
-	d := decoder{b: b}
-	if v := d.u8(); d.err == nil && v != envelopeVersion {
+	d := newDecoder(b)
+	if v := d.u8(); d.Err() == nil && v != envelopeVersion {
 		return h, fmt.Errorf("gossip: envelope: %w: version %d, want %d", ErrMalformed, v, envelopeVersion)
 	}
 	h.signer = d.id()
@@ -114,17 +114,17 @@ func parseHeader(b []byte) (header, error) {
 	h.generation = d.uvarint()
 	h.signedAtMs = d.varint()
 	n := d.uvarint()
-	if d.err == nil && n > MaxSnapshotBytes {
+	if d.Err() == nil && n > MaxSnapshotBytes {
 		return h, fmt.Errorf("gossip: envelope: %w: snapshot of %d bytes, limit %d", ErrTooLarge, n, MaxSnapshotBytes)
 	}
 	h.snap = d.take(int(n))
-	h.body = b[:d.off]
+	h.body = b[:d.Off()]
 	h.sig = d.take(envelopeSigBytes)
-	if d.err != nil {
-		return h, fmt.Errorf("gossip: envelope: %w", d.err)
+	if d.Err() != nil {
+		return h, fmt.Errorf("gossip: envelope: %w", d.Err())
 	}
-	if d.off != len(b) {
-		return h, fmt.Errorf("gossip: envelope: %w (%d of %d bytes used)", ErrTrailingBytes, d.off, len(b))
+	if d.Off() != len(b) {
+		return h, fmt.Errorf("gossip: envelope: %w (%d of %d bytes used)", ErrTrailingBytes, d.Off(), len(b))
 	}
 	if !h.signer.Valid() {
 		return h, fmt.Errorf("gossip: envelope: %w", identity.ErrZeroID)

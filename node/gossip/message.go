@@ -55,9 +55,9 @@ func decodeDigest(b []byte) (flags uint8, entries []digestEntry, err error) {
 	if len(b) > MaxDigestBytes {
 		return 0, nil, fmt.Errorf("gossip: digest: %w: %d bytes, limit %d", ErrTooLarge, len(b), MaxDigestBytes)
 	}
-	d := decoder{b: b}
+	d := newDecoder(b)
 	flags = d.u8()
-	if d.err == nil && flags&^digestReply != 0 {
+	if d.Err() == nil && flags&^digestReply != 0 {
 		return 0, nil, fmt.Errorf("gossip: digest: %w: unknown flags %#x", ErrMalformed, flags)
 	}
 	n := d.count("digest entries", MaxNodes, minDigestEntryBytes)
@@ -69,18 +69,18 @@ func decodeDigest(b []byte) (flags uint8, entries []digestEntry, err error) {
 		e.node = d.id()
 		e.epoch = d.uvarint()
 		e.seq = d.uvarint()
-		if d.err != nil {
+		if d.Err() != nil {
 			break
 		}
 		if !e.node.Valid() || (i > 0 && e.node <= entries[i-1].node) {
 			return 0, nil, fmt.Errorf("gossip: digest: %w: entry %d: ids not strictly increasing", ErrMalformed, i)
 		}
 	}
-	if d.err != nil {
-		return 0, nil, fmt.Errorf("gossip: digest at byte %d: %w", d.off, d.err)
+	if d.Err() != nil {
+		return 0, nil, fmt.Errorf("gossip: digest: %w", d.Err())
 	}
-	if d.off != len(b) {
-		return 0, nil, fmt.Errorf("gossip: digest: %w (%d of %d bytes used)", ErrTrailingBytes, d.off, len(b))
+	if d.Off() != len(b) {
+		return 0, nil, fmt.Errorf("gossip: digest: %w (%d of %d bytes used)", ErrTrailingBytes, d.Off(), len(b))
 	}
 	return flags, entries, nil
 }
