@@ -240,6 +240,9 @@ proposal.`
 					s.client.Cluster(), need)
 			}
 			rcpt, err := sim.Commit(cmd.Context(), sigs)
+			if errors.Is(err, api.ErrPreviewChanged) {
+				return stalePreview(stdio, err, nm)
+			}
 			if errors.Is(err, api.ErrFrozen) {
 				return fmt.Errorf("%w (admin commands wait until the freeze ends; `deck status` shows it, `deck ice thaw-cluster` lifts it)", err)
 			}
