@@ -322,7 +322,7 @@ func (a adminCmds) Prepare(ctx context.Context, confirmed api.BlastRadius) (api.
 	issued := a.c.clock()
 	a.c.mu.Unlock()
 	moves := command.HashMoves(&br)
-	payload := fmt.Appendf(nil, "net-deck-admin:%s|%s|nonce-%d|%d|%x", act.Verb, act.Target(), nonce, issued.UnixMilli(), moves)
+	payload := fmt.Appendf(nil, api.AdminPayloadPrefix+"%s|%s|nonce-%d|%d|%x", act.Verb, act.Target(), nonce, issued.UnixMilli(), moves)
 	return &simulated{c: a.c, a: act, br: br, payload: payload, issued: issued, admin: true}, nil
 }
 

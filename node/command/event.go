@@ -17,8 +17,8 @@ import (
 // Domain-separation prefixes. An operator key signs nothing else with these
 // prefixes, so a signature made for one purpose never verifies for another.
 const (
-	AdminPrefix = "deck-admin-v1:"
-	ICEPrefix   = "net-deck-ice:"
+	AdminPrefix = api.AdminPayloadPrefix
+	ICEPrefix   = api.ICEPayloadPrefix
 )
 
 // bodyVersion is the first byte of every canonical body.
