@@ -205,11 +205,19 @@ proposal.`
 			}
 			nm := namesOf(s.client.Snapshot())
 			distinct := map[identity.NodeID]bool{}
+			// A rotation's new key signs too, but is not yet an operator:
+			// it does not count towards the threshold (the fold's rule).
+			var rotatedTo identity.NodeID
+			if a := sim.Action(); a.Verb == api.VerbRotateOperator {
+				rotatedTo = identity.IDFromPublicKey(a.OperatorKey)
+			}
 			for _, sig := range sigs {
 				if err := sim.Check(sig); err != nil {
 					return fmt.Errorf("signature of %s: %w", nm.operator(sig.Operator), err)
 				}
-				distinct[sig.Operator] = true
+				if sig.Operator != rotatedTo {
+					distinct[sig.Operator] = true
+				}
 			}
 			need := s.client.AdminThreshold()
 			if group == "ice" {

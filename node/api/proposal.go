@@ -40,7 +40,9 @@ type ParseError struct{ What string }
 func (e *ParseError) Error() string        { return e.What }
 func (e *ParseError) Is(target error) bool { return target == ErrInvalid }
 
-func parseErr(format string, args ...any) error { return &ParseError{What: fmt.Sprintf(format, args...)} }
+func parseErr(format string, args ...any) error {
+	return &ParseError{What: fmt.Sprintf(format, args...)}
+}
 
 // FormatSignature is the signature line of s.
 func FormatSignature(s Signature) string {
