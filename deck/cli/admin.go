@@ -333,8 +333,10 @@ const confirmPrompt = "Type YES to confirm: "
 // since it was confirmed: what moves differently, then the new preview, on
 // stderr. The error keeps api.ErrPreviewChanged, so the exit code is 8
 // (refused, DESIGN §7): the confirmation given does not hold for what would
-// now happen, exactly as if it had been refused; run the command again to
-// confirm the new preview. Any other error passes through.
+// now happen, exactly as if it had been refused, and running the command
+// again asks about the new preview (a script's --yes is its confirmation:
+// it too must not stand for a projection it never saw). Any other error
+// passes through.
 func stalePreview(stdio IO, err error, nm names) error {
 	var pc *api.PreviewChangedError
 	if !errors.As(err, &pc) {
@@ -346,7 +348,7 @@ func stalePreview(stdio IO, err error, nm names) error {
 	}
 	fmt.Fprintln(stdio.Err, "the blast radius now:")
 	printPreview(stdio.Err, pc.Preview, nm)
-	return fmt.Errorf("%w: run the command again to confirm the new preview", api.ErrPreviewChanged)
+	return fmt.Errorf("%w: nothing committed; run the command again (or propose again with --sign-only) to confirm the new preview", api.ErrPreviewChanged)
 }
 
 // confirm prints the preview and applies the commit gate: --preview stops
