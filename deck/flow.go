@@ -269,7 +269,16 @@ func (m *Model) previewChanged(a api.Action, err error) bool {
 		return false
 	}
 	note := "the blast radius changed since you confirmed — nothing committed; review and confirm again"
-	m.confirmAdmin(a, pc.Preview, note, pc.Changes)
+	// The node names nodes by id; the modal names them as every screen does.
+	changed := make([]string, len(pc.Changes))
+	for i, c := range pc.Changes {
+		for j := range m.c.Snap.Nodes {
+			id := m.c.Snap.Nodes[j].ID
+			c = strings.ReplaceAll(c, id.String(), m.nodeName(id))
+		}
+		changed[i] = c
+	}
+	m.confirmAdmin(a, pc.Preview, note, changed)
 	return true
 }
 

@@ -506,6 +506,11 @@ func TestDrainStalePreviewAsksAgain(t *testing.T) {
 	if len(again.Changed) == 0 {
 		t.Fatalf("the new modal does not show the changed projection: changed %q", again.Changed)
 	}
+	for _, ch := range again.Changed {
+		if strings.Contains(ch, "0x") {
+			t.Errorf("change %q names a node by id, not by name", ch)
+		}
+	}
 	if f := frame(t, m); !strings.Contains(f, "changed since you confirmed") || !strings.Contains(f, "no longer") {
 		t.Fatalf("the frame does not say what changed:\n%s", f)
 	}
