@@ -193,6 +193,31 @@ func (e *e2eDeck) type_(s string) {
 	}
 }
 
+// confirmYES types YES into the confirm modal and waits until done holds.
+// A young mesh is still placing its daemons, so the blast radius can change
+// between the preview and the commit; the deck then refuses the commit and
+// asks again on the new preview, which is confirmed again (a bounded number
+// of times).
+func (e *e2eDeck) confirmYES(what string, done func(frame string) bool) {
+	e.t.Helper()
+	const maxAsks = 10
+	for ask := 0; ask < maxAsks; ask++ {
+		e.type_("YES\r")
+		// Let the keys land before looking, so the modal seen next is the
+		// re-ask, not the one just answered.
+		time.Sleep(500 * time.Millisecond)
+		asked := false
+		e.waitFor(what, func(f string) bool {
+			asked = strings.Contains(f, "changed since you confirmed") && strings.Contains(f, "Type YES to confirm: █")
+			return asked || done(f)
+		})
+		if !asked {
+			return
+		}
+	}
+	e.t.Fatalf("%s: the blast radius changed on each of %d confirmations; last frame:\n%s", what, maxAsks, e.last)
+}
+
 // e2eRow is the line of frame f whose first cell is label ("" if none).
 func e2eRow(f, label string) string {
 	for _, l := range strings.Split(f, "\n") {
@@ -297,8 +322,7 @@ func TestEndToEndIncidentLoop(t *testing.T) {
 	e.waitFor("the drain duration prompt", func(f string) bool { return strings.Contains(f, "drain for:") })
 	e.type_("5m\r")
 	e.waitFor("the drain confirm", func(f string) bool { return strings.Contains(f, "CONFIRM drain n3") && strings.Contains(f, "Type YES") })
-	e.type_("YES\r")
-	e.waitFor("the drain committed", func(f string) bool { return strings.Contains(f, "committed drain n3") })
+	e.confirmYES("the drain committed", func(f string) bool { return strings.Contains(f, "committed drain n3") })
 
 	// MAINTENANCE shows n3 out of active: draining (entering), then drained
 	// or failed to drain (3 nodes leave little room). The eviction below

@@ -44,6 +44,13 @@ type (
 		sp  api.SimulatedProposal
 		err error
 	}
+	// preparedMsg is an admin action bound to the preview its operator
+	// confirmed, ready to sign (or refused: the preview changed).
+	preparedMsg struct {
+		a   api.Action
+		sp  api.SimulatedProposal
+		err error
+	}
 	committedMsg struct {
 		a   api.Action
 		r   api.Receipt
@@ -52,7 +59,8 @@ type (
 	exportedMsg struct {
 		path     string
 		n        int
-		proposal bool // n is then the number of signatures in the file
+		proposal bool   // n is then the number of signatures in the file
+		group    string // proposal: "ice" or "admin", the CLI group that signs it
 		err      error
 	}
 	injectedMsg struct {
@@ -231,17 +239,50 @@ func (m *Model) refused(a api.Action) func(string) tea.Cmd {
 	}
 }
 
-// commitCmd commits an admin action.
-func (m *Model) commitCmd(a api.Action) tea.Cmd {
-	m.inflight++
+// prepareCmd binds an admin action to the preview its operator confirmed:
+// the console recomputes the projection and the node refuses when it moves
+// anything differently (preparedMsg carries the refusal and the new preview).
+func (m *Model) prepareCmd(confirmed api.BlastRadius) tea.Cmd {
 	client, ctx := m.c.Client, m.c.Ctx
+	a := confirmed.Action
 	return func() tea.Msg {
-		r, err := client.Admin().Commit(ctx, a)
-		return committedMsg{a: a, r: r, err: err}
+		sp, err := client.Admin().Prepare(ctx, confirmed)
+		return preparedMsg{a: a, sp: sp, err: err}
 	}
 }
 
-// iceCommitCmd commits a simulated proposal with sigs.
+// confirmAdmin shows an admin action's preview and asks for YES; note and
+// changed say why it is asked again, if it is.
+func (m *Model) confirmAdmin(a api.Action, br api.BlastRadius, note string, changed []string) {
+	m.push(&widgets.Confirm{
+		Title: "CONFIRM " + m.describe(a), Radius: br, Name: m.nodeName, Note: note, Changed: changed,
+		OnConfirm: func() tea.Cmd { return m.prepareCmd(br) },
+		OnRefuse:  m.refused(a),
+	})
+}
+
+// previewChanged reopens the confirmation on the new preview when a commit
+// was refused because the projection moved on since it was confirmed.
+func (m *Model) previewChanged(a api.Action, err error) bool {
+	var pc *api.PreviewChangedError
+	if !errors.As(err, &pc) || a.Verb.IsICE() {
+		return false
+	}
+	note := "the blast radius changed since you confirmed — nothing committed; review and confirm again"
+	// The node names nodes by id; the modal names them as every screen does.
+	changed := make([]string, len(pc.Changes))
+	for i, c := range pc.Changes {
+		for j := range m.c.Snap.Nodes {
+			id := m.c.Snap.Nodes[j].ID
+			c = strings.ReplaceAll(c, id.String(), m.nodeName(id))
+		}
+		changed[i] = c
+	}
+	m.confirmAdmin(a, pc.Preview, note, changed)
+	return true
+}
+
+// iceCommitCmd commits a simulated proposal (ICE or prepared admin) with sigs.
 func (m *Model) iceCommitCmd(sp api.SimulatedProposal, sigs []api.Signature) tea.Cmd {
 	m.inflight++
 	ctx := m.c.Ctx
@@ -259,18 +300,28 @@ func (m *Model) iceThreshold() int {
 	return 1
 }
 
+func (m *Model) adminThreshold() int {
+	if t := m.c.Snap.AdminThreshold; t > 0 {
+		return t
+	}
+	return 1
+}
+
 func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case previewMsg:
 		if msg.err != nil {
 			return m.toast("preview of "+m.describe(msg.a)+" failed: "+errText(msg.err), true)
 		}
-		a := msg.a
-		m.push(&widgets.Confirm{
-			Title: "CONFIRM " + m.describe(a), Radius: msg.br, Name: m.nodeName,
-			OnConfirm: func() tea.Cmd { return m.commitCmd(a) },
-			OnRefuse:  m.refused(a),
-		})
+		m.confirmAdmin(msg.a, msg.br, "", nil)
+	case preparedMsg:
+		if m.previewChanged(msg.a, msg.err) {
+			return nil
+		}
+		if msg.err != nil {
+			return m.toast(m.describe(msg.a)+" failed: "+errText(msg.err), true)
+		}
+		return m.signAndCollect(msg.sp, m.adminThreshold())
 	case simulatedMsg:
 		if msg.err != nil {
 			return m.toast("ICE "+m.describe(msg.a)+": "+errText(msg.err), true)
@@ -285,6 +336,9 @@ func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
 		})
 	case committedMsg:
 		m.inflight--
+		if m.previewChanged(msg.a, msg.err) {
+			return nil
+		}
 		if msg.err != nil {
 			return m.toast(m.describe(msg.a)+" failed: "+errText(msg.err), true)
 		}
@@ -298,7 +352,7 @@ func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
 			if msg.n != 1 {
 				sigs = fmt.Sprintf("%d signatures", msg.n)
 			}
-			return m.toast(fmt.Sprintf("wrote proposal (%s) to %s · co-signer runs: deck ice sign %s", sigs, msg.path, msg.path), false)
+			return m.toast(fmt.Sprintf("wrote proposal (%s) to %s · co-signer runs: deck %s sign %s", sigs, msg.path, msg.group, msg.path), false)
 		}
 		return m.toast(fmt.Sprintf("exported %d lines to %s", msg.n, msg.path), false)
 	case injectedMsg:
@@ -311,7 +365,8 @@ func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
 }
 
 // signAndCollect signs with this operator's key, then either commits (threshold
-// 1) or opens the signature collector for co-signatures.
+// 1) or opens the signature collector for co-signatures. ICE proposals and
+// admin actions at an admin threshold above one take the same steps.
 func (m *Model) signAndCollect(sp api.SimulatedProposal, threshold int) tea.Cmd {
 	own, err := sp.Sign()
 	if err != nil {
@@ -320,8 +375,13 @@ func (m *Model) signAndCollect(sp api.SimulatedProposal, threshold int) tea.Cmd 
 	if threshold <= 1 {
 		return m.iceCommitCmd(sp, []api.Signature{own})
 	}
+	a := sp.Action()
+	group, title, ext := "admin", "SIGNATURES ", "adm"
+	if a.Verb.IsICE() {
+		group, title, ext = "ice", "ICE SIGNATURES ", "ice"
+	}
 	sc := &widgets.SigCollector{
-		Title: "ICE SIGNATURES " + m.describe(sp.Action()), Verb: string(sp.Action().Verb),
+		Title: title + m.describe(a), Verb: string(a.Verb),
 		Payload: sp.SigningPayload(), Threshold: threshold, ExpiresAt: sp.ExpiresAt(),
 		Now: func() time.Time { return m.c.Now }, Sigs: []api.Signature{own},
 		Name:  func(id api.NodeID) string { return tabs.OperatorName(m.c.Snap, id) },
@@ -330,17 +390,21 @@ func (m *Model) signAndCollect(sp api.SimulatedProposal, threshold int) tea.Cmd 
 			return m.iceCommitCmd(sp, sigs)
 		},
 		OnAbort: func() tea.Cmd {
-			return m.toast("ICE "+m.describe(sp.Action())+" aborted — nothing committed", false)
+			prefix := ""
+			if group == "ice" {
+				prefix = "ICE "
+			}
+			return m.toast(prefix+m.describe(a)+" aborted — nothing committed", false)
 		},
 	}
 	sc.OnExport = func() tea.Cmd {
 		payload := sp.SigningPayload()
-		name := fmt.Sprintf("deck-ice-%s-%s.ice", sp.Action().Verb, sp.IssuedAt().UTC().Format("20060102-150405"))
+		name := fmt.Sprintf("deck-%s-%s-%s.%s", group, a.Verb, sp.IssuedAt().UTC().Format("20060102-150405"), ext)
 		return m.pathPrompt("export proposal for co-signers", name, func(path string) tea.Cmd {
 			// The collected signatures are taken now, in Update: the file
 			// is what the collector held (`deck ice sign FILE` reads it).
 			sigs := append([]api.Signature(nil), sc.Sigs...)
-			return writeProposal(path, payload, sigs)
+			return writeProposal(path, group, payload, sigs)
 		})
 	}
 	m.push(sc)
@@ -400,11 +464,11 @@ func writeFile(path string, data []byte, lines int) tea.Cmd {
 	}
 }
 
-// writeProposal writes an ICE proposal file in the CLI's format.
-func writeProposal(path string, payload []byte, sigs []api.Signature) tea.Cmd {
+// writeProposal writes a proposal file in the CLI's format.
+func writeProposal(path, group string, payload []byte, sigs []api.Signature) tea.Cmd {
 	return func() tea.Msg {
 		err := os.WriteFile(path, widgets.ProposalFile(payload, sigs), ExportFileMode)
-		return exportedMsg{path: path, proposal: true, n: len(sigs), err: err}
+		return exportedMsg{path: path, proposal: true, group: group, n: len(sigs), err: err}
 	}
 }
 

@@ -461,3 +461,95 @@ func TestTinyTerminalDoesNotPanic(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainStalePreviewAsksAgain: the cluster changes between the preview
+// the operator confirmed and the commit, so the drain would move replicas
+// and daemons elsewhere than shown. Nothing is committed; the new preview
+// comes up with what changed, and a YES on it commits.
+func TestDrainStalePreviewAsksAgain(t *testing.T) {
+	c := quiet()
+	m := newTestModel(t, c, 100, 40, nil)
+	press(t, m, "j", "j", "j", "j", "j", "d", "type:5m", "enter") // straylight
+	first, ok := m.modals[len(m.modals)-1].(*widgets.Confirm)
+	if !ok {
+		t.Fatalf("no confirm modal: %T", m.modals)
+	}
+	// Every node the drain moved something onto is cordoned meanwhile.
+	to := map[api.NodeID]bool{}
+	for _, r := range first.Radius.Replicas {
+		to[r.To] = true
+	}
+	for _, d := range first.Radius.Migrated {
+		to[d.To] = true
+	}
+	delete(to, 0)
+	if len(to) == 0 {
+		t.Fatal("the drain preview moves nothing onto another node")
+	}
+	next := *c.Snapshot()
+	next.Nodes = append(next.Nodes[:0:0], next.Nodes...)
+	for i := range next.Nodes {
+		if to[next.Nodes[i].ID] {
+			next.Nodes[i].Cordoned = true
+		}
+	}
+	c.SetSnapshot(&next)
+
+	press(t, m, "type:YES", "enter")
+	if got := c.Committed(); len(got) != 0 {
+		t.Fatalf("committed %+v against a stale preview", got)
+	}
+	again, ok := m.modals[len(m.modals)-1].(*widgets.Confirm)
+	if !ok || again == first {
+		t.Fatalf("the new preview is not up: %T", m.modals)
+	}
+	if len(again.Changed) == 0 {
+		t.Fatalf("the new modal does not show the changed projection: changed %q", again.Changed)
+	}
+	for _, ch := range again.Changed {
+		if strings.Contains(ch, "0x") {
+			t.Errorf("change %q names a node by id, not by name", ch)
+		}
+	}
+	if f := frame(t, m); !strings.Contains(f, "changed since you confirmed") || !strings.Contains(f, "no longer") {
+		t.Fatalf("the frame does not say what changed:\n%s", f)
+	}
+	press(t, m, "type:YES", "enter")
+	if got := c.Committed(); len(got) != 1 || got[0].Verb != api.VerbDrain || got[0].Node != decktest.Straylight {
+		t.Fatalf("committed %+v after confirming the new preview", got)
+	}
+	if toast := currentToast(m); !strings.Contains(toast, "committed drain straylight") {
+		t.Fatalf("toast %q", toast)
+	}
+}
+
+// TestAdminThresholdTwoCollectsSignatures: at an admin threshold of 2 a
+// confirmed cordon opens the signature collector like ICE does, and commits
+// only with a second operator's signature.
+func TestAdminThresholdTwoCollectsSignatures(t *testing.T) {
+	c := quiet()
+	snap := *c.Snapshot()
+	snap.AdminThreshold = 2
+	c.SetSnapshot(&snap)
+	m := newTestModel(t, c, 100, 40, nil)
+	press(t, m, "j", "j", "j", "j", "j", "c", "type:YES", "enter") // cordon straylight
+	sc, ok := m.modals[len(m.modals)-1].(*widgets.SigCollector)
+	if !ok {
+		t.Fatalf("admin threshold 2 did not open the signature collector: %T", m.modals)
+	}
+	if !strings.Contains(frame(t, m), "SIGNATURES cordon straylight") {
+		t.Fatalf("collector title:\n%s", frame(t, m))
+	}
+	press(t, m, "enter")
+	if len(c.Committed()) != 0 || !strings.Contains(sc.In.Err, "need 1 more") {
+		t.Fatalf("committed on one signature (err %q)", sc.In.Err)
+	}
+	run(t, m, tea.PasteMsg{Content: widgets.FormatSignature(decktest.SignAs("bob", sc.Payload))})
+	press(t, m, "enter", "enter")
+	if got := c.Committed(); len(got) != 1 || got[0].Verb != api.VerbCordon || got[0].Node != decktest.Straylight {
+		t.Fatalf("committed %+v (toasts %q, collector err %q)", got, allToasts(m), sc.In.Err)
+	}
+	if toast := currentToast(m); !strings.Contains(toast, "committed cordon straylight") {
+		t.Fatalf("toast %q", toast)
+	}
+}

@@ -99,7 +99,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		return m, nil
-	case previewMsg, simulatedMsg, committedMsg, exportedMsg, injectedMsg:
+	case previewMsg, preparedMsg, simulatedMsg, committedMsg, exportedMsg, injectedMsg:
 		return m, m.flowResult(msg)
 	case tea.PasteMsg:
 		switch {

@@ -24,10 +24,13 @@ const (
 // Confirm shows an action's blast radius and commits only on a typed YES.
 // Any other text (or Esc) refuses: OnRefuse runs and nothing is committed.
 type Confirm struct {
-	Title     string
-	Radius    api.BlastRadius
-	Name      func(api.NodeID) string // node id → display name
-	Note      string                  // e.g. "ICE · 2 signatures required"
+	Title  string
+	Radius api.BlastRadius
+	Name   func(api.NodeID) string // node id → display name
+	Note   string                  // e.g. "ICE · 2 signatures required"
+	// Changed lists what moves differently from the preview the operator
+	// confirmed before (the node refused that commit); empty on a first ask.
+	Changed   []string
 	In        Input
 	OnConfirm func() tea.Cmd
 	OnRefuse  func(typed string) tea.Cmd
@@ -78,6 +81,9 @@ func (c *Confirm) View(th *common.Theme, _ time.Time, w int) (string, []string) 
 	lines := BlastLines(th, c.Radius, c.name, w)
 	if c.Note != "" {
 		lines = append(lines, th.Paint(common.ToneWarn, Truncate(c.Note, w)))
+	}
+	for _, ch := range c.Changed {
+		lines = append(lines, th.Paint(common.ToneWarn, Truncate("  · "+ch, w)))
 	}
 	lines = append(lines, "")
 	lines = append(lines, c.In.View(th, "Type YES to confirm:", w)...)

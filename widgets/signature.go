@@ -10,20 +10,19 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/command"
 )
 
 // SignaturePrefix starts the text form of a co-signature.
-const SignaturePrefix = command.SignaturePrefix
+const SignaturePrefix = api.SignaturePrefix
 
 // FormatSignature renders a signature in the pasteable text form
-// "deck-sig:<operator id hex>:<base64 sig>" (node/command's format, so the
-// CLI's `deck ice sign` output pastes here unchanged).
-func FormatSignature(s api.Signature) string { return command.FormatSignature(s) }
+// "deck-sig:<operator id hex>:<base64 sig>" (node/api's codec, so the CLI's
+// `deck ice sign` output pastes here unchanged).
+func FormatSignature(s api.Signature) string { return api.FormatSignature(s) }
 
 // ParseSignature parses the text form; it never panics on bad input and
 // names what is wrong.
-func ParseSignature(text string) (api.Signature, error) { return command.ParseSignature(text) }
+func ParseSignature(text string) (api.Signature, error) { return api.ParseSignature(text) }
 
 // SigCollector gathers ICE co-signatures up to a threshold. Each pasted
 // line is parsed and checked (Check: SimulatedProposal.Check) as it arrives;
@@ -205,51 +204,25 @@ func (s *SigCollector) View(th *common.Theme, now time.Time, w int) (string, []s
 	return s.Title, lines
 }
 
-// ProposalHeader starts an exported ICE proposal file. The format is the
-// CLI's (`deck ice VERB --sign-only --out F`, `deck ice sign F`,
-// `deck ice commit F`): the header line, the signing payload in base64 on
-// one line, then one "deck-sig:…" line per signature already collected.
-const ProposalHeader = "deck-ice-proposal-v1"
+// ProposalHeader starts an exported ICE proposal file (node/api's codec,
+// the CLI's format: `deck ice VERB --sign-only --out F`, `deck ice sign F`,
+// `deck ice commit F`).
+const ProposalHeader = api.ICEProposalHeader
 
 // MaxProposalFileBytes bounds what ParseProposalFile accepts.
-const MaxProposalFileBytes = 1 << 20
+const MaxProposalFileBytes = api.MaxProposalFileBytes
 
-// ProposalFile renders payload and sigs in the proposal file format.
+// ProposalFile renders payload and sigs in the proposal file format; the
+// header (ICE or admin) follows the payload.
 func ProposalFile(payload []byte, sigs []api.Signature) []byte {
-	var b strings.Builder
-	b.WriteString(ProposalHeader + "\n")
-	b.WriteString(base64.StdEncoding.EncodeToString(payload) + "\n")
-	for _, s := range sigs {
-		b.WriteString(FormatSignature(s) + "\n")
-	}
-	return []byte(b.String())
+	return api.ProposalFile{Payload: payload, Sigs: sigs}.Marshal()
 }
 
-// ParseProposalFile reads the proposal file format back; blank lines and
-// surrounding spaces are ignored, as the CLI does.
+// ParseProposalFile reads the proposal file format back (api.ParseProposalFile).
 func ParseProposalFile(data []byte) (payload []byte, sigs []api.Signature, err error) {
-	if len(data) > MaxProposalFileBytes {
-		return nil, nil, fmt.Errorf("proposal file is %d bytes (max %d)", len(data), MaxProposalFileBytes)
-	}
-	var lines []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) < 2 || lines[0] != ProposalHeader {
-		return nil, nil, fmt.Errorf("not a deck ICE proposal (want %q on the first line)", ProposalHeader)
-	}
-	payload, err = base64.StdEncoding.DecodeString(lines[1])
+	p, err := api.ParseProposalFile(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("proposal payload: %w", err)
+		return nil, nil, err
 	}
-	for _, l := range lines[2:] {
-		s, err := ParseSignature(l)
-		if err != nil {
-			return nil, nil, fmt.Errorf("proposal signature: %w", err)
-		}
-		sigs = append(sigs, s)
-	}
-	return payload, sigs, nil
+	return p.Payload, p.Sigs, nil
 }

@@ -267,9 +267,12 @@ proposal for co-signers (deck admin sign, deck admin commit).`,
 
 // runAdminAction previews a (an admin or registry action), applies the
 // commit gate and then signs and exports it (--sign-only) or commits it:
-// through commit when given (the Client's registry calls), else
-// Admin().Commit. A one-signature commit on a cluster whose admin threshold
-// is above 1 is refused before anything is signed.
+// through commit when given (the Client's registry calls), else bound to
+// the preview printed (Admin().Prepare, sign, commit): when the projection
+// recomputed at commit moves anything differently, nothing is committed and
+// the new preview is printed (stalePreview, exit 8). A one-signature commit
+// on a cluster whose admin threshold is above 1 is refused before anything
+// is signed.
 func runAdminAction(cmd *cobra.Command, stdio IO, out string, s *session, a api.Action, f actionFlags, so signOnlyFlags,
 	commit func(context.Context) (api.Receipt, error)) error {
 	ctx := cmd.Context()
@@ -285,9 +288,9 @@ func runAdminAction(cmd *cobra.Command, stdio IO, out string, s *session, a api.
 	}
 	if so.signOnly {
 		printPreview(stdio.Err, br, nm)
-		sim, err := s.client.PrepareAdmin(ctx, a)
+		sim, err := s.client.Admin().Prepare(ctx, br)
 		if err != nil {
-			return err
+			return stalePreview(stdio, err, nm)
 		}
 		return writeSignedProposal(stdio, out, "admin", so.out, threshold, sim)
 	}
@@ -298,9 +301,22 @@ func runAdminAction(cmd *cobra.Command, stdio IO, out string, s *session, a api.
 		return nil
 	}
 	if commit == nil {
-		commit = func(ctx context.Context) (api.Receipt, error) { return s.client.Admin().Commit(ctx, a) }
+		commit = func(ctx context.Context) (api.Receipt, error) {
+			sim, err := s.client.Admin().Prepare(ctx, br)
+			if err != nil {
+				return api.Receipt{}, err
+			}
+			sig, err := sim.Sign()
+			if err != nil {
+				return api.Receipt{}, err
+			}
+			return sim.Commit(ctx, []api.Signature{sig})
+		}
 	}
 	rcpt, err := commit(ctx)
+	if errors.Is(err, api.ErrPreviewChanged) {
+		return stalePreview(stdio, err, nm)
+	}
 	if errors.Is(err, api.ErrFrozen) {
 		return fmt.Errorf("%w (admin commands wait until the freeze ends; `deck status` shows it, `deck ice thaw-cluster` lifts it)", err)
 	}
@@ -312,6 +328,28 @@ func runAdminAction(cmd *cobra.Command, stdio IO, out string, s *session, a api.
 
 // confirmPrompt is what a terminal is asked before a commit.
 const confirmPrompt = "Type YES to confirm: "
+
+// stalePreview reports a commit refused because the blast radius changed
+// since it was confirmed: what moves differently, then the new preview, on
+// stderr. The error keeps api.ErrPreviewChanged, so the exit code is 8
+// (refused, DESIGN §7): the confirmation given does not hold for what would
+// now happen, exactly as if it had been refused, and running the command
+// again asks about the new preview (a script's --yes is its confirmation:
+// it too must not stand for a projection it never saw). Any other error
+// passes through.
+func stalePreview(stdio IO, err error, nm names) error {
+	var pc *api.PreviewChangedError
+	if !errors.As(err, &pc) {
+		return err
+	}
+	fmt.Fprintln(stdio.Err, "deck: the blast radius changed since it was confirmed; nothing was committed:")
+	for _, c := range pc.Changes {
+		fmt.Fprintln(stdio.Err, "  · "+c)
+	}
+	fmt.Fprintln(stdio.Err, "the blast radius now:")
+	printPreview(stdio.Err, pc.Preview, nm)
+	return fmt.Errorf("%w: nothing committed; run the command again (or propose again with --sign-only) to confirm the new preview", api.ErrPreviewChanged)
+}
 
 // confirm prints the preview and applies the commit gate: --preview stops
 // after printing; --yes passes; a terminal must type YES; anything else is

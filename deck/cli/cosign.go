@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -27,20 +25,8 @@ import (
 // refused by the other, so nobody co-signs an ICE proposal believing it is
 // routine.
 
-// Proposal file headers: the first line of an exported proposal, then the
-// signing payload in base64, then one signature line per operator who signed
-// it.
-const (
-	proposalHeader      = "deck-ice-proposal-v1"
-	adminProposalHeader = "deck-admin-proposal-v1"
-)
-
-func headerOf(group string) string {
-	if group == "ice" {
-		return proposalHeader
-	}
-	return adminProposalHeader
-}
+// The proposal file format is node/api's (api.ProposalFile), shared with
+// the TUI's export.
 
 // signOnlyFlags are --sign-only and --out, shared by ICE verbs, admin verbs
 // and the operator registry commands.
@@ -219,11 +205,19 @@ proposal.`
 			}
 			nm := namesOf(s.client.Snapshot())
 			distinct := map[identity.NodeID]bool{}
+			// A rotation's new key signs too, but is not yet an operator:
+			// it does not count towards the threshold (the fold's rule).
+			var rotatedTo identity.NodeID
+			if a := sim.Action(); a.Verb == api.VerbRotateOperator {
+				rotatedTo = identity.IDFromPublicKey(a.OperatorKey)
+			}
 			for _, sig := range sigs {
 				if err := sim.Check(sig); err != nil {
 					return fmt.Errorf("signature of %s: %w", nm.operator(sig.Operator), err)
 				}
-				distinct[sig.Operator] = true
+				if sig.Operator != rotatedTo {
+					distinct[sig.Operator] = true
+				}
 			}
 			need := s.client.AdminThreshold()
 			if group == "ice" {
@@ -240,6 +234,9 @@ proposal.`
 					s.client.Cluster(), need)
 			}
 			rcpt, err := sim.Commit(cmd.Context(), sigs)
+			if errors.Is(err, api.ErrPreviewChanged) {
+				return stalePreview(stdio, err, nm)
+			}
 			if errors.Is(err, api.ErrFrozen) {
 				return fmt.Errorf("%w (admin commands wait until the freeze ends; `deck status` shows it, `deck ice thaw-cluster` lifts it)", err)
 			}
@@ -253,23 +250,19 @@ proposal.`
 	return cmd
 }
 
-// writeProposal writes a proposal file, refusing to replace an existing one.
+// writeProposal writes a proposal file (node/api's codec, the one the TUI
+// exports with), refusing to replace an existing one.
 func writeProposal(path, group string, payload []byte, sigs []api.Signature) error {
-	var b strings.Builder
-	b.WriteString(headerOf(group) + "\n")
-	b.WriteString(base64.StdEncoding.EncodeToString(payload) + "\n")
-	for _, s := range sigs {
-		b.WriteString(command.FormatSignature(s) + "\n")
+	pf := api.ProposalFile{Payload: payload, Sigs: sigs}
+	if pf.Group() != group {
+		return fmt.Errorf("%w: %s payload written as a %s proposal", api.ErrInvalid, pf.Group(), group)
 	}
-	err := identity.WriteFileAtomic(path, []byte(b.String()), 0o600, true)
+	err := identity.WriteFileAtomic(path, pf.Marshal(), 0o600, true)
 	if errors.Is(err, identity.ErrExists) {
 		return fmt.Errorf("%w: %s: a proposal file is never overwritten", api.ErrExists, path)
 	}
 	return err
 }
-
-// maxProposalFileBytes bounds what readProposal reads.
-const maxProposalFileBytes = 1 << 20
 
 // readProposal reads a proposal file of group ("ice" or "admin"); a file of
 // the other group is refused with the command that takes it.
@@ -279,49 +272,20 @@ func readProposal(path, group string) ([]byte, []api.Signature, error) {
 		return nil, nil, fmt.Errorf("%w: proposal: %v", api.ErrNotFound, err)
 	}
 	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	sc.Buffer(make([]byte, 64<<10), maxProposalFileBytes)
-	var lines []string
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	data, err := io.ReadAll(io.LimitReader(fh, api.MaxProposalFileBytes+1))
+	if err != nil {
 		return nil, nil, fmt.Errorf("%w: proposal %s: %v", api.ErrInvalid, path, err)
 	}
-	if len(lines) < 2 || (lines[0] != proposalHeader && lines[0] != adminProposalHeader) {
-		return nil, nil, fmt.Errorf("%w: %s is not a deck proposal file", api.ErrInvalid, path)
-	}
-	payload, err := base64.StdEncoding.DecodeString(lines[1])
+	pf, err := api.ParseProposalFile(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: proposal payload: %v", api.ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	fileGroup := "admin"
-	if lines[0] == proposalHeader {
-		fileGroup = "ice"
-	}
-	prefix := command.AdminPrefix
-	if fileGroup == "ice" {
-		prefix = command.ICEPrefix
-	}
-	if !bytes.HasPrefix(payload, []byte(prefix)) {
-		return nil, nil, fmt.Errorf("%w: %s: its header says %s but the payload is not", api.ErrInvalid, path, fileGroup)
-	}
-	if fileGroup != group {
+	if fileGroup := pf.Group(); fileGroup != group {
 		kind := "an admin"
 		if fileGroup == "ice" {
 			kind = "an ICE"
 		}
 		return nil, nil, usageErr("%s is %s proposal: co-sign and commit it with deck %s sign / deck %s commit", path, kind, fileGroup, fileGroup)
 	}
-	var sigs []api.Signature
-	for _, l := range lines[2:] {
-		s, err := command.ParseSignature(l)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: proposal signature: %v", api.ErrInvalid, err)
-		}
-		sigs = append(sigs, s)
-	}
-	return payload, sigs, nil
+	return pf.Payload, pf.Sigs, nil
 }

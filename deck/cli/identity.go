@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 )
@@ -153,19 +154,33 @@ func printIdentity(cmd *cobra.Command, stdio IO, name string, id identity.NodeID
 }
 
 func rotateCmd(stdio IO) *cobra.Command {
-	return &cobra.Command{
+	var so signOnlyFlags
+	cmd := &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Replace NAME's key; the rotation is signed by the old and new key and committed to the ledger",
 		Long: `rotate writes a new key for NAME, keeps the old one as NAME.key.old-<unix>, and
-commits a rotate-operator event, signed by both keys, to the cluster's admin chain.`,
+commits a rotate-operator event, signed by both keys, to the cluster's admin chain.
+When the cluster's admin threshold is above 1, the rotation also needs other
+operators' signatures, as every admin event does:
+  deck identity rotate NAME --sign-only --out r.adm   # old and new key sign, writes the payload
+  deck admin sign r.adm --identity bob                 # another operator prints a signature line
+  deck admin commit r.adm --sig 'deck-sig:…'           # anyone commits, within 60 s`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			if err := so.check(&actionFlags{}); err != nil {
+				return err
+			}
 			e, err := loadEnv(stdio)
 			if err != nil {
 				return err
 			}
 			store := e.dirs.Operators()
-			if _, err := store.Load(args[0]); err != nil {
+			old, err := store.Load(args[0])
+			if err != nil {
 				return err
 			}
 			// Join with the old key as the signer first: a cluster we cannot
@@ -176,13 +191,38 @@ commits a rotate-operator event, signed by both keys, to the cluster's admin cha
 				return err
 			}
 			defer s.Close()
+			// Refuse a one-signature rotation the cluster would refuse
+			// before the key on disk changes.
+			threshold := s.client.AdminThreshold()
+			if !so.signOnly && threshold > 1 {
+				return belowThreshold("admin", s.client.Cluster(), threshold)
+			}
 			_, fresh, err := store.Rotate(args[0])
 			if err != nil {
 				return err
 			}
+			const keptNote = "(the new key is on disk; the old one is kept beside it)"
+			if so.signOnly {
+				a := api.Action{Verb: api.VerbRotateOperator, OperatorID: old.ID, OperatorKey: fresh.Public}
+				sim, err := s.client.PrepareAdmin(cmd.Context(), a)
+				if err != nil {
+					return fmt.Errorf("%w %s", err, keptNote)
+				}
+				oldSig, err := sim.Sign()
+				if err != nil {
+					return fmt.Errorf("%w %s", err, keptNote)
+				}
+				newSig := api.Signature{Operator: fresh.ID, Sig: fresh.Sign(sim.SigningPayload())}
+				if err := writeProposal(so.out, "admin", sim.SigningPayload(), []api.Signature{oldSig, newSig}); err != nil {
+					return fmt.Errorf("%w %s", err, keptNote)
+				}
+				fmt.Fprintf(stdio.Err, "new key for %s: %s (%s); the cluster knows it once the rotation commits\n",
+					args[0], fresh.ID, store.KeyPath(args[0]))
+				return printProposalWritten(stdio, out, "admin", so.out, threshold, sim)
+			}
 			rcpt, err := s.client.RotateOperator(cmd.Context(), identity.KeySigner{K: fresh})
 			if err != nil {
-				return fmt.Errorf("%w (the new key is on disk; the old one is kept beside it)", err)
+				return fmt.Errorf("%w %s", err, keptNote)
 			}
 			if err := printIdentity(cmd, stdio, args[0], fresh.ID, identity.PublicKeyString(fresh.Public), store.KeyPath(args[0])); err != nil {
 				return err
@@ -191,4 +231,6 @@ commits a rotate-operator event, signed by both keys, to the cluster's admin cha
 			return nil
 		},
 	}
+	so.register(cmd)
+	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -297,6 +298,36 @@ func (a adminCmds) Commit(ctx context.Context, act api.Action) (api.Receipt, err
 	return a.c.record(act, false, nil)
 }
 
+// Prepare is the admin path of a console that showed a preview: it
+// recomputes the projection and refuses, with the new one, when it moves
+// anything differently from confirmed (the node's command.PreviewChanged).
+func (a adminCmds) Prepare(ctx context.Context, confirmed api.BlastRadius) (api.SimulatedProposal, error) {
+	act := confirmed.Action
+	if act.Verb.IsICE() {
+		return nil, fmt.Errorf("%s is an ICE verb: %w", act.Verb, api.ErrInvalid)
+	}
+	if _, ok, why := a.c.Operator(); !ok {
+		return nil, fmt.Errorf("%s: %w", why, api.ErrPermission)
+	}
+	br, err := project(a.c.Snapshot(), act)
+	if err != nil {
+		return nil, err
+	}
+	if err := command.PreviewChanged(&confirmed, &br); err != nil {
+		return nil, err
+	}
+	a.c.mu.Lock()
+	a.c.nonce++
+	nonce := a.c.nonce
+	issued := a.c.clock()
+	a.c.mu.Unlock()
+	moves := command.HashMoves(&br)
+	payload := fmt.Appendf(nil, api.AdminPayloadPrefix+"%s|%s|nonce-%d|%d|%x", act.Verb, act.Target(), nonce, issued.UnixMilli(), moves)
+	return &simulated{c: a.c, a: act, br: br, payload: payload, issued: issued, admin: true}, nil
+}
+
+func (a adminCmds) Threshold() int { return a.c.Snapshot().AdminThreshold }
+
 type iceCmds struct{ c *Client }
 
 func (i iceCmds) FreezeCluster(ctx context.Context, reason string, ttl time.Duration) (api.Proposal, error) {
@@ -376,6 +407,7 @@ type simulated struct {
 	payload  []byte
 	issued   time.Time
 	consumed bool
+	admin    bool // prepared by Admin().Prepare: admin threshold, what moves rechecked at commit
 }
 
 func (s *simulated) Action() api.Action           { return s.a }
@@ -420,8 +452,22 @@ func (s *simulated) Commit(ctx context.Context, sigs []api.Signature) (api.Recei
 		seen[sig.Operator] = true
 		valid = append(valid, sig)
 	}
-	if th := s.c.Snapshot().ICEThreshold; len(valid) < th {
+	th := s.c.Snapshot().ICEThreshold
+	if s.admin {
+		th = s.c.Snapshot().AdminThreshold
+	}
+	if len(valid) < th {
 		return api.Receipt{}, fmt.Errorf("%d of %d: %w", len(valid), th, api.ErrBelowThreshold)
+	}
+	if s.admin {
+		now, err := project(s.c.Snapshot(), s.a)
+		if err != nil {
+			return api.Receipt{}, err
+		}
+		if err := command.PreviewChanged(&s.br, &now); err != nil {
+			return api.Receipt{}, err
+		}
+		return adminCmds{s.c}.Commit(ctx, s.a)
 	}
 	return s.c.record(s.a, true, valid)
 }

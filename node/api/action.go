@@ -153,7 +153,7 @@ type BlastRadius struct {
 	StabilityBefore float64 // fraction of assignments unchanged, 0..1
 	StabilityAfter  float64
 	Warnings        []string
-	Hash            [32]byte // binds an ICE proposal to this projection
+	Hash            [32]byte // binds an ICE proposal to this projection (admin events bind what moves)
 	SnapshotGen     uint64
 }
 
@@ -179,8 +179,17 @@ type AdminCommands interface {
 	RestartAllDaemons(ctx context.Context, node NodeID) (Receipt, error)
 	ClearAvoidList(ctx context.Context, node NodeID) (Receipt, error)
 	RestartDaemon(ctx context.Context, daemon string) (Receipt, error)
-	// Commit commits any admin Action (the verbs above route here).
+	// Commit commits any admin Action (the verbs above route here) against
+	// the projection it computes itself: for callers that showed none.
 	Commit(ctx context.Context, a Action) (Receipt, error)
+	// Prepare builds confirmed.Action ready to sign, bound to the projection
+	// the operator confirmed: it recomputes the projection and, when that
+	// moves anything differently, returns a *PreviewChangedError (wrapping
+	// ErrPreviewChanged) with the new one instead. The proposal's Commit
+	// checks again. This is the path of every console that shows a preview.
+	Prepare(ctx context.Context, confirmed BlastRadius) (SimulatedProposal, error)
+	// Threshold is the admin threshold: how many operators sign an event.
+	Threshold() int
 }
 
 // IceCommands start break-glass proposals.

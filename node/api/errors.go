@@ -52,7 +52,9 @@ func ExitCode(err error) int {
 		return ExitNotConnected
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return ExitTimeout
-	case errors.Is(err, ErrRefused):
+	case errors.Is(err, ErrRefused), errors.Is(err, ErrPreviewChanged):
+		// A stale preview is a refused confirmation: the operator said YES
+		// to a projection that no longer holds.
 		return ExitRefused
 	}
 	return ExitFailure

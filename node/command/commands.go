@@ -90,10 +90,31 @@ func (c *Commands) nonce() (Nonce, error) {
 }
 
 // Prepare builds, previews and checks an admin or registry event and
-// returns it ready to sign. Admin().Commit uses it with the local signature
-// alone; when the admin threshold is above one, its SigningPayload goes to
-// co-signers exactly like an ICE payload.
+// returns it ready to sign, bound to the projection it computes (its
+// HashMoves is the event's BlastHash). Admin().Commit uses it with the local
+// signature alone; when the admin threshold is above one, its
+// SigningPayload goes to co-signers exactly like an ICE payload.
 func (c *Commands) Prepare(ctx context.Context, a api.Action) (api.SimulatedProposal, error) {
+	return asProposal(c.prepare(ctx, a, nil))
+}
+
+// PrepareConfirmed is Prepare bound to the projection the operator
+// confirmed: when the projection recomputed now moves anything differently
+// it returns an *api.PreviewChangedError with the new one and prepares
+// nothing.
+func (c *Commands) PrepareConfirmed(ctx context.Context, confirmed api.BlastRadius) (api.SimulatedProposal, error) {
+	return asProposal(c.prepare(ctx, confirmed.Action, &confirmed))
+}
+
+// asProposal keeps a nil *simulated from becoming a non-nil interface.
+func asProposal(s *simulated, err error) (api.SimulatedProposal, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c *Commands) prepare(ctx context.Context, a api.Action, confirmed *api.BlastRadius) (*simulated, error) {
 	if c.cfg.Signer == nil {
 		return nil, ErrNoSigner
 	}
@@ -109,13 +130,20 @@ func (c *Commands) Prepare(ctx context.Context, a api.Action) (api.SimulatedProp
 	if err != nil {
 		return nil, err
 	}
+	if confirmed != nil {
+		seen := *confirmed
+		seen.Action = normalizeAction(seen.Action)
+		if err := PreviewChanged(&seen, &br); err != nil {
+			return nil, err
+		}
+	}
 	n, err := c.nonce()
 	if err != nil {
 		return nil, err
 	}
 	st := c.cfg.Source.AdminState()
 	body := Body{Kind: kind, Cluster: st.Cluster(), Action: a, Proposer: c.cfg.Signer.SignerID(),
-		Nonce: n, IssuedAtMs: c.cfg.Now().UnixMilli()}
+		Nonce: n, IssuedAtMs: c.cfg.Now().UnixMilli(), BlastHash: HashMoves(&br)}
 	return c.newSimulated(body, br)
 }
 
@@ -172,6 +200,15 @@ type adminCommands struct{ c *Commands }
 
 func (ac adminCommands) Commit(ctx context.Context, a api.Action) (api.Receipt, error) {
 	return ac.c.commitAdmin(ctx, a, nil)
+}
+
+func (ac adminCommands) Prepare(ctx context.Context, confirmed api.BlastRadius) (api.SimulatedProposal, error) {
+	return ac.c.PrepareConfirmed(ctx, confirmed)
+}
+
+func (ac adminCommands) Threshold() int {
+	admin, _ := ac.c.cfg.Source.AdminState().Thresholds()
+	return admin
 }
 
 func (ac adminCommands) node(ctx context.Context, v api.Verb, n identity.NodeID, d time.Duration) (api.Receipt, error) {
@@ -287,6 +324,9 @@ func (ic iceCommands) Load(ctx context.Context, payload []byte) (api.SimulatedPr
 	}
 	if body.Kind == KindICE && br.Hash != body.BlastHash {
 		br.Warnings = append(br.Warnings, "the projection on this node differs from the one the proposer signed: the cluster changed since, review before signing")
+	}
+	if body.Kind != KindICE && body.BlastHash != ([32]byte{}) && HashMoves(&br) != body.BlastHash {
+		br.Warnings = append(br.Warnings, "what this action moves differs from what the proposer confirmed: the commit will be refused until it is proposed again")
 	}
 	sp, err := c.newSimulated(body, br)
 	if err != nil {
@@ -432,6 +472,9 @@ func (s *simulated) Commit(ctx context.Context, sigs []api.Signature) (api.Recei
 	if len(sigs) == 0 {
 		return api.Receipt{}, reject(ErrBelowThreshold, "no signatures")
 	}
+	if err := s.unchanged(ctx); err != nil {
+		return api.Receipt{}, err
+	}
 	ev, err := NewEvent(s.body, sigs)
 	if err != nil {
 		return api.Receipt{}, err
@@ -452,6 +495,28 @@ func (s *simulated) Commit(ctx context.Context, sigs []api.Signature) (api.Recei
 		CommittedAt: s.c.cfg.Now(),
 		Seq:         seq,
 	}, nil
+}
+
+// unchanged recomputes an admin or registry event's projection on the
+// committing console and refuses the commit when it no longer moves what the
+// signers confirmed (the event's BlastHash). ICE events bind their whole
+// projection at Simulate and are checked by their co-signers on Load.
+func (s *simulated) unchanged(ctx context.Context) error {
+	if s.body.Kind == KindICE || s.body.BlastHash == ([32]byte{}) {
+		return nil
+	}
+	now, err := s.c.Preview(ctx, s.body.Action)
+	if err != nil {
+		return err
+	}
+	if HashMoves(&now) == s.body.BlastHash {
+		return nil
+	}
+	changes := DiffMoves(&s.br, &now)
+	if len(changes) == 0 {
+		changes = []string{"what moves differs from the projection the proposer confirmed"}
+	}
+	return &api.PreviewChangedError{Changes: changes, Preview: now}
 }
 
 func cloneRadius(br api.BlastRadius) api.BlastRadius {

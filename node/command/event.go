@@ -18,8 +18,8 @@ import (
 // Domain-separation prefixes. An operator key signs nothing else with these
 // prefixes, so a signature made for one purpose never verifies for another.
 const (
-	AdminPrefix = "deck-admin-v1:"
-	ICEPrefix   = "net-deck-ice:"
+	AdminPrefix = api.AdminPayloadPrefix
+	ICEPrefix   = api.ICEPayloadPrefix
 )
 
 // bodyVersion is the first byte of every canonical body.
@@ -48,8 +48,9 @@ func (id EventID) Compare(o EventID) int { return bytes.Compare(id[:], o[:]) }
 // Body is what an event's signatures cover. Cluster binds it to one cluster
 // (a payload signed for one cluster cannot be replayed on another that shares
 // operators); Proposer is the operator who issued it and must be among the
-// valid signers; BlastHash binds an ICE proposal to the projection its
-// signers were shown (zero for other kinds).
+// valid signers; BlastHash binds the event to the projection its signers
+// were shown: HashBlastRadius for ICE, HashMoves (what moves) for admin and
+// registry events (zero on those committed before they carried it).
 type Body struct {
 	Kind       Kind
 	Cluster    string
@@ -94,9 +95,9 @@ func (b *Body) Validate() error {
 	if b.Kind == KindICE && zero {
 		return reject(ErrMalformed, "ICE event without a blast-radius hash")
 	}
-	if b.Kind != KindICE && !zero {
-		return reject(ErrMalformed, "blast-radius hash on a %s event", b.Kind)
-	}
+	// Admin and registry events carry the HashMoves of the projection their
+	// signers confirmed; events committed before that carry zero, and stay
+	// valid.
 	return nil
 }
 
