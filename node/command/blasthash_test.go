@@ -8,6 +8,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/identity/identitytest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -43,7 +44,7 @@ func receiversDown(t *testing.T, cs *snapshot.ClusterSnapshot, br api.BlastRadiu
 func TestPrepareRefusesStalePreview(t *testing.T) {
 	cs, spec := buildCluster(t, 6, 4, 2, 2, 0.1)
 	r := newRig(t, genesisOf(t, 1, 1, "alice"), cs, spec)
-	c := r.console(t, testKey(t, "alice"))
+	c := r.console(t, identitytest.Key(t, "alice"))
 	drain := api.Action{Verb: api.VerbDrain, Node: cs.Nodes[0].ID, Duration: 5 * time.Minute}
 	confirmed, err := c.Preview(t.Context(), drain)
 	if err != nil {
@@ -99,7 +100,7 @@ func TestPrepareRefusesStalePreview(t *testing.T) {
 func TestCommitRefusesChangedProjection(t *testing.T) {
 	cs, spec := buildCluster(t, 6, 4, 2, 2, 0.1)
 	r := newRig(t, genesisOf(t, 1, 1, "alice"), cs, spec)
-	c := r.console(t, testKey(t, "alice"))
+	c := r.console(t, identitytest.Key(t, "alice"))
 	drain := api.Action{Verb: api.VerbDrain, Node: cs.Nodes[0].ID, Duration: 5 * time.Minute}
 	confirmed, err := c.Preview(t.Context(), drain)
 	if err != nil {
