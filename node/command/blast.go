@@ -11,7 +11,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -19,16 +19,16 @@ import (
 const blastHashPrefix = "deck-blast-v1:"
 
 // Preview projects the blast radius of a over cs and spec: it runs MeshOS's
-// own placement (meshos.PlaceWith) on cs as it is and on a copy with the
+// own placement (placement.PlaceWith) on cs as it is and on a copy with the
 // action applied, and diffs the two. cs is never modified.
-func Preview(cs *snapshot.ClusterSnapshot, spec meshos.Spec, a api.Action) (api.BlastRadius, error) {
+func Preview(cs *snapshot.ClusterSnapshot, spec placement.Spec, a api.Action) (api.BlastRadius, error) {
 	return PreviewWith(cs, spec, nil, a)
 }
 
 // PreviewWith is Preview on cs with the admin state's current intent
 // overlaid first (cordons and maintenance already committed but not yet
 // reported by the nodes), the way MeshOS sees the cluster. st may be nil.
-func PreviewWith(cs *snapshot.ClusterSnapshot, spec meshos.Spec, st *AdminState, a api.Action) (api.BlastRadius, error) {
+func PreviewWith(cs *snapshot.ClusterSnapshot, spec placement.Spec, st *AdminState, a api.Action) (api.BlastRadius, error) {
 	a = normalizeAction(a)
 	if err := ValidateAction(&a); err != nil {
 		return api.BlastRadius{}, err
@@ -38,16 +38,16 @@ func PreviewWith(cs *snapshot.ClusterSnapshot, spec meshos.Spec, st *AdminState,
 	}
 	p := &projection{a: a, spec: spec}
 	p.base = cs
-	p.opts = meshos.Options{}
+	p.opts = placement.Options{}
 	if st != nil {
 		in := st.Intent()
-		p.base = meshos.ApplyIntent(cs, in)
-		p.opts = meshos.OptionsFor(in)
+		p.base = placement.ApplyIntent(cs, in)
+		p.opts = placement.OptionsFor(in)
 		// The snapshot's freeze is filled from the same state; take the
 		// state's word for it as of the snapshot's build time.
 		p.base.Freeze = st.FreezeAt(cs.BuiltAt)
 	}
-	p.current = meshos.CurrentAssignment(p.base, p.spec)
+	p.current = placement.CurrentAssignment(p.base, p.spec)
 	if err := p.lookup(); err != nil {
 		return api.BlastRadius{}, err
 	}
@@ -69,15 +69,15 @@ func normalizeAction(a api.Action) api.Action {
 // projection is one Preview run.
 type projection struct {
 	a    api.Action
-	spec meshos.Spec
+	spec placement.Spec
 	base *snapshot.ClusterSnapshot
-	opts meshos.Options
+	opts placement.Options
 	// current is the placement the snapshot shows now, in MeshOS's terms
 	// (its daemon ids and chains are the spec's).
-	current *meshos.Assignment
+	current *placement.Assignment
 
 	after     *snapshot.ClusterSnapshot
-	afterOpts meshos.Options
+	afterOpts placement.Options
 	restarted []string
 	warnings  []string
 	targets   []identity.NodeID
@@ -233,11 +233,11 @@ func draining(v *snapshot.NodeView) bool {
 
 // applyAction makes the after-copy: the snapshot and placement options as
 // they will be once MeshOS obeys the action.
-func (p *projection) applyAction(current *meshos.Assignment) {
+func (p *projection) applyAction(current *placement.Assignment) {
 	after := *p.base
 	after.Nodes = slices.Clone(p.base.Nodes)
 	p.after = &after
-	p.afterOpts = meshos.Options{Fresh: map[identity.NodeID]bool{}, Exclude: map[string]map[identity.NodeID]bool{}}
+	p.afterOpts = placement.Options{Fresh: map[identity.NodeID]bool{}, Exclude: map[string]map[identity.NodeID]bool{}}
 	for k, v := range p.opts.Fresh {
 		p.afterOpts.Fresh[k] = v
 	}
@@ -375,24 +375,24 @@ func (p *projection) run() api.BlastRadius {
 		}
 	}
 
-	var before, after *meshos.Assignment
+	var before, after *placement.Assignment
 	switch {
 	case a.Verb == api.VerbFreezeCluster:
-		before = meshos.PlaceWith(p.base, p.spec, nil, p.opts)
+		before = placement.PlaceWith(p.base, p.spec, nil, p.opts)
 		after = before
 	case a.Verb == api.VerbThawCluster && frozen:
 		// Frozen, nothing moves: "before" is the cluster as it stands.
 		before = current
-		after = meshos.PlaceWith(p.after, p.spec, nil, p.afterOpts)
+		after = placement.PlaceWith(p.after, p.spec, nil, p.afterOpts)
 	case a.Verb == api.VerbThawCluster:
 		p.warn("cluster is not frozen")
-		before = meshos.PlaceWith(p.base, p.spec, nil, p.opts)
+		before = placement.PlaceWith(p.base, p.spec, nil, p.opts)
 		after = before
 	default:
-		before = meshos.PlaceWith(p.base, p.spec, nil, p.opts)
-		after = meshos.PlaceWith(p.after, p.spec, nil, p.afterOpts)
+		before = placement.PlaceWith(p.base, p.spec, nil, p.opts)
+		after = placement.PlaceWith(p.after, p.spec, nil, p.afterOpts)
 	}
-	d := meshos.Diff(before, after)
+	d := placement.Diff(before, after)
 
 	br := api.BlastRadius{Action: p.a, SnapshotGen: p.base.Generation}
 	nodes := map[identity.NodeID]bool{}
@@ -431,8 +431,8 @@ func (p *projection) run() api.BlastRadius {
 	br.Daemons = sortedSet(daemons)
 	br.Nodes = sortedIDs(nodes)
 
-	satBefore := meshos.ProjectedSaturation(p.base, p.spec, before)
-	satAfter := meshos.ProjectedSaturation(p.after, p.spec, after)
+	satBefore := placement.ProjectedSaturation(p.base, p.spec, before)
+	satAfter := placement.ProjectedSaturation(p.after, p.spec, after)
 	var sum float64
 	pool := 0
 	for i := range p.after.Nodes {
@@ -468,12 +468,12 @@ func (p *projection) run() api.BlastRadius {
 // chainWarnings flags chains the action leaves without a healthy holder or
 // without a majority of their desired holders. Replicas being added need time
 // to sync, so only holders that hold the chain now and keep it count.
-func (p *projection) chainWarnings(current, before, after *meshos.Assignment) {
+func (p *projection) chainWarnings(current, before, after *placement.Assignment) {
 	healthy := func(id identity.NodeID) bool {
 		v := p.base.Node(id)
 		return v != nil && v.Health == snapshot.Healthy && !v.Stale
 	}
-	staying := func(name string, to *meshos.Assignment) []identity.NodeID {
+	staying := func(name string, to *placement.Assignment) []identity.NodeID {
 		var out []identity.NodeID
 		for _, h := range current.Chains[name].Holders {
 			if healthy(h) && slices.Contains(to.Chains[name].Holders, h) {
@@ -506,11 +506,11 @@ func (p *projection) chainWarnings(current, before, after *meshos.Assignment) {
 	}
 }
 
-// stability is meshos.Diff(from, to).Stability() without building the
+// stability is placement.Diff(from, to).Stability() without building the
 // diff's lists: the fraction of daemon placements and chain-holder slots that
 // stay put (1 when there is nothing to place). Preview needs it twice per
 // call, and the full diff dominated a 1,000-daemon projection.
-func stability(from, to *meshos.Assignment) float64 {
+func stability(from, to *placement.Assignment) float64 {
 	unchanged, total := 0, 0
 	for id, p := range from.Daemons {
 		total++
@@ -526,7 +526,7 @@ func stability(from, to *meshos.Assignment) float64 {
 			}
 		}
 	}
-	count := func(fc, tc meshos.ChainPlacement) {
+	count := func(fc, tc placement.ChainPlacement) {
 		kept := 0
 		for _, h := range fc.Holders {
 			if slices.Contains(tc.Holders, h) {
@@ -541,7 +541,7 @@ func stability(from, to *meshos.Assignment) float64 {
 	}
 	for name, tc := range to.Chains {
 		if _, ok := from.Chains[name]; !ok {
-			count(meshos.ChainPlacement{}, tc)
+			count(placement.ChainPlacement{}, tc)
 		}
 	}
 	if total == 0 {

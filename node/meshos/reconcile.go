@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -293,7 +294,7 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 		return
 	}
 	view := rt.viewLocked(now)
-	opts := OptionsFor(rt.intent)
+	opts := placement.OptionsFor(rt.intent)
 	for id, until := range rt.freshUntil {
 		if !now.Before(until) {
 			delete(rt.freshUntil, id)
@@ -304,10 +305,10 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 		}
 		opts.Fresh[id] = true
 	}
-	a := PlaceWith(view, rt.cfg.Spec, nil, opts)
+	a := placement.PlaceWith(view, rt.cfg.Spec, nil, opts)
 	rt.assign, rt.view = a, view
 
-	for _, id := range a.order {
+	for _, id := range a.DaemonIDs() {
 		p := a.Daemons[id]
 		s := rt.daemons[id]
 		if p.Node == rt.self {

@@ -1,8 +1,6 @@
-package meshos
+package placement
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -219,7 +217,7 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 	}
 	var wants []want
 	for gi, g := range spec.Groups {
-		members := groupMembers(g)
+		members := g.MemberCount()
 		gp := GroupPlacement{Name: g.Name, Kind: g.Kind}
 		if g.ChainReplicas > 0 {
 			gp.Chain = ChainName(g.Name)
@@ -526,7 +524,9 @@ func cmpID(a, b NodeID) int {
 	return 0
 }
 
-func groupMembers(g GroupSpec) int {
+// MemberCount is how many daemons g declares: Members clamped to
+// 1..GroupMembersMax, and one for a solo group.
+func (g GroupSpec) MemberCount() int {
 	m := g.Members
 	if m < 1 {
 		m = 1
@@ -750,15 +750,15 @@ func bestClaim(hs []holder, nodes []nodeState) int {
 		if !h.lead {
 			continue
 		}
-		if win < 0 || claimBeats(h.term, h.seq, nodes[h.node].id, w.term, w.seq, nodes[w.node].id) {
+		if win < 0 || ClaimBeats(h.term, h.seq, nodes[h.node].id, w.term, w.seq, nodes[w.node].id) {
 			win, w = h.node, h
 		}
 	}
 	return win
 }
 
-// claimBeats orders leader claims: (term, seq) higher wins, then lower id.
-func claimBeats(term, seq uint64, id NodeID, oTerm, oSeq uint64, oID NodeID) bool {
+// ClaimBeats orders leader claims: (term, seq) higher wins, then lower id.
+func ClaimBeats(term, seq uint64, id NodeID, oTerm, oSeq uint64, oID NodeID) bool {
 	if term != oTerm {
 		return term > oTerm
 	}
@@ -843,7 +843,7 @@ func CurrentAssignment(cs *snapshot.ClusterSnapshot, spec Spec) *Assignment {
 	}
 	for _, g := range spec.Groups {
 		gp := GroupPlacement{Name: g.Name, Kind: g.Kind}
-		for i := 0; i < groupMembers(g); i++ {
+		for i := 0; i < g.MemberCount(); i++ {
 			id := DaemonID(g.Name, i)
 			gp.Members = append(gp.Members, id)
 			a.order = append(a.order, id)
@@ -1054,44 +1054,4 @@ func OptionsFor(intent ClusterIntent) Options {
 		o.Exclude[e.Chain][e.Node] = true
 	}
 	return o
-}
-
-// Spec validation errors.
-var ErrBadSpec = errors.New("meshos: invalid spec")
-
-// Validate checks a Spec's bounds and references. Specs come from files
-// operators edit, so every problem is an error, never a panic later.
-func (s Spec) Validate() error {
-	if len(s.Groups) > GroupsMax {
-		return fmt.Errorf("%w: %d groups exceeds %d", ErrBadSpec, len(s.Groups), GroupsMax)
-	}
-	names := map[string]GroupSpec{}
-	for _, g := range s.Groups {
-		switch {
-		case g.Name == "" || len(g.Name) > NameBytesMax:
-			return fmt.Errorf("%w: group name %q must be 1..%d bytes", ErrBadSpec, g.Name, NameBytesMax)
-		case g.DaemonKind == "" || len(g.DaemonKind) > NameBytesMax:
-			return fmt.Errorf("%w: group %q: daemon kind must be 1..%d bytes", ErrBadSpec, g.Name, NameBytesMax)
-		case g.Members < 0 || g.Members > GroupMembersMax:
-			return fmt.Errorf("%w: group %q: members %d outside 0..%d", ErrBadSpec, g.Name, g.Members, GroupMembersMax)
-		case g.ChainReplicas < 0 || g.ChainReplicas > ChainReplicasMax:
-			return fmt.Errorf("%w: group %q: chain replicas %d outside 0..%d", ErrBadSpec, g.Name, g.ChainReplicas, ChainReplicasMax)
-		case g.Load < 0 || g.Load > 1 || math.IsNaN(g.Load):
-			return fmt.Errorf("%w: group %q: load %v outside 0..1", ErrBadSpec, g.Name, g.Load)
-		case g.Kind > snapshot.GroupFork:
-			return fmt.Errorf("%w: group %q: unknown kind %d", ErrBadSpec, g.Name, g.Kind)
-		}
-		if _, dup := names[g.Name]; dup {
-			return fmt.Errorf("%w: duplicate group %q", ErrBadSpec, g.Name)
-		}
-		names[g.Name] = g
-	}
-	for _, g := range s.Groups {
-		if g.Kind == snapshot.GroupFork {
-			if _, ok := names[g.Parent]; !ok || g.Parent == g.Name {
-				return fmt.Errorf("%w: fork group %q: parent %q is not another group", ErrBadSpec, g.Name, g.Parent)
-			}
-		}
-	}
-	return nil
 }
