@@ -47,11 +47,40 @@ func PreviewWith(cs *snapshot.ClusterSnapshot, spec placement.Spec, st *AdminSta
 		// state's word for it as of the snapshot's build time.
 		p.base.Freeze = st.FreezeAt(cs.BuiltAt)
 	}
+	p.base, p.exiting = settleExits(p.base)
 	p.current = placement.CurrentAssignment(p.base, p.spec)
 	if err := p.lookup(); err != nil {
 		return api.BlastRadius{}, err
 	}
 	return p.run(), nil
+}
+
+// settleExits returns cs with every node in ExitingMaintenance shown in
+// Recovery, and the set of those nodes; cs itself is returned, untouched,
+// when there are none. Exiting only waits for what the node still runs to
+// be healthy (a tick or two for a drained, empty node), and from Recovery on
+// the node takes placements again: the nodes place onto it moments after
+// the preview, so a projection that left it out sent moves elsewhere that
+// in truth went to the returning node.
+func settleExits(cs *snapshot.ClusterSnapshot) (*snapshot.ClusterSnapshot, map[identity.NodeID]bool) {
+	var exiting map[identity.NodeID]bool
+	var out *snapshot.ClusterSnapshot
+	for i := range cs.Nodes {
+		if cs.Nodes[i].Maintenance.State != snapshot.MaintExiting {
+			continue
+		}
+		if out == nil {
+			cp := *cs
+			cp.Nodes = slices.Clone(cs.Nodes)
+			out, exiting = &cp, map[identity.NodeID]bool{}
+		}
+		out.Nodes[i].Maintenance.State = snapshot.MaintRecovery
+		exiting[cs.Nodes[i].ID] = true
+	}
+	if out == nil {
+		return cs, nil
+	}
+	return out, exiting
 }
 
 // normalizeAction puts a in its canonical form: chains sorted and distinct,
@@ -75,6 +104,10 @@ type projection struct {
 	// current is the placement the snapshot shows now, in MeshOS's terms
 	// (its daemon ids and chains are the spec's).
 	current *placement.Assignment
+
+	// exiting are the nodes the snapshot (or the committed intent) shows
+	// leaving maintenance, which base already shows in Recovery.
+	exiting map[identity.NodeID]bool
 
 	after     *snapshot.ClusterSnapshot
 	afterOpts placement.Options
@@ -265,6 +298,9 @@ func (p *projection) applyAction(current *placement.Assignment) {
 		}
 	case api.VerbExitMaintenance:
 		v := p.mutable(a.Node)
+		if p.exiting[a.Node] {
+			break // already on its way out: base shows where it ends up
+		}
 		switch v.Maintenance.State {
 		case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed, snapshot.MaintExiting:
 			// Exit passes through Exiting to Recovery, where the node is
