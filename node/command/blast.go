@@ -267,20 +267,7 @@ func draining(v *snapshot.NodeView) bool {
 // applyAction makes the after-copy: the snapshot and placement options as
 // they will be once MeshOS obeys the action.
 func (p *projection) applyAction(current *placement.Assignment) {
-	after := *p.base
-	after.Nodes = slices.Clone(p.base.Nodes)
-	p.after = &after
-	p.afterOpts = placement.Options{Fresh: map[identity.NodeID]bool{}, Exclude: map[string]map[identity.NodeID]bool{}}
-	for k, v := range p.opts.Fresh {
-		p.afterOpts.Fresh[k] = v
-	}
-	for c, m := range p.opts.Exclude {
-		for n, v := range m {
-			if v {
-				p.exclude(c, n)
-			}
-		}
-	}
+	p.copyBase()
 	a := &p.a
 	switch a.Verb {
 	case api.VerbCordon:
@@ -288,41 +275,11 @@ func (p *projection) applyAction(current *placement.Assignment) {
 	case api.VerbUncordon:
 		p.mutable(a.Node).Cordoned = false
 	case api.VerbDrain, api.VerbEnterMaintenance, api.VerbForceDrain:
-		v := p.mutable(a.Node)
-		if draining(v) {
-			p.warn("node %s is already draining (%s)", a.Node, v.Maintenance.State)
-		}
-		switch v.Maintenance.State {
-		case snapshot.MaintActive, snapshot.MaintRecovery, snapshot.MaintExiting:
-			v.Maintenance.State = snapshot.MaintEntering
-		}
+		p.projectDrain()
 	case api.VerbExitMaintenance:
-		v := p.mutable(a.Node)
-		if p.exiting[a.Node] {
-			break // already on its way out: base shows where it ends up
-		}
-		switch v.Maintenance.State {
-		case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed, snapshot.MaintExiting:
-			// Exit passes through Exiting to Recovery, where the node is
-			// back in the placement pool: project where it ends up.
-			v.Maintenance.State = snapshot.MaintRecovery
-		default:
-			p.warn("node %s is not in maintenance (%s)", a.Node, v.Maintenance.State)
-		}
+		p.projectExit()
 	case api.VerbDropReplicas:
-		v := p.mutable(a.Node)
-		chains := a.Chains
-		if len(chains) == 0 {
-			for _, r := range v.Replicas {
-				chains = append(chains, r.Chain)
-			}
-		}
-		for _, c := range chains {
-			if !holds(v, c) {
-				p.warn("node %s holds no replica of chain %q", a.Node, c)
-			}
-			p.exclude(c, a.Node)
-		}
+		p.projectDropReplicas()
 	case api.VerbInvalidatePlacement:
 		p.afterOpts.Fresh[a.Node] = true
 	case api.VerbClearAvoidList:
@@ -338,51 +295,11 @@ func (p *projection) applyAction(current *placement.Assignment) {
 			}
 		}
 	case api.VerbRestartDaemon, api.VerbForceRestartDaemon:
-		p.restarted = append(p.restarted, a.Daemon)
-		if a.Verb == api.VerbRestartDaemon {
-			for i := range p.base.Nodes {
-				for _, d := range p.base.Nodes[i].Daemons {
-					if d.ID == a.Daemon && d.Restart == snapshot.RestartCrashLooping {
-						p.warn("daemon %q is crash-looping: the restart waits for its backoff (ICE force-restart-daemon does not)", a.Daemon)
-					}
-				}
-			}
-		}
-		if current.NodeOf(a.Daemon) == 0 {
-			p.warn("daemon %q is not running anywhere", a.Daemon)
-		}
+		p.projectRestart(current)
 	case api.VerbForceEvictReplica:
 		p.exclude(a.Chain, a.Peer)
 	case api.VerbForceCutover:
-		var maxTerm uint64
-		for i := range p.after.Nodes {
-			for _, r := range p.after.Nodes[i].Replicas {
-				if r.Chain == a.Chain {
-					maxTerm = max(maxTerm, r.Term)
-				}
-			}
-		}
-		for i := range p.after.Nodes {
-			v := &p.after.Nodes[i]
-			if !holds(v, a.Chain) {
-				continue
-			}
-			v.Replicas = slices.Clone(v.Replicas)
-			for j := range v.Replicas {
-				r := &v.Replicas[j]
-				if r.Chain != a.Chain {
-					continue
-				}
-				if v.ID == a.Peer {
-					r.Role, r.Term = snapshot.Leader, maxTerm+1
-				} else {
-					r.Role = snapshot.Follower
-				}
-			}
-		}
-		if v := p.base.Node(a.Peer); v != nil && !inPool(v) {
-			p.warn("cutover target %s is %s / %s", a.Peer, v.Health, v.Maintenance.State)
-		}
+		p.projectCutover()
 	case api.VerbKillMigration:
 		for i := range p.after.Nodes {
 			v := &p.after.Nodes[i]
@@ -395,6 +312,125 @@ func (p *projection) applyAction(current *placement.Assignment) {
 		p.warn("nothing moves for %v: placement, migrations and restarts pause until thaw", a.Duration)
 	case api.VerbAddOperator, api.VerbRemoveOperator, api.VerbRotateOperator:
 		p.warn("registry change: no placement effect")
+	}
+}
+
+// copyBase starts the after-copy as the base snapshot and options.
+func (p *projection) copyBase() {
+	after := *p.base
+	after.Nodes = slices.Clone(p.base.Nodes)
+	p.after = &after
+	p.afterOpts = placement.Options{Fresh: map[identity.NodeID]bool{}, Exclude: map[string]map[identity.NodeID]bool{}}
+	for k, v := range p.opts.Fresh {
+		p.afterOpts.Fresh[k] = v
+	}
+	for c, m := range p.opts.Exclude {
+		for n, v := range m {
+			if v {
+				p.exclude(c, n)
+			}
+		}
+	}
+}
+
+// projectDrain: drain, enter-maintenance and force-drain start a drain.
+func (p *projection) projectDrain() {
+	a := &p.a
+	v := p.mutable(a.Node)
+	if draining(v) {
+		p.warn("node %s is already draining (%s)", a.Node, v.Maintenance.State)
+	}
+	switch v.Maintenance.State {
+	case snapshot.MaintActive, snapshot.MaintRecovery, snapshot.MaintExiting:
+		v.Maintenance.State = snapshot.MaintEntering
+	}
+}
+
+// projectExit: exit-maintenance.
+func (p *projection) projectExit() {
+	a := &p.a
+	v := p.mutable(a.Node)
+	if p.exiting[a.Node] {
+		return // already on its way out: base shows where it ends up
+	}
+	switch v.Maintenance.State {
+	case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed, snapshot.MaintExiting:
+		// Exit passes through Exiting to Recovery, where the node is
+		// back in the placement pool: project where it ends up.
+		v.Maintenance.State = snapshot.MaintRecovery
+	default:
+		p.warn("node %s is not in maintenance (%s)", a.Node, v.Maintenance.State)
+	}
+}
+
+// projectDropReplicas keeps the node off the named chains (all it holds
+// when none are named).
+func (p *projection) projectDropReplicas() {
+	a := &p.a
+	v := p.mutable(a.Node)
+	chains := a.Chains
+	if len(chains) == 0 {
+		for _, r := range v.Replicas {
+			chains = append(chains, r.Chain)
+		}
+	}
+	for _, c := range chains {
+		if !holds(v, c) {
+			p.warn("node %s holds no replica of chain %q", a.Node, c)
+		}
+		p.exclude(c, a.Node)
+	}
+}
+
+// projectRestart: restart-daemon and force-restart-daemon.
+func (p *projection) projectRestart(current *placement.Assignment) {
+	a := &p.a
+	p.restarted = append(p.restarted, a.Daemon)
+	if a.Verb == api.VerbRestartDaemon {
+		for i := range p.base.Nodes {
+			for _, d := range p.base.Nodes[i].Daemons {
+				if d.ID == a.Daemon && d.Restart == snapshot.RestartCrashLooping {
+					p.warn("daemon %q is crash-looping: the restart waits for its backoff (ICE force-restart-daemon does not)", a.Daemon)
+				}
+			}
+		}
+	}
+	if current.NodeOf(a.Daemon) == 0 {
+		p.warn("daemon %q is not running anywhere", a.Daemon)
+	}
+}
+
+// projectCutover makes the target the chain's leader under a new term.
+func (p *projection) projectCutover() {
+	a := &p.a
+	var maxTerm uint64
+	for i := range p.after.Nodes {
+		for _, r := range p.after.Nodes[i].Replicas {
+			if r.Chain == a.Chain {
+				maxTerm = max(maxTerm, r.Term)
+			}
+		}
+	}
+	for i := range p.after.Nodes {
+		v := &p.after.Nodes[i]
+		if !holds(v, a.Chain) {
+			continue
+		}
+		v.Replicas = slices.Clone(v.Replicas)
+		for j := range v.Replicas {
+			r := &v.Replicas[j]
+			if r.Chain != a.Chain {
+				continue
+			}
+			if v.ID == a.Peer {
+				r.Role, r.Term = snapshot.Leader, maxTerm+1
+			} else {
+				r.Role = snapshot.Follower
+			}
+		}
+	}
+	if v := p.base.Node(a.Peer); v != nil && !inPool(v) {
+		p.warn("cutover target %s is %s / %s", a.Peer, v.Health, v.Maintenance.State)
 	}
 }
 
