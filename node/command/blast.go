@@ -11,7 +11,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -19,16 +19,16 @@ import (
 const blastHashPrefix = "deck-blast-v1:"
 
 // Preview projects the blast radius of a over cs and spec: it runs MeshOS's
-// own placement (meshos.PlaceWith) on cs as it is and on a copy with the
+// own placement (placement.PlaceWith) on cs as it is and on a copy with the
 // action applied, and diffs the two. cs is never modified.
-func Preview(cs *snapshot.ClusterSnapshot, spec meshos.Spec, a api.Action) (api.BlastRadius, error) {
+func Preview(cs *snapshot.ClusterSnapshot, spec placement.Spec, a api.Action) (api.BlastRadius, error) {
 	return PreviewWith(cs, spec, nil, a)
 }
 
 // PreviewWith is Preview on cs with the admin state's current intent
 // overlaid first (cordons and maintenance already committed but not yet
 // reported by the nodes), the way MeshOS sees the cluster. st may be nil.
-func PreviewWith(cs *snapshot.ClusterSnapshot, spec meshos.Spec, st *AdminState, a api.Action) (api.BlastRadius, error) {
+func PreviewWith(cs *snapshot.ClusterSnapshot, spec placement.Spec, st *AdminState, a api.Action) (api.BlastRadius, error) {
 	a = normalizeAction(a)
 	if err := ValidateAction(&a); err != nil {
 		return api.BlastRadius{}, err
@@ -38,20 +38,49 @@ func PreviewWith(cs *snapshot.ClusterSnapshot, spec meshos.Spec, st *AdminState,
 	}
 	p := &projection{a: a, spec: spec}
 	p.base = cs
-	p.opts = meshos.Options{}
+	p.opts = placement.Options{}
 	if st != nil {
 		in := st.Intent()
-		p.base = meshos.ApplyIntent(cs, in)
-		p.opts = meshos.OptionsFor(in)
+		p.base = placement.ApplyIntent(cs, in)
+		p.opts = placement.OptionsFor(in)
 		// The snapshot's freeze is filled from the same state; take the
 		// state's word for it as of the snapshot's build time.
 		p.base.Freeze = st.FreezeAt(cs.BuiltAt)
 	}
-	p.current = meshos.CurrentAssignment(p.base, p.spec)
+	p.base, p.exiting = settleExits(p.base)
+	p.current = placement.CurrentAssignment(p.base, p.spec)
 	if err := p.lookup(); err != nil {
 		return api.BlastRadius{}, err
 	}
 	return p.run(), nil
+}
+
+// settleExits returns cs with every node in ExitingMaintenance shown in
+// Recovery, and the set of those nodes; cs itself is returned, untouched,
+// when there are none. Exiting only waits for what the node still runs to
+// be healthy (a tick or two for a drained, empty node), and from Recovery on
+// the node takes placements again: the nodes place onto it moments after
+// the preview, so a projection that left it out sent moves elsewhere that
+// in truth went to the returning node.
+func settleExits(cs *snapshot.ClusterSnapshot) (*snapshot.ClusterSnapshot, map[identity.NodeID]bool) {
+	var exiting map[identity.NodeID]bool
+	var out *snapshot.ClusterSnapshot
+	for i := range cs.Nodes {
+		if cs.Nodes[i].Maintenance.State != snapshot.MaintExiting {
+			continue
+		}
+		if out == nil {
+			cp := *cs
+			cp.Nodes = slices.Clone(cs.Nodes)
+			out, exiting = &cp, map[identity.NodeID]bool{}
+		}
+		out.Nodes[i].Maintenance.State = snapshot.MaintRecovery
+		exiting[cs.Nodes[i].ID] = true
+	}
+	if out == nil {
+		return cs, nil
+	}
+	return out, exiting
 }
 
 // normalizeAction puts a in its canonical form: chains sorted and distinct,
@@ -69,15 +98,19 @@ func normalizeAction(a api.Action) api.Action {
 // projection is one Preview run.
 type projection struct {
 	a    api.Action
-	spec meshos.Spec
+	spec placement.Spec
 	base *snapshot.ClusterSnapshot
-	opts meshos.Options
+	opts placement.Options
 	// current is the placement the snapshot shows now, in MeshOS's terms
 	// (its daemon ids and chains are the spec's).
-	current *meshos.Assignment
+	current *placement.Assignment
+
+	// exiting are the nodes the snapshot (or the committed intent) shows
+	// leaving maintenance, which base already shows in Recovery.
+	exiting map[identity.NodeID]bool
 
 	after     *snapshot.ClusterSnapshot
-	afterOpts meshos.Options
+	afterOpts placement.Options
 	restarted []string
 	warnings  []string
 	targets   []identity.NodeID
@@ -233,21 +266,8 @@ func draining(v *snapshot.NodeView) bool {
 
 // applyAction makes the after-copy: the snapshot and placement options as
 // they will be once MeshOS obeys the action.
-func (p *projection) applyAction(current *meshos.Assignment) {
-	after := *p.base
-	after.Nodes = slices.Clone(p.base.Nodes)
-	p.after = &after
-	p.afterOpts = meshos.Options{Fresh: map[identity.NodeID]bool{}, Exclude: map[string]map[identity.NodeID]bool{}}
-	for k, v := range p.opts.Fresh {
-		p.afterOpts.Fresh[k] = v
-	}
-	for c, m := range p.opts.Exclude {
-		for n, v := range m {
-			if v {
-				p.exclude(c, n)
-			}
-		}
-	}
+func (p *projection) applyAction(current *placement.Assignment) {
+	p.copyBase()
 	a := &p.a
 	switch a.Verb {
 	case api.VerbCordon:
@@ -255,38 +275,11 @@ func (p *projection) applyAction(current *meshos.Assignment) {
 	case api.VerbUncordon:
 		p.mutable(a.Node).Cordoned = false
 	case api.VerbDrain, api.VerbEnterMaintenance, api.VerbForceDrain:
-		v := p.mutable(a.Node)
-		if draining(v) {
-			p.warn("node %s is already draining (%s)", a.Node, v.Maintenance.State)
-		}
-		switch v.Maintenance.State {
-		case snapshot.MaintActive, snapshot.MaintRecovery, snapshot.MaintExiting:
-			v.Maintenance.State = snapshot.MaintEntering
-		}
+		p.projectDrain()
 	case api.VerbExitMaintenance:
-		v := p.mutable(a.Node)
-		switch v.Maintenance.State {
-		case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed, snapshot.MaintExiting:
-			// Exit passes through Exiting to Recovery, where the node is
-			// back in the placement pool: project where it ends up.
-			v.Maintenance.State = snapshot.MaintRecovery
-		default:
-			p.warn("node %s is not in maintenance (%s)", a.Node, v.Maintenance.State)
-		}
+		p.projectExit()
 	case api.VerbDropReplicas:
-		v := p.mutable(a.Node)
-		chains := a.Chains
-		if len(chains) == 0 {
-			for _, r := range v.Replicas {
-				chains = append(chains, r.Chain)
-			}
-		}
-		for _, c := range chains {
-			if !holds(v, c) {
-				p.warn("node %s holds no replica of chain %q", a.Node, c)
-			}
-			p.exclude(c, a.Node)
-		}
+		p.projectDropReplicas()
 	case api.VerbInvalidatePlacement:
 		p.afterOpts.Fresh[a.Node] = true
 	case api.VerbClearAvoidList:
@@ -302,51 +295,11 @@ func (p *projection) applyAction(current *meshos.Assignment) {
 			}
 		}
 	case api.VerbRestartDaemon, api.VerbForceRestartDaemon:
-		p.restarted = append(p.restarted, a.Daemon)
-		if a.Verb == api.VerbRestartDaemon {
-			for i := range p.base.Nodes {
-				for _, d := range p.base.Nodes[i].Daemons {
-					if d.ID == a.Daemon && d.Restart == snapshot.RestartCrashLooping {
-						p.warn("daemon %q is crash-looping: the restart waits for its backoff (ICE force-restart-daemon does not)", a.Daemon)
-					}
-				}
-			}
-		}
-		if current.NodeOf(a.Daemon) == 0 {
-			p.warn("daemon %q is not running anywhere", a.Daemon)
-		}
+		p.projectRestart(current)
 	case api.VerbForceEvictReplica:
 		p.exclude(a.Chain, a.Peer)
 	case api.VerbForceCutover:
-		var maxTerm uint64
-		for i := range p.after.Nodes {
-			for _, r := range p.after.Nodes[i].Replicas {
-				if r.Chain == a.Chain {
-					maxTerm = max(maxTerm, r.Term)
-				}
-			}
-		}
-		for i := range p.after.Nodes {
-			v := &p.after.Nodes[i]
-			if !holds(v, a.Chain) {
-				continue
-			}
-			v.Replicas = slices.Clone(v.Replicas)
-			for j := range v.Replicas {
-				r := &v.Replicas[j]
-				if r.Chain != a.Chain {
-					continue
-				}
-				if v.ID == a.Peer {
-					r.Role, r.Term = snapshot.Leader, maxTerm+1
-				} else {
-					r.Role = snapshot.Follower
-				}
-			}
-		}
-		if v := p.base.Node(a.Peer); v != nil && !inPool(v) {
-			p.warn("cutover target %s is %s / %s", a.Peer, v.Health, v.Maintenance.State)
-		}
+		p.projectCutover()
 	case api.VerbKillMigration:
 		for i := range p.after.Nodes {
 			v := &p.after.Nodes[i]
@@ -359,6 +312,125 @@ func (p *projection) applyAction(current *meshos.Assignment) {
 		p.warn("nothing moves for %v: placement, migrations and restarts pause until thaw", a.Duration)
 	case api.VerbAddOperator, api.VerbRemoveOperator, api.VerbRotateOperator:
 		p.warn("registry change: no placement effect")
+	}
+}
+
+// copyBase starts the after-copy as the base snapshot and options.
+func (p *projection) copyBase() {
+	after := *p.base
+	after.Nodes = slices.Clone(p.base.Nodes)
+	p.after = &after
+	p.afterOpts = placement.Options{Fresh: map[identity.NodeID]bool{}, Exclude: map[string]map[identity.NodeID]bool{}}
+	for k, v := range p.opts.Fresh {
+		p.afterOpts.Fresh[k] = v
+	}
+	for c, m := range p.opts.Exclude {
+		for n, v := range m {
+			if v {
+				p.exclude(c, n)
+			}
+		}
+	}
+}
+
+// projectDrain: drain, enter-maintenance and force-drain start a drain.
+func (p *projection) projectDrain() {
+	a := &p.a
+	v := p.mutable(a.Node)
+	if draining(v) {
+		p.warn("node %s is already draining (%s)", a.Node, v.Maintenance.State)
+	}
+	switch v.Maintenance.State {
+	case snapshot.MaintActive, snapshot.MaintRecovery, snapshot.MaintExiting:
+		v.Maintenance.State = snapshot.MaintEntering
+	}
+}
+
+// projectExit: exit-maintenance.
+func (p *projection) projectExit() {
+	a := &p.a
+	v := p.mutable(a.Node)
+	if p.exiting[a.Node] {
+		return // already on its way out: base shows where it ends up
+	}
+	switch v.Maintenance.State {
+	case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed, snapshot.MaintExiting:
+		// Exit passes through Exiting to Recovery, where the node is
+		// back in the placement pool: project where it ends up.
+		v.Maintenance.State = snapshot.MaintRecovery
+	default:
+		p.warn("node %s is not in maintenance (%s)", a.Node, v.Maintenance.State)
+	}
+}
+
+// projectDropReplicas keeps the node off the named chains (all it holds
+// when none are named).
+func (p *projection) projectDropReplicas() {
+	a := &p.a
+	v := p.mutable(a.Node)
+	chains := a.Chains
+	if len(chains) == 0 {
+		for _, r := range v.Replicas {
+			chains = append(chains, r.Chain)
+		}
+	}
+	for _, c := range chains {
+		if !holds(v, c) {
+			p.warn("node %s holds no replica of chain %q", a.Node, c)
+		}
+		p.exclude(c, a.Node)
+	}
+}
+
+// projectRestart: restart-daemon and force-restart-daemon.
+func (p *projection) projectRestart(current *placement.Assignment) {
+	a := &p.a
+	p.restarted = append(p.restarted, a.Daemon)
+	if a.Verb == api.VerbRestartDaemon {
+		for i := range p.base.Nodes {
+			for _, d := range p.base.Nodes[i].Daemons {
+				if d.ID == a.Daemon && d.Restart == snapshot.RestartCrashLooping {
+					p.warn("daemon %q is crash-looping: the restart waits for its backoff (ICE force-restart-daemon does not)", a.Daemon)
+				}
+			}
+		}
+	}
+	if current.NodeOf(a.Daemon) == 0 {
+		p.warn("daemon %q is not running anywhere", a.Daemon)
+	}
+}
+
+// projectCutover makes the target the chain's leader under a new term.
+func (p *projection) projectCutover() {
+	a := &p.a
+	var maxTerm uint64
+	for i := range p.after.Nodes {
+		for _, r := range p.after.Nodes[i].Replicas {
+			if r.Chain == a.Chain {
+				maxTerm = max(maxTerm, r.Term)
+			}
+		}
+	}
+	for i := range p.after.Nodes {
+		v := &p.after.Nodes[i]
+		if !holds(v, a.Chain) {
+			continue
+		}
+		v.Replicas = slices.Clone(v.Replicas)
+		for j := range v.Replicas {
+			r := &v.Replicas[j]
+			if r.Chain != a.Chain {
+				continue
+			}
+			if v.ID == a.Peer {
+				r.Role, r.Term = snapshot.Leader, maxTerm+1
+			} else {
+				r.Role = snapshot.Follower
+			}
+		}
+	}
+	if v := p.base.Node(a.Peer); v != nil && !inPool(v) {
+		p.warn("cutover target %s is %s / %s", a.Peer, v.Health, v.Maintenance.State)
 	}
 }
 
@@ -375,24 +447,24 @@ func (p *projection) run() api.BlastRadius {
 		}
 	}
 
-	var before, after *meshos.Assignment
+	var before, after *placement.Assignment
 	switch {
 	case a.Verb == api.VerbFreezeCluster:
-		before = meshos.PlaceWith(p.base, p.spec, nil, p.opts)
+		before = placement.PlaceWith(p.base, p.spec, nil, p.opts)
 		after = before
 	case a.Verb == api.VerbThawCluster && frozen:
 		// Frozen, nothing moves: "before" is the cluster as it stands.
 		before = current
-		after = meshos.PlaceWith(p.after, p.spec, nil, p.afterOpts)
+		after = placement.PlaceWith(p.after, p.spec, nil, p.afterOpts)
 	case a.Verb == api.VerbThawCluster:
 		p.warn("cluster is not frozen")
-		before = meshos.PlaceWith(p.base, p.spec, nil, p.opts)
+		before = placement.PlaceWith(p.base, p.spec, nil, p.opts)
 		after = before
 	default:
-		before = meshos.PlaceWith(p.base, p.spec, nil, p.opts)
-		after = meshos.PlaceWith(p.after, p.spec, nil, p.afterOpts)
+		before = placement.PlaceWith(p.base, p.spec, nil, p.opts)
+		after = placement.PlaceWith(p.after, p.spec, nil, p.afterOpts)
 	}
-	d := meshos.Diff(before, after)
+	d := placement.Diff(before, after)
 
 	br := api.BlastRadius{Action: p.a, SnapshotGen: p.base.Generation}
 	nodes := map[identity.NodeID]bool{}
@@ -431,8 +503,8 @@ func (p *projection) run() api.BlastRadius {
 	br.Daemons = sortedSet(daemons)
 	br.Nodes = sortedIDs(nodes)
 
-	satBefore := meshos.ProjectedSaturation(p.base, p.spec, before)
-	satAfter := meshos.ProjectedSaturation(p.after, p.spec, after)
+	satBefore := placement.ProjectedSaturation(p.base, p.spec, before)
+	satAfter := placement.ProjectedSaturation(p.after, p.spec, after)
 	var sum float64
 	pool := 0
 	for i := range p.after.Nodes {
@@ -468,12 +540,12 @@ func (p *projection) run() api.BlastRadius {
 // chainWarnings flags chains the action leaves without a healthy holder or
 // without a majority of their desired holders. Replicas being added need time
 // to sync, so only holders that hold the chain now and keep it count.
-func (p *projection) chainWarnings(current, before, after *meshos.Assignment) {
+func (p *projection) chainWarnings(current, before, after *placement.Assignment) {
 	healthy := func(id identity.NodeID) bool {
 		v := p.base.Node(id)
 		return v != nil && v.Health == snapshot.Healthy && !v.Stale
 	}
-	staying := func(name string, to *meshos.Assignment) []identity.NodeID {
+	staying := func(name string, to *placement.Assignment) []identity.NodeID {
 		var out []identity.NodeID
 		for _, h := range current.Chains[name].Holders {
 			if healthy(h) && slices.Contains(to.Chains[name].Holders, h) {
@@ -506,11 +578,11 @@ func (p *projection) chainWarnings(current, before, after *meshos.Assignment) {
 	}
 }
 
-// stability is meshos.Diff(from, to).Stability() without building the
+// stability is placement.Diff(from, to).Stability() without building the
 // diff's lists: the fraction of daemon placements and chain-holder slots that
 // stay put (1 when there is nothing to place). Preview needs it twice per
 // call, and the full diff dominated a 1,000-daemon projection.
-func stability(from, to *meshos.Assignment) float64 {
+func stability(from, to *placement.Assignment) float64 {
 	unchanged, total := 0, 0
 	for id, p := range from.Daemons {
 		total++
@@ -526,7 +598,7 @@ func stability(from, to *meshos.Assignment) float64 {
 			}
 		}
 	}
-	count := func(fc, tc meshos.ChainPlacement) {
+	count := func(fc, tc placement.ChainPlacement) {
 		kept := 0
 		for _, h := range fc.Holders {
 			if slices.Contains(tc.Holders, h) {
@@ -541,7 +613,7 @@ func stability(from, to *meshos.Assignment) float64 {
 	}
 	for name, tc := range to.Chains {
 		if _, ok := from.Chains[name]; !ok {
-			count(meshos.ChainPlacement{}, tc)
+			count(placement.ChainPlacement{}, tc)
 		}
 	}
 	if total == 0 {

@@ -9,11 +9,11 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/identity/identitytest"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
-func preview(t *testing.T, cs *snapshot.ClusterSnapshot, spec meshos.Spec, a api.Action) api.BlastRadius {
+func preview(t *testing.T, cs *snapshot.ClusterSnapshot, spec placement.Spec, a api.Action) api.BlastRadius {
 	t.Helper()
 	br, err := Preview(cs, spec, a)
 	if err != nil {
@@ -264,7 +264,7 @@ func TestBlastHash(t *testing.T) {
 // TestStabilityMatchesMeshOS pins the shortcut to MeshOS's own definition.
 func TestStabilityMatchesMeshOS(t *testing.T) {
 	cs, spec := buildCluster(t, 8, 6, 3, 3, 0.05)
-	current := meshos.CurrentAssignment(cs, spec)
+	current := placement.CurrentAssignment(cs, spec)
 	for _, a := range []api.Action{
 		{Verb: api.VerbDrain, Node: busiest(cs).ID},
 		{Verb: api.VerbInvalidatePlacement, Node: cs.Nodes[2].ID},
@@ -276,11 +276,11 @@ func TestStabilityMatchesMeshOS(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.applyAction(current)
-		after := meshos.PlaceWith(p.after, spec, nil, p.afterOpts)
-		if got, want := stability(current, after), meshos.Diff(current, after).Stability(); got != want {
+		after := placement.PlaceWith(p.after, spec, nil, p.afterOpts)
+		if got, want := stability(current, after), placement.Diff(current, after).Stability(); got != want {
 			t.Fatalf("%s: stability %v, meshos says %v", a.Verb, got, want)
 		}
-		if got := stability(after, current); got != meshos.Diff(after, current).Stability() {
+		if got := stability(after, current); got != placement.Diff(after, current).Stability() {
 			t.Fatalf("%s: reversed stability %v", a.Verb, got)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -21,7 +21,7 @@ import (
 // folds into a Clone and swaps it in); this package only reads it.
 type Source interface {
 	Snapshot() *snapshot.ClusterSnapshot
-	Spec() meshos.Spec
+	Spec() placement.Spec
 	AdminState() *AdminState
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/identity/identitytest"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 )
 
 // TestMofNFlow is the co-signing flow with two operators and an ICE
@@ -261,7 +261,7 @@ func TestAdminCommands(t *testing.T) {
 	if got := in.Nodes[n0].DropReplicas; len(got) != 2 || got[0] != "g000" {
 		t.Fatalf("chains not normalised: %v", got)
 	}
-	if in.Nodes[n1].Maintenance != meshos.MaintIntentExit {
+	if in.Nodes[n1].Maintenance != placement.MaintIntentExit {
 		t.Fatal("maintenance intent")
 	}
 	// ICE verbs do not go through Admin, nor admin verbs through ICE.

@@ -1,7 +1,7 @@
 // Package command is the operator command plane: signed admin, registry and
 // ICE events with a canonical binary encoding, their verification against the
 // operator registry, the deterministic fold of the admin ledger into an
-// AdminState (which MeshOS obeys through meshos.ClusterIntent and the deck
+// AdminState (which MeshOS obeys through placement.ClusterIntent and the deck
 // shows through the snapshot), the ICE propose → simulate → commit typestate,
 // and the blast-radius projection every admin and ICE verb is previewed with.
 //

@@ -10,7 +10,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 )
 
 // CheckIngest is the clock check a node makes when an event reaches it (from
@@ -276,38 +276,38 @@ func (st *AdminState) effect(ev *Event) {
 		}
 		return issued.Add(a.Duration)
 	}
-	node := func(f func(*meshos.NodeIntent)) {
+	node := func(f func(*placement.NodeIntent)) {
 		n := st.nodes[a.Node]
 		f(&n)
 		st.nodes[a.Node] = n
 	}
 	switch a.Verb {
 	case api.VerbCordon:
-		node(func(n *meshos.NodeIntent) { n.Cordoned = true })
+		node(func(n *placement.NodeIntent) { n.Cordoned = true })
 	case api.VerbUncordon:
-		node(func(n *meshos.NodeIntent) { n.Cordoned = false })
+		node(func(n *placement.NodeIntent) { n.Cordoned = false })
 	case api.VerbDrain, api.VerbEnterMaintenance:
 		// The intent has one drain mechanism: a drain is a maintenance
 		// entry whose deadline is the drain-for duration.
-		node(func(n *meshos.NodeIntent) {
-			n.Maintenance, n.MaintGen, n.DrainDeadline, n.ForceDrain = meshos.MaintIntentEnter, st.gen, deadline(), false
+		node(func(n *placement.NodeIntent) {
+			n.Maintenance, n.MaintGen, n.DrainDeadline, n.ForceDrain = placement.MaintIntentEnter, st.gen, deadline(), false
 		})
 	case api.VerbExitMaintenance:
-		node(func(n *meshos.NodeIntent) {
-			n.Maintenance, n.MaintGen, n.DrainDeadline, n.ForceDrain = meshos.MaintIntentExit, st.gen, time.Time{}, false
+		node(func(n *placement.NodeIntent) {
+			n.Maintenance, n.MaintGen, n.DrainDeadline, n.ForceDrain = placement.MaintIntentExit, st.gen, time.Time{}, false
 		})
 	case api.VerbForceDrain:
-		node(func(n *meshos.NodeIntent) {
-			n.Maintenance, n.MaintGen, n.DrainDeadline, n.ForceDrain = meshos.MaintIntentEnter, st.gen, time.Time{}, true
+		node(func(n *placement.NodeIntent) {
+			n.Maintenance, n.MaintGen, n.DrainDeadline, n.ForceDrain = placement.MaintIntentEnter, st.gen, time.Time{}, true
 		})
 	case api.VerbDropReplicas:
-		node(func(n *meshos.NodeIntent) { n.DropReplicasGen, n.DropReplicas = st.gen, slices.Clone(a.Chains) })
+		node(func(n *placement.NodeIntent) { n.DropReplicasGen, n.DropReplicas = st.gen, slices.Clone(a.Chains) })
 	case api.VerbInvalidatePlacement:
-		node(func(n *meshos.NodeIntent) { n.InvalidateGen = st.gen })
+		node(func(n *placement.NodeIntent) { n.InvalidateGen = st.gen })
 	case api.VerbRestartAllDaemons:
-		node(func(n *meshos.NodeIntent) { n.RestartAllGen = st.gen })
+		node(func(n *placement.NodeIntent) { n.RestartAllGen = st.gen })
 	case api.VerbClearAvoidList:
-		node(func(n *meshos.NodeIntent) { n.ClearAvoidGen = st.gen })
+		node(func(n *placement.NodeIntent) { n.ClearAvoidGen = st.gen })
 	case api.VerbRestartDaemon:
 		d := st.daemons[a.Daemon]
 		d.RestartGen = st.gen
@@ -325,7 +325,7 @@ func (st *AdminState) effect(ev *Event) {
 	case api.VerbForceEvictReplica:
 		st.evictions[evictKey{a.Chain, a.Peer}] = st.gen
 	case api.VerbForceCutover:
-		st.cutovers[a.Chain] = meshos.Cutover{Chain: a.Chain, Target: a.Peer, Gen: st.gen}
+		st.cutovers[a.Chain] = placement.Cutover{Chain: a.Chain, Target: a.Peer, Gen: st.gen}
 	case api.VerbKillMigration:
 		st.killedMigrations[a.Migration] = st.gen
 	case api.VerbAddOperator:

@@ -11,7 +11,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/identity/identitytest"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -357,7 +357,7 @@ func TestIntentFromFold(t *testing.T) {
 		t.Error("cordon")
 	}
 	n2 := in.Nodes[0x1002]
-	if n2.Maintenance != meshos.MaintIntentExit || n2.MaintGen != 10 || !n2.DrainDeadline.IsZero() {
+	if n2.Maintenance != placement.MaintIntentExit || n2.MaintGen != 10 || !n2.DrainDeadline.IsZero() {
 		t.Errorf("drain then exit: %+v", n2)
 	}
 	if n3 := in.Nodes[0x1003]; n3.DropReplicasGen != 3 || !reflect.DeepEqual(n3.DropReplicas, []string{"g000"}) {
@@ -366,16 +366,16 @@ func TestIntentFromFold(t *testing.T) {
 	if d := in.Daemons["g001-0"]; d.RestartGen != 11 {
 		t.Errorf("restart gen %d: a repeat must take a new generation", d.RestartGen)
 	}
-	if !reflect.DeepEqual(in.Cutovers, []meshos.Cutover{{Chain: "g001", Target: 0x1004, Gen: 5}}) {
+	if !reflect.DeepEqual(in.Cutovers, []placement.Cutover{{Chain: "g001", Target: 0x1004, Gen: 5}}) {
 		t.Errorf("cutovers %+v", in.Cutovers)
 	}
-	if !reflect.DeepEqual(in.Evictions, []meshos.ReplicaEviction{{Chain: "g002", Node: 0x1005, Gen: 6}}) {
+	if !reflect.DeepEqual(in.Evictions, []placement.ReplicaEviction{{Chain: "g002", Node: 0x1005, Gen: 6}}) {
 		t.Errorf("evictions %+v", in.Evictions)
 	}
 	if in.KilledMigrations["m1"] != 7 || in.FlushAvoidGen != 8 {
 		t.Errorf("kill %d flush %d", in.KilledMigrations["m1"], in.FlushAvoidGen)
 	}
-	if n6 := in.Nodes[0x1006]; !n6.ForceDrain || n6.Maintenance != meshos.MaintIntentEnter {
+	if n6 := in.Nodes[0x1006]; !n6.ForceDrain || n6.Maintenance != placement.MaintIntentEnter {
 		t.Errorf("force drain %+v", n6)
 	}
 	// The drain deadline is issued_at + drain-for, deterministic.
@@ -385,7 +385,7 @@ func TestIntentFromFold(t *testing.T) {
 		t.Errorf("deadline %v", got)
 	}
 	// Intent is a copy.
-	in.Nodes[0x1003] = meshos.NodeIntent{}
+	in.Nodes[0x1003] = placement.NodeIntent{}
 	if st.NodeIntent(0x1003).DropReplicasGen == 0 {
 		t.Error("Intent aliases the state")
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/identity/identitytest"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -90,12 +90,12 @@ func ev(tb testing.TB, a api.Action, offset time.Duration, n int, proposer *iden
 type source struct {
 	mu   sync.Mutex
 	cs   *snapshot.ClusterSnapshot
-	spec meshos.Spec
+	spec placement.Spec
 	st   *AdminState
 }
 
 func (s *source) Snapshot() *snapshot.ClusterSnapshot { s.mu.Lock(); defer s.mu.Unlock(); return s.cs }
-func (s *source) Spec() meshos.Spec                   { s.mu.Lock(); defer s.mu.Unlock(); return s.spec }
+func (s *source) Spec() placement.Spec                { s.mu.Lock(); defer s.mu.Unlock(); return s.spec }
 func (s *source) AdminState() *AdminState             { s.mu.Lock(); defer s.mu.Unlock(); return s.st }
 
 // ledger is an in-memory admin ledger: it folds every committed event into
@@ -142,7 +142,7 @@ type rig struct {
 	clk *clock
 }
 
-func newRig(tb testing.TB, g Genesis, cs *snapshot.ClusterSnapshot, spec meshos.Spec) *rig {
+func newRig(tb testing.TB, g Genesis, cs *snapshot.ClusterSnapshot, spec placement.Spec) *rig {
 	tb.Helper()
 	src := &source{cs: cs, spec: spec, st: mustState(tb, g)}
 	return &rig{src: src, led: &ledger{src: src}, clk: &clock{t: t0}}
@@ -166,7 +166,7 @@ func (r *rig) console(tb testing.TB, k *identity.Key) *Commands {
 // groups of members with chains, placed by MeshOS's own placement and then
 // materialised as running daemons and held replicas (leader included), so
 // "before" is a settled cluster.
-func buildCluster(tb testing.TB, nodes, groups, members, chainReplicas int, load float64) (*snapshot.ClusterSnapshot, meshos.Spec) {
+func buildCluster(tb testing.TB, nodes, groups, members, chainReplicas int, load float64) (*snapshot.ClusterSnapshot, placement.Spec) {
 	tb.Helper()
 	cs := &snapshot.ClusterSnapshot{Cluster: testCluster, BuiltAt: t0, Generation: 7}
 	for i := 0; i < nodes; i++ {
@@ -176,14 +176,14 @@ func buildCluster(tb testing.TB, nodes, groups, members, chainReplicas int, load
 			Health:       snapshot.Healthy,
 		})
 	}
-	var spec meshos.Spec
+	var spec placement.Spec
 	for g := 0; g < groups; g++ {
-		spec.Groups = append(spec.Groups, meshos.GroupSpec{
+		spec.Groups = append(spec.Groups, placement.GroupSpec{
 			Name: fmt.Sprintf("g%03d", g), Kind: snapshot.GroupReplica, DaemonKind: "worker",
 			Members: members, ChainReplicas: chainReplicas, Load: load,
 		})
 	}
-	a := meshos.Place(cs, spec, nil)
+	a := placement.Place(cs, spec, nil)
 	byNode := map[identity.NodeID]int{}
 	for i := range cs.Nodes {
 		byNode[cs.Nodes[i].ID] = i
@@ -199,7 +199,7 @@ func buildCluster(tb testing.TB, nodes, groups, members, chainReplicas int, load
 		v.Resources.Saturation += load
 	}
 	for g := 0; g < groups; g++ {
-		name := meshos.ChainName(spec.Groups[g].Name)
+		name := placement.ChainName(spec.Groups[g].Name)
 		cp := a.Chains[name]
 		for _, h := range cp.Holders {
 			v := &cs.Nodes[byNode[h]]

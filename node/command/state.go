@@ -10,7 +10,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -63,12 +63,12 @@ type AdminState struct {
 	adminThreshold int
 	iceThreshold   int
 
-	nodes            map[identity.NodeID]meshos.NodeIntent
-	daemons          map[string]meshos.DaemonIntent
+	nodes            map[identity.NodeID]placement.NodeIntent
+	daemons          map[string]placement.DaemonIntent
 	freeze           snapshot.Freeze
 	flushAvoidGen    uint64
 	evictions        map[evictKey]uint64
-	cutovers         map[string]meshos.Cutover
+	cutovers         map[string]placement.Cutover
 	killedMigrations map[string]uint64
 	lockouts         map[lockKey]int64 // until, ms
 
@@ -103,10 +103,10 @@ func NewState(g Genesis) (*AdminState, error) {
 		operators:        make(map[identity.NodeID]OperatorEntry, len(g.Operators)),
 		adminThreshold:   cmp.Or(g.AdminThreshold, DefaultAdminThreshold),
 		iceThreshold:     cmp.Or(g.ICEThreshold, DefaultICEThreshold),
-		nodes:            map[identity.NodeID]meshos.NodeIntent{},
-		daemons:          map[string]meshos.DaemonIntent{},
+		nodes:            map[identity.NodeID]placement.NodeIntent{},
+		daemons:          map[string]placement.DaemonIntent{},
 		evictions:        map[evictKey]uint64{},
-		cutovers:         map[string]meshos.Cutover{},
+		cutovers:         map[string]placement.Cutover{},
 		killedMigrations: map[string]uint64{},
 		lockouts:         map[lockKey]int64{},
 		nonces:           map[Nonce]struct{}{},
@@ -139,7 +139,7 @@ func NewState(g Genesis) (*AdminState, error) {
 func (st *AdminState) Clone() *AdminState {
 	c := *st
 	c.operators = maps.Clone(st.operators)
-	c.nodes = make(map[identity.NodeID]meshos.NodeIntent, len(st.nodes))
+	c.nodes = make(map[identity.NodeID]placement.NodeIntent, len(st.nodes))
 	for k, v := range st.nodes {
 		v.DropReplicas = slices.Clone(v.DropReplicas)
 		c.nodes[k] = v
@@ -236,9 +236,9 @@ func (st *AdminState) FillSnapshot(cs *snapshot.ClusterSnapshot, now time.Time) 
 
 // Intent is what MeshOS must obey: a deep copy, sorted where it is a list,
 // so every node hands MeshOS identical intents.
-func (st *AdminState) Intent() meshos.ClusterIntent {
-	in := meshos.ClusterIntent{
-		Nodes:            make(map[identity.NodeID]meshos.NodeIntent, len(st.nodes)),
+func (st *AdminState) Intent() placement.ClusterIntent {
+	in := placement.ClusterIntent{
+		Nodes:            make(map[identity.NodeID]placement.NodeIntent, len(st.nodes)),
 		Daemons:          maps.Clone(st.daemons),
 		Freeze:           st.freeze,
 		FlushAvoidGen:    st.flushAvoidGen,
@@ -249,20 +249,20 @@ func (st *AdminState) Intent() meshos.ClusterIntent {
 		in.Nodes[k] = v
 	}
 	for k, gen := range st.evictions {
-		in.Evictions = append(in.Evictions, meshos.ReplicaEviction{Chain: k.chain, Node: k.node, Gen: gen})
+		in.Evictions = append(in.Evictions, placement.ReplicaEviction{Chain: k.chain, Node: k.node, Gen: gen})
 	}
-	slices.SortFunc(in.Evictions, func(a, b meshos.ReplicaEviction) int {
+	slices.SortFunc(in.Evictions, func(a, b placement.ReplicaEviction) int {
 		return cmp.Or(cmp.Compare(a.Chain, b.Chain), cmp.Compare(a.Node, b.Node))
 	})
 	for _, c := range st.cutovers {
 		in.Cutovers = append(in.Cutovers, c)
 	}
-	slices.SortFunc(in.Cutovers, func(a, b meshos.Cutover) int { return cmp.Compare(a.Chain, b.Chain) })
+	slices.SortFunc(in.Cutovers, func(a, b placement.Cutover) int { return cmp.Compare(a.Chain, b.Chain) })
 	return in
 }
 
 // NodeIntent is the admin intent for one node (zero if none).
-func (st *AdminState) NodeIntent(id identity.NodeID) meshos.NodeIntent {
+func (st *AdminState) NodeIntent(id identity.NodeID) placement.NodeIntent {
 	v := st.nodes[id]
 	v.DropReplicas = slices.Clone(v.DropReplicas)
 	return v
@@ -280,7 +280,7 @@ func (st *AdminState) Equal(o *AdminState) bool {
 	opEq := func(a, b OperatorEntry) bool {
 		return a.ID == b.ID && a.Name == b.Name && a.AddedAtMs == b.AddedAtMs && a.PublicKey.Equal(b.PublicKey)
 	}
-	nodeEq := func(a, b meshos.NodeIntent) bool {
+	nodeEq := func(a, b placement.NodeIntent) bool {
 		return a.Cordoned == b.Cordoned && a.Maintenance == b.Maintenance && a.MaintGen == b.MaintGen &&
 			a.DrainDeadline.Equal(b.DrainDeadline) && a.ForceDrain == b.ForceDrain &&
 			a.RestartAllGen == b.RestartAllGen && a.InvalidateGen == b.InvalidateGen &&

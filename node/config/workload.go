@@ -5,14 +5,14 @@ import (
 	"math"
 
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // MaxWorkloadGroups bounds the [[workload]] tables of a cluster file.
 const MaxWorkloadGroups = 256
 
-// WorkloadGroup is one [[workload]] table: a meshos.GroupSpec in file form.
+// WorkloadGroup is one [[workload]] table: a placement.GroupSpec in file form.
 // The cluster file carries the spec so every node, and every console that
 // previews a blast radius, places the same workload.
 type WorkloadGroup struct {
@@ -33,7 +33,7 @@ var groupKinds = map[string]snapshot.GroupKind{
 }
 
 // WorkloadFromSpec renders a spec as [[workload]] tables.
-func WorkloadFromSpec(s meshos.Spec) []WorkloadGroup {
+func WorkloadFromSpec(s placement.Spec) []WorkloadGroup {
 	out := make([]WorkloadGroup, 0, len(s.Groups))
 	for _, g := range s.Groups {
 		out = append(out, WorkloadGroup{
@@ -45,28 +45,28 @@ func WorkloadFromSpec(s meshos.Spec) []WorkloadGroup {
 	return out
 }
 
-// Spec converts the file's workload into a validated meshos.Spec.
-func (c *Cluster) Spec() (meshos.Spec, error) {
-	var s meshos.Spec
+// Spec converts the file's workload into a validated placement.Spec.
+func (c *Cluster) Spec() (placement.Spec, error) {
+	var s placement.Spec
 	for i, w := range c.Workload {
 		field := func(k string) string { return fmt.Sprintf("workload[%d].%s", i, k) }
 		kind, ok := groupKinds[w.Kind]
 		if !ok {
-			return meshos.Spec{}, fieldErr(field("kind"), "%q is not solo, replica, standby or fork", w.Kind)
+			return placement.Spec{}, fieldErr(field("kind"), "%q is not solo, replica, standby or fork", w.Kind)
 		}
 		if w.ForkAt < 0 {
-			return meshos.Spec{}, fieldErr(field("fork_at"), "must not be negative")
+			return placement.Spec{}, fieldErr(field("fork_at"), "must not be negative")
 		}
 		if math.IsNaN(w.Load) || w.Load < 0 || w.Load > 1 {
-			return meshos.Spec{}, fieldErr(field("load"), "must be between 0 and 1")
+			return placement.Spec{}, fieldErr(field("load"), "must be between 0 and 1")
 		}
-		s.Groups = append(s.Groups, meshos.GroupSpec{
+		s.Groups = append(s.Groups, placement.GroupSpec{
 			Name: w.Name, Kind: kind, DaemonKind: w.DaemonKind, Members: w.Members, Parent: w.Parent,
 			ForkAt: uint64(w.ForkAt), ChainReplicas: w.ChainReplicas, Requires: w.Requires, Load: w.Load,
 		})
 	}
 	if err := s.Validate(); err != nil {
-		return meshos.Spec{}, fmt.Errorf("%w: workload: %v", api.ErrInvalid, err)
+		return placement.Spec{}, fmt.Errorf("%w: workload: %v", api.ErrInvalid, err)
 	}
 	return s, nil
 }

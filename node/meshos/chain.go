@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -69,7 +70,7 @@ func claimedLeader(cs *snapshot.ClusterSnapshot, chain string, skip NodeID) lead
 			if r.Chain != chain || r.Role != snapshot.Leader {
 				continue
 			}
-			if best.node == 0 || claimBeats(r.Term, r.Seq, v.ID, best.term, best.seq, best.node) {
+			if best.node == 0 || placement.ClaimBeats(r.Term, r.Seq, v.ID, best.term, best.seq, best.node) {
 				best = leaderView{node: v.ID, term: r.Term, seq: r.Seq}
 			}
 		}
@@ -134,7 +135,7 @@ func (rt *Runtime) stepChainsLocked(now time.Time) {
 		cur := claimedLeader(view, name, rt.self)
 		switch r.role {
 		case snapshot.Leader:
-			if cur.node != 0 && claimBeats(cur.term, cur.seq, cur.node, r.term, r.seq, rt.self) {
+			if cur.node != 0 && placement.ClaimBeats(cur.term, cur.seq, cur.node, r.term, r.seq, rt.self) {
 				// A better claim: a higher term, or the same term with more
 				// progress (two sides of a healed partition). What this
 				// node appended under its claim may have diverged from the

@@ -5,15 +5,11 @@
 //
 // # Placement
 //
-// Place (and PlaceWith) is a pure function of a ClusterSnapshot and the
-// shared Spec: every node computes the same Assignment from the same
-// snapshot. Daemon ids are DaemonID(group, index) and never change when a
-// daemon moves; a group's chain is ChainName(group). Only Healthy, fresh
-// nodes in Active or Recovery keep work; cordoned nodes keep what they run
-// but take nothing new; capabilities are rules, spreading and saturation are
-// preferences; what is placed stays placed. ApplyIntent overlays admin
-// intent on a snapshot, OptionsFor turns evictions into exclusions, and
-// ProjectedSaturation, CurrentAssignment and Diff feed the blast radius.
+// Placement itself is pure and lives in node/placement (Spec, ClusterIntent,
+// PlaceWith); this package calls it each tick over its view of the cluster
+// and acts on the answer. The blast-radius preview in node/command runs the
+// same function on a projected snapshot. Spec, ClusterIntent and the
+// Assignment types are aliases of placement's, not copies.
 //
 // # Runtime
 //

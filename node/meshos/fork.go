@@ -92,7 +92,7 @@ func (rt *Runtime) offerForkLocked(chain string, seq uint64) {
 		member string
 	}
 	sent := map[offer]bool{}
-	for _, id := range a.order {
+	for _, id := range a.DaemonIDs() {
 		p := a.Daemons[id]
 		c, member, at, ok := rt.forkParent(p)
 		if !ok || c != chain || at != seq {
@@ -228,7 +228,7 @@ func (rt *Runtime) onForkResp(from NodeID, m *message) {
 	if a == nil || !m.OK || !rt.memberOf(m.Chain, m.Daemon) {
 		return
 	}
-	for _, id := range a.order {
+	for _, id := range a.DaemonIDs() {
 		p := a.Daemons[id]
 		if p.Node != rt.self || rt.daemons[id] != nil {
 			continue

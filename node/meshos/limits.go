@@ -1,6 +1,10 @@
 package meshos
 
-import "time"
+import (
+	"time"
+
+	"github.com/deck-mesh/deck/node/placement"
+)
 
 // Every number a reviewer cares about lives here, with its unit in its name.
 // Config fields of the same name (without the Default prefix) override the
@@ -62,18 +66,14 @@ const (
 	LogTextBytesMax = 1024
 )
 
-// Placement.
+// Placement: the bounds live with the pure placement code (node/placement)
+// and are repeated here so this file still lists every number.
 const (
-	// PlacementSaturationMax is the projected saturation a new placement
-	// tries not to exceed; when no node fits, the least loaded still gets it
-	// (running hot beats not running).
-	PlacementSaturationMax = 1.0
-	// GroupMembersMax, ChainReplicasMax and GroupsMax bound a Spec.
-	GroupMembersMax  = 1024
-	ChainReplicasMax = 16
-	GroupsMax        = 4096
-	// NameBytesMax bounds group, daemon-kind and chain names.
-	NameBytesMax = 64
+	PlacementSaturationMax = placement.PlacementSaturationMax
+	GroupMembersMax        = placement.GroupMembersMax
+	ChainReplicasMax       = placement.ChainReplicasMax
+	GroupsMax              = placement.GroupsMax
+	NameBytesMax           = placement.NameBytesMax
 )
 
 // admit() gates.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -284,7 +285,32 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 		return
 	}
 	view := rt.viewLocked(now)
-	opts := OptionsFor(rt.intent)
+	a := placement.PlaceWith(view, rt.cfg.Spec, nil, rt.placementOptionsLocked(now))
+	rt.assign, rt.view = a, view
+
+	for _, id := range a.DaemonIDs() {
+		p := a.Daemons[id]
+		if p.Node == rt.self {
+			rt.reconcileHereLocked(p, view, now)
+		} else {
+			rt.reconcileElsewhereLocked(p, view, now)
+		}
+	}
+	for id, s := range rt.daemons {
+		if _, ok := a.Daemons[id]; !ok && rt.outboundFor(id) == nil {
+			delete(rt.daemons, id)
+			go s.stop(rt.tm.StopGrace)
+			rt.logf(api.LevelInfo, id, "stopped: no longer in the spec")
+		}
+	}
+	rt.reconcileChainsLocked(a, view, now)
+}
+
+// placementOptionsLocked is what this node feeds placement besides the
+// view: the intent's evictions, and the nodes an invalidate-placement still
+// holds fresh (expired holds are forgotten here).
+func (rt *Runtime) placementOptionsLocked(now time.Time) placement.Options {
+	opts := placement.OptionsFor(rt.intent)
 	for id, until := range rt.freshUntil {
 		if !now.Before(until) {
 			delete(rt.freshUntil, id)
@@ -295,102 +321,104 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 		}
 		opts.Fresh[id] = true
 	}
-	a := PlaceWith(view, rt.cfg.Spec, nil, opts)
-	rt.assign, rt.view = a, view
+	return opts
+}
 
-	for _, id := range a.order {
-		p := a.Daemons[id]
-		s := rt.daemons[id]
-		if p.Node == rt.self {
-			if s != nil {
-				l := rt.lineageLocked(p, view)
-				if l.Kind == snapshot.GroupStandby && s.lineageNow().Active != l.Active && rt.outboundFor(id) == nil {
-					rt.switchStandbyRoleLocked(s, l)
-				} else {
-					s.setLineage(l)
-				}
-				continue
-			}
-			if rt.inboundFor(id) != nil {
-				rt.notePendingLocked(action{kind: actPlace, target: id}, now, "")
-				continue
-			}
-			if holder := otherLiveHolder(view, id, rt.self); holder != 0 {
-				rt.notePendingLocked(action{kind: actPlace, target: id}, now, "waiting for "+holder.String()+" to hand it over")
-				continue
-			}
-			state := rt.checkpointLocked(p)
-			var fork forkStart
-			if p.Lineage.Kind == snapshot.GroupFork && state == nil {
-				fs, ready, why := rt.forkStartLocked(p, now)
-				if !ready {
-					rt.notePendingLocked(action{kind: actPlace, target: id}, now, why)
-					continue
-				}
-				fork, state = fs, fs.state
-			}
-			if rt.admitLocked(action{kind: actPlace, target: id}, now) != "" {
-				continue
-			}
-			p.Lineage = rt.lineageLocked(p, view)
-			if !rt.startDaemonLocked(p, state) {
-				rt.failLocked("placement", fmt.Sprintf("%s assigned here but no factory for kind %q", id, p.Kind))
-				continue
-			}
-			how := "fresh"
-			switch {
-			case fork.from != "":
-				how = fmt.Sprintf("forked from %s at seq %d, sentinel %016x", fork.from, p.Lineage.ForkAt, fork.sentinel)
-			case state != nil:
-				how = "from its chain checkpoint"
-			}
-			rt.logf(api.LevelInfo, id, "placed here (%s)", how)
-			continue
+// reconcileHereLocked handles a daemon placed on this node: keep its
+// lineage current if it runs here, else start it once no other copy is
+// handing it over (from its checkpoint, its fork point, or fresh).
+func (rt *Runtime) reconcileHereLocked(p DaemonPlacement, view *snapshot.ClusterSnapshot, now time.Time) {
+	id := p.ID
+	s := rt.daemons[id]
+	if s != nil {
+		l := rt.lineageLocked(p, view)
+		if l.Kind == snapshot.GroupStandby && s.lineageNow().Active != l.Active && rt.outboundFor(id) == nil {
+			rt.switchStandbyRoleLocked(s, l)
+		} else {
+			s.setLineage(l)
 		}
-		if s == nil {
-			continue
+		return
+	}
+	if rt.inboundFor(id) != nil {
+		rt.notePendingLocked(action{kind: actPlace, target: id}, now, "")
+		return
+	}
+	if holder := otherLiveHolder(view, id, rt.self); holder != 0 {
+		rt.notePendingLocked(action{kind: actPlace, target: id}, now, "waiting for "+holder.String()+" to hand it over")
+		return
+	}
+	state := rt.checkpointLocked(p)
+	var fork forkStart
+	if p.Lineage.Kind == snapshot.GroupFork && state == nil {
+		fs, ready, why := rt.forkStartLocked(p, now)
+		if !ready {
+			rt.notePendingLocked(action{kind: actPlace, target: id}, now, why)
+			return
 		}
-		if rt.outboundFor(id) != nil {
-			rt.notePendingLocked(action{kind: actMigrate, target: id}, now, "")
-			continue
-		}
-		if p.HandOver != 0 && p.HandOver != rt.self {
-			// Another copy runs too (a fresh start raced a partition) and
-			// none is where placement wants it: the agreed copy hands it
-			// over, this one goes.
-			why := fmt.Sprintf("%v hands it over to %v", p.HandOver, p.Node)
-			if p.Node == 0 {
-				why = fmt.Sprintf("%v keeps it (no eligible node)", p.HandOver)
-			}
-			rt.stopDuplicateLocked(id, s, now, why)
-			continue
-		}
+		fork, state = fs, fs.state
+	}
+	if rt.admitLocked(action{kind: actPlace, target: id}, now) != "" {
+		return
+	}
+	p.Lineage = rt.lineageLocked(p, view)
+	if !rt.startDaemonLocked(p, state) {
+		rt.failLocked("placement", fmt.Sprintf("%s assigned here but no factory for kind %q", id, p.Kind))
+		return
+	}
+	how := "fresh"
+	switch {
+	case fork.from != "":
+		how = fmt.Sprintf("forked from %s at seq %d, sentinel %016x", fork.from, p.Lineage.ForkAt, fork.sentinel)
+	case state != nil:
+		how = "from its chain checkpoint"
+	}
+	rt.logf(api.LevelInfo, id, "placed here (%s)", how)
+}
+
+// reconcileElsewhereLocked handles a daemon placed on another node (or
+// nowhere) that runs here: stop a duplicate, or migrate it to its node.
+func (rt *Runtime) reconcileElsewhereLocked(p DaemonPlacement, view *snapshot.ClusterSnapshot, now time.Time) {
+	id := p.ID
+	s := rt.daemons[id]
+	if s == nil {
+		return
+	}
+	if rt.outboundFor(id) != nil {
+		rt.notePendingLocked(action{kind: actMigrate, target: id}, now, "")
+		return
+	}
+	if p.HandOver != 0 && p.HandOver != rt.self {
+		// Another copy runs too (a fresh start raced a partition) and
+		// none is where placement wants it: the agreed copy hands it
+		// over, this one goes.
+		why := fmt.Sprintf("%v hands it over to %v", p.HandOver, p.Node)
 		if p.Node == 0 {
-			rt.notePendingLocked(action{kind: actMigrate, target: id}, now, "no eligible node")
-			continue
+			why = fmt.Sprintf("%v keeps it (no eligible node)", p.HandOver)
 		}
-		if runsOn(view, id, p.Node) {
-			// Another node runs it too (a fresh start raced a partition):
-			// placement chose that copy, so this one goes.
-			rt.stopDuplicateLocked(id, s, now, fmt.Sprintf("%v runs it", p.Node))
-			continue
-		}
-		if !live(view, p.Node) {
-			continue
-		}
-		if rt.admitLocked(action{kind: actMigrate, target: id, force: rt.forceDrainLocked()}, now) == "" {
-			rt.startMigrationLocked(s, p)
-		}
+		rt.stopDuplicateLocked(id, s, now, why)
+		return
 	}
-	for id, s := range rt.daemons {
-		if _, ok := a.Daemons[id]; !ok && rt.outboundFor(id) == nil {
-			delete(rt.daemons, id)
-			go s.stop(rt.tm.StopGrace)
-			rt.logf(api.LevelInfo, id, "stopped: no longer in the spec")
-		}
+	if p.Node == 0 {
+		rt.notePendingLocked(action{kind: actMigrate, target: id}, now, "no eligible node")
+		return
 	}
+	if runsOn(view, id, p.Node) {
+		// Another node runs it too (a fresh start raced a partition):
+		// placement chose that copy, so this one goes.
+		rt.stopDuplicateLocked(id, s, now, fmt.Sprintf("%v runs it", p.Node))
+		return
+	}
+	if !live(view, p.Node) {
+		return
+	}
+	if rt.admitLocked(action{kind: actMigrate, target: id, force: rt.forceDrainLocked()}, now) == "" {
+		rt.startMigrationLocked(s, p)
+	}
+}
 
-	// Chains.
+// reconcileChainsLocked takes up the replicas assigned here and drops the
+// others once their new holders have caught up.
+func (rt *Runtime) reconcileChainsLocked(a *Assignment, view *snapshot.ClusterSnapshot, now time.Time) {
 	want := a.ChainsOn(rt.self)
 	for _, name := range want {
 		if rt.replicas[name] != nil {

@@ -1,4 +1,4 @@
-package meshos
+package placement
 
 import (
 	"time"

@@ -1,9 +1,7 @@
-package meshos
+package placement
 
 import (
 	"cmp"
-	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -158,19 +156,62 @@ type holder struct {
 	seq  uint64
 }
 
-// PlaceWith is Place with options (invalidate, evictions).
+// PlaceWith is Place with options (invalidate, evictions). It runs the
+// phases in order, each one a function below: collect the candidate nodes,
+// declare the wanted daemons, keep what is placed, place the rest, choose
+// each daemon's hand-over copy, pick standby actives, then place chains.
 func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Options) *Assignment {
 	a := &Assignment{
 		Daemons: make(map[string]DaemonPlacement),
 		Chains:  make(map[string]ChainPlacement),
 		Groups:  make(map[string]GroupPlacement),
 	}
+	p := newPlacer(cs, spec, opt)
+	wants := p.declare(a)
+	placed := p.keepExisting(wants, prev)
+	p.placeNew(wants, placed)
+	p.record(a, wants, placed)
+	p.chooseStandbyActives(a)
+	for gi, g := range spec.Groups {
+		if g.ChainReplicas > 0 {
+			cp := p.placeChain(gi, g)
+			a.Chains[cp.Name] = cp
+		}
+	}
+	return a
+}
+
+// placer is one PlaceWith run: the candidate nodes and what the snapshot
+// shows on them, updated as each phase assigns work.
+type placer struct {
+	spec    Spec
+	opt     Options
+	nodes   []nodeState
+	index   map[NodeID]int // node id → index into nodes
+	loadOf  map[string]float64
+	locs    map[string][]location
+	holders map[string][]holder
+	// perGroup counts members per node (by node index), per group index.
+	perGroup [][]int
+}
+
+// want is one daemon the spec declares, with its group's index.
+type want struct {
+	p DaemonPlacement
+	g int
+}
+
+// newPlacer collects the candidate nodes in id order with their standing
+// (live, keep, host), capabilities, projected load, avoided flag and mean
+// RTT, and where the snapshot shows each daemon and chain replica.
+func newPlacer(cs *snapshot.ClusterSnapshot, spec Spec, opt Options) *placer {
 	var views []snapshot.NodeView
 	if cs != nil {
 		views = cs.Nodes
 	}
-	nodes := make([]nodeState, len(views))
-	index := make(map[NodeID]int, len(views))
+	p := &placer{spec: spec, opt: opt, loadOf: groupLoads(spec)}
+	p.nodes = make([]nodeState, len(views))
+	p.index = make(map[NodeID]int, len(views))
 	order := make([]int, len(views))
 	for i := range order {
 		order[i] = i
@@ -181,46 +222,51 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 	for k, i := range order {
 		sorted[k] = &views[i]
 	}
-	loadOf := groupLoads(spec)
 	for i, v := range sorted {
-		n := &nodes[i]
-		n.id = v.ID
-		index[v.ID] = i
-		live := v.Health == snapshot.Healthy && !v.Stale && v.ID.Valid()
-		active := v.Maintenance.State == snapshot.MaintActive || v.Maintenance.State == snapshot.MaintRecovery
-		n.live = live
-		n.keep = live && active
-		n.host = n.keep && !v.Cordoned
-		n.caps = make(map[string]bool, len(v.Capabilities))
-		for _, c := range v.Capabilities {
-			n.caps[c] = true
-		}
-		// The node's own gauge includes the daemons it runs now; subtract
-		// their declared load so projecting the new assignment does not
-		// count them twice.
-		base := v.Resources.Saturation
-		for _, d := range v.Daemons {
-			if d.Lifecycle != snapshot.LifecycleStopped {
-				base -= loadOf[d.Lineage.Group]
-			}
-		}
-		n.load = math.Max(0, base)
+		p.index[v.ID] = i
+		p.nodes[i] = candidate(v, p.loadOf)
 	}
-	markAvoided(sorted, nodes, index)
-	meanRTT(cs, nodes, index)
-
-	locs := daemonLocations(sorted, index)
-	holders := chainHolders(sorted, index)
-
-	// Daemons: sticky pass first (what is placed stays placed), then fresh
-	// placements in spec order, so a newcomer never displaces an incumbent.
-	type want struct {
-		p DaemonPlacement
-		g int
+	markAvoided(sorted, p.nodes, p.index)
+	meanRTT(cs, p.nodes, p.index)
+	p.locs = daemonLocations(sorted, p.index)
+	p.holders = chainHolders(sorted, p.index)
+	p.perGroup = make([][]int, len(spec.Groups))
+	for gi := range p.perGroup {
+		p.perGroup[gi] = make([]int, len(p.nodes))
 	}
+	return p
+}
+
+// candidate is v's standing for placement. Its load is the node's own
+// gauge net of the declared load of the daemons it runs now, so projecting
+// the new assignment does not count them twice.
+func candidate(v *snapshot.NodeView, loadOf map[string]float64) nodeState {
+	n := nodeState{id: v.ID}
+	live := v.Health == snapshot.Healthy && !v.Stale && v.ID.Valid()
+	active := v.Maintenance.State == snapshot.MaintActive || v.Maintenance.State == snapshot.MaintRecovery
+	n.live = live
+	n.keep = live && active
+	n.host = n.keep && !v.Cordoned
+	n.caps = make(map[string]bool, len(v.Capabilities))
+	for _, c := range v.Capabilities {
+		n.caps[c] = true
+	}
+	base := v.Resources.Saturation
+	for _, d := range v.Daemons {
+		if d.Lifecycle != snapshot.LifecycleStopped {
+			base -= loadOf[d.Lineage.Group]
+		}
+	}
+	n.load = math.Max(0, base)
+	return n
+}
+
+// declare lists every daemon the spec declares, in spec order (groups, then
+// index), and records each group's members in a.
+func (p *placer) declare(a *Assignment) []want {
 	var wants []want
-	for gi, g := range spec.Groups {
-		members := groupMembers(g)
+	for gi, g := range p.spec.Groups {
+		members := g.MemberCount()
 		gp := GroupPlacement{Name: g.Name, Kind: g.Kind}
 		if g.ChainReplicas > 0 {
 			gp.Chain = ChainName(g.Name)
@@ -237,44 +283,56 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 		}
 		a.Groups[g.Name] = gp
 	}
-	perGroup := make([][]int, len(spec.Groups)) // members per node, per group
-	for gi := range perGroup {
-		perGroup[gi] = make([]int, len(nodes))
-	}
-	fits := func(n *nodeState, g GroupSpec) bool {
-		for _, c := range g.Requires {
-			if !n.caps[c] {
-				return false
-			}
+	return wants
+}
+
+// fits reports whether n has every capability g requires.
+func fits(n *nodeState, g GroupSpec) bool {
+	for _, c := range g.Requires {
+		if !n.caps[c] {
+			return false
 		}
-		return true
 	}
+	return true
+}
+
+// take assigns one member of group gi to node i.
+func (p *placer) take(gi, i int) {
+	p.nodes[i].load += p.loadOf[p.spec.Groups[gi].Name]
+	p.perGroup[gi][i]++
+}
+
+// keepExisting is the sticky pass: each daemon stays on the best node the
+// snapshot shows it on (what is placed stays placed), unless that doubles
+// up its group while a node without a member could take it. It returns
+// each daemon's node index, -1 where the fresh pass must place it.
+func (p *placer) keepExisting(wants []want, prev *Assignment) []int {
 	placed := make([]int, len(wants)) // node index, -1 unplaced
 	for k, w := range wants {
 		placed[k] = -1
-		g := spec.Groups[w.g]
+		g := p.spec.Groups[w.g]
 		best := -1
-		ls := locs[w.p.ID]
+		ls := p.locs[w.p.ID]
 		for li, l := range ls {
-			n := &nodes[l.node]
-			if !n.keep || !fits(n, g) || opt.Fresh[n.id] {
+			n := &p.nodes[l.node]
+			if !n.keep || !fits(n, g) || p.opt.Fresh[n.id] {
 				continue
 			}
-			if best < 0 || betterLocation(l, ls[best], nodes) {
+			if best < 0 || betterLocation(l, ls[best], p.nodes) {
 				best = li
 			}
 		}
 		if best < 0 && prev != nil {
-			if pn, ok := index[prev.Daemons[w.p.ID].Node]; ok && len(locs[w.p.ID]) == 0 {
-				n := &nodes[pn]
-				if n.host && fits(n, g) && !opt.Fresh[n.id] {
+			if pn, ok := p.index[prev.Daemons[w.p.ID].Node]; ok && len(ls) == 0 {
+				n := &p.nodes[pn]
+				if n.host && fits(n, g) && !p.opt.Fresh[n.id] {
 					placed[k] = pn
 				}
 			}
 		}
 		if best >= 0 {
-			placed[k] = locs[w.p.ID][best].node
-			if perGroup[w.g][placed[k]] > 0 && spreadTarget(nodes, perGroup[w.g], g, fits) {
+			placed[k] = ls[best].node
+			if p.perGroup[w.g][placed[k]] > 0 && spreadTarget(p.nodes, p.perGroup[w.g], g) {
 				// Two members of one group on one node (placed while the
 				// node saw too little of the cluster): let the fresh pass
 				// spread this one, since a node without a member exists.
@@ -282,25 +340,30 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 			}
 		}
 		if placed[k] >= 0 {
-			nodes[placed[k]].load += loadOf[g.Name]
-			perGroup[w.g][placed[k]]++
+			p.take(w.g, placed[k])
 		}
 	}
+	return placed
+}
+
+// placeNew places every daemon the sticky pass left, in spec order, on the
+// best host by placeKey, so a newcomer never displaces an incumbent.
+func (p *placer) placeNew(wants []want, placed []int) {
 	for k, w := range wants {
 		if placed[k] >= 0 {
 			continue
 		}
-		g := spec.Groups[w.g]
-		load := loadOf[g.Name]
+		g := p.spec.Groups[w.g]
+		load := p.loadOf[g.Name]
 		best := -1
 		var bestKey placeKey
-		for i := range nodes {
-			n := &nodes[i]
+		for i := range p.nodes {
+			n := &p.nodes[i]
 			if !n.host || !fits(n, g) {
 				continue
 			}
 			key := placeKey{
-				sameGroup: perGroup[w.g][i],
+				sameGroup: p.perGroup[w.g][i],
 				avoided:   n.avoided,
 				over:      n.load+load > PlacementSaturationMax,
 				load:      n.load,
@@ -312,137 +375,152 @@ func PlaceWith(cs *snapshot.ClusterSnapshot, spec Spec, prev *Assignment, opt Op
 		}
 		if best >= 0 {
 			placed[k] = best
-			nodes[best].load += load
-			perGroup[w.g][best]++
+			p.take(w.g, best)
 		}
 	}
+}
+
+// record writes each daemon's node and hand-over copy into a and lists the
+// unplaced ones.
+func (p *placer) record(a *Assignment, wants []want, placed []int) {
 	for k, w := range wants {
-		p := w.p
+		d := w.p
 		if placed[k] >= 0 {
-			p.Node = nodes[placed[k]].id
+			d.Node = p.nodes[placed[k]].id
 		} else {
-			a.Unplaced = append(a.Unplaced, p.ID)
+			a.Unplaced = append(a.Unplaced, d.ID)
 		}
-		p.HandOver = handOver(locs[p.ID], placed[k], nodes)
-		a.Daemons[p.ID] = p
+		d.HandOver = handOver(p.locs[d.ID], placed[k], p.nodes)
+		a.Daemons[d.ID] = d
 	}
 	slices.Sort(a.Unplaced)
+}
 
-	// Standby groups: keep the active member with the highest term; promote
-	// the best-synced placed member when the active one is gone.
-	for _, g := range spec.Groups {
+// chooseStandbyActives keeps each standby group's active member with the
+// highest term, or promotes the best-synced placed member when the active
+// one is gone, and stamps every member's lineage with the answer.
+func (p *placer) chooseStandbyActives(a *Assignment) {
+	for _, g := range p.spec.Groups {
 		if g.Kind != snapshot.GroupStandby {
 			continue
 		}
 		gp := a.Groups[g.Name]
-		gp.Active, gp.Term = standbyActive(gp.Members, a, locs, nodes)
+		gp.Active, gp.Term = standbyActive(gp.Members, a, p.locs, p.nodes)
 		a.Groups[g.Name] = gp
 		for _, id := range gp.Members {
-			p := a.Daemons[id]
-			p.Lineage.Active = id == gp.Active
-			p.Lineage.Term = gp.Term
-			a.Daemons[id] = p
+			d := a.Daemons[id]
+			d.Lineage.Active = id == gp.Active
+			d.Lineage.Term = gp.Term
+			a.Daemons[id] = d
 		}
 	}
+}
 
-	// Chains: keep live holders, fill up to Desired, pick the leader.
-	for gi, g := range spec.Groups {
-		if g.ChainReplicas <= 0 {
-			continue
+// placeChain keeps the chain's live holders (trimmed when there are too
+// many), fills up to Desired and picks the leader.
+func (p *placer) placeChain(gi int, g GroupSpec) ChainPlacement {
+	name := ChainName(g.Name)
+	desired := min(g.ChainReplicas, ChainReplicasMax)
+	cp := ChainPlacement{Name: name, Group: g.Name, Desired: desired}
+	excl := p.opt.Exclude[name]
+	var kept []holder
+	var maxTerm uint64
+	for _, h := range p.holders[name] {
+		maxTerm = max(maxTerm, h.term)
+		n := &p.nodes[h.node]
+		if n.keep && !excl[n.id] && !p.opt.Fresh[n.id] {
+			kept = append(kept, h)
 		}
-		name := ChainName(g.Name)
-		want := min(g.ChainReplicas, ChainReplicasMax)
-		cp := ChainPlacement{Name: name, Group: g.Name, Desired: want}
-		excl := opt.Exclude[name]
-		var kept []holder
-		var maxTerm uint64
-		for _, h := range holders[name] {
-			maxTerm = max(maxTerm, h.term)
-			n := &nodes[h.node]
-			if n.keep && !excl[n.id] && !opt.Fresh[n.id] {
-				kept = append(kept, h)
-			}
-		}
-		if len(kept) > want {
-			// Over-replicated: keep the winning leader claim, then the
-			// holders in the newest term, followers before a leader whose
-			// claim lost (a partition's other side, a same-term race: it is
-			// about to step down and resync), then a fixed order per chain.
-			//
-			// Seq is deliberately not a criterion among same-term holders:
-			// every node sees its own seq fresh and the others' up to
-			// ChainSeqHashStep behind, so each follower would rank itself
-			// ahead and keep itself, and the extra holder would never go.
-			// Terms change rarely and travel in every snapshot, so every
-			// node computes the same survivors. The one dropped waits for
-			// the survivors to catch up before it lets go (caughtUp).
-			win := bestClaim(kept, nodes)
-			slices.SortStableFunc(kept, func(x, y holder) int {
-				if (x.node == win) != (y.node == win) {
-					if x.node == win {
-						return -1
-					}
-					return 1
-				}
-				if x.term != y.term {
-					return -cmp.Compare(x.term, y.term)
-				}
-				if x.lead != y.lead {
-					// A deposed claim in the same term diverged from the
-					// winner's log; a follower's copy is the better one.
-					if y.lead {
-						return -1
-					}
-					return 1
-				}
-				if c := cmp.Compare(tieHash(name, nodes[x.node].id), tieHash(name, nodes[y.node].id)); c != 0 {
-					return c
-				}
-				return cmp.Compare(nodes[x.node].id, nodes[y.node].id)
-			})
-			kept = kept[:want]
-		}
-		chosen := make([]int, 0, want)
-		for _, h := range kept {
-			chosen = append(chosen, h.node)
-		}
-		for len(chosen) < want {
-			best := -1
-			var bestKey replicaKey
-			for i := range nodes {
-				n := &nodes[i]
-				if !n.host || excl[n.id] || slices.Contains(chosen, i) {
-					continue
-				}
-				key := replicaKey{
-					noMember: perGroup[gi][i] == 0,
-					avoided:  n.avoided,
-					replicas: n.replicas,
-					tie:      tieHash(name, n.id),
-				}
-				if best < 0 || key.less(bestKey) {
-					best, bestKey = i, key
-				}
-			}
-			if best < 0 {
-				break
-			}
-			chosen = append(chosen, best)
-		}
-		for _, i := range chosen {
-			nodes[i].replicas++
-			cp.Holders = append(cp.Holders, nodes[i].id)
-		}
-		slices.SortFunc(cp.Holders, cmp.Compare[NodeID])
-		cp.Leader, cp.Term = chainLeader(chosen, kept, nodes, maxTerm)
-		a.Chains[name] = cp
 	}
-	return a
+	if len(kept) > desired {
+		kept = trimHolders(name, kept, p.nodes)[:desired]
+	}
+	chosen := make([]int, 0, desired)
+	for _, h := range kept {
+		chosen = append(chosen, h.node)
+	}
+	chosen = p.fillReplicas(gi, name, excl, chosen, desired)
+	for _, i := range chosen {
+		p.nodes[i].replicas++
+		cp.Holders = append(cp.Holders, p.nodes[i].id)
+	}
+	slices.Sort(cp.Holders)
+	cp.Leader, cp.Term = chainLeader(chosen, kept, p.nodes, maxTerm)
+	return cp
+}
+
+// trimHolders orders an over-replicated chain's kept holders, survivors
+// first: the winning leader claim, then the holders in the newest term,
+// followers before a leader whose claim lost (a partition's other side, a
+// same-term race: it is about to step down and resync), then a fixed order
+// per chain. It sorts kept in place and returns it.
+//
+// Seq is deliberately not a criterion among same-term holders: every node
+// sees its own seq fresh and the others' up to ChainSeqHashStep behind, so
+// each follower would rank itself ahead and keep itself, and the extra
+// holder would never go. Terms change rarely and travel in every snapshot,
+// so every node computes the same survivors. The one dropped waits for the
+// survivors to catch up before it lets go (caughtUp).
+func trimHolders(name string, kept []holder, nodes []nodeState) []holder {
+	win := bestClaim(kept, nodes)
+	slices.SortStableFunc(kept, func(x, y holder) int {
+		if (x.node == win) != (y.node == win) {
+			if x.node == win {
+				return -1
+			}
+			return 1
+		}
+		if x.term != y.term {
+			return -cmp.Compare(x.term, y.term)
+		}
+		if x.lead != y.lead {
+			// A deposed claim in the same term diverged from the
+			// winner's log; a follower's copy is the better one.
+			if y.lead {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(tieHash(name, nodes[x.node].id), tieHash(name, nodes[y.node].id)); c != 0 {
+			return c
+		}
+		return cmp.Compare(nodes[x.node].id, nodes[y.node].id)
+	})
+	return kept
+}
+
+// fillReplicas adds holders to chosen by replicaKey until the chain has
+// desired holders or no host is left.
+func (p *placer) fillReplicas(gi int, name string, excl map[NodeID]bool, chosen []int, desired int) []int {
+	for len(chosen) < desired {
+		best := -1
+		var bestKey replicaKey
+		for i := range p.nodes {
+			n := &p.nodes[i]
+			if !n.host || excl[n.id] || slices.Contains(chosen, i) {
+				continue
+			}
+			key := replicaKey{
+				noMember: p.perGroup[gi][i] == 0,
+				avoided:  n.avoided,
+				replicas: n.replicas,
+				tie:      tieHash(name, n.id),
+			}
+			if best < 0 || key.less(bestKey) {
+				best, bestKey = i, key
+			}
+		}
+		if best < 0 {
+			break
+		}
+		chosen = append(chosen, best)
+	}
+	return chosen
 }
 
 // spreadTarget reports whether some host that fits g has no member of g
 // yet: only then is moving a doubled-up member an improvement.
-func spreadTarget(nodes []nodeState, members []int, g GroupSpec, fits func(*nodeState, GroupSpec) bool) bool {
+func spreadTarget(nodes []nodeState, members []int, g GroupSpec) bool {
 	for i := range nodes {
 		if nodes[i].host && members[i] == 0 && fits(&nodes[i], g) {
 			return true
@@ -517,7 +595,9 @@ func tieHash(s string, n NodeID) uint64 {
 	return h
 }
 
-func groupMembers(g GroupSpec) int {
+// MemberCount is how many daemons g declares: Members clamped to
+// 1..GroupMembersMax, and one for a solo group.
+func (g GroupSpec) MemberCount() int {
 	m := g.Members
 	if m < 1 {
 		m = 1
@@ -741,15 +821,15 @@ func bestClaim(hs []holder, nodes []nodeState) int {
 		if !h.lead {
 			continue
 		}
-		if win < 0 || claimBeats(h.term, h.seq, nodes[h.node].id, w.term, w.seq, nodes[w.node].id) {
+		if win < 0 || ClaimBeats(h.term, h.seq, nodes[h.node].id, w.term, w.seq, nodes[w.node].id) {
 			win, w = h.node, h
 		}
 	}
 	return win
 }
 
-// claimBeats orders leader claims: (term, seq) higher wins, then lower id.
-func claimBeats(term, seq uint64, id NodeID, oTerm, oSeq uint64, oID NodeID) bool {
+// ClaimBeats orders leader claims: (term, seq) higher wins, then lower id.
+func ClaimBeats(term, seq uint64, id NodeID, oTerm, oSeq uint64, oID NodeID) bool {
 	if term != oTerm {
 		return term > oTerm
 	}
@@ -824,7 +904,7 @@ func CurrentAssignment(cs *snapshot.ClusterSnapshot, spec Spec) *Assignment {
 	}
 	for _, g := range spec.Groups {
 		gp := GroupPlacement{Name: g.Name, Kind: g.Kind}
-		for i := 0; i < groupMembers(g); i++ {
+		for i := 0; i < g.MemberCount(); i++ {
 			id := DaemonID(g.Name, i)
 			gp.Members = append(gp.Members, id)
 			a.order = append(a.order, id)
@@ -838,7 +918,7 @@ func CurrentAssignment(cs *snapshot.ClusterSnapshot, spec Spec) *Assignment {
 			name := ChainName(g.Name)
 			gp.Chain = name
 			hs := slices.Clone(holders[name])
-			slices.SortFunc(hs, cmp.Compare[NodeID])
+			slices.Sort(hs)
 			a.Chains[name] = ChainPlacement{Name: name, Group: g.Name, Desired: g.ChainReplicas, Holders: hs, Leader: leads[name]}
 		}
 		a.Groups[g.Name] = gp
@@ -908,7 +988,7 @@ func (d AssignmentDiff) Nodes() []NodeID {
 	for id := range seen {
 		out = append(out, id)
 	}
-	slices.SortFunc(out, cmp.Compare[NodeID])
+	slices.Sort(out)
 	return out
 }
 
@@ -1035,44 +1115,4 @@ func OptionsFor(intent ClusterIntent) Options {
 		o.Exclude[e.Chain][e.Node] = true
 	}
 	return o
-}
-
-// Spec validation errors.
-var ErrBadSpec = errors.New("meshos: invalid spec")
-
-// Validate checks a Spec's bounds and references. Specs come from files
-// operators edit, so every problem is an error, never a panic later.
-func (s Spec) Validate() error {
-	if len(s.Groups) > GroupsMax {
-		return fmt.Errorf("%w: %d groups exceeds %d", ErrBadSpec, len(s.Groups), GroupsMax)
-	}
-	names := map[string]GroupSpec{}
-	for _, g := range s.Groups {
-		switch {
-		case g.Name == "" || len(g.Name) > NameBytesMax:
-			return fmt.Errorf("%w: group name %q must be 1..%d bytes", ErrBadSpec, g.Name, NameBytesMax)
-		case g.DaemonKind == "" || len(g.DaemonKind) > NameBytesMax:
-			return fmt.Errorf("%w: group %q: daemon kind must be 1..%d bytes", ErrBadSpec, g.Name, NameBytesMax)
-		case g.Members < 0 || g.Members > GroupMembersMax:
-			return fmt.Errorf("%w: group %q: members %d outside 0..%d", ErrBadSpec, g.Name, g.Members, GroupMembersMax)
-		case g.ChainReplicas < 0 || g.ChainReplicas > ChainReplicasMax:
-			return fmt.Errorf("%w: group %q: chain replicas %d outside 0..%d", ErrBadSpec, g.Name, g.ChainReplicas, ChainReplicasMax)
-		case g.Load < 0 || g.Load > 1 || math.IsNaN(g.Load):
-			return fmt.Errorf("%w: group %q: load %v outside 0..1", ErrBadSpec, g.Name, g.Load)
-		case g.Kind > snapshot.GroupFork:
-			return fmt.Errorf("%w: group %q: unknown kind %d", ErrBadSpec, g.Name, g.Kind)
-		}
-		if _, dup := names[g.Name]; dup {
-			return fmt.Errorf("%w: duplicate group %q", ErrBadSpec, g.Name)
-		}
-		names[g.Name] = g
-	}
-	for _, g := range s.Groups {
-		if g.Kind == snapshot.GroupFork {
-			if _, ok := names[g.Parent]; !ok || g.Parent == g.Name {
-				return fmt.Errorf("%w: fork group %q: parent %q is not another group", ErrBadSpec, g.Name, g.Parent)
-			}
-		}
-	}
-	return nil
 }
