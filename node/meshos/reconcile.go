@@ -256,6 +256,19 @@ func (rt *Runtime) selfViewLocked(now time.Time) snapshot.NodeView {
 		}
 	}
 	slices.SortFunc(v.Daemons, func(a, b snapshot.Daemon) int { return cmp.Compare(a.ID, b.ID) })
+	if rt.cfg.Resources == nil {
+		// Saturation is the declared load of what runs (buildLocked): take
+		// it from the daemons now, not from the last snapshot, or a daemon
+		// that arrived since counts in placement's subtraction but not in
+		// the gauge, and this node looks lighter to itself than to every
+		// other node (and to the blast-radius preview), which then
+		// disagree on where the next daemon goes.
+		var declared float64
+		for _, d := range v.Daemons {
+			declared += rt.kinds[d.Lineage.Group].Load
+		}
+		v.Resources.Saturation = clamp01(declared)
+	}
 	for name, r := range rt.replicas {
 		v.Replicas = append(v.Replicas, snapshot.Replica{Chain: name, Role: r.role, Seq: r.seq, Term: r.term})
 	}
