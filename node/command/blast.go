@@ -649,55 +649,80 @@ func drainTime(br api.BlastRadius) time.Duration {
 // gauges that jitter between nodes, and a co-signer on another node must be
 // able to reproduce the hash from the same cluster state.
 func HashBlastRadius(br *api.BlastRadius) [32]byte {
-	p := make([]byte, 0, 512)
-	p = append(p, blastHashPrefix...)
-	p = appendAction(p, &br.Action)
-	u32 := func(n int) { p = binary.BigEndian.AppendUint32(p, uint32(n)) }
-	id := func(n identity.NodeID) { p = binary.BigEndian.AppendUint64(p, uint64(n)) }
-	str := func(s string) {
-		u32(len(s))
-		p = append(p, s...)
+	h := newMovesHasher(blastHashPrefix, br)
+	h.nodes(br.Nodes)
+	h.replicas(br.Replicas)
+	h.strs(br.Daemons)
+	h.strs(br.Restarted)
+	h.migrations(br.Migrated)
+	h.leaders(br.Leaders)
+	h.u32(len(br.HotNodes))
+	for _, n := range br.HotNodes {
+		h.id(n.Node)
 	}
-	u32(len(br.Nodes))
-	for _, n := range br.Nodes {
-		id(n)
+	h.p = binary.BigEndian.AppendUint64(h.p, uint64(br.DrainTime/time.Millisecond))
+	h.strs(br.Warnings)
+	return blake2b.Sum256(h.p)
+}
+
+// movesHasher writes the canonical encoding the blast-radius hashes share:
+// a domain prefix, the action, then u32-counted lists of u64 ids and
+// u32-prefixed strings.
+type movesHasher struct{ p []byte }
+
+func newMovesHasher(prefix string, br *api.BlastRadius) *movesHasher {
+	h := &movesHasher{p: make([]byte, 0, 512)}
+	h.p = append(h.p, prefix...)
+	h.p = appendAction(h.p, &br.Action)
+	return h
+}
+
+func (h *movesHasher) u32(n int)            { h.p = binary.BigEndian.AppendUint32(h.p, uint32(n)) }
+func (h *movesHasher) id(n identity.NodeID) { h.p = binary.BigEndian.AppendUint64(h.p, uint64(n)) }
+func (h *movesHasher) str(s string) {
+	h.u32(len(s))
+	h.p = append(h.p, s...)
+}
+
+func (h *movesHasher) nodes(ns []identity.NodeID) {
+	h.u32(len(ns))
+	for _, n := range ns {
+		h.id(n)
 	}
-	u32(len(br.Replicas))
-	for _, r := range br.Replicas {
-		str(r.Chain)
-		id(r.From)
-		id(r.To)
+}
+
+func (h *movesHasher) strs(ss []string) {
+	h.u32(len(ss))
+	for _, s := range ss {
+		h.str(s)
 	}
-	u32(len(br.Daemons))
-	for _, d := range br.Daemons {
-		str(d)
+}
+
+func (h *movesHasher) replicas(rs []api.ReplicaMove) {
+	h.u32(len(rs))
+	for _, r := range rs {
+		h.str(r.Chain)
+		h.id(r.From)
+		h.id(r.To)
 	}
-	u32(len(br.Restarted))
-	for _, d := range br.Restarted {
-		str(d)
+}
+
+func (h *movesHasher) migrations(ms []api.DaemonMove) {
+	h.u32(len(ms))
+	for _, m := range ms {
+		h.str(m.Daemon)
+		h.id(m.From)
+		h.id(m.To)
 	}
-	u32(len(br.Migrated))
-	for _, m := range br.Migrated {
-		str(m.Daemon)
-		id(m.From)
-		id(m.To)
+}
+
+func (h *movesHasher) leaders(ls []api.LeaderMove) {
+	h.u32(len(ls))
+	for _, l := range ls {
+		h.str(l.Chain)
+		h.id(l.From)
+		h.id(l.To)
 	}
-	u32(len(br.Leaders))
-	for _, l := range br.Leaders {
-		str(l.Chain)
-		id(l.From)
-		id(l.To)
-	}
-	u32(len(br.HotNodes))
-	for _, h := range br.HotNodes {
-		id(h.Node)
-	}
-	p = binary.BigEndian.AppendUint64(p, uint64(br.DrainTime/time.Millisecond))
-	u32(len(br.Warnings))
-	for _, w := range br.Warnings {
-		str(w)
-	}
-	return blake2b.Sum256(p)
 }
 
 func sortedSet(m map[string]bool) []string {

@@ -2,7 +2,6 @@ package command
 
 import (
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -25,42 +24,13 @@ const movesHashPrefix = "deck-moves-v1:"
 // second while nothing the operator agreed to move has changed.
 func HashMoves(br *api.BlastRadius) [32]byte {
 	m := canonicalMoves(br)
-	p := make([]byte, 0, 256)
-	p = append(p, movesHashPrefix...)
-	p = appendAction(p, &m.Action)
-	u32 := func(n int) { p = binary.BigEndian.AppendUint32(p, uint32(n)) }
-	id := func(n identity.NodeID) { p = binary.BigEndian.AppendUint64(p, uint64(n)) }
-	str := func(s string) {
-		u32(len(s))
-		p = append(p, s...)
-	}
-	u32(len(m.Nodes))
-	for _, n := range m.Nodes {
-		id(n)
-	}
-	u32(len(m.Replicas))
-	for _, r := range m.Replicas {
-		str(r.Chain)
-		id(r.From)
-		id(r.To)
-	}
-	u32(len(m.Restarted))
-	for _, d := range m.Restarted {
-		str(d)
-	}
-	u32(len(m.Migrated))
-	for _, d := range m.Migrated {
-		str(d.Daemon)
-		id(d.From)
-		id(d.To)
-	}
-	u32(len(m.Leaders))
-	for _, l := range m.Leaders {
-		str(l.Chain)
-		id(l.From)
-		id(l.To)
-	}
-	return blake2b.Sum256(p)
+	h := newMovesHasher(movesHashPrefix, &m)
+	h.nodes(m.Nodes)
+	h.replicas(m.Replicas)
+	h.strs(m.Restarted)
+	h.migrations(m.Migrated)
+	h.leaders(m.Leaders)
+	return blake2b.Sum256(h.p)
 }
 
 // canonicalMoves is the moving part of br with every list sorted, so two
