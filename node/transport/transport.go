@@ -43,6 +43,14 @@ type Config struct {
 	// in-process network); nil listens on UDP at ListenAddr. The
 	// Transport closes it on Close, and in New when New fails.
 	Conn Conn
+	// Trust decides which peers are members (see trust.go); nil admits
+	// every peer that completes a handshake as a node (tests, and the
+	// transport's own benchmarks).
+	Trust Trust
+	// Certificate is this node's own certificate, presented in every
+	// handshake; nil presents none (the node is pending wherever a Trust
+	// asks for one).
+	Certificate *identity.Certificate
 
 	// Timer and limit overrides; zero means the default in limits.go (or
 	// package session for the rekey timers). Tests shrink them so the
