@@ -255,7 +255,7 @@ func (m *Model) prepareCmd(confirmed api.BlastRadius) tea.Cmd {
 // changed say why it is asked again, if it is.
 func (m *Model) confirmAdmin(a api.Action, br api.BlastRadius, note string, changed []string) {
 	m.push(&widgets.Confirm{
-		Title: "CONFIRM " + m.describe(a), Radius: br, Name: m.nodeName, Note: note, Changed: changed,
+		Title: "CONFIRM " + m.describe(a), Radius: m.namedRadius(br), Name: m.nodeName, Note: note, Changed: changed,
 		OnConfirm: func() tea.Cmd { return m.prepareCmd(br) },
 		OnRefuse:  m.refused(a),
 	})
@@ -269,17 +269,34 @@ func (m *Model) previewChanged(a api.Action, err error) bool {
 		return false
 	}
 	note := "the blast radius changed since you confirmed — nothing committed; review and confirm again"
-	// The node names nodes by id; the modal names them as every screen does.
-	changed := make([]string, len(pc.Changes))
-	for i, c := range pc.Changes {
-		for j := range m.c.Snap.Nodes {
-			id := m.c.Snap.Nodes[j].ID
-			c = strings.ReplaceAll(c, id.String(), m.nodeName(id))
-		}
-		changed[i] = c
-	}
-	m.confirmAdmin(a, pc.Preview, note, changed)
+	m.confirmAdmin(a, pc.Preview, note, m.named(pc.Changes))
 	return true
+}
+
+// named is the node's texts (changes, warnings), which name nodes by id,
+// with every node named as every screen names it.
+func (m *Model) named(texts []string) []string {
+	if len(texts) == 0 {
+		return texts
+	}
+	out := make([]string, len(texts))
+	for i, t := range texts {
+		if m.c.Snap != nil {
+			for j := range m.c.Snap.Nodes {
+				id := m.c.Snap.Nodes[j].ID
+				t = strings.ReplaceAll(t, id.String(), m.nodeName(id))
+			}
+		}
+		out[i] = t
+	}
+	return out
+}
+
+// namedRadius is br for display: its warnings named (the confirmed radius
+// itself travels to the node unchanged).
+func (m *Model) namedRadius(br api.BlastRadius) api.BlastRadius {
+	br.Warnings = m.named(br.Warnings)
+	return br
 }
 
 // iceCommitCmd commits a simulated proposal (ICE or prepared admin) with sigs.
@@ -330,7 +347,7 @@ func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
 		th := m.iceThreshold()
 		note := fmt.Sprintf("ICE break-glass · %d of %d operator signatures · commit window until %s", 1, th, widgets.Clock(sp.ExpiresAt()))
 		m.push(&widgets.Confirm{
-			Title: "ICE " + m.describe(msg.a), Radius: sp.BlastRadius(), Name: m.nodeName, Note: note,
+			Title: "ICE " + m.describe(msg.a), Radius: m.namedRadius(sp.BlastRadius()), Name: m.nodeName, Note: note,
 			OnConfirm: func() tea.Cmd { return m.signAndCollect(sp, th) },
 			OnRefuse:  m.refused(msg.a),
 		})

@@ -53,7 +53,7 @@ func TestDrainFlow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := quiet()
+			c := quiet(t)
 			m := newTestModel(t, c, 80, 24, nil)
 			press(t, m, "j", "j", "j", "j", "j", "d", "type:5m", "enter") // straylight (NODES sorts by label)
 			if _, ok := m.modals[len(m.modals)-1].(*widgets.Confirm); !ok {
@@ -96,7 +96,7 @@ func TestDurationPromptValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.input, func(t *testing.T) {
-			c := quiet()
+			c := quiet(t)
 			m := newTestModel(t, c, 80, 24, nil)
 			press(t, m, "d", "type:"+tc.input, "enter")
 			p, ok := m.modals[len(m.modals)-1].(*widgets.Prompt)
@@ -137,7 +137,7 @@ func TestFrozenCommitShowsReason(t *testing.T) {
 }
 
 func TestReadOnlyDisablesActions(t *testing.T) {
-	c := quiet()
+	c := quiet(t)
 	c.SetReadOnly("no operator key")
 	m := newTestModel(t, c, 80, 24, nil)
 	for _, k := range []string{"c", "d", "F", "X"} {
@@ -156,7 +156,7 @@ func TestReadOnlyDisablesActions(t *testing.T) {
 }
 
 func TestFilter(t *testing.T) {
-	m := newTestModel(t, quiet(), 80, 24, nil)
+	m := newTestModel(t, quiet(t), 80, 24, nil)
 	press(t, m, "/", "type:chi")
 	nodes := m.tabs[1].tab.(*tabs.Nodes)
 	if got := nodes.Filter(); got != "chi" {
@@ -183,7 +183,7 @@ func TestFilter(t *testing.T) {
 }
 
 func TestScrollAndTabCursors(t *testing.T) {
-	m := newTestModel(t, quiet(), 80, 24, nil)
+	m := newTestModel(t, quiet(t), 80, 24, nil)
 	sel := func() string { return m.screen().Selection().Label }
 	press(t, m, "j", "j")
 	if sel() != "gibson" {
@@ -203,7 +203,7 @@ func TestScrollAndTabCursors(t *testing.T) {
 	}
 	press(t, m, "j", "j", "j", "j", "j") // straylight on NODES
 	press(t, m, "3", "j", "j", "j", "j", "j")
-	if got := m.screen().Selection().Daemon; got != "ingest-1" {
+	if got := m.screen().Selection().Daemon; got != "ingest-2" {
 		t.Fatalf("DAEMONS cursor on %s", got)
 	}
 	press(t, m, "2")
@@ -211,7 +211,7 @@ func TestScrollAndTabCursors(t *testing.T) {
 		t.Fatalf("NODES lost its cursor: %s", sel())
 	}
 	press(t, m, "tab")
-	if got := m.screen().Selection().Daemon; got != "ingest-1" {
+	if got := m.screen().Selection().Daemon; got != "ingest-2" {
 		t.Fatalf("DAEMONS lost its cursor: %s", got)
 	}
 	press(t, m, "shift+tab", "shift+tab")
@@ -221,33 +221,33 @@ func TestScrollAndTabCursors(t *testing.T) {
 }
 
 func TestLogsJumpAndBack(t *testing.T) {
-	m := newTestModel(t, quiet(), 80, 24, nil)
+	m := newTestModel(t, quiet(t), 80, 24, nil)
 	press(t, m, "3")
-	for m.screen().Selection().Daemon != "ice-breaker" {
+	for m.screen().Selection().Daemon != "ice-breaker-0" {
 		press(t, m, "j")
 	}
 	press(t, m, "l")
 	if !m.onLogs() {
 		t.Fatalf("l did not jump to LOGS (tab %d)", m.active)
 	}
-	if _, d := m.logs.Scope(); d != "ice-breaker" {
+	if _, d := m.logs.Scope(); d != "ice-breaker-0" {
 		t.Fatalf("LOGS scope %q", d)
 	}
 	out := frame(t, m)
-	if !strings.Contains(out, "daemon:ice-breaker") || strings.Contains(out, "batch 8841") {
+	if !strings.Contains(out, "daemon:ice-breaker-0") || strings.Contains(out, "batch 8841") {
 		t.Fatalf("LOGS not filtered to the daemon:\n%s", out)
 	}
 	want := 0
 	for _, r := range decktest.Logs(fixtureLogs) {
-		if r.Daemon == "ice-breaker" {
+		if r.Daemon == "ice-breaker-0" {
 			want++
 		}
 	}
 	if want == 0 || m.logs.Shown() != want {
-		t.Fatalf("shown %d, want the fixture's ice-breaker records", m.logs.Shown())
+		t.Fatalf("shown %d, want the fixture's ice-breaker-0 records", m.logs.Shown())
 	}
 	press(t, m, "esc")
-	if m.active != 2 || m.screen().Selection().Daemon != "ice-breaker" {
+	if m.active != 2 || m.screen().Selection().Daemon != "ice-breaker-0" {
 		t.Fatalf("esc returned to tab %d / %q", m.active, m.screen().Selection().Daemon)
 	}
 	// From a page: node page → l → esc comes back to the page.
@@ -262,10 +262,9 @@ func TestLogsJumpAndBack(t *testing.T) {
 }
 
 func TestICEWithTwoSignatures(t *testing.T) {
-	c := quiet()
-	c.SetSnapshot(decktest.Snapshot()) // ICE threshold 2, lockout on chiba
+	c := decktest.New(fixtureLogs) // ICE threshold 2, lockout on chiba
 	m := newTestModel(t, c, 80, 24, nil)
-	press(t, m, "5", "j", "j", "E") // ledger.audit → holder picker
+	press(t, m, "5", "j", "j", "E") // ledger → holder picker
 	if _, ok := m.modals[0].(*widgets.Picker); !ok {
 		t.Fatalf("E did not open the holder picker: %T", m.modals)
 	}
@@ -285,7 +284,7 @@ func TestICEWithTwoSignatures(t *testing.T) {
 	cases := []struct{ text, wantErr string }{
 		{"garbage", "deck-sig"},
 		{widgets.FormatSignature(decktest.SignAs("alice", payload)), "already signed"},
-		{widgets.FormatSignature(decktest.SignAs("mallory", payload)), "not registered"},
+		{widgets.FormatSignature(decktest.SignAs("mallory", payload)), "not a registered operator"},
 		{widgets.FormatSignature(decktest.SignAs("bob", []byte("another payload"))), "bad signature"},
 	}
 	for _, tc := range cases {
@@ -317,7 +316,7 @@ func TestICEWithTwoSignatures(t *testing.T) {
 func TestICEExpiredAndLockout(t *testing.T) {
 	c := decktest.New(fixtureLogs)
 	m := newTestModel(t, c, 80, 24, nil)
-	// Lockout: force-evict of chiba from ledger.audit is cooling down.
+	// Lockout: force-evict of chiba from ledger is cooling down.
 	press(t, m, "5", "j", "j", "E", "j", "j") // chiba is not a holder: picker has 2
 	press(t, m, "esc")
 	snap := decktest.Snapshot()
@@ -344,10 +343,7 @@ func TestICEExpiredAndLockout(t *testing.T) {
 }
 
 func TestFreezeFlowThresholdOne(t *testing.T) {
-	c := quiet()
-	snap := decktest.Quiet()
-	snap.ICEThreshold = 1
-	c.SetSnapshot(snap)
+	c := quietWith(t, 0, 1)
 	m := newTestModel(t, c, 80, 24, nil)
 	press(t, m, "F", "enter") // empty reason refused inline
 	if p := m.modals[0].(*widgets.Prompt); p.In.Err == "" {
@@ -365,7 +361,7 @@ func TestFreezeFlowThresholdOne(t *testing.T) {
 }
 
 func TestExportLogs(t *testing.T) {
-	m := newTestModel(t, quiet(), 80, 24, nil)
+	m := newTestModel(t, quiet(t), 80, 24, nil)
 	press(t, m, "9", "e")
 	p := m.modals[0].(*widgets.Prompt)
 	path := p.In.String()
@@ -388,7 +384,7 @@ func TestExportLogs(t *testing.T) {
 }
 
 func TestToastsQueue(t *testing.T) {
-	m := newTestModel(t, quiet(), 80, 24, nil)
+	m := newTestModel(t, quiet(t), 80, 24, nil)
 	for i := 0; i < 3; i++ {
 		run(t, m, commonToast(fmt.Sprintf("toast %d", i)))
 	}
@@ -407,7 +403,7 @@ func TestToastsQueue(t *testing.T) {
 
 func TestDemoFaults(t *testing.T) {
 	f := &decktest.Faults{}
-	m := newTestModel(t, quiet(), 80, 24, f)
+	m := newTestModel(t, quiet(t), 80, 24, f)
 	press(t, m, "=", "space", "space", "P")
 	press(t, m, "w", "type:5x", "enter", "ctrl+u", "type:250ms", "enter")
 	press(t, m, "g", "z", "j", "enter", "H")
@@ -421,7 +417,7 @@ func TestDemoFaults(t *testing.T) {
 	if got[1].Kind != api.FaultSlow || got[1].Delay != 250*time.Millisecond {
 		t.Fatalf("slow %+v", got[1])
 	}
-	if got[2].Kind != api.FaultCrashLoop || got[2].Daemon != "ice-breaker" {
+	if got[2].Kind != api.FaultCrashLoop || got[2].Daemon != "ice-breaker-0" {
 		t.Fatalf("crashloop %+v", got[2])
 	}
 	if got[3].Kind != api.FaultHeal {
@@ -443,7 +439,7 @@ func TestQuit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := newTestModel(t, quiet(), 80, 24, nil)
+			m := newTestModel(t, quiet(t), 80, 24, nil)
 			press(t, m, tc.keys...)
 			if m.quitting != tc.quit {
 				t.Fatalf("quitting %v", m.quitting)
@@ -454,7 +450,7 @@ func TestQuit(t *testing.T) {
 
 func TestTinyTerminalDoesNotPanic(t *testing.T) {
 	for _, sz := range [][2]int{{0, 0}, {1, 1}, {20, 5}, {40, 10}, {79, 23}} {
-		m := newTestModel(t, quiet(), sz[0], sz[1], &decktest.Faults{})
+		m := newTestModel(t, quiet(t), sz[0], sz[1], &decktest.Faults{})
 		for _, k := range []string{"1", "4", "7", "8", "9", "?", "esc", "=", "d"} {
 			press(t, m, k)
 			_ = m.View()
@@ -467,9 +463,11 @@ func TestTinyTerminalDoesNotPanic(t *testing.T) {
 // and daemons elsewhere than shown. Nothing is committed; the new preview
 // comes up with what changed, and a YES on it commits.
 func TestDrainStalePreviewAsksAgain(t *testing.T) {
-	c := quiet()
+	c := quiet(t)
 	m := newTestModel(t, c, 100, 40, nil)
-	press(t, m, "j", "j", "j", "j", "j", "d", "type:5m", "enter") // straylight
+	// neuromancer: healthy and active, so its drain moves daemons and
+	// replicas (straylight is suspect and already draining: nothing moves).
+	press(t, m, "j", "j", "j", "d", "type:5m", "enter")
 	first, ok := m.modals[len(m.modals)-1].(*widgets.Confirm)
 	if !ok {
 		t.Fatalf("no confirm modal: %T", m.modals)
@@ -515,10 +513,10 @@ func TestDrainStalePreviewAsksAgain(t *testing.T) {
 		t.Fatalf("the frame does not say what changed:\n%s", f)
 	}
 	press(t, m, "type:YES", "enter")
-	if got := c.Committed(); len(got) != 1 || got[0].Verb != api.VerbDrain || got[0].Node != decktest.Straylight {
+	if got := c.Committed(); len(got) != 1 || got[0].Verb != api.VerbDrain || got[0].Node != decktest.Neuromancer {
 		t.Fatalf("committed %+v after confirming the new preview", got)
 	}
-	if toast := currentToast(m); !strings.Contains(toast, "committed drain straylight") {
+	if toast := currentToast(m); !strings.Contains(toast, "committed drain neuromancer") {
 		t.Fatalf("toast %q", toast)
 	}
 }
@@ -527,10 +525,7 @@ func TestDrainStalePreviewAsksAgain(t *testing.T) {
 // confirmed cordon opens the signature collector like ICE does, and commits
 // only with a second operator's signature.
 func TestAdminThresholdTwoCollectsSignatures(t *testing.T) {
-	c := quiet()
-	snap := *c.Snapshot()
-	snap.AdminThreshold = 2
-	c.SetSnapshot(&snap)
+	c := quietWith(t, 2, 0)
 	m := newTestModel(t, c, 100, 40, nil)
 	press(t, m, "j", "j", "j", "j", "j", "c", "type:YES", "enter") // cordon straylight
 	sc, ok := m.modals[len(m.modals)-1].(*widgets.SigCollector)
@@ -551,5 +546,24 @@ func TestAdminThresholdTwoCollectsSignatures(t *testing.T) {
 	}
 	if toast := currentToast(m); !strings.Contains(toast, "committed cordon straylight") {
 		t.Fatalf("toast %q", toast)
+	}
+}
+
+// TestLedgerRefusalShowsToast: a commit the command plane accepts but the
+// ledger refuses (decktest's FailCommit) ends the flow with a toast naming
+// the failure; nothing is committed and no modal stays open.
+func TestLedgerRefusalShowsToast(t *testing.T) {
+	c := quiet(t)
+	c.FailCommit = decktest.ErrFixture
+	m := newTestModel(t, c, 80, 24, nil)
+	press(t, m, "j", "j", "j", "j", "j", "c", "type:YES", "enter") // cordon straylight
+	if got := c.Committed(); len(got) != 0 {
+		t.Fatalf("committed %+v", got)
+	}
+	if len(m.modals) != 0 {
+		t.Fatalf("modals left open: %T", m.modals)
+	}
+	if toast := currentToast(m); !strings.Contains(toast, "cordon straylight failed") || !strings.Contains(toast, "injected failure") {
+		t.Fatalf("toast %q, want the refusal", toast)
 	}
 }

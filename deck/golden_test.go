@@ -13,7 +13,7 @@ var screens = []struct {
 	name   string
 	keys   []string
 	faults bool
-	setup  func(*decktest.Client)
+	setup  func(testing.TB, *decktest.Client)
 	// prep adjusts the model after it is built (e.g. a fixed export
 	// directory, so the path prompt does not show a per-run temp dir).
 	prep func(*Model)
@@ -38,9 +38,13 @@ var screens = []struct {
 	{name: "filter", keys: []string{"/", "type:stray"}},
 	{name: "logs_jump", keys: []string{"3", "j", "j", "j", "j", "j", "j", "j", "j", "l"}},
 	{name: "modal_duration", keys: []string{"d", "type:5x", "enter"}},
-	{name: "modal_confirm", keys: []string{"j", "j", "j", "j", "j", "d", "type:5m", "enter", "type:YE"}},
+	// neuromancer: its drain moves daemons and replicas (the cluster is
+	// frozen, so the real projection also warns a routine commit is refused).
+	{name: "modal_confirm", keys: []string{"j", "j", "j", "d", "type:5m", "enter", "type:YE"}},
 	{name: "modal_picker", keys: []string{"5", "j", "j", "E"}},
-	{name: "modal_ice_confirm", keys: []string{"5", "j", "j", "E", "j", "enter"}},
+	// Evicting the ledger's leader, wintermute: a replica and the
+	// leadership move, and the chain's quorum is at risk.
+	{name: "modal_ice_confirm", keys: []string{"5", "j", "j", "E", "enter"}},
 	{name: "modal_signatures", keys: []string{"5", "j", "j", "E", "j", "enter", "type:YES", "enter"}},
 	{name: "modal_export_logs", keys: []string{"9", "e"}, prep: fixedExportDir},
 	{name: "modal_export_audit", keys: []string{"0", "e"}, prep: fixedExportDir},
@@ -50,8 +54,8 @@ var screens = []struct {
 	{name: "modal_freeze_reason", keys: []string{"F", "type:drill"}},
 	{name: "modal_freeze_ttl", keys: []string{"F", "type:drill", "enter", "type:90m", "enter"}},
 	{name: "modal_audit_limit", keys: []string{"0", "n", "type:x", "enter"}},
-	{name: "read_only", keys: []string{"c"}, setup: func(c *decktest.Client) { c.SetReadOnly("no operator key in ~/.config/deck") }},
-	{name: "quiet", keys: []string{"2"}, setup: func(c *decktest.Client) { c.SetSnapshot(decktest.Quiet()) }},
+	{name: "read_only", keys: []string{"c"}, setup: func(_ testing.TB, c *decktest.Client) { c.SetReadOnly("no operator key in ~/.config/deck") }},
+	{name: "quiet", keys: []string{"2"}, setup: quietLedger},
 }
 
 func TestGolden(t *testing.T) {
@@ -61,7 +65,7 @@ func TestGolden(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				c := decktest.New(fixtureLogs)
 				if sc.setup != nil {
-					sc.setup(c)
+					sc.setup(t, c)
 				}
 				var f api.FaultInjector
 				if sc.faults {

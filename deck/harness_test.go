@@ -149,11 +149,34 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// quiet returns a fixture client without the freeze (so admin commits pass).
-func quiet() *decktest.Client {
+// quiet returns a fixture client on the routine ledger (no freeze, so
+// admin commits pass; no lockout).
+func quiet(t testing.TB) *decktest.Client { return quietWith(t, 0, 0) }
+
+// quietWith is quiet on a cluster born with the given admin and ICE
+// thresholds (0: the fixture genesis's).
+func quietWith(t testing.TB, adminThreshold, iceThreshold int) *decktest.Client {
+	t.Helper()
 	c := decktest.New(fixtureLogs)
-	c.SetSnapshot(decktest.Quiet())
+	g := decktest.Genesis()
+	if adminThreshold > 0 {
+		g.AdminThreshold = adminThreshold
+	}
+	if iceThreshold > 0 {
+		g.ICEThreshold = iceThreshold
+	}
+	if err := c.SetLedger(g, decktest.QuietLedger()); err != nil {
+		t.Fatal(err)
+	}
 	return c
+}
+
+// quietLedger puts c on the routine ledger (a golden setup).
+func quietLedger(t testing.TB, c *decktest.Client) {
+	t.Helper()
+	if err := c.SetLedger(decktest.Genesis(), decktest.QuietLedger()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var _ = snapshot.Healthy

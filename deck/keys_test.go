@@ -24,7 +24,7 @@ func TestPageKeysOnEveryList(t *testing.T) {
 		{"MAINTENANCE", "7"}, {"AUDIT", "0"}, {"FAILURES", "-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := newTestModel(t, quiet(), 80, 24, nil)
+			m := newTestModel(t, quiet(t), 80, 24, nil)
 			press(t, m, tc.key, "g")
 			if got := m.screen().Name(); got != tc.name {
 				t.Fatalf("key %s opened %s", tc.key, got)
@@ -51,7 +51,7 @@ func TestPageKeysOnEveryList(t *testing.T) {
 func TestActionKeysCommitTheirVerb(t *testing.T) {
 	stray := func(v api.Verb) api.Action { return api.Action{Verb: v, Node: decktest.Straylight} }
 	nodes := []string{"2", "j", "j", "j", "j", "j"} // straylight (NODES sorts by label)
-	chain := []string{"5", "j", "j"}                // ledger.audit
+	chain := []string{"5", "j", "j"}                // ledger
 	firstMig := tabs.AllMigrations(decktest.Quiet())[0].ID
 	tests := []struct {
 		name   string
@@ -74,22 +74,21 @@ func TestActionKeysCommitTheirVerb(t *testing.T) {
 		{"NODES F freeze", nodes, "F", "prompt", []string{"type:drill", "enter", "type:10m", "enter"}, api.Action{Verb: api.VerbFreezeCluster, Reason: "drill", Duration: 10 * time.Minute}},
 		{"NODES T thaw", nodes, "T", "confirm", nil, api.Action{Verb: api.VerbThawCluster}},
 		{"NODES A flush avoid lists", nodes, "A", "confirm", nil, api.Action{Verb: api.VerbFlushAvoidLists}},
-		{"DAEMONS r restart", []string{"3", "j", "j", "j", "j", "j"}, "r", "confirm", nil, api.Action{Verb: api.VerbRestartDaemon, Daemon: "ingest-1"}},
-		{"DAEMONS R force-restart", []string{"3", "j", "j", "j", "j", "j"}, "R", "confirm", nil, api.Action{Verb: api.VerbForceRestartDaemon, Daemon: "ingest-1"}},
-		{"GROUPS r restart", []string{"4", "j", "right"}, "r", "confirm", nil, api.Action{Verb: api.VerbRestartDaemon, Daemon: "oracle-b"}},
-		{"GROUPS R force-restart", []string{"4", "j", "right"}, "R", "confirm", nil, api.Action{Verb: api.VerbForceRestartDaemon, Daemon: "oracle-b"}},
+		{"DAEMONS r restart", []string{"3", "j", "j", "j", "j", "j"}, "r", "confirm", nil, api.Action{Verb: api.VerbRestartDaemon, Daemon: "ingest-2"}},
+		{"DAEMONS R force-restart", []string{"3", "j", "j", "j", "j", "j"}, "R", "confirm", nil, api.Action{Verb: api.VerbForceRestartDaemon, Daemon: "ingest-2"}},
+		{"GROUPS r restart", []string{"4", "j", "right"}, "r", "confirm", nil, api.Action{Verb: api.VerbRestartDaemon, Daemon: "oracle-1"}},
+		{"GROUPS R force-restart", []string{"4", "j", "right"}, "R", "confirm", nil, api.Action{Verb: api.VerbForceRestartDaemon, Daemon: "oracle-1"}},
 		// The holder picker lists wintermute (leader), straylight: j picks straylight.
-		{"CHAINS E force-evict", chain, "E", "picker", []string{"j", "enter"}, api.Action{Verb: api.VerbForceEvictReplica, Chain: "ledger.audit", Peer: decktest.Straylight}},
-		// The node picker lists every hosting node but the leader: gibson first.
-		{"CHAINS O force-cutover", chain, "O", "picker", []string{"enter"}, api.Action{Verb: api.VerbForceCutover, Chain: "ledger.audit", Peer: decktest.Gibson}},
+		{"CHAINS E force-evict", chain, "E", "picker", []string{"j", "enter"}, api.Action{Verb: api.VerbForceEvictReplica, Chain: "ledger", Peer: decktest.Straylight}},
+		// The node picker lists every hosting node but the leader (gibson,
+		// neuromancer, straylight …); the command plane takes a holder only:
+		// j j picks straylight.
+		{"CHAINS O force-cutover", chain, "O", "picker", []string{"j", "j", "enter"}, api.Action{Verb: api.VerbForceCutover, Chain: "ledger", Peer: decktest.Straylight}},
 		{"MIGRATIONS K kill migration", []string{"6", "g"}, "K", "confirm", nil, api.Action{Verb: api.VerbKillMigration, Migration: firstMig}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := quiet()
-			snap := decktest.Quiet()
-			snap.ICEThreshold = 1 // ICE verbs commit on the operator's own signature
-			c.SetSnapshot(snap)
+			c := quietWith(t, 0, 1) // ICE verbs commit on the operator's own signature
 			m := newTestModel(t, c, 80, 24, nil)
 			press(t, m, tc.sel...)
 			press(t, m, tc.key)
@@ -171,7 +170,7 @@ func exportFile(t *testing.T, m *Model, keys ...string) []string {
 }
 
 func TestExportAudit(t *testing.T) {
-	m := newTestModel(t, quiet(), 80, 24, nil)
+	m := newTestModel(t, decktest.New(fixtureLogs), 80, 24, nil) // the whole ledger, ICE included
 	lines := exportFile(t, m, "0", "e")
 	recs := decktest.Audit()
 	if len(lines) != len(recs)+1 || !strings.HasPrefix(lines[0], "SEQ\tWHEN\tOUTCOME") {
@@ -197,13 +196,13 @@ func TestExportAudit(t *testing.T) {
 }
 
 func TestExportFailures(t *testing.T) {
-	m := newTestModel(t, quiet(), 80, 24, nil)
+	m := newTestModel(t, quiet(t), 80, 24, nil)
 	lines := exportFile(t, m, "-", "e")
 	fs := decktest.Failures()
 	if len(lines) != len(fs)+1 || !strings.HasPrefix(lines[0], "SEQ\tWHEN\tNODE\tSOURCE\tREASON") {
 		t.Fatalf("exported %d lines (header %q), want a header and %d failures", len(lines), lines[0], len(fs))
 	}
-	if !strings.Contains(lines[1], "ice-breaker exited") {
+	if !strings.Contains(lines[1], "ice-breaker-0 exited") {
 		t.Fatalf("newest failure first: %q", lines[1])
 	}
 	lines = exportFile(t, m, "/", "type:straylight", "enter", "e")
@@ -221,10 +220,7 @@ func TestExportFailures(t *testing.T) {
 // co-signers' deck-sig lines pasted at once are each checked and counted,
 // and Enter commits with all three signatures.
 func TestICEPasteOfSeveralCoSignatures(t *testing.T) {
-	c := quiet()
-	snap := decktest.Quiet()
-	snap.ICEThreshold = 3
-	c.SetSnapshot(snap)
+	c := quietWith(t, 0, 3)
 	m := newTestModel(t, c, 80, 24, nil)
 	press(t, m, "5", "j", "j", "E", "j", "enter", "type:YES", "enter")
 	sc, ok := m.modals[len(m.modals)-1].(*widgets.SigCollector)
@@ -254,7 +250,7 @@ func TestClusterKeysWithNothingSelected(t *testing.T) {
 		verb api.Verb
 	}{{"F", api.VerbFreezeCluster}, {"T", api.VerbThawCluster}, {"A", api.VerbFlushAvoidLists}} {
 		t.Run(tc.key, func(t *testing.T) {
-			c := quiet()
+			c := quiet(t)
 			m := newTestModel(t, c, 80, 24, nil)
 			press(t, m, "/", "type:no-such-node", "enter")
 			if sel := m.screen().Selection(); sel.Node != 0 {

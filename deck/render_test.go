@@ -33,7 +33,7 @@ func TestStatusLineLiveStaleWaiting(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := quiet()
+			c := quiet(t)
 			var snap = decktest.Quiet()
 			if tc.age < 0 {
 				snap = nil
@@ -85,7 +85,7 @@ func TestStatusLineLocalMaintenance(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := quiet()
+			c := quiet(t)
 			snap := decktest.Quiet()
 			if tc.self != nil {
 				tc.self(snap)
@@ -168,7 +168,7 @@ func has[T comparable](xs []T, x T) bool {
 // and NO_COLOR (ASCII) none at all while the cursor row stays marked.
 func TestColourDegradation(t *testing.T) {
 	render := func(p colorprofile.Profile) (string, string) {
-		m := newTestModel(t, quiet(), 80, 24, nil)
+		m := newTestModel(t, quiet(t), 80, 24, nil)
 		m.Update(tea.ColorProfileMsg{Profile: p})
 		if m.c.Theme.Profile != p {
 			t.Fatalf("theme profile %v after ColorProfileMsg %v", m.c.Theme.Profile, p)

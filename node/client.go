@@ -11,6 +11,7 @@ import (
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/meshos"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -42,7 +43,7 @@ func (n *Node) NewClient(signer identity.Signer, name string) (*Client, error) {
 // source adapts the node to the command plane's view of the world.
 type source struct{ n *Node }
 
-func (s source) Snapshot() *snapshot.ClusterSnapshot { return placementView(s.n.pub.load()) }
+func (s source) Snapshot() *snapshot.ClusterSnapshot { return placement.HostingView(s.n.pub.load()) }
 func (s source) Spec() meshos.Spec                   { return s.n.opts.Spec }
 func (s source) AdminState() *command.AdminState     { return s.n.AdminState() }
 

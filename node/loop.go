@@ -10,6 +10,7 @@ import (
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -137,7 +138,7 @@ func (n *Node) refresh(now time.Time, set *settle) {
 		return // a console's node never hosts work: its MeshOS only reports
 	}
 	state := n.AdminState()
-	n.rt.SetCluster(placementView(cs), state.Intent())
+	n.rt.SetCluster(placement.HostingView(cs), state.Intent())
 }
 
 // placementSettleMax bounds how long a starting node waits for a complete
@@ -246,29 +247,6 @@ func dropDepartedConsoles(cs *snapshot.ClusterSnapshot, self snapshot.NodeID) *s
 	}
 	cs.Nodes, cs.Edges = keep, edges
 	return cs
-}
-
-// placementView drops observer nodes (consoles) from the view placement
-// sees: they never host daemons or replicas.
-func placementView(cs *snapshot.ClusterSnapshot) *snapshot.ClusterSnapshot {
-	has := false
-	for i := range cs.Nodes {
-		if cs.Nodes[i].Observer {
-			has = true
-			break
-		}
-	}
-	if !has {
-		return cs
-	}
-	cp := *cs
-	cp.Nodes = make([]snapshot.NodeView, 0, len(cs.Nodes))
-	for _, nv := range cs.Nodes {
-		if !nv.Observer {
-			cp.Nodes = append(cp.Nodes, nv)
-		}
-	}
-	return &cp
 }
 
 // fingerprint hashes what makes a cluster view structurally different:

@@ -37,7 +37,7 @@ func TestMigrationsMergeBothEnds(t *testing.T) {
 
 func TestDaemonsOfUnreachableNodes(t *testing.T) {
 	s := decktest.Quiet()
-	// freeside is unreachable and still lists "beacon"; it was re-placed on
+	// freeside is unreachable and still lists "beacon-0"; it was re-placed on
 	// villa, and freeside's stale list also has a daemon nobody else runs.
 	var villa, free *snapshot.NodeView
 	for i := range s.Nodes {
@@ -48,14 +48,14 @@ func TestDaemonsOfUnreachableNodes(t *testing.T) {
 			free = &s.Nodes[i]
 		}
 	}
-	villa.Daemons = append(villa.Daemons, snapshot.Daemon{ID: "beacon", Kind: "beacon", Node: decktest.Villa, Lifecycle: snapshot.LifecycleRunning})
+	villa.Daemons = append(villa.Daemons, snapshot.Daemon{ID: "beacon-0", Kind: "beacon", Node: decktest.Villa, Lifecycle: snapshot.LifecycleRunning})
 	free.Daemons = append(free.Daemons, snapshot.Daemon{ID: "orphan", Kind: "x", Node: decktest.Freeside, Lifecycle: snapshot.LifecycleRunning})
 	rows := DaemonRows(s, decktest.T0)
 	seen := map[string]int{}
 	for _, r := range rows {
 		seen[r.Key]++
 		switch r.Key {
-		case "beacon":
+		case "beacon-0":
 			if r.Cells[3] != "villa" || r.Cells[4] != "running" {
 				t.Errorf("beacon should be the reachable instance: %v", r.Cells)
 			}
@@ -70,7 +70,7 @@ func TestDaemonsOfUnreachableNodes(t *testing.T) {
 			t.Errorf("%s listed %d times", k, n)
 		}
 	}
-	if d := FindDaemon(s, "beacon"); d == nil || d.Node != decktest.Villa {
+	if d := FindDaemon(s, "beacon-0"); d == nil || d.Node != decktest.Villa {
 		t.Errorf("FindDaemon picked %+v", d)
 	}
 	c := CountDaemons(s)

@@ -280,7 +280,9 @@ func DaemonDetail(c *common.Context, d *snapshot.Daemon, w int) []string {
 		}
 	}
 	side = append(side, "", section(th, "GROUP SIBLINGS"))
-	if d.Lineage.Group == "" {
+	// A solo daemon is a group of one: MeshOS names its group in the
+	// lineage like any other's, so the kind says it, not an empty group.
+	if d.Lineage.Kind == snapshot.GroupSolo {
 		side = append(side, th.Paint(common.ToneDim, "solo daemon"))
 	}
 	for _, g := range s.Groups {

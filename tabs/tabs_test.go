@@ -74,18 +74,18 @@ func TestRowFunctions(t *testing.T) {
 	ds := DaemonRows(s, now)
 	for _, r := range ds {
 		switch r.Key {
-		case "ice-breaker":
+		case "ice-breaker-0":
 			if r.Cells[4] != "crashloop×14" || r.Tones[4] != common.ToneDanger {
-				t.Errorf("ice-breaker %v", r.Cells)
+				t.Errorf("ice-breaker-0 %v", r.Cells)
 			}
-		case "sensor-grid":
+		case "sensor-grid-0":
 			if r.Cells[4] != "backoff 8s" {
 				t.Errorf("sensor-grid %v", r.Cells)
 			}
 		}
 	}
 
-	want := map[string]string{"ledger.audit": "under", "oracle.state": "over", "ingest.log": "ok"}
+	want := map[string]string{"ledger": "under", "oracle": "over", "ingest": "ok"}
 	for _, r := range ChainRows(s) {
 		if w, ok := want[r.Key]; ok && r.Cells[3] != w {
 			t.Errorf("%s status %s, want %s", r.Key, r.Cells[3], w)
@@ -200,16 +200,16 @@ func TestLogTail(t *testing.T) {
 	for _, r := range decktest.Logs(500) {
 		c.Store.Logs.Push(r)
 	}
-	tail := LogTail(c.Store.Logs, 0, "ice-breaker", 3, 1000)
+	tail := LogTail(c.Store.Logs, 0, "ice-breaker-0", 3, 1000)
 	if len(tail) != 3 || !tail[0].At.Before(tail[2].At) {
 		t.Fatalf("tail %v", tail)
 	}
 	for _, r := range tail {
-		if r.Daemon != "ice-breaker" {
+		if r.Daemon != "ice-breaker-0" {
 			t.Fatalf("wrong daemon %s", r.Daemon)
 		}
 	}
-	if got := LogTail(c.Store.Logs, 0, "ice-breaker", 10, 5); len(got) > 1 {
+	if got := LogTail(c.Store.Logs, 0, "ice-breaker-0", 10, 5); len(got) > 1 {
 		t.Fatalf("scan bound ignored: %d", len(got))
 	}
 }

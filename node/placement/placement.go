@@ -1066,6 +1066,25 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// HostingView is cs as placement sees it: observer nodes (consoles) are
+// dropped, since they never host daemons or replicas. It returns cs itself
+// when there are none; cs is not modified. MeshOS schedules on it and the
+// command plane's Source hands it to the blast radius, so both see the
+// same candidates.
+func HostingView(cs *snapshot.ClusterSnapshot) *snapshot.ClusterSnapshot {
+	if cs == nil || !slices.ContainsFunc(cs.Nodes, func(v snapshot.NodeView) bool { return v.Observer }) {
+		return cs
+	}
+	cp := *cs
+	cp.Nodes = make([]snapshot.NodeView, 0, len(cs.Nodes))
+	for _, nv := range cs.Nodes {
+		if !nv.Observer {
+			cp.Nodes = append(cp.Nodes, nv)
+		}
+	}
+	return &cp
+}
+
 // ApplyIntent returns a copy of cs with the admin intent overlaid on the
 // node views (cordon, maintenance entering/exiting), so placement reacts to
 // a committed intent before the node itself reports the new state. The

@@ -474,3 +474,36 @@ func TestOverReplicatedChainTrimsTheSameHolderInEveryView(t *testing.T) {
 		t.Fatalf("deposed leader kept: holders %v leader %v", c.Holders, c.Leader)
 	}
 }
+
+// TestHostingViewDropsObservers: a console's node (observer) is the least
+// loaded healthy node of a cluster, so placement over the raw view would put
+// daemons on it; over HostingView nothing lands there, and the caller's
+// snapshot is left as it was.
+func TestHostingViewDropsObservers(t *testing.T) {
+	cs := clusterOf(3)
+	if got := HostingView(cs); got != cs {
+		t.Fatal("a view without observers is not returned as is")
+	}
+	console := snapshot.NodeView{NodeSnapshot: snapshot.NodeSnapshot{ID: 99, Capabilities: []string{"cpu"}, Observer: true}}
+	cs.Nodes = append(cs.Nodes, console)
+	for i := range cs.Nodes[:3] {
+		cs.Nodes[i].Resources.Saturation = 0.5
+	}
+	raw := Place(cs, testSpec(), nil)
+	if len(raw.DaemonsOn(99)) == 0 {
+		t.Fatal("the raw view places nothing on the idle observer: the test shows nothing")
+	}
+	view := HostingView(cs)
+	if len(cs.Nodes) != 4 || !cs.Nodes[3].Observer {
+		t.Fatal("HostingView modified its input")
+	}
+	if len(view.Nodes) != 3 || slices.ContainsFunc(view.Nodes, func(v snapshot.NodeView) bool { return v.Observer }) {
+		t.Fatalf("observer left in the view: %d nodes", len(view.Nodes))
+	}
+	if a := Place(view, testSpec(), nil); len(a.DaemonsOn(99)) != 0 || len(a.ChainsOn(99)) != 0 {
+		t.Fatal("placement over the hosting view used the observer")
+	}
+	if HostingView(nil) != nil {
+		t.Fatal("nil view")
+	}
+}
