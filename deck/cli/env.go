@@ -161,7 +161,7 @@ func (e *env) join(cmd *cobra.Command, needOperator bool) (*session, error) {
 	// The console's certificate is issued by its operator's own key (or,
 	// for a read-only console, by a registered operator key on this
 	// machine); without one the mesh keeps it pending and it sees nothing.
-	certifier, _, err := e.certifier(path, c, certifyAuto, key, name)
+	certifier, certifierName, err := e.certifier(path, c, certifyAuto, key, name)
 	if err != nil {
 		return nil, err
 	}
@@ -194,15 +194,19 @@ func (e *env) join(cmd *cobra.Command, needOperator bool) (*session, error) {
 			return nil, fmt.Errorf("%w: cluster file %s lists no bootstrap address to join through", api.ErrNotConnected, path)
 		}
 		if from, why, pending := nd.PendingHere(); pending {
-			return nil, fmt.Errorf("%w: node %s does not admit this console: %s (a console is certified by its operator: pass --identity NAME of an operator of cluster %s)",
-				api.ErrPermission, from, why, c.Name)
+			by := "this console has no certificate"
+			if certifier != nil {
+				by = fmt.Sprintf("this console is certified by identity %q", certifierName)
+			}
+			return nil, fmt.Errorf("%w: node %s does not admit this console: %s; %s (a console is certified by its operator: pass --identity NAME of an operator of cluster %s)",
+				api.ErrPermission, from, why, by, c.Name)
 		}
+		hint := ""
 		if certifier == nil {
-			return nil, fmt.Errorf("%w: no node of cluster %s admitted this console: it has no certificate (a console is certified by its operator: pass --identity NAME of an operator of cluster %s)",
-				api.ErrPermission, c.Name, c.Name)
+			hint = fmt.Sprintf("; this console has no certificate either: pass --identity NAME of an operator of cluster %s", c.Name)
 		}
-		return nil, fmt.Errorf("%w: no node of cluster %s answered at %s within %v (are its nodes running, and do they use the PSK in %s?)",
-			api.ErrNotConnected, c.Name, strings.Join(c.Bootstrap, ", "), joinTimeout, path)
+		return nil, fmt.Errorf("%w: no node of cluster %s answered at %s within %v (are its nodes running, and do they use the PSK in %s?)%s",
+			api.ErrNotConnected, c.Name, strings.Join(c.Bootstrap, ", "), joinTimeout, path, hint)
 	}
 	nd.SyncLedger(jctx)
 	synced := time.Now()
