@@ -107,6 +107,7 @@ func startE2E(t *testing.T, iceThreshold int, ops ...e2eOperator) *e2eDeck {
 			Cluster: cl, DataDir: t.TempDir(), Label: "n" + string(rune('1'+i)),
 			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
 			Factories: workloads.Factories(), Version: "e2e",
+			CertifyWith: identity.KeySigner{K: ops[0].key},
 		}
 		if i > 0 {
 			opts.Bootstrap = []string{e.nodes[0].Addr()}
@@ -122,6 +123,7 @@ func startE2E(t *testing.T, iceThreshold int, ops ...e2eOperator) *e2eDeck {
 	console, err := node.Start(ctx, node.Options{
 		Cluster: cl, DataDir: t.TempDir(), Label: "deck", Observer: true, Spec: workloads.Spec(),
 		Bootstrap: []string{e.nodes[0].Addr(), e.nodes[1].Addr()}, Version: "e2e",
+		CertifyWith: identity.KeySigner{K: ops[0].key},
 	})
 	if err != nil {
 		cancel()

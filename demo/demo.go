@@ -97,6 +97,7 @@ type member struct {
 	idx     int
 	label   string
 	key     *identity.Key
+	cert    *identity.Certificate // issued by alice in prepare
 	dataDir string
 	addr    string
 	caps    []string
@@ -259,6 +260,18 @@ func (d *Demo) prepare() error {
 			}
 		}
 		m.key = k
+		// Every demo node is certified by alice, as `deck node init` and
+		// an operator would for a real node: a fresh certificate each
+		// start, kept in its data dir (a --procs child loads it there).
+		cert, err := identity.NewNodeCertificate(identity.KeySigner{K: d.operators["alice"]}, d.cluster.Name, k.Public,
+			identity.RoleNode, time.Now(), identity.NodeCertificateLifetime)
+		if err != nil {
+			return fmt.Errorf("demo: certify %s: %w", m.label, err)
+		}
+		if err := identity.SaveCertificate(filepath.Join(m.dataDir, identity.CertificateFileName), cert); err != nil {
+			return fmt.Errorf("demo: certify %s: %w", m.label, err)
+		}
+		m.cert = cert
 		d.members = append(d.members, m)
 	}
 	return nil
@@ -318,7 +331,7 @@ func (d *Demo) startMember(ctx context.Context, m *member) error {
 	nd, fc, err := startNode(ctx, node.Options{
 		Cluster: d.cluster, Key: m.key, DataDir: m.dataDir, ListenAddr: m.addr, Bootstrap: d.bootstrapFor(m),
 		Label: m.label, Capabilities: m.caps, Spec: spec, Factories: workloads.Factories(),
-		Version: d.opts.Version, Logf: d.opts.Logf,
+		Version: d.opts.Version, Logf: d.opts.Logf, Certificate: m.cert,
 	})
 	if err != nil {
 		return err
@@ -436,7 +449,7 @@ func (d *Demo) Console(ctx context.Context) (*node.Node, error) {
 	boot := d.bootstrapFor(&member{idx: consoleIdx})
 	nd, fc, err := startNode(ctx, node.Options{
 		Cluster: d.cluster, Label: "deck", Observer: true, Spec: spec, Bootstrap: boot,
-		Version: d.opts.Version, Logf: d.opts.Logf,
+		Version: d.opts.Version, Logf: d.opts.Logf, CertifyWith: identity.KeySigner{K: d.operators["alice"]},
 	})
 	if err != nil {
 		return nil, err

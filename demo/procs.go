@@ -144,10 +144,14 @@ func startMemberNode(ctx context.Context, a memberArgs) (*node.Node, *faultconn.
 	if err != nil {
 		return nil, nil, err
 	}
+	cert, err := identity.LoadCertificate(filepath.Join(dataDir, identity.CertificateFileName))
+	if err != nil {
+		return nil, nil, err
+	}
 	opts := node.Options{
 		Cluster: cluster, Key: key, DataDir: dataDir, ListenAddr: a.Listen, Bootstrap: a.Bootstrap,
 		Label: fmt.Sprintf("node-%d", a.Index+1), Capabilities: workloads.NodeCapabilities(a.Index, a.Nodes),
-		Spec: spec, Factories: workloads.Factories(), Version: a.Version,
+		Spec: spec, Factories: workloads.Factories(), Version: a.Version, Certificate: cert,
 	}
 	return startNode(ctx, opts)
 }

@@ -39,7 +39,7 @@ func startCommitMesh(t *testing.T) (full []*Node, console *Node, op *identity.Ke
 	start := func(label string, observer bool, bootstrap []string) *Node {
 		nd, err := Start(context.Background(), Options{
 			Cluster: cl, DataDir: t.TempDir(), Label: label, Observer: observer,
-			Bootstrap: bootstrap, Version: "test",
+			Bootstrap: bootstrap, Version: "test", CertifyWith: identity.KeySigner{K: op},
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -101,6 +101,7 @@ func (n *Node) refresh(now time.Time, set *settle) {
 		HandshakesRateLimited: st.HandshakesRateLimited, Forwarded: st.Forwarded,
 		LogsDropped: sub.Dropped,
 	})
+	n.syncTrust(now)
 	n.rt.SetPeers(peerViews(n.tr.Peers()))
 	// Publish on every refresh: gossip signs and sends at once only when the
 	// generation changed; gauges and counters that move without a new
@@ -108,6 +109,7 @@ func (n *Node) refresh(now time.Time, set *settle) {
 	if own := n.rt.Latest(); own != nil {
 		pub := *own
 		pub.Observer = n.opts.Observer
+		pub.PendingPeers = pendingPeerViews(n.tr.Pending())
 		if err := n.gs.Publish(&pub); err != nil {
 			n.opts.Logf("node: publish snapshot: %v", err)
 		}
@@ -196,7 +198,7 @@ func (n *Node) foldCluster(now time.Time) *snapshot.ClusterSnapshot {
 	head := n.ledger.Head()
 	in := clusterview.Input{
 		Cluster: n.opts.Cluster.Name, Self: n.key.ID, Now: now,
-		Snapshots: n.gs.Latest(), Peers: n.tr.Peers(),
+		Snapshots: n.gs.Latest(), Peers: n.tr.Peers(), Pending: pendingPeerViews(n.tr.Pending()),
 		Admin:  n.AdminState(),
 		Ledger: snapshot.AdminHead{Count: head.Count, LastSeq: head.LastSeq, Hash: head.Hash},
 	}
@@ -277,6 +279,11 @@ func fingerprint(cs *snapshot.ClusterSnapshot) uint64 {
 	}
 	put(uint64(len(cs.Lockouts)))
 	put(uint64(len(cs.Edges)))
+	put(uint64(len(cs.Admitted)))
+	put(uint64(len(cs.Revoked)))
+	for _, p := range cs.PendingNodes {
+		put(uint64(p.ID))
+	}
 	return h.Sum64()
 }
 

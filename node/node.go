@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
@@ -22,6 +23,7 @@ import (
 	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
+	"github.com/deck-mesh/deck/node/trust"
 )
 
 // Options configure one node.
@@ -43,8 +45,17 @@ type Options struct {
 	// Capabilities the node offers to placement (gpu, edge, datafort …).
 	Capabilities []string
 	// Observer nodes (consoles) join and gossip but never host daemons or
-	// chain replicas.
-	Observer  bool
+	// chain replicas; their certificate's role is console.
+	Observer bool
+	// Certificate is this node's membership certificate. Nil with
+	// CertifyWith set issues one at start (and renews it before it
+	// expires); nil without starts the node pending: its peers admit it
+	// once an operator does (deck node admit) or the ledger already has.
+	Certificate *identity.Certificate
+	// CertifyWith is an operator key that issues this node's own
+	// certificate: a console certified by its operator, the demo's nodes,
+	// a lab node on its operator's machine.
+	CertifyWith identity.Signer
 	Spec      meshos.Spec
 	Factories map[string]meshos.Factory
 	Version   string
@@ -73,6 +84,8 @@ type Node struct {
 	pub     *publisher
 	commit  *committer
 	rejects *rejectRing
+	trust   *trust.Registry
+	cert    atomic.Pointer[identity.Certificate] // nil: none (pending)
 
 	started   time.Time
 	ctx       context.Context
@@ -87,6 +100,7 @@ type Node struct {
 	histGen     map[identity.NodeID]uint64    // loop goroutine only
 	histAt      map[identity.NodeID]time.Time // loop goroutine only
 	viewSettled bool                          // loop goroutine only: placement (for a host) may start
+	trustGen    uint64                        // loop goroutine only: the AdminState generation trust holds
 	lastFinger  uint64
 	generation  uint64
 }
@@ -157,9 +171,20 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	if n.db, err = chain.Open(chain.Config{Dir: filepath.Join(dir, "chain"), Logf: opts.Logf}); err != nil {
 		return nil, fmt.Errorf("node: open chains: %w", err)
 	}
+	genState, err := command.NewState(genesis)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
+	}
+	n.trust = trust.New(genesis.Cluster, genState)
+	cert, err := n.ownCertificate(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	n.cert.Store(cert)
 	tcfg := opts.Transport
 	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, opts.ListenAddr, opts.Bootstrap, opts.Logf
 	tcfg.Conn = opts.Conn
+	tcfg.Trust, tcfg.Certificate = n.trust, cert
 	if n.tr, err = transport.New(tcfg); err != nil {
 		return nil, fmt.Errorf("node: transport: %w", err)
 	}
@@ -175,7 +200,7 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
 	}
 	n.fold = chain.NewFold[*chainfold.State](n.ledger, folder, 0)
-	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr}); err != nil {
+	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr, Members: n.members, Certificate: encodeCert(cert)}); err != nil {
 		return nil, fmt.Errorf("node: gossip: %w", err)
 	}
 	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
@@ -285,6 +310,9 @@ func (n *Node) WaitConnected(ctx context.Context) error {
 			if nv.ID != n.key.ID && nv.Health == snapshot.Healthy && !nv.Stale && !nv.BuiltAt.IsZero() {
 				return nil
 			}
+		}
+		if from, why, pending := n.tr.PendingHere(); pending {
+			return fmt.Errorf("%w: node %s does not admit this node: %s", api.ErrPermission, from, why)
 		}
 		select {
 		case <-ctx.Done():

@@ -56,6 +56,7 @@ func startMeshWith(t *testing.T, n int, tm meshos.Timers) *testMesh {
 			Cluster: cl, DataDir: t.TempDir(), Label: "n" + string(rune('1'+i)),
 			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
 			Factories: workloads.Factories(), Version: "test", MeshOS: tm,
+			CertifyWith: identity.KeySigner{K: op},
 		}
 		if i > 0 {
 			opts.Bootstrap = []string{m.nodes[0].Addr()}

@@ -46,6 +46,8 @@ var verbParams = map[api.Verb][]string{
 	api.VerbForceCutover:        {"chain", "peer"},
 	api.VerbKillMigration:       {"migration"},
 	api.VerbForceDrain:          {"node"},
+	api.VerbAdmitNode:           {},
+	api.VerbRevokeNode:          {},
 }
 
 var verbShort = map[api.Verb]string{

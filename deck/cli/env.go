@@ -158,8 +158,19 @@ func (e *env) join(cmd *cobra.Command, needOperator bool) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The console's certificate is issued by its operator's own key (or,
+	// for a read-only console, by a registered operator key on this
+	// machine); without one the mesh keeps it pending and it sees nothing.
+	certifier, certifierName, err := e.certifier(path, c, certifyAuto, key, name)
+	if err != nil {
+		return nil, err
+	}
 	ctx := cmd.Context()
-	nd, err := node.Start(ctx, node.Options{Cluster: c, Observer: true, Label: "cli", Spec: spec, Version: Version})
+	opts := node.Options{Cluster: c, Observer: true, Label: "cli", Spec: spec, Version: Version}
+	if certifier != nil {
+		opts.CertifyWith = identity.KeySigner{K: certifier}
+	}
+	nd, err := node.Start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -182,8 +193,20 @@ func (e *env) join(cmd *cobra.Command, needOperator bool) (*session, error) {
 		if len(c.Bootstrap) == 0 {
 			return nil, fmt.Errorf("%w: cluster file %s lists no bootstrap address to join through", api.ErrNotConnected, path)
 		}
-		return nil, fmt.Errorf("%w: no node of cluster %s answered at %s within %v (are its nodes running, and do they use the PSK in %s?)",
-			api.ErrNotConnected, c.Name, strings.Join(c.Bootstrap, ", "), joinTimeout, path)
+		if from, why, pending := nd.PendingHere(); pending {
+			by := "this console has no certificate"
+			if certifier != nil {
+				by = fmt.Sprintf("this console is certified by identity %q", certifierName)
+			}
+			return nil, fmt.Errorf("%w: node %s does not admit this console: %s; %s (a console is certified by its operator: pass --identity NAME of an operator of cluster %s)",
+				api.ErrPermission, from, why, by, c.Name)
+		}
+		hint := ""
+		if certifier == nil {
+			hint = fmt.Sprintf("; this console has no certificate either: pass --identity NAME of an operator of cluster %s", c.Name)
+		}
+		return nil, fmt.Errorf("%w: no node of cluster %s answered at %s within %v (are its nodes running, and do they use the PSK in %s?)%s",
+			api.ErrNotConnected, c.Name, strings.Join(c.Bootstrap, ", "), joinTimeout, path, hint)
 	}
 	nd.SyncLedger(jctx)
 	synced := time.Now()

@@ -111,6 +111,7 @@ func newMesh(o meshOpts) (m *testMesh, err error) {
 			Cluster: c, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Label: fmt.Sprintf("n%d", i+1),
 			Capabilities: workloads.NodeCapabilities(i, o.nodes), Spec: spec,
 			Factories: workloads.Factories(), Version: "test", Bootstrap: []string{},
+			CertifyWith: identity.KeySigner{K: m.ops[o.operators[0]]},
 		}
 		if i > 0 {
 			opts.Bootstrap = []string{m.nodes[0].Addr()}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
@@ -21,11 +22,11 @@ import (
 func nodeCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Create a cluster or run a headless node",
+		Short: "Create a cluster, run a headless node, admit or revoke nodes",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(nodeInitCmd(stdio), nodeRunCmd(stdio))
+	cmd.AddCommand(nodeInitCmd(stdio), nodeRunCmd(stdio), nodePendingCmd(stdio), nodeAdmitCmd(stdio), nodeRevokeCmd(stdio))
 	return cmd
 }
 
@@ -91,7 +92,7 @@ func nodeInitCmd(stdio IO) *cobra.Command {
 }
 
 func nodeRunCmd(stdio IO) *cobra.Command {
-	var listen, dataDir, label string
+	var listen, dataDir, label, certifyWith string
 	var join, caps []string
 	cmd := &cobra.Command{
 		Use:   "run --cluster FILE --listen ADDR [--join ADDR] --data DIR",
@@ -102,7 +103,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, _, err := e.clusterFile(cmd)
+			c, clusterPath, err := e.clusterFile(cmd)
 			if err != nil {
 				return err
 			}
@@ -133,16 +134,26 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			if len(boot) == 0 {
 				boot = nil // the cluster file's bootstrap list
 			}
+			certifier, certifierName, err := e.certifier(clusterPath, c, certifyWith, nil, "")
+			if err != nil {
+				return err
+			}
+			cert, certNote, err := nodeCertificate(dataDir, c.Name, key, certifier, certifierName)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			nd, err := node.Start(ctx, node.Options{
 				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
+				Certificate: cert,
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdio.Out, "node %s (%s) listening on %s in cluster %s\n", label, key.ID, nd.Addr(), c.Name)
+			fmt.Fprintf(stdio.Out, "membership: %s\n", certNote)
 			<-ctx.Done()
 			fmt.Fprintln(stdio.Out, "stopping")
 			return nd.Close()
@@ -154,5 +165,12 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	f.StringVar(&dataDir, "data", "", "data directory (node key and Badger chains)")
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
+	addCertifyFlag(f, &certifyWith)
 	return cmd
+}
+
+// addCertifyFlag is --certify-with, shared by node run and serve.
+func addCertifyFlag(f *pflag.FlagSet, v *string) {
+	f.StringVar(v, "certify-with", certifyAuto, "operator key that certifies this node when its data dir holds no valid certificate: NAME, "+
+		"auto (a registered operator key found on this machine) or none (start pending until `deck node admit`)")
 }

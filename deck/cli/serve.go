@@ -20,7 +20,7 @@ import (
 )
 
 func serveCmd(stdio IO) *cobra.Command {
-	var sshAddr, authKeys, hostKey, listen, dataDir, label string
+	var sshAddr, authKeys, hostKey, listen, dataDir, label, certifyWith string
 	var join, caps []string
 	cmd := &cobra.Command{
 		Use:   "serve --ssh ADDR [--authorized-keys FILE] [--host-key FILE] [node flags]",
@@ -44,7 +44,7 @@ is read-only.`,
 			if err != nil {
 				return err
 			}
-			c, _, err := e.clusterFile(cmd)
+			c, clusterPath, err := e.clusterFile(cmd)
 			if err != nil {
 				return err
 			}
@@ -61,6 +61,14 @@ is read-only.`,
 				return err
 			}
 			key, err := loadOrCreateNodeKey(filepath.Join(dataDir, "node.key"))
+			if err != nil {
+				return err
+			}
+			certifier, certifierName, err := e.certifier(clusterPath, c, certifyWith, nil, "")
+			if err != nil {
+				return err
+			}
+			cert, certNote, err := nodeCertificate(dataDir, c.Name, key, certifier, certifierName)
 			if err != nil {
 				return err
 			}
@@ -84,6 +92,7 @@ is read-only.`,
 			nd, err := node.Start(ctx, node.Options{
 				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: join,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
+				Certificate: cert,
 			})
 			if err != nil {
 				return err
@@ -96,6 +105,7 @@ is read-only.`,
 				return err
 			}
 			fmt.Fprintf(stdio.Out, "node %s (%s) listening on %s in cluster %s\n", label, key.ID, nd.Addr(), c.Name)
+			fmt.Fprintf(stdio.Out, "membership: %s\n", certNote)
 			state := "host key"
 			if created {
 				state = "new host key"
@@ -128,6 +138,7 @@ is read-only.`,
 	f.StringVar(&dataDir, "data", "", "data directory (node key, host key, Badger chains; default under $XDG_DATA_HOME/deck)")
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
+	addCertifyFlag(f, &certifyWith)
 	return cmd
 }
 

@@ -59,6 +59,7 @@ func startMesh(t testing.TB, n int) *testMesh {
 			Cluster: cl, DataDir: t.TempDir(), Label: fmt.Sprintf("n%d", i+1),
 			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
 			Factories: workloads.Factories(), Version: "test",
+			CertifyWith: identity.KeySigner{K: alice},
 		}
 		if i > 0 {
 			opts.Bootstrap = []string{m.nodes[0].Addr()}

@@ -24,6 +24,10 @@ const (
 	VerbAddOperator         Verb = "add-operator"
 	VerbRemoveOperator      Verb = "remove-operator"
 	VerbRotateOperator      Verb = "rotate-operator"
+	// Membership: admit a pending node (its key) into the cluster, or
+	// revoke a node for good. Registry events: the admin threshold signs.
+	VerbAdmitNode  Verb = "admit-node"
+	VerbRevokeNode Verb = "revoke-node"
 )
 
 // ICE verbs.
@@ -57,7 +61,7 @@ func (v Verb) IsICE() bool {
 }
 
 // RegistryVerbs change the operator registry; they need the admin threshold.
-var RegistryVerbs = []Verb{VerbAddOperator, VerbRemoveOperator, VerbRotateOperator}
+var RegistryVerbs = []Verb{VerbAddOperator, VerbRemoveOperator, VerbRotateOperator, VerbAdmitNode, VerbRevokeNode}
 
 // IsRegistry reports whether v changes the operator registry.
 func (v Verb) IsRegistry() bool {
@@ -84,7 +88,9 @@ type Action struct {
 	// Registry verbs (add-, remove-, rotate-operator). OperatorID is the
 	// operator concerned (for rotate: the old key's id; for add: the id
 	// derived from OperatorKey); OperatorKey is the new ed25519 public key
-	// (add, rotate) and OperatorName the display name (add).
+	// (add, rotate) and OperatorName the display name (add). admit-node
+	// names the node in Node and its ed25519 key in OperatorKey (the one
+	// key field of the canonical body; Node must derive from it).
 	OperatorID   NodeID
 	OperatorName string
 	OperatorKey  []byte

@@ -44,6 +44,9 @@ type Input struct {
 	// any member runs (Name, Kind, Desired, Parent, ForkAt, Chain); Members
 	// and Term are the fold's to fill and are ignored here.
 	Groups []snapshot.Group
+	// Pending are the peers the local transport holds as pending (not
+	// admitted); every current snapshot's PendingPeers are merged with them.
+	Pending []snapshot.PendingPeer
 	// Chains are the spec's desired chains (Name, Group, Desired); holders,
 	// leader and head seq are the fold's to fill and are ignored here. A
 	// chain without a Group takes the group whose Chain names it.
@@ -133,6 +136,11 @@ func Fold(in Input) *snapshot.ClusterSnapshot {
 		p := peers[id]
 		if hasSnap {
 			nv.NodeSnapshot = *v.Snapshot
+			if v.Role == identity.RoleConsole && id != in.Self {
+				// Certified as a console: whatever its snapshot claims, it
+				// hosts nothing, holds nothing and is never placed on.
+				nv.Observer, nv.Capabilities, nv.Daemons, nv.Replicas = true, nil, nil, nil
+			}
 			nv.ReceivedAt = v.ReceivedAt
 			nv.Stale = in.Now.Sub(v.ReceivedAt) > staleAfter
 			if !nv.Stale {
@@ -163,11 +171,12 @@ func Fold(in Input) *snapshot.ClusterSnapshot {
 		// longer holds anything as far as this node can tell. One the
 		// transport has not met but whose fresh snapshot gossip relayed is
 		// reachable through others and still counts.
-		if hasSnap && !nv.Stale && !(p != nil && p.Health == snapshot.Unreachable) {
+		if hasSnap && !nv.Stale && !nv.Observer && !(p != nil && p.Health == snapshot.Unreachable) {
 			holding = append(holding, v.Snapshot)
 		}
 	}
 
+	cs.PendingNodes = foldPending(in, current)
 	cs.Edges = foldEdges(in, ids, current)
 	cs.Chains = foldChains(in, holding)
 	cs.Groups = foldGroups(in, current)
@@ -380,3 +389,67 @@ type groupMember struct {
 	kind         snapshot.GroupKind
 	term, forkAt uint64
 }
+
+// foldPending merges every member's report of peers waiting for admission
+// with the local transport's: one entry per node id (latest sighting wins
+// for address and reason, earliest first-seen kept), the reporters listed,
+// and nothing for a node that is a member in this view.
+func foldPending(in Input, current []*snapshot.NodeSnapshot) []snapshot.PendingNode {
+	byID := map[identity.NodeID]*snapshot.PendingNode{}
+	add := func(reporter identity.NodeID, p snapshot.PendingPeer) {
+		if !p.ID.Valid() {
+			return
+		}
+		cur := byID[p.ID]
+		if cur == nil {
+			if len(byID) >= MaxPendingNodes {
+				return
+			}
+			cur = &snapshot.PendingNode{PendingPeer: p}
+			byID[p.ID] = cur
+		} else {
+			if p.LastSeen.After(cur.LastSeen) {
+				first := cur.FirstSeen
+				cur.PendingPeer = p
+				cur.FirstSeen = first
+			}
+			if p.FirstSeen.Before(cur.FirstSeen) {
+				cur.FirstSeen = p.FirstSeen
+			}
+		}
+		if !slices.Contains(cur.SeenBy, reporter) {
+			cur.SeenBy = append(cur.SeenBy, reporter)
+		}
+	}
+	for _, p := range in.Pending {
+		add(in.Self, p)
+	}
+	for _, ns := range current {
+		if ns.ID == in.Self {
+			continue // the local transport's list is fresher
+		}
+		for _, p := range ns.PendingPeers {
+			add(ns.ID, p)
+		}
+	}
+	members := map[identity.NodeID]bool{}
+	for _, ns := range current {
+		members[ns.ID] = true
+	}
+	out := make([]snapshot.PendingNode, 0, len(byID))
+	for id, p := range byID {
+		if members[id] {
+			continue // pending at one node, a member by the view's lights
+		}
+		p.Key = slices.Clone(p.Key)
+		slices.Sort(p.SeenBy)
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b snapshot.PendingNode) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// MaxPendingNodes bounds the pending nodes the view lists: every member
+// reports at most gossip.MaxPendingPeersPerSnapshot, so this only caps a
+// flood of minted identities across many members.
+const MaxPendingNodes = 256

@@ -93,6 +93,8 @@ var verbFields = map[api.Verb]struct{ allowed, required field }{
 	api.VerbAddOperator:         {fOperatorID | fOperatorName | fOperatorKey, fOperatorID | fOperatorName | fOperatorKey},
 	api.VerbRemoveOperator:      {fOperatorID, fOperatorID},
 	api.VerbRotateOperator:      {fOperatorID | fOperatorKey, fOperatorID | fOperatorKey},
+	api.VerbAdmitNode:           {fNode | fOperatorKey, fNode | fOperatorKey},
+	api.VerbRevokeNode:          {fNode, fNode},
 	api.VerbFreezeCluster:       {fReason | fDuration, fDuration},
 	api.VerbThawCluster:         {0, 0},
 	api.VerbFlushAvoidLists:     {0, 0},
@@ -211,6 +213,13 @@ func ValidateAction(a *api.Action) error {
 		}
 		if a.Verb == api.VerbRotateOperator && identity.IDFromPublicKey(a.OperatorKey) == a.OperatorID {
 			return reject(ErrBadAction, "rotate to the same key")
+		}
+	case api.VerbAdmitNode:
+		if len(a.OperatorKey) != ed25519.PublicKeySize {
+			return reject(ErrBadAction, "node key is %d bytes, want %d", len(a.OperatorKey), ed25519.PublicKeySize)
+		}
+		if identity.IDFromPublicKey(a.OperatorKey) != a.Node {
+			return reject(ErrBadAction, "node id %s is not derived from the key", a.Node)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package command
 
 import (
 	"cmp"
+	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -217,6 +218,8 @@ func (p *projection) lookup() error {
 			return reject(ErrNotFound, "node %s holds no replica of chain %q", a.Peer, a.Chain)
 		}
 		p.targets = append(p.targets, a.Peer)
+	case api.VerbAdmitNode, api.VerbRevokeNode:
+		p.targets = append(p.targets, a.Node)
 	case api.VerbKillMigration:
 		found := false
 		for i := range cs.Nodes {
@@ -312,7 +315,45 @@ func (p *projection) applyAction(current *placement.Assignment) {
 		p.warn("nothing moves for %v: placement, migrations and restarts pause until thaw", a.Duration)
 	case api.VerbAddOperator, api.VerbRemoveOperator, api.VerbRotateOperator:
 		p.warn("registry change: no placement effect")
+	case api.VerbAdmitNode:
+		p.projectAdmit()
+	case api.VerbRevokeNode:
+		p.projectRevoke()
 	}
+}
+
+// projectAdmit: admit-node lets a pending node in. It joins placement once
+// it publishes its snapshot (capabilities, capacity), which the projection
+// cannot know yet, so nothing moves now.
+func (p *projection) projectAdmit() {
+	a := &p.a
+	if p.base.Node(a.Node) != nil {
+		p.warn("node %s is already a member: this renews its admission", a.Node)
+	}
+	pending := false
+	for _, pn := range p.base.PendingNodes {
+		if pn.ID == a.Node {
+			pending = true
+			if !ed25519.PublicKey(pn.Key).Equal(ed25519.PublicKey(a.OperatorKey)) {
+				p.warn("the pending node %s presents another key than the one admitted", a.Node)
+			}
+		}
+	}
+	if !pending && p.base.Node(a.Node) == nil {
+		p.warn("node %s is not pending anywhere: the admission waits for it to connect", a.Node)
+	}
+	p.warn("admits %s (key %x…) as a node: it may hold chains and daemons, lead and relay", a.Node, a.OperatorKey[:6])
+}
+
+// projectRevoke: revoke-node cuts the node off everywhere; what it ran and
+// held is placed as if it had left the cluster.
+func (p *projection) projectRevoke() {
+	a := &p.a
+	if p.base.Node(a.Node) == nil {
+		p.warn("node %s is not in the cluster view: the revocation stands for when it returns", a.Node)
+	}
+	p.after.Nodes = slices.DeleteFunc(p.after.Nodes, func(v snapshot.NodeView) bool { return v.ID == a.Node })
+	p.warn("revokes %s for good: its sessions close, its snapshots and events are ignored, and only a new key can be admitted again", a.Node)
 }
 
 // copyBase starts the after-copy as the base snapshot and options.

@@ -30,6 +30,7 @@ var (
 	ErrRegistryFloor   = fmt.Errorf("command: change would leave fewer operators than a threshold: %w", api.ErrInvalid)
 	ErrStateFull       = fmt.Errorf("command: admin state cap reached: %w", api.ErrInvalid)
 	ErrBadGenesis      = fmt.Errorf("command: bad genesis: %w", api.ErrInvalid)
+	ErrRevoked         = fmt.Errorf("command: node revoked: %w", api.ErrPermission)
 )
 
 // reject wraps a rejection reason with detail, keeping errors.Is working.

@@ -186,6 +186,10 @@ func (st *AdminState) checkEffect(ev *Event) error {
 		if _, ok := st.killedMigrations[a.Migration]; !ok && len(st.killedMigrations) >= MaxKilledMigrations {
 			return reject(ErrStateFull, "%d killed migrations", MaxKilledMigrations)
 		}
+	case api.VerbAdmitNode, api.VerbRevokeNode:
+		if err := st.checkMembership(a); err != nil {
+			return err
+		}
 	case api.VerbFreezeCluster, api.VerbThawCluster, api.VerbFlushAvoidLists:
 	default:
 		if _, ok := st.nodes[a.Node]; !ok && len(st.nodes) >= MaxIntentNodes {
@@ -270,6 +274,7 @@ func (st *AdminState) effect(ev *Event) {
 	a := &ev.body.Action
 	at := ev.body.IssuedAtMs
 	issued := ev.IssuedAt()
+	st.applyMembership(ev) // before the registry cases below change operators
 	deadline := func() time.Time {
 		if a.Duration == 0 {
 			return time.Time{}

@@ -50,6 +50,12 @@ const (
 	MaxUsedNonces = 1 << 16
 	// MaxLockouts bounds the live ICE lockouts.
 	MaxLockouts = 1024
+	// MaxAdmittedNodes and MaxRevokedNodes bound the ledger's membership
+	// (admit-node, revoke-node); MaxRetiredOperatorKeys the rotated-away
+	// operator keys whose certificates still count (oldest forgotten first).
+	MaxAdmittedNodes       = 4096
+	MaxRevokedNodes        = 4096
+	MaxRetiredOperatorKeys = 64
 )
 
 // Time rules.

@@ -75,6 +75,11 @@ type AdminState struct {
 	nonces    map[Nonce]struct{}
 	nonceFIFO []usedNonce // ledger order; the front is forgotten first
 
+	// Membership (membership.go).
+	admitted map[identity.NodeID]NodeAdmission
+	revoked  map[identity.NodeID]NodeRevocation
+	retired  map[identity.NodeID]retiredKey // rotated-away operator keys
+
 	gen        uint64 // one-shot generation counter: grows with every accepted event
 	applied    uint64
 	accepted   uint64
@@ -110,6 +115,9 @@ func NewState(g Genesis) (*AdminState, error) {
 		killedMigrations: map[string]uint64{},
 		lockouts:         map[lockKey]int64{},
 		nonces:           map[Nonce]struct{}{},
+		admitted:         map[identity.NodeID]NodeAdmission{},
+		revoked:          map[identity.NodeID]NodeRevocation{},
+		retired:          map[identity.NodeID]retiredKey{},
 	}
 	for i, op := range g.Operators {
 		if len(op.PublicKey) != ed25519.PublicKeySize {
@@ -151,6 +159,7 @@ func (st *AdminState) Clone() *AdminState {
 	c.lockouts = maps.Clone(st.lockouts)
 	c.nonces = maps.Clone(st.nonces)
 	c.nonceFIFO = slices.Clone(st.nonceFIFO)
+	st.cloneMembership(&c)
 	return &c
 }
 
@@ -232,6 +241,7 @@ func (st *AdminState) FillSnapshot(cs *snapshot.ClusterSnapshot, now time.Time) 
 	cs.Operators = st.Operators()
 	cs.AdminThreshold, cs.ICEThreshold = st.adminThreshold, st.iceThreshold
 	cs.Lockouts = st.Lockouts(now)
+	st.fillMembership(cs)
 }
 
 // Intent is what MeshOS must obey: a deep copy, sorted where it is a list,
@@ -295,5 +305,6 @@ func (st *AdminState) Equal(o *AdminState) bool {
 		maps.Equal(st.killedMigrations, o.killedMigrations) &&
 		maps.Equal(st.lockouts, o.lockouts) &&
 		maps.Equal(st.nonces, o.nonces) &&
-		slices.Equal(st.nonceFIFO, o.nonceFIFO)
+		slices.Equal(st.nonceFIFO, o.nonceFIFO) &&
+		st.membershipEqual(o)
 }

@@ -20,7 +20,8 @@ import (
 // NaN, trailing bytes), decode∘encode is the identity on accepted bytes and
 // the signature covers exactly what receivers see.
 
-const snapshotCodecVersion = 1
+// snapshotCodecVersion 2 added PendingPeers at the end.
+const snapshotCodecVersion = 2
 
 // Codec errors. Every decode error wraps ErrMalformed or ErrTooLarge, so a
 // caller can tell garbage from an honest peer that outgrew a bound.
@@ -34,15 +35,16 @@ var (
 // Lower bounds on the encoded size of one item of each list, so a count read
 // from the wire is checked against the bytes actually left before allocating.
 const (
-	minCapabilityBytes = 1
-	minTrendBytes      = 8
-	minDaemonBytes     = 33
-	minReplicaBytes    = 4
-	minAvoidBytes      = 10
-	minPendingBytes    = 5
-	minFailureBytes    = 12
-	minMigrationBytes  = 30
-	minPeerViewBytes   = 11
+	minCapabilityBytes  = 1
+	minTrendBytes       = 8
+	minDaemonBytes      = 33
+	minReplicaBytes     = 4
+	minAvoidBytes       = 10
+	minPendingBytes     = 5
+	minFailureBytes     = 12
+	minMigrationBytes   = 30
+	minPeerViewBytes    = 11
+	minPendingPeerBytes = 8 + 1 + 1 + 1 + 1 + 1
 )
 
 // Enum cardinalities, checked on both sides.
@@ -193,6 +195,17 @@ func AppendSnapshot(dst []byte, ns *snapshot.NodeSnapshot) ([]byte, error) {
 		e.enum("peer health", uint8(p.Health), numHealth)
 		e.varint(int64(p.RTT))
 		e.bool(p.Direct)
+	}
+
+	e.count("pending peers", len(ns.PendingPeers), MaxPendingPeersPerSnapshot)
+	for i := range ns.PendingPeers {
+		p := &ns.PendingPeers[i]
+		e.id(p.ID)
+		e.Bytes(codec.PrefixU8, 32, "pending peer key", p.Key)
+		e.str("pending peer address", p.Addr)
+		e.str("pending reason", p.Reason)
+		e.time(p.FirstSeen)
+		e.time(p.LastSeen)
 	}
 
 	if e.Err() != nil {
@@ -357,6 +370,19 @@ func DecodeSnapshot(b []byte) (*snapshot.NodeSnapshot, error) {
 			p.Health = snapshot.Health(d.enum(numHealth))
 			p.RTT = time.Duration(d.varint())
 			p.Direct = d.bool()
+		}
+	}
+
+	if n := d.count("pending peers", MaxPendingPeersPerSnapshot, minPendingPeerBytes); n > 0 {
+		ns.PendingPeers = make([]snapshot.PendingPeer, n)
+		for i := range ns.PendingPeers {
+			p := &ns.PendingPeers[i]
+			p.ID = d.id()
+			p.Key = append([]byte(nil), d.Bytes(codec.PrefixU8, 32, "pending peer key")...)
+			p.Addr = d.str()
+			p.Reason = d.str()
+			p.FirstSeen = d.time()
+			p.LastSeen = d.time()
 		}
 	}
 

@@ -35,8 +35,13 @@ var (
 // SnapshotDomain):
 //
 //	version u8 | signer u64 | public key [32] | epoch uvarint | seq uvarint |
-//	generation uvarint | signed-at varint (UnixMilli) | snapshot length uvarint |
+//	generation uvarint | signed-at varint (UnixMilli) |
+//	certificate length u16 | certificate | snapshot length uvarint |
 //	snapshot | ed25519 signature [64]
+//
+// The certificate (identity.Certificate, empty when the signer has none) is
+// how a node that never met the signer tells it is a member: gossip carries
+// snapshots of nodes many hops away.
 type Envelope struct {
 	Signer    identity.NodeID
 	PublicKey ed25519.PublicKey
@@ -50,7 +55,10 @@ type Envelope struct {
 	// Generation repeats Snapshot.Generation in the clear.
 	Generation uint64
 	SignedAt   time.Time
-	Snapshot   *snapshot.NodeSnapshot
+	// Certificate is the signer's certificate as encoded (nil: none); the
+	// receiver's Config.Members judges it.
+	Certificate []byte
+	Snapshot    *snapshot.NodeSnapshot
 }
 
 // header is an envelope parsed but not verified.
@@ -60,27 +68,38 @@ type header struct {
 	epoch, seq uint64
 	generation uint64
 	signedAtMs int64
+	cert       []byte
 	snap       []byte
 	body       []byte // the signed bytes (without the domain)
 	sig        []byte
 }
 
-// Seal encodes ns and signs it with key. ns.ID must be key's id: Seal refuses
-// to produce what every receiver would refuse.
+// Seal encodes ns and signs it with key, presenting no certificate. ns.ID
+// must be key's id: Seal refuses to produce what every receiver would refuse.
 func Seal(key *identity.Key, ns *snapshot.NodeSnapshot, epoch, seq uint64, signedAt time.Time) ([]byte, error) {
+	return SealCertified(key, nil, ns, epoch, seq, signedAt)
+}
+
+// SealCertified is Seal presenting cert (the signer's encoded certificate,
+// at most identity.MaxCertificateSize bytes).
+func SealCertified(key *identity.Key, cert []byte, ns *snapshot.NodeSnapshot, epoch, seq uint64, signedAt time.Time) ([]byte, error) {
 	if ns.ID != key.ID {
 		return nil, fmt.Errorf("gossip: seal: %w (snapshot %s, key %s)", ErrSnapshotIDMismatch, ns.ID, key.ID)
+	}
+	if len(cert) > identity.MaxCertificateSize {
+		return nil, fmt.Errorf("gossip: seal: %w: certificate of %d bytes", ErrTooLarge, len(cert))
 	}
 	snap, err := EncodeSnapshot(ns)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: seal: %w", err)
 	}
-	return sealEncoded(key, snap, ns.Generation, epoch, seq, signedAt), nil
+	return sealEncoded(key, cert, snap, ns.Generation, epoch, seq, signedAt), nil
 }
 
-// sealEncoded signs an already encoded (and therefore in-bounds) snapshot.
-func sealEncoded(key *identity.Key, snap []byte, generation, epoch, seq uint64, signedAt time.Time) []byte {
-	b := make([]byte, 0, len(SnapshotDomain)+envelopeMaxHeaderBytes+len(snap)+envelopeSigBytes)
+// sealEncoded signs an already encoded (and therefore in-bounds) snapshot
+// and certificate.
+func sealEncoded(key *identity.Key, cert, snap []byte, generation, epoch, seq uint64, signedAt time.Time) []byte {
+	b := make([]byte, 0, len(SnapshotDomain)+envelopeMaxHeaderBytes+len(cert)+len(snap)+envelopeSigBytes)
 	b = append(b, SnapshotDomain...)
 	b = append(b, envelopeVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(key.ID))
@@ -89,6 +108,8 @@ func sealEncoded(key *identity.Key, snap []byte, generation, epoch, seq uint64, 
 	b = binary.AppendUvarint(b, seq)
 	b = binary.AppendUvarint(b, generation)
 	b = binary.AppendVarint(b, signedAt.UnixMilli())
+	b = binary.BigEndian.AppendUint16(b, uint16(len(cert)))
+	b = append(b, cert...)
 	b = binary.AppendUvarint(b, uint64(len(snap)))
 	b = append(b, snap...)
 	b = append(b, key.Sign(b)...)
@@ -113,6 +134,11 @@ func parseHeader(b []byte) (header, error) {
 	h.seq = d.uvarint()
 	h.generation = d.uvarint()
 	h.signedAtMs = d.varint()
+	cn := int(d.U16())
+	if d.Err() == nil && cn > identity.MaxCertificateSize {
+		return h, fmt.Errorf("gossip: envelope: %w: certificate of %d bytes, limit %d", ErrTooLarge, cn, identity.MaxCertificateSize)
+	}
+	h.cert = d.take(cn)
 	n := d.uvarint()
 	if d.Err() == nil && n > MaxSnapshotBytes {
 		return h, fmt.Errorf("gossip: envelope: %w: snapshot of %d bytes, limit %d", ErrTooLarge, n, MaxSnapshotBytes)
@@ -190,5 +216,11 @@ func (h *header) open() (*Envelope, error) {
 		Generation: h.generation,
 		SignedAt:   time.UnixMilli(h.signedAtMs).UTC(),
 		Snapshot:   ns,
+		Certificate: func() []byte {
+			if len(h.cert) == 0 {
+				return nil
+			}
+			return append([]byte(nil), h.cert...)
+		}(),
 	}, nil
 }

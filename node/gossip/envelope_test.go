@@ -58,6 +58,7 @@ func craft(t testing.TB, signerField identity.NodeID, pub ed25519.PublicKey, sig
 	body = binary.AppendUvarint(body, 1)
 	body = binary.AppendUvarint(body, headerGen)
 	body = binary.AppendVarint(body, testNow.UnixMilli())
+	body = binary.BigEndian.AppendUint16(body, 0) // no certificate
 	body = binary.AppendUvarint(body, uint64(len(snap)))
 	body = append(body, snap...)
 	sig := signWith.Sign(append([]byte(domain), body...))

@@ -85,6 +85,16 @@ func Fit(ns *snapshot.NodeSnapshot) (*snapshot.NodeSnapshot, int) {
 		f.f64(&m.Progress)
 	}
 	out.Peers = cut(&f, out.Peers, MaxPeersPerSnapshot)
+	out.PendingPeers = cut(&f, out.PendingPeers, MaxPendingPeersPerSnapshot)
+	for i := range out.PendingPeers {
+		p := &out.PendingPeers[i]
+		f.str(&p.Addr)
+		f.str(&p.Reason)
+		if len(p.Key) > 32 {
+			f.n++
+			p.Key = p.Key[:32]
+		}
+	}
 	return &out, f.n
 }
 

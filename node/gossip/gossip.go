@@ -34,6 +34,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -75,6 +76,14 @@ type Config struct {
 	// Seed makes peer selection reproducible in tests; 0 draws one from
 	// crypto/rand.
 	Seed uint64
+	// Members decides whether a signer is a member of the mesh, from its
+	// key and the certificate its envelope carries (nil bytes: none).
+	// Snapshots of non-members are neither stored nor forwarded; nil
+	// believes every signer (gossip's own tests).
+	Members func(id identity.NodeID, key ed25519.PublicKey, cert []byte, now time.Time) (identity.Role, error)
+	// Certificate is this node's encoded certificate, carried in its own
+	// envelopes (SetCertificate replaces it).
+	Certificate []byte
 }
 
 // Verified is the newest verified announcement of one node. Snapshot is
@@ -88,6 +97,9 @@ type Verified struct {
 	// the last Publish or re-announce) arrived; staleness is measured from it
 	// so clock skew between nodes does not matter.
 	ReceivedAt time.Time
+	// Role is what Config.Members admitted the signer as (zero without a
+	// Members check): a console's snapshot never makes it a holder.
+	Role identity.Role
 }
 
 // Stats are the gossip counters. Envelope outcomes: every envelope received
@@ -98,7 +110,8 @@ type Stats struct {
 	Accepted   uint64 // verified and newer: stored (and forwarded within the hop limit)
 	Duplicates uint64 // already seen (node, epoch, seq), or our own echoed back
 	Outdated   uint64 // older than the announcement already held
-	Rejected   uint64 // malformed, forged, bad signature, id mismatch, clock skew
+	Rejected   uint64 // malformed, forged, bad signature, id mismatch, clock skew, not a member
+	NotMember  uint64 // of Rejected: the signer is not a member (Config.Members)
 	Expired    uint64 // validly signed but older than MaxEnvelopeAge
 	Overflow   uint64 // a new node id while MaxNodes are already held
 
@@ -130,6 +143,8 @@ type entry struct {
 	Verified
 	raw  []byte // the envelope as signed, for forwarding and pulls
 	snap []byte // the encoded snapshot inside raw, to detect content changes
+	key  ed25519.PublicKey
+	cert []byte // the certificate the envelope carried, for Reassess
 }
 
 type inMsg struct {
@@ -146,6 +161,7 @@ type counters struct {
 	received, accepted, duplicates, outdated, rejected, expired, overflow     atomic.Uint64
 	malformed, inboxDropped, published, trimmed, forwarded, pulled            atomic.Uint64
 	digestsSent, digestsReceived, digestsLimited, sent, sendErrors, sendDrops atomic.Uint64
+	notMember                                                                 atomic.Uint64
 }
 
 // Gossip disseminates this node's snapshot and collects everyone else's.
@@ -172,6 +188,7 @@ type Gossip struct {
 
 	lastReject atomic.Pointer[string]
 	c          counters
+	ownCert    atomic.Pointer[[]byte]
 
 	// Owned by the Run goroutine.
 	seen       seenCache
@@ -226,6 +243,11 @@ func New(cfg Config) (*Gossip, error) {
 		digestFrom: make(map[limitKey]time.Time),
 		staleMark:  make(map[identity.NodeID]bool),
 	}
+	if len(cfg.Certificate) > identity.MaxCertificateSize {
+		return nil, fmt.Errorf("%w: certificate of %d bytes", ErrConfig, len(cfg.Certificate))
+	}
+	own := bytes.Clone(cfg.Certificate)
+	g.ownCert.Store(&own)
 	cfg.Messenger.Handle(messaging.ChanGossip, g.handle)
 	return g, nil
 }
@@ -334,12 +356,59 @@ func (g *Gossip) Stats() Stats {
 		Forwarded: g.c.forwarded.Load(), Pulled: g.c.pulled.Load(), DigestsSent: g.c.digestsSent.Load(),
 		DigestsReceived: g.c.digestsReceived.Load(), DigestsLimited: g.c.digestsLimited.Load(),
 		Sent: g.c.sent.Load(), SendErrors: g.c.sendErrors.Load(), SendDropped: g.c.sendDrops.Load(),
-		Nodes: n,
+		NotMember: g.c.notMember.Load(), Nodes: n,
 	}
 	if p := g.lastReject.Load(); p != nil {
 		s.LastReject = *p
 	}
 	return s
+}
+
+// SetCertificate makes cert (this node's encoded certificate; nil: none)
+// the one its envelopes carry from the next signature on.
+func (g *Gossip) SetCertificate(cert []byte) error {
+	if len(cert) > identity.MaxCertificateSize {
+		return fmt.Errorf("%w: certificate of %d bytes", ErrTooLarge, len(cert))
+	}
+	c := bytes.Clone(cert)
+	g.ownCert.Store(&c)
+	g.mu.Lock()
+	g.dirty = true // re-sign with the new certificate at the next chance
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *Gossip) certificate() []byte {
+	if p := g.ownCert.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Reassess drops the snapshots of signers that are no longer members
+// (revoked, expired, issuer removed) under Config.Members, and reports how
+// many went. The node calls it whenever its registry changes.
+func (g *Gossip) Reassess() int {
+	if g.cfg.Members == nil {
+		return 0
+	}
+	now := g.cfg.Clock()
+	g.mu.Lock()
+	dropped := 0
+	for id, e := range g.latest {
+		if id == g.self {
+			continue
+		}
+		if _, err := g.cfg.Members(id, e.key, e.cert, now); err != nil {
+			delete(g.latest, id)
+			dropped++
+		}
+	}
+	g.mu.Unlock()
+	if dropped > 0 {
+		g.notify()
+	}
+	return dropped
 }
 
 // Run processes incoming gossip, publishes, re-announces, exchanges digests
@@ -464,7 +533,7 @@ func (g *Gossip) maybePublish(now time.Time) {
 		return
 	}
 	g.seq++
-	raw := sealEncoded(g.cfg.Key, g.ownSnap, g.ownGen, g.epoch, g.seq, now)
+	raw := sealEncoded(g.cfg.Key, g.certificate(), g.ownSnap, g.ownGen, g.epoch, g.seq, now)
 	// A re-announcement of what peers already hold only proves liveness:
 	// it goes to OriginFanout peers and is not forwarded (digests carry it
 	// further), which keeps the steady-state cost at one message per peer
@@ -619,6 +688,17 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 		g.noteReject(fmt.Errorf("gossip: envelope from %s: node table full (%d)", h.signer, MaxNodes))
 		return
 	}
+	var role identity.Role
+	if g.cfg.Members != nil {
+		// Before the signature: a certificate already seen costs a map
+		// lookup, and a non-member's snapshot is never worth verifying.
+		var err error
+		if role, err = g.cfg.Members(h.signer, h.pub, h.cert, now); err != nil {
+			g.c.notMember.Add(1)
+			g.reject(fmt.Errorf("gossip: envelope from %s: signer %s is not a member: %w", from, h.signer, err))
+			return
+		}
+	}
 	env, err := h.open()
 	if err != nil {
 		g.reject(fmt.Errorf("from %s: %w", from, err))
@@ -634,9 +714,11 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 	}
 	g.seen.add(key)
 	next := &entry{
-		Verified: Verified{Snapshot: env.Snapshot, Epoch: h.epoch, Seq: h.seq, SignedAt: env.SignedAt, ReceivedAt: now},
+		Verified: Verified{Snapshot: env.Snapshot, Epoch: h.epoch, Seq: h.seq, SignedAt: env.SignedAt, ReceivedAt: now, Role: role},
 		raw:      raw, // raw is this message's private copy (see handle)
 		snap:     h.snap,
+		key:      env.PublicKey,
+		cert:     env.Certificate,
 	}
 	g.mu.Lock()
 	g.latest[h.signer] = next

@@ -48,6 +48,14 @@ func randomFill(t testing.TB, r *rand.Rand, v reflect.Value, maxList int) {
 	case reflect.TypeFor[time.Duration]():
 		v.SetInt(r.Int64N(int64(10*time.Second)) + 1)
 		return
+	case reflect.TypeFor[[]byte]():
+		// The only byte slices in a snapshot are ed25519 keys.
+		b := make([]byte, 32)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		v.SetBytes(b)
+		return
 	}
 	if n, ok := enumSizes[v.Type()]; ok {
 		v.SetUint(uint64(1 + r.IntN(n-1)))

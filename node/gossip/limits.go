@@ -3,6 +3,7 @@ package gossip
 import (
 	"time"
 
+	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/messaging"
 )
 
@@ -35,6 +36,9 @@ const (
 	MaxMigrationsPerSnapshot = 64
 	// MaxPeersPerSnapshot bounds NodeSnapshot.Peers (one node's edges).
 	MaxPeersPerSnapshot = 1024
+	// MaxPendingPeersPerSnapshot bounds NodeSnapshot.PendingPeers (peers
+	// waiting for admission that this node reports).
+	MaxPendingPeersPerSnapshot = 16
 
 	// MaxEnvelopeBytes bounds one signed envelope: the fixed header fields
 	// (at most 1+8+32+3*10+10+3 bytes of varints), the snapshot and the
@@ -118,9 +122,9 @@ const (
 
 // Envelope layout sizes.
 const (
-	envelopeVersion        = 1
+	envelopeVersion        = 2 // 2: the signer's certificate rides in the header
 	envelopeSigBytes       = 64
-	envelopeMaxHeaderBytes = 1 + 8 + 32 + 10 + 10 + 10 + 10 + 3
+	envelopeMaxHeaderBytes = 1 + 8 + 32 + 10 + 10 + 10 + 10 + 2 + identity.MaxCertificateSize + 3
 
 	// maxGossipMessageBytes is the largest message this package sends or
 	// accepts: a 2-byte message header plus the largest envelope or digest.

@@ -12,12 +12,15 @@ import (
 )
 
 // Certificates follow nebula's CA model, adapted to a mesh whose authority is
-// its operator registry rather than one CA key: a certificate binds a node id,
-// its ed25519 identity key and its X25519 Noise static to a role, a cluster
-// and a validity window, and is signed by an operator. Whether the signer is
-// an operator the mesh trusts, and whether the certificate was revoked, is the
-// registry's question (node/trust); this file only encodes and checks the
-// signature and the fields.
+// its operator registry rather than one CA key: a certificate binds a node id
+// and its ed25519 identity key to a role, a cluster and a validity window, and
+// is signed by an operator. The Noise static is not in it: a node makes a
+// fresh X25519 static every start, and its signed NodeRecord binds that static
+// to the same ed25519 key, so the chain operator → certificate → record →
+// Noise proof holds without re-issuing a certificate per start. Whether the
+// signer is an operator the mesh trusts, and whether the certificate was
+// revoked, is the registry's question (node/trust); this file only encodes and
+// checks the signature and the fields.
 
 // CertificatePrefix separates certificate signatures from every other kind of
 // signature an operator key makes.
@@ -31,8 +34,8 @@ const (
 	// MaxCertificateClusterBytes bounds the cluster name carried.
 	MaxCertificateClusterBytes = 64
 	// MaxCertificateSize is an upper bound on an encoded certificate: version,
-	// cluster, id, two keys, role, two times, issuer key, signature.
-	MaxCertificateSize = 1 + 1 + MaxCertificateClusterBytes + 8 + 32 + 32 + 1 + 8 + 8 + 32 + 64
+	// cluster, id, key, role, two times, issuer key, signature.
+	MaxCertificateSize = 1 + 1 + MaxCertificateClusterBytes + 8 + 32 + 1 + 8 + 8 + 32 + 64
 	// ConsoleCertificateLifetime is how long a console's certificate, issued
 	// by its operator's own key when the console starts, stays valid. Short,
 	// so a removed operator's consoles lapse on their own.
@@ -40,6 +43,9 @@ const (
 	// NodeCertificateLifetime is the default validity of a node certificate
 	// (deck node init, the demo, deck node admit).
 	NodeCertificateLifetime = 365 * 24 * time.Hour
+	// NodeCertificateRenewBefore: a node re-certifies (when it can) a
+	// certificate that expires within this long.
+	NodeCertificateRenewBefore = 30 * 24 * time.Hour
 )
 
 // Role is what a certified member may be used for.
@@ -75,7 +81,6 @@ type Certificate struct {
 	Cluster     string
 	Node        NodeID
 	SigningKey  ed25519.PublicKey // the node's ed25519 key; Node derives from it
-	NoiseStatic [32]byte          // the node's X25519 Noise static
 	Role        Role
 	NotBeforeMs int64
 	NotAfterMs  int64
@@ -91,7 +96,6 @@ func (c *Certificate) appendBody(w *codec.Writer) {
 	w.String(codec.PrefixU8, MaxCertificateClusterBytes, "cluster", c.Cluster)
 	w.U64(uint64(c.Node))
 	w.Raw(c.SigningKey)
-	w.Raw(c.NoiseStatic[:])
 	w.U8(uint8(c.Role))
 	w.U64(uint64(c.NotBeforeMs))
 	w.U64(uint64(c.NotAfterMs))
@@ -138,11 +142,11 @@ func IssueCertificate(issuer Signer, c Certificate) (*Certificate, error) {
 	return &c, nil
 }
 
-// NewNodeCertificate is the usual certificate for a node key k with Noise
-// static noise, valid from now for lifetime.
-func NewNodeCertificate(issuer Signer, cluster string, k *Key, noise [32]byte, role Role, now time.Time, lifetime time.Duration) (*Certificate, error) {
+// NewNodeCertificate is the usual certificate for the node key pub, valid
+// from now for lifetime.
+func NewNodeCertificate(issuer Signer, cluster string, pub ed25519.PublicKey, role Role, now time.Time, lifetime time.Duration) (*Certificate, error) {
 	return IssueCertificate(issuer, Certificate{
-		Cluster: cluster, Node: k.ID, SigningKey: k.Public, NoiseStatic: noise, Role: role,
+		Cluster: cluster, Node: IDFromPublicKey(pub), SigningKey: pub, Role: role,
 		// A minute of slack before now, so a peer whose clock runs a little
 		// behind does not see a certificate from the future.
 		NotBeforeMs: now.Add(-time.Minute).UnixMilli(),
@@ -182,10 +186,10 @@ func (c *Certificate) VerifySignature() error {
 	return nil
 }
 
-// CheckSubject checks c names this cluster and exactly these keys, and that
-// at is inside its validity window.
-func (c *Certificate) CheckSubject(cluster string, id NodeID, signing ed25519.PublicKey, noise [32]byte, at time.Time) error {
-	if c.Cluster != cluster || c.Node != id || !ed25519.PublicKey(c.SigningKey).Equal(signing) || c.NoiseStatic != noise {
+// CheckSubject checks c names this cluster and exactly this node and key,
+// and that at is inside its validity window.
+func (c *Certificate) CheckSubject(cluster string, id NodeID, signing ed25519.PublicKey, at time.Time) error {
+	if c.Cluster != cluster || c.Node != id || !ed25519.PublicKey(c.SigningKey).Equal(signing) {
 		return ErrCertificateSubject
 	}
 	ms := at.UnixMilli()
@@ -232,7 +236,6 @@ func UnmarshalCertificate(b []byte) (*Certificate, error) {
 	c.Cluster = r.String(codec.PrefixU8, MaxCertificateClusterBytes, "cluster")
 	c.Node = NodeID(r.U64())
 	c.SigningKey = ed25519.PublicKey(append([]byte(nil), r.Take(ed25519.PublicKeySize)...))
-	copy(c.NoiseStatic[:], r.Take(32))
 	c.Role = Role(r.U8())
 	c.NotBeforeMs = int64(r.U64())
 	c.NotAfterMs = int64(r.U64())

@@ -3,6 +3,7 @@ package identity_test
 import (
 	"bytes"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -14,9 +15,7 @@ import (
 func testCert(t *testing.T) (*identity.Certificate, *identity.Key, *identity.Key) {
 	t.Helper()
 	op, node := identitytest.Key(t, "op"), identitytest.Key(t, "node")
-	var noise [32]byte
-	noise[0] = 7
-	c, err := identity.NewNodeCertificate(identity.KeySigner{K: op}, "prod", node, noise, identity.RoleNode,
+	c, err := identity.NewNodeCertificate(identity.KeySigner{K: op}, "prod", node.Public, identity.RoleNode,
 		time.UnixMilli(1_700_000_000_000), time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -45,13 +44,13 @@ func TestCertificateRoundTripAndVerify(t *testing.T) {
 		t.Fatal("re-encoding differs")
 	}
 	at := time.UnixMilli(1_700_000_000_000)
-	if err := got.CheckSubject("prod", node.ID, node.Public, c.NoiseStatic, at); err != nil {
+	if err := got.CheckSubject("prod", node.ID, node.Public, at); err != nil {
 		t.Fatal(err)
 	}
-	if err := got.CheckSubject("other", node.ID, node.Public, c.NoiseStatic, at); !errors.Is(err, identity.ErrCertificateSubject) {
+	if err := got.CheckSubject("other", node.ID, node.Public, at); !errors.Is(err, identity.ErrCertificateSubject) {
 		t.Fatalf("other cluster: %v", err)
 	}
-	if err := got.CheckSubject("prod", node.ID, node.Public, c.NoiseStatic, at.Add(2*time.Hour)); !errors.Is(err, identity.ErrCertificateExpired) {
+	if err := got.CheckSubject("prod", node.ID, node.Public, at.Add(2*time.Hour)); !errors.Is(err, identity.ErrCertificateExpired) {
 		t.Fatalf("expired: %v", err)
 	}
 }
@@ -88,7 +87,7 @@ func TestCertificateDecodeBounds(t *testing.T) {
 
 func FuzzUnmarshalCertificate(f *testing.F) {
 	op, node := identitytest.Key(f, "op"), identitytest.Key(f, "node")
-	c, _ := identity.NewNodeCertificate(identity.KeySigner{K: op}, "prod", node, [32]byte{1}, identity.RoleConsole, time.Unix(0, 0), time.Hour)
+	c, _ := identity.NewNodeCertificate(identity.KeySigner{K: op}, "prod", node.Public, identity.RoleConsole, time.Unix(0, 0), time.Hour)
 	b, _ := c.Marshal()
 	f.Add(b)
 	f.Add([]byte{1, 0})
@@ -102,4 +101,31 @@ func FuzzUnmarshalCertificate(f *testing.F) {
 			t.Fatalf("decoded certificate does not re-encode to its bytes: %v", err)
 		}
 	})
+}
+
+func TestCertificateFileRoundTripAndRefusals(t *testing.T) {
+	c, _, _ := testCert(t)
+	dir := t.TempDir()
+	path := dir + "/node.cert"
+	if err := identity.SaveCertificate(path, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := identity.LoadCertificate(path)
+	if err != nil || got.Fingerprint() != c.Fingerprint() {
+		t.Fatalf("round trip: %v", err)
+	}
+	for name, body := range map[string]string{
+		"header":  "ssh-ed25519 AAAA\n",
+		"base64":  "deck-node-cert-v1 !!!\n",
+		"garbage": "deck-node-cert-v1 AAAA\n",
+		"empty":   "",
+	} {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := identity.LoadCertificate(p); !errors.Is(err, identity.ErrCertificate) {
+			t.Errorf("%s: err = %v, want ErrCertificate", name, err)
+		}
+	}
 }

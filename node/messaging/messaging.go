@@ -58,6 +58,9 @@ type PeerInfo struct {
 	RTTVar      time.Duration
 	Flaps       int
 	LastHeard   time.Time
+	// Role is what the peer was admitted as (node or console; zero for a
+	// peer known only from routes). Consoles never hold, lead or relay.
+	Role identity.Role
 }
 
 // Stats are the transport's honest counters.
@@ -69,6 +72,7 @@ type Stats struct {
 	AuthFailures          uint64
 	HandshakesRateLimited uint64
 	Forwarded             uint64
+	PendingDrops          uint64 // packets from peers that are not admitted members
 }
 
 // Messenger is what services need from the transport.

@@ -3,20 +3,29 @@ package session
 import (
 	"testing"
 	"time"
+
+	"github.com/deck-mesh/deck/node/identity"
 )
 
 func FuzzPayload(f *testing.F) {
 	s := mustStatic(f, psk)
-	f.Add(MarshalPayload(s.Record))
+	plain, _ := MarshalPayload(s.Record, nil)
+	certified, _ := MarshalPayload(s.Record, testCert(f, s.Key, identity.RoleNode))
+	f.Add(plain)
+	f.Add(certified)
 	f.Add([]byte{PayloadVersion})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rec, err := UnmarshalPayload(data)
+		p, err := UnmarshalPayload(data)
 		if err != nil {
 			return
 		}
-		_ = rec.Verify() // must not panic on any record
-		if string(MarshalPayload(rec)) != string(data) {
-			t.Fatal("re-encode mismatch")
+		_ = p.Record.Verify() // must not panic on any record
+		if p.Certificate != nil {
+			_ = p.Certificate.VerifySignature()
+		}
+		out, err := MarshalPayload(p.Record, p.Certificate)
+		if err != nil || string(out) != string(data) {
+			t.Fatalf("re-encode mismatch: %v", err)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/flynn/noise"
@@ -28,12 +29,12 @@ var cipherSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, no
 
 // Static is a node's long-term handshake material: its ed25519 key, a fresh
 // X25519 Noise static, the record signed by the first binding the second,
-// and the cluster PSK.
+// the certificate it presents (if any) and the cluster PSK.
 type Static struct {
 	Key     *identity.Key
 	DH      noise.DHKey
 	Record  *identity.NodeRecord
-	payload []byte
+	payload atomic.Pointer[[]byte] // replaced when the certificate is
 	psk     [32]byte
 	ecdhKey *ecdh.PrivateKey // DH.Private parsed once
 }
@@ -53,12 +54,29 @@ func NewStatic(k *identity.Key, psk [32]byte) (*Static, error) {
 // NewStaticWith assembles a Static from parts. Tests use it to present a
 // forged record; production code uses NewStatic.
 func NewStaticWith(k *identity.Key, dh noise.DHKey, rec *identity.NodeRecord, psk [32]byte) *Static {
-	s := &Static{Key: k, DH: dh, Record: rec, payload: MarshalPayload(rec), psk: psk}
+	s := &Static{Key: k, DH: dh, Record: rec, psk: psk}
+	// Without a certificate the payload is the record alone, which always
+	// encodes: the only bounded field is the (empty) certificate.
+	_ = s.SetCertificate(nil)
 	if ek, err := ecdh.X25519().NewPrivateKey(dh.Private); err == nil {
 		s.ecdhKey = ek
 	}
 	return s
 }
+
+// SetCertificate makes cert (nil: none) the certificate every later
+// handshake presents. A renewed or newly issued certificate takes effect at
+// the next handshake; sessions already up keep the admission they had.
+func (s *Static) SetCertificate(cert *identity.Certificate) error {
+	p, err := MarshalPayload(s.Record, cert)
+	if err != nil {
+		return err
+	}
+	s.payload.Store(&p)
+	return nil
+}
+
+func (s *Static) currentPayload() []byte { return *s.payload.Load() }
 
 func (s *Static) config(initiator bool) noise.Config {
 	dh := cachedDH{&dhCache{static: s.ecdhKey, staticPriv: s.DH.Private}}
@@ -77,11 +95,12 @@ func (s *Static) config(initiator bool) noise.Config {
 // in the record before the record is believed at all; then the signature,
 // then that the id derives from the signing key and is non-zero, then that
 // it is who we meant to reach.
-func (s *Static) verifyPeer(peerStatic, payload []byte, expect identity.NodeID) (*identity.NodeRecord, error) {
-	rec, err := UnmarshalPayload(payload)
+func (s *Static) verifyPeer(peerStatic, payload []byte, expect identity.NodeID) (*Payload, error) {
+	p, err := UnmarshalPayload(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRecord, err)
 	}
+	rec := p.Record
 	if len(peerStatic) != 32 || !bytes.Equal(peerStatic, rec.NoiseStatic[:]) {
 		return nil, ErrStaticMismatch
 	}
@@ -94,7 +113,12 @@ func (s *Static) verifyPeer(peerStatic, payload []byte, expect identity.NodeID) 
 	if expect != 0 && rec.ID != expect {
 		return nil, fmt.Errorf("%w: got %s, want %s", ErrUnexpectedPeer, rec.ID, expect)
 	}
-	return rec, nil
+	if c := p.Certificate; c != nil && (c.Node != rec.ID || !c.SigningKey.Equal(rec.SigningKey)) {
+		// A certificate for another key proves nothing about this peer;
+		// refuse the handshake rather than let it look uncertified.
+		return nil, fmt.Errorf("%w: certificate is for %s, not the record's key", ErrRecord, c.Node)
+	}
+	return p, nil
 }
 
 // Initiator is the initiating side of one handshake attempt.
@@ -129,15 +153,15 @@ func (i *Initiator) Finish(msg2 []byte, remoteIndex uint32, now time.Time) ([]by
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: message 2: %w", ErrNoise, err)
 	}
-	rec, err := i.s.verifyPeer(i.hs.PeerStatic(), payload, i.expect)
+	peer, err := i.s.verifyPeer(i.hs.PeerStatic(), payload, i.expect)
 	if err != nil {
 		return nil, nil, err
 	}
-	msg3, c1, c2, err := i.hs.WriteMessage(nil, i.s.payload)
+	msg3, c1, c2, err := i.hs.WriteMessage(nil, i.s.currentPayload())
 	if err != nil || c1 == nil {
 		return nil, nil, fmt.Errorf("%w: message 3: %v", ErrNoise, err)
 	}
-	kp, err := newKeypair(rec, c1, c2, true, i.Index, remoteIndex, now)
+	kp, err := newKeypair(peer, c1, c2, true, i.Index, remoteIndex, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,7 +191,7 @@ func (s *Static) Respond(msg1 []byte, index, remoteIndex uint32) (*Responder, []
 	if len(p) != 0 {
 		return nil, nil, fmt.Errorf("%w: message 1 carries %d payload bytes", ErrNoise, len(p))
 	}
-	msg2, _, _, err := hs.WriteMessage(nil, s.payload)
+	msg2, _, _, err := hs.WriteMessage(nil, s.currentPayload())
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: message 2: %w", ErrNoise, err)
 	}
@@ -184,14 +208,14 @@ func (r *Responder) Finish(msg3 []byte, now time.Time) (*Keypair, error) {
 	if c1 == nil {
 		return nil, fmt.Errorf("%w: message 3 did not complete the handshake", ErrNoise)
 	}
-	rec, err := r.s.verifyPeer(r.hs.PeerStatic(), payload, 0)
+	peer, err := r.s.verifyPeer(r.hs.PeerStatic(), payload, 0)
 	if err != nil {
 		return nil, err
 	}
-	return newKeypair(rec, c1, c2, false, r.Index, r.RemoteIndex, now)
+	return newKeypair(peer, c1, c2, false, r.Index, r.RemoteIndex, now)
 }
 
-func newKeypair(rec *identity.NodeRecord, c1, c2 *noise.CipherState, initiator bool, local, remote uint32, now time.Time) (*Keypair, error) {
+func newKeypair(peer *Payload, c1, c2 *noise.CipherState, initiator bool, local, remote uint32, now time.Time) (*Keypair, error) {
 	// c1 carries initiator->responder traffic, c2 the other way.
 	sendCS, recvCS := c1, c2
 	if !initiator {
@@ -207,8 +231,9 @@ func newKeypair(rec *identity.NodeRecord, c1, c2 *noise.CipherState, initiator b
 		return nil, fmt.Errorf("session: recv cipher: %w", err)
 	}
 	return &Keypair{
-		Peer:        rec.ID,
-		PeerRecord:  rec,
+		Peer:        peer.Record.ID,
+		PeerRecord:  peer.Record,
+		PeerCert:    peer.Certificate,
 		LocalIndex:  local,
 		RemoteIndex: remote,
 		Initiator:   initiator,

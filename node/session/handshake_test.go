@@ -298,20 +298,97 @@ func TestTamperedPacketDoesNotConsumeCounter(t *testing.T) {
 
 func TestPayloadRejectsWrongLengthAndVersion(t *testing.T) {
 	s := mustStatic(t, psk)
-	good := MarshalPayload(s.Record)
-	cases := map[string][]byte{
-		"empty":    nil,
-		"short":    good[:len(good)-1],
-		"trailing": append(bytes.Clone(good), 0),
-		"version":  append([]byte{PayloadVersion + 1}, good[1:]...),
-	}
-	for name, b := range cases {
-		if _, err := UnmarshalPayload(b); !errors.Is(err, ErrPayload) {
-			t.Errorf("%s: err = %v, want ErrPayload", name, err)
+	cert := testCert(t, s.Key, identity.RoleNode)
+	for _, c := range []*identity.Certificate{nil, cert} {
+		good, err := MarshalPayload(s.Record, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases := map[string][]byte{
+			"empty":    nil,
+			"short":    good[:len(good)-1],
+			"trailing": append(bytes.Clone(good), 0),
+			"version":  append([]byte{PayloadVersion + 1}, good[1:]...),
+			"oversize": make([]byte, MaxPayloadSize+1),
+		}
+		for name, b := range cases {
+			if _, err := UnmarshalPayload(b); !errors.Is(err, ErrPayload) {
+				t.Errorf("%s: err = %v, want ErrPayload", name, err)
+			}
+		}
+		p, err := UnmarshalPayload(good)
+		if err != nil || p.Record.ID != s.Key.ID || (p.Certificate == nil) != (c == nil) {
+			t.Fatalf("good payload: %+v %v", p, err)
+		}
+		if c != nil && p.Certificate.Fingerprint() != c.Fingerprint() {
+			t.Fatal("certificate changed in transit")
 		}
 	}
-	if rec, err := UnmarshalPayload(good); err != nil || rec.ID != s.Key.ID {
-		t.Fatalf("good payload: %v", err)
+}
+
+func testCert(t testing.TB, k *identity.Key, role identity.Role) *identity.Certificate {
+	t.Helper()
+	op, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := identity.NewNodeCertificate(identity.KeySigner{K: op}, "test", k.Public, role, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestHandshakeCarriesCertificates: each side's certificate reaches the
+// other inside the encrypted handshake, and one set after start-up is
+// presented from the next handshake on.
+func TestHandshakeCarriesCertificates(t *testing.T) {
+	a, b := mustStatic(t, psk), mustStatic(t, psk)
+	ca := testCert(t, a.Key, identity.RoleConsole)
+	if err := a.SetCertificate(ca); err != nil {
+		t.Fatal(err)
+	}
+	ikp, rkp, err := handshake(t, a, b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rkp.PeerCert == nil || rkp.PeerCert.Fingerprint() != ca.Fingerprint() {
+		t.Fatalf("responder saw certificate %+v", rkp.PeerCert)
+	}
+	if ikp.PeerCert != nil {
+		t.Fatal("initiator saw a certificate the responder does not have")
+	}
+	cb := testCert(t, b.Key, identity.RoleNode)
+	if err := b.SetCertificate(cb); err != nil {
+		t.Fatal(err)
+	}
+	if ikp, _, err = handshake(t, a, b, 0); err != nil || ikp.PeerCert == nil || ikp.PeerCert.Node != b.Key.ID {
+		t.Fatalf("initiator saw certificate %+v after the responder got one", ikp.PeerCert)
+	}
+}
+
+// TestAttackCertificateForAnotherKeyRefused: a peer presenting another
+// node's (valid) certificate beside its own record is refused at the
+// handshake, before any Trust sees it.
+func TestAttackCertificateForAnotherKeyRefused(t *testing.T) {
+	a, b, victim := mustStatic(t, psk), mustStatic(t, psk), mustStatic(t, psk)
+	if err := a.SetCertificate(testCert(t, victim.Key, identity.RoleNode)); err != nil {
+		t.Fatal(err)
+	}
+	i, msg1, err := a.Initiate(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, msg2, err := b.Respond(msg1, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg3, _, err := i.Finish(msg2, 2, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Finish(msg3, time.Now()); !errors.Is(err, ErrRecord) {
+		t.Fatalf("borrowed certificate: err = %v, want ErrRecord", err)
 	}
 }
 
@@ -338,7 +415,11 @@ func TestCachedDHInteroperatesWithStockNoise(t *testing.T) {
 	if _, _, _, err := hs.ReadMessage(nil, msg2); err != nil {
 		t.Fatalf("stock initiator cannot read our message 2: %v", err)
 	}
-	msg3, c1, _, err := hs.WriteMessage(nil, MarshalPayload(peerRec))
+	peerPayload, err := MarshalPayload(peerRec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg3, c1, _, err := hs.WriteMessage(nil, peerPayload)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,9 @@ var (
 type Keypair struct {
 	Peer        identity.NodeID
 	PeerRecord  *identity.NodeRecord
-	LocalIndex  uint32 // the index peers put in packets to us
-	RemoteIndex uint32 // the index we put in packets to the peer
+	PeerCert    *identity.Certificate // as presented (nil: none); the Trust judges it
+	LocalIndex  uint32                // the index peers put in packets to us
+	RemoteIndex uint32                // the index we put in packets to the peer
 	Initiator   bool
 	Created     time.Time
 

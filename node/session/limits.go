@@ -33,6 +33,7 @@ const (
 	// so packets in flight during the switch are not lost.
 	PreviousKeyOverlap = 15 * time.Second
 
-	// PayloadVersion is the handshake payload format version.
-	PayloadVersion = 1
+	// PayloadVersion is the handshake payload format version (2: the
+	// record is followed by the sender's certificate).
+	PayloadVersion = 2
 )

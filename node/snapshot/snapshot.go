@@ -316,6 +316,9 @@ type NodeSnapshot struct {
 	Counters    Counters
 	// Peers is this node's view of its neighbours: the mesh edges.
 	Peers []PeerView
+	// PendingPeers are peers that completed a handshake here without being
+	// admitted (most recently seen first, bounded).
+	PendingPeers []PendingPeer
 }
 
 // PeerView is one node's view of one peer.
@@ -402,6 +405,42 @@ type Lockout struct {
 	Until  time.Time
 }
 
+// PendingPeer is a peer that completed a handshake with the reporting node
+// (it holds the PSK) without a certificate the mesh accepts: nothing it
+// sends reaches a service until an operator admits it (deck node admit) or
+// it presents a valid certificate. Each node publishes the ones it sees.
+type PendingPeer struct {
+	ID        NodeID
+	Key       []byte // its ed25519 key, as its signed node record binds it
+	Addr      string // where its packets came from, as the reporter saw them
+	Reason    string // why it is not a member
+	FirstSeen time.Time
+	LastSeen  time.Time
+}
+
+// PendingNode is a pending peer as the cluster view shows it: every
+// member's report of it merged.
+type PendingNode struct {
+	PendingPeer
+	SeenBy []NodeID // members reporting it, sorted
+}
+
+// Admitted is a node the admin ledger admitted (admit-node).
+type Admitted struct {
+	Node     NodeID
+	Key      []byte
+	By       NodeID // proposing operator
+	At       time.Time
+	NotAfter time.Time
+}
+
+// Revoked is a node the admin ledger revoked (revoke-node).
+type Revoked struct {
+	Node NodeID
+	By   NodeID
+	At   time.Time
+}
+
 // Edge is a mesh link with its RTT.
 type Edge struct {
 	A, B NodeID
@@ -424,6 +463,9 @@ type ClusterSnapshot struct {
 	Lockouts       []Lockout
 	AdminHead      AdminHead
 	Edges          []Edge
+	PendingNodes   []PendingNode // sorted by id
+	Admitted       []Admitted    // sorted by node
+	Revoked        []Revoked     // sorted by node
 }
 
 // AdminHead is the admin ledger's head as seen locally.

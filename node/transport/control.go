@@ -57,6 +57,8 @@ func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.An
 		t.mu.Lock()
 		t.onAnnouncementLocked(from, ann.Routes, now)
 		t.mu.Unlock()
+	case wire.ControlPending:
+		t.onPendingNotice(from, msg)
 	case wire.ControlConfirm:
 		if err := wire.ParseConfirm(msg); err != nil {
 			t.stats.drops.Add(1)
@@ -94,6 +96,7 @@ var monoEpoch = time.Now()
 // onAnnouncementLocked merges a neighbour's routing table and learns the
 // addresses of nodes it can reach directly.
 func (t *Transport) onAnnouncementLocked(from identity.NodeID, routes []wire.Route, now time.Time) {
+	routes = t.believableRoutesLocked(from, routes, now)
 	for i := range routes {
 		r := &routes[i]
 		if r.Dest == t.self {
@@ -113,6 +116,26 @@ func (t *Transport) onAnnouncementLocked(from identity.NodeID, routes []wire.Rou
 	if t.routes.apply(from, routes, now) {
 		t.routes.recompute(now, t.routeExpiry())
 	}
+}
+
+// believableRoutesLocked keeps the routes of an announcement this node may
+// act on: none from a console (consoles never relay), and only those to
+// nodes that proved membership here, so a member cannot fill the tables
+// with minted identities. It filters routes in place.
+func (t *Transport) believableRoutesLocked(from identity.NodeID, routes []wire.Route, now time.Time) []wire.Route {
+	if p := t.peers[from]; p != nil && p.adm.Role == identity.RoleConsole {
+		return routes[:0]
+	}
+	if t.cfg.Trust == nil {
+		return routes
+	}
+	kept := routes[:0]
+	for _, r := range routes {
+		if r.Dest == from || r.Dest == t.self || t.knownMember(r.Dest, now) {
+			kept = append(kept, r)
+		}
+	}
+	return kept
 }
 
 func (t *Transport) routeExpiry() time.Duration {
@@ -192,6 +215,11 @@ func (t *Transport) tick(now time.Time, beat bool) {
 	t.mu.Lock()
 	t.tickHandshakesLocked(now)
 	t.expireRespondersLocked(now)
+	t.expirePendingLocked(now)
+	if now.Sub(t.reassessedAt) >= ReassessInterval && t.cfg.Trust != nil {
+		t.reassessedAt = now
+		t.reassessLocked(now)
+	}
 	routesChanged := false
 	for _, p := range t.peers {
 		before := p.det.state
@@ -355,7 +383,7 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 		msg := wire.AppendHeartbeat(make([]byte, 0, wire.HeartbeatSize), &hb)
 		direct := t.isDirectLocked(p, now)
 		var ann []byte
-		if direct {
+		if direct && !t.isConsole() {
 			t.annScratch = t.routes.announcement(p.id, t.ownSeq, t.annScratch)
 			if b, err := wire.AppendAnnouncement(nil, &wire.Announcement{Routes: t.annScratch}); err == nil {
 				ann = b

@@ -167,10 +167,22 @@ func (t *Transport) handleResp(from netip.AddrPort, h *wire.Header, pkt []byte) 
 		in.index, in.hs = 0, nil
 		return
 	}
+	adm, aerr := t.admit(kp, now)
+	if aerr != nil {
+		// Not a member here: the attempt ends, the session stays as the
+		// pending peer's, and message 3 still goes out so the responder
+		// can judge us (and tell us what it thinks).
+		t.endInitiationLocked(in, now)
+		t.addPendingLocked(kp, from, aerr, now)
+		t.sendHandshake(wire.TypeHandshakeFinal, kp.Peer, from, kp.LocalIndex, kp.RemoteIndex, msg3)
+		return
+	}
 	p := t.getPeerLocked(kp.Peer, now)
 	if p == nil {
 		return
 	}
+	t.dropPendingLocked(kp.Peer)
+	p.setAdmitted(kp, adm)
 	if in.boot != nil {
 		in.boot.peerID = kp.Peer
 	}
@@ -243,12 +255,22 @@ func (t *Transport) handleFinal(from netip.AddrPort, h *wire.Header, pkt []byte)
 		t.cfg.Logf("transport: handshake final from %s: %v", from, err)
 		return
 	}
+	adm, aerr := t.admit(kp, now)
 	t.mu.Lock()
+	if aerr != nil {
+		pp := t.addPendingLocked(kp, from, aerr, now)
+		notice := t.pendingPacketLocked(pp, kp, from, now)
+		t.mu.Unlock()
+		t.sendNotice(notice)
+		return
+	}
 	p := t.getPeerLocked(kp.Peer, now)
 	if p == nil {
 		t.mu.Unlock()
 		return
 	}
+	t.dropPendingLocked(kp.Peer)
+	p.setAdmitted(kp, adm)
 	t.notePathLocked(p, from, h.TTL == wire.DefaultTTL, now)
 	t.installLocked(p, kp, now)
 	p.det.heard(now)
@@ -256,6 +278,27 @@ func (t *Transport) handleFinal(from netip.AddrPort, h *wire.Header, pkt []byte)
 	// Confirm on the new session at once, by the path message 3 came.
 	msg := []byte{byte(wire.ControlConfirm)}
 	t.sealAndSend(kp, from, messaging.ChanControl, msg)
+}
+
+// endInitiationLocked retires an attempt whose handshake completed with a
+// peer that is not a member: no retry, and a bootstrap waits its backoff.
+func (t *Transport) endInitiationLocked(in *initiation, now time.Time) {
+	delete(t.initiators, in.index)
+	in.index, in.hs = 0, nil
+	if in.boot != nil {
+		b := in.boot
+		b.init = nil
+		b.backoff = min(max(2*b.backoff, t.cfg.HeartbeatInterval), ReconnectBackoffMax)
+		b.nextAttempt = now.Add(b.backoff)
+		return
+	}
+	if p := t.peers[in.peerID]; p != nil && p.init == in {
+		p.init = nil
+		p.failures++
+		p.backoff = min(max(2*p.backoff, t.cfg.HeartbeatInterval), ReconnectBackoffMax)
+		p.nextAttempt = now.Add(p.backoff)
+		p.signal()
+	}
 }
 
 // abandonLocked gives up on an initiation after HandshakeTimeout.

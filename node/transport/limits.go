@@ -46,6 +46,19 @@ const (
 	HandshakesPerSecondPerSource = 10
 	HandshakeBurstPerSource      = 20
 
+	// MaxPendingPeers caps the peers that completed a handshake without
+	// being admitted (no certificate the Trust accepts); the least recently
+	// seen is evicted when it is full. Kept apart from the peer table, so
+	// minted identities cannot crowd out members.
+	MaxPendingPeers = 64
+	// PendingPeerExpiry forgets a pending peer not heard from for this long.
+	PendingPeerExpiry = 5 * time.Minute
+	// PendingNoticeInterval is how often a pending peer is told why.
+	PendingNoticeInterval = 10 * time.Second
+	// ReassessInterval is how often every peer's admission is checked again
+	// (certificates expire); a registry change reassesses at once.
+	ReassessInterval = 5 * time.Second
+
 	// MaxPendingResponders caps half-open handshakes we answered.
 	MaxPendingResponders = 1024
 

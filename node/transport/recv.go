@@ -72,7 +72,7 @@ func (t *Transport) handlePacket(from netip.AddrPort, pkt []byte, ann *wire.Anno
 // duplicate filter, per-previous-hop rate limit, route lookup, enqueue.
 // The payload is never decrypted; relays hold no keys for it.
 func (t *Transport) forward(from netip.AddrPort, h *wire.Header, pkt []byte) {
-	if h.TTL <= 1 || t.dup.seen(h) || !t.allowForward(from) {
+	if h.TTL <= 1 || t.isConsole() || t.dup.seen(h) || !t.allowForward(from) {
 		t.stats.drops.Add(1)
 		return
 	}
@@ -132,6 +132,13 @@ func (t *Transport) handleData(from netip.AddrPort, h *wire.Header, pkt []byte, 
 	now := time.Now()
 	direct := h.TTL == wire.DefaultTTL
 	t.mu.Lock()
+	if pp := t.pending[kp.Peer]; pp != nil && t.peers[kp.Peer] == nil {
+		// Authenticated, but not a member: nothing reaches a service.
+		notice := t.pendingPacketLocked(pp, kp, from, now)
+		t.mu.Unlock()
+		t.sendNotice(notice)
+		return
+	}
 	p := t.getPeerLocked(kp.Peer, now)
 	if p == nil {
 		t.mu.Unlock()

@@ -118,6 +118,7 @@ type counters struct {
 	packetsIn, packetsOut, bytesIn, bytesOut  atomic.Uint64
 	drops, replays, authFailures, rateLimited atomic.Uint64
 	forwarded                                 atomic.Uint64
+	pendingDrops                              atomic.Uint64 // packets from peers not admitted
 }
 
 // Transport is one mesh node's network core.
@@ -139,21 +140,26 @@ type Transport struct {
 
 	// mu guards the peer table, handshakes in flight, bootstrap state and
 	// the routing table's writers.
-	mu         sync.Mutex
-	peers      map[identity.NodeID]*peer
-	initiators map[uint32]*initiation
-	responders map[uint32]*responding
-	bootstraps []*bootstrap
-	routes     *routeTable
-	ownSeq     uint64
-	nextMsgID  uint32
-	annScratch []wire.Route
+	mu           sync.Mutex
+	peers        map[identity.NodeID]*peer
+	initiators   map[uint32]*initiation
+	responders   map[uint32]*responding
+	bootstraps   []*bootstrap
+	pending      map[identity.NodeID]*pendingPeer // completed a handshake, not admitted
+	reassessedAt time.Time
+	routes       *routeTable
+	ownSeq       uint64
+	nextMsgID    uint32
+	annScratch   []wire.Route
 
 	keysMu sync.RWMutex
 	keys   map[uint32]*session.Keypair // local index -> session, for the data path
 
 	linksMu sync.Mutex // serialises writers of links
 	links   atomic.Pointer[map[netip.AddrPort]*link]
+
+	selfRole    atomic.Uint32 // identity.Role of the certificate presented
+	selfPending atomic.Pointer[pendingNotice]
 
 	hsLimit  *limiter
 	fwdLimit *tickLimiter
@@ -188,6 +194,11 @@ type peer struct {
 	echoAt    time.Time
 	reasm     reassembler
 	lastRoute time.Time // when we last had a route or session; for forgetting
+
+	// What the peer was admitted with (nil rec: known only from routes).
+	rec  *identity.NodeRecord
+	cert *identity.Certificate
+	adm  Admission
 }
 
 // initiation is a handshake we started.
@@ -273,11 +284,15 @@ func newTransport(cfg Config) (*Transport, error) {
 		peers:      make(map[identity.NodeID]*peer),
 		initiators: make(map[uint32]*initiation),
 		responders: make(map[uint32]*responding),
+		pending:    make(map[identity.NodeID]*pendingPeer),
 		routes:     newRouteTable(cfg.Key.ID, MaxPeers),
 		ownSeq:     uint64(time.Now().UnixMilli()), // survives restarts: always fresher
 		keys:       make(map[uint32]*session.Keypair),
 		hsLimit:    newLimiter(cfg.HandshakesPerSecondPerSource, float64(cfg.HandshakeBurstPerSource), MaxRateLimiterEntries),
 		fwdLimit:   newTickLimiter(ForwardPacketsPerSecondPerPeer, ForwardBurstPackets, MaxRateLimiterEntries),
+	}
+	if err := t.SetCertificate(cfg.Certificate); err != nil {
+		return nil, fmt.Errorf("transport: certificate: %w", err)
 	}
 	noLinks := make(map[netip.AddrPort]*link)
 	t.links.Store(&noLinks)
@@ -343,7 +358,7 @@ func (t *Transport) Stats() messaging.Stats {
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 		Drops: s.drops.Load(), ReplaysRejected: s.replays.Load(),
 		AuthFailures: s.authFailures.Load(), HandshakesRateLimited: s.rateLimited.Load(),
-		Forwarded: s.forwarded.Load(),
+		Forwarded: s.forwarded.Load(), PendingDrops: s.pendingDrops.Load(),
 	}
 }
 
@@ -361,6 +376,7 @@ func (t *Transport) Peers() []messaging.PeerInfo {
 			RTTVar:      p.rtt.rttvar,
 			Flaps:       p.det.flaps,
 			LastHeard:   p.det.lastHeard,
+			Role:        p.adm.Role,
 		}
 		if t.isDirectLocked(p, now) {
 			pi.Direct = true
