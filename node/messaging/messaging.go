@@ -69,6 +69,12 @@ type Stats struct {
 	AuthFailures          uint64
 	HandshakesRateLimited uint64
 	Forwarded             uint64
+	// Handshake flood defences (issue 12): handshake messages refused for
+	// a bad mac1 (a sender without the cluster PSK), cookie replies sent
+	// while under load, and half-open responders evicted to make room.
+	HandshakeMAC1Failures uint64
+	CookieRepliesSent     uint64
+	RespondersEvicted     uint64
 }
 
 // Messenger is what services need from the transport.

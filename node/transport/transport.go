@@ -118,6 +118,7 @@ type counters struct {
 	packetsIn, packetsOut, bytesIn, bytesOut  atomic.Uint64
 	drops, replays, authFailures, rateLimited atomic.Uint64
 	forwarded                                 atomic.Uint64
+	mac1Failures, cookieReplies, evictions    atomic.Uint64 // handshake.go, cookie.go
 }
 
 // Transport is one mesh node's network core.
@@ -154,6 +155,10 @@ type Transport struct {
 
 	linksMu sync.Mutex // serialises writers of links
 	links   atomic.Pointer[map[netip.AddrPort]*link]
+
+	macs    *handshakeMACs // mac1 and cookie keys (cookie.go)
+	cookies cookieSecret   // the responder's rotating cookie secret
+	slots   responderSlots // responders' age order and shares (handshake.go)
 
 	hsLimit  *limiter
 	fwdLimit *tickLimiter
@@ -203,13 +208,7 @@ type initiation struct {
 	next    time.Time
 	kp      *session.Keypair // after message 3: waiting for confirmation
 	busy    bool             // message 2 being processed
-}
-
-// responding is a handshake we answered, waiting for message 3.
-type responding struct {
-	r       *session.Responder
-	expires time.Time
-	src     identity.NodeID
+	cookie  initiatorCookie  // a responder's cookie, when it is under load (cookie.go)
 }
 
 type bootstrap struct {
@@ -276,6 +275,7 @@ func newTransport(cfg Config) (*Transport, error) {
 		routes:     newRouteTable(cfg.Key.ID, MaxPeers),
 		ownSeq:     uint64(time.Now().UnixMilli()), // survives restarts: always fresher
 		keys:       make(map[uint32]*session.Keypair),
+		macs:       newHandshakeMACs(cfg.PSK),
 		hsLimit:    newLimiter(cfg.HandshakesPerSecondPerSource, float64(cfg.HandshakeBurstPerSource), MaxRateLimiterEntries),
 		fwdLimit:   newTickLimiter(ForwardPacketsPerSecondPerPeer, ForwardBurstPackets, MaxRateLimiterEntries),
 	}
@@ -343,7 +343,9 @@ func (t *Transport) Stats() messaging.Stats {
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 		Drops: s.drops.Load(), ReplaysRejected: s.replays.Load(),
 		AuthFailures: s.authFailures.Load(), HandshakesRateLimited: s.rateLimited.Load(),
-		Forwarded: s.forwarded.Load(),
+		Forwarded:             s.forwarded.Load(),
+		HandshakeMAC1Failures: s.mac1Failures.Load(), CookieRepliesSent: s.cookieReplies.Load(),
+		RespondersEvicted: s.evictions.Load(),
 	}
 }
 
