@@ -294,7 +294,7 @@ func TestAttackForgedCookieReplyRefused(t *testing.T) {
 	before := a.Stats().AuthFailures
 	otherMAC1 := make([]byte, wire.MACBytes)
 	reply(newHandshakeMACs([32]byte{0xba, 0xd}), mac1Of(first), [wire.CookieBytes]byte{1}) // not the PSK
-	reply(newHandshakeMACs(testPSK), otherMAC1, [wire.CookieBytes]byte{2})                  // not this message's reply
+	reply(newHandshakeMACs(testPSK), otherMAC1, [wire.CookieBytes]byte{2})                 // not this message's reply
 	eventually(t, "both forged replies refused", func() bool { return a.Stats().AuthFailures >= before+2 })
 	genuine := [wire.CookieBytes]byte{3}
 	reply(newHandshakeMACs(testPSK), mac1Of(first), genuine)
