@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/session"
 	"github.com/deck-mesh/deck/node/wire"
 )
@@ -373,7 +374,7 @@ func TestResponderSlotsFairShare(t *testing.T) {
 	defer tr.Close()
 	now := time.Now()
 	genuine := slotFor(tr, sourceAddr(0), now)
-	// Of two sources, one may hold a half of the fair share and no more.
+	// Of two sources, one may hold half the fair share and no more.
 	var flood []uint32
 	for range ResponderFairShareSlots {
 		flood = append(flood, slotFor(tr, sourceAddr(1), now))
@@ -384,10 +385,23 @@ func TestResponderSlotsFairShare(t *testing.T) {
 	if !hasSlot(tr, genuine) || hasSlot(tr, flood[0]) || !hasSlot(tr, flood[len(flood)-1]) {
 		t.Fatal("the flooding source did not evict its own oldest")
 	}
-	// More sources than half the table: each holds one, and once the
-	// table is full the oldest of all go first.
+	// However many sources, each keeps ResponderMinShare (a relay's
+	// handshakes in flight at once)...
+	relay := sourceAddr(2)
+	var relayed []uint32
+	for range ResponderMinShare {
+		relayed = append(relayed, slotFor(tr, relay, now))
+	}
+	for i := range ResponderFairShareSlots {
+		slotFor(tr, sourceAddr(3+i), now)
+	}
+	relayed = append(relayed, slotFor(tr, relay, now))
+	if hasSlot(tr, relayed[0]) || !hasSlot(tr, relayed[1]) || !hasSlot(tr, relayed[ResponderMinShare]) {
+		t.Fatal("a relay's share among many sources is not ResponderMinShare")
+	}
+	// ...and once the table is full the oldest of all go first.
 	for i := range MaxPendingResponders {
-		slotFor(tr, sourceAddr(2+i), now)
+		slotFor(tr, sourceAddr(1000+i), now)
 	}
 	if n := respondersOf(tr); n != MaxPendingResponders {
 		t.Fatalf("%d slots, want a full table of %d", n, MaxPendingResponders)
@@ -401,6 +415,7 @@ func TestResponderSlotsFairShare(t *testing.T) {
 	}
 	// Expiry and completion leave the order consistent.
 	tr.mu.Lock()
+	tr.removeResponderLocked(newest)
 	tr.expireRespondersLocked(now.Add(2 * time.Minute))
 	n, ages, sources := len(tr.responders), tr.slots.age.Len(), len(tr.slots.bySource)
 	tr.mu.Unlock()
@@ -478,28 +493,28 @@ func attackSources(t *testing.T, b *Transport, n int, interval time.Duration, st
 }
 
 // genuineTally counts genuine nodes' handshake attempts with the responder
-// (distinct sender indices of their message 1s to it) and which of them
-// completed (the responder's first packet on the session, addressed to
-// that index, arrived). A node has one attempt with the responder in
-// flight at a time, so every attempt but a node's latest is settled:
-// completed, or given up for a newer one.
+// (distinct sender indices of their message 1s to it, direct or through
+// a relay) and which of them completed (the responder's first packet on
+// the session, addressed to that index, arrived). A node has one attempt
+// with the responder in flight at a time, so every attempt but a node's
+// latest is settled: completed, or given up for a newer one.
 type genuineTally struct {
 	mu        sync.Mutex
 	attempts  [][]uint32 // per node, in order
 	completed map[uint32]bool
 }
 
-func (g *genuineTally) watch(tc *tapConn, responder *Transport) {
+func (g *genuineTally) watch(tc *tapConn, self identity.NodeID, responder *Transport) {
 	g.mu.Lock()
 	node := len(g.attempts)
 	g.attempts = append(g.attempts, nil)
 	g.mu.Unlock()
-	onWrite := func(to netip.AddrPort, pkt []byte) {
+	onWrite := func(_ netip.AddrPort, pkt []byte) {
 		var h wire.Header
 		var hb wire.Handshake
-		if to != responder.local || h.Parse(pkt) != nil || h.Type != wire.TypeHandshakeInit ||
+		if h.Parse(pkt) != nil || h.Type != wire.TypeHandshakeInit || h.Src != self ||
 			(h.Dst != 0 && h.Dst != responder.Self()) || wire.ParseHandshake(pkt[wire.HeaderSize:], &hb) != nil {
-			return
+			return // not our own message 1 to the responder (or one we relay)
 		}
 		g.mu.Lock()
 		if a := g.attempts[node]; len(a) == 0 || a[len(a)-1] != hb.SenderIndex { // a cookie resend is the same attempt
@@ -507,9 +522,9 @@ func (g *genuineTally) watch(tc *tapConn, responder *Transport) {
 		}
 		g.mu.Unlock()
 	}
-	onRead := func(from netip.AddrPort, pkt []byte) {
+	onRead := func(_ netip.AddrPort, pkt []byte) {
 		var h wire.Header
-		if from != responder.local || h.Parse(pkt) != nil || h.Type != wire.TypeData || h.Src != responder.Self() {
+		if h.Parse(pkt) != nil || h.Type != wire.TypeData || h.Src != responder.Self() || h.Dst != self {
 			return
 		}
 		g.mu.Lock()
@@ -586,7 +601,7 @@ func TestAttackHandshakeFloodStarvesGenuinePeers(t *testing.T) {
 		cfg.RekeyAfterTime = time.Second // a fresh handshake every second
 		cfg.HandshakeRetryInitial = time.Second
 		tc := tapped(t, &cfg)
-		tally.watch(tc, b)
+		tally.watch(tc, cfg.Key.ID, b)
 		startNode(t, cfg)
 	}
 	eventually(t, "settled genuine handshake attempts", func() bool {

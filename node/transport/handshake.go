@@ -236,22 +236,23 @@ func (t *Transport) underLoadLocked(now time.Time) bool {
 // limit and the cookie were the refusals); room is made instead:
 //
 //   - A source at its fair share (ResponderFairShareSlots divided among
-//     the sources holding slots) evicts its own oldest. A source's newest
-//     message 1 is the one its initiator is waiting for: each retry starts
-//     a fresh attempt and abandons the last, so a genuine node loses only
-//     slots it has itself given up on, while a flooding source, however
-//     fast, keeps its share and no more.
-//   - A full table (more sources than the fair share can serve) evicts
-//     the oldest slot of anyone. A genuine handshake completes within a
-//     round trip of its message 2; a flood's slots are never completed and
-//     would sit until HandshakeTimeout. Evicting the oldest therefore
-//     takes a slot that is almost surely dead and gives every new message
-//     1 the longest possible time to complete: MaxPendingResponders
-//     further message 1s, which at the per-source rate limit takes far
-//     longer than a round trip. Refusing the newest instead (the old rule)
-//     let a flood that refilled the table as fast as slots expired starve
-//     everyone else; evicting at random would sometimes kill a handshake
-//     a millisecond old.
+//     the sources holding slots, at least ResponderMinShare) evicts its
+//     own oldest. A source's newest message 1 is the one its initiator is
+//     waiting for: each retry starts a fresh attempt and abandons the
+//     last, so a genuine node loses only slots it has itself given up on,
+//     while a flooding source, however fast, keeps its share and no more.
+//   - A full table (more flooding sources than the shares can serve)
+//     evicts the oldest slot of anyone. A genuine handshake completes
+//     within a round trip of its message 2; a flood's slots are never
+//     completed and would sit until HandshakeTimeout. Evicting the oldest
+//     therefore takes a slot that is almost surely dead, and gives every
+//     new message 1 the longest possible time to complete: the time the
+//     flood takes to make MaxPendingResponders more slots, which the
+//     per-source rate limit bounds (1,024 slots at 400 sources × 10/s is
+//     a quarter of a second, many round trips). Refusing the newest
+//     instead (the rule before issue 12) let a flood that refilled the
+//     table as fast as slots expired starve everyone else; evicting at
+//     random would sometimes kill a handshake a millisecond old.
 func (t *Transport) addResponderLocked(rs *responding, now time.Time) {
 	t.expireRespondersLocked(now)
 	s := &t.slots
@@ -263,7 +264,7 @@ func (t *Transport) addResponderLocked(rs *responding, now time.Time) {
 	if mine == nil {
 		sources++
 	}
-	share := max(1, ResponderFairShareSlots/sources)
+	share := max(ResponderMinShare, ResponderFairShareSlots/sources)
 	for mine != nil && mine.Len() >= share {
 		t.evictLocked(mine.Front().Value.(*responding))
 		mine = s.bySource[rs.from] // gone once emptied

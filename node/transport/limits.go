@@ -52,12 +52,19 @@ const (
 	MaxPendingResponders = 1024
 
 	// ResponderFairShareSlots is what the sources holding half-open
-	// handshakes share: with n of them each may hold ResponderFairShareSlots/n
-	// (at least 1); a source at its share that sends another message 1
-	// evicts its own oldest. Half the table, so that until more than that
-	// many distinct sources hold slots the table never fills and nobody's
-	// handshake is evicted by someone else's.
+	// handshakes share: with n of them each may hold
+	// ResponderFairShareSlots/n, never fewer than ResponderMinShare; a
+	// source at its share that sends another message 1 evicts its own
+	// oldest. Half the table, so that while few sources hold slots the
+	// table never fills and nobody's handshake is evicted by another's.
 	ResponderFairShareSlots = MaxPendingResponders / 2
+
+	// ResponderMinShare is the least a source may hold, however many there
+	// are: a relay's address carries the handshakes of every node routed
+	// through it, several at once while a mesh forms. Beyond
+	// MaxPendingResponders/ResponderMinShare flooding sources the table
+	// fills and the oldest slot goes (see addResponderLocked).
+	ResponderMinShare = 8
 
 	// ResponderLoadThreshold half-open handshakes put the responder under
 	// load (WireGuard: an eighth of its handshake queue): message 1 then
