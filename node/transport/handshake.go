@@ -242,17 +242,22 @@ func (t *Transport) underLoadLocked(now time.Time) bool {
 //     last, so a genuine node loses only slots it has itself given up on,
 //     while a flooding source, however fast, keeps its share and no more.
 //   - A full table (more flooding sources than the shares can serve)
-//     evicts the oldest slot of anyone. A genuine handshake completes
+//     evicts the oldest slot, passing over the slots of sources that hold
+//     only that one (evictionVictimLocked). A genuine handshake completes
 //     within a round trip of its message 2; a flood's slots are never
 //     completed and would sit until HandshakeTimeout. Evicting the oldest
 //     therefore takes a slot that is almost surely dead, and gives every
 //     new message 1 the longest possible time to complete: the time the
 //     flood takes to make MaxPendingResponders more slots, which the
 //     per-source rate limit bounds (1,024 slots at 400 sources × 10/s is
-//     a quarter of a second, many round trips). Refusing the newest
-//     instead (the rule before issue 12) let a flood that refilled the
-//     table as fast as slots expired starve everyone else; evicting at
-//     random would sometimes kill a handshake a millisecond old.
+//     a quarter of a second, many round trips). A responder short of CPU
+//     reads message 3 late, behind a queue of the flood's message 1s; a
+//     genuine initiator has one handshake in flight, a flooding source at
+//     its rate many, so a source's only slot goes last and a genuine
+//     handshake survives even that. Refusing the newest instead (the rule
+//     before issue 12) let a flood that refilled the table as fast as
+//     slots expired starve everyone else; evicting at random would
+//     sometimes kill a handshake a millisecond old.
 func (t *Transport) addResponderLocked(rs *responding, now time.Time) {
 	t.expireRespondersLocked(now)
 	s := &t.slots
@@ -270,7 +275,7 @@ func (t *Transport) addResponderLocked(rs *responding, now time.Time) {
 		mine = s.bySource[rs.from] // gone once emptied
 	}
 	for len(t.responders) >= MaxPendingResponders && s.age.Len() > 0 {
-		t.evictLocked(s.age.Front().Value.(*responding))
+		t.evictLocked(t.evictionVictimLocked())
 	}
 	if mine == nil {
 		mine = list.New()
@@ -282,6 +287,25 @@ func (t *Transport) addResponderLocked(rs *responding, now time.Time) {
 	if len(t.responders) >= ResponderLoadThreshold {
 		s.loadUntil = now.Add(UnderLoadHold)
 	}
+}
+
+// evictionVictimLocked is the slot a full table gives up: the oldest of a
+// source holding more than one, among the ResponderEvictScan oldest (a
+// bound on the work), else the oldest of all.
+func (t *Transport) evictionVictimLocked() *responding {
+	oldest := t.slots.age.Front()
+	e := oldest
+	for range ResponderEvictScan {
+		if e == nil {
+			break
+		}
+		rs := e.Value.(*responding)
+		if t.slots.bySource[rs.from].Len() > 1 {
+			return rs
+		}
+		e = e.Next()
+	}
+	return oldest.Value.(*responding)
 }
 
 func (t *Transport) evictLocked(rs *responding) {

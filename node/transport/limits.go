@@ -66,6 +66,11 @@ const (
 	// fills and the oldest slot goes (see addResponderLocked).
 	ResponderMinShare = 8
 
+	// ResponderEvictScan bounds how many of the oldest slots a full table
+	// looks through for one whose source holds others (a source's only
+	// slot goes last); past it the oldest goes.
+	ResponderEvictScan = 64
+
 	// ResponderLoadThreshold half-open handshakes put the responder under
 	// load (WireGuard: an eighth of its handshake queue): message 1 then
 	// needs a valid mac2, i.e. a cookie proving its source address, before
