@@ -1,6 +1,6 @@
 // Package wire defines Deck's packet header and the binary codecs of the
-// messages the transport itself exchanges (handshake bodies, heartbeats,
-// route announcements, fragments). Every decoder here treats its input as
+// messages the transport itself exchanges (handshake bodies with their
+// macs, cookie replies, heartbeats, route announcements, fragments). Every decoder here treats its input as
 // hostile: lengths and counts are bounded before anything is allocated, and
 // trailing bytes are an error.
 package wire
