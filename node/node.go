@@ -56,10 +56,10 @@ type Options struct {
 	// certificate: a console certified by its operator, the demo's nodes,
 	// a lab node on its operator's machine.
 	CertifyWith identity.Signer
-	Spec      meshos.Spec
-	Factories map[string]meshos.Factory
-	Version   string
-	Logf      func(format string, args ...any)
+	Spec        meshos.Spec
+	Factories   map[string]meshos.Factory
+	Version     string
+	Logf        func(format string, args ...any)
 	// Transport and MeshOS override timers (tests); zero fields take
 	// defaults.
 	Transport transport.Config

@@ -178,7 +178,9 @@ func (st *AdminState) membershipEqual(o *AdminState) bool {
 		return a.Node == b.Node && a.Key.Equal(b.Key) && a.AdmittedBy == b.AdmittedBy &&
 			a.AdmittedAt.Equal(b.AdmittedAt) && a.NotAfter.Equal(b.NotAfter) && a.EventNonce == b.EventNonce
 	}
-	retEq := func(a, b retiredKey) bool { return a.RetiredMs == b.RetiredMs && a.Key.Equal(b.Key) && a.Holder == b.Holder }
+	retEq := func(a, b retiredKey) bool {
+		return a.RetiredMs == b.RetiredMs && a.Key.Equal(b.Key) && a.Holder == b.Holder
+	}
 	return maps.EqualFunc(st.admitted, o.admitted, admEq) && maps.Equal(st.revoked, o.revoked) &&
 		maps.EqualFunc(st.retired, o.retired, retEq)
 }

@@ -73,6 +73,12 @@ type Stats struct {
 	HandshakesRateLimited uint64
 	Forwarded             uint64
 	PendingDrops          uint64 // packets from peers that are not admitted members
+	// Handshake flood defences (issue 12): handshake messages refused for
+	// a bad mac1 (a sender without the cluster PSK), cookie replies sent
+	// while under load, and half-open responders evicted to make room.
+	HandshakeMAC1Failures uint64
+	CookieRepliesSent     uint64
+	RespondersEvicted     uint64
 }
 
 // Messenger is what services need from the transport.

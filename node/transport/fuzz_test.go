@@ -69,7 +69,12 @@ func FuzzHandlePacket(f *testing.F) {
 	f.Add(pkt)
 	h.Type, h.Dst = wire.TypeHandshakeInit, 0
 	h.Encode(pkt)
-	f.Add(wire.AppendHandshake(pkt[:wire.HeaderSize], &wire.Handshake{SenderIndex: 1, Noise: make([]byte, 32)}))
+	f.Add(sealedHandshake(testPSK, h, wire.Handshake{SenderIndex: 1, Noise: make([]byte, 32)}, nil))
+	cookie := [wire.CookieBytes]byte{1}
+	f.Add(sealedHandshake(testPSK, h, wire.Handshake{SenderIndex: 2, Noise: make([]byte, 32)}, &cookie))
+	h.Type, h.Dst = wire.TypeCookieReply, tr.Self()
+	h.Encode(pkt)
+	f.Add(wire.AppendCookieReply(pkt[:wire.HeaderSize:wire.HeaderSize], &wire.CookieReply{ReceiverIndex: 1}))
 	h.Type, h.Dst = wire.TypeData, 99 // for someone else: relay path
 	h.Encode(pkt)
 	f.Add(pkt)

@@ -59,8 +59,48 @@ const (
 	// (certificates expire); a registry change reassesses at once.
 	ReassessInterval = 5 * time.Second
 
-	// MaxPendingResponders caps half-open handshakes we answered.
+	// MaxPendingResponders caps half-open handshakes we answered. When it
+	// is full the oldest is evicted for the new one (see addResponderLocked
+	// for why the oldest).
 	MaxPendingResponders = 1024
+
+	// ResponderFairShareSlots is what the sources holding half-open
+	// handshakes share: with n of them each may hold
+	// ResponderFairShareSlots/n, never fewer than ResponderMinShare; a
+	// source at its share that sends another message 1 evicts its own
+	// oldest. Half the table, so that while few sources hold slots the
+	// table never fills and nobody's handshake is evicted by another's.
+	ResponderFairShareSlots = MaxPendingResponders / 2
+
+	// ResponderMinShare is the least a source may hold, however many there
+	// are: a relay's address carries the handshakes of every node routed
+	// through it, several at once while a mesh forms. Beyond
+	// MaxPendingResponders/ResponderMinShare flooding sources the table
+	// fills and the oldest slot goes (see addResponderLocked).
+	ResponderMinShare = 8
+
+	// ResponderEvictScan bounds how many of the oldest slots a full table
+	// looks through for one whose source holds others (a source's only
+	// slot goes last); past it the oldest goes.
+	ResponderEvictScan = 64
+
+	// ResponderLoadThreshold half-open handshakes put the responder under
+	// load (WireGuard: an eighth of its handshake queue): message 1 then
+	// needs a valid mac2, i.e. a cookie proving its source address, before
+	// it is rate-limited or given state. A quarter of the table, so a flood
+	// from spoofed addresses is stopped with three quarters still free.
+	ResponderLoadThreshold = MaxPendingResponders / 4
+
+	// UnderLoadHold keeps the responder under load this long after the
+	// table last reached ResponderLoadThreshold (WireGuard's
+	// UnderLoadAfterTime), so the mode does not flap with each expiry.
+	UnderLoadHold = 1 * time.Second
+
+	// CookieSecretRotation is the age at which the responder replaces the
+	// secret cookies are made from (WireGuard's CookieRefreshTime): a cookie
+	// makes valid mac2s for at most this long, and an initiator stops using
+	// one after it.
+	CookieSecretRotation = 2 * time.Minute
 
 	// MaxRateLimiterEntries caps each per-source rate limiter's table.
 	MaxRateLimiterEntries = 4096

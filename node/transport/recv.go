@@ -65,6 +65,8 @@ func (t *Transport) handlePacket(from netip.AddrPort, pkt []byte, ann *wire.Anno
 		t.handleFinal(from, &h, pkt)
 	case wire.TypeData:
 		t.handleData(from, &h, pkt, ann)
+	case wire.TypeCookieReply:
+		t.handleCookieReply(&h, pkt)
 	}
 }
 

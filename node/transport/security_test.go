@@ -194,10 +194,7 @@ func rawInitiate(t *testing.T, s *session.Static, src identity.NodeID, to *Trans
 	}
 	send := func(typ wire.Type, recv uint32, nm []byte) {
 		h := wire.Header{Version: wire.Version, Type: typ, Src: src, Dst: to.Self(), Counter: 1, TTL: wire.DefaultTTL}
-		b := make([]byte, wire.HeaderSize, wire.MaxPacketBytes)
-		h.Encode(b)
-		b = wire.AppendHandshake(b, &wire.Handshake{SenderIndex: 77, ReceiverIndex: recv, Noise: nm})
-		inject(t, c, to, b)
+		inject(t, c, to, sealedHandshake(testPSK, h, wire.Handshake{SenderIndex: 77, ReceiverIndex: recv, Noise: nm}, nil))
 	}
 	send(wire.TypeHandshakeInit, 0, msg1)
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -289,6 +286,10 @@ func TestAttackNodeIDOfLiveVictim(t *testing.T) {
 	})
 }
 
+// TestAttackWrongPSK: Noise's own PSK check at message 3 holds even for a
+// sender that could make mac1 (as if the mac1 key leaked without the PSK);
+// a sender without either is refused at mac1 (see
+// TestAttackHandshakeWithoutPSKAllocatesNothing).
 func TestAttackWrongPSK(t *testing.T) {
 	attackLiveVictim(t, func(victim *Transport) (*session.Static, identity.NodeID) {
 		evil := mustKey(t)
@@ -308,7 +309,7 @@ func TestWrongPSKNodeCannotJoin(t *testing.T) {
 	cfg.PSK = [32]byte{0xff}
 	cfg.HandshakeTimeout = time.Second
 	a := startNode(t, cfg)
-	eventually(t, "B refuses the wrong PSK", func() bool { return b.Stats().AuthFailures > 0 })
+	eventually(t, "B refuses the wrong PSK", func() bool { return b.Stats().HandshakeMAC1Failures > 0 })
 	if len(b.Peers()) != 0 {
 		t.Fatalf("B knows peers %v", b.Peers())
 	}
@@ -325,9 +326,7 @@ func TestHandshakeFloodIsRateLimited(t *testing.T) {
 	}
 	_, msg1, _ := s.Initiate(5, 0)
 	h := wire.Header{Version: wire.Version, Type: wire.TypeHandshakeInit, Src: s.Key.ID, Counter: 1, TTL: wire.DefaultTTL}
-	pkt := make([]byte, wire.HeaderSize, wire.MaxPacketBytes)
-	h.Encode(pkt)
-	pkt = wire.AppendHandshake(pkt, &wire.Handshake{SenderIndex: 5, Noise: msg1})
+	pkt := sealedHandshake(testPSK, h, wire.Handshake{SenderIndex: 5, Noise: msg1}, nil)
 	evil := attacker(t)
 	for range 3 * HandshakeBurstPerSource {
 		inject(t, evil, b, pkt)

@@ -119,6 +119,7 @@ type counters struct {
 	drops, replays, authFailures, rateLimited atomic.Uint64
 	forwarded                                 atomic.Uint64
 	pendingDrops                              atomic.Uint64 // packets from peers not admitted
+	mac1Failures, cookieReplies, evictions    atomic.Uint64 // handshake.go, cookie.go
 }
 
 // Transport is one mesh node's network core.
@@ -160,6 +161,9 @@ type Transport struct {
 
 	selfRole    atomic.Uint32 // identity.Role of the certificate presented
 	selfPending atomic.Pointer[pendingNotice]
+	macs        *handshakeMACs // mac1 and cookie keys (cookie.go)
+	cookies     cookieSecret   // the responder's rotating cookie secret
+	slots       responderSlots // responders' age order and shares (handshake.go)
 
 	hsLimit  *limiter
 	fwdLimit *tickLimiter
@@ -214,13 +218,7 @@ type initiation struct {
 	next    time.Time
 	kp      *session.Keypair // after message 3: waiting for confirmation
 	busy    bool             // message 2 being processed
-}
-
-// responding is a handshake we answered, waiting for message 3.
-type responding struct {
-	r       *session.Responder
-	expires time.Time
-	src     identity.NodeID
+	cookie  initiatorCookie  // a responder's cookie, when it is under load (cookie.go)
 }
 
 type bootstrap struct {
@@ -288,6 +286,7 @@ func newTransport(cfg Config) (*Transport, error) {
 		routes:     newRouteTable(cfg.Key.ID, MaxPeers),
 		ownSeq:     uint64(time.Now().UnixMilli()), // survives restarts: always fresher
 		keys:       make(map[uint32]*session.Keypair),
+		macs:       newHandshakeMACs(cfg.PSK),
 		hsLimit:    newLimiter(cfg.HandshakesPerSecondPerSource, float64(cfg.HandshakeBurstPerSource), MaxRateLimiterEntries),
 		fwdLimit:   newTickLimiter(ForwardPacketsPerSecondPerPeer, ForwardBurstPackets, MaxRateLimiterEntries),
 	}
@@ -359,6 +358,8 @@ func (t *Transport) Stats() messaging.Stats {
 		Drops: s.drops.Load(), ReplaysRejected: s.replays.Load(),
 		AuthFailures: s.authFailures.Load(), HandshakesRateLimited: s.rateLimited.Load(),
 		Forwarded: s.forwarded.Load(), PendingDrops: s.pendingDrops.Load(),
+		HandshakeMAC1Failures: s.mac1Failures.Load(), CookieRepliesSent: s.cookieReplies.Load(),
+		RespondersEvicted: s.evictions.Load(),
 	}
 }
 

@@ -31,6 +31,11 @@ func FuzzHeader(f *testing.F) {
 
 func FuzzHandshake(f *testing.F) {
 	f.Add(AppendHandshake(nil, &Handshake{SenderIndex: 1, ReceiverIndex: 2, Noise: make([]byte, 32)}))
+	withMACs := Handshake{SenderIndex: 3, Noise: make([]byte, 32)}
+	for i := range withMACs.MAC1 {
+		withMACs.MAC1[i], withMACs.MAC2[i] = byte(i), byte(0xf0|i)
+	}
+	f.Add(AppendHandshake(nil, &withMACs))
 	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var h Handshake
@@ -38,6 +43,24 @@ func FuzzHandshake(f *testing.F) {
 			return
 		}
 		if !bytes.Equal(AppendHandshake(nil, &h), data) {
+			t.Fatal("re-encode mismatch")
+		}
+	})
+}
+
+func FuzzCookieReply(f *testing.F) {
+	c := CookieReply{ReceiverIndex: 0x01020304}
+	for i := range c.Nonce {
+		c.Nonce[i] = byte(i)
+	}
+	f.Add(AppendCookieReply(nil, &c))
+	f.Add([]byte{0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c CookieReply
+		if ParseCookieReply(data, &c) != nil {
+			return
+		}
+		if !bytes.Equal(AppendCookieReply(nil, &c), data) {
 			t.Fatal("re-encode mismatch")
 		}
 	})

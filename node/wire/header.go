@@ -1,6 +1,6 @@
 // Package wire defines Deck's packet header and the binary codecs of the
-// messages the transport itself exchanges (handshake bodies, heartbeats,
-// route announcements, fragments). Every decoder here treats its input as
+// messages the transport itself exchanges (handshake bodies with their
+// macs, cookie replies, heartbeats, route announcements, fragments). Every decoder here treats its input as
 // hostile: lengths and counts are bounded before anything is allocated, and
 // trailing bytes are an error.
 package wire
@@ -21,6 +21,7 @@ const (
 	TypeHandshakeResp  Type = 2 // Noise XX message 2 (<- e, ee, s, es)
 	TypeHandshakeFinal Type = 3 // Noise XX message 3 (-> s, se, psk)
 	TypeData           Type = 4 // encrypted session data
+	TypeCookieReply    Type = 5 // a responder under load: retry message 1 with this cookie's mac2
 )
 
 func (t Type) String() string {
@@ -33,6 +34,8 @@ func (t Type) String() string {
 		return "hs-final"
 	case TypeData:
 		return "data"
+	case TypeCookieReply:
+		return "cookie-reply"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -109,7 +112,7 @@ func (h *Header) Parse(b []byte) error {
 		return fmt.Errorf("%w: %d", ErrVersion, b[0])
 	}
 	t := Type(b[1])
-	if t < TypeHandshakeInit || t > TypeData {
+	if t < TypeHandshakeInit || t > TypeCookieReply {
 		return fmt.Errorf("%w: %d", ErrType, b[1])
 	}
 	f := Flags(b[2])

@@ -3,8 +3,11 @@ package wire
 // Every number a reviewer cares about on the wire lives here.
 const (
 	// Version is the only header version this build speaks; anything else is
-	// dropped before it is parsed further.
-	Version = 1
+	// dropped before it is parsed further. 2: handshake bodies end in
+	// mac1/mac2 and type 5 is the cookie reply (issue 12); a version 1 node
+	// could not complete a handshake with a version 2 one, so its packets are
+	// refused at the header rather than as mac failures.
+	Version = 2
 
 	// HeaderSize is the fixed size of the packet header in bytes.
 	HeaderSize = 34
@@ -46,7 +49,24 @@ const (
 
 	// MaxHandshakeNoiseBytes bounds the Noise message inside a handshake
 	// packet (XX messages with a 145-byte payload are under 300 bytes).
-	MaxHandshakeNoiseBytes = MaxPacketBytes - HeaderSize - HandshakeFixedBytes
+	MaxHandshakeNoiseBytes = MaxPacketBytes - HeaderSize - HandshakeFixedBytes - HandshakeMACsBytes
+
+	// MACBytes is the size of each handshake mac (keyed BLAKE2s-128, as
+	// WireGuard's mac1 and mac2), and HandshakeMACsBytes the two of them
+	// at the end of every handshake body.
+	MACBytes           = 16
+	HandshakeMACsBytes = 2 * MACBytes
+
+	// CookieBytes is the size of a cookie (a keyed BLAKE2s-128 of the
+	// initiator's address) and CookieNonceBytes the XChaCha20-Poly1305
+	// nonce it is sealed with.
+	CookieBytes      = 16
+	CookieNonceBytes = 24
+
+	// CookieReplyBytes is the exact size of a cookie reply body: receiver
+	// index, nonce, sealed cookie. With the header it is smaller than the
+	// smallest message 1 it answers, so a reply never amplifies.
+	CookieReplyBytes = 4 + CookieNonceBytes + CookieBytes + TagBytes
 
 	// HandshakeFixedBytes is the sender+receiver index prefix of a
 	// handshake body.

@@ -54,7 +54,7 @@ func TestHeaderParseRejects(t *testing.T) {
 		{"short", good[:HeaderSize-1], ErrShort},
 		{"version", mutate(good[:], 0, Version+1), ErrVersion},
 		{"type 0", mutate(good[:], 1, 0), ErrType},
-		{"type 5", mutate(good[:], 1, 5), ErrType},
+		{"type 6", mutate(good[:], 1, 6), ErrType},
 		{"unknown flag", mutate(good[:], 2, 0x80), ErrFlags},
 	}
 	for _, tc := range tests {
@@ -73,19 +73,86 @@ func mutate(b []byte, i int, v byte) []byte {
 
 func TestHandshakeRoundTripAndRejects(t *testing.T) {
 	in := Handshake{SenderIndex: 1, ReceiverIndex: 2, Noise: []byte("noise")}
+	in.MAC1[0], in.MAC2[MACBytes-1] = 0xaa, 0xbb
 	b := AppendHandshake(nil, &in)
 	var out Handshake
-	if err := ParseHandshake(b, &out); err != nil || out.SenderIndex != 1 || out.ReceiverIndex != 2 || !bytes.Equal(out.Noise, in.Noise) {
+	if err := ParseHandshake(b, &out); err != nil || out.SenderIndex != 1 || out.ReceiverIndex != 2 ||
+		!bytes.Equal(out.Noise, in.Noise) || out.MAC1 != in.MAC1 || out.MAC2 != in.MAC2 {
 		t.Fatalf("round trip: %v %+v", err, out)
 	}
 	for name, b := range map[string][]byte{
 		"short":          b[:HandshakeFixedBytes],
+		"no noise":       b[:HandshakeFixedBytes+HandshakeMACsBytes],
 		"sender index 0": AppendHandshake(nil, &Handshake{ReceiverIndex: 2, Noise: []byte("x")}),
 		"oversized":      AppendHandshake(nil, &Handshake{SenderIndex: 1, Noise: make([]byte, MaxHandshakeNoiseBytes+1)}),
 	} {
 		if err := ParseHandshake(b, &out); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	// The largest handshake fits a packet exactly.
+	if n := HeaderSize + len(AppendHandshake(nil, &Handshake{SenderIndex: 1, Noise: make([]byte, MaxHandshakeNoiseBytes)})); n != MaxPacketBytes {
+		t.Fatalf("largest handshake packet is %d bytes, want %d", n, MaxPacketBytes)
+	}
+}
+
+// TestHandshakeMACedCoversAllButTTLAndMACs pins what the macs cover: every
+// byte of the packet but the TTL (relays rewrite it) and the macs
+// themselves (mac2's input includes mac1).
+func TestHandshakeMACedCoversAllButTTLAndMACs(t *testing.T) {
+	h := sampleHeader()
+	h.Type = TypeHandshakeInit
+	pkt := make([]byte, HeaderSize)
+	h.Encode(pkt)
+	pkt = AppendHandshake(pkt, &Handshake{SenderIndex: 9, Noise: []byte("e-key")})
+	ad, to1, to2, ok := HandshakeMACed(pkt)
+	if !ok {
+		t.Fatal("not a handshake packet")
+	}
+	if !bytes.Equal(ad, pkt[:HeaderSize-1]) {
+		t.Fatal("associated data is not the header without the TTL")
+	}
+	if len(to1) != len(pkt)-HeaderSize-HandshakeMACsBytes || len(to2) != len(to1)+MACBytes {
+		t.Fatalf("mac inputs of %d and %d bytes", len(to1), len(to2))
+	}
+	mac1, mac2 := HandshakeMACs(pkt)
+	mac1[0], mac2[0] = 1, 2
+	var got Handshake
+	if err := ParseHandshake(pkt[HeaderSize:], &got); err != nil || got.MAC1[0] != 1 || got.MAC2[0] != 2 {
+		t.Fatalf("macs written in place not parsed back: %v", err)
+	}
+	if _, _, _, ok := HandshakeMACed(pkt[:HeaderSize+HandshakeMACsBytes]); ok {
+		t.Fatal("a packet too short for a handshake was split")
+	}
+}
+
+func TestCookieReplyRoundTripAndRejects(t *testing.T) {
+	in := CookieReply{ReceiverIndex: 7}
+	in.Nonce[3], in.EncryptedCookie[31] = 4, 5
+	b := AppendCookieReply(nil, &in)
+	if len(b) != CookieReplyBytes {
+		t.Fatalf("cookie reply of %d bytes, want %d", len(b), CookieReplyBytes)
+	}
+	var out CookieReply
+	if err := ParseCookieReply(b, &out); err != nil || out != in {
+		t.Fatalf("round trip: %v %+v", err, out)
+	}
+	for name, tc := range map[string]struct {
+		b    []byte
+		want error
+	}{
+		"short":            {b[:CookieReplyBytes-1], ErrShort},
+		"trailing":         {append(bytes.Clone(b), 0), ErrTrailer},
+		"receiver index 0": {AppendCookieReply(nil, &CookieReply{}), ErrValue},
+	} {
+		if err := ParseCookieReply(tc.b, &out); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
+		}
+	}
+	// A reply never amplifies: it is smaller than the message 1 it answers
+	// (whose Noise message is at least a 32-byte ephemeral key).
+	if CookieReplyBytes >= HandshakeFixedBytes+32+HandshakeMACsBytes {
+		t.Fatal("a cookie reply is not smaller than a message 1")
 	}
 }
 
