@@ -164,8 +164,26 @@ const (
 	// subscription starts with.
 	DefaultLogBackfillRecords = 256
 	// MaxFilteredBackfillScanRecords bounds how far back a filtered logs
-	// subscription looks for its backfill matches (one lease's disk read).
+	// subscription looks for its backfill matches (one lease's disk read):
+	// the per-lease scan budget. A scan that reaches it stops and is counted
+	// (BackfillTruncated); the lease then starts from the matches found.
 	MaxFilteredBackfillScanRecords = LeaseMaxBacklogRecords
+	// LeaseSetupsPerSecondPerClient and LeaseSetupBurstPerClient budget the
+	// lease setups (and rewinds) one client node may ask of this node, since
+	// each can cost a backfill scan of MaxFilteredBackfillScanRecords. The
+	// burst lets a console open its whole share of leases at once; beyond
+	// it setups are refused and counted (RateLimited), and the client's
+	// next renewal, one RenewInterval later, asks again.
+	LeaseSetupsPerSecondPerClient = 2
+	LeaseSetupBurstPerClient      = MaxLeasesPerClient
+	// MaxLeaseClients caps the setup budget's table of client nodes.
+	MaxLeaseClients = 1024
+	// LeaseSetupWorkers run lease setups (log bounds, backfill scans) off
+	// the receive path; LeaseSetupQueueLen bounds the setups waiting for
+	// them. A setup that finds the queue full is refused and counted
+	// (SetupQueueFull): the handler never waits.
+	LeaseSetupWorkers  = 2
+	LeaseSetupQueueLen = 64
 	// SubscriberStreamLen is the client stream's buffer.
 	SubscriberStreamLen = 2048
 	// MaxClientSubscriptions bounds live subscriptions of one client.
