@@ -23,6 +23,18 @@
 // keyed by wire data is capped (MaxNodes, MaxSeenEntries) and every decoder
 // bounds lengths before allocating.
 //
+// A member is believed about itself, not about how often it may be heard:
+// each node accepts at most SignerAcceptsPerSecond new announcements of one
+// signer (a token bucket per signer, checked before the signature, charged
+// after it), so a member signing as fast as it can costs each node a bounded
+// number of verifications and forwards; the excess is dropped and counted
+// (SignerLimited) and digests bring the signer's latest later. And a node
+// forwards an announcement only when its content changed from what it held:
+// the hop count is not signed, so whether an unchanged re-announcement
+// travels is the receiver's call, and liveness needs no flood (the origin
+// reaches its peers directly, digests carry the rest, heartbeats are the
+// transport's).
+//
 // Wiring: g, err := gossip.New(gossip.Config{Key: key, Messenger: transport});
 // go g.Run(ctx); call g.Publish(ns) whenever the node's snapshot is rebuilt;
 // on each <-g.Changes() (and on a timer, since staleness is a function of
@@ -46,6 +58,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/ratelimit"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -72,6 +85,10 @@ type Config struct {
 	OriginFanout int
 	// MaxHops bounds push forwarding; clamped to HardMaxHops.
 	MaxHops int
+	// SignerAcceptsPerSecond and SignerAcceptBurst bound the new
+	// announcements of one signer this node verifies, stores and forwards.
+	SignerAcceptsPerSecond float64
+	SignerAcceptBurst      int
 	// Seed makes peer selection reproducible in tests; 0 draws one from
 	// crypto/rand.
 	Seed uint64
@@ -91,8 +108,8 @@ type Verified struct {
 }
 
 // Stats are the gossip counters. Envelope outcomes: every envelope received
-// ends in exactly one of Accepted, Duplicates, Outdated, Rejected, Expired
-// or Overflow.
+// ends in exactly one of Accepted, Duplicates, Outdated, Rejected, Expired,
+// Overflow or SignerLimited.
 type Stats struct {
 	Received   uint64 // envelopes received
 	Accepted   uint64 // verified and newer: stored (and forwarded within the hop limit)
@@ -101,13 +118,19 @@ type Stats struct {
 	Rejected   uint64 // malformed, forged, bad signature, id mismatch, clock skew
 	Expired    uint64 // validly signed but older than MaxEnvelopeAge
 	Overflow   uint64 // a new node id while MaxNodes are already held
+	// SignerLimited: newer announcements dropped, before their signature
+	// was checked, because their signer had used its acceptance budget.
+	SignerLimited uint64
 
 	MalformedMessages uint64 // non-envelope messages that failed to parse
 	InboxDropped      uint64 // messages dropped because Run was behind
 
-	Published       uint64 // own envelopes signed
-	Trimmed         uint64 // values Fit had to cut from own snapshots
-	Forwarded       uint64 // envelope sends queued by push (own and others')
+	Published uint64 // own envelopes signed
+	Trimmed   uint64 // values Fit had to cut from own snapshots
+	Forwarded uint64 // envelope sends queued by push (own and others')
+	// Unforwarded: accepted announcements within the hop limit that were
+	// not pushed on because their content had not changed.
+	Unforwarded     uint64
 	Pulled          uint64 // envelope sends queued in answer to digests
 	DigestsSent     uint64
 	DigestsReceived uint64
@@ -146,6 +169,7 @@ type counters struct {
 	received, accepted, duplicates, outdated, rejected, expired, overflow     atomic.Uint64
 	malformed, inboxDropped, published, trimmed, forwarded, pulled            atomic.Uint64
 	digestsSent, digestsReceived, digestsLimited, sent, sendErrors, sendDrops atomic.Uint64
+	signerLimited, unforwarded                                                atomic.Uint64
 }
 
 // Gossip disseminates this node's snapshot and collects everyone else's.
@@ -172,6 +196,8 @@ type Gossip struct {
 
 	lastReject atomic.Pointer[string]
 	c          counters
+	// signers budgets accepted announcements per signer (SignerAccepts*).
+	signers *ratelimit.Table[identity.NodeID]
 
 	// Owned by the Run goroutine.
 	seen       seenCache
@@ -204,6 +230,8 @@ func New(cfg Config) (*Gossip, error) {
 	setDefault(&cfg.Fanout, DefaultFanout)
 	setDefault(&cfg.OriginFanout, DefaultOriginFanout)
 	setDefault(&cfg.MaxHops, DefaultMaxHops)
+	setDefault(&cfg.SignerAcceptsPerSecond, DefaultSignerAcceptsPerSecond)
+	setDefault(&cfg.SignerAcceptBurst, DefaultSignerAcceptBurst)
 	cfg.MaxHops = min(cfg.MaxHops, HardMaxHops)
 	seed := cfg.Seed
 	if seed == 0 {
@@ -225,6 +253,7 @@ func New(cfg Config) (*Gossip, error) {
 		rng:        mrand.New(mrand.NewPCG(seed, epoch)),
 		digestFrom: make(map[limitKey]time.Time),
 		staleMark:  make(map[identity.NodeID]bool),
+		signers:    ratelimit.New[identity.NodeID](cfg.SignerAcceptsPerSecond, float64(cfg.SignerAcceptBurst), MaxNodes),
 	}
 	cfg.Messenger.Handle(messaging.ChanGossip, g.handle)
 	return g, nil
@@ -334,6 +363,7 @@ func (g *Gossip) Stats() Stats {
 		Forwarded: g.c.forwarded.Load(), Pulled: g.c.pulled.Load(), DigestsSent: g.c.digestsSent.Load(),
 		DigestsReceived: g.c.digestsReceived.Load(), DigestsLimited: g.c.digestsLimited.Load(),
 		Sent: g.c.sent.Load(), SendErrors: g.c.sendErrors.Load(), SendDropped: g.c.sendDrops.Load(),
+		SignerLimited: g.c.signerLimited.Load(), Unforwarded: g.c.unforwarded.Load(),
 		Nodes: n,
 	}
 	if p := g.lastReject.Load(); p != nil {
@@ -582,7 +612,8 @@ func (g *Gossip) reject(err error) {
 
 // receiveEnvelope runs the acceptance checks cheapest first: hop bound,
 // parse, own echo, duplicate cache, ordering against what is held, capacity,
-// then the signature and snapshot checks, then clock sanity.
+// the signer's acceptance budget, then the signature and snapshot checks,
+// then clock sanity.
 func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 	g.c.received.Add(1)
 	if hops > HardMaxHops {
@@ -619,6 +650,12 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 		g.noteReject(fmt.Errorf("gossip: envelope from %s: node table full (%d)", h.signer, MaxNodes))
 		return
 	}
+	// Checked before the signature and charged only once it held, so
+	// envelopes forged in a signer's name cannot spend its budget.
+	if !g.signers.Ready(h.signer, now, 1) {
+		g.c.signerLimited.Add(1)
+		return
+	}
 	env, err := h.open()
 	if err != nil {
 		g.reject(fmt.Errorf("from %s: %w", from, err))
@@ -638,17 +675,34 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 		raw:      raw, // raw is this message's private copy (see handle)
 		snap:     h.snap,
 	}
+	g.signers.Charge(h.signer, now, 1)
 	g.mu.Lock()
 	g.latest[h.signer] = next
 	g.mu.Unlock()
 	g.c.accepted.Add(1)
-	if cur == nil || !bytes.Equal(cur.snap, next.snap) || g.staleMark[h.signer] {
+	changed := cur == nil || !bytes.Equal(cur.snap, next.snap)
+	if changed || g.staleMark[h.signer] {
 		delete(g.staleMark, h.signer)
 		g.notify()
 	}
-	if int(hops)+1 < g.cfg.MaxHops {
-		g.push(raw, hops+1, from, g.cfg.Fanout)
+	g.forward(raw, hops, from, changed)
+}
+
+// forward pushes an accepted announcement on, within the hop limit, when
+// its content changed. An unchanged one (a re-announcement: a new Seq over
+// the same snapshot) only proves its signer alive to the nodes that hear
+// it; an honest origin marks it not to be forwarded, but the hop count is
+// not signed, so the decision is made here, where a member re-signing at
+// will would otherwise make every node re-send each copy to Fanout peers.
+func (g *Gossip) forward(raw []byte, hops uint8, from identity.NodeID, changed bool) {
+	if int(hops)+1 >= g.cfg.MaxHops {
+		return
 	}
+	if !changed {
+		g.c.unforwarded.Add(1)
+		return
+	}
+	g.push(raw, hops+1, from, g.cfg.Fanout)
 }
 
 // supersedes reports whether the announcement h should replace cur: a newer
