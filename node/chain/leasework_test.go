@@ -142,3 +142,57 @@ func startSubNodesWith(t *testing.T, h *messagingtest.Hub, dbCfg Config, cfg Sub
 	nodetest.Eventually(t, "handler registered", func() bool { return ep.HasHandler(messaging.ChanSubscribe) })
 	return &subNode{id: id, db: db, svc: svc, ep: ep}
 }
+
+// BenchmarkLeaseSetupScan is the work one filtered logs lease asks of its
+// server before any push: the backward scan for its backfill matches over
+// a log where nothing matches, so it runs to MaxFilteredBackfillScanRecords.
+// It used to run on the transport's read loop, once per lease message; now
+// it runs on a setup worker, within the client's setup budget.
+func BenchmarkLeaseSetupScan(b *testing.B) {
+	db := openTestDB(b, Config{})
+	recs := make([]api.LogRecord, MaxFilteredBackfillScanRecords+1000)
+	for i := range recs {
+		recs[i] = testLogRecord(i)
+		recs[i].Text = "routine chatter"
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), 2048)
+		if _, err := db.AppendLogs(context.Background(), recs[:n]...); err != nil {
+			b.Fatal(err)
+		}
+		recs = recs[n:]
+	}
+	s := NewSubscriptionService(db, nil, SubscriptionConfig{})
+	l := &lease{kind: subLeaseLogs, filter: api.LogFilter{Match: "no record says this"}, matchLower: "no record says this"}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.leaseStart(db.Logs(), l, 0)
+	}
+	b.ReportMetric(float64(MaxFilteredBackfillScanRecords), "records/scan")
+}
+
+// BenchmarkLeaseHandleRefused is what a filtered lease message beyond its
+// client's setup budget costs the read loop now: decode, admission, refusal.
+func BenchmarkLeaseHandleRefused(b *testing.B) {
+	h := messagingtest.NewHub(b, messagingtest.Config{})
+	db := openTestDB(b, Config{})
+	s := NewSubscriptionService(db, h.Join(1), SubscriptionConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	nodetest.Eventually(b, "handler registered", func() bool { return h.Node(1).HasHandler(messaging.ChanSubscribe) })
+	msg := (&subMsg{Type: subLeaseLogs, Sub: 1, Filter: api.LogFilter{Match: "no record says this"}}).encode()
+	for i := range LeaseSetupBurstPerClient {
+		s.Handle(66, (&subMsg{Type: subLeaseLogs, Sub: uint64(1000 + i), Filter: api.LogFilter{Match: "x"}}).encode())
+		s.Handle(66, (&subMsg{Type: subCancel, Sub: uint64(1000 + i)}).encode())
+	}
+	nodetest.Eventually(b, "the burst's leases to end", func() bool { return s.Stats().Leases == 0 })
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Handle(66, msg)
+	}
+	if s.Stats().RateLimited == 0 {
+		b.Fatal("nothing refused by the setup budget")
+	}
+}

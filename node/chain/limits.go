@@ -207,10 +207,12 @@ const (
 	// MaxLeaseClients caps the setup budget's table of client nodes.
 	MaxLeaseClients = 1024
 	// LeaseSetupWorkers run lease setups (log bounds, backfill scans) off
-	// the receive path; LeaseSetupQueueLen bounds the setups waiting for
-	// them. A setup that finds the queue full is refused and counted
-	// (SetupQueueFull): the handler never waits.
-	LeaseSetupWorkers  = 2
+	// the receive path: one, so however many clients ask, scans take at
+	// most one core (a full scan is ~40 ms, BENCHMARKS.md). LeaseSetupQueueLen
+	// bounds the setups waiting for it (a full queue is ~2.5 s of scans,
+	// well inside LeaseTTL). A setup that finds the queue full is refused
+	// and counted (SetupQueueFull): the handler never waits.
+	LeaseSetupWorkers  = 1
 	LeaseSetupQueueLen = 64
 	// SubscriberStreamLen is the client stream's buffer.
 	SubscriberStreamLen = 2048
