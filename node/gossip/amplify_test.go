@@ -205,3 +205,34 @@ func TestGossipSendsPerEnvelope11Nodes(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackGossipForgedFloodUnchecked: a peer sends envelopes whose
+// signatures do not hold, each with a new seq so the duplicate cache never
+// catches one, to make this node run an ed25519 verification per message.
+// On a clock that stands still it checks one burst of them and drops the
+// rest unchecked (SenderLimited); another peer's valid envelope still goes
+// through.
+func TestAttackGossipForgedFloodUnchecked(t *testing.T) {
+	r := newRig(t, 4, nil)
+	const flood = 50
+	for i := range flood {
+		raw, err := Seal(r.keys[2], nodeSnapshot(r.keys[2].ID, 1, 3, testNow), 1, uint64(i+1), testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[len(raw)-1] ^= 1 // the signature no longer holds
+		r.deliver(1, appendEnvelopeMsg(nil, 0, raw))
+	}
+	s := r.g.Stats()
+	if s.Rejected > ForgedBurstPerSender {
+		t.Fatalf("%d of %d forged envelopes from one peer had their signature checked on a clock that stands still; want at most %d",
+			s.Rejected, flood, ForgedBurstPerSender)
+	}
+	if s.Rejected+s.SenderLimited != flood {
+		t.Fatalf("stats %+v: every forged envelope must be rejected or counted as limited", s)
+	}
+	r.deliver(3, r.envMsg(t, 2, 1, 1, 1, testNow, 0))
+	if s := r.g.Stats(); s.Accepted != 1 {
+		t.Fatalf("another peer's valid envelope refused: %+v", s)
+	}
+}

@@ -19,7 +19,10 @@
 //
 // Every envelope is verified before it is stored or forwarded: the signer id
 // must be derived from the carried ed25519 key, the signature must hold, and
-// the snapshot must be the signer's own (ErrSnapshotIDMismatch). Whatever is
+// the snapshot must be the signer's own (ErrSnapshotIDMismatch). A peer
+// that sends envelopes failing these checks (an honest one never does: it
+// forwards only what it verified) gets ForgedPerSecondPerSender checks;
+// beyond them its envelopes are dropped unchecked (SenderLimited). Whatever is
 // keyed by wire data is capped (MaxNodes, MaxSeenEntries) and every decoder
 // bounds lengths before allocating.
 //
@@ -109,7 +112,7 @@ type Verified struct {
 
 // Stats are the gossip counters. Envelope outcomes: every envelope received
 // ends in exactly one of Accepted, Duplicates, Outdated, Rejected, Expired,
-// Overflow or SignerLimited.
+// Overflow, SignerLimited or SenderLimited.
 type Stats struct {
 	Received   uint64 // envelopes received
 	Accepted   uint64 // verified and newer: stored (and forwarded within the hop limit)
@@ -121,6 +124,9 @@ type Stats struct {
 	// SignerLimited: newer announcements dropped, before their signature
 	// was checked, because their signer had used its acceptance budget.
 	SignerLimited uint64
+	// SenderLimited: envelopes dropped, before their signature was checked,
+	// because the peer that sent them had sent too many that failed it.
+	SenderLimited uint64
 
 	MalformedMessages uint64 // non-envelope messages that failed to parse
 	InboxDropped      uint64 // messages dropped because Run was behind
@@ -169,7 +175,7 @@ type counters struct {
 	received, accepted, duplicates, outdated, rejected, expired, overflow     atomic.Uint64
 	malformed, inboxDropped, published, trimmed, forwarded, pulled            atomic.Uint64
 	digestsSent, digestsReceived, digestsLimited, sent, sendErrors, sendDrops atomic.Uint64
-	signerLimited, unforwarded                                                atomic.Uint64
+	signerLimited, unforwarded, senderLimited                                 atomic.Uint64
 }
 
 // Gossip disseminates this node's snapshot and collects everyone else's.
@@ -198,6 +204,10 @@ type Gossip struct {
 	c          counters
 	// signers budgets accepted announcements per signer (SignerAccepts*).
 	signers *ratelimit.Table[identity.NodeID]
+	// forgers budgets the envelopes per sending peer that fail to open
+	// (ForgedPerSecondPerSender): an honest peer forwards only what it
+	// verified, so it never spends this.
+	forgers *ratelimit.Table[identity.NodeID]
 
 	// Owned by the Run goroutine.
 	seen       seenCache
@@ -254,6 +264,7 @@ func New(cfg Config) (*Gossip, error) {
 		digestFrom: make(map[limitKey]time.Time),
 		staleMark:  make(map[identity.NodeID]bool),
 		signers:    ratelimit.New[identity.NodeID](cfg.SignerAcceptsPerSecond, float64(cfg.SignerAcceptBurst), MaxNodes),
+		forgers:    ratelimit.New[identity.NodeID](ForgedPerSecondPerSender, ForgedBurstPerSender, MaxNodes),
 	}
 	cfg.Messenger.Handle(messaging.ChanGossip, g.handle)
 	return g, nil
@@ -363,7 +374,7 @@ func (g *Gossip) Stats() Stats {
 		Forwarded: g.c.forwarded.Load(), Pulled: g.c.pulled.Load(), DigestsSent: g.c.digestsSent.Load(),
 		DigestsReceived: g.c.digestsReceived.Load(), DigestsLimited: g.c.digestsLimited.Load(),
 		Sent: g.c.sent.Load(), SendErrors: g.c.sendErrors.Load(), SendDropped: g.c.sendDrops.Load(),
-		SignerLimited: g.c.signerLimited.Load(), Unforwarded: g.c.unforwarded.Load(),
+		SignerLimited: g.c.signerLimited.Load(), Unforwarded: g.c.unforwarded.Load(), SenderLimited: g.c.senderLimited.Load(),
 		Nodes: n,
 	}
 	if p := g.lastReject.Load(); p != nil {
@@ -612,8 +623,8 @@ func (g *Gossip) reject(err error) {
 
 // receiveEnvelope runs the acceptance checks cheapest first: hop bound,
 // parse, own echo, duplicate cache, ordering against what is held, capacity,
-// the signer's acceptance budget, then the signature and snapshot checks,
-// then clock sanity.
+// the signer's acceptance budget and the sender's forgery budget, then the
+// signature and snapshot checks, then clock sanity.
 func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 	g.c.received.Add(1)
 	if hops > HardMaxHops {
@@ -656,8 +667,14 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 		g.c.signerLimited.Add(1)
 		return
 	}
+	// Whoever sends envelopes that fail to open pays for the checks.
+	if !g.forgers.Ready(from, now, 1) {
+		g.c.senderLimited.Add(1)
+		return
+	}
 	env, err := h.open()
 	if err != nil {
+		g.forgers.Charge(from, now, 1)
 		g.reject(fmt.Errorf("from %s: %w", from, err))
 		return
 	}

@@ -116,6 +116,14 @@ const (
 	// the bucket refills.
 	DefaultSignerAcceptsPerSecond = 4
 	DefaultSignerAcceptBurst      = 8
+	// ForgedPerSecondPerSender and ForgedBurstPerSender bound the envelopes
+	// failing their signature or snapshot checks that this node checks for
+	// one sending peer. An honest peer forwards only envelopes it verified,
+	// so only a forger (or a corrupting link, which the session AEAD rules
+	// out) spends it; beyond it that peer's envelopes are dropped before
+	// their signature is checked (Stats.SenderLimited).
+	ForgedPerSecondPerSender = 1
+	ForgedBurstPerSender     = 4
 	// SendTimeout bounds one Messenger.Send (session setup included).
 	SendTimeout = 2 * time.Second
 	// MaxClockSkew is how far in the future an envelope's signing time may be
