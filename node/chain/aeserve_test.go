@@ -64,6 +64,7 @@ func TestAttackAntiEntropyFlood(t *testing.T) {
 		st := srvAE.Stats()
 		return answers.Load()+st.Throttled+st.Dropped >= flood-AEMaxQueuedPerPeer
 	}, func() string { return fmt.Sprintf("answers %d, server %+v", answers.Load(), srvAE.Stats()) })
+	t.Logf("greedy peer: %d pull requests, %d answered; server %+v", flood, answers.Load(), srvAE.Stats())
 	if got := answers.Load(); got > AEServeBurstRequestsPerPeer {
 		t.Fatalf("the greedy peer got %d answers to %d pull requests on a clock that stands still; want at most one burst, %d",
 			got, flood, AEServeBurstRequestsPerPeer)
