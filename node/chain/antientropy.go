@@ -13,6 +13,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/ratelimit"
 )
 
 // AntiEntropy replicates the admin ledger over a messaging.Messenger: every
@@ -35,6 +36,11 @@ import (
 // hint whose digest differs from the receiver's makes it sync with the
 // sender at once, so changes spread in a round trip rather than a period.
 //
+// Serving is budgeted per peer (aeserve.go): requests and answer bytes per
+// second, a small queue per peer, hints per second. A peer asking beyond its
+// budget is refused and counted (Throttled, HintsLimited); an honest one,
+// one request in flight, is at most delayed.
+//
 // It runs over any Messenger: the real UDP transport or an in-process one.
 type AntiEntropy struct {
 	l     *Ledger
@@ -46,7 +52,9 @@ type AntiEntropy struct {
 	pendMu  sync.Mutex
 	pending map[uint64]*aePending
 
-	inbox  chan aeInbound
+	serveQ *aeServeQueue
+	hintIn chan aeInbound
+	hints  *ratelimit.Table[identity.NodeID]
 	hinted chan identity.NodeID
 	local  chan struct{}
 
@@ -73,6 +81,7 @@ type aeInbound struct {
 
 type aeStats struct {
 	rounds, converged, pulled, rejected, served, dropped, errors, malformed atomic.Uint64
+	throttled, hintsLimited                                                 atomic.Uint64
 }
 
 // AntiEntropyStats are the service's counters.
@@ -82,9 +91,14 @@ type AntiEntropyStats struct {
 	Pulled    uint64 // events added from peers
 	Rejected  uint64 // pulled events the Validator refused
 	Served    uint64 // requests answered
-	Dropped   uint64 // inbound requests dropped (queue full)
+	Dropped   uint64 // inbound requests and hints dropped (a shared queue full)
 	Errors    uint64 // rounds that failed (timeouts, send errors)
 	Malformed uint64 // messages that did not decode
+	// Throttled counts requests refused because their peer's own queue was
+	// full: it asked faster than its serving budget answers.
+	Throttled uint64
+	// HintsLimited counts hints ignored by the sender's hint budget.
+	HintsLimited uint64
 }
 
 // NewAntiEntropy makes the service for l over m; peers lists the nodes to
@@ -99,7 +113,9 @@ func NewAntiEntropy(l *Ledger, m messaging.Messenger, peers func() []identity.No
 		peers:   peers,
 		cfg:     cfg,
 		pending: map[uint64]*aePending{},
-		inbox:   make(chan aeInbound, AEQueueLen),
+		serveQ:  newAEServeQueue(l.db.Now),
+		hintIn:  make(chan aeInbound, AEHintQueueLen),
+		hints:   ratelimit.New[identity.NodeID](AEHintsPerSecondPerPeer, AEHintBurstPerPeer, AEMaxServedPeers),
 		hinted:  make(chan identity.NodeID, 16),
 		local:   make(chan struct{}, 1),
 	}
@@ -112,6 +128,7 @@ func (ae *AntiEntropy) Stats() AntiEntropyStats {
 		Rounds: s.rounds.Load(), Converged: s.converged.Load(), Pulled: s.pulled.Load(),
 		Rejected: s.rejected.Load(), Served: s.served.Load(), Dropped: s.dropped.Load(),
 		Errors: s.errors.Load(), Malformed: s.malformed.Load(),
+		Throttled: s.throttled.Load(), HintsLimited: s.hintsLimited.Load(),
 	}
 }
 
@@ -211,9 +228,25 @@ func (ae *AntiEntropy) broadcastHint(ctx context.Context) {
 }
 
 // Handle is the messaging.ChanLedger handler. It never blocks: answers go to
-// their waiting round, requests to the serving goroutine (dropped and
-// counted when its queue is full).
+// their waiting round, requests to their peer's serving queue and hints to
+// the serving goroutine, each within the sender's budget (refused and
+// counted beyond it, before the message is copied or decoded).
 func (ae *AntiEntropy) Handle(from identity.NodeID, msg []byte) {
+	if len(msg) == 0 {
+		ae.stats.malformed.Add(1)
+		return
+	}
+	switch aeType(msg[0]) {
+	case aeDigestReq, aeIDsReq, aePullReq:
+		if !ae.countRefusal(ae.serveQ.room(from)) {
+			return
+		}
+	case aeHint:
+		if !ae.hints.Allow(from, ae.l.db.Now()) {
+			ae.stats.hintsLimited.Add(1)
+			return
+		}
+	}
 	m, err := decodeAE(bytes.Clone(msg))
 	if err != nil {
 		ae.stats.malformed.Add(1)
@@ -232,41 +265,81 @@ func (ae *AntiEntropy) Handle(from identity.NodeID, msg []byte) {
 		if p != nil {
 			p.ch <- m // buffered 1, and only one answer is ever delivered
 		}
-	default:
+	case aeHint:
 		select {
-		case ae.inbox <- aeInbound{from: from, msg: m}:
+		case ae.hintIn <- aeInbound{from: from, msg: m}:
 		default:
 			ae.stats.dropped.Add(1)
+		}
+	default:
+		ae.countRefusal(ae.serveQ.push(aeInbound{from: from, msg: m}))
+	}
+}
+
+// countRefusal counts a request the serving queue refused; true when it
+// was (or would be) queued.
+func (ae *AntiEntropy) countRefusal(r aeRefusal) bool {
+	switch r {
+	case aePeerFull:
+		ae.stats.throttled.Add(1)
+	case aeQueueFull:
+		ae.stats.dropped.Add(1)
+	}
+	return r == aeQueued
+}
+
+// serve answers queued requests as their peers' budgets allow, and turns
+// hints whose digest differs from ours into rounds.
+func (ae *AntiEntropy) serve(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case h := <-ae.hintIn:
+			ae.onHint(h)
+		default:
+		}
+		in, wait, ok := ae.serveQ.next()
+		if ok {
+			ae.serveOne(ctx, in)
+			continue
+		}
+		timer.Stop()
+		if wait > 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case h := <-ae.hintIn:
+			ae.onHint(h)
+		case <-ae.serveQ.wake:
+		case <-timer.C:
 		}
 	}
 }
 
-func (ae *AntiEntropy) serve(ctx context.Context) {
-	for {
+func (ae *AntiEntropy) onHint(in aeInbound) {
+	if mine := ae.l.Digest(); mine.Count != in.msg.Total.Count || mine.XOR != in.msg.Total.XOR {
 		select {
-		case <-ctx.Done():
-			return
-		case in := <-ae.inbox:
-			if in.msg.Type == aeHint {
-				if mine := ae.l.Digest(); mine.Count != in.msg.Total.Count || mine.XOR != in.msg.Total.XOR {
-					select {
-					case ae.hinted <- in.from:
-					default:
-					}
-				}
-				continue
-			}
-			resp, err := ae.answer(in.msg)
-			if err != nil {
-				ae.stats.errors.Add(1)
-				continue
-			}
-			ae.stats.served.Add(1)
-			sctx, cancel := context.WithTimeout(ctx, AESendTimeout)
-			_ = ae.m.Send(sctx, in.from, messaging.ChanLedger, resp.encode())
-			cancel()
+		case ae.hinted <- in.from:
+		default:
 		}
 	}
+}
+
+func (ae *AntiEntropy) serveOne(ctx context.Context, in aeInbound) {
+	resp, err := ae.answer(in.msg)
+	if err != nil {
+		ae.stats.errors.Add(1)
+		return
+	}
+	b := resp.encode()
+	ae.serveQ.charge(in.from, len(b))
+	ae.stats.served.Add(1)
+	sctx, cancel := context.WithTimeout(ctx, AESendTimeout)
+	_ = ae.m.Send(sctx, in.from, messaging.ChanLedger, b)
+	cancel()
 }
 
 // answer serves one request from the local ledger.
@@ -274,14 +347,12 @@ func (ae *AntiEntropy) answer(req *aeMsg) (*aeMsg, error) {
 	resp := &aeMsg{ReqID: req.ReqID}
 	switch req.Type {
 	case aeDigestReq:
-		bs, err := ae.l.DigestRange(req.From, req.To, uint(req.Shift))
+		// Only a peer asking for a far too fine split gets more than
+		// AEMaxBucketsPerMessage; missing buckets read as "peer has none",
+		// which only costs it a pull.
+		bs, err := ae.l.digestRangeN(req.From, req.To, uint(req.Shift), AEMaxBucketsPerMessage)
 		if err != nil {
 			return nil, err
-		}
-		if len(bs) > AEMaxBucketsPerMessage {
-			// Only a peer asking for a far too fine split gets here; missing
-			// buckets read as "peer has none", which only costs it a pull.
-			bs = bs[:AEMaxBucketsPerMessage]
 		}
 		resp.Type, resp.From, resp.To, resp.Shift, resp.Buckets = aeDigestResp, req.From, req.To, req.Shift, bs
 	case aeIDsReq:

@@ -57,6 +57,13 @@ func (x *bucketIndex) add(p Position) {
 
 // digest returns the non-empty buckets of width 1<<shift inside [from, to).
 func (x *bucketIndex) digest(from, to int64, shift uint) []BucketDigest {
+	return x.digestN(from, to, shift, 0)
+}
+
+// digestN is digest stopping after max buckets (0: no limit), so a peer's
+// request for a fine split of all time costs this node the answer it gets,
+// not a walk of every bucket it holds.
+func (x *bucketIndex) digestN(from, to int64, shift uint, max int) []BucketDigest {
 	if shift >= DigestMaxWidthShiftBits && from == 0 && to >= int64(1)<<DigestMaxWidthShiftBits {
 		// Every round opens with this question: answer it from the running
 		// total instead of folding every bucket.
@@ -72,6 +79,9 @@ func (x *bucketIndex) digest(from, to int64, shift uint) []BucketDigest {
 		if n := len(out); n > 0 && out[n-1].Start == s {
 			out[n-1].merge(x.b[i])
 			continue
+		}
+		if max > 0 && len(out) == max {
+			break
 		}
 		d := BucketDigest{Start: s}
 		d.merge(x.b[i])
@@ -90,13 +100,18 @@ func (l *Ledger) Digest() BucketDigest {
 // DigestRange returns the ledger's buckets of width 1<<shift within
 // [from, to); from and to must be multiples of 1<<DigestMinWidthShiftBits.
 func (l *Ledger) DigestRange(from, to int64, shift uint) ([]BucketDigest, error) {
+	return l.digestRangeN(from, to, shift, 0)
+}
+
+// digestRangeN is DigestRange stopping after max buckets (0: no limit).
+func (l *Ledger) digestRangeN(from, to int64, shift uint, max int) ([]BucketDigest, error) {
 	if shift < DigestMinWidthShiftBits || shift > DigestMaxWidthShiftBits || from < 0 || to < from ||
 		from != bucketStart(from, DigestMinWidthShiftBits) {
 		return nil, fmt.Errorf("%w: digest range [%d,%d) shift %d", ErrInvalid, from, to, shift)
 	}
 	l.st.mu.RLock()
 	defer l.st.mu.RUnlock()
-	return l.st.buckets.digest(from, to, shift), nil
+	return l.st.buckets.digestN(from, to, shift, max), nil
 }
 
 // IDsRange lists up to max event positions with from <= issued_at < to,

@@ -4,6 +4,9 @@
 // history the deck scrolls back through, and the two mesh services built on
 // them: ledger anti-entropy (digest exchange, then pull what is missing) and
 // log/failure subscriptions (leases renewed by clients, bounded pushes).
+// Neither reads the disk on the transport's read loop, and what one peer may
+// ask of them (lease setups, requests served, answer bytes) is budgeted per
+// peer in limits.go: beyond the budget it is refused and counted.
 //
 // Every write goes through one committer goroutine per database. It
 // coalesces concurrent requests into one Badger transaction with SyncWrites,

@@ -110,9 +110,37 @@ const (
 	AEMaxPullEvents      = 256
 	AEMaxPullBytes       = 192 << 10
 	AEMaxRoundPullEvents = 4096
-	// AEQueueLen bounds messages waiting for the service's worker; beyond it
-	// messages are dropped and counted (the handler must never block).
+	// AEQueueLen bounds requests waiting for the service's worker, all
+	// peers together; beyond it requests are dropped and counted (the
+	// handler must never block).
 	AEQueueLen = 256
+	// AEServeBurstRequestsPerPeer and AEServeRequestsPerSecondPerPeer
+	// budget the requests this node answers for one peer: a burst of one
+	// full round (AEMaxRoundRequests digest and id requests plus the pulls
+	// of AEMaxRoundPullEvents), refilled at two full rounds a second, far
+	// above the one round per interval (plus hinted ones) an honest peer runs.
+	AEServeBurstRequestsPerPeer     = AEMaxRoundRequests + AEMaxRoundPullEvents/AEMaxPullEvents
+	AEServeRequestsPerSecondPerPeer = 2 * AEServeBurstRequestsPerPeer
+	// AEServeBurstBytesPerPeer and AEServeBytesPerSecondPerPeer budget the
+	// answer bytes for one peer: a burst of one round's pulls, refilled at
+	// 1 MiB/s. A peer is served while its byte budget is not in debt, so a
+	// queued request waits at most one answer's bytes of refill (~0.2 s),
+	// well inside AERequestTimeout.
+	AEServeBurstBytesPerPeer     = AEMaxRoundPullEvents / AEMaxPullEvents * AEMaxPullBytes
+	AEServeBytesPerSecondPerPeer = 1 << 20
+	// AEMaxQueuedPerPeer bounds one peer's requests waiting for its budget;
+	// beyond it they are refused and counted (Throttled). An honest
+	// requester has one request in flight per round.
+	AEMaxQueuedPerPeer = 8
+	// AEMaxServedPeers caps the serving budgets' tables of peers.
+	AEMaxServedPeers = 1024
+	// AEHintsPerSecondPerPeer and AEHintBurstPerPeer budget the hints
+	// heeded from one peer (each can start a round against it); honest
+	// senders send at most one per AEHintMinInterval (5 a second).
+	AEHintsPerSecondPerPeer = 5
+	AEHintBurstPerPeer      = 4
+	// AEHintQueueLen bounds hints waiting for the serving goroutine.
+	AEHintQueueLen = 64
 	// AEMaxPending bounds outstanding requests awaiting an answer.
 	AEMaxPending = 64
 	// AEHintMinInterval rate-limits "I have something new" hints.
@@ -164,8 +192,28 @@ const (
 	// subscription starts with.
 	DefaultLogBackfillRecords = 256
 	// MaxFilteredBackfillScanRecords bounds how far back a filtered logs
-	// subscription looks for its backfill matches (one lease's disk read).
+	// subscription looks for its backfill matches (one lease's disk read):
+	// the per-lease scan budget. A scan that reaches it stops and is counted
+	// (BackfillTruncated); the lease then starts from the matches found.
 	MaxFilteredBackfillScanRecords = LeaseMaxBacklogRecords
+	// LeaseSetupsPerSecondPerClient and LeaseSetupBurstPerClient budget the
+	// lease setups (and rewinds) one client node may ask of this node, since
+	// each can cost a backfill scan of MaxFilteredBackfillScanRecords. The
+	// burst lets a console open its whole share of leases at once; beyond
+	// it setups are refused and counted (RateLimited), and the client's
+	// next renewal, one RenewInterval later, asks again.
+	LeaseSetupsPerSecondPerClient = 2
+	LeaseSetupBurstPerClient      = MaxLeasesPerClient
+	// MaxLeaseClients caps the setup budget's table of client nodes.
+	MaxLeaseClients = 1024
+	// LeaseSetupWorkers run lease setups (log bounds, backfill scans) off
+	// the receive path: one, so however many clients ask, scans take at
+	// most one core (a full scan is ~40 ms, BENCHMARKS.md). LeaseSetupQueueLen
+	// bounds the setups waiting for it (a full queue is ~2.5 s of scans,
+	// well inside LeaseTTL). A setup that finds the queue full is refused
+	// and counted (SetupQueueFull): the handler never waits.
+	LeaseSetupWorkers  = 1
+	LeaseSetupQueueLen = 64
 	// SubscriberStreamLen is the client stream's buffer.
 	SubscriberStreamLen = 2048
 	// MaxClientSubscriptions bounds live subscriptions of one client.

@@ -13,6 +13,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/ratelimit"
 )
 
 // SubscriptionService carries log and failure subscriptions over
@@ -20,8 +21,10 @@ import (
 // service plays both roles:
 //
 //   - server (when it has a DB): a client's lease (a filter and a resume
-//     seq) starts a goroutine that tails the local "logs" or "failures" log
-//     and pushes matching records, at most PushMaxRecords / PushMaxBytes per
+//     seq) is set up off the receive path (leasework.go: a per-client setup
+//     budget, a bounded queue, LeaseSetupWorkers doing the backfill scans),
+//     then a goroutine tails the local "logs" or "failures" log and pushes
+//     matching records, at most PushMaxRecords / PushMaxBytes per
 //     push and PushesPerSecond pushes per second. When a lease falls more
 //     than MaxBacklogRecords behind the head, the oldest records are skipped
 //     and counted (dropped), and the client is told it lagged. A lease not
@@ -41,6 +44,10 @@ type SubscriptionService struct {
 	smu       sync.Mutex
 	leases    map[leaseKey]*lease
 	perClient map[identity.NodeID]int
+	stopped   bool // Run is ending: no lease is set up any more
+
+	setups      chan leaseSetup
+	setupBudget *ratelimit.Table[identity.NodeID]
 
 	cmu    sync.RWMutex
 	subs   map[uint64]*clientSub
@@ -83,6 +90,7 @@ func (c SubscriptionConfig) withDefaults() SubscriptionConfig {
 
 type subStats struct {
 	leases, expired, refused, pushes, pushed, dropped, lagged, tailLagged, rewinds, sendErrors, malformed, stray atomic.Uint64
+	rateLimited, setupQueueFull, backfillTruncated                                                               atomic.Uint64
 }
 
 // SubscriptionStats are the service's counters.
@@ -99,6 +107,10 @@ type SubscriptionStats struct {
 	SendErrors uint64
 	Malformed  uint64 // messages or records that did not decode
 	Stray      uint64 // pushes for no known subscription
+
+	RateLimited       uint64 // lease setups and rewinds refused by the client's setup budget
+	SetupQueueFull    uint64 // lease setups refused because the setup queue was full
+	BackfillTruncated uint64 // filtered backfills that hit the scan budget before their matches
 }
 
 // NewSubscriptionService makes the service. db may be nil for a node that
@@ -111,6 +123,9 @@ func NewSubscriptionService(db *DB, m messaging.Messenger, cfg SubscriptionConfi
 		leases:    map[leaseKey]*lease{},
 		perClient: map[identity.NodeID]int{},
 		subs:      map[uint64]*clientSub{},
+
+		setups:      make(chan leaseSetup, LeaseSetupQueueLen),
+		setupBudget: ratelimit.New[identity.NodeID](LeaseSetupsPerSecondPerClient, LeaseSetupBurstPerClient, MaxLeaseClients),
 	}
 	// Random start: a restarted client must not reuse ids a server still
 	// holds leases for.
@@ -128,6 +143,7 @@ func (s *SubscriptionService) Stats() SubscriptionStats {
 		Leases: uint64(n), Expired: st.expired.Load(), Refused: st.refused.Load(), Pushes: st.pushes.Load(),
 		Pushed: st.pushed.Load(), Dropped: st.dropped.Load(), Lagged: st.lagged.Load(), TailLagged: st.tailLagged.Load(), Rewinds: st.rewinds.Load(),
 		SendErrors: st.sendErrors.Load(), Malformed: st.malformed.Load(), Stray: st.stray.Load(),
+		RateLimited: st.rateLimited.Load(), SetupQueueFull: st.setupQueueFull.Load(), BackfillTruncated: st.backfillTruncated.Load(),
 	}
 }
 
@@ -135,6 +151,7 @@ func (s *SubscriptionService) Stats() SubscriptionStats {
 // ends; then every lease and subscription of the service ends.
 func (s *SubscriptionService) Run(ctx context.Context) error {
 	s.runCtx.Store(&ctx)
+	stopWorkers := s.startSetupWorkers()
 	s.m.Handle(messaging.ChanSubscribe, s.Handle)
 	every := min(s.cfg.LeaseTTL/4, time.Second)
 	t := time.NewTicker(every)
@@ -143,11 +160,15 @@ func (s *SubscriptionService) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.smu.Lock()
+			s.stopped = true
 			ls := make([]*lease, 0, len(s.leases))
 			for _, l := range s.leases {
 				ls = append(ls, l)
 			}
 			s.smu.Unlock()
+			// No setup is queued after stopped: the workers end every
+			// lease still waiting for one, so each done below closes.
+			stopWorkers()
 			for _, l := range ls {
 				l.cancel()
 				<-l.done
@@ -227,6 +248,10 @@ type lease struct {
 	done       chan struct{}
 }
 
+// onLease runs on the receive path: it renews a known lease, or admits a
+// new one (caps, the client's setup budget, room in the setup queue) and
+// queues its setup. It never reads the log: the setup workers do
+// (leasework.go).
 func (s *SubscriptionService) onLease(from identity.NodeID, m *subMsg) {
 	if s.db == nil {
 		return
@@ -239,38 +264,20 @@ func (s *SubscriptionService) onLease(from identity.NodeID, m *subMsg) {
 	key := leaseKey{from, m.Sub}
 	s.smu.Lock()
 	defer s.smu.Unlock()
+	if s.stopped {
+		return
+	}
 	if l := s.leases[key]; l != nil {
-		l.expires.Store(now.Add(s.cfg.LeaseTTL).UnixNano())
-		sent := l.sentTo.Load()
-		quiet := now.UnixNano()-l.lastPush.Load() > int64(RewindQuietInterval)
-		// An explicit rewind (the client saw a gap), or a renewal that is
-		// behind what we sent while nothing is in flight (the last push was
-		// lost and no later one revealed the gap).
-		if m.Resume != 0 && m.Resume < sent && (m.Flags&subFlagRewind != 0 || quiet) {
-			select {
-			case l.rewind <- m.Resume:
-			default:
-			}
-		}
+		s.renewLocked(l, m, now)
 		return
 	}
 	if len(s.leases) >= MaxLeases || s.perClient[from] >= MaxLeasesPerClient {
 		s.stats.refused.Add(1)
 		return
 	}
-	log := s.db.Logs()
-	if m.Type == subLeaseFailures {
-		log = s.db.Failures()
-	}
-	start := m.Resume
-	if start == 0 {
-		first, last := log.Bounds()
-		start = last + 1
-		if m.Type == subLeaseLogs {
-			start = max(first, (last+1)-min(last, s.cfg.LogBackfillRecords), 1)
-		} else if first > 0 {
-			start = first
-		}
+	if !s.setupBudget.Allow(from, s.db.Now()) {
+		s.stats.rateLimited.Add(1)
+		return
 	}
 	ctx, cancel := context.WithCancel(*p)
 	l := &lease{
@@ -282,16 +289,38 @@ func (s *SubscriptionService) onLease(from identity.NodeID, m *subMsg) {
 		cancel:     cancel,
 		done:       make(chan struct{}),
 	}
-	if m.Resume == 0 && m.Type == subLeaseLogs && filtered(m.Filter) {
-		// A filtered subscription backfills the last matches, not the
-		// filter applied to the last records: `deck logs --match X` must
-		// find X even when it scrolled out of the newest 256 lines.
-		start = backfillStart(log, l, s.cfg.LogBackfillRecords, start)
-	}
 	l.expires.Store(now.Add(s.cfg.LeaseTTL).UnixNano())
+	if !s.queueSetup(leaseSetup{ctx: ctx, l: l, resume: m.Resume}) {
+		cancel()
+		s.stats.setupQueueFull.Add(1)
+		return
+	}
 	s.leases[key] = l
 	s.perClient[from]++
-	go s.runLease(ctx, l, log, start)
+}
+
+// renewLocked extends a lease and passes on a rewind the client asked for
+// (or implied), within the client's setup budget: a rewind re-reads the log
+// from the client's cursor, as a setup does.
+func (s *SubscriptionService) renewLocked(l *lease, m *subMsg, now time.Time) {
+	l.expires.Store(now.Add(s.cfg.LeaseTTL).UnixNano())
+	sent := l.sentTo.Load()
+	quiet := now.UnixNano()-l.lastPush.Load() > int64(RewindQuietInterval)
+	// An explicit rewind (the client saw a gap), or a renewal that is
+	// behind what we sent while nothing is in flight (the last push was
+	// lost and no later one revealed the gap).
+	if m.Resume == 0 || m.Resume >= sent || (m.Flags&subFlagRewind == 0 && !quiet) {
+		return
+	}
+	if !s.setupBudget.Allow(l.key.client, s.db.Now()) {
+		// The next quiet renewal asks again.
+		s.stats.rateLimited.Add(1)
+		return
+	}
+	select {
+	case l.rewind <- m.Resume:
+	default:
+	}
 }
 
 func (s *SubscriptionService) endLease(l *lease) {
@@ -791,14 +820,14 @@ func filtered(f api.LogFilter) bool {
 }
 
 // backfillStart walks the log backwards from its end until it has seen want
-// matching records or MaxFilteredBackfillScanRecords records, and returns the
-// seq to tail from (never later than fallback).
-func backfillStart(log *Log, l *lease, want uint64, fallback uint64) uint64 {
+// matching records or MaxFilteredBackfillScanRecords records (truncated),
+// and returns the seq to tail from (never later than fallback).
+func backfillStart(log *Log, l *lease, want uint64, fallback uint64) (start uint64, truncated bool) {
 	_, last := log.Bounds()
 	if last == 0 || want == 0 {
-		return fallback
+		return fallback, false
 	}
-	start := fallback
+	start = fallback
 	var matched, scanned uint64
 	_ = log.Reverse(last+1, func(e Entry) bool {
 		scanned++
@@ -808,5 +837,6 @@ func backfillStart(log *Log, l *lease, want uint64, fallback uint64) uint64 {
 		}
 		return matched < want && scanned < MaxFilteredBackfillScanRecords
 	})
-	return min(start, fallback)
+	truncated = matched < want && scanned >= MaxFilteredBackfillScanRecords
+	return min(start, fallback), truncated
 }

@@ -19,9 +19,24 @@
 //
 // Every envelope is verified before it is stored or forwarded: the signer id
 // must be derived from the carried ed25519 key, the signature must hold, and
-// the snapshot must be the signer's own (ErrSnapshotIDMismatch). Whatever is
+// the snapshot must be the signer's own (ErrSnapshotIDMismatch). A peer
+// that sends envelopes failing these checks (an honest one never does: it
+// forwards only what it verified) gets ForgedPerSecondPerSender checks;
+// beyond them its envelopes are dropped unchecked (SenderLimited). Whatever is
 // keyed by wire data is capped (MaxNodes, MaxSeenEntries) and every decoder
 // bounds lengths before allocating.
+//
+// A member is believed about itself, not about how often it may be heard:
+// each node accepts at most SignerAcceptsPerSecond new announcements of one
+// signer (a token bucket per signer, checked before the signature, charged
+// after it), so a member signing as fast as it can costs each node a bounded
+// number of verifications and forwards; the excess is dropped and counted
+// (SignerLimited) and digests bring the signer's latest later. And a node
+// forwards an announcement only when its content changed from what it held:
+// the hop count is not signed, so whether an unchanged re-announcement
+// travels is the receiver's call, and liveness needs no flood (the origin
+// reaches its peers directly, digests carry the rest, heartbeats are the
+// transport's).
 //
 // Wiring: g, err := gossip.New(gossip.Config{Key: key, Messenger: transport});
 // go g.Run(ctx); call g.Publish(ns) whenever the node's snapshot is rebuilt;
@@ -47,6 +62,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/ratelimit"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -73,6 +89,10 @@ type Config struct {
 	OriginFanout int
 	// MaxHops bounds push forwarding; clamped to HardMaxHops.
 	MaxHops int
+	// SignerAcceptsPerSecond and SignerAcceptBurst bound the new
+	// announcements of one signer this node verifies, stores and forwards.
+	SignerAcceptsPerSecond float64
+	SignerAcceptBurst      int
 	// Seed makes peer selection reproducible in tests; 0 draws one from
 	// crypto/rand.
 	Seed uint64
@@ -103,8 +123,8 @@ type Verified struct {
 }
 
 // Stats are the gossip counters. Envelope outcomes: every envelope received
-// ends in exactly one of Accepted, Duplicates, Outdated, Rejected, Expired
-// or Overflow.
+// ends in exactly one of Accepted, Duplicates, Outdated, Rejected, Expired,
+// Overflow, SignerLimited or SenderLimited.
 type Stats struct {
 	Received   uint64 // envelopes received
 	Accepted   uint64 // verified and newer: stored (and forwarded within the hop limit)
@@ -114,13 +134,22 @@ type Stats struct {
 	NotMember  uint64 // of Rejected: the signer is not a member (Config.Members)
 	Expired    uint64 // validly signed but older than MaxEnvelopeAge
 	Overflow   uint64 // a new node id while MaxNodes are already held
+	// SignerLimited: newer announcements dropped, before their signature
+	// was checked, because their signer had used its acceptance budget.
+	SignerLimited uint64
+	// SenderLimited: envelopes dropped, before their signature was checked,
+	// because the peer that sent them had sent too many that failed it.
+	SenderLimited uint64
 
 	MalformedMessages uint64 // non-envelope messages that failed to parse
 	InboxDropped      uint64 // messages dropped because Run was behind
 
-	Published       uint64 // own envelopes signed
-	Trimmed         uint64 // values Fit had to cut from own snapshots
-	Forwarded       uint64 // envelope sends queued by push (own and others')
+	Published uint64 // own envelopes signed
+	Trimmed   uint64 // values Fit had to cut from own snapshots
+	Forwarded uint64 // envelope sends queued by push (own and others')
+	// Unforwarded: accepted announcements within the hop limit that were
+	// not pushed on because their content had not changed.
+	Unforwarded     uint64
 	Pulled          uint64 // envelope sends queued in answer to digests
 	DigestsSent     uint64
 	DigestsReceived uint64
@@ -162,6 +191,7 @@ type counters struct {
 	malformed, inboxDropped, published, trimmed, forwarded, pulled            atomic.Uint64
 	digestsSent, digestsReceived, digestsLimited, sent, sendErrors, sendDrops atomic.Uint64
 	notMember                                                                 atomic.Uint64
+	signerLimited, unforwarded, senderLimited                                 atomic.Uint64
 }
 
 // Gossip disseminates this node's snapshot and collects everyone else's.
@@ -189,6 +219,12 @@ type Gossip struct {
 	lastReject atomic.Pointer[string]
 	c          counters
 	ownCert    atomic.Pointer[[]byte]
+	// signers budgets accepted announcements per signer (SignerAccepts*).
+	signers *ratelimit.Table[identity.NodeID]
+	// forgers budgets the envelopes per sending peer that fail to open
+	// (ForgedPerSecondPerSender): an honest peer forwards only what it
+	// verified, so it never spends this.
+	forgers *ratelimit.Table[identity.NodeID]
 
 	// Owned by the Run goroutine.
 	seen       seenCache
@@ -221,6 +257,8 @@ func New(cfg Config) (*Gossip, error) {
 	setDefault(&cfg.Fanout, DefaultFanout)
 	setDefault(&cfg.OriginFanout, DefaultOriginFanout)
 	setDefault(&cfg.MaxHops, DefaultMaxHops)
+	setDefault(&cfg.SignerAcceptsPerSecond, DefaultSignerAcceptsPerSecond)
+	setDefault(&cfg.SignerAcceptBurst, DefaultSignerAcceptBurst)
 	cfg.MaxHops = min(cfg.MaxHops, HardMaxHops)
 	seed := cfg.Seed
 	if seed == 0 {
@@ -242,6 +280,8 @@ func New(cfg Config) (*Gossip, error) {
 		rng:        mrand.New(mrand.NewPCG(seed, epoch)),
 		digestFrom: make(map[limitKey]time.Time),
 		staleMark:  make(map[identity.NodeID]bool),
+		signers:    ratelimit.New[identity.NodeID](cfg.SignerAcceptsPerSecond, float64(cfg.SignerAcceptBurst), MaxNodes),
+		forgers:    ratelimit.New[identity.NodeID](ForgedPerSecondPerSender, ForgedBurstPerSender, MaxNodes),
 	}
 	if len(cfg.Certificate) > identity.MaxCertificateSize {
 		return nil, fmt.Errorf("%w: certificate of %d bytes", ErrConfig, len(cfg.Certificate))
@@ -356,7 +396,9 @@ func (g *Gossip) Stats() Stats {
 		Forwarded: g.c.forwarded.Load(), Pulled: g.c.pulled.Load(), DigestsSent: g.c.digestsSent.Load(),
 		DigestsReceived: g.c.digestsReceived.Load(), DigestsLimited: g.c.digestsLimited.Load(),
 		Sent: g.c.sent.Load(), SendErrors: g.c.sendErrors.Load(), SendDropped: g.c.sendDrops.Load(),
-		NotMember: g.c.notMember.Load(), Nodes: n,
+		NotMember: g.c.notMember.Load(),
+		SignerLimited: g.c.signerLimited.Load(), Unforwarded: g.c.unforwarded.Load(), SenderLimited: g.c.senderLimited.Load(),
+		Nodes: n,
 	}
 	if p := g.lastReject.Load(); p != nil {
 		s.LastReject = *p
@@ -651,7 +693,8 @@ func (g *Gossip) reject(err error) {
 
 // receiveEnvelope runs the acceptance checks cheapest first: hop bound,
 // parse, own echo, duplicate cache, ordering against what is held, capacity,
-// then the signature and snapshot checks, then clock sanity.
+// the signer's acceptance budget and the sender's forgery budget, then the
+// signature and snapshot checks, then clock sanity.
 func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 	g.c.received.Add(1)
 	if hops > HardMaxHops {
@@ -688,6 +731,17 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 		g.noteReject(fmt.Errorf("gossip: envelope from %s: node table full (%d)", h.signer, MaxNodes))
 		return
 	}
+	// Checked before the signature and charged only once it held, so
+	// envelopes forged in a signer's name cannot spend its budget.
+	if !g.signers.Ready(h.signer, now, 1) {
+		g.c.signerLimited.Add(1)
+		return
+	}
+	// Whoever sends envelopes that fail to open pays for the checks.
+	if !g.forgers.Ready(from, now, 1) {
+		g.c.senderLimited.Add(1)
+		return
+	}
 	var role identity.Role
 	if g.cfg.Members != nil {
 		// Before the signature: a certificate already seen costs a map
@@ -695,12 +749,14 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 		var err error
 		if role, err = g.cfg.Members(h.signer, h.pub, h.cert, now); err != nil {
 			g.c.notMember.Add(1)
+			g.forgers.Charge(from, now, 1)
 			g.reject(fmt.Errorf("gossip: envelope from %s: signer %s is not a member: %w", from, h.signer, err))
 			return
 		}
 	}
 	env, err := h.open()
 	if err != nil {
+		g.forgers.Charge(from, now, 1)
 		g.reject(fmt.Errorf("from %s: %w", from, err))
 		return
 	}
@@ -720,17 +776,34 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 		key:      env.PublicKey,
 		cert:     env.Certificate,
 	}
+	g.signers.Charge(h.signer, now, 1)
 	g.mu.Lock()
 	g.latest[h.signer] = next
 	g.mu.Unlock()
 	g.c.accepted.Add(1)
-	if cur == nil || !bytes.Equal(cur.snap, next.snap) || g.staleMark[h.signer] {
+	changed := cur == nil || !bytes.Equal(cur.snap, next.snap)
+	if changed || g.staleMark[h.signer] {
 		delete(g.staleMark, h.signer)
 		g.notify()
 	}
-	if int(hops)+1 < g.cfg.MaxHops {
-		g.push(raw, hops+1, from, g.cfg.Fanout)
+	g.forward(raw, hops, from, changed)
+}
+
+// forward pushes an accepted announcement on, within the hop limit, when
+// its content changed. An unchanged one (a re-announcement: a new Seq over
+// the same snapshot) only proves its signer alive to the nodes that hear
+// it; an honest origin marks it not to be forwarded, but the hop count is
+// not signed, so the decision is made here, where a member re-signing at
+// will would otherwise make every node re-send each copy to Fanout peers.
+func (g *Gossip) forward(raw []byte, hops uint8, from identity.NodeID, changed bool) {
+	if int(hops)+1 >= g.cfg.MaxHops {
+		return
 	}
+	if !changed {
+		g.c.unforwarded.Add(1)
+		return
+	}
+	g.push(raw, hops+1, from, g.cfg.Fanout)
 }
 
 // supersedes reports whether the announcement h should replace cur: a newer

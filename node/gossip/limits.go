@@ -110,6 +110,24 @@ const (
 	// DefaultMaxHops bounds how far one push travels; anti-entropy covers
 	// whatever the push did not reach.
 	DefaultMaxHops = 6
+	// DefaultSignerAcceptsPerSecond and DefaultSignerAcceptBurst bound the
+	// new announcements of one signer a node verifies, stores and forwards.
+	// An honest node signs at most one change per MinPublishInterval (two a
+	// second) plus a re-announce per ReannounceInterval; the budget is
+	// twice that, with a burst for a restart's first announcements. Beyond
+	// it, announcements are dropped before their signature is checked and
+	// counted (Stats.SignerLimited); digests bring the signer's latest once
+	// the bucket refills.
+	DefaultSignerAcceptsPerSecond = 4
+	DefaultSignerAcceptBurst      = 8
+	// ForgedPerSecondPerSender and ForgedBurstPerSender bound the envelopes
+	// failing their signature or snapshot checks that this node checks for
+	// one sending peer. An honest peer forwards only envelopes it verified,
+	// so only a forger (or a corrupting link, which the session AEAD rules
+	// out) spends it; beyond it that peer's envelopes are dropped before
+	// their signature is checked (Stats.SenderLimited).
+	ForgedPerSecondPerSender = 1
+	ForgedBurstPerSender     = 4
 	// SendTimeout bounds one Messenger.Send (session setup included).
 	SendTimeout = 2 * time.Second
 	// MaxClockSkew is how far in the future an envelope's signing time may be

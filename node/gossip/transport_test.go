@@ -157,7 +157,7 @@ func TestConvergenceOverUDPTransport(t *testing.T) {
 // neighbours, so most sends are relayed), Noise sessions, fragmentation of
 // the ~2 KiB envelopes. Reports p50/p90/p99 in ms.
 func BenchmarkConvergence16RingUDP(b *testing.B) {
-	c := startUDPMesh(b, 16, true, func(cfg *Config) { cfg.MinPublishInterval = time.Millisecond })
+	c := startUDPMesh(b, 16, true, benchPublishFast)
 	measureConvergence(b, c)
 }
 

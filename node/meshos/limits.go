@@ -134,6 +134,10 @@ const (
 	CheckpointsPerChainMax = GroupMembersMax
 	// InboxLen bounds decoded messages queued for the loop.
 	InboxLen = 1024
+	// InboxPerPeerMax bounds one peer's share of the inbox: beyond it that
+	// peer's messages are dropped (counted with the inbox's) and the rest
+	// of the queue stays open to everyone else.
+	InboxPerPeerMax = InboxLen / 8
 )
 
 // Chain replication.

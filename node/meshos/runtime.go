@@ -123,6 +123,7 @@ type Runtime struct {
 	changes      chan struct{}
 	kick         chan struct{} // run a pass now (the first cluster view)
 	inbox        chan inbound
+	inboxShare   inboxShare
 	inboxDropped atomic.Uint64
 	badMessages  atomic.Uint64
 	sendSem      chan struct{}
@@ -320,6 +321,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case in := <-rt.inbox:
+			rt.inboxShare.give(in.from)
 			rt.dispatch(in)
 		case <-tm.C:
 			rt.tick(rt.now())
@@ -354,8 +356,13 @@ func (rt *Runtime) shutdown() {
 
 // handle is the Messenger handler: decode (bounded, copying) and queue.
 func (rt *Runtime) handle(from identity.NodeID, b []byte) {
+	if !rt.inboxShare.take(from) {
+		rt.inboxDropped.Add(1)
+		return
+	}
 	m, err := decodeMessage(b)
 	if err != nil {
+		rt.inboxShare.give(from)
 		if n := rt.badMessages.Add(1); n == 1 || n%100 == 0 {
 			rt.logf(api.LevelWarn, "", "dropped bad message from %v (%d so far): %v", from, n, err)
 		}
@@ -364,6 +371,7 @@ func (rt *Runtime) handle(from identity.NodeID, b []byte) {
 	select {
 	case rt.inbox <- inbound{from: from, msg: m}:
 	default:
+		rt.inboxShare.give(from)
 		rt.inboxDropped.Add(1)
 	}
 }

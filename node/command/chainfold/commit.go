@@ -29,6 +29,18 @@ const (
 	// commitReplyBuffer is how many peers' replies a waiting commit holds;
 	// more are dropped (one acknowledgement is enough).
 	commitReplyBuffer = 16
+	// CommitPushesPerSecondPerPeer and CommitPushBurstPerPeer budget the
+	// pushed events one peer may have this node validate and insert (a
+	// signature check and a ledger write each); CommitPushesInflightMax
+	// bounds the pushes being inserted at once, all peers together. Beyond
+	// either a push is dropped and counted (CommitStats.PushesRefused): an
+	// honest pusher re-pushes every CommitRepushInterval, and anti-entropy
+	// carries the event anyway.
+	CommitPushesPerSecondPerPeer = 20
+	CommitPushBurstPerPeer       = 20
+	CommitPushesInflightMax      = 64
+	// commitMaxPushPeers caps the push budget's table of peers.
+	commitMaxPushPeers = 1024
 )
 
 // CommitConfig wires a Committer to its node.
@@ -50,6 +62,8 @@ type CommitConfig struct {
 	// commits and peers' pushes (they never enter the ledger, so AUDIT
 	// shows them from here); nil for none. It must not block.
 	Refused func(ev *command.Event, err error)
+	// Now is the clock of the per-peer push budget; nil means time.Now.
+	Now func() time.Time
 }
 
 // commitReply is one peer's answer to a pushed event: err is nil for an
@@ -66,6 +80,8 @@ type Committer struct {
 	mu  sync.Mutex
 	// waiting maps an event id to the channel its replies arrive on.
 	waiting map[[32]byte]chan commitReply
+
+	pushes pushBudget
 }
 
 // NewCommitter makes a Committer; it does not register its handler.
@@ -79,7 +95,10 @@ func NewCommitter(cfg CommitConfig) *Committer {
 	if cfg.Refused == nil {
 		cfg.Refused = func(*command.Event, error) {}
 	}
-	return &Committer{cfg: cfg, waiting: make(map[[32]byte]chan commitReply)}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Committer{cfg: cfg, waiting: make(map[[32]byte]chan commitReply), pushes: newPushBudget()}
 }
 
 // Commit implements command.Committer.
@@ -161,8 +180,9 @@ func (c *Committer) push(peers []identity.NodeID, msg []byte) {
 
 // Handle receives pushed events, acknowledgements and refusals on
 // ChanCommand. Bytes from the network that do not parse are dropped, and
-// so is a push that is not an event at all; a pushed event is decoded
-// once, by the ledger's Validator.
+// so is a push that is not an event at all, or one beyond the pusher's
+// budget (pushbudget.go); a pushed event is decoded once, by the ledger's
+// Validator.
 func (c *Committer) Handle(from identity.NodeID, msg []byte) {
 	m, err := parseCommitMessage(msg)
 	if err != nil {
@@ -170,8 +190,12 @@ func (c *Committer) Handle(from identity.NodeID, msg []byte) {
 	}
 	switch m.kind {
 	case msgPush:
+		if !c.pushes.admit(from, c.cfg.Now()) {
+			return
+		}
 		raw := bytes.Clone(m.event) // msg is only valid during the call
 		go func() {
+			defer c.pushes.done()
 			ctx, cancel := context.WithTimeout(c.cfg.Context, CommitAckTimeout)
 			defer cancel()
 			// A duplicate is not an error: the event is held, so it is
