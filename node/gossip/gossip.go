@@ -396,7 +396,7 @@ func (g *Gossip) Stats() Stats {
 		Forwarded: g.c.forwarded.Load(), Pulled: g.c.pulled.Load(), DigestsSent: g.c.digestsSent.Load(),
 		DigestsReceived: g.c.digestsReceived.Load(), DigestsLimited: g.c.digestsLimited.Load(),
 		Sent: g.c.sent.Load(), SendErrors: g.c.sendErrors.Load(), SendDropped: g.c.sendDrops.Load(),
-		NotMember: g.c.notMember.Load(),
+		NotMember:     g.c.notMember.Load(),
 		SignerLimited: g.c.signerLimited.Load(), Unforwarded: g.c.unforwarded.Load(), SenderLimited: g.c.senderLimited.Load(),
 		Nodes: n,
 	}
