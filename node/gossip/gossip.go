@@ -19,9 +19,10 @@
 //
 // Every envelope is verified before it is stored or forwarded: the signer id
 // must be derived from the carried ed25519 key, the signature must hold, and
-// the snapshot must be the signer's own (ErrSnapshotIDMismatch). Whatever is
-// keyed by wire data is capped (MaxNodes, MaxSeenEntries) and every decoder
-// bounds lengths before allocating.
+// the snapshot must be the signer's own (ErrSnapshotIDMismatch) and describe
+// only the signer (ErrSnapshotClaimsOtherNode: no daemon or failure of
+// another node). Whatever is keyed by wire data is capped (MaxNodes,
+// MaxSeenEntries) and every decoder bounds lengths before allocating.
 //
 // Wiring: g, err := gossip.New(gossip.Config{Key: key, Messenger: transport});
 // go g.Run(ctx); call g.Publish(ns) whenever the node's snapshot is rebuilt;
@@ -260,6 +261,10 @@ func (g *Gossip) handle(from identity.NodeID, msg []byte) {
 func (g *Gossip) Publish(ns *snapshot.NodeSnapshot) error {
 	if ns.ID != g.self {
 		return fmt.Errorf("gossip: publish: %w (snapshot %s, node %s)", ErrSnapshotIDMismatch, ns.ID, g.self)
+	}
+	if err := CheckSelfDescribed(ns); err != nil {
+		// Every receiver would refuse it: better the publisher hears now.
+		return fmt.Errorf("gossip: publish: %w", err)
 	}
 	fitted, cut := Fit(ns)
 	g.c.trimmed.Add(uint64(cut))
