@@ -39,9 +39,14 @@ type Timers struct {
 	GateReportEvery    time.Duration
 	SendTimeout        time.Duration
 	QuorumHeardWithin  time.Duration
-	DrainRatePerSec    int
-	BackpressureHigh   float64
-	BackpressureLow    float64
+	// DuplicateRaceWindow: another node's claim to run a daemon that runs
+	// here, first seen this soon after the local copy started, is a race
+	// placement settles; a later one cannot stop the local copy
+	// (attribution.go).
+	DuplicateRaceWindow time.Duration
+	DrainRatePerSec     int
+	BackpressureHigh    float64
+	BackpressureLow     float64
 }
 
 func (t Timers) withDefaults() Timers {
@@ -70,6 +75,7 @@ func (t Timers) withDefaults() Timers {
 	d(&t.GateReportEvery, DefaultGateReportEvery)
 	d(&t.SendTimeout, DefaultSendTimeout)
 	d(&t.QuorumHeardWithin, DefaultQuorumHeardWithin)
+	d(&t.DuplicateRaceWindow, DefaultDuplicateRaceWindow)
 	if t.DrainRatePerSec <= 0 {
 		t.DrainRatePerSec = DefaultDrainRatePerSec
 	}
@@ -127,6 +133,8 @@ type Runtime struct {
 	badMessages  atomic.Uint64
 	sendSem      chan struct{}
 	sendDropped  atomic.Uint64
+	// misattributed counts messages refused for their sender (attribution.go).
+	misattributed atomic.Uint64
 
 	mu           sync.Mutex
 	ctx          context.Context
@@ -532,6 +540,7 @@ func (rt *Runtime) startDaemonLocked(p DaemonPlacement, state []byte) bool {
 	info := DaemonInfo{ID: p.ID, Group: p.Group, Kind: p.Kind, Lineage: p.Lineage}
 	s := newSupervisor(info, f, rt.sup, rt.logText, rt.fail, state)
 	s.changed = rt.wake
+	s.origin = rt.originLocked(p.ID, rt.now())
 	rt.daemons[p.ID] = s
 	ctx := rt.ctx
 	if ctx == nil {
