@@ -39,14 +39,15 @@ type Timers struct {
 	GateReportEvery    time.Duration
 	SendTimeout        time.Duration
 	QuorumHeardWithin  time.Duration
+	DrainRatePerSec    int
+	BackpressureHigh   float64
+	BackpressureLow    float64
+
 	// DuplicateRaceWindow: another node's claim to run a daemon that runs
 	// here, first seen this soon after the local copy started, is a race
 	// placement settles; a later one cannot stop the local copy
 	// (attribution.go).
 	DuplicateRaceWindow time.Duration
-	DrainRatePerSec     int
-	BackpressureHigh    float64
-	BackpressureLow     float64
 }
 
 func (t Timers) withDefaults() Timers {
