@@ -170,13 +170,19 @@ func (rt *Runtime) yieldToBlindHoldersLocked(view *snapshot.ClusterSnapshot, now
 
 // disputeLocked keeps this node's copy of id here although placement gave
 // the daemon to claimant's copy: the claim alone is not enough (see the file
-// comment). The dispute shows as a pending stop and, once per claimant, a
-// failure record.
+// comment). The dispute shows as a pending stop and, once per claimant and
+// when it has stood for DuplicateRaceWindow, a failure record.
 func (rt *Runtime) disputeLocked(id string, s *supervisor, claimant NodeID, now time.Time) {
 	rt.notePendingLocked(action{kind: actStop, target: id}, now,
 		fmt.Sprintf("kept: %v claims to run it too, which this node cannot confirm", claimant))
 	o := s.origin
 	if o == nil || o.disputed[claimant] {
+		return
+	}
+	if first, ok := o.seen[claimant]; ok && now.Sub(first) < rt.tm.DuplicateRaceWindow {
+		// After a partition heals the copy that started in the dark gives
+		// way within a pass or two (yieldToBlindHoldersLocked on its node);
+		// only a dispute that stands is a failure.
 		return
 	}
 	if o.disputed == nil {

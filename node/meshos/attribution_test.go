@@ -141,8 +141,9 @@ func TestAttackSnapshotClaimsDaemonStopsPlacedCopy(t *testing.T) {
 			if c.count("solo-0") < before {
 				t.Fatal("the genuine copy restarted from zero")
 			}
-			if !c.sinks[host].hasFailure("claims to run it") {
-				t.Fatal("the dispute was not recorded as a failure")
+			c.waitFor("the dispute recorded as a failure", func() bool { return c.sinks[host].hasFailure("claims to run it") })
+			if _, n, ok := c.member("solo-0"); !ok || n != host {
+				t.Fatalf("the genuine copy on %v stopped or moved after the dispute (running on %v: %v)\n%s", host, n, ok, c.dump())
 			}
 		})
 	}
@@ -295,5 +296,44 @@ func TestAttackForkPointFromNonHolder(t *testing.T) {
 	})
 	if taken() {
 		t.Fatalf("%v took a fork point of rep from %v, which holds no replica of it (holders %v)", forkHost, member, holders)
+	}
+}
+
+// TestPartitionCopyYieldsToTheHolderItCouldNotSee: a daemon runs on one
+// node; that node is cut off and another starts a copy, knowing the first
+// holder was there but out of reach. After the heal placement prefers the
+// new copy (its node has the lower id), but the original's node has no
+// reason to believe a claim that appeared long after its copy started, so
+// it keeps its copy; the copy started in the dark is the one that gives
+// way. Exactly one copy is left, the original, with its state.
+func TestPartitionCopyYieldsToTheHolderItCouldNotSee(t *testing.T) {
+	const window = 100 * time.Millisecond
+	shortWindow := func(_ NodeID, cfg *Config) { cfg.Timers.DuplicateRaceWindow = window }
+	c := newClusterIntent(t, 3, soloSpec(), func(ids []NodeID, in *ClusterIntent) {
+		in.Nodes[ids[0]] = NodeIntent{Cordoned: true}
+		in.Nodes[ids[1]] = NodeIntent{Cordoned: true}
+	}, shortWindow)
+	low, original := c.ids[0], c.ids[2]
+	c.waitFor("solo-0 on the one uncordoned node", func() bool {
+		_, n, ok := c.member("solo-0")
+		return ok && n == original
+	})
+	c.waitFor("the original copy older than the race window", func() bool {
+		at := c.runningSince(original, "solo-0")
+		return !at.IsZero() && time.Since(at) > 2*window
+	})
+	c.isolate(original, true)
+	c.editNode(low, func(ni *NodeIntent) { ni.Cordoned = false })
+	c.waitFor("a second copy behind the partition", func() bool {
+		_, n, ok := c.member("solo-0")
+		return ok && n == low
+	})
+	c.isolate(original, false)
+	c.waitFor("one copy left, the original", func() bool {
+		w := c.where()["solo-0"]
+		return len(w) == 1 && w[0] == original
+	})
+	if !c.sinks[low].hasLog("out of reach") {
+		t.Fatal("the partition's copy stopped without saying why")
 	}
 }
