@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -251,6 +252,11 @@ func (d *Demo) prepare() error {
 			dataDir: filepath.Join(d.stateDir, "nodes", fmt.Sprintf("node-%d", i+1))}
 		keyPath := filepath.Join(m.dataDir, "node.key")
 		k, err := identity.LoadKey(keyPath)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// A key the demo cannot use (an unprotected one, say) is the
+			// operator's to fix, not to replace behind their back.
+			return fmt.Errorf("demo: %s: %w", m.label, err)
+		}
 		if err != nil {
 			if k, err = identity.Generate(); err != nil {
 				return err

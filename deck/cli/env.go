@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +20,12 @@ import (
 )
 
 // Environment variables besides config.ClusterEnv.
-const identityEnv = "DECK_IDENTITY"
+const (
+	identityEnv = "DECK_IDENTITY"
+	// insecurePermissionsEnv set to a true value (1, true) is
+	// --insecure-permissions.
+	insecurePermissionsEnv = "DECK_INSECURE_PERMISSIONS"
+)
 
 // Bounds on how long a console waits for the mesh.
 const (
@@ -55,7 +61,14 @@ func (e *env) clusterFile(cmd *cobra.Command) (*config.Cluster, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c, warns, err := config.LoadCluster(path)
+	insecure, err := insecurePermissions(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	c, warns, err := config.LoadClusterWith(path, config.LoadOptions{InsecurePermissions: insecure})
+	if errors.Is(err, config.ErrUnprotectedClusterFile) {
+		return nil, "", fmt.Errorf("%w (to load it as it is, pass --insecure-permissions or set %s=1)", err, insecurePermissionsEnv)
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -69,6 +82,23 @@ func (e *env) clusterFile(cmd *cobra.Command) (*config.Cluster, string, error) {
 			api.ErrInvalid, path)
 	}
 	return c, path, nil
+}
+
+// insecurePermissions is --insecure-permissions, or $DECK_INSECURE_PERMISSIONS
+// when the flag is not given.
+func insecurePermissions(cmd *cobra.Command) (bool, error) {
+	if f := cmd.Flags().Lookup("insecure-permissions"); f != nil && f.Changed {
+		return cmd.Flags().GetBool("insecure-permissions")
+	}
+	v := os.Getenv(insecurePermissionsEnv)
+	if v == "" {
+		return false, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, usageErr("%s=%q: want 1 or 0", insecurePermissionsEnv, v)
+	}
+	return on, nil
 }
 
 // operatorStores are searched in order: the user's identity store, then an

@@ -101,6 +101,7 @@ Without a subcommand it opens the TUI attached to the cluster named by
 	root.PersistentFlags().String("cluster", "", "cluster `file` (default $DECK_CLUSTER, then config.toml)")
 	root.PersistentFlags().StringP("output", "o", OutputPretty, "output `format`: pretty|json")
 	root.PersistentFlags().String("identity", "", "operator identity `name` (default $DECK_IDENTITY, then config.toml)")
+	root.PersistentFlags().Bool("insecure-permissions", false, "load a cluster file every user can read (default $DECK_INSECURE_PERMISSIONS)")
 	root.CompletionOptions.DisableDefaultCmd = true
 
 	root.AddCommand(

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+
+	"github.com/deck-mesh/deck/node/identity"
 )
 
 // Typed errors. Every Client error wraps one of these (or is a plain failure),
@@ -46,7 +48,7 @@ func ExitCode(err error) int {
 		return ExitNotFound
 	case errors.Is(err, ErrExists):
 		return ExitExists
-	case errors.Is(err, ErrPermission), errors.Is(err, ErrBelowThreshold):
+	case errors.Is(err, ErrPermission), errors.Is(err, ErrBelowThreshold), errors.Is(err, identity.ErrUnprotectedKey):
 		return ExitPermission
 	case errors.Is(err, ErrNotConnected):
 		return ExitNotConnected

@@ -33,7 +33,14 @@ import (
 //     every RenewInterval, merge the pushes of all nodes into one bounded
 //     api.Stream, de-duplicate by per-node seq, and when a push shows a gap
 //     (a lost datagram) mark the stream lagged and ask that node to rewind
-//     to the last seq received + 1.
+//     to the last seq received + 1. A pushed record is believed only
+//     about its sender: one whose node id is not the pushing node's (the
+//     Noise-authenticated peer) is dropped and counted (Misattributed).
+//     A node's logs and failures are only ever its own records (its log
+//     and failure sinks stamp its id), so nothing legitimate is relayed;
+//     the one honest source of a foreign id is a data dir reused under a
+//     new node key, whose old records then read as another node's and
+//     are dropped like forgeries, since they cannot be told apart.
 type SubscriptionService struct {
 	db  *DB
 	m   messaging.Messenger
@@ -91,6 +98,7 @@ func (c SubscriptionConfig) withDefaults() SubscriptionConfig {
 type subStats struct {
 	leases, expired, refused, pushes, pushed, dropped, lagged, tailLagged, rewinds, sendErrors, malformed, stray atomic.Uint64
 	rateLimited, setupQueueFull, backfillTruncated                                                               atomic.Uint64
+	misattributed                                                                                                atomic.Uint64 // client side: pushed records naming another node
 }
 
 // SubscriptionStats are the service's counters.
@@ -111,6 +119,9 @@ type SubscriptionStats struct {
 	RateLimited       uint64 // lease setups and rewinds refused by the client's setup budget
 	SetupQueueFull    uint64 // lease setups refused because the setup queue was full
 	BackfillTruncated uint64 // filtered backfills that hit the scan budget before their matches
+	// Misattributed counts pushed records (client side) that named a node
+	// other than the one that pushed them: dropped, never shown.
+	Misattributed uint64
 }
 
 // NewSubscriptionService makes the service. db may be nil for a node that
@@ -144,6 +155,7 @@ func (s *SubscriptionService) Stats() SubscriptionStats {
 		Pushed: st.pushed.Load(), Dropped: st.dropped.Load(), Lagged: st.lagged.Load(), TailLagged: st.tailLagged.Load(), Rewinds: st.rewinds.Load(),
 		SendErrors: st.sendErrors.Load(), Malformed: st.malformed.Load(), Stray: st.stray.Load(),
 		RateLimited: st.rateLimited.Load(), SetupQueueFull: st.setupQueueFull.Load(), BackfillTruncated: st.backfillTruncated.Load(),
+		Misattributed: st.misattributed.Load(),
 	}
 }
 
@@ -771,31 +783,49 @@ func (c *clientSub) onPush(from identity.NodeID, m *subMsg) {
 		return
 	}
 	for _, raw := range m.Records {
-		var seq uint64
-		if c.kind == subLeaseLogs {
-			rec, err := DecodeLogRecord(raw)
-			if err != nil {
-				c.s.stats.malformed.Add(1)
-				continue
-			}
-			if seq = rec.Seq; seq < cur.next || seq >= m.To {
-				continue
-			}
-			c.logs.Offer(rec)
-		} else {
-			rec, err := DecodeFailureRecord(raw)
-			if err != nil {
-				c.s.stats.malformed.Add(1)
-				continue
-			}
-			if seq = rec.Seq; seq < cur.next || seq >= m.To {
-				continue
-			}
-			c.fails.Offer(rec)
+		if seq, ok := c.takePushed(from, raw, cur.next, m.To); ok {
+			cur.next = seq + 1
 		}
-		cur.next = seq + 1
 	}
 	cur.next = max(cur.next, m.To)
+}
+
+// takePushed decodes one pushed record and offers it to the stream when it
+// lies in [next, to) and is attributed to from, the node that pushed it: a
+// node speaks for its own records only. ok reports whether the record
+// consumed its seq (a misattributed one does: it is dropped, counted, and
+// the cursor moves past it as past any other).
+func (c *clientSub) takePushed(from identity.NodeID, raw []byte, next, to uint64) (seq uint64, ok bool) {
+	if c.kind == subLeaseLogs {
+		rec, err := DecodeLogRecord(raw)
+		if err != nil {
+			c.s.stats.malformed.Add(1)
+			return 0, false
+		}
+		if rec.Seq < next || rec.Seq >= to {
+			return 0, false
+		}
+		if rec.Node != from {
+			c.s.stats.misattributed.Add(1)
+			return rec.Seq, true
+		}
+		c.logs.Offer(rec)
+		return rec.Seq, true
+	}
+	rec, err := DecodeFailureRecord(raw)
+	if err != nil {
+		c.s.stats.malformed.Add(1)
+		return 0, false
+	}
+	if rec.Seq < next || rec.Seq >= to {
+		return 0, false
+	}
+	if rec.Node != from {
+		c.s.stats.misattributed.Add(1)
+		return rec.Seq, true
+	}
+	c.fails.Offer(rec)
+	return rec.Seq, true
 }
 
 func (c *clientSub) addDropped(n uint64) {

@@ -243,6 +243,7 @@ func TestDropCounterClientBuffer(t *testing.T) {
 	recs := make([]api.LogRecord, 100)
 	for i := range recs {
 		recs[i] = testLogRecord(i)
+		recs[i].Node = nodes[1].id // a node's log holds its own records
 	}
 	if _, err := nodes[1].db.AppendLogs(ctx, recs...); err != nil {
 		t.Fatal(err)
@@ -271,6 +272,7 @@ func TestDropCounterServerBacklog(t *testing.T) {
 		recs := make([]api.LogRecord, 500)
 		for j := range recs {
 			recs[j] = testLogRecord(i + j)
+			recs[j].Node = nodes[1].id
 		}
 		if _, err := nodes[1].db.AppendLogs(ctx, recs...); err != nil {
 			t.Fatal(err)
@@ -317,7 +319,9 @@ func TestLostPushRewinds(t *testing.T) {
 	waitLeases(t, nodes[1:], 1)
 	h.DropNext(nodes[0].id, messaging.ChanSubscribe, 1)
 	for i := 0; i < 40; i++ {
-		if _, err := nodes[1].db.AppendLogs(ctx, testLogRecord(i)); err != nil {
+		rec := testLogRecord(i)
+		rec.Node = nodes[1].id
+		if _, err := nodes[1].db.AppendLogs(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond) // spread over several pushes
@@ -417,5 +421,82 @@ func TestFilteredBackfillFindsOlderMatches(t *testing.T) {
 	got := recvN(t, stream, 1)
 	if !strings.Contains(got[0].Text, "NEEDLE") {
 		t.Fatalf("got %q", got[0].Text)
+	}
+}
+
+// TestAttackPushedLogRecordsClaimAnotherNode: a member whose log holds
+// lines stamped with another node's id (it wrote them so, to put words in
+// the victim's mouth) serves them on a subscription like any other. The
+// subscriber believes a pushed record only about the node that pushed it:
+// the forged lines never reach the stream and are counted; the pusher's
+// own lines still arrive.
+func TestAttackPushedLogRecordsClaimAnotherNode(t *testing.T) {
+	ctx := context.Background()
+	h := messagingtest.NewHub(t, messagingtest.Config{})
+	nodes := startSubNodes(t, h, 3, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
+	client, victim, attacker := nodes[0], nodes[1], nodes[2]
+	const forged = 20
+	recs := make([]api.LogRecord, 0, forged+1)
+	for i := 0; i < forged; i++ {
+		r := testLogRecord(i)
+		r.Node, r.Level, r.Text = victim.id, api.LevelError, fmt.Sprintf("victim: disk wiped %d", i)
+		recs = append(recs, r)
+	}
+	own := testLogRecord(forged)
+	own.Node, own.Text = attacker.id, "attacker's own line"
+	recs = append(recs, own)
+	if _, err := attacker.db.AppendLogs(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := client.svc.SubscribeLogs(ctx, func() []identity.NodeID { return []identity.NodeID{attacker.id} }, api.LogFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	// The attacker's own line comes after every forged one in its log, so
+	// once it has arrived every forged line has been through the client.
+	got := recvN(t, stream, 1)
+	if got[0].Node != attacker.id || got[0].Text != own.Text {
+		t.Fatalf("first record delivered: %+v (a line attributed to %s by %s)", got[0], got[0].Node, attacker.id)
+	}
+	if n := len(stream.C()); n != 0 {
+		t.Fatalf("%d more records delivered: %+v", n, <-stream.C())
+	}
+	if m := client.svc.Stats().Misattributed; m != forged {
+		t.Fatalf("misattributed %d, want %d", m, forged)
+	}
+}
+
+// TestAttackPushedFailureRecordsClaimAnotherNode: the same for failure
+// records, which the failures tab and the behaviour timeline attribute to
+// a node.
+func TestAttackPushedFailureRecordsClaimAnotherNode(t *testing.T) {
+	ctx := context.Background()
+	h := messagingtest.NewHub(t, messagingtest.Config{})
+	nodes := startSubNodes(t, h, 3, SubscriptionConfig{RenewInterval: 200 * time.Millisecond})
+	client, victim, attacker := nodes[0], nodes[1], nodes[2]
+	const forged = 10
+	for i := 0; i < forged; i++ {
+		if _, err := attacker.db.AppendFailures(ctx, api.FailureRecord{At: testT0, Node: victim.id, Source: "daemon", Reason: fmt.Sprint("forged ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := attacker.db.AppendFailures(ctx, api.FailureRecord{At: testT0, Node: attacker.id, Source: "admit", Reason: "own"}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := client.svc.SubscribeFailures(ctx, func() []identity.NodeID { return []identity.NodeID{attacker.id} }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	got := recvN(t, stream, 1)
+	if got[0].Node != attacker.id || got[0].Reason != "own" {
+		t.Fatalf("first failure delivered: %+v (attributed to %s by %s)", got[0], got[0].Node, attacker.id)
+	}
+	if n := len(stream.C()); n != 0 {
+		t.Fatalf("%d more failures delivered: %+v", n, <-stream.C())
+	}
+	if m := client.svc.Stats().Misattributed; m != forged {
+		t.Fatalf("misattributed %d, want %d", m, forged)
 	}
 }

@@ -29,7 +29,11 @@ type Input struct {
 	// StaleAfter marks a node stale when its newest announcement is older;
 	// 0 means gossip.DefaultStaleAfter.
 	StaleAfter time.Duration
-	// Snapshots are the verified snapshots (gossip.Gossip.Latest), own included.
+	// Snapshots are the verified snapshots (gossip.Gossip.Latest), own
+	// included. Fold attributes everything in one to its node (ID): gossip
+	// refuses a snapshot whose daemons or failures name another node
+	// (gossip.CheckSelfDescribed), and holders, members and edges are read
+	// by the snapshot's id, never an entry's.
 	Snapshots []gossip.Verified
 	// Peers is the local transport's view (messaging.Messenger.Peers).
 	Peers []messaging.PeerInfo

@@ -350,22 +350,48 @@ func WriteCluster(path string, c *Cluster, overwrite bool) error {
 	return nil
 }
 
+// ErrUnprotectedClusterFile is returned by LoadCluster for a cluster file
+// that users other than its owner's group can access: it holds the PSK
+// that admits a node to the mesh. It wraps api.ErrPermission (exit 5).
+var ErrUnprotectedClusterFile = fmt.Errorf("config: cluster file open to other users: %w", api.ErrPermission)
+
+// LoadOptions relax LoadClusterWith's checks.
+type LoadOptions struct {
+	// InsecurePermissions loads a cluster file other users can access,
+	// with a Warning, instead of refusing it.
+	InsecurePermissions bool
+}
+
 // LoadCluster reads and validates a cluster file. A missing file wraps
 // api.ErrNotFound; a bad one wraps api.ErrInvalid with a *FieldError per
-// problem. A file other users can read loads, with a Warning.
+// problem. A file others (beyond the owner's group) can access is refused
+// with ErrUnprotectedClusterFile; one only the group can read loads, with
+// a Warning.
 func LoadCluster(path string) (*Cluster, []Warning, error) {
+	return LoadClusterWith(path, LoadOptions{})
+}
+
+// LoadClusterWith is LoadCluster with opts.
+func LoadClusterWith(path string, opts LoadOptions) (*Cluster, []Warning, error) {
 	data, mode, err := readBounded(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: cluster file: %w", err)
+	}
+	perm := mode.Perm()
+	if runtime.GOOS != "windows" && perm&ClusterFileOthersMask != 0 && !opts.InsecurePermissions {
+		// Refused before parsing: nothing in a file anyone may have read
+		// or rewritten is worth acting on.
+		return nil, nil, fmt.Errorf("%w: %s has mode %04o, which lets every user on this machine read the cluster PSK; run: chmod 600 %s",
+			ErrUnprotectedClusterFile, path, perm, path)
 	}
 	c, err := ParseCluster(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: cluster file %s: %w", path, err)
 	}
 	var warns []Warning
-	if runtime.GOOS != "windows" && mode.Perm()&0o077 != 0 {
+	if runtime.GOOS != "windows" && perm&0o077 != 0 {
 		warns = append(warns, Warning{Path: path, Message: fmt.Sprintf(
-			"mode %04o lets other users read the cluster PSK; run: chmod 600 %s", mode.Perm(), path)})
+			"mode %04o lets other users read the cluster PSK; run: chmod 600 %s", perm, path)})
 	}
 	return c, warns, nil
 }

@@ -2,10 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -378,32 +380,58 @@ func TestLoadClusterNotRegularOrTooBig(t *testing.T) {
 	}
 }
 
-func TestLoadClusterPermissionWarning(t *testing.T) {
+// TestWorldReadableClusterFileRefused: the cluster file holds the PSK. One
+// every user of the machine can read (or rewrite) is refused, with an
+// error that names the file, its mode and the fix, and wraps
+// api.ErrPermission (exit 5); LoadOptions.InsecurePermissions loads it
+// anyway, with a warning. Group access alone only warns; 0600 and 0400
+// load silently.
+func TestWorldReadableClusterFileRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
 	c, err := NewCluster("x", nil, nil, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		mode fs.FileMode
-		warn bool
+		mode          fs.FileMode
+		refused, warn bool
 	}{
-		{0o600, false},
-		{0o400, false},
-		{0o640, true},
-		{0o644, true},
-		{0o604, true},
+		{0o600, false, false},
+		{0o400, false, false},
+		{0o640, false, true},
+		{0o660, false, true},
+		{0o644, true, true},
+		{0o604, true, true},
+		{0o602, true, true},
+		{0o666, true, true},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "c.toml")
 		if err := WriteCluster(path, c, false); err != nil {
 			t.Fatal(err)
 		}
+		if st, err := os.Stat(path); err != nil || st.Mode().Perm() != ClusterFileMode {
+			t.Fatalf("WriteCluster wrote %v (%v), want %04o", st.Mode().Perm(), err, ClusterFileMode)
+		}
 		if err := os.Chmod(path, tt.mode); err != nil {
 			t.Fatal(err)
 		}
 		_, warns, err := LoadCluster(path)
+		if tt.refused {
+			if !errors.Is(err, ErrUnprotectedClusterFile) || !errors.Is(err, api.ErrPermission) {
+				t.Fatalf("mode %04o: LoadCluster = %v, want ErrUnprotectedClusterFile (api.ErrPermission)", tt.mode, err)
+			}
+			for _, want := range []string{path, fmt.Sprintf("mode %04o", tt.mode), "PSK", "chmod 600 " + path} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("mode %04o: error %q does not say %q", tt.mode, err, want)
+				}
+			}
+			_, warns, err = LoadClusterWith(path, LoadOptions{InsecurePermissions: true})
+		}
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("mode %04o: %v", tt.mode, err)
 		}
 		if got := len(warns) > 0; got != tt.warn {
 			t.Errorf("mode %04o: warnings %v, want warn=%v", tt.mode, warns, tt.warn)

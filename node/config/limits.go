@@ -30,4 +30,9 @@ const (
 	SettingsFileMode = 0o600
 	PublicKeyMode    = 0o644
 	DirMode          = 0o700
+	// ClusterFileOthersMask: a cluster file with any of these bits (every
+	// user of the machine may read or rewrite the PSK) is refused unless
+	// the operator insists (LoadOptions.InsecurePermissions); group bits
+	// only warn, since a team may share a cluster file through a group.
+	ClusterFileOthersMask = 0o007
 )

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,46 @@ func TestOperatorStoreErrors(t *testing.T) {
 	}
 	if _, err := s.Load("broken"); err == nil || errors.Is(err, api.ErrNotFound) {
 		t.Errorf("corrupt key: %v", err)
+	}
+}
+
+// TestWorldReadableOperatorKeyRefused: an operator key that group or
+// others can access is refused on load (and so for show and rotate), with
+// the file, its mode and the fix in the error and exit code 5; the key
+// loads again once it is 0600.
+func TestWorldReadableOperatorKeyRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
+	s := &OperatorStore{Dir: t.TempDir()}
+	k, err := s.Generate("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := s.KeyPath("alice")
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []func() error{
+		func() error { _, err := s.Load("alice"); return err },
+		func() error { _, err := s.Show("alice"); return err },
+		func() error { _, _, err := s.Rotate("alice"); return err },
+	} {
+		err := op()
+		if !errors.Is(err, identity.ErrUnprotectedKey) || api.ExitCode(err) != api.ExitPermission {
+			t.Fatalf("world-readable key: %v (exit %d), want ErrUnprotectedKey, exit %d", err, api.ExitCode(err), api.ExitPermission)
+		}
+		for _, want := range []string{"UNPROTECTED PRIVATE KEY FILE", path, "mode 0644", "chmod 600 " + path} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+	}
+	if err := os.Chmod(path, identity.KeyFileMode); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Load("alice"); err != nil || got.ID != k.ID {
+		t.Fatalf("after chmod 600: %v", err)
 	}
 }
 

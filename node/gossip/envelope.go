@@ -27,7 +27,31 @@ var (
 	// be another node's. The seed project accepted these; a node may only
 	// speak for itself.
 	ErrSnapshotIDMismatch = errors.New("gossip: snapshot node id is not the signer's")
+	// ErrSnapshotClaimsOtherNode: a snapshot whose daemons or failures are
+	// attributed to a node other than its own. A node describes itself
+	// only; what it says runs or failed elsewhere is not its to say, and
+	// the console and placement read those entries' node ids as given.
+	ErrSnapshotClaimsOtherNode = errors.New("gossip: snapshot attributes an entry to another node")
 )
+
+// CheckSelfDescribed refuses (ErrSnapshotClaimsOtherNode) a snapshot any of
+// whose daemons or failures names a node other than ns.ID. Entries that
+// legitimately name other nodes (peers, avoid entries, migrations' far
+// ends) describe this node's own view or actions and are not checked here;
+// their readers attribute them to the snapshot's node.
+func CheckSelfDescribed(ns *snapshot.NodeSnapshot) error {
+	for i := range ns.Daemons {
+		if d := &ns.Daemons[i]; d.Node != ns.ID {
+			return fmt.Errorf("%w: node %s lists daemon %q on %s", ErrSnapshotClaimsOtherNode, ns.ID, d.ID, d.Node)
+		}
+	}
+	for i := range ns.Failures {
+		if f := &ns.Failures[i]; f.Node != ns.ID {
+			return fmt.Errorf("%w: node %s lists failure %d of %s", ErrSnapshotClaimsOtherNode, ns.ID, f.Seq, f.Node)
+		}
+	}
+	return nil
+}
 
 // Envelope is a verified, signed snapshot announcement.
 //
@@ -88,6 +112,9 @@ func SealCertified(key *identity.Key, cert []byte, ns *snapshot.NodeSnapshot, ep
 	}
 	if len(cert) > identity.MaxCertificateSize {
 		return nil, fmt.Errorf("gossip: seal: %w: certificate of %d bytes", ErrTooLarge, len(cert))
+	}
+	if err := CheckSelfDescribed(ns); err != nil {
+		return nil, fmt.Errorf("gossip: seal: %w", err)
 	}
 	snap, err := EncodeSnapshot(ns)
 	if err != nil {
@@ -183,8 +210,9 @@ func (h *header) verify() error {
 }
 
 // Open parses and verifies an envelope: signer id derived from the carried
-// key, signature, snapshot well formed, snapshot id equal to the signer and
-// generation equal to the header's. The result shares no memory with b.
+// key, signature, snapshot well formed, snapshot id equal to the signer,
+// every daemon and failure attributed to the signer (CheckSelfDescribed)
+// and generation equal to the header's. The result shares no memory with b.
 func Open(b []byte) (*Envelope, error) {
 	h, err := parseHeader(b)
 	if err != nil {
@@ -203,6 +231,9 @@ func (h *header) open() (*Envelope, error) {
 	}
 	if ns.ID != h.signer {
 		return nil, fmt.Errorf("gossip: envelope: %w (signed by %s, claims %s)", ErrSnapshotIDMismatch, h.signer, ns.ID)
+	}
+	if err := CheckSelfDescribed(ns); err != nil {
+		return nil, fmt.Errorf("gossip: envelope: %w", err)
 	}
 	if ns.Generation != h.generation {
 		return nil, fmt.Errorf("gossip: envelope from %s: %w: header generation %d, snapshot %d",

@@ -56,7 +56,7 @@ func FuzzOpenEnvelope(f *testing.F) {
 			return
 		}
 		if identity.IDFromPublicKey(env.PublicKey) != env.Signer || env.Snapshot.ID != env.Signer ||
-			env.Snapshot.Generation != env.Generation {
+			env.Snapshot.Generation != env.Generation || CheckSelfDescribed(env.Snapshot) != nil {
 			t.Fatalf("accepted an inconsistent envelope: %+v", env)
 		}
 	})
@@ -72,6 +72,12 @@ func FuzzSealOpen(f *testing.F) {
 			return
 		}
 		ns.ID = key.ID
+		for i := range ns.Daemons {
+			ns.Daemons[i].Node = key.ID
+		}
+		for i := range ns.Failures {
+			ns.Failures[i].Node = key.ID
+		}
 		raw, err := Seal(key, ns, 1, 2, testNow)
 		if err != nil {
 			t.Fatalf("seal of a decoded snapshot: %v", err)

@@ -19,12 +19,14 @@
 //
 // Every envelope is verified before it is stored or forwarded: the signer id
 // must be derived from the carried ed25519 key, the signature must hold, and
-// the snapshot must be the signer's own (ErrSnapshotIDMismatch). A peer
-// that sends envelopes failing these checks (an honest one never does: it
-// forwards only what it verified) gets ForgedPerSecondPerSender checks;
-// beyond them its envelopes are dropped unchecked (SenderLimited). Whatever is
-// keyed by wire data is capped (MaxNodes, MaxSeenEntries) and every decoder
-// bounds lengths before allocating.
+// the snapshot must be the signer's own (ErrSnapshotIDMismatch) and describe
+// only the signer (ErrSnapshotClaimsOtherNode: no daemon or failure of
+// another node). A peer that sends envelopes failing these checks (an
+// honest one never does: it forwards only what it verified) gets
+// ForgedPerSecondPerSender checks; beyond them its envelopes are dropped
+// unchecked (SenderLimited). Whatever is keyed by wire data is capped
+// (MaxNodes, MaxSeenEntries) and every decoder bounds lengths before
+// allocating.
 //
 // A member is believed about itself, not about how often it may be heard:
 // each node accepts at most SignerAcceptsPerSecond new announcements of one
@@ -322,6 +324,10 @@ func (g *Gossip) handle(from identity.NodeID, msg []byte) {
 func (g *Gossip) Publish(ns *snapshot.NodeSnapshot) error {
 	if ns.ID != g.self {
 		return fmt.Errorf("gossip: publish: %w (snapshot %s, node %s)", ErrSnapshotIDMismatch, ns.ID, g.self)
+	}
+	if err := CheckSelfDescribed(ns); err != nil {
+		// Every receiver would refuse it: better the publisher hears now.
+		return fmt.Errorf("gossip: publish: %w", err)
 	}
 	fitted, cut := Fit(ns)
 	g.c.trimmed.Add(uint64(cut))

@@ -705,3 +705,59 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackSnapshotAttributesEntriesToAnotherNode: a member signs, with its
+// own key and its own id, a snapshot whose daemon list puts a daemon on
+// another node (or whose failures are another node's). The console shows
+// daemons and failures under the node their entry names, so the member
+// would be speaking for the victim. Such an envelope is refused before it
+// is stored or forwarded; Seal and Publish refuse to make one.
+func TestAttackSnapshotAttributesEntriesToAnotherNode(t *testing.T) {
+	r := newRig(t, 6, nil)
+	attacker, victim := r.keys[1], r.keys[2]
+	daemonElsewhere := nodeSnapshot(attacker.ID, 5, 3, testNow)
+	daemonElsewhere.Daemons[1].Node = victim.ID
+	failureElsewhere := nodeSnapshot(attacker.ID, 6, 3, testNow)
+	failureElsewhere.Failures = []snapshot.Failure{{Seq: 1, At: testNow, Node: victim.ID, Source: "daemon", Reason: "victim crashed"}}
+	for i, ns := range []*snapshot.NodeSnapshot{daemonElsewhere, failureElsewhere} {
+		enc, err := EncodeSnapshot(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := sealEncoded(attacker, nil, enc, ns.Generation, 1, uint64(i+1), testNow)
+		if _, err := Open(raw); !errors.Is(err, ErrSnapshotClaimsOtherNode) {
+			t.Fatalf("snapshot %d: Open = %v, want ErrSnapshotClaimsOtherNode", i, err)
+		}
+		r.deliver(1, appendEnvelopeMsg(nil, 0, raw))
+		if _, err := Seal(attacker, ns, 1, 9, testNow); !errors.Is(err, ErrSnapshotClaimsOtherNode) {
+			t.Fatalf("snapshot %d: Seal = %v, want ErrSnapshotClaimsOtherNode", i, err)
+		}
+	}
+	if s := r.g.Stats(); s.Rejected != 2 || s.Accepted != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if r.latest(attacker.ID) != nil || len(r.drain()) != 0 {
+		t.Fatal("an envelope speaking for another node was stored or forwarded")
+	}
+	own := nodeSnapshot(r.keys[0].ID, 1, 2, testNow)
+	own.Daemons[0].Node = victim.ID
+	if err := r.g.Publish(own); !errors.Is(err, ErrSnapshotClaimsOtherNode) {
+		t.Fatalf("Publish = %v, want ErrSnapshotClaimsOtherNode", err)
+	}
+	// Control: the same snapshot describing only its signer is accepted.
+	daemonElsewhere.Daemons[1].Node = attacker.ID
+	r.deliver(1, r.envFor(t, attacker, daemonElsewhere))
+	if r.latest(attacker.ID) == nil {
+		t.Fatalf("honest snapshot refused: %s", r.g.Stats().LastReject)
+	}
+}
+
+// envFor seals ns with key as an envelope message.
+func (r *rig) envFor(t testing.TB, key *identity.Key, ns *snapshot.NodeSnapshot) []byte {
+	t.Helper()
+	raw, err := Seal(key, ns, 2, 1, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return appendEnvelopeMsg(nil, 0, raw)
+}

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -18,7 +20,31 @@ var ErrExists = errors.New("identity: key file already exists")
 // KeyFileMode is the permission every private key file is written with.
 const KeyFileMode fs.FileMode = 0o600
 
+// PrivateFileModeMask are the permission bits a private key file must not
+// have: any access by group or others, as OpenSSH demands of identity
+// files. A key others could read may already be theirs.
+const PrivateFileModeMask fs.FileMode = 0o077
+
+// ErrUnprotectedKey is returned by LoadKey for a key file that group or
+// others can access; the message names the file, its mode and the fix.
+var ErrUnprotectedKey = errors.New("UNPROTECTED PRIVATE KEY FILE")
+
+// CheckPrivateFileMode refuses (ErrUnprotectedKey) mode for the private key
+// file path when group or others have any access to it. Platforms without
+// Unix permission bits (Windows) are not checked.
+func CheckPrivateFileMode(path string, mode fs.FileMode) error {
+	if runtime.GOOS == "windows" || mode.Perm()&PrivateFileModeMask == 0 {
+		return nil
+	}
+	return fmt.Errorf("identity: %w: %s has mode %04o, which lets other users access it; it is refused. Run: chmod 600 %s",
+		ErrUnprotectedKey, path, mode.Perm(), path)
+}
+
 const keyFileHeader = "deck-ed25519-seed-v1"
+
+// keyFileBytesMax bounds what LoadKey reads: a key file is its header and
+// a base64 seed, well under this.
+const keyFileBytesMax = 4 << 10
 
 // WriteFileAtomic writes data to path via a temp file in the same directory,
 // fsync, and rename, so a crash leaves either the old file or the new one.
@@ -83,9 +109,26 @@ func SaveKey(path string, k *Key) error {
 	return WriteFileAtomic(path, []byte(body), KeyFileMode, true)
 }
 
-// LoadKey reads a key written by SaveKey.
+// LoadKey reads a key written by SaveKey. A key file group or others can
+// access is refused (ErrUnprotectedKey) before it is read.
 func LoadKey(path string) (*Key, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("identity: read key: %w", err)
+	}
+	defer f.Close()
+	// The mode of the file opened, not of the path a moment earlier.
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("identity: read key: %w", err)
+	}
+	if err := CheckPrivateFileMode(path, st.Mode()); err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > keyFileBytesMax {
+		return nil, fmt.Errorf("identity: %s is not a deck key file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, keyFileBytesMax+1))
 	if err != nil {
 		return nil, fmt.Errorf("identity: read key: %w", err)
 	}

@@ -286,6 +286,11 @@ func (rt *Runtime) onChainAppend(from NodeID, m *message) {
 		// in the next cluster view and push again.
 		return
 	}
+	if !rt.hostOfLocked(m.Daemon, from) {
+		// Only the daemon's host writes its state (attribution.go).
+		rt.refuseSender(from, m, "checkpoint of a daemon it does not host")
+		return
+	}
 	if bytes.Equal(r.checkpoints[m.Daemon], m.State) {
 		return
 	}

@@ -31,6 +31,12 @@
 // publishes the snapshot. Migrations and chain replication ride
 // messaging.ChanMigration (wire.go: bounded, versioned, fuzzed).
 //
+// Other nodes are believed only as far as they are entitled (attribution.go):
+// checkpoints come from the daemon's host, migration offers from the copy
+// that hands the daemon over, fork points from the parent chain's holders,
+// and another node's claim to run a daemon cannot stop, or draw the state
+// of, a copy this node started before that claim appeared.
+//
 // One-shot generations already present in the first SetCluster are taken
 // as acted on by an earlier life of the node, so a restarted node does not
 // replay history. Invalidate-placement makes every node place the named

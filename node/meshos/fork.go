@@ -228,6 +228,11 @@ func (rt *Runtime) onForkResp(from NodeID, m *message) {
 	if a == nil || !m.OK || !rt.memberOf(m.Chain, m.Daemon) {
 		return
 	}
+	if !rt.holderOfLocked(m.Chain, from) {
+		// Fork points come from the parent chain's replicas only.
+		rt.refuseSender(from, m, "fork point of a chain it does not hold")
+		return
+	}
 	for _, id := range a.DaemonIDs() {
 		p := a.Daemons[id]
 		if p.Node != rt.self || rt.daemons[id] != nil {

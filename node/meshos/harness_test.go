@@ -198,8 +198,11 @@ type cluster struct {
 	mu     sync.Mutex
 	intent ClusterIntent
 	dead   map[NodeID]bool
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	// extra are snapshots of nodes that are not runtimes here (an
+	// attacker's signed claims), shown Healthy in every view.
+	extra []snapshot.NodeSnapshot
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 type nodeOpt func(id NodeID, c *Config)
@@ -294,6 +297,7 @@ func (c *cluster) foldLoop() {
 		c.mu.Lock()
 		intent := c.intent
 		dead := maps(c.dead)
+		extra := slices.Clone(c.extra)
 		c.mu.Unlock()
 		var views []snapshot.NodeView
 		var edges []snapshot.Edge
@@ -309,6 +313,9 @@ func (c *cluster) foldLoop() {
 					edges = append(edges, snapshot.Edge{A: id, B: p.Peer, RTT: p.RTT})
 				}
 			}
+		}
+		for _, ns := range extra {
+			views = append(views, snapshot.NodeView{NodeSnapshot: ns, Health: snapshot.Healthy, ReceivedAt: time.Now()})
 		}
 		for _, id := range c.ids {
 			if dead[id] {
@@ -359,6 +366,14 @@ func (c *cluster) editNode(id NodeID, edit func(ni *NodeIntent)) {
 		edit(&ni)
 		in.Nodes[id] = ni
 	})
+}
+
+// inject shows ns, a snapshot of a node that is not a runtime here, in
+// every view from the next fold on.
+func (c *cluster) inject(ns *snapshot.NodeSnapshot) {
+	c.mu.Lock()
+	c.extra = append(c.extra, *ns)
+	c.mu.Unlock()
 }
 
 // kill stops a node abruptly: off the mesh, its loop cancelled, and marked

@@ -107,6 +107,17 @@ const (
 	// longer seen), none of the others counts: a node on the small side
 	// of a fresh partition never sees a majority mid-transition.
 	DefaultQuorumHeardWithin = 2 * time.Second
+	// DefaultDuplicateRaceWindow: a claim to run a daemon that runs here,
+	// first seen within this of the local copy's start, is a race between
+	// two starts (each before it saw the other; gossip takes a second or
+	// two to show a new copy) and placement's hand-over rule settles it.
+	// A later claim cannot stop the local copy (attribution.go). Short,
+	// because it is also how long after a start a member's false claim
+	// could still win a daemon.
+	DefaultDuplicateRaceWindow = 5 * time.Second
+	// DuplicateClaimantsTrackedMax bounds the other nodes one local copy
+	// remembers (blind holders, first sightings, disputes).
+	DuplicateClaimantsTrackedMax = 64
 	// DefaultSendTimeout bounds one Messenger.Send (session setup included).
 	DefaultSendTimeout = 2 * time.Second
 	// SendsInflightMax bounds concurrent sends; past it a send is dropped

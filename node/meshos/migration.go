@@ -371,6 +371,15 @@ func (rt *Runtime) onOffer(from NodeID, msg *message) {
 		}
 		return
 	}
+	if !rt.handsOverHereLocked(msg.Daemon, from) {
+		// Only the copy placement hands the daemon over from may move it
+		// here (attribution.go). No ack: a source whose view was a tick
+		// ahead of ours retries the offer; one that is not a host hears
+		// nothing.
+		rt.mu.Unlock()
+		rt.refuseSender(from, msg, "offer of a daemon it does not hand over here")
+		return
+	}
 	g, _, ok := rt.factoryFor(msg.Group)
 	var refuse error
 	switch {

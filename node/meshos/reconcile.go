@@ -298,6 +298,8 @@ func (rt *Runtime) reconcileLocked(now time.Time) {
 		return
 	}
 	view := rt.viewLocked(now)
+	rt.noteClaimsLocked(view, now)
+	rt.yieldToBlindHoldersLocked(view, now)
 	a := placement.PlaceWith(view, rt.cfg.Spec, nil, rt.placementOptionsLocked(now))
 	rt.assign, rt.view = a, view
 
@@ -403,7 +405,12 @@ func (rt *Runtime) reconcileElsewhereLocked(p DaemonPlacement, view *snapshot.Cl
 	if p.HandOver != 0 && p.HandOver != rt.self {
 		// Another copy runs too (a fresh start raced a partition) and
 		// none is where placement wants it: the agreed copy hands it
-		// over, this one goes.
+		// over, this one goes, if that copy is one this node believes in
+		// (attribution.go).
+		if !rt.mayYieldLocked(s, p.HandOver) {
+			rt.disputeLocked(id, s, p.HandOver, now)
+			return
+		}
 		why := fmt.Sprintf("%v hands it over to %v", p.HandOver, p.Node)
 		if p.Node == 0 {
 			why = fmt.Sprintf("%v keeps it (no eligible node)", p.HandOver)
@@ -417,11 +424,25 @@ func (rt *Runtime) reconcileElsewhereLocked(p DaemonPlacement, view *snapshot.Cl
 	}
 	if runsOn(view, id, p.Node) {
 		// Another node runs it too (a fresh start raced a partition):
-		// placement chose that copy, so this one goes.
+		// placement chose that copy, so this one goes, unless the choice
+		// rests on a claim this node has no reason to believe: placement
+		// counts a claimed copy as a running location, so a member that
+		// says it runs the daemon could otherwise stop the real one.
+		if !rt.mayYieldLocked(s, p.Node) {
+			rt.disputeLocked(id, s, p.Node, now)
+			return
+		}
 		rt.stopDuplicateLocked(id, s, now, fmt.Sprintf("%v runs it", p.Node))
 		return
 	}
 	if !live(view, p.Node) {
+		return
+	}
+	if claims(view.Node(p.Node), id) && !rt.mayYieldLocked(s, p.Node) {
+		// Placement chose that node because it claims the daemon itself:
+		// moving the state there on the strength of that claim would hand
+		// the daemon to whoever says they have it (attribution.go).
+		rt.disputeLocked(id, s, p.Node, now)
 		return
 	}
 	if rt.admitLocked(action{kind: actMigrate, target: id, force: rt.forceDrainLocked()}, now) == "" {

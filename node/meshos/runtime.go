@@ -42,6 +42,12 @@ type Timers struct {
 	DrainRatePerSec    int
 	BackpressureHigh   float64
 	BackpressureLow    float64
+
+	// DuplicateRaceWindow: another node's claim to run a daemon that runs
+	// here, first seen this soon after the local copy started, is a race
+	// placement settles; a later one cannot stop the local copy
+	// (attribution.go).
+	DuplicateRaceWindow time.Duration
 }
 
 func (t Timers) withDefaults() Timers {
@@ -70,6 +76,7 @@ func (t Timers) withDefaults() Timers {
 	d(&t.GateReportEvery, DefaultGateReportEvery)
 	d(&t.SendTimeout, DefaultSendTimeout)
 	d(&t.QuorumHeardWithin, DefaultQuorumHeardWithin)
+	d(&t.DuplicateRaceWindow, DefaultDuplicateRaceWindow)
 	if t.DrainRatePerSec <= 0 {
 		t.DrainRatePerSec = DefaultDrainRatePerSec
 	}
@@ -128,6 +135,8 @@ type Runtime struct {
 	badMessages  atomic.Uint64
 	sendSem      chan struct{}
 	sendDropped  atomic.Uint64
+	// misattributed counts messages refused for their sender (attribution.go).
+	misattributed atomic.Uint64
 
 	mu           sync.Mutex
 	ctx          context.Context
@@ -540,6 +549,7 @@ func (rt *Runtime) startDaemonLocked(p DaemonPlacement, state []byte) bool {
 	info := DaemonInfo{ID: p.ID, Group: p.Group, Kind: p.Kind, Lineage: p.Lineage}
 	s := newSupervisor(info, f, rt.sup, rt.logText, rt.fail, state)
 	s.changed = rt.wake
+	s.origin = rt.originLocked(p.ID, rt.now())
 	rt.daemons[p.ID] = s
 	ctx := rt.ctx
 	if ctx == nil {

@@ -67,6 +67,9 @@ type supervisor struct {
 	// daemon starts running or crashes, so its node republishes at once
 	// instead of up to a tick later.
 	changed func()
+	// origin is what the Runtime knew of other copies when this one
+	// started; guarded by the Runtime's mu (attribution.go).
+	origin *copyOrigin
 }
 
 func newSupervisor(info DaemonInfo, f Factory, t timing, log func(api.LogLevel, string, string), fail func(string, string), state []byte) *supervisor {
