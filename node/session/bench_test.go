@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/wire"
 )
 
@@ -71,4 +72,33 @@ func BenchmarkHandshake(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+}
+
+// BenchmarkHandshakeCertified is BenchmarkHandshake with both sides
+// presenting a certificate in messages 2 and 3 (parsing only: the Trust
+// judges it, see node/trust's BenchmarkCheck), beside the plain one.
+func BenchmarkHandshakeCertified(b *testing.B) {
+	for _, certified := range []bool{false, true} {
+		name := "no-certificate"
+		if certified {
+			name = "certificates"
+		}
+		b.Run(name, func(b *testing.B) {
+			a, c := mustStatic(b, psk), mustStatic(b, psk)
+			if certified {
+				if err := a.SetCertificate(testCert(b, a.Key, identity.RoleNode)); err != nil {
+					b.Fatal(err)
+				}
+				if err := c.SetCertificate(testCert(b, c.Key, identity.RoleNode)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := handshake(b, a, c, c.Key.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
