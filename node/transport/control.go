@@ -54,9 +54,7 @@ func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.An
 		if !direct {
 			return // distance vector is between neighbours only
 		}
-		t.mu.Lock()
-		t.onAnnouncementLocked(from, ann.Routes, now)
-		t.mu.Unlock()
+		t.onAnnouncement(from, ann.Routes, now)
 	case wire.ControlConfirm:
 		if err := wire.ParseConfirm(msg); err != nil {
 			t.stats.drops.Add(1)
@@ -90,6 +88,31 @@ func (t *Transport) monoNanos(now time.Time) int64 {
 // monoEpoch anchors heartbeat timestamps; time.Time's monotonic reading
 // makes differences from it immune to wall-clock steps.
 var monoEpoch = time.Now()
+
+// onAnnouncement checks the origin tokens a neighbour's announcement brings
+// that prove something new (ed25519, outside the peer lock, within the
+// neighbour's budget), records the valid ones, then merges the routes.
+func (t *Transport) onAnnouncement(from identity.NodeID, routes []wire.Route, now time.Time) {
+	t.mu.Lock()
+	todo := t.routes.tokensToVerify(from, routes, now, nil)
+	t.mu.Unlock()
+	proven := todo[:0]
+	for _, i := range todo {
+		if verifyOrigin(routes[i].Dest, &routes[i].Origin) == nil {
+			proven = append(proven, i)
+		}
+	}
+	if bad := len(todo) - len(proven); bad > 0 {
+		t.stats.authFailures.Add(uint64(bad))
+		t.cfg.Logf("transport: announcement from %s: %d invalid origin tokens", from, bad)
+	}
+	t.mu.Lock()
+	for _, i := range proven {
+		t.routes.learnOrigin(routes[i].Dest, &routes[i].Origin, now)
+	}
+	t.onAnnouncementLocked(from, routes, now)
+	t.mu.Unlock()
+}
 
 // onAnnouncementLocked merges a neighbour's routing table and learns the
 // addresses of nodes it can reach directly.
@@ -218,7 +241,10 @@ func (t *Transport) tick(now time.Time, beat bool) {
 		t.updateNeighboursLocked(now)
 	}
 	if beat {
+		// A fresh sequence number each round, signed: our origin token
+		// is the only proof of it a neighbour will believe (origin.go).
 		t.ownSeq++
+		t.routes.selfOrigin = signOrigin(t.cfg.Key, t.ownSeq)
 		out = t.heartbeatsLocked(now, out)
 	}
 	t.mu.Unlock()
@@ -356,7 +382,7 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 		direct := t.isDirectLocked(p, now)
 		var ann []byte
 		if direct {
-			t.annScratch = t.routes.announcement(p.id, t.ownSeq, t.annScratch)
+			t.annScratch = t.routes.announcement(p.id, t.annScratch)
 			if b, err := wire.AppendAnnouncement(nil, &wire.Announcement{Routes: t.annScratch}); err == nil {
 				ann = b
 			}
