@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
 	"testing"
@@ -290,5 +291,126 @@ func TestOriginTokensVerifiedOncePerNode(t *testing.T) {
 	}
 	if len(rt.tokensToVerify(n2, flood, now, nil)) == 0 {
 		t.Fatal("one neighbour's flood spent another's budget")
+	}
+}
+
+// routedNeighbour is a Transport (not started) with one neighbour up, and
+// an announcement of that neighbour listing n destinations, each with its
+// own key's origin token at seq.
+func routedNeighbour(tb testing.TB, n int, seq uint64) (tr *Transport, from identity.NodeID, msg []byte) {
+	tb.Helper()
+	tr, err := New(testConfig(tb, nil))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { tr.Close() })
+	tr.cfg.Logf = func(string, ...any) {}
+	nk := mustKey(tb)
+	now := time.Now()
+	tr.mu.Lock()
+	tr.routes.setNeighbour(nk.ID, netip.MustParseAddrPort("127.0.0.1:9"), 300, true, now)
+	tr.mu.Unlock()
+	routes := []wire.Route{{Dest: nk.ID, Seq: seq, Origin: signOrigin(nk, seq)}}
+	for range n - 1 {
+		k := mustKey(tb)
+		routes = append(routes, wire.Route{Dest: k.ID, Seq: seq, MetricMicros: 500, Hops: 1, Origin: signOrigin(k, seq)})
+	}
+	msg, err = wire.AppendAnnouncement(nil, &wire.Announcement{Routes: routes})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tr, nk.ID, msg
+}
+
+// FuzzAnnouncementProcessing feeds arbitrary control messages from an up
+// neighbour to a node: nothing may panic, and the routing state stays
+// within its bounds whatever the tokens say.
+func FuzzAnnouncementProcessing(f *testing.F) {
+	tr, from, msg := routedNeighbour(f, 3, 7)
+	f.Add(msg)
+	bad := bytes.Clone(msg)
+	bad[len(bad)-1] ^= 1 // the last token's signature
+	f.Add(bad)
+	f.Add([]byte{byte(wire.ControlAnnouncement), wire.AnnouncementVersion, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > wire.MaxMessageBytes {
+			return
+		}
+		var ann wire.Announcement
+		tr.handleControl(from, data, &ann, true)
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		if len(tr.routes.origins) > tr.routes.maxDest || len(tr.peers) > MaxPeers {
+			t.Fatalf("bounds broken: %d proofs, %d peers", len(tr.routes.origins), len(tr.peers))
+		}
+		for _, n := range tr.routes.nbrs {
+			if len(n.cands) > tr.routes.maxDest {
+				t.Fatalf("%d candidates", len(n.cands))
+			}
+		}
+		for d, p := range tr.routes.origins {
+			if p.tok.Seq != 0 && verifyOrigin(d, &p.tok) != nil {
+				t.Fatalf("unverified token of %v kept", d)
+			}
+		}
+	})
+}
+
+// BenchmarkOriginTokenVerify is one origin token check (ed25519 verify and
+// the id derivation), the cost a receiver pays once per destination per
+// round.
+func BenchmarkOriginTokenVerify(b *testing.B) {
+	k := mustKey(b)
+	tok := signOrigin(k, 12345)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := verifyOrigin(k.ID, &tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOriginTokenSign is a node's own token, signed once per round.
+func BenchmarkOriginTokenSign(b *testing.B) {
+	k := mustKey(b)
+	b.ReportAllocs()
+	var seq uint64
+	for b.Loop() {
+		seq++
+		_ = signOrigin(k, seq)
+	}
+}
+
+// BenchmarkAnnouncementProcessing is one received 100-route announcement
+// after decryption: decode, origin tokens, merge, recompute. "known": every
+// token already proven (every neighbour but the first to bring a round's
+// tokens); "fresh": every token new and checked (the first).
+func BenchmarkAnnouncementProcessing(b *testing.B) {
+	for _, fresh := range []bool{false, true} {
+		name := "known"
+		if fresh {
+			name = "fresh"
+		}
+		b.Run(name, func(b *testing.B) {
+			tr, from, msg := routedNeighbour(b, 100, 7)
+			var ann wire.Announcement
+			tr.handleControl(from, msg, &ann, true)
+			if got := tr.routes.provenSeq(from); got != 7 {
+				b.Fatalf("neighbour's token not proven (%d)", got)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if fresh {
+					tr.mu.Lock()
+					clear(tr.routes.origins)
+					tr.routes.nbrs[from].verifyAt = time.Time{} // a full budget
+					tr.mu.Unlock()
+				}
+				tr.handleControl(from, msg, &ann, true)
+			}
+			if len(tr.routes.origins) != 100 {
+				b.Fatalf("%d destinations proven, want 100", len(tr.routes.origins))
+			}
+		})
 	}
 }
