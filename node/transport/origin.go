@@ -84,10 +84,12 @@ func (rt *routeTable) tokensToVerify(from identity.NodeID, routes []wire.Route, 
 	}
 	for i := range routes {
 		r := &routes[i]
-		if r.Origin.Seq == 0 || r.Dest == rt.self || r.Origin.Seq <= rt.provenSeq(r.Dest) {
+		if r.Origin.Seq == 0 || r.Dest == rt.self {
 			continue
 		}
-		if rt.origins[r.Dest] == nil && len(rt.origins) >= rt.maxDest {
+		if p := rt.origins[r.Dest]; p != nil && r.Origin.Seq <= p.tok.Seq {
+			continue // proves nothing new
+		} else if p == nil && len(rt.origins) >= rt.maxDest {
 			continue // no room to keep what it would prove
 		}
 		if !n.takeVerification(now) {

@@ -414,3 +414,23 @@ func BenchmarkAnnouncementProcessing(b *testing.B) {
 		})
 	}
 }
+
+// TestOriginTokensTravelBeyondNeighbours: on the line A–B–C, C's tokens
+// reach A through B, so A's route to C keeps a proven, advancing sequence
+// number (without them it would expire: A never hears C directly).
+func TestOriginTokensTravelBeyondNeighbours(t *testing.T) {
+	a, b, c, _ := line(t)
+	var first uint64
+	eventually(t, "A has a proven route to C through B", func() bool {
+		r, ok := a.routes.lookup(c.Self())
+		first = r.Seq
+		return ok && r.NextHop == b.Self() && r.Seq != 0
+	})
+	eventually(t, "A's route to C advances", func() bool {
+		r, ok := a.routes.lookup(c.Self())
+		a.mu.Lock()
+		proven := a.routes.provenSeq(c.Self())
+		a.mu.Unlock()
+		return ok && r.NextHop == b.Self() && r.Seq > first+RouteExpiryAnnouncements && r.Seq <= proven
+	})
+}
