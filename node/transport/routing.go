@@ -47,17 +47,18 @@ type Route struct {
 // metrics are each announcer's own claim: it can announce any destination
 // at the freshest proven sequence number with a metric of 0 (or withdraw
 // routes it really has) and so attract the traffic for which it is a
-// plausible path: destinations that are not our direct neighbours, when its
-// link to us plus its claimed 0 beats the honest alternatives, and its own
-// neighbours downstream likewise. What it gets is the packets, not their
-// contents: payloads are end-to-end encrypted and authenticated between
-// source and destination (relays hold no keys), so it can drop or delay
-// them, not read, forge or replay them. It is bounded: it cannot outrank a
-// direct link (rule one), cannot make an honest route stale (rule two), and
-// a destination it black-holes still runs its own heartbeats end to end,
-// so the failure detector shows the silence. Signing metrics too (SEAD's
-// hash chains) would bound the lie to "no shorter than the truth"; not
-// done.
+// plausible path: destinations that are not our direct neighbours, when
+// its link to us plus its claimed 0 beats the honest alternatives (and,
+// through our announcements, the same for nodes that route through us).
+// What it gets is the packets, not their contents: payloads are end-to-end
+// encrypted and authenticated between source and destination (relays hold
+// no keys), so it can drop or delay them, not read, forge or replay them.
+// It is bounded: it cannot outrank a direct link (rule one), cannot make an
+// honest route stale (rule two), and it cannot hide what it drops: the
+// senders' heartbeats take the same route, so the victim's failure
+// detector (and the snapshot it gossips) shows them Suspect. Signing
+// metrics too (SEAD's hash chains) would bound the lie to "no shorter than
+// the truth"; not done.
 //
 // Writers are serialised by the transport's peer lock; readers (the relay
 // hot path) take no lock at all.

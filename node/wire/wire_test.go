@@ -260,3 +260,23 @@ func BenchmarkHeartbeatParse(b *testing.B) {
 		}
 	}
 }
+
+// TestLargestAnnouncementFitsOneMessage: the most routes, every one with
+// the longest address, and the most tokens still make one message.
+func TestLargestAnnouncementFitsOneMessage(t *testing.T) {
+	a := Announcement{Routes: make([]Route, MaxAnnouncementEntries)}
+	for i := range a.Routes {
+		a.Routes[i] = Route{Dest: identity.NodeID(i + 1), Addr: netip.MustParseAddrPort("[2001:db8::1]:5000")}
+		if i < MaxOriginTokensPerAnnouncement {
+			a.Routes[i].Origin = OriginToken{Seq: 1}
+		}
+	}
+	b, err := AppendAnnouncement(nil, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxMessageBytes {
+		t.Fatalf("largest announcement is %d bytes, over MaxMessageBytes %d", len(b), MaxMessageBytes)
+	}
+	t.Logf("largest announcement: %d bytes", len(b))
+}
