@@ -54,9 +54,7 @@ func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.An
 		if !direct {
 			return // distance vector is between neighbours only
 		}
-		t.mu.Lock()
-		t.onAnnouncementLocked(from, ann.Routes, now)
-		t.mu.Unlock()
+		t.onAnnouncement(from, ann.Routes, now)
 	case wire.ControlPending:
 		t.onPendingNotice(from, msg)
 	case wire.ControlConfirm:
@@ -93,10 +91,37 @@ func (t *Transport) monoNanos(now time.Time) int64 {
 // makes differences from it immune to wall-clock steps.
 var monoEpoch = time.Now()
 
+// onAnnouncement checks the origin tokens a neighbour's announcement brings
+// that prove something new (ed25519, outside the peer lock, within the
+// neighbour's budget), records the valid ones, then merges the routes.
+func (t *Transport) onAnnouncement(from identity.NodeID, routes []wire.Route, now time.Time) {
+	t.mu.Lock()
+	// Routes to non-members (and anything a console announces) are
+	// dropped before any token is verified for them.
+	routes = t.believableRoutesLocked(from, routes, now)
+	todo := t.routes.tokensToVerify(from, routes, now, nil)
+	t.mu.Unlock()
+	proven := todo[:0]
+	for _, i := range todo {
+		if verifyOrigin(routes[i].Dest, &routes[i].Origin) == nil {
+			proven = append(proven, i)
+		}
+	}
+	if bad := len(todo) - len(proven); bad > 0 {
+		t.stats.authFailures.Add(uint64(bad))
+		t.cfg.Logf("transport: announcement from %s: %d invalid origin tokens", from, bad)
+	}
+	t.mu.Lock()
+	for _, i := range proven {
+		t.routes.learnOrigin(routes[i].Dest, &routes[i].Origin, now)
+	}
+	t.onAnnouncementLocked(from, routes, now)
+	t.mu.Unlock()
+}
+
 // onAnnouncementLocked merges a neighbour's routing table and learns the
 // addresses of nodes it can reach directly.
 func (t *Transport) onAnnouncementLocked(from identity.NodeID, routes []wire.Route, now time.Time) {
-	routes = t.believableRoutesLocked(from, routes, now)
 	for i := range routes {
 		r := &routes[i]
 		if r.Dest == t.self {
@@ -246,7 +271,10 @@ func (t *Transport) tick(now time.Time, beat bool) {
 		t.updateNeighboursLocked(now)
 	}
 	if beat {
+		// A fresh sequence number each round, signed: our origin token
+		// is the only proof of it a neighbour will believe (origin.go).
 		t.ownSeq++
+		t.routes.selfOrigin = signOrigin(t.cfg.Key, t.ownSeq)
 		out = t.heartbeatsLocked(now, out)
 	}
 	t.mu.Unlock()
@@ -384,7 +412,7 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 		direct := t.isDirectLocked(p, now)
 		var ann []byte
 		if direct && !t.isConsole() {
-			t.annScratch = t.routes.announcement(p.id, t.ownSeq, t.annScratch)
+			t.annScratch = t.routes.announcement(p.id, t.annScratch)
 			if b, err := wire.AppendAnnouncement(nil, &wire.Announcement{Routes: t.annScratch}); err == nil {
 				ann = b
 			}

@@ -1,6 +1,10 @@
 package transport
 
-import "time"
+import (
+	"time"
+
+	"github.com/deck-mesh/deck/node/wire"
+)
 
 // Timers and limits of the transport and membership. Config fields of the
 // same name override the timers (tests run the failure detector in seconds);
@@ -144,6 +148,17 @@ const (
 	// RouteSeqSlack is how many destination sequence numbers a route may
 	// lag the freshest one known before a fresher route replaces it.
 	RouteSeqSlack = 3
+
+	// OriginVerificationsPerSecondPerNeighbour and OriginVerificationBurst
+	// bound the route origin tokens (ed25519 checks, ~50 µs each) one
+	// neighbour can make us verify. A token is checked once per node per
+	// round, whichever neighbour brings it first, so one neighbour alone
+	// keeps every proof of a mesh of up to 512 nodes advancing each round;
+	// in a larger mesh they advance every few rounds and more neighbours
+	// share the work. The burst covers one full announcement (a node
+	// joining learns every token at once).
+	OriginVerificationsPerSecondPerNeighbour = 512
+	OriginVerificationBurst                  = wire.MaxOriginTokensPerAnnouncement
 
 	// HopPenaltyMicros is added to each link's RTT in the route metric, so
 	// equal-RTT paths (loopback) prefer fewer hops.

@@ -33,6 +33,33 @@ type Route struct {
 // sequence stopped advancing expire, which also ends counting to infinity:
 // a loop can only repeat old sequence numbers.
 //
+// Two rules stop a neighbour from hijacking a destination by freshness
+// alone (issue 12):
+//   - a live direct link wins: while a neighbour is up (an authenticated
+//     packet from it arrived directly, recently, and it is Healthy; see
+//     updateNeighboursLocked), the route to it is the link, whatever any
+//     other neighbour announces;
+//   - a sequence number counts only as far as its destination signed it
+//     (origin.go): an announced one above the freshest proven is clamped.
+//
+// What a malicious certified member can still do. It holds the PSK and a
+// certificate, so it is a neighbour like any other, and distance-vector
+// metrics are each announcer's own claim: it can announce any destination
+// at the freshest proven sequence number with a metric of 0 (or withdraw
+// routes it really has) and so attract the traffic for which it is a
+// plausible path: destinations that are not our direct neighbours, when
+// its link to us plus its claimed 0 beats the honest alternatives (and,
+// through our announcements, the same for nodes that route through us).
+// What it gets is the packets, not their contents: payloads are end-to-end
+// encrypted and authenticated between source and destination (relays hold
+// no keys), so it can drop or delay them, not read, forge or replay them.
+// It is bounded: it cannot outrank a direct link (rule one), cannot make an
+// honest route stale (rule two), and it cannot hide what it drops: the
+// senders' heartbeats take the same route, so the victim's failure
+// detector (and the snapshot it gossips) shows them Suspect. Signing
+// metrics too (SEAD's hash chains) would bound the lie to "no shorter than
+// the truth"; not done.
+//
 // Writers are serialised by the transport's peer lock; readers (the relay
 // hot path) take no lock at all.
 type routeTable struct {
@@ -45,6 +72,11 @@ type routeTable struct {
 
 	nbrs map[identity.NodeID]*neighbour
 	gen  uint64
+
+	// origins holds each destination's freshest verified origin token
+	// (origin.go), at most maxDest; selfOrigin is our own for this round.
+	origins    map[identity.NodeID]*originProof
+	selfOrigin wire.OriginToken
 }
 
 type neighbour struct {
@@ -53,6 +85,10 @@ type neighbour struct {
 	link  uint32 // link metric, microseconds
 	up    bool
 	cands map[identity.NodeID]*candidate
+
+	// The neighbour's budget of origin token checks (takeVerification).
+	verifyBudget float64
+	verifyAt     time.Time
 }
 
 type candidate struct {
@@ -68,6 +104,7 @@ func newRouteTable(self identity.NodeID, maxDest int) *routeTable {
 		self:    self,
 		maxDest: maxDest,
 		nbrs:    make(map[identity.NodeID]*neighbour),
+		origins: make(map[identity.NodeID]*originProof),
 	}
 	empty := make(map[identity.NodeID]Route)
 	rt.best.Store(&empty)
@@ -111,7 +148,9 @@ func (rt *routeTable) setNeighbour(id identity.NodeID, addr netip.AddrPort, link
 func (rt *routeTable) removeNeighbour(id identity.NodeID) { delete(rt.nbrs, id) }
 
 // apply records neighbour from's full announcement. Destinations it no
-// longer lists are withdrawn.
+// longer lists are withdrawn. Each route's sequence number is believed up
+// to the freshest one its destination has proven (origin.go): verify the
+// announcement's tokens and learnOrigin them first.
 func (rt *routeTable) apply(from identity.NodeID, routes []wire.Route, now time.Time) bool {
 	n := rt.nbrs[from]
 	if n == nil || !n.up {
@@ -123,6 +162,7 @@ func (rt *routeTable) apply(from identity.NodeID, routes []wire.Route, now time.
 		if r.Dest == rt.self {
 			continue
 		}
+		seq := min(r.Seq, rt.provenSeq(r.Dest))
 		c := n.cands[r.Dest]
 		if c == nil {
 			if len(n.cands) >= rt.maxDest {
@@ -130,14 +170,14 @@ func (rt *routeTable) apply(from identity.NodeID, routes []wire.Route, now time.
 			}
 			c = &candidate{heard: now}
 			n.cands[r.Dest] = c
-		} else if r.Seq < c.seq {
+		} else if seq < c.seq {
 			c.gen = rt.gen // older news than we have: keep ours
 			continue
 		}
-		if r.Seq > c.seq {
+		if seq > c.seq {
 			c.heard = now
 		}
-		c.seq, c.metric, c.hops, c.gen = r.Seq, r.MetricMicros, r.Hops, rt.gen
+		c.seq, c.metric, c.hops, c.gen = seq, r.MetricMicros, r.Hops, rt.gen
 	}
 	for d, c := range n.cands {
 		if c.gen != rt.gen && d != from {
@@ -147,7 +187,9 @@ func (rt *routeTable) apply(from identity.NodeID, routes []wire.Route, now time.
 	return true
 }
 
-// recompute rebuilds the best routes from the candidates.
+// recompute rebuilds the best routes from the candidates: a neighbour that
+// is up is reached over its link; every other destination by the rule in
+// routeTable's comment.
 func (rt *routeTable) recompute(now time.Time, expiry time.Duration) {
 	type choice struct {
 		nbr    *neighbour
@@ -167,7 +209,8 @@ func (rt *routeTable) recompute(now time.Time, expiry time.Duration) {
 		}
 		return uint32(m), true
 	}
-	// Expire dead candidates so the maps stay bounded by live routes.
+	// Expire dead candidates and proofs so the maps stay bounded by live
+	// routes.
 	for _, n := range rt.nbrs {
 		for d, c := range n.cands {
 			if now.Sub(c.heard) > 2*expiry && d != n.id {
@@ -175,10 +218,28 @@ func (rt *routeTable) recompute(now time.Time, expiry time.Duration) {
 			}
 		}
 	}
+	rt.expireOrigins(now, 2*expiry)
+	next := make(map[identity.NodeID]Route)
+	for id, n := range rt.nbrs {
+		if !n.up {
+			continue
+		}
+		// A live direct link outranks any announcement: no neighbour's
+		// sequence number or metric can route our traffic for a direct
+		// neighbour through someone else.
+		var seq uint64
+		if c := n.cands[id]; c != nil {
+			seq = c.seq
+		}
+		next[id] = Route{Dest: id, NextHop: id, NextAddr: n.addr, Metric: n.link, Hops: 1, Seq: seq}
+	}
 	byDest := make(map[identity.NodeID][]choice)
 	maxSeq := make(map[identity.NodeID]uint64)
 	for _, n := range rt.nbrs {
 		for d, c := range n.cands {
+			if _, direct := next[d]; direct {
+				continue
+			}
 			m, ok := valid(n, c)
 			if !ok {
 				continue
@@ -189,10 +250,9 @@ func (rt *routeTable) recompute(now time.Time, expiry time.Duration) {
 			}
 		}
 	}
-	next := make(map[identity.NodeID]Route, len(byDest))
 	old := *rt.best.Load()
 	for d, cs := range byDest {
-		fresh := func(c *candidate) bool { return c.seq+RouteSeqSlack >= maxSeq[d] }
+		fresh := func(c *candidate) bool { return c.seq >= maxSeq[d] || maxSeq[d]-c.seq <= RouteSeqSlack }
 		var alt, cur *choice
 		for i := range cs {
 			ch := &cs[i]
@@ -221,12 +281,16 @@ func (rt *routeTable) recompute(now time.Time, expiry time.Duration) {
 	rt.best.Store(&next)
 }
 
-// announcement builds the routes to tell neighbour to: ourselves, then every
-// best route, poisoned (infinite) when it goes through to itself so to never
-// routes back through us (poisoned reverse). Direct neighbours carry their
-// address so to can try reaching them directly.
-func (rt *routeTable) announcement(to identity.NodeID, selfSeq uint64, out []wire.Route) []wire.Route {
-	out = append(out[:0], wire.Route{Dest: rt.self, Seq: selfSeq})
+// announcement builds the routes to tell neighbour to: ourselves with our
+// own origin token, then every best route with the freshest token we hold
+// for its destination, poisoned (infinite) when it goes through to itself
+// so to never routes back through us (poisoned reverse). Direct neighbours
+// carry their address so to can try reaching them directly. Past
+// wire.MaxOriginTokensPerAnnouncement routes, tokens go to the first ones
+// in map order, a different subset each round.
+func (rt *routeTable) announcement(to identity.NodeID, out []wire.Route) []wire.Route {
+	out = append(out[:0], wire.Route{Dest: rt.self, Seq: rt.selfOrigin.Seq, Origin: rt.selfOrigin})
+	tokens := 1
 	for d, r := range *rt.best.Load() {
 		if d == to || len(out) >= wire.MaxAnnouncementEntries {
 			continue
@@ -237,6 +301,10 @@ func (rt *routeTable) announcement(to identity.NodeID, selfSeq uint64, out []wir
 		}
 		if n := rt.nbrs[d]; n != nil && n.up {
 			wr.Addr = n.addr
+		}
+		if p := rt.origins[d]; p != nil && tokens < wire.MaxOriginTokensPerAnnouncement {
+			wr.Origin = p.tok
+			tokens++
 		}
 		out = append(out, wr)
 	}

@@ -76,6 +76,34 @@ func ParseHeartbeat(b []byte, h *Heartbeat) error {
 // MetricInfinity marks a withdrawn route (poisoned reverse, broken link).
 const MetricInfinity = ^uint32(0)
 
+// AnnouncementVersion is the announcement format this build speaks, the
+// byte after the kind. Version 2 (issue 12) added origin tokens; the first
+// format had no version byte and is not read (all nodes ship together).
+const AnnouncementVersion = 2
+
+// RouteOriginPrefix separates route origin signatures from every other
+// kind of signature a node key makes.
+const RouteOriginPrefix = "deck-route-origin-v1:"
+
+// OriginToken is a destination's own word on one of its sequence numbers:
+// an ed25519 signature by the destination's key over
+// RouteOriginPrefix || node id || seq (AppendOriginSigned). A route's
+// freshness is the destination's to give: with the token a neighbour can
+// prove a sequence number, and without one it cannot claim more than the
+// receiver has already seen proven. Seq 0 means no token.
+type OriginToken struct {
+	Seq       uint64
+	PublicKey [32]byte // the route's Dest must derive from it
+	Signature [64]byte
+}
+
+// AppendOriginSigned appends the bytes an origin token signs.
+func AppendOriginSigned(b []byte, dest identity.NodeID, seq uint64) []byte {
+	b = append(b, RouteOriginPrefix...)
+	b = binary.BigEndian.AppendUint64(b, uint64(dest))
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
 // Route is one destination in a distance-vector announcement.
 type Route struct {
 	Dest         identity.NodeID
@@ -86,6 +114,10 @@ type Route struct {
 	// Dest is the announcer's direct neighbour (or the announcer itself,
 	// whose address the receiver already knows: left invalid then).
 	Addr netip.AddrPort
+	// Origin is the freshest token of Dest the announcer holds (Seq 0:
+	// none). Its Seq may be above the route's: the announcer's route can
+	// lag what it has heard from Dest by other paths.
+	Origin OriginToken
 }
 
 // Announcement is a node's routing table as sent to one neighbour.
@@ -93,24 +125,63 @@ type Announcement struct {
 	Routes []Route
 }
 
-// routeFixedBytes is a Route's size without its address bytes.
-const routeFixedBytes = 8 + 8 + 4 + 1 + 1
+// Announcement layout (big-endian):
+//
+//	kind     u8   ControlAnnouncement
+//	version  u8   AnnouncementVersion
+//	count    u16  routes, ≤ MaxAnnouncementEntries
+//	count × route:
+//	  dest    u64
+//	  seq     u64
+//	  metric  u32
+//	  hops    u8
+//	  flags   u8   routeHasOrigin; other bits are an error
+//	  alen    u8   0, 6 (IPv4) or 18 (IPv6): address bytes that follow
+//	  addr    alen bytes: IP, then port u16
+//	  origin  (when routeHasOrigin) seq u64, public key 32, signature 64
+//
+// At most MaxOriginTokensPerAnnouncement routes carry an origin token.
+const (
+	announcementHeaderBytes = 1 + 1 + 2
+	// routeFixedBytes is a route's size without its address and token.
+	routeFixedBytes = 8 + 8 + 4 + 1 + 1 + 1
+	routeHasOrigin  = 1 << 0
+)
 
 // AppendAnnouncement appends the encoded announcement (kind byte included).
-// It refuses more than MaxAnnouncementEntries routes.
+// It refuses more than MaxAnnouncementEntries routes or more than
+// MaxOriginTokensPerAnnouncement tokens.
 func AppendAnnouncement(b []byte, a *Announcement) ([]byte, error) {
 	if len(a.Routes) > MaxAnnouncementEntries {
 		return b, fmt.Errorf("%w: %d routes", ErrLength, len(a.Routes))
 	}
-	b = append(b, byte(ControlAnnouncement))
+	tokens := 0
+	for i := range a.Routes {
+		if a.Routes[i].Origin.Seq != 0 {
+			tokens++
+		}
+	}
+	if tokens > MaxOriginTokensPerAnnouncement {
+		return b, fmt.Errorf("%w: %d origin tokens", ErrLength, tokens)
+	}
+	b = append(b, byte(ControlAnnouncement), AnnouncementVersion)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(a.Routes)))
 	for i := range a.Routes {
 		r := &a.Routes[i]
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Dest))
 		b = binary.BigEndian.AppendUint64(b, r.Seq)
 		b = binary.BigEndian.AppendUint32(b, r.MetricMicros)
-		b = append(b, r.Hops)
+		var flags byte
+		if r.Origin.Seq != 0 {
+			flags |= routeHasOrigin
+		}
+		b = append(b, r.Hops, flags)
 		b = appendAddr(b, r.Addr)
+		if r.Origin.Seq != 0 {
+			b = binary.BigEndian.AppendUint64(b, r.Origin.Seq)
+			b = append(b, r.Origin.PublicKey[:]...)
+			b = append(b, r.Origin.Signature[:]...)
+		}
 	}
 	return b, nil
 }
@@ -134,25 +205,29 @@ func appendAddr(b []byte, ap netip.AddrPort) []byte {
 
 // ParseAnnouncement decodes an announcement into a, reusing a.Routes.
 func ParseAnnouncement(b []byte, a *Announcement) error {
-	if len(b) < 3 {
+	if len(b) < announcementHeaderBytes {
 		return fmt.Errorf("%w: announcement of %d bytes", ErrShort, len(b))
 	}
 	if ControlKind(b[0]) != ControlAnnouncement {
 		return fmt.Errorf("%w: not an announcement", ErrType)
 	}
-	n := int(binary.BigEndian.Uint16(b[1:]))
-	b = b[3:]
+	if b[1] != AnnouncementVersion {
+		return fmt.Errorf("%w: announcement version %d", ErrVersion, b[1])
+	}
+	n := int(binary.BigEndian.Uint16(b[2:]))
+	b = b[announcementHeaderBytes:]
 	if n > MaxAnnouncementEntries {
 		return fmt.Errorf("%w: %d routes", ErrLength, n)
 	}
 	// Bound the allocation by what the bytes could possibly hold.
-	if n*(routeFixedBytes) > len(b) {
+	if n*routeFixedBytes > len(b) {
 		return fmt.Errorf("%w: %d routes in %d bytes", ErrShort, n, len(b))
 	}
 	if cap(a.Routes) < n {
 		a.Routes = make([]Route, n)
 	}
 	a.Routes = a.Routes[:n]
+	tokens := 0
 	for i := range n {
 		if len(b) < routeFixedBytes {
 			return fmt.Errorf("%w: route %d truncated", ErrShort, i)
@@ -165,8 +240,12 @@ func ParseAnnouncement(b []byte, a *Announcement) error {
 		r.Seq = binary.BigEndian.Uint64(b[8:])
 		r.MetricMicros = binary.BigEndian.Uint32(b[16:])
 		r.Hops = b[20]
-		alen := int(b[21])
+		flags := b[21]
+		alen := int(b[22])
 		b = b[routeFixedBytes:]
+		if flags&^routeHasOrigin != 0 {
+			return fmt.Errorf("%w: route %d flags %#x", ErrFlags, i, flags)
+		}
 		switch alen {
 		case 0:
 			r.Addr = netip.AddrPort{}
@@ -184,6 +263,23 @@ func ParseAnnouncement(b []byte, a *Announcement) error {
 		default:
 			return fmt.Errorf("%w: route %d address length %d", ErrLength, i, alen)
 		}
+		r.Origin = OriginToken{}
+		if flags&routeHasOrigin == 0 {
+			continue
+		}
+		if tokens++; tokens > MaxOriginTokensPerAnnouncement {
+			return fmt.Errorf("%w: more than %d origin tokens", ErrLength, MaxOriginTokensPerAnnouncement)
+		}
+		if len(b) < OriginTokenBytes {
+			return fmt.Errorf("%w: route %d origin token truncated", ErrShort, i)
+		}
+		r.Origin.Seq = binary.BigEndian.Uint64(b)
+		if r.Origin.Seq == 0 {
+			return fmt.Errorf("%w: route %d origin token for sequence 0", ErrValue, i)
+		}
+		copy(r.Origin.PublicKey[:], b[8:40])
+		copy(r.Origin.Signature[:], b[40:OriginTokenBytes])
+		b = b[OriginTokenBytes:]
 	}
 	if len(b) != 0 {
 		return fmt.Errorf("%w: %d bytes after announcement", ErrTrailer, len(b))

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 )
 
@@ -83,7 +84,14 @@ func FuzzHeartbeat(f *testing.F) {
 func FuzzAnnouncement(f *testing.F) {
 	b, _ := AppendAnnouncement(nil, &Announcement{Routes: []Route{{Dest: 1, Seq: 2, MetricMicros: 3, Hops: 1}}})
 	f.Add(b)
-	f.Add([]byte{byte(ControlAnnouncement), 0xff, 0xff})
+	f.Add([]byte{byte(ControlAnnouncement), AnnouncementVersion, 0xff, 0xff})
+	tok := OriginToken{Seq: 9, PublicKey: [32]byte{1}, Signature: [64]byte{2}}
+	b, _ = AppendAnnouncement(nil, &Announcement{Routes: []Route{
+		{Dest: 1, Seq: 9, Origin: tok},
+		{Dest: 2, Seq: 4, MetricMicros: 3, Hops: 1, Addr: netip.MustParseAddrPort("10.0.0.1:7"), Origin: tok},
+		{Dest: 3, Seq: 5, MetricMicros: MetricInfinity, Hops: 2},
+	}})
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a Announcement
 		if ParseAnnouncement(data, &a) != nil {

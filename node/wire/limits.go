@@ -78,4 +78,16 @@ const (
 
 	// MaxAddrBytes is the largest encoded address (16-byte IPv6 + port).
 	MaxAddrBytes = 18
+
+	// OriginTokenBytes is an encoded origin token: sequence number, ed25519
+	// public key, signature.
+	OriginTokenBytes = 8 + 32 + 64
+
+	// MaxOriginTokensPerAnnouncement caps the origin tokens one announcement
+	// carries: as many as fit beside MaxAnnouncementEntries routes with the
+	// largest addresses, so the largest announcement is still one message
+	// (≤ MaxMessageBytes). It is 905; a mesh with more routes than that
+	// sends a different subset of tokens each round.
+	MaxOriginTokensPerAnnouncement = (MaxMessageBytes - announcementHeaderBytes -
+		MaxAnnouncementEntries*(routeFixedBytes+MaxAddrBytes)) / OriginTokenBytes
 )

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -180,7 +181,9 @@ func TestAnnouncementRoundTripAndRejects(t *testing.T) {
 	in := Announcement{Routes: []Route{
 		{Dest: 1, Seq: 10, MetricMicros: 0, Hops: 0},
 		{Dest: 2, Seq: 11, MetricMicros: 300, Hops: 1, Addr: netip.MustParseAddrPort("127.0.0.1:4000")},
-		{Dest: 3, Seq: 12, MetricMicros: MetricInfinity, Hops: 2, Addr: netip.MustParseAddrPort("[2001:db8::1]:5000")},
+		{Dest: 3, Seq: 12, MetricMicros: MetricInfinity, Hops: 2, Addr: netip.MustParseAddrPort("[2001:db8::1]:5000"),
+			Origin: OriginToken{Seq: 13, PublicKey: [32]byte{1, 2}, Signature: [64]byte{3, 4}}},
+		{Dest: 4, Seq: 7, MetricMicros: 5, Hops: 1, Origin: OriginToken{Seq: 7, PublicKey: [32]byte{5}, Signature: [64]byte{6}}},
 	}}
 	b, err := AppendAnnouncement(nil, &in)
 	if err != nil {
@@ -190,7 +193,7 @@ func TestAnnouncementRoundTripAndRejects(t *testing.T) {
 	if err := ParseAnnouncement(b, &out); err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Routes) != 3 {
+	if len(out.Routes) != len(in.Routes) {
 		t.Fatalf("%d routes", len(out.Routes))
 	}
 	for i := range in.Routes {
@@ -199,18 +202,46 @@ func TestAnnouncementRoundTripAndRejects(t *testing.T) {
 		}
 	}
 	zeroDest, _ := AppendAnnouncement(nil, &Announcement{Routes: []Route{{Dest: 0}}})
-	hugeCount := []byte{byte(ControlAnnouncement), 0xff, 0xff}
-	badAddrLen := bytes.Clone(b)
-	badAddrLen[3+routeFixedBytes-1] = 5
+	hugeCount := []byte{byte(ControlAnnouncement), AnnouncementVersion, 0xff, 0xff}
+	first := announcementHeaderBytes // the first route's offset
+	badAddrLen := mutate(b, first+routeFixedBytes-1, 5)
+	badFlags := mutate(b, first+routeFixedBytes-2, 2)
+	// The last route's token starts OriginTokenBytes from the end.
+	tokenSeqZero := bytes.Clone(b)
+	clear(tokenSeqZero[len(b)-OriginTokenBytes : len(b)-OriginTokenBytes+8])
+	tooMany := Announcement{Routes: make([]Route, MaxOriginTokensPerAnnouncement+1)}
+	for i := range tooMany.Routes {
+		tooMany.Routes[i] = Route{Dest: identity.NodeID(i + 1), Origin: OriginToken{Seq: 1}}
+	}
+	if _, err := AppendAnnouncement(nil, &tooMany); err == nil {
+		t.Error("encoder accepted more than MaxOriginTokensPerAnnouncement tokens")
+	}
+	tooMany.Routes = tooMany.Routes[:MaxOriginTokensPerAnnouncement]
+	atCap, err := AppendAnnouncement(nil, &tooMany)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ParseAnnouncement(atCap, &out); err != nil {
+		t.Fatalf("announcement with the most tokens: %v", err)
+	}
+	overCap := append(bytes.Clone(atCap), atCap[first:first+routeFixedBytes+OriginTokenBytes]...)
+	binary.BigEndian.PutUint16(overCap[2:], MaxOriginTokensPerAnnouncement+1)
 	for name, bb := range map[string][]byte{
 		"trailing":         append(bytes.Clone(b), 0),
 		"truncated":        b[:len(b)-1],
+		"token truncated":  b[:len(b)-OriginTokenBytes/2],
 		"zero destination": zeroDest,
 		"count over cap":   hugeCount,
 		"bad addr length":  badAddrLen,
+		"unknown flags":    badFlags,
+		"token for seq 0":  tokenSeqZero,
+		"tokens over cap":  overCap,
 		"kind":             mutate(b, 0, byte(ControlHeartbeat)),
+		"version 1":        mutate(b, 1, 1),
+		"version unknown":  mutate(b, 1, AnnouncementVersion+1),
 	} {
-		if err := ParseAnnouncement(bb, &out); err == nil {
+		err := ParseAnnouncement(bb, &out)
+		if err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -295,4 +326,24 @@ func BenchmarkHeartbeatParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestLargestAnnouncementFitsOneMessage: the most routes, every one with
+// the longest address, and the most tokens still make one message.
+func TestLargestAnnouncementFitsOneMessage(t *testing.T) {
+	a := Announcement{Routes: make([]Route, MaxAnnouncementEntries)}
+	for i := range a.Routes {
+		a.Routes[i] = Route{Dest: identity.NodeID(i + 1), Addr: netip.MustParseAddrPort("[2001:db8::1]:5000")}
+		if i < MaxOriginTokensPerAnnouncement {
+			a.Routes[i].Origin = OriginToken{Seq: 1}
+		}
+	}
+	b, err := AppendAnnouncement(nil, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxMessageBytes {
+		t.Fatalf("largest announcement is %d bytes, over MaxMessageBytes %d", len(b), MaxMessageBytes)
+	}
+	t.Logf("largest announcement: %d bytes", len(b))
 }
