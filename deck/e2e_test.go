@@ -268,9 +268,22 @@ func TestEndToEndCordonThroughTheDeck(t *testing.T) {
 	type_("YES\r")
 
 	// NODES shows n3 cordoned once the ledger event is folded on the console.
-	waitFor("n3 cordoned in NODES", func(f string) bool {
-		return strings.Contains(row(f, "n3"), "cordoned") && strings.Contains(f, "1 cordoned")
-	})
+	// A mesh still settling can move something between the preview and the
+	// commit; the deck then refuses the commit and asks again on the new
+	// preview (the action flow's contract), and the operator confirms again.
+	for asked := 0; ; asked++ {
+		waitFor("n3 cordoned in NODES, or the confirmation asked again", func(f string) bool {
+			return (strings.Contains(row(f, "n3"), "cordoned") && strings.Contains(f, "1 cordoned")) ||
+				strings.Contains(f, "the blast radius changed since you confirmed")
+		})
+		if !strings.Contains(e.last, "the blast radius changed since you confirmed") {
+			break
+		}
+		if asked == 3 {
+			t.Fatalf("the preview changed at every commit:\n%s", e.last)
+		}
+		type_("YES\r")
+	}
 	// Every node applies it too: the event went through the mesh.
 	for _, nd := range nodes {
 		deadline := time.Now().Add(e2eTimeout)
