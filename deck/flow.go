@@ -94,7 +94,9 @@ func (m *Model) startAction(req common.ActionMsg) tea.Cmd {
 	if m.c.ReadOnly {
 		return m.toast(fmt.Sprintf("read-only (%s): %s is disabled", m.c.ReadOnlyReason, a.Verb), true)
 	}
-	if a.Node != 0 && tabs.IsConsole(m.c.Snap, a.Node) {
+	// Membership verbs apply to consoles too: revoking a console's node id
+	// cuts that console off.
+	if a.Node != 0 && !a.Verb.IsRegistry() && tabs.IsConsole(m.c.Snap, a.Node) {
 		return m.toast(fmt.Sprintf("%s is a console (observer) node: it hosts no daemons or replicas, so %s does not apply", m.nodeName(a.Node), a.Verb), true)
 	}
 	switch {
