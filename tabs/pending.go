@@ -365,4 +365,3 @@ func pendingKeys(c *common.Context, msg tea.KeyPressMsg, id api.NodeID) tea.Cmd 
 	}
 	return nil
 }
-
