@@ -222,7 +222,7 @@ func PendingDetail(th *common.Theme, k *common.KeyMap, s *snapshot.ClusterSnapsh
 		keyCheck = "✗ does not derive to the id: it cannot be admitted"
 	}
 	if KeyDerivesToID(p.Key, p.ID) {
-		keyCheck, keyTone = "✓ derives to the id (compare it with `deck identity show` on that machine)", common.ToneOK
+		keyCheck, keyTone = "✓ derives to the id (the one the node logs while it waits)", common.ToneOK
 	}
 	var by []string
 	for _, id := range p.SeenBy {
