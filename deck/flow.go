@@ -52,9 +52,12 @@ type (
 		err error
 	}
 	committedMsg struct {
-		a   api.Action
-		r   api.Receipt
-		err error
+		a api.Action
+		// what names the action as it was when committed: a revoked node
+		// leaves the view, and would be named by its bare id by then.
+		what string
+		r    api.Receipt
+		err  error
 	}
 	exportedMsg struct {
 		path     string
@@ -306,9 +309,10 @@ func (m *Model) iceCommitCmd(sp api.SimulatedProposal, sigs []api.Signature) tea
 	m.inflight++
 	ctx := m.c.Ctx
 	a := sp.Action()
+	what := m.describe(a)
 	return func() tea.Msg {
 		r, err := sp.Commit(ctx, sigs)
-		return committedMsg{a: a, r: r, err: err}
+		return committedMsg{a: a, what: what, r: r, err: err}
 	}
 }
 
@@ -359,9 +363,9 @@ func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		if msg.err != nil {
-			return m.toast(m.describe(msg.a)+" failed: "+errText(msg.err), true)
+			return m.toast(msg.what+" failed: "+errText(msg.err), true)
 		}
-		return m.toast(fmt.Sprintf("✓ committed %s · event %s · see AUDIT (0)", m.describe(msg.a), shortEventID(msg.r.EventID)), false)
+		return m.toast(fmt.Sprintf("✓ committed %s · event %s · see AUDIT (0)", msg.what, shortEventID(msg.r.EventID)), false)
 	case exportedMsg:
 		if msg.err != nil {
 			return m.toast("export failed: "+msg.err.Error(), true)

@@ -89,6 +89,10 @@ func TestTableFilterKeepsSectionHeadings(t *testing.T) {
 	if got := tb.SelectedKey(); got != "p2" {
 		t.Fatalf("filtered cursor on %q", got)
 	}
+	// Headings are not rows of data: the counts leave them out.
+	if tb.Len() != 1 || tb.Total() != 4 {
+		t.Fatalf("counts %d/%d, want 1/4", tb.Len(), tb.Total())
+	}
 }
 
 // TestTableSpanRowsDoNotWidenColumns: a section's heading and span cells

@@ -74,6 +74,8 @@ type Table struct {
 	// content is the widest cell of each column over all rows (titles
 	// included), measured once per SetRows so layout stays O(columns).
 	content []int
+	// headings and viewHeadings count the heading rows in rows and view.
+	headings, viewHeadings int
 	// segs is View's reusable per-row segment buffer.
 	segs []segment
 	// StickTop keeps the cursor on the first row when it is there and new
@@ -124,9 +126,11 @@ func (t *Table) measure() {
 	for i, c := range t.Cols {
 		t.content[i] = Width(c.Title)
 	}
+	t.headings = 0
 	for ri := range t.rows {
 		r := &t.rows[ri]
 		if r.Heading {
+			t.headings++
 			continue
 		}
 		cells := r.Cells
@@ -147,7 +151,7 @@ func (t *Table) measure() {
 // Rows is the unfiltered data.
 func (t *Table) Rows() []Row { return t.rows }
 
-// Shown is the rows passing the filter, in display order. Exports use it so
+// Shown is the rows passing the filter (headings included), in display order. Exports use it so
 // a file holds what the screen lists (`/` applied), as LOGS' export does.
 func (t *Table) Shown() []Row {
 	out := make([]Row, len(t.view))
@@ -158,8 +162,9 @@ func (t *Table) Shown() []Row {
 }
 
 // Len is the number of rows passing the filter; Total is all rows.
-func (t *Table) Len() int   { return len(t.view) }
-func (t *Table) Total() int { return len(t.rows) }
+// Headings are not rows of data and count in neither.
+func (t *Table) Len() int   { return len(t.view) - t.viewHeadings }
+func (t *Table) Total() int { return len(t.rows) - t.headings }
 
 // Filter is the current `/` query.
 func (t *Table) Filter() string { return t.filter }
@@ -184,10 +189,12 @@ func (t *Table) SetFilter(q string) {
 
 func (t *Table) refilter() {
 	t.view = t.view[:0]
+	t.viewHeadings = 0
 	if t.filter == "" {
 		for i := range t.rows {
 			t.view = append(t.view, i)
 		}
+		t.viewHeadings = t.headings
 		return
 	}
 	q := strings.ToLower(t.filter)
@@ -204,6 +211,7 @@ func (t *Table) refilter() {
 		if strings.Contains(r.search, q) {
 			if heading >= 0 {
 				t.view = append(t.view, heading)
+				t.viewHeadings++
 				heading = -1
 			}
 			t.view = append(t.view, i)
