@@ -2,6 +2,7 @@ package tabs
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ type Nodes struct {
 	nodeTab
 	last    *snapshot.ClusterSnapshot
 	lastNow time.Time
+	members []widgets.Row // NodeRows of last
 	summary string
 }
 
@@ -131,14 +133,16 @@ func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 
 func (t *Nodes) Sync() {
 	s := t.c.Snap
-	// Pending rows show how long each node has waited: rebuilt once a
-	// second while there are any.
-	if s == t.last && (len(s.PendingNodes) == 0 || sameSecond(t.c.Now, t.lastNow)) {
+	switch {
+	case s != t.last:
+		t.members, t.summary = NodeRows(s), NodesSummary(s)
+	case len(s.PendingNodes) == 0 || sameSecond(t.c.Now, t.lastNow):
 		return
 	}
+	// Pending rows show how long each node has waited: they alone are
+	// rebuilt each second while there are any.
 	t.last, t.lastNow = s, t.c.Now
-	t.table.SetRows(append(NodeRows(s), PendingRows(s, t.c.Now)...))
-	t.summary = NodesSummary(s)
+	t.table.SetRows(append(slices.Clip(t.members), PendingRows(s, t.c.Now)...))
 }
 
 // selectedPending is the pending node under the cursor, if it is on one.
