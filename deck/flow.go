@@ -1,6 +1,7 @@
 package deck
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/tabs"
 	"github.com/deck-mesh/deck/widgets"
 )
@@ -259,6 +261,11 @@ func (m *Model) prepareCmd(confirmed api.BlastRadius) tea.Cmd {
 // confirmAdmin shows an admin action's preview and asks for YES; note and
 // changed say why it is asked again, if it is.
 func (m *Model) confirmAdmin(a api.Action, br api.BlastRadius, note string, changed []string) {
+	if a.Verb == api.VerbAdmitNode && note == "" && len(a.OperatorKey) == ed25519.PublicKeySize {
+		// The whole key the admission binds, in the form the node page
+		// shows: what the operator admits, not just its id.
+		note = "admits key " + identity.PublicKeyString(a.OperatorKey)
+	}
 	m.push(&widgets.Confirm{
 		Title: "CONFIRM " + m.describe(a), Radius: m.namedRadius(br), Name: m.nodeName, Note: note, Changed: changed,
 		OnConfirm: func() tea.Cmd { return m.prepareCmd(br) },

@@ -9,6 +9,7 @@ import (
 
 	"github.com/deck-mesh/deck/deck/decktest"
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/tabs"
 	"github.com/deck-mesh/deck/widgets"
@@ -35,7 +36,8 @@ func TestAdmitPendingNodeFlow(t *testing.T) {
 	}
 	f := frame(t, m)
 	short := decktest.Hosaka.Short()
-	for _, want := range []string{"CONFIRM admit-node " + short, "This action affects 1 node", "admits " + decktest.Hosaka.String()} {
+	for _, want := range []string{"CONFIRM admit-node " + short, "This action affects 1 node", "admits " + decktest.Hosaka.String(),
+		"admits key " + identity.PublicKeyString(decktest.NodeKey("hosaka").Public)} {
 		if !strings.Contains(f, want) {
 			t.Fatalf("confirm modal lacks %q:\n%s", want, f)
 		}
