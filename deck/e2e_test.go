@@ -79,6 +79,7 @@ func newE2EOperator(t *testing.T, name string) e2eOperator {
 type e2eDeck struct {
 	t         *testing.T
 	ctx       context.Context
+	cluster   *config.Cluster
 	nodes     []*node.Node
 	console   *node.Node
 	p         *tea.Program
@@ -100,7 +101,7 @@ func startE2E(t *testing.T, iceThreshold int, ops ...e2eOperator) *e2eDeck {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &e2eDeck{t: t, ctx: ctx, exportDir: t.TempDir()}
+	e := &e2eDeck{t: t, ctx: ctx, cluster: cl, exportDir: t.TempDir()}
 	const n = 3
 	for i := 0; i < n; i++ {
 		opts := node.Options{

@@ -1,6 +1,7 @@
 package tabs
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestRowFunctions(t *testing.T) {
 	if c := byKey(decktest.Freeside.String()); c[4] != "—" || c[2] != "unreachable" || c[3] != "—" || c[9] != "1/1?" {
 		t.Errorf("unreachable row %v", c)
 	}
-	if got := NodesSummary(s); !strings.HasPrefix(got, "9 nodes · 7 healthy · 1 suspect · 1 unreachable · 1 cordoned") || !strings.HasSuffix(got, "+1 console") {
+	if got := NodesSummary(s); !strings.HasPrefix(got, "9 nodes · 7 healthy · 1 suspect · 1 unreachable · 1 cordoned") || !strings.HasSuffix(got, "+1 console · 2 pending") {
 		t.Errorf("summary %q", got)
 	}
 	for _, r := range MaintRows(s, now) {
@@ -113,7 +114,7 @@ func TestAuditRows(t *testing.T) {
 	s := decktest.Snapshot()
 	recs := decktest.Audit()
 	all := AuditRows(s, recs, false, 0)
-	if len(all) != len(recs) || all[0].Cells[0] != "9" {
+	if len(all) != len(recs) || all[0].Cells[0] != strconv.Itoa(len(recs)) {
 		t.Fatalf("not newest first: %v", all[0].Cells)
 	}
 	ice := AuditRows(s, recs, true, 0)
@@ -125,13 +126,21 @@ func TestAuditRows(t *testing.T) {
 	if len(ice) != 3 {
 		t.Errorf("%d ICE rows", len(ice))
 	}
-	if got := AuditRows(s, recs, false, 2); len(got) != 2 || got[1].Cells[0] != "8" {
+	if got := AuditRows(s, recs, false, 2); len(got) != 2 || got[1].Cells[0] != strconv.Itoa(len(recs)-1) {
 		t.Errorf("limit 2: %v", got)
 	}
+	rejected := 0
 	for _, r := range all {
-		if r.Cells[0] == "8" && (r.Cells[2] != "rejected" || r.Tones[2] != common.ToneDanger) {
+		if r.Cells[3] != "mallory" && r.Cells[3] != decktest.OperatorKey("mallory").ID.Short() {
+			continue
+		}
+		rejected++
+		if r.Cells[2] != "rejected" || r.Tones[2] != common.ToneDanger {
 			t.Errorf("rejected row %v", r.Cells)
 		}
+	}
+	if rejected != 1 {
+		t.Errorf("%d rows of mallory's rejected force-drain", rejected)
 	}
 }
 
