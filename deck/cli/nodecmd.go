@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -93,6 +94,7 @@ func nodeInitCmd(stdio IO) *cobra.Command {
 func nodeRunCmd(stdio IO) *cobra.Command {
 	var listen, dataDir, label string
 	var join, caps []string
+	var clockSkew time.Duration
 	cmd := &cobra.Command{
 		Use:   "run --cluster FILE --listen ADDR [--join ADDR] --data DIR",
 		Short: "Run a headless mesh node until SIGINT or SIGTERM",
@@ -108,6 +110,11 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			}
 			if dataDir == "" {
 				return usageErr("--data DIR is required")
+			}
+			if clockSkew != 0 {
+				if err := config.ValidateClockSkewAllowance(clockSkew); err != nil {
+					return usageErr("--clock-skew: %v", err)
+				}
 			}
 			spec, err := c.Spec()
 			if err != nil {
@@ -138,6 +145,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			nd, err := node.Start(ctx, node.Options{
 				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
+				ClockSkewAllowance: clockSkew,
 			})
 			if err != nil {
 				return err
@@ -154,5 +162,6 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	f.StringVar(&dataDir, "data", "", "data directory (node key and Badger chains)")
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
+	f.DurationVar(&clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
 	return cmd
 }

@@ -78,6 +78,10 @@ const (
 	// for its decoded size.
 	MaxHandoffEvents = 1024
 	MaxHandoffBytes  = 4 << 20
+	// MaxAttachmentBytes bounds what is stored and pulled beside one event
+	// (node/command/chainfold's receipts: four of them with their
+	// certificates take about 1.6 KiB).
+	MaxAttachmentBytes = 4 << 10
 )
 
 // Digest buckets: power-of-two widths in milliseconds so a bucket's start is
@@ -119,6 +123,11 @@ const (
 	AEHintMinInterval = 200 * time.Millisecond
 	// AESendTimeout bounds one Send (session setup included).
 	AESendTimeout = 2 * time.Second
+	// AEMaxRoundRefusals bounds the pulled events one round may see refused
+	// before it stops pulling from that peer: judging an event costs
+	// signature checks, and a peer serving junk gets that much of this
+	// node's time per round, not AEMaxRoundPullEvents' worth.
+	AEMaxRoundRefusals = 64
 )
 
 // Fold.

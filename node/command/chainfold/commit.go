@@ -47,9 +47,10 @@ type CommitConfig struct {
 	// refolds its view); nil for none.
 	Inserted func()
 	// Refused hears every event this node refused at ingestion, its own
-	// commits and peers' pushes (they never enter the ledger, so AUDIT
-	// shows them from here); nil for none. It must not block.
-	Refused func(ev *command.Event, err error)
+	// commits (from is 0) and peers' pushes (from is the authenticated
+	// sender): they never enter the ledger, so AUDIT shows them from
+	// here; nil for none. It must not block.
+	Refused func(from identity.NodeID, ev *command.Event, err error)
 }
 
 // commitReply is one peer's answer to a pushed event: err is nil for an
@@ -77,7 +78,7 @@ func NewCommitter(cfg CommitConfig) *Committer {
 		cfg.Inserted = func() {}
 	}
 	if cfg.Refused == nil {
-		cfg.Refused = func(*command.Event, error) {}
+		cfg.Refused = func(identity.NodeID, *command.Event, error) {}
 	}
 	return &Committer{cfg: cfg, waiting: make(map[[32]byte]chan commitReply)}
 }
@@ -100,7 +101,7 @@ func (c *Committer) Commit(ctx context.Context, ev *command.Event) (uint64, erro
 	}()
 	stored, _, err := c.cfg.Ledger.Insert(ctx, raw)
 	if err != nil {
-		c.cfg.Refused(ev, err)
+		c.cfg.Refused(0, ev, err)
 		return 0, err
 	}
 	msg := appendPush(nil, raw)
@@ -175,15 +176,17 @@ func (c *Committer) Handle(from identity.NodeID, msg []byte) {
 			ctx, cancel := context.WithTimeout(c.cfg.Context, CommitAckTimeout)
 			defer cancel()
 			// A duplicate is not an error: the event is held, so it is
-			// acknowledged like a fresh insert.
-			stored, _, err := c.cfg.Ledger.Insert(ctx, raw)
+			// acknowledged like a fresh insert. The ledger's Admitter
+			// judges it as sent by from (a push carries no receipts: it
+			// is fresh, or it is refused).
+			stored, _, err := c.cfg.Ledger.InsertFrom(ctx, chain.Incoming{Raw: raw, From: from})
 			ev := EventOf(stored.Meta)
 			if ev == nil {
 				return // not an event: nothing to name in a reply
 			}
 			var reply []byte
 			if err != nil {
-				c.cfg.Refused(ev, err)
+				c.cfg.Refused(from, ev, err)
 				reply = appendNack(make([]byte, 0, 1+ledgerKeyBytes+MaxNackReasonBytes), stored.Meta.ID, err.Error())
 			} else {
 				reply = appendAck(make([]byte, 0, 1+ledgerKeyBytes), stored.Meta.ID)
