@@ -113,9 +113,9 @@ func (s *State) RegistryAt(pos chain.Position) (*command.Registry, error) {
 type Folder struct {
 	genesis    *command.AdminState // never mutated: Init clones it
 	genesisReg *command.Registry
-	handed  atomic.Uint64
-	decoded atomic.Uint64
-	skipped atomic.Uint64
+	handed     atomic.Uint64
+	decoded    atomic.Uint64
+	skipped    atomic.Uint64
 }
 
 // FolderStats count how the folded events reached Apply.

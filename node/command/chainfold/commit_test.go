@@ -170,7 +170,11 @@ func startCommitPeer(t *testing.T, cluster string, observer bool, bootstrap ...s
 			}
 			return ids
 		},
-		Refused: func(_ identity.NodeID, _ *command.Event, err error) { p.mu.Lock(); p.refused = append(p.refused, err); p.mu.Unlock() },
+		Refused: func(_ identity.NodeID, _ *command.Event, err error) {
+			p.mu.Lock()
+			p.refused = append(p.refused, err)
+			p.mu.Unlock()
+		},
 	})
 	tr.Handle(messaging.ChanCommand, p.c.Handle)
 	tr.Start(ctx)
