@@ -313,6 +313,8 @@ func FuzzDecodeAE(f *testing.F) {
 		{Type: aePullReq, ReqID: 5, IDs: []Position{after}},
 		{Type: aePullResp, ReqID: 6, Events: [][]byte{{1, 2, 3}}},
 		{Type: aeHint, Total: BucketDigest{Count: 9}},
+		{Type: aePullAttReq, ReqID: 7, IDs: []Position{after}},
+		{Type: aePullAttResp, ReqID: 8, Events: [][]byte{{1, 2, 3}}, Attachments: [][]byte{{5, 6}}},
 	} {
 		f.Add(m.encode())
 	}

@@ -123,10 +123,11 @@ const (
 	AEHintMinInterval = 200 * time.Millisecond
 	// AESendTimeout bounds one Send (session setup included).
 	AESendTimeout = 2 * time.Second
-	// AEMaxRoundRefusals bounds the pulled events one round may see refused
-	// before it stops pulling from that peer: judging an event costs
-	// signature checks, and a peer serving junk gets that much of this
-	// node's time per round, not AEMaxRoundPullEvents' worth.
+	// AEMaxRoundRefusals: once this many pulled events were refused in a
+	// round, the round pulls no more from that peer. Judging an event costs
+	// signature checks; a peer serving junk gets fewer than
+	// AEMaxRoundRefusals + AEMaxPullEvents events judged per round, not
+	// AEMaxRoundPullEvents.
 	AEMaxRoundRefusals = 64
 )
 
