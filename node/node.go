@@ -91,6 +91,7 @@ type Node struct {
 	pub     *publisher
 	commit  *committer
 	rejects *rejectRing
+	ingest  *chainfold.Ingest
 
 	started   time.Time
 	ctx       context.Context
@@ -188,11 +189,10 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	// hash over body and signatures), so a weak copy raced in by a bad
 	// peer cannot shadow the real one.
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	ingest, err := n.newIngest()
-	if err != nil {
+	if n.ingest, err = n.newIngest(); err != nil {
 		return nil, err
 	}
-	n.ledger = n.db.LedgerAdmitting(ingest.Validator(), ingest.Admit)
+	n.ledger = n.db.LedgerAdmitting(n.ingest.Validator(), n.ingest.Admit)
 	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf, Refused: n.refusedPull})
 	folder, err := chainfold.NewFolder(genesis)
 	if err != nil {
