@@ -36,6 +36,8 @@ const (
 	ClusterName   = "deck-demo"
 	ClusterFile   = "cluster.toml"
 	ControlSocket = "demo.sock"
+	// NodeCertFile is a member's certificate, beside its node.key.
+	NodeCertFile = "node.cert"
 	// maxBootstrapPeers is how many running nodes a (re)started node is
 	// given to join through.
 	maxBootstrapPeers = 3
@@ -97,6 +99,7 @@ type member struct {
 	idx     int
 	label   string
 	key     *identity.Key
+	cert    []byte // its certificate, issued by alice (node.CertifyNode)
 	dataDir string
 	addr    string
 	caps    []string
@@ -259,6 +262,16 @@ func (d *Demo) prepare() error {
 			}
 		}
 		m.key = k
+		// Certified by alice, so each node attests the events it receives
+		// and a node killed and restarted (or a console started later)
+		// still accepts them after their commit window. Written beside the
+		// key for members run as processes.
+		if m.cert, err = node.CertifyNode(identity.KeySigner{K: d.operators["alice"]}, d.cluster.Name, k, identity.RoleNode, time.Now()); err != nil {
+			return fmt.Errorf("demo: certify %s: %w", m.label, err)
+		}
+		if err := identity.WriteFileAtomic(filepath.Join(m.dataDir, NodeCertFile), m.cert, 0o600, false); err != nil {
+			return fmt.Errorf("demo: certificate of %s: %w", m.label, err)
+		}
 		d.members = append(d.members, m)
 	}
 	return nil
@@ -316,7 +329,7 @@ func (d *Demo) startMember(ctx context.Context, m *member) error {
 		return err
 	}
 	nd, fc, err := startNode(ctx, node.Options{
-		Cluster: d.cluster, Key: m.key, DataDir: m.dataDir, ListenAddr: m.addr, Bootstrap: d.bootstrapFor(m),
+		Cluster: d.cluster, Key: m.key, Certificate: m.cert, DataDir: m.dataDir, ListenAddr: m.addr, Bootstrap: d.bootstrapFor(m),
 		Label: m.label, Capabilities: m.caps, Spec: spec, Factories: workloads.Factories(),
 		Version: d.opts.Version, Logf: d.opts.Logf,
 	})

@@ -144,8 +144,12 @@ func startMemberNode(ctx context.Context, a memberArgs) (*node.Node, *faultconn.
 	if err != nil {
 		return nil, nil, err
 	}
+	cert, err := os.ReadFile(filepath.Join(dataDir, NodeCertFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: node certificate: %w", err)
+	}
 	opts := node.Options{
-		Cluster: cluster, Key: key, DataDir: dataDir, ListenAddr: a.Listen, Bootstrap: a.Bootstrap,
+		Cluster: cluster, Key: key, Certificate: cert, DataDir: dataDir, ListenAddr: a.Listen, Bootstrap: a.Bootstrap,
 		Label: fmt.Sprintf("node-%d", a.Index+1), Capabilities: workloads.NodeCapabilities(a.Index, a.Nodes),
 		Spec: spec, Factories: workloads.Factories(), Version: a.Version,
 	}

@@ -60,11 +60,7 @@ func mustKey(t *testing.T) *identity.Key {
 // static is not bound here (zero): receipts do not involve it.
 func nodeCertificate(t *testing.T, op *identity.Key, cluster string, k *identity.Key) []byte {
 	t.Helper()
-	c, err := identity.NewNodeCertificate(identity.KeySigner{K: op}, cluster, k, [32]byte{}, identity.RoleNode, time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.Marshal()
+	b, err := CertifyNode(identity.KeySigner{K: op}, cluster, k, identity.RoleNode, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	var listen, dataDir, label string
 	var join, caps []string
 	var clockSkew time.Duration
+	var certFile string
 	cmd := &cobra.Command{
 		Use:   "run --cluster FILE --listen ADDR [--join ADDR] --data DIR",
 		Short: "Run a headless mesh node until SIGINT or SIGTERM",
@@ -136,6 +137,18 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			if label == "" {
 				label = key.ID.Short()
 			}
+			// The node's certificate (issued by an operator): with one of
+			// role node it attests the admin events it receives, so nodes
+			// and consoles that get them after their commit window still
+			// accept them. Optional; DATA/node.cert when present.
+			certPath := certFile
+			if certPath == "" {
+				certPath = filepath.Join(dataDir, "node.cert")
+			}
+			cert, err := os.ReadFile(certPath)
+			if err != nil && (certFile != "" || !errors.Is(err, os.ErrNotExist)) {
+				return fmt.Errorf("node certificate %s: %w", certPath, err)
+			}
 			boot := join
 			if len(boot) == 0 {
 				boot = nil // the cluster file's bootstrap list
@@ -145,7 +158,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			nd, err := node.Start(ctx, node.Options{
 				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
-				ClockSkewAllowance: clockSkew,
+				ClockSkewAllowance: clockSkew, Certificate: cert,
 			})
 			if err != nil {
 				return err
@@ -162,6 +175,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	f.StringVar(&dataDir, "data", "", "data directory (node key and Badger chains)")
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
+	f.StringVar(&certFile, "certificate", "", "this node's certificate `file`, issued by an operator (default: DATA/node.cert if present)")
 	f.DurationVar(&clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
 	return cmd
 }

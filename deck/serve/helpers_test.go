@@ -55,8 +55,16 @@ func startMesh(t testing.TB, n int) *testMesh {
 	}
 	m := &testMesh{cluster: cl, alice: alice}
 	for i := 0; i < n; i++ {
+		key, err := identity.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := node.CertifyNode(identity.KeySigner{K: alice}, cl.Name, key, identity.RoleNode, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
 		opts := node.Options{
-			Cluster: cl, DataDir: t.TempDir(), Label: fmt.Sprintf("n%d", i+1),
+			Cluster: cl, Key: key, Certificate: cert, DataDir: t.TempDir(), Label: fmt.Sprintf("n%d", i+1),
 			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
 			Factories: workloads.Factories(), Version: "test",
 		}

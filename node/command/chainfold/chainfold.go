@@ -1,8 +1,11 @@
 // Package chainfold plugs the command plane into node/chain's admin ledger:
-// the Validator every event passes on its way in (the one place an event is
-// decoded on ingest), the Folder that folds the ledger into the admin state
-// and its audit trail, and the commit push protocol that carries a console's
-// events to its peers. It is kept apart from node/command so that package
+// Ingest, the gate every arriving event passes (the one place an event is
+// decoded on its way in; signatures at the event's position, freshness by
+// this node's clock, receipts for late events), the receipts nodes sign
+// for the events they accept fresh, the Validator stored events are checked
+// with, the Folder that folds the ledger into the admin state, its audit
+// trail and its registry history, and the commit push protocol that carries
+// a console's events to its peers. It is kept apart from node/command so that package
 // stays free of storage.
 package chainfold
 
