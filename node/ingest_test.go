@@ -678,3 +678,42 @@ func TestRejectRingBoundedPerSender(t *testing.T) {
 		t.Fatalf("the repeated refusal is listed %d times", n)
 	}
 }
+
+// TestInterimAttesterCheck: until node/trust replaces it, a receipt's
+// attester counts if its certificate is a role-node certificate for its id
+// and key in this cluster, valid at the receipt's time, and issued by an
+// operator registered now (one removed since no longer vouches).
+func TestInterimAttesterCheck(t *testing.T) {
+	m := newIngestMesh(t)
+	nd := m.start(t, meshNode{})
+	k, other := mustKey(t), mustKey(t)
+	now := time.Now()
+	cert := func(issuer *identity.Key, cluster string, role identity.Role) []byte {
+		b, err := CertifyNode(identity.KeySigner{K: issuer}, cluster, k, role, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	good := cert(m.bob, m.cluster.Name, identity.RoleNode)
+	if err := nd.interimAttesterCheck(k.ID, k.Public, good, now); err != nil {
+		t.Fatalf("a certified node refused: %v", err)
+	}
+	for name, err := range map[string]error{
+		"no certificate":      nd.interimAttesterCheck(k.ID, k.Public, nil, now),
+		"console":             nd.interimAttesterCheck(k.ID, k.Public, cert(m.alice, m.cluster.Name, identity.RoleConsole), now),
+		"another cluster":     nd.interimAttesterCheck(k.ID, k.Public, cert(m.alice, "elsewhere", identity.RoleNode), now),
+		"not an operator":     nd.interimAttesterCheck(k.ID, k.Public, cert(other, m.cluster.Name, identity.RoleNode), now),
+		"another node's key":  nd.interimAttesterCheck(other.ID, other.Public, good, now),
+		"before its validity": nd.interimAttesterCheck(k.ID, k.Public, good, now.Add(-time.Hour)),
+		"garbage":             nd.interimAttesterCheck(k.ID, k.Public, []byte{1, 2, 3}, now),
+	} {
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	commitLocal(t, nd, signedEvent(t, m.cluster.Name, api.Action{Verb: api.VerbRemoveOperator, OperatorID: m.bob.ID}, m.clock.Now(), m.alice))
+	if err := nd.interimAttesterCheck(k.ID, k.Public, good, now); err == nil {
+		t.Fatal("a certificate by a removed operator still vouches")
+	}
+}
