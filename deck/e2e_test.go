@@ -104,8 +104,12 @@ func startE2E(t *testing.T, iceThreshold int, ops ...e2eOperator) *e2eDeck {
 	e := &e2eDeck{t: t, ctx: ctx, cluster: cl, exportDir: t.TempDir()}
 	const n = 3
 	for i := 0; i < n; i++ {
+		key, err := identity.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
 		opts := node.Options{
-			Cluster: cl, DataDir: t.TempDir(), Label: "n" + string(rune('1'+i)),
+			Cluster: cl, Key: key, DataDir: t.TempDir(), Label: "n" + string(rune('1'+i)),
 			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
 			Factories: workloads.Factories(), Version: "e2e",
 			CertifyWith: identity.KeySigner{K: ops[0].key},

@@ -144,6 +144,34 @@ func TestAuditRows(t *testing.T) {
 	}
 }
 
+// TestAuditRowsRefusedFromSender: a record of the node's reject ring (an
+// event it refused at ingestion) names the node that sent it in the
+// OPERATOR cell and on the detail page, not the operator the event names.
+func TestAuditRowsRefusedFromSender(t *testing.T) {
+	s := decktest.Snapshot()
+	rec := api.AuditRecord{Seq: 1<<63 | 1, EventID: "ev-x", IssuedAt: decktest.T0, At: decktest.T0, Outcome: api.Rejected,
+		Reason: "command: bad signature (names operator 0x4242424242424242)", From: decktest.Gibson,
+		Action: api.Action{Verb: api.VerbCordon, Node: decktest.Chiba}}
+	rows := AuditRows(s, []api.AuditRecord{rec}, false, 0)
+	if len(rows) != 1 || rows[0].Cells[3] != "from gibson" || rows[0].Tones[3] != common.ToneWarn {
+		t.Fatalf("row %v", rows)
+	}
+	lines := AuditDetail(common.NewTheme(colorprofile.NoTTY), s, rec)
+	detail := strings.Join(lines, "\n")
+	if !strings.Contains(detail, "gibson "+decktest.Gibson.String()+" sent it") {
+		t.Fatalf("detail:\n%s", detail)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "operator") {
+			t.Fatalf("the refused event is attributed to an operator: %q", l)
+		}
+	}
+	ledger := decktest.Audit()[0]
+	if got := AuditRows(s, []api.AuditRecord{ledger}, false, 0)[0].Cells[3]; got != "alice" {
+		t.Fatalf("ledger record's operator cell %q", got)
+	}
+}
+
 func TestContainsFold(t *testing.T) {
 	tests := []struct {
 		hay, needle string
