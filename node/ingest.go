@@ -39,8 +39,8 @@ func (n *Node) newIngest() (*chainfold.Ingest, error) {
 	}
 	return chainfold.NewIngest(chainfold.IngestConfig{
 		Cluster: n.genesis.Cluster, Now: n.now, Skew: skew,
-		Held:     n.ledgerHas,
-		Registry: n.registryAt,
+		Held:          n.ledgerHas,
+		Registry:      n.registryAt,
 		AttesterCheck: check,
 		Attest:        att,
 	})
