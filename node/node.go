@@ -86,6 +86,8 @@ type Node struct {
 	rejects *rejectRing
 	trust   *trust.Registry
 	cert    atomic.Pointer[identity.Certificate] // nil: none (pending)
+	// observed is what the loop last read for its refresh, kept for Stats.
+	observed atomic.Pointer[observed]
 
 	started   time.Time
 	ctx       context.Context
