@@ -25,11 +25,7 @@ func NewCollector(src Source) *Collector {
 	c := &Collector{src: src, families: families()}
 	for i := range c.families {
 		f := &c.families[i]
-		var labels []string
-		if f.label != "" {
-			labels = []string{f.label}
-		}
-		f.desc = prometheus.NewDesc(f.name, f.help, labels, nil)
+		f.desc = prometheus.NewDesc(f.name, f.help, f.labels, nil)
 	}
 	return c
 }
@@ -51,27 +47,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			if !ok {
 				continue
 			}
-			if f.label == "" {
-				ch <- prometheus.MustNewConstMetric(f.desc, f.kind, x)
-			} else {
-				ch <- prometheus.MustNewConstMetric(f.desc, f.kind, x, s.label)
+			lvs := s.labelValues
+			if s.labelsOf != nil {
+				lvs = s.labelsOf(&v)
 			}
+			ch <- prometheus.MustNewConstMetric(f.desc, f.kind, x, lvs...)
 		}
 	}
 }
 
-// family is one metric name: its type, help, and one series per value of
-// its label (one unlabelled series without a label).
+// family is one metric name: its type, help, label names, and its series
+// (one per combination of label values, a bounded few).
 type family struct {
 	name, help string
 	kind       prometheus.ValueType
-	label      string
+	labels     []string
 	series     []series
 	desc       *prometheus.Desc
 }
 
 type series struct {
-	label string
+	labelValues []string
+	// labelsOf, when set, gives the label values at collection instead.
+	labelsOf func(*view) []string
 	// value is the series' value; false leaves it out of this scrape
 	// (nothing measured yet).
 	value func(*view) (float64, bool)
@@ -131,19 +129,23 @@ func gauge(name, help string, value func(*view) float64) family {
 
 // labelled is a family with one series per label value.
 func labelled(kind prometheus.ValueType, name, help, label string, values []string, value func(v *view, i int) float64) family {
-	f := family{name: name, help: help, kind: kind, label: label}
+	f := family{name: name, help: help, kind: kind, labels: []string{label}}
 	for i, lv := range values {
-		f.series = append(f.series, series{label: lv, value: func(v *view) (float64, bool) { return value(v, i), true }})
+		f.series = append(f.series, series{labelValues: []string{lv}, value: func(v *view) (float64, bool) { return value(v, i), true }})
 	}
 	return f
 }
 
 var (
-	healthLabels    = []string{snapshot.Healthy.String(), snapshot.Suspect.String(), snapshot.Unreachable.String()}
-	lifecycleLabels = func() []string {
-		out := make([]string, len(view{}.daemonsByState))
-		for i := range out {
-			out[i] = snapshot.Lifecycle(i).String()
+	healthLabels = []string{snapshot.Healthy.String(), snapshot.Suspect.String(), snapshot.Unreachable.String()}
+	// daemonStates are the lifecycle states a node's snapshot lists (a
+	// stopped daemon leaves it).
+	daemonStates = []snapshot.Lifecycle{snapshot.LifecyclePending, snapshot.LifecycleStarting, snapshot.LifecycleRunning,
+		snapshot.LifecycleDraining, snapshot.LifecycleMigrating, snapshot.LifecycleCrashed}
+	daemonStateLabels = func() []string {
+		out := make([]string, len(daemonStates))
+		for i, l := range daemonStates {
+			out[i] = l.String()
 		}
 		return out
 	}()
@@ -186,15 +188,15 @@ func families() []family {
 		gauge("deck_transport_pending_peers", "Peers that completed a handshake here and wait for admission.",
 			func(v *view) float64 { return float64(v.PendingPeers) }),
 		{name: "deck_transport_peer_rtt_seconds", help: "Smoothed round-trip time to the reachable peers, aggregated over them (absent before one is measured).",
-			kind: prometheus.GaugeValue, label: "aggregate", series: []series{
-				{label: "min", value: func(v *view) (float64, bool) { return v.rttMin.Seconds(), v.rttPeers > 0 }},
-				{label: "mean", value: func(v *view) (float64, bool) {
+			kind: prometheus.GaugeValue, labels: []string{"aggregate"}, series: []series{
+				{labelValues: []string{"min"}, value: func(v *view) (float64, bool) { return v.rttMin.Seconds(), v.rttPeers > 0 }},
+				{labelValues: []string{"mean"}, value: func(v *view) (float64, bool) {
 					if v.rttPeers == 0 {
 						return 0, false
 					}
 					return (v.rttSum / time.Duration(v.rttPeers)).Seconds(), true
 				}},
-				{label: "max", value: func(v *view) (float64, bool) { return v.rttMax.Seconds(), v.rttPeers > 0 }},
+				{labelValues: []string{"max"}, value: func(v *view) (float64, bool) { return v.rttMax.Seconds(), v.rttPeers > 0 }},
 			}},
 
 		// Gossip.
@@ -260,15 +262,20 @@ func families() []family {
 			func(v *view) uint64 { return v.Chains.CommitErrors }),
 		labelled(prometheus.CounterValue, "deck_chain_appends_dropped_total", "Log and failure appends refused because the write queue was full.", "log",
 			[]string{"logs", "failures"},
-			func(v *view, i int) float64 { return float64([...]uint64{v.Chains.LogsDropped, v.Chains.FailuresDropped}[i]) }),
+			func(v *view, i int) float64 {
+				return float64([...]uint64{v.Chains.LogsDropped, v.Chains.FailuresDropped}[i])
+			}),
 
 		// MeshOS.
-		labelled(prometheus.GaugeValue, "deck_meshos_daemons", "Daemons on this node, by lifecycle state.", "state", lifecycleLabels,
-			func(v *view, i int) float64 { return float64(v.daemonsByState[i]) }),
+		labelled(prometheus.GaugeValue, "deck_meshos_daemons", "Daemons on this node, by lifecycle state.", "state", daemonStateLabels,
+			func(v *view, i int) float64 { return float64(v.daemonsByState[daemonStates[i]]) }),
 		counter("deck_meshos_messages_misattributed_total", "MeshOS messages refused because their sender may not say what they said.",
 			func(v *view) uint64 { return v.MisattributedMessages }),
 
 		// The node.
+		{name: "deck_node_info", help: "This node's id and version (always 1).", kind: prometheus.GaugeValue, labels: []string{"node_id", "version"},
+			series: []series{{labelsOf: func(v *view) []string { return []string{v.Own.ID.String(), v.Own.Version} },
+				value: func(v *view) (float64, bool) { return 1, v.Own != nil }}}},
 		{name: "deck_node_stats_age_seconds", help: "Age of the figures the node's loop last read (peers, ledger, gossip); grows if the loop stalls.",
 			kind: prometheus.GaugeValue, series: []series{{value: func(v *view) (float64, bool) {
 				return v.now.Sub(v.ObservedAt).Seconds(), !v.ObservedAt.IsZero()

@@ -29,7 +29,10 @@ func NewRegistry(src Source) *prometheus.Registry {
 
 // ServerConfig configures a Server; zero fields take the limits.go values.
 type ServerConfig struct {
-	Addr     string // TCP host:port; port 0 picks a free one
+	Addr string // TCP host:port; port 0 picks a free one
+	// Listener, when set, is served instead of listening on Addr (a
+	// caller that binds before it starts the node, to fail fast).
+	Listener net.Listener
 	Registry *prometheus.Registry
 	// Log receives the server's errors (a scrape that failed, a bad
 	// connection); nil discards them.
@@ -77,15 +80,19 @@ type Server struct {
 	open atomic.Int64
 }
 
-// Listen binds cfg.Addr and serves scrapes of cfg.Registry on it.
+// Listen binds cfg.Addr (or takes cfg.Listener) and serves scrapes of
+// cfg.Registry on it until Close.
 func Listen(cfg ServerConfig) (*Server, error) {
 	if cfg.Registry == nil {
 		return nil, errors.New("metrics: no registry")
 	}
 	cfg = cfg.withDefaults()
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: listen %s: %w", cfg.Addr, err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("metrics: listen %s: %w", cfg.Addr, err)
+		}
 	}
 	s := &Server{done: make(chan struct{})}
 	s.ln = &limitListener{Listener: ln, slots: make(chan struct{}, cfg.MaxConnections), open: &s.open}
