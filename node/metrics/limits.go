@@ -32,5 +32,5 @@ const (
 	// hundred bytes.
 	MaxHeaderBytes = 8 << 10
 	// ShutdownTimeout is how long Close lets a scrape in flight finish.
-	ShutdownTimeout = 5 * time.Second
+	ShutdownTimeout = time.Second
 )

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +44,9 @@ type ServerConfig struct {
 	ReadTimeout          time.Duration
 	WriteTimeout         time.Duration
 	IdleTimeout          time.Duration
+
+	// connState, when set, sees every connection's state changes (tests).
+	connState func(net.Conn, http.ConnState)
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
@@ -76,8 +78,6 @@ type Server struct {
 	srv  *http.Server
 	done chan struct{}
 	err  error
-	// open counts connections the server holds (tests read it).
-	open atomic.Int64
 }
 
 // Listen binds cfg.Addr (or takes cfg.Listener) and serves scrapes of
@@ -95,7 +95,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	s := &Server{done: make(chan struct{})}
-	s.ln = &limitListener{Listener: ln, slots: make(chan struct{}, cfg.MaxConnections), open: &s.open}
+	s.ln = &limitListener{Listener: ln, slots: make(chan struct{}, cfg.MaxConnections)}
 	h := promhttp.InstrumentMetricHandler(cfg.Registry, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog:            slogPrintln{cfg.Log},
 		ErrorHandling:       promhttp.ContinueOnError,
@@ -112,6 +112,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
+		ConnState:         cfg.connState,
 	}
 	go func() {
 		defer close(s.done)
@@ -144,7 +145,6 @@ func (s *Server) Close() error {
 type limitListener struct {
 	net.Listener
 	slots chan struct{}
-	open  *atomic.Int64
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -154,8 +154,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.slots
 		return nil, err
 	}
-	l.open.Add(1)
-	return &limitedConn{Conn: c, release: func() { l.open.Add(-1); <-l.slots }}, nil
+	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
 }
 
 type limitedConn struct {
