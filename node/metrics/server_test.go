@@ -124,7 +124,7 @@ func TestAttackSlowlorisCannotLockOutScrapes(t *testing.T) {
 func TestAttackConnectionFloodIsBoundedByMaxConnections(t *testing.T) {
 	const limit, flood = 4, 24
 	var cc connCounter
-	s := listen(t, ServerConfig{Registry: gaugeRegistry(), MaxConnections: limit, ReadHeaderTimeout: time.Second, connState: cc.state})
+	s := listen(t, ServerConfig{Registry: gaugeRegistry(), MaxConnections: limit, ReadHeaderTimeout: 500 * time.Millisecond, connState: cc.state})
 	conns := dialSilent(t, s.Addr(), flood, false)
 	nodetest.Eventually(t, "the server to take the first connections", func() bool {
 		open, _ := cc.get()
