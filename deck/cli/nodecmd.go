@@ -173,7 +173,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log.Info("node listening", "label", label, "node", key.ID.String(), "addr", nd.Addr(), "cluster", c.Name, "version", Version)
+			log.Info("node listening", "label", label, "addr", nd.Addr(), "cluster", c.Name, "version", Version)
 			log.Info("membership", "state", certNote, "certified", cert != nil)
 			msrv, err := serveMetrics(metricsLn, nd, log)
 			if err != nil {

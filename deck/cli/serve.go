@@ -117,7 +117,7 @@ is read-only.`,
 			if err != nil {
 				return err
 			}
-			log.Info("node listening", "label", label, "node", key.ID.String(), "addr", nd.Addr(), "cluster", c.Name, "version", Version)
+			log.Info("node listening", "label", label, "addr", nd.Addr(), "cluster", c.Name, "version", Version)
 			log.Info("membership", "state", certNote, "certified", cert != nil)
 			log.Info("ssh consoles", "addr", ln.Addr().String(), "new_host_key", created,
 				"host_key", signer.PublicKey().Type()+" "+serve.Fingerprint(signer.PublicKey()), "host_key_file", hostKey)
