@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/deck-mesh/deck/node/wire"
 )
 
 // readOne reads one datagram from c: a batch of one.
@@ -127,4 +129,28 @@ func BenchmarkUDPConnRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestOversizedDatagramDropped: a datagram longer than any packet is
+// truncated to the read buffer, whose spare byte shows it was longer
+// (wire.MaxPacketBytes+1 bytes counted in), and dropped; one of the
+// largest size is read whole (and dropped for its zero header).
+func TestOversizedDatagramDropped(t *testing.T) {
+	tr := startNode(t, testConfig(t, nil))
+	c, err := ListenUDP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	to := netip.MustParseAddrPort(tr.LocalAddr())
+	if err := c.WriteTo(make([]byte, wire.MaxPacketBytes+200), to); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteTo(make([]byte, wire.MaxPacketBytes), to); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both datagrams read, whole bytes counted", func() bool {
+		s := tr.Stats()
+		return s.PacketsIn == 2 && s.BytesIn == 2*wire.MaxPacketBytes+1 && s.Drops == 2
+	})
 }
