@@ -96,12 +96,16 @@ func (l *link) putBatch(pkts, free []*outPacket) (queued int, _ []*outPacket, de
 	l.relays = true
 	wasEmpty := len(l.pending) == 0
 	queued = min(len(pkts), LinkQueuePackets-len(l.pending))
-	l.pending = append(l.pending, pkts[:queued]...)
-	if take := min(len(l.spare), cap(free)-len(free)); take > 0 {
-		rest := len(l.spare) - take
-		free = append(free, l.spare[rest:]...)
-		clear(l.spare[rest:])
-		l.spare = l.spare[:rest]
+	// Element by element: a batch is often a single packet, and the
+	// runtime's bulk copy and clear cost more than the loop for a few.
+	for _, p := range pkts[:queued] {
+		l.pending = append(l.pending, p)
+	}
+	for len(l.spare) > 0 && len(free) < cap(free) {
+		last := len(l.spare) - 1
+		free = append(free, l.spare[last])
+		l.spare[last] = nil
+		l.spare = l.spare[:last]
 	}
 	l.mu.Unlock()
 	if wasEmpty && queued > 0 {
@@ -137,14 +141,16 @@ func (l *link) recycle(batch []*outPacket) []*outPacket {
 		kept = min(len(batch), linkSpareBuffers-len(l.spare))
 		for _, p := range batch[:kept] {
 			p.n = 0
+			l.spare = append(l.spare, p)
 		}
-		l.spare = append(l.spare, batch[:kept]...)
 	}
 	l.mu.Unlock()
-	for _, p := range batch[kept:] {
-		putPacket(p)
+	for i, p := range batch {
+		if i >= kept {
+			putPacket(p)
+		}
+		batch[i] = nil
 	}
-	clear(batch)
 	return batch[:0]
 }
 

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math/bits"
 	"net/netip"
 
 	"github.com/deck-mesh/deck/node/wire"
@@ -66,9 +67,10 @@ type relayState struct {
 	now     int64 // tickNanos when the batch began
 	console bool  // consoles never relay
 
-	hops  [relayStageHops]stagedHop
-	evict int                       // entry reused next when every one holds packets
-	links *map[netip.AddrPort]*link // the link table the entries' links came from
+	hops   [relayStageHops]stagedHop
+	staged uint32                    // bit i: hops[i] holds packets
+	evict  int                       // entry reused next when every one holds packets
+	links  *map[netip.AddrPort]*link // the link table the entries' links came from
 
 	free   []*outPacket // spare read buffers, at most relayFreeBuffers
 	budget *forwardBudget
@@ -98,24 +100,27 @@ func newRelayState() relayState {
 // stage queues p for next until the batch ends.
 func (t *Transport) stage(next netip.AddrPort, p *outPacket) {
 	r := &t.relay
-	var room *stagedHop
+	room := -1
 	for i := range r.hops {
 		h := &r.hops[i]
 		if h.addr == next {
 			h.pkts = append(h.pkts, p)
+			r.staged |= 1 << i
 			return
 		}
-		if len(h.pkts) == 0 && (room == nil || !h.addr.IsValid() && room.addr.IsValid()) {
-			room = h // prefer an unused entry over another hop's cached link
+		if len(h.pkts) == 0 && (room < 0 || !h.addr.IsValid() && r.hops[room].addr.IsValid()) {
+			room = i // prefer an unused entry over another hop's cached link
 		}
 	}
-	if room == nil {
+	if room < 0 {
 		t.flushRelay() // more next hops than entries in this batch
-		room = &r.hops[r.evict]
+		room = r.evict
 		r.evict = (r.evict + 1) % relayStageHops
 	}
-	room.addr, room.link = next, nil
-	room.pkts = append(room.pkts, p)
+	h := &r.hops[room]
+	h.addr, h.link = next, nil
+	h.pkts = append(h.pkts, p)
+	r.staged |= 1 << room
 }
 
 // flushRelay hands every next hop its staged packets and adds the batch's
@@ -130,11 +135,10 @@ func (t *Transport) flushRelay() {
 			r.hops[i].link = nil
 		}
 	}
-	for i := range r.hops {
-		if h := &r.hops[i]; len(h.pkts) > 0 {
-			t.flushHop(h)
-		}
+	for staged := r.staged; staged != 0; staged &= staged - 1 {
+		t.flushHop(&r.hops[bits.TrailingZeros32(staged)])
 	}
+	r.staged = 0
 	if r.forwarded > 0 {
 		t.stats.forwarded.Add(r.forwarded)
 		r.forwarded = 0
@@ -161,12 +165,18 @@ func (t *Transport) flushHop(h *stagedHop) {
 		}
 		r.forwarded += uint64(queued)
 		r.release(h.pkts[queued:]) // the queue was full
-		clear(h.pkts)
-		h.pkts = h.pkts[:0]
+		h.empty()
 		return
 	}
 	r.release(h.pkts)
-	clear(h.pkts)
+	h.empty()
+}
+
+// empty forgets the hop's packets (now a link's, or dropped).
+func (h *stagedHop) empty() {
+	for i := range h.pkts {
+		h.pkts[i] = nil
+	}
 	h.pkts = h.pkts[:0]
 }
 
