@@ -53,9 +53,9 @@ func newReadBatch(n int) *readBatch {
 }
 
 // relayStageHops is how many next hops the read loop stages packets for,
-// remembering their links between batches. A relay has a handful of
-// neighbours; a batch spread over more hands over what it has staged
-// early to make room.
+// remembering their links between batches (at most 32: relayState.staged
+// is a bitmask). A relay has a handful of neighbours; a batch spread over
+// more hands over what it has staged early to make room.
 const relayStageHops = 8
 
 // relayFreeBuffers bounds the read loop's spare buffers (two batches'
