@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -153,4 +154,37 @@ func TestOversizedDatagramDropped(t *testing.T) {
 		s := tr.Stats()
 		return s.PacketsIn == 2 && s.BytesIn == 2*wire.MaxPacketBytes+1 && s.Drops == 2
 	})
+}
+
+// BenchmarkUDPConnReadBatch is one 1,031-byte datagram written to a
+// loopback socket and read back, reads taking up to batch datagrams at a
+// time: batch=1 is one syscall per datagram read (what ReadFrom cost),
+// batch=32 one recvmmsg per 32. The writes, one syscall each, are in both.
+func BenchmarkUDPConnReadBatch(b *testing.B) {
+	for _, batch := range []int{1, ReadBatchPackets} {
+		b.Run(fmt.Sprint("batch=", batch), func(b *testing.B) {
+			c, err := ListenUDP("127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			pkt := make([]byte, wire.HeaderSize+1000)
+			rb := newReadBatch(batch)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := c.WriteTo(pkt, c.LocalAddr()); err != nil {
+					b.Fatal(err)
+				}
+				if i%batch == batch-1 {
+					for got := 0; got < batch; {
+						n, err := c.ReadBatch(rb.bufs, rb.sizes, rb.from)
+						if err != nil {
+							b.Fatal(err)
+						}
+						got += n
+					}
+				}
+			}
+		})
+	}
 }
