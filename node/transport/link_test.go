@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/wire"
@@ -276,5 +277,14 @@ func TestForwardBudget(t *testing.T) {
 	}
 	if got := spend(src(1), now); got != 3 || len(b.buckets) != 2 {
 		t.Fatalf("a swept source came back with %d packets, %d buckets", got, len(b.buckets))
+	}
+}
+
+// TestOutPacketSizeClass: a packet buffer with the read loop's spare byte
+// still fits the allocator's 1,408-byte size class, so every queued or
+// pooled packet costs what it did before buffers were read into.
+func TestOutPacketSizeClass(t *testing.T) {
+	if size := unsafe.Sizeof(outPacket{}); size > 1408 {
+		t.Fatalf("outPacket is %d bytes: the next size class is 1,536", size)
 	}
 }

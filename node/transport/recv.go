@@ -114,7 +114,7 @@ func (t *Transport) forward(from netip.AddrPort, h *wire.Header, p *outPacket, n
 	// p is the read loop's buffer and goes to the link as it is: the TTL
 	// is decremented in place.
 	wire.SetTTL(p.buf[:n], h.TTL-1)
-	p.n = n
+	p.n = int32(n)
 	t.stage(next, p)
 	return true
 }
