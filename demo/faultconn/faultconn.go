@@ -105,23 +105,36 @@ func (c *Conn) Impair(peer identity.NodeID, delay time.Duration, loss float64) {
 	c.mu.Unlock()
 }
 
-// ReadFrom returns the next datagram that survives the faults.
-func (c *Conn) ReadFrom(buf []byte) (int, netip.AddrPort, error) {
+// ReadBatch returns the next datagrams that survive the faults, each
+// judged on its own: the survivors of the wrapped Conn's batch move up
+// (copied, the buffers stay where the caller put them), and a batch that
+// loses every datagram is read again.
+func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
 	for {
-		n, from, err := c.inner.ReadFrom(buf)
+		n, err := c.inner.ReadBatch(bufs, sizes, from)
 		if err != nil {
-			return n, from, err
+			return 0, err
 		}
 		if c.paused.Load() {
 			continue
 		}
-		c.learn(from, buf[:n])
-		if c.faulty.Load() {
-			if blocked, im := c.faultsAt(from); blocked || im.drop() {
-				continue
+		kept := 0
+		for i := range n {
+			c.learn(from[i], bufs[i][:sizes[i]])
+			if c.faulty.Load() {
+				if blocked, im := c.faultsAt(from[i]); blocked || im.drop() {
+					continue
+				}
 			}
+			if i != kept {
+				sizes[kept] = copy(bufs[kept], bufs[i][:sizes[i]])
+				from[kept] = from[i]
+			}
+			kept++
 		}
-		return n, from, nil
+		if kept > 0 {
+			return kept, nil
+		}
 	}
 }
 

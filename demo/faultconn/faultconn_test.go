@@ -1,6 +1,7 @@
 package faultconn
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -31,20 +32,27 @@ type reader struct {
 	got chan []byte
 }
 
-// readAll drains c into a channel of datagrams.
+// readAll drains c into a channel of datagrams, reading in batches as the
+// transport does.
 func readAll(c interface {
-	ReadFrom([]byte) (int, netip.AddrPort, error)
+	ReadBatch([][]byte, []int, []netip.AddrPort) (int, error)
 }) *reader {
 	r := &reader{got: make(chan []byte, 1024)}
 	go func() {
+		bufs := make([][]byte, 4)
+		for i := range bufs {
+			bufs[i] = make([]byte, 2048)
+		}
+		sizes, from := make([]int, len(bufs)), make([]netip.AddrPort, len(bufs))
 		for {
-			buf := make([]byte, 2048)
-			n, _, err := c.ReadFrom(buf)
+			n, err := c.ReadBatch(bufs, sizes, from)
 			if err != nil {
 				close(r.got)
 				return
 			}
-			r.got <- buf[:n]
+			for i := range n {
+				r.got <- bytes.Clone(bufs[i][:sizes[i]])
+			}
 		}
 	}()
 	return r
@@ -115,6 +123,41 @@ func TestBlockBeforeFirstContact(t *testing.T) {
 	atB.expectNothing(t)
 }
 
+// TestFaultsJudgeEachDatagramOfABatch: in one batch read, the datagrams of
+// a blocked link are dropped and the others move up, in order, into the
+// caller's buffers.
+func TestFaultsJudgeEachDatagramOfABatch(t *testing.T) {
+	n := memnet.New(memnet.Link{})
+	t.Cleanup(n.Close)
+	a, _ := n.Listen()
+	relay, _ := n.Listen()
+	inner, _ := n.Listen()
+	b := New(inner)
+	t.Cleanup(func() { b.Close() })
+	b.Block(idA, true)
+	for tag := byte(1); tag <= 6; tag++ { // a plain link delivers at once
+		if tag%2 == 1 {
+			a.WriteTo(packet(idA, wire.DefaultTTL, tag), b.LocalAddr())
+		} else {
+			relay.WriteTo(packet(idA, wire.DefaultTTL-1, tag), b.LocalAddr())
+		}
+	}
+	bufs := make([][]byte, 8)
+	for i := range bufs {
+		bufs[i] = make([]byte, 64)
+	}
+	sizes, from := make([]int, 8), make([]netip.AddrPort, 8)
+	got, err := b.ReadBatch(bufs, sizes, from)
+	if err != nil || got != 3 {
+		t.Fatalf("batch of %d, %v; want the 3 relayed datagrams", got, err)
+	}
+	for i, tag := range []byte{2, 4, 6} {
+		if sizes[i] != wire.HeaderSize+1 || bufs[i][sizes[i]-1] != tag || from[i] != relay.LocalAddr() {
+			t.Fatalf("datagram %d: % x from %v, want tag %d from %v", i, bufs[i][:sizes[i]], from[i], tag, relay.LocalAddr())
+		}
+	}
+}
+
 func TestPauseDropsEverything(t *testing.T) {
 	a, _, b, atA, atB := setup(t)
 	b.Pause(true)
@@ -181,7 +224,7 @@ func TestCloseClosesInner(t *testing.T) {
 	if _, ok := <-atB.got; ok {
 		t.Fatal("datagram after close")
 	}
-	if _, _, err := b.ReadFrom(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
+	if _, err := b.ReadBatch([][]byte{make([]byte, 10)}, make([]int, 1), make([]netip.AddrPort, 1)); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read after close: %v", err)
 	}
 }

@@ -13,29 +13,42 @@ import (
 // in tests and simulations. The Transport owns the Conn it is given and
 // closes it on Close, or in New when New fails.
 //
-// Implementations must not allocate per datagram: ReadFrom and WriteTo
+// Reading is by batch only, with wireguard-go's ReceiveFunc shape (plain
+// slices, so memnet implements it without importing this package): the
+// read loop handles a batch, hands each next hop its relayed packets once,
+// and only then reads again. One shape serves a quiet link (a batch of
+// one) and a busy relay (ReadBatchPackets at a time).
+//
+// Implementations must not allocate per datagram: ReadBatch and WriteTo
 // are the relay's hot path.
 type Conn interface {
-	// ReadFrom blocks until a datagram arrives and copies it into buf,
-	// returning its length and sender. A datagram longer than buf is
-	// truncated to len(buf) (the read loop's buffer has a spare byte to
-	// see it). After Close it returns an error wrapping net.ErrClosed.
-	// Only one goroutine reads.
-	ReadFrom(buf []byte) (n int, from netip.AddrPort, err error)
+	// ReadBatch blocks until a datagram arrives, then returns it and the
+	// ones already waiting behind it, up to len(bufs), without blocking
+	// for more: datagram i is copied into bufs[i], its length stored in
+	// sizes[i] and its sender in from[i] (sizes and from are at least as
+	// long as bufs). The buffers are the caller's and are filled in
+	// place, never replaced: the read loop hands the buffer behind
+	// bufs[i] on to a next hop by identity. A datagram longer than its
+	// buffer is truncated to it (the read loop's buffers have a spare
+	// byte to see that). n ≥ 1 when err is nil. After Close it returns
+	// an error wrapping net.ErrClosed. Only one goroutine reads.
+	ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (n int, err error)
 	// WriteTo sends one datagram to addr; pkt stays the caller's. Several
 	// goroutines (one writer per link) call it concurrently.
 	WriteTo(pkt []byte, addr netip.AddrPort) error
 	// LocalAddr is the address peers reach this Conn at.
 	LocalAddr() netip.AddrPort
-	// Close unblocks a pending ReadFrom and makes later calls fail. It
+	// Close unblocks a pending ReadBatch and makes later calls fail. It
 	// may be called again (the later calls may return an error).
 	Close() error
 }
 
-// UDPConn is the production Conn: one UDP socket.
+// UDPConn is the production Conn: one UDP socket. On Linux ReadBatch is
+// one recvmmsg(2) (conn_linux.go); elsewhere it reads one datagram.
 type UDPConn struct {
 	c     *net.UDPConn
 	local netip.AddrPort
+	batch batchReader // the reader's state; only the read loop uses it
 }
 
 var _ Conn = (*UDPConn)(nil)
@@ -60,17 +73,12 @@ func ListenUDP(addr string) (*UDPConn, error) {
 		return nil, errors.New("transport: listen: socket has no UDP address")
 	}
 	local := ua.AddrPort()
-	return &UDPConn{c: c, local: netip.AddrPortFrom(local.Addr().Unmap(), local.Port())}, nil
-}
-
-// ReadFrom reads one datagram; IPv4-mapped senders are unmapped so a peer
-// has one address whichever socket family carried it.
-func (u *UDPConn) ReadFrom(buf []byte) (int, netip.AddrPort, error) {
-	n, from, err := u.c.ReadFromUDPAddrPort(buf)
-	if err != nil {
-		return 0, netip.AddrPort{}, err
+	u := &UDPConn{c: c, local: netip.AddrPortFrom(local.Addr().Unmap(), local.Port())}
+	if err := u.batch.init(c); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("transport: listen: %w", err)
 	}
-	return n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), nil
+	return u, nil
 }
 
 // WriteTo sends one datagram.

@@ -236,7 +236,7 @@ type outbound struct {
 // are built under the lock and sent after it.
 func (t *Transport) tick(now time.Time, beat bool) {
 	var out []outbound
-	t.fwdLimit.refill(now)
+	t.tickNanos.Store(t.monoNanos(now))
 	t.mu.Lock()
 	t.tickHandshakesLocked(now)
 	t.expireRespondersLocked(now)

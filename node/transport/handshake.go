@@ -28,7 +28,7 @@ func (t *Transport) sendHandshake(typ wire.Type, dst identity.NodeID, to netip.A
 		return [wire.MACBytes]byte{}, false
 	}
 	mac1 := t.macs.seal(b, cookie)
-	p.n = len(b)
+	p.n = int32(len(b))
 	return mac1, t.enqueue(to, p)
 }
 
@@ -164,7 +164,7 @@ func (t *Transport) sendCookieReply(to netip.AddrPort, h *wire.Header, hb *wire.
 		Counter: randomU64(), TTL: wire.DefaultTTL,
 	}
 	rh.Encode(p.buf[:])
-	p.n = len(wire.AppendCookieReply(p.buf[:wire.HeaderSize], &cr))
+	p.n = int32(len(wire.AppendCookieReply(p.buf[:wire.HeaderSize], &cr)))
 	if t.enqueue(to, p) {
 		t.stats.cookieReplies.Add(1)
 	}

@@ -43,15 +43,13 @@ func BenchmarkHandleInit(b *testing.B) {
 	// run handles pkt b.N times; took counts the message 1s that took the
 	// path measured, from the transport's stats and the replies queued.
 	run := func(b *testing.B, tr *Transport, l *link, pkt []byte, took func(tr *Transport, replies uint64) uint64) {
-		var ann wire.Announcement
 		var batch []*outPacket
-		work := make([]byte, len(pkt))
+		rb := newReadBatch(1)
 		n, replies := uint64(0), uint64(0)
 		b.ReportAllocs()
 		for b.Loop() {
 			n++
-			copy(work, pkt)
-			tr.handlePacket(from, work, &ann)
+			receive(tr, rb, from, pkt)
 			if n%relayBenchBatch == 0 {
 				batch = l.take(batch)
 				replies += uint64(len(batch))

@@ -164,12 +164,16 @@ type tapConn struct {
 	onWrite atomic.Pointer[func(to netip.AddrPort, pkt []byte)]
 }
 
-func (c *tapConn) ReadFrom(buf []byte) (int, netip.AddrPort, error) {
-	n, from, err := c.Conn.ReadFrom(buf)
-	if f := c.onRead.Load(); err == nil && f != nil && n <= len(buf) {
-		(*f)(from, buf[:n])
+func (c *tapConn) ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
+	n, err := c.Conn.ReadBatch(bufs, sizes, from)
+	if f := c.onRead.Load(); err == nil && f != nil {
+		for i := range n {
+			if sizes[i] <= len(bufs[i]) {
+				(*f)(from[i], bufs[i][:sizes[i]])
+			}
+		}
 	}
-	return n, from, err
+	return n, err
 }
 
 func (c *tapConn) WriteTo(pkt []byte, to netip.AddrPort) error {
@@ -210,4 +214,12 @@ func onMemnet(t testing.TB, n *memnet.Network, cfg Config) Config {
 	}
 	cfg.Conn = c
 	return cfg
+}
+
+// receive runs pkt from from through the read loop's batch handler, as a
+// batch of one (tr must not be started: the handler is the read loop's).
+func receive(tr *Transport, rb *readBatch, from netip.AddrPort, pkt []byte) {
+	rb.sizes[0] = copy(rb.bufs[0], pkt)
+	rb.from[0] = from
+	tr.handleBatch(rb, 1)
 }

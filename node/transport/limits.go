@@ -118,6 +118,14 @@ const (
 	// drops (and counts) rather than blocking the reader.
 	LinkQueuePackets = 1024
 
+	// ReadBatchPackets is how many datagrams the read loop takes from its
+	// Conn at once (one recvmmsg on Linux). A batch's relayed packets go
+	// to each next hop under one lock when the batch ends, so this also
+	// bounds how long one waits: the time to handle the rest of its
+	// batch, a few microseconds. 32 read buffers are 45 KiB; wireguard-go
+	// reads 128 at a time, quic-go 8.
+	ReadBatchPackets = 32
+
 	// MaxLinks caps outbound queues (one per next-hop address).
 	MaxLinks = 1024
 

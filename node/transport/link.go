@@ -8,11 +8,16 @@ import (
 	"github.com/deck-mesh/deck/node/wire"
 )
 
-// outPacket is one datagram waiting in a link queue. Buffers are pooled so
-// sending and relaying allocate nothing in steady state.
+// outPacket is one datagram's buffer: a packet waiting in a link queue,
+// or one of the read loop's receive buffers (which is how a relayed packet
+// reaches its next hop without a copy: the buffer it was read into is
+// queued as is). Buffers are pooled so sending and relaying allocate
+// nothing in steady state.
 type outPacket struct {
-	buf [wire.MaxPacketBytes]byte
-	n   int
+	// One spare byte past wire.MaxPacketBytes tells an oversized datagram
+	// from a full-sized one when the buffer is read into.
+	buf [wire.MaxPacketBytes + 1]byte
+	n   int32 // not int: with it the struct is 1,408 bytes, an allocator size class (1,416 would take 1,536)
 }
 
 var packetPool = sync.Pool{New: func() any { return new(outPacket) }}
@@ -29,34 +34,35 @@ func putPacket(p *outPacket) {
 // full queue drops instead of blocking the reader.
 //
 // The queue is a mutex-guarded slice the writer swaps out whole, not a
-// channel: a relay under load hands packets over in batches, wakes the
-// writer once per batch instead of once per packet, and gets its buffers
-// back from the writer's spare list without a cross-CPU sync.Pool steal.
+// channel: the read loop hands over a whole batch's relayed packets under
+// one lock and wakes the writer once (putBatch), and takes the buffers the
+// writer finished with back in the same lock, without a cross-CPU
+// sync.Pool steal.
 type link struct {
 	addr netip.AddrPort
 	wake chan struct{} // capacity 1: a token means pending became non-empty
 
 	mu      sync.Mutex
 	pending []*outPacket // at most LinkQueuePackets, in send order
-	spare   []*outPacket // written buffers kept for reuse, at most linkSpareBuffers
+	spare   []*outPacket // written buffers for the read loop, at most linkSpareBuffers
+	relays  bool         // the read loop queues here, so spares are worth keeping
 	dead    bool         // retired; enqueuers must start a new link
 }
 
-// linkSpareBuffers bounds the written buffers a link keeps for its next
-// packets: enough for the batches of a busy relay hop, at most about
-// 180 KiB per link at wire.MaxPacketBytes. A quiet link keeps only as many
-// as its largest batch, and a retired link releases them all.
+// linkSpareBuffers bounds the written buffers a link keeps for the read
+// loop: enough for several batches of a busy relay hop, at most about
+// 180 KiB per link at wire.MaxPacketBytes. A link the read loop never
+// queues on keeps none, and a retired link releases them all.
 const linkSpareBuffers = 128
 
 func newLinkQueue(addr netip.AddrPort) *link {
 	return &link{addr: addr, wake: make(chan struct{}, 1), pending: make([]*outPacket, 0, 64)}
 }
 
-// put queues p, or when p is nil a copy of pkt in a buffer from the
-// link's spares (the relay path, which owns no outPacket). It reports dead
-// when the link was retired (p is not taken) and otherwise whether the
-// packet was queued (a full queue drops it, releasing p).
-func (l *link) put(p *outPacket, pkt []byte) (queued, dead bool) {
+// put queues p (a packet of our own). It reports dead when the link was
+// retired (p is not taken) and otherwise whether the packet was queued (a
+// full queue drops it, releasing p).
+func (l *link) put(p *outPacket) (queued, dead bool) {
 	l.mu.Lock()
 	if l.dead {
 		l.mu.Unlock()
@@ -64,19 +70,8 @@ func (l *link) put(p *outPacket, pkt []byte) (queued, dead bool) {
 	}
 	if len(l.pending) >= LinkQueuePackets {
 		l.mu.Unlock()
-		if p != nil {
-			putPacket(p)
-		}
+		putPacket(p)
 		return false, false
-	}
-	if p == nil {
-		if n := len(l.spare); n > 0 {
-			p = l.spare[n-1]
-			l.spare = l.spare[:n-1]
-		} else {
-			p = getPacket()
-		}
-		p.n = copy(p.buf[:], pkt)
 	}
 	l.pending = append(l.pending, p)
 	first := len(l.pending) == 1
@@ -85,6 +80,38 @@ func (l *link) put(p *outPacket, pkt []byte) (queued, dead bool) {
 		l.signal()
 	}
 	return true, false
+}
+
+// putBatch queues the read loop's relayed packets for this hop, as many as
+// the queue has room for, and moves written buffers from the spares onto
+// free up to its capacity: one lock and at most one wake-up for the batch.
+// It returns how many of pkts were queued (the rest stay the caller's, to
+// drop) and free; dead means the link was retired and took nothing.
+func (l *link) putBatch(pkts, free []*outPacket) (queued int, _ []*outPacket, dead bool) {
+	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		return 0, free, true
+	}
+	l.relays = true
+	wasEmpty := len(l.pending) == 0
+	queued = min(len(pkts), LinkQueuePackets-len(l.pending))
+	// Element by element: a batch is often a single packet, and the
+	// runtime's bulk copy and clear cost more than the loop for a few.
+	for _, p := range pkts[:queued] {
+		l.pending = append(l.pending, p)
+	}
+	for len(l.spare) > 0 && len(free) < cap(free) {
+		last := len(l.spare) - 1
+		free = append(free, l.spare[last])
+		l.spare[last] = nil
+		l.spare = l.spare[:last]
+	}
+	l.mu.Unlock()
+	if wasEmpty && queued > 0 {
+		l.signal()
+	}
+	return queued, free, false
 }
 
 func (l *link) signal() {
@@ -103,24 +130,27 @@ func (l *link) take(batch []*outPacket) []*outPacket {
 	return batch
 }
 
-// recycle returns a written batch's buffers: to the spares while there is
-// room, the rest to the shared pool (outside the lock, so a relay filling
-// the queue is not held up). It returns batch emptied for reuse.
+// recycle returns a written batch's buffers: to the spares, for the read
+// loop, while the link relays and there is room; the rest to the shared
+// pool (outside the lock, so the read loop is not held up). It returns
+// batch emptied for reuse.
 func (l *link) recycle(batch []*outPacket) []*outPacket {
 	kept := 0
 	l.mu.Lock()
-	if !l.dead {
+	if !l.dead && l.relays {
 		kept = min(len(batch), linkSpareBuffers-len(l.spare))
 		for _, p := range batch[:kept] {
 			p.n = 0
+			l.spare = append(l.spare, p)
 		}
-		l.spare = append(l.spare, batch[:kept]...)
 	}
 	l.mu.Unlock()
-	for _, p := range batch[kept:] {
-		putPacket(p)
+	for i, p := range batch {
+		if i >= kept {
+			putPacket(p)
+		}
+		batch[i] = nil
 	}
-	clear(batch)
 	return batch[:0]
 }
 
@@ -151,32 +181,15 @@ func (l *link) queued() int {
 
 // enqueue hands p to addr's writer; it takes ownership of p either way.
 // Returns false (and counts a drop) when the queue is full, too many links
-// exist or addr is not an address.
+// exist or addr is not an address. (Relayed packets take the read loop's
+// path instead: relay.go.)
 func (t *Transport) enqueue(addr netip.AddrPort, p *outPacket) bool {
-	return t.queueOut(addr, p, nil, false)
-}
-
-// enqueueCopy queues a copy of pkt for addr (the relay path, on the read
-// loop); pkt stays the caller's.
-func (t *Transport) enqueueCopy(addr netip.AddrPort, pkt []byte) bool {
-	return t.queueOut(addr, nil, pkt, true)
-}
-
-// queueOut is enqueue (p) and enqueueCopy (pkt). readLoop selects the read
-// loop's link cache.
-func (t *Transport) queueOut(addr netip.AddrPort, p *outPacket, pkt []byte, readLoop bool) bool {
-	ok := addr.IsValid()
-	for try := 0; ok && try < 2; try++ { // a link retired between lookup and put is replaced once
-		var l *link
-		if readLoop {
-			l = t.relayLink(addr)
-		} else {
-			l = t.linkTo(addr)
-		}
+	for try := 0; addr.IsValid() && try < 2; try++ { // a link retired between lookup and put is replaced once
+		l := t.linkTo(addr)
 		if l == nil {
 			break
 		}
-		queued, dead := l.put(p, pkt)
+		queued, dead := l.put(p)
 		if !dead {
 			if !queued {
 				t.stats.drops.Add(1)
@@ -184,9 +197,7 @@ func (t *Transport) queueOut(addr netip.AddrPort, p *outPacket, pkt []byte, read
 			return queued
 		}
 	}
-	if p != nil {
-		putPacket(p)
-	}
+	putPacket(p)
 	t.stats.drops.Add(1)
 	return false
 }

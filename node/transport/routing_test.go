@@ -122,22 +122,6 @@ func TestRateLimiters(t *testing.T) {
 		t.Fatal("table cap not enforced")
 	}
 
-	tl := newTickLimiter(10, 2, 1)
-	tl.refill(t0)
-	if !tl.allow(src) || !tl.allow(src) || tl.allow(src) {
-		t.Fatal("tick limiter burst wrong")
-	}
-	if tl.allow(netip.MustParseAddrPort("127.0.0.1:2")) {
-		t.Fatal("tick limiter table cap not enforced")
-	}
-	tl.refill(t0.Add(100 * time.Millisecond))
-	if !tl.allow(src) {
-		t.Fatal("tick limiter not refilled")
-	}
-	tl.refill(t0.Add(time.Second)) // full again: idle bucket swept
-	if len(*tl.buckets.Load()) != 0 {
-		t.Fatal("idle bucket not swept")
-	}
 }
 
 // TestHeartbeatCarriesAnnouncement: a neighbour's heartbeat with its route

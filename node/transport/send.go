@@ -133,6 +133,6 @@ func (t *Transport) seal(kp *session.Keypair, addr netip.AddrPort, ch messaging.
 		t.stats.drops.Add(1)
 		return false
 	}
-	p.n = len(out)
+	p.n = int32(len(out))
 	return t.enqueue(addr, p)
 }

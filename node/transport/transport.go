@@ -165,11 +165,16 @@ type Transport struct {
 	cookies     cookieSecret   // the responder's rotating cookie secret
 	slots       responderSlots // responders' age order and shares (handshake.go)
 
-	hsLimit  *limiter
-	fwdLimit *tickLimiter
-	dup      dedup
-	stats    counters
-	rc       readCaches // owned by the read loop
+	hsLimit *limiter
+	stats   counters
+
+	// tickNanos is the relay's coarse clock (monoNanos), advanced by every
+	// tick and read once per batch by the read loop: the forward budget
+	// refills from it without a clock read per packet.
+	tickNanos atomic.Int64
+	// Owned by the read loop (relay.go).
+	dup   dedup
+	relay relayState
 }
 
 // peer is everything known about one other node.
@@ -288,8 +293,9 @@ func newTransport(cfg Config) (*Transport, error) {
 		keys:       make(map[uint32]*session.Keypair),
 		macs:       newHandshakeMACs(cfg.PSK),
 		hsLimit:    newLimiter(cfg.HandshakesPerSecondPerSource, float64(cfg.HandshakeBurstPerSource), MaxRateLimiterEntries),
-		fwdLimit:   newTickLimiter(ForwardPacketsPerSecondPerPeer, ForwardBurstPackets, MaxRateLimiterEntries),
+		relay:      newRelayState(),
 	}
+	t.tickNanos.Store(t.monoNanos(time.Now()))
 	if err := t.SetCertificate(cfg.Certificate); err != nil {
 		return nil, fmt.Errorf("transport: certificate: %w", err)
 	}

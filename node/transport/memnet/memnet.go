@@ -416,16 +416,35 @@ type Conn struct {
 	closeOnce sync.Once
 }
 
-// ReadFrom blocks for the next datagram.
-func (c *Conn) ReadFrom(buf []byte) (int, netip.AddrPort, error) {
+// ReadBatch blocks for the next datagram, then takes those already in
+// the inbox behind it, up to len(bufs), without waiting for more: what a
+// socket's recvmmsg returns. It implements transport.Conn.ReadBatch.
+func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
+	max := min(len(bufs), len(sizes), len(from))
+	if max == 0 {
+		return 0, nil
+	}
 	select {
 	case p := <-c.inbox:
-		n, from := copy(buf, p.buf), p.from
-		putPacket(p)
-		return n, from, nil
+		c.take(p, bufs[0], &sizes[0], &from[0])
 	case <-c.closed:
-		return 0, netip.AddrPort{}, fmt.Errorf("memnet: read %s: %w", c.addr, net.ErrClosed)
+		return 0, fmt.Errorf("memnet: read %s: %w", c.addr, net.ErrClosed)
 	}
+	for n := 1; n < max; n++ {
+		select {
+		case p := <-c.inbox:
+			c.take(p, bufs[n], &sizes[n], &from[n])
+		default:
+			return n, nil
+		}
+	}
+	return max, nil
+}
+
+// take copies p into buf (truncating, as a socket does) and frees it.
+func (c *Conn) take(p *packet, buf []byte, size *int, from *netip.AddrPort) {
+	*size, *from = copy(buf, p.buf), p.from
+	putPacket(p)
 }
 
 // WriteTo sends one datagram through the network.

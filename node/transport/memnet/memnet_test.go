@@ -31,6 +31,14 @@ func newNet(t *testing.T, def memnet.Link) *memnet.Network {
 	return n
 }
 
+// readOne reads one datagram: a batch of one.
+func readOne(c *memnet.Conn, buf []byte) (int, netip.AddrPort, error) {
+	var size [1]int
+	var from [1]netip.AddrPort
+	_, err := c.ReadBatch([][]byte{buf}, size[:], from[:])
+	return size[0], from[0], err
+}
+
 // read returns the next datagram, failing the test after timeout.
 func read(t *testing.T, c *memnet.Conn, timeout time.Duration) ([]byte, netip.AddrPort) {
 	t.Helper()
@@ -42,7 +50,7 @@ func read(t *testing.T, c *memnet.Conn, timeout time.Duration) ([]byte, netip.Ad
 	ch := make(chan got, 1)
 	go func() {
 		buf := make([]byte, 2048)
-		n, from, err := c.ReadFrom(buf)
+		n, from, err := readOne(c, buf)
 		ch <- got{buf[:n], from, err}
 	}()
 	select {
@@ -91,9 +99,38 @@ func TestTruncatesToReadBuffer(t *testing.T) {
 	a, b := listen(t, n), listen(t, n)
 	a.WriteTo(bytes.Repeat([]byte{7}, 100), b.LocalAddr())
 	buf := make([]byte, 10)
-	got, _, err := b.ReadFrom(buf)
+	got, _, err := readOne(b, buf)
 	if err != nil || got != 10 {
 		t.Fatalf("read %d, %v; want 10 bytes", got, err)
+	}
+}
+
+// TestReadBatchTakesWhatWaits: a batch read returns every datagram already
+// in the inbox, in order, up to the batch's size, without waiting to fill
+// it; the next read takes the rest.
+func TestReadBatchTakesWhatWaits(t *testing.T) {
+	n := newNet(t, memnet.Link{})
+	a, b := listen(t, n), listen(t, n)
+	for i := range 5 {
+		a.WriteTo([]byte{byte(i)}, b.LocalAddr()) // a plain link delivers at once
+	}
+	bufs := make([][]byte, 3)
+	for i := range bufs {
+		bufs[i] = make([]byte, 16)
+	}
+	sizes, from := make([]int, 3), make([]netip.AddrPort, 3)
+	next := 0
+	for _, want := range []int{3, 2} {
+		got, err := b.ReadBatch(bufs, sizes, from)
+		if err != nil || got != want {
+			t.Fatalf("batch of %d, %v; want %d", got, err, want)
+		}
+		for i := range got {
+			if sizes[i] != 1 || bufs[i][0] != byte(next) || from[i] != a.LocalAddr() {
+				t.Fatalf("datagram %d: % x from %v", next, bufs[i][:sizes[i]], from[i])
+			}
+			next++
+		}
 	}
 }
 
@@ -124,7 +161,7 @@ func TestLossDropsItsFraction(t *testing.T) {
 	go func() {
 		buf := make([]byte, 64)
 		for {
-			if _, _, err := b.ReadFrom(buf); err != nil {
+			if _, _, err := readOne(b, buf); err != nil {
 				return
 			}
 		}
@@ -197,7 +234,7 @@ func TestCloseUnblocksReader(t *testing.T) {
 	a := listen(t, n)
 	errc := make(chan error, 1)
 	go func() {
-		_, _, err := a.ReadFrom(make([]byte, 10))
+		_, _, err := readOne(a, make([]byte, 10))
 		errc <- err
 	}()
 	time.Sleep(20 * time.Millisecond) // let the reader block
@@ -208,7 +245,7 @@ func TestCloseUnblocksReader(t *testing.T) {
 			t.Fatalf("err %v, want net.ErrClosed", err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock ReadFrom")
+		t.Fatal("Close did not unblock ReadBatch")
 	}
 	if err := a.WriteTo([]byte("x"), a.LocalAddr()); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after close: %v", err)
@@ -227,7 +264,7 @@ func TestNetworkCloseClosesConns(t *testing.T) {
 	a, b := listen(t, n), listen(t, n)
 	a.WriteTo([]byte("never"), b.LocalAddr()) // parked in the heap
 	n.Close()
-	if _, _, err := b.ReadFrom(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
+	if _, _, err := readOne(b, make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read after network close: %v", err)
 	}
 	if _, err := n.Listen(); err == nil {
@@ -247,13 +284,18 @@ func BenchmarkWriteRead(b *testing.B) {
 			x, _ := n.Listen()
 			y, _ := n.Listen()
 			pkt := make([]byte, 1200)
-			buf := make([]byte, 2048)
+			bufs := make([][]byte, burst)
+			for i := range bufs {
+				bufs[i] = make([]byte, 2048)
+			}
+			sizes, from := make([]int, burst), make([]netip.AddrPort, burst)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				x.WriteTo(pkt, y.LocalAddr())
 				if i%burst == burst-1 {
-					for range burst {
-						y.ReadFrom(buf)
+					for got := 0; got < burst; {
+						n, _ := y.ReadBatch(bufs, sizes, from)
+						got += n
 					}
 				}
 			}

@@ -1,0 +1,4 @@
+package transport
+
+// recvmmsgAvailable: UDPConn.ReadBatch returns several datagrams per call.
+const recvmmsgAvailable = true
