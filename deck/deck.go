@@ -1,9 +1,11 @@
 // Package deck is the Bubble Tea root of the Deck TUI: it owns the app
 // state (current snapshot, stream-fed stores, toasts, modals), routes keys
 // to the active tab or page, runs the admin/ICE flows (preview → typed YES
-// → commit; propose → simulate → sign → collect → commit), and turns the
-// Client's streams into messages with commands that wait on channels. It
-// holds no globals, so one process can run one Model per SSH session.
+// → commit; propose → simulate → sign → collect → commit), turns the
+// Client's streams into messages with commands that wait on channels, and
+// on `:` attaches to another cluster through the caller's Attach
+// (attach.go). It holds no globals, so one process can run one Model per
+// SSH session.
 package deck
 
 import (

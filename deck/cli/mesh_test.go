@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv(config.XDGConfigEnv, filepath.Join(scratch, "config"))
 	os.Setenv(config.XDGDataEnv, filepath.Join(scratch, "data"))
+	os.Setenv(config.XDGStateEnv, filepath.Join(scratch, "state"))
 	os.Unsetenv(config.ClusterEnv)
 	os.Unsetenv(identityEnv)
 	code := m.Run()
@@ -56,6 +57,9 @@ type testMesh struct {
 }
 
 type meshOpts struct {
+	// name is the cluster's name and its nodes' label prefix ("": cli-test,
+	// nodes n1, n2, …).
+	name           string
 	nodes          int
 	iceThreshold   int
 	adminThreshold int      // 0: 1
@@ -97,7 +101,11 @@ func newMesh(o meshOpts) (m *testMesh, err error) {
 	for _, name := range o.operators {
 		genesis = append(genesis, config.NewOperator(name, m.ops[name].Public))
 	}
-	c, err := config.NewCluster("cli-test", nil, genesis, max(o.adminThreshold, 1), o.iceThreshold)
+	name, labelPrefix := "cli-test", ""
+	if o.name != "" {
+		name, labelPrefix = o.name, o.name+"-"
+	}
+	c, err := config.NewCluster(name, nil, genesis, max(o.adminThreshold, 1), o.iceThreshold)
 	if err != nil {
 		return m, err
 	}
@@ -108,7 +116,7 @@ func newMesh(o meshOpts) (m *testMesh, err error) {
 	}
 	for i := 0; i < o.nodes; i++ {
 		opts := node.Options{
-			Cluster: c, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Label: fmt.Sprintf("n%d", i+1),
+			Cluster: c, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Label: fmt.Sprintf("%sn%d", labelPrefix, i+1),
 			Capabilities: workloads.NodeCapabilities(i, o.nodes), Spec: spec,
 			Factories: workloads.Factories(), Version: "test", Bootstrap: []string{},
 			CertifyWith: identity.KeySigner{K: m.ops[o.operators[0]]},
