@@ -310,6 +310,9 @@ func (m *Model) openAttach() tea.Cmd {
 func (m *Model) pickTarget(msg targetsMsg) tea.Cmd {
 	if msg.err != nil {
 		m.toasts.Push("attach: "+sanitize(msg.err.Error()), true, m.c.Now)
+		if len(msg.targets) == 0 {
+			return nil
+		}
 	}
 	ts := msg.targets
 	if len(ts) > MaxAttachTargets {

@@ -174,6 +174,18 @@ func TestAttachKeyWithoutTargets(t *testing.T) {
 	}
 }
 
+func TestAttachTargetsErrorIsShown(t *testing.T) {
+	m := newTestModel(t, decktest.New(fixtureLogs), 120, 40, nil)
+	withTargets(m, func(context.Context, Target) (Attachment, error) { return Attachment{}, errors.New("not in this test") })
+	m.opts.Targets = func() ([]Target, error) {
+		return nil, errors.New("config: bookmarks /home/op/.config/deck/bookmarks.toml: bookmarks.prod: want a string or a table, got an integer")
+	}
+	press(t, m, ":")
+	if len(m.modals) != 0 || !strings.Contains(currentToast(m), "bookmarks.prod") {
+		t.Fatalf("an unreadable bookmarks file: %d modals, toast %q", len(m.modals), currentToast(m))
+	}
+}
+
 func TestAttachPickingCurrentClusterDoesNothing(t *testing.T) {
 	m := newTestModel(t, decktest.New(fixtureLogs), 120, 40, nil)
 	called := false

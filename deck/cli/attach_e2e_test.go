@@ -42,7 +42,8 @@ func (f framed) View() tea.View { return f.m.View() }
 // does (openDeck: join, console certificate, options), then `:` lists the
 // lab bookmark, and picking it attaches the running deck to lab as carol
 // through a new console node: the deck shows lab's nodes and names lab and
-// carol on its status line, and both clusters are in recent.toml.
+// carol on its status line, lab's logs stream in, and both clusters are in
+// recent.toml.
 func TestEndToEndDeckAttachesToSecondCluster(t *testing.T) {
 	first := sharedMesh(t)
 	lab := startMesh(t, meshOpts{name: "lab", nodes: 2, iceThreshold: 1, operators: []string{"carol"}})
@@ -113,6 +114,20 @@ func TestEndToEndDeckAttachesToSecondCluster(t *testing.T) {
 	if strings.Contains(last, " n1 ") || strings.Contains(statusLine(last), "cli-test") {
 		t.Errorf("cli-test still on screen after the attach:\n%s", last)
 	}
+
+	// The new console's subscriptions are live: lab's daemons' logs arrive.
+	if _, err := io.WriteString(keys, "9"); err != nil {
+		t.Fatal(err)
+	}
+	waitFrame("lab's logs", func(f string) bool {
+		lines := strings.Split(f, "\n")
+		for _, l := range lines[min(4, len(lines)):] {
+			if strings.Contains(l, "lab-n") {
+				return true
+			}
+		}
+		return false
+	})
 
 	rc, err := config.LoadRecent(dirs.RecentPath())
 	if err != nil {
