@@ -393,16 +393,9 @@ func targetRows(ts []Target, current Target) (header string, rows []string) {
 	return header, rows
 }
 
-// sanitize replaces control characters in text from files and errors, so
-// nothing a file says can move the cursor or retitle the terminal.
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
-}
+// sanitize is text from files and errors made printable, so nothing a file
+// says can move the cursor or retitle the terminal.
+func sanitize(s string) string { return widgets.Printable(s) }
 
 // startAttach joins t in a command; the status line says so meanwhile.
 func (m *Model) startAttach(t Target) tea.Cmd {

@@ -79,6 +79,7 @@ func newE2EOperator(t *testing.T, name string) e2eOperator {
 type e2eDeck struct {
 	t         *testing.T
 	ctx       context.Context
+	cluster   *config.Cluster
 	nodes     []*node.Node
 	console   *node.Node
 	p         *tea.Program
@@ -100,11 +101,15 @@ func startE2E(t *testing.T, iceThreshold int, ops ...e2eOperator) *e2eDeck {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &e2eDeck{t: t, ctx: ctx, exportDir: t.TempDir()}
+	e := &e2eDeck{t: t, ctx: ctx, cluster: cl, exportDir: t.TempDir()}
 	const n = 3
 	for i := 0; i < n; i++ {
+		key, err := identity.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
 		opts := node.Options{
-			Cluster: cl, DataDir: t.TempDir(), Label: "n" + string(rune('1'+i)),
+			Cluster: cl, Key: key, DataDir: t.TempDir(), Label: "n" + string(rune('1'+i)),
 			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
 			Factories: workloads.Factories(), Version: "e2e",
 			CertifyWith: identity.KeySigner{K: ops[0].key},
@@ -268,9 +273,22 @@ func TestEndToEndCordonThroughTheDeck(t *testing.T) {
 	type_("YES\r")
 
 	// NODES shows n3 cordoned once the ledger event is folded on the console.
-	waitFor("n3 cordoned in NODES", func(f string) bool {
-		return strings.Contains(row(f, "n3"), "cordoned") && strings.Contains(f, "1 cordoned")
-	})
+	// A mesh still settling can move something between the preview and the
+	// commit; the deck then refuses the commit and asks again on the new
+	// preview (the action flow's contract), and the operator confirms again.
+	for asked := 0; ; asked++ {
+		waitFor("n3 cordoned in NODES, or the confirmation asked again", func(f string) bool {
+			return (strings.Contains(row(f, "n3"), "cordoned") && strings.Contains(f, "1 cordoned")) ||
+				strings.Contains(f, "the blast radius changed since you confirmed")
+		})
+		if !strings.Contains(e.last, "the blast radius changed since you confirmed") {
+			break
+		}
+		if asked == 3 {
+			t.Fatalf("the preview changed at every commit:\n%s", e.last)
+		}
+		type_("YES\r")
+	}
 	// Every node applies it too: the event went through the mesh.
 	for _, nd := range nodes {
 		deadline := time.Now().Add(e2eTimeout)

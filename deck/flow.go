@@ -1,6 +1,7 @@
 package deck
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/tabs"
 	"github.com/deck-mesh/deck/widgets"
 )
@@ -52,9 +54,12 @@ type (
 		err error
 	}
 	committedMsg struct {
-		a   api.Action
-		r   api.Receipt
-		err error
+		a api.Action
+		// what names the action as it was when committed: a revoked node
+		// leaves the view, and would be named by its bare id by then.
+		what string
+		r    api.Receipt
+		err  error
 	}
 	exportedMsg struct {
 		path     string
@@ -94,7 +99,9 @@ func (m *Model) startAction(req common.ActionMsg) tea.Cmd {
 	if m.c.ReadOnly {
 		return m.toast(fmt.Sprintf("read-only (%s): %s is disabled", m.c.ReadOnlyReason, a.Verb), true)
 	}
-	if a.Node != 0 && tabs.IsConsole(m.c.Snap, a.Node) {
+	// Membership verbs apply to consoles too: revoking a console's node id
+	// cuts that console off.
+	if a.Node != 0 && !a.Verb.IsRegistry() && tabs.IsConsole(m.c.Snap, a.Node) {
 		return m.toast(fmt.Sprintf("%s is a console (observer) node: it hosts no daemons or replicas, so %s does not apply", m.nodeName(a.Node), a.Verb), true)
 	}
 	switch {
@@ -254,6 +261,11 @@ func (m *Model) prepareCmd(confirmed api.BlastRadius) tea.Cmd {
 // confirmAdmin shows an admin action's preview and asks for YES; note and
 // changed say why it is asked again, if it is.
 func (m *Model) confirmAdmin(a api.Action, br api.BlastRadius, note string, changed []string) {
+	if a.Verb == api.VerbAdmitNode && note == "" && len(a.OperatorKey) == ed25519.PublicKeySize {
+		// The whole key the admission binds, in the form the node page
+		// shows: what the operator admits, not just its id.
+		note = "admits key " + identity.PublicKeyString(a.OperatorKey)
+	}
 	m.push(&widgets.Confirm{
 		Title: "CONFIRM " + m.describe(a), Radius: m.namedRadius(br), Name: m.nodeName, Note: note, Changed: changed,
 		OnConfirm: func() tea.Cmd { return m.prepareCmd(br) },
@@ -304,9 +316,10 @@ func (m *Model) iceCommitCmd(sp api.SimulatedProposal, sigs []api.Signature) tea
 	m.inflight++
 	ctx := m.c.Ctx
 	a := sp.Action()
+	what := m.describe(a)
 	return func() tea.Msg {
 		r, err := sp.Commit(ctx, sigs)
-		return committedMsg{a: a, r: r, err: err}
+		return committedMsg{a: a, what: what, r: r, err: err}
 	}
 }
 
@@ -357,9 +370,9 @@ func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		if msg.err != nil {
-			return m.toast(m.describe(msg.a)+" failed: "+errText(msg.err), true)
+			return m.toast(msg.what+" failed: "+errText(msg.err), true)
 		}
-		return m.toast(fmt.Sprintf("✓ committed %s · event %s · see AUDIT (0)", m.describe(msg.a), shortEventID(msg.r.EventID)), false)
+		return m.toast(fmt.Sprintf("✓ committed %s · event %s · see AUDIT (0)", msg.what, shortEventID(msg.r.EventID)), false)
 	case exportedMsg:
 		if msg.err != nil {
 			return m.toast("export failed: "+msg.err.Error(), true)

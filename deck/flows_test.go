@@ -189,17 +189,29 @@ func TestScrollAndTabCursors(t *testing.T) {
 	if sel() != "gibson" {
 		t.Fatalf("after j j: %s", sel())
 	}
+	// The bottom of NODES is the pending section (by id: molly, hosaka);
+	// the cursor passes over its heading both ways.
 	press(t, m, "G")
-	if sel() != "deck" {
+	if sel() != decktest.Hosaka.Short() {
 		t.Fatalf("after G: %s", sel())
 	}
-	press(t, m, "g", "down", "pgdown")
+	press(t, m, "k", "k")
 	if sel() != "deck" {
+		t.Fatalf("after G k k: %s, want the console row above the PENDING heading", sel())
+	}
+	press(t, m, "j")
+	if sel() != decktest.Molly.Short() {
+		t.Fatalf("after j from the console row: %s, want the first pending row", sel())
+	}
+	// A page (9 rows before the first frame) down from freeside lands on
+	// the PENDING heading: the cursor goes on past it to molly.
+	press(t, m, "g", "down", "pgdown")
+	if sel() != decktest.Molly.Short() {
 		t.Fatalf("after pgdown: %s", sel())
 	}
-	press(t, m, "pgup", "k")
+	press(t, m, "pgup", "pgup", "k")
 	if sel() != "chiba" {
-		t.Fatalf("after pgup k: %s", sel())
+		t.Fatalf("after pgup pgup k: %s", sel())
 	}
 	press(t, m, "j", "j", "j", "j", "j") // straylight on NODES
 	press(t, m, "3", "j", "j", "j", "j", "j")

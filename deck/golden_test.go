@@ -56,6 +56,13 @@ var screens = []struct {
 	{name: "modal_audit_limit", keys: []string{"0", "n", "type:x", "enter"}},
 	{name: "read_only", keys: []string{"c"}, setup: func(_ testing.TB, c *decktest.Client) { c.SetReadOnly("no operator key in ~/.config/deck") }},
 	{name: "quiet", keys: []string{"2"}, setup: quietLedger},
+	// Membership: the cursor on the last pending node (hosaka), its page,
+	// and the confirmations of admitting it and of revoking gibson (the
+	// leader of two chains: its daemons and replicas move).
+	{name: "nodes_pending", keys: []string{"2", "G"}},
+	{name: "page_pending", keys: []string{"2", "G", "enter"}},
+	{name: "modal_admit", keys: []string{"2", "G", "+", "type:YE"}, setup: quietLedger},
+	{name: "modal_revoke", keys: []string{"2", "j", "j", "V", "type:YE"}, setup: quietLedger},
 }
 
 func TestGolden(t *testing.T) {

@@ -3,6 +3,7 @@ package deck
 import (
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,10 @@ func TestActionKeysCommitTheirVerb(t *testing.T) {
 		{"NODES F freeze", nodes, "F", "prompt", []string{"type:drill", "enter", "type:10m", "enter"}, api.Action{Verb: api.VerbFreezeCluster, Reason: "drill", Duration: 10 * time.Minute}},
 		{"NODES T thaw", nodes, "T", "confirm", nil, api.Action{Verb: api.VerbThawCluster}},
 		{"NODES A flush avoid lists", nodes, "A", "confirm", nil, api.Action{Verb: api.VerbFlushAvoidLists}},
+		{"NODES V revoke node", nodes, "V", "confirm", nil, stray(api.VerbRevokeNode)},
+		// G: the last pending row, hosaka; admit-node carries the key it presented.
+		{"NODES + admit node", []string{"2", "G"}, "+", "confirm", nil,
+			api.Action{Verb: api.VerbAdmitNode, Node: decktest.Hosaka, OperatorKey: []byte(decktest.NodeKey("hosaka").Public)}},
 		{"DAEMONS r restart", []string{"3", "j", "j", "j", "j", "j"}, "r", "confirm", nil, api.Action{Verb: api.VerbRestartDaemon, Daemon: "ingest-2"}},
 		{"DAEMONS R force-restart", []string{"3", "j", "j", "j", "j", "j"}, "R", "confirm", nil, api.Action{Verb: api.VerbForceRestartDaemon, Daemon: "ingest-2"}},
 		{"GROUPS r restart", []string{"4", "j", "right"}, "r", "confirm", nil, api.Action{Verb: api.VerbRestartDaemon, Daemon: "oracle-1"}},
@@ -176,7 +181,7 @@ func TestExportAudit(t *testing.T) {
 	if len(lines) != len(recs)+1 || !strings.HasPrefix(lines[0], "SEQ\tWHEN\tOUTCOME") {
 		t.Fatalf("exported %d lines (header %q), want a header and %d records", len(lines), lines[0], len(recs))
 	}
-	if !strings.HasPrefix(lines[1], "9\t") || !strings.Contains(lines[1], "ICE force-evict-replica") {
+	if !strings.HasPrefix(lines[1], strconv.Itoa(len(recs))+"\t") || !strings.Contains(lines[1], "ICE force-evict-replica") {
 		t.Fatalf("newest record first: %q", lines[1])
 	}
 	// What the screen lists is what the file holds: f (ICE only) and `/`.

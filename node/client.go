@@ -32,7 +32,7 @@ var _ api.Client = (*Client)(nil)
 // name is the operator's local name for display.
 func (n *Node) NewClient(signer identity.Signer, name string) (*Client, error) {
 	c := &Client{n: n, signer: signer, opName: name}
-	cmds, err := command.New(command.Config{Signer: signer, Source: source{n}, Committer: n.commit})
+	cmds, err := command.New(command.Config{Signer: signer, Source: source{n}, Committer: n.commit, Now: n.now})
 	if err != nil {
 		return nil, err
 	}

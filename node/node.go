@@ -64,6 +64,17 @@ type Options struct {
 	// defaults.
 	Transport transport.Config
 	MeshOS    meshos.Timers
+	// AttesterCheck judges the attester of a receipt on a late admin event;
+	// nil: the node's membership registry (a certified or admitted node of
+	// role node, unrevoked, valid at the receipt's time). Tests replace it.
+	AttesterCheck chainfold.AttesterCheck
+	// ClockSkewAllowance is how far apart the mesh's clocks may be (see
+	// command.DefaultClockSkewAllowance); 0: the cluster file's.
+	ClockSkewAllowance time.Duration
+	// Clock is the node's clock for its admin ledger (freshness, receipts)
+	// and the command plane of its clients; nil: time.Now. Tests run nodes
+	// whose clocks are off.
+	Clock func() time.Time
 }
 
 // Node is a running mesh node.
@@ -86,6 +97,7 @@ type Node struct {
 	rejects *rejectRing
 	trust   *trust.Registry
 	cert    atomic.Pointer[identity.Certificate] // nil: none (pending)
+	ingest  *chainfold.Ingest
 
 	started   time.Time
 	ctx       context.Context
@@ -140,7 +152,7 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 		opts.Bootstrap = opts.Cluster.Bootstrap
 	}
 	n := &Node{opts: opts, key: opts.Key, genesis: genesis, started: time.Now(),
-		wake: make(chan struct{}, 1), histGen: map[identity.NodeID]uint64{}, histAt: map[identity.NodeID]time.Time{}, rejects: newRejectRing(rejectRingSize)}
+		wake: make(chan struct{}, 1), histGen: map[identity.NodeID]uint64{}, histAt: map[identity.NodeID]time.Time{}, rejects: newRejectRing(rejectRingSize, rejectRingPerSender)}
 	if n.key == nil {
 		if n.key, err = identity.Generate(); err != nil {
 			return nil, err
@@ -188,13 +200,18 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	if n.tr, err = transport.New(tcfg); err != nil {
 		return nil, fmt.Errorf("node: transport: %w", err)
 	}
-	// The ledger's gate: an event must decode, belong to this cluster and
-	// pass the clock check; signatures and the registry are the fold's to
-	// judge (they depend on the event's place in the order). Events are
-	// keyed by their ledger key (a hash over body and signatures), so a
-	// weak copy raced in by a bad peer cannot shadow the real one.
-	n.ledger = n.db.Ledger(chainfold.Validator(genesis.Cluster, time.Now))
-	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf})
+	// The ledger's gate (chainfold.Ingest): an event must decode, belong
+	// to this cluster, be fresh by this node's clock or carry a certified
+	// node's receipt, and its signatures must verify against the registry
+	// at its place in the order. Events are keyed by their ledger key (a
+	// hash over body and signatures), so a weak copy raced in by a bad
+	// peer cannot shadow the real one.
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.ingest, err = n.newIngest(); err != nil {
+		return nil, err
+	}
+	n.ledger = n.db.LedgerAdmitting(n.ingest.Validator(), n.ingest.Admit)
+	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf, Refused: n.refusedPull})
 	folder, err := chainfold.NewFolder(genesis)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
@@ -221,7 +238,6 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("node: meshos: %w", err)
 	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
 

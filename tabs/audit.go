@@ -79,6 +79,16 @@ func AuditKey(r *api.AuditRecord) string {
 	return r.EventID + "/" + strconv.FormatUint(r.Seq, 10)
 }
 
+// AuditWho is the OPERATOR cell: the operator of a ledger event, or, for an
+// event this node refused at ingestion (it only names an operator, whose
+// signature may be forged), "from" and the node that sent it.
+func AuditWho(s *snapshot.ClusterSnapshot, r *api.AuditRecord) string {
+	if r.From.Valid() {
+		return "from " + NodeName(s, r.From)
+	}
+	return OperatorName(s, r.Operator)
+}
+
 // auditSeq is the SEQ cell: the local ledger seq, or — when unknown.
 func auditSeq(r *api.AuditRecord) string {
 	if r.Seq == 0 {
@@ -111,10 +121,14 @@ func AuditRows(s *snapshot.ClusterSnapshot, recs []api.AuditRecord, iceOnly bool
 		if r.Reason != "" {
 			target += " (" + r.Reason + ")"
 		}
+		who, whoTone := AuditWho(s, r), common.ToneAccent
+		if r.From.Valid() {
+			whoTone = common.ToneWarn
+		}
 		rows = append(rows, widgets.Row{
 			Key:   AuditKey(r),
-			Cells: []string{auditSeq(r), widgets.Clock(AuditWhen(r)), out, OperatorName(s, r.Operator), cmd, strconv.Itoa(len(r.Signatures)), target},
-			Tones: []common.Tone{common.ToneDim, common.ToneDim, outTone, common.ToneAccent, cmdTone, common.ToneDim, common.ToneNormal},
+			Cells: []string{auditSeq(r), widgets.Clock(AuditWhen(r)), out, who, cmd, strconv.Itoa(len(r.Signatures)), target},
+			Tones: []common.Tone{common.ToneDim, common.ToneDim, outTone, whoTone, cmdTone, common.ToneDim, common.ToneNormal},
 		})
 	}
 	return rows
@@ -286,7 +300,15 @@ func AuditDetail(th *common.Theme, s *snapshot.ClusterSnapshot, r api.AuditRecor
 	lines = append(lines,
 		kv("command", kind+" "+string(r.Action.Verb), cmdTone),
 		kv("target", AuditTarget(s, r.Action), common.ToneNormal),
-		kv("operator", OperatorName(s, r.Operator)+" "+r.Operator.String(), common.ToneAccent),
+	)
+	if r.From.Valid() {
+		// Refused at ingestion: the event only names an operator (see the
+		// reason); the node that sent it is the fact.
+		lines = append(lines, kv("from", NodeName(s, r.From)+" "+r.From.String()+" sent it; refused by this node", common.ToneWarn))
+	} else {
+		lines = append(lines, kv("operator", OperatorName(s, r.Operator)+" "+r.Operator.String(), common.ToneAccent))
+	}
+	lines = append(lines,
 		kv("issued", r.IssuedAt.UTC().Format(time.RFC3339), common.ToneNormal),
 		kv("recorded", recorded, common.ToneNormal),
 		kv("nonce", r.Nonce, common.ToneDim),

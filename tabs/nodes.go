@@ -2,19 +2,25 @@ package tabs
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/widgets"
 )
 
-// Nodes is the NODES tab: the node inventory.
+// Nodes is the NODES tab: the node inventory, and under it the nodes
+// waiting for admission (PendingRows).
 type Nodes struct {
 	nodeTab
 	last    *snapshot.ClusterSnapshot
+	lastNow time.Time
+	members []widgets.Row // NodeRows of last
 	summary string
 }
 
@@ -41,7 +47,8 @@ func (t *Nodes) Name() string { return "NODES" }
 // NodeRows turns a snapshot into NODES rows (pure; unit tested): hosting
 // nodes by label, then consoles. A console (observer) row says so and shows
 // no placement figures; an unreachable node's last-known figures are dimmed
-// or withheld rather than shown as current.
+// or withheld rather than shown as current; a node the ledger revoked says
+// so while the view still lists it.
 func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 	rows := make([]widgets.Row, 0, len(s.Nodes))
 	for _, n := range SortedNodes(s) {
@@ -57,6 +64,9 @@ func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 			health = "self"
 		case n.Stale && n.Health != snapshot.Unreachable:
 			health += "·stale"
+		}
+		if _, revoked := Revocation(s, n.ID); revoked {
+			health, healthTone = "revoked", common.ToneDanger
 		}
 		running := 0
 		for _, d := range n.Daemons {
@@ -123,12 +133,47 @@ func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 
 func (t *Nodes) Sync() {
 	s := t.c.Snap
-	if s == t.last {
+	switch {
+	case s != t.last:
+		t.members, t.summary = NodeRows(s), NodesSummary(s)
+	case len(s.PendingNodes) == 0 || sameSecond(t.c.Now, t.lastNow):
 		return
 	}
-	t.last = s
-	t.table.SetRows(NodeRows(s))
-	t.summary = NodesSummary(s)
+	// Pending rows show how long each node has waited: they alone are
+	// rebuilt each second while there are any.
+	t.last, t.lastNow = s, t.c.Now
+	t.table.SetRows(append(slices.Clip(t.members), PendingRows(s, t.c.Now)...))
+}
+
+// selectedPending is the pending node under the cursor, if it is on one.
+func (t *Nodes) selectedPending() (api.NodeID, bool) {
+	if r, ok := t.table.Selected(); ok {
+		return parsePendingKey(r.Key)
+	}
+	return 0, false
+}
+
+func (t *Nodes) Selection() common.Selection {
+	if id, ok := t.selectedPending(); ok {
+		return common.Selection{Node: id, Label: id.Short()}
+	}
+	return t.nodeTab.Selection()
+}
+
+func (t *Nodes) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if t.table.HandleKey(msg, t.c.Keys) {
+		return nil
+	}
+	if id, ok := t.selectedPending(); ok {
+		if key.Matches(msg, t.c.Keys.Enter) {
+			return openNode(id)
+		}
+		return pendingKeys(t.c, msg, id)
+	}
+	if cmd, ok := membershipActions(t.c, msg, t.selected()); ok {
+		return cmd
+	}
+	return t.nodeTab.HandleKey(msg)
 }
 
 // NodesSummary is the NODES header: counts of hosting nodes only (consoles
@@ -161,6 +206,9 @@ func NodesSummary(s *snapshot.ClusterSnapshot) string {
 			out += "s"
 		}
 	}
+	if p := len(s.PendingNodes); p > 0 {
+		out += fmt.Sprintf(" · %d pending", p)
+	}
 	return out
 }
 
@@ -168,7 +216,15 @@ func (t *Nodes) View(w, h int) string {
 	return t.render(t.summary, w, h, "no nodes in the snapshot yet")
 }
 
-func (t *Nodes) Bindings() []key.Binding { return nodeBindings(t.c.Keys) }
+// Bindings are the node keys plus admit and revoke; on a pending row, the
+// keys that apply to a node that is not a member yet.
+func (t *Nodes) Bindings() []key.Binding {
+	k := t.c.Keys
+	if _, ok := t.selectedPending(); ok {
+		return pendingBindings(k)
+	}
+	return memberBindings(k)
+}
 
 // parseKeyID reads a row key written by NodeID.String.
 func parseKeyID(k string) (api.NodeID, error) {

@@ -46,7 +46,9 @@ func columns(left, right []string, w int) []string {
 	return out
 }
 
-// NodePage is the drill-down of one node.
+// NodePage is the drill-down of one node: a member's, or a pending node's
+// (PendingDetail) until it is admitted and joins, when the same page turns
+// into the member's.
 type NodePage struct {
 	c      *common.Context
 	id     api.NodeID
@@ -56,8 +58,22 @@ type NodePage struct {
 // NewNodePage makes the page for node id.
 func NewNodePage(c *common.Context, id api.NodeID) *NodePage { return &NodePage{c: c, id: id} }
 
-func (p *NodePage) Name() string { return "NODE " + NodeName(p.c.Snap, p.id) }
-func (p *NodePage) Sync()        {}
+// pending is the node's pending entry when it is not a member.
+func (p *NodePage) pending() *snapshot.PendingNode {
+	if p.c.Snap.Node(p.id) != nil {
+		return nil
+	}
+	return Pending(p.c.Snap, p.id)
+}
+
+func (p *NodePage) Name() string {
+	if p.pending() != nil {
+		return "PENDING " + p.id.Short()
+	}
+	return "NODE " + NodeName(p.c.Snap, p.id)
+}
+
+func (p *NodePage) Sync() {}
 func (p *NodePage) Selection() common.Selection {
 	return common.Selection{Node: p.id, Label: NodeName(p.c.Snap, p.id)}
 }
@@ -66,8 +82,17 @@ func (p *NodePage) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(msg, p.c.Keys.Enter) {
 		return nil
 	}
-	if cmd, ok := nodeActions(p.c.Keys, msg, p.id); ok {
-		return cmd
+	if p.pending() != nil {
+		if cmd := pendingKeys(p.c, msg, p.id); cmd != nil {
+			return cmd
+		}
+	} else {
+		if cmd, ok := membershipActions(p.c, msg, p.id); ok {
+			return cmd
+		}
+		if cmd, ok := nodeActions(p.c.Keys, msg, p.id); ok {
+			return cmd
+		}
 	}
 	p.scroll = scrollKey(msg, p.c.Keys, p.scroll)
 	return nil
@@ -75,7 +100,10 @@ func (p *NodePage) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 
 func (p *NodePage) Bindings() []key.Binding {
 	k := p.c.Keys
-	return append([]key.Binding{k.Back}, nodeBindings(k)[1:]...)
+	if p.pending() != nil {
+		return append([]key.Binding{k.Back}, pendingBindings(k)[1:]...)
+	}
+	return append([]key.Binding{k.Back}, memberBindings(k)[1:]...)
 }
 
 // NodeDetail renders the node page's lines (pure).
@@ -96,8 +124,13 @@ func NodeDetail(th *common.Theme, s *snapshot.ClusterSnapshot, n *snapshot.NodeV
 		maint += " · " + n.Maintenance.Reason
 	}
 	health := n.Health.String() + " for " + widgets.Since(now, n.HealthSince)
+	healthTone := HealthTone(n.Health)
 	if n.Stale {
 		health += " · stale (last " + widgets.Since(now, n.ReceivedAt) + " ago)"
+	}
+	if r, ok := Revocation(s, n.ID); ok {
+		health = fmt.Sprintf("revoked by %s %s ago · %s", OperatorName(s, r.By), widgets.Since(now, r.At), health)
+		healthTone = common.ToneDanger
 	}
 	facts := []string{
 		section(th, "FACTS"),
@@ -105,7 +138,7 @@ func NodeDetail(th *common.Theme, s *snapshot.ClusterSnapshot, n *snapshot.NodeV
 		kvLine(th, "address", n.Addr, common.ToneNormal),
 		kvLine(th, "version", n.Version+" · gen "+fmt.Sprint(n.Generation), common.ToneNormal),
 		kvLine(th, "uptime", widgets.Since(now, n.StartedAt), common.ToneNormal),
-		kvLine(th, "health", health, HealthTone(n.Health)),
+		kvLine(th, "health", health, healthTone),
 		kvLine(th, "rtt", widgets.RTT(n.RTT), common.ToneNormal),
 		kvLine(th, "maint", maint, MaintTone(n.Maintenance.State)),
 		kvLine(th, "cordoned", cord, common.ToneNormal),
@@ -160,6 +193,9 @@ func NodeDetail(th *common.Theme, s *snapshot.ClusterSnapshot, n *snapshot.NodeV
 func (p *NodePage) View(w, h int) string {
 	n := p.c.Snap.Node(p.id)
 	if n == nil {
+		if pn := Pending(p.c.Snap, p.id); pn != nil {
+			return scrolled(PendingDetail(p.c.Theme, p.c.Keys, p.c.Snap, pn, p.c.Now, w), &p.scroll, w, h)
+		}
 		return widgets.Empty(p.c.Theme, "node "+p.id.String()+" is no longer in the snapshot (esc back)", w, h)
 	}
 	return scrolled(NodeDetail(p.c.Theme, p.c.Snap, n, p.c.Now, w), &p.scroll, w, h)

@@ -245,8 +245,22 @@ func clusterActions(k *common.KeyMap, msg tea.KeyPressMsg) (tea.Cmd, bool) {
 
 // nodeBindings are the node action keys, for chips and help.
 func nodeBindings(k *common.KeyMap) []key.Binding {
+	return append(nodeAdminBindings(k), nodeICEBindings(k)...)
+}
+
+func nodeAdminBindings(k *common.KeyMap) []key.Binding {
 	return []key.Binding{k.Enter, k.Logs, k.Cordon, k.Uncordon, k.Drain, k.MaintEnter, k.MaintExit,
-		k.ClearAvoid, k.Invalidate, k.DropReplicas, k.RestartAll, k.Freeze, k.Thaw, k.FlushAvoid, k.ForceDrain}
+		k.ClearAvoid, k.Invalidate, k.DropReplicas, k.RestartAll}
+}
+
+func nodeICEBindings(k *common.KeyMap) []key.Binding {
+	return []key.Binding{k.Freeze, k.Thaw, k.FlushAvoid, k.ForceDrain}
+}
+
+// memberBindings are nodeBindings with admit and revoke after the admin
+// verbs (NODES and the node page).
+func memberBindings(k *common.KeyMap) []key.Binding {
+	return append(append(nodeAdminBindings(k), k.AdmitNode, k.RevokeNode), nodeICEBindings(k)...)
 }
 
 func openNode(id api.NodeID) tea.Cmd {

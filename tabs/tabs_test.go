@@ -1,6 +1,7 @@
 package tabs
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestRowFunctions(t *testing.T) {
 	if c := byKey(decktest.Freeside.String()); c[4] != "—" || c[2] != "unreachable" || c[3] != "—" || c[9] != "1/1?" {
 		t.Errorf("unreachable row %v", c)
 	}
-	if got := NodesSummary(s); !strings.HasPrefix(got, "9 nodes · 7 healthy · 1 suspect · 1 unreachable · 1 cordoned") || !strings.HasSuffix(got, "+1 console") {
+	if got := NodesSummary(s); !strings.HasPrefix(got, "9 nodes · 7 healthy · 1 suspect · 1 unreachable · 1 cordoned") || !strings.HasSuffix(got, "+1 console · 2 pending") {
 		t.Errorf("summary %q", got)
 	}
 	for _, r := range MaintRows(s, now) {
@@ -113,7 +114,7 @@ func TestAuditRows(t *testing.T) {
 	s := decktest.Snapshot()
 	recs := decktest.Audit()
 	all := AuditRows(s, recs, false, 0)
-	if len(all) != len(recs) || all[0].Cells[0] != "9" {
+	if len(all) != len(recs) || all[0].Cells[0] != strconv.Itoa(len(recs)) {
 		t.Fatalf("not newest first: %v", all[0].Cells)
 	}
 	ice := AuditRows(s, recs, true, 0)
@@ -125,13 +126,49 @@ func TestAuditRows(t *testing.T) {
 	if len(ice) != 3 {
 		t.Errorf("%d ICE rows", len(ice))
 	}
-	if got := AuditRows(s, recs, false, 2); len(got) != 2 || got[1].Cells[0] != "8" {
+	if got := AuditRows(s, recs, false, 2); len(got) != 2 || got[1].Cells[0] != strconv.Itoa(len(recs)-1) {
 		t.Errorf("limit 2: %v", got)
 	}
+	rejected := 0
 	for _, r := range all {
-		if r.Cells[0] == "8" && (r.Cells[2] != "rejected" || r.Tones[2] != common.ToneDanger) {
+		if r.Cells[3] != "mallory" && r.Cells[3] != decktest.OperatorKey("mallory").ID.Short() {
+			continue
+		}
+		rejected++
+		if r.Cells[2] != "rejected" || r.Tones[2] != common.ToneDanger {
 			t.Errorf("rejected row %v", r.Cells)
 		}
+	}
+	if rejected != 1 {
+		t.Errorf("%d rows of mallory's rejected force-drain", rejected)
+	}
+}
+
+// TestAuditRowsRefusedFromSender: a record of the node's reject ring (an
+// event it refused at ingestion) names the node that sent it in the
+// OPERATOR cell and on the detail page, not the operator the event names.
+func TestAuditRowsRefusedFromSender(t *testing.T) {
+	s := decktest.Snapshot()
+	rec := api.AuditRecord{Seq: 1<<63 | 1, EventID: "ev-x", IssuedAt: decktest.T0, At: decktest.T0, Outcome: api.Rejected,
+		Reason: "command: bad signature (names operator 0x4242424242424242)", From: decktest.Gibson,
+		Action: api.Action{Verb: api.VerbCordon, Node: decktest.Chiba}}
+	rows := AuditRows(s, []api.AuditRecord{rec}, false, 0)
+	if len(rows) != 1 || rows[0].Cells[3] != "from gibson" || rows[0].Tones[3] != common.ToneWarn {
+		t.Fatalf("row %v", rows)
+	}
+	lines := AuditDetail(common.NewTheme(colorprofile.NoTTY), s, rec)
+	detail := strings.Join(lines, "\n")
+	if !strings.Contains(detail, "gibson "+decktest.Gibson.String()+" sent it") {
+		t.Fatalf("detail:\n%s", detail)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "operator") {
+			t.Fatalf("the refused event is attributed to an operator: %q", l)
+		}
+	}
+	ledger := decktest.Audit()[0]
+	if got := AuditRows(s, []api.AuditRecord{ledger}, false, 0)[0].Cells[3]; got != "alice" {
+		t.Fatalf("ledger record's operator cell %q", got)
 	}
 }
 

@@ -38,6 +38,18 @@ type Row struct {
 	Cells []string
 	Tones []common.Tone // per cell; nil: every cell uses Tone
 	Tone  common.Tone
+	// Span, above zero, makes the cells from index Span on the free text of
+	// a section with columns of its own (NODES' pending nodes: address, seen
+	// by, waiting, reason): drawn one after another from column Span to the
+	// end of the line, each as wide as its text (the row builder pads them
+	// so they line up within the section), and never measured, so they do
+	// not widen the table's columns.
+	Span int
+	// Heading marks a section heading: the cursor passes over it, the filter
+	// keeps it while a row of its section (the rows up to the next heading)
+	// passes, it is not measured, and Cells[0] runs across every column
+	// before Span (the whole line when Span is 0).
+	Heading bool
 	// search is the lower-cased haystack for `/`, built on first use.
 	search string
 }
@@ -62,6 +74,10 @@ type Table struct {
 	// content is the widest cell of each column over all rows (titles
 	// included), measured once per SetRows so layout stays O(columns).
 	content []int
+	// headings and viewHeadings count the heading rows in rows and view.
+	headings, viewHeadings int
+	// segs is View's reusable per-row segment buffer.
+	segs []segment
 	// StickTop keeps the cursor on the first row when it is there and new
 	// rows arrive above it (newest-first feeds such as FAILURES and AUDIT);
 	// elsewhere the cursor stays on the row with the same Key.
@@ -110,8 +126,17 @@ func (t *Table) measure() {
 	for i, c := range t.Cols {
 		t.content[i] = Width(c.Title)
 	}
+	t.headings = 0
 	for ri := range t.rows {
-		cells := t.rows[ri].Cells
+		r := &t.rows[ri]
+		if r.Heading {
+			t.headings++
+			continue
+		}
+		cells := r.Cells
+		if r.Span > 0 && r.Span < len(cells) {
+			cells = cells[:r.Span]
+		}
 		for i := 0; i < len(cells) && i < len(t.content); i++ {
 			if t.content[i] >= contentCapCells {
 				continue
@@ -126,7 +151,7 @@ func (t *Table) measure() {
 // Rows is the unfiltered data.
 func (t *Table) Rows() []Row { return t.rows }
 
-// Shown is the rows passing the filter, in display order. Exports use it so
+// Shown is the rows passing the filter (headings included), in display order. Exports use it so
 // a file holds what the screen lists (`/` applied), as LOGS' export does.
 func (t *Table) Shown() []Row {
 	out := make([]Row, len(t.view))
@@ -137,8 +162,9 @@ func (t *Table) Shown() []Row {
 }
 
 // Len is the number of rows passing the filter; Total is all rows.
-func (t *Table) Len() int   { return len(t.view) }
-func (t *Table) Total() int { return len(t.rows) }
+// Headings are not rows of data and count in neither.
+func (t *Table) Len() int   { return len(t.view) - t.viewHeadings }
+func (t *Table) Total() int { return len(t.rows) - t.headings }
 
 // Filter is the current `/` query.
 func (t *Table) Filter() string { return t.filter }
@@ -163,19 +189,31 @@ func (t *Table) SetFilter(q string) {
 
 func (t *Table) refilter() {
 	t.view = t.view[:0]
+	t.viewHeadings = 0
 	if t.filter == "" {
 		for i := range t.rows {
 			t.view = append(t.view, i)
 		}
+		t.viewHeadings = t.headings
 		return
 	}
 	q := strings.ToLower(t.filter)
+	heading := -1 // the heading of the current section, until a row shows it
 	for i := range t.rows {
 		r := &t.rows[i]
+		if r.Heading {
+			heading = i
+			continue
+		}
 		if r.search == "" {
 			r.search = strings.ToLower(strings.Join(r.Cells, "\x00"))
 		}
 		if strings.Contains(r.search, q) {
+			if heading >= 0 {
+				t.view = append(t.view, heading)
+				t.viewHeadings++
+				heading = -1
+			}
 			t.view = append(t.view, i)
 		}
 	}
@@ -187,9 +225,9 @@ func (t *Table) Cursor() int { return t.cursor }
 // SetCursor moves the cursor (clamped).
 func (t *Table) SetCursor(i int) { t.cursor = i; t.clamp() }
 
-// Selected returns the selected row.
+// Selected returns the selected row (never a heading).
 func (t *Table) Selected() (*Row, bool) {
-	if t.cursor < 0 || t.cursor >= len(t.view) {
+	if t.cursor < 0 || t.cursor >= len(t.view) || t.rows[t.view[t.cursor]].Heading {
 		return nil, false
 	}
 	return &t.rows[t.view[t.cursor]], true
@@ -203,15 +241,41 @@ func (t *Table) SelectedKey() string {
 	return ""
 }
 
-// Move moves the cursor by delta rows.
-func (t *Table) Move(delta int) { t.cursor += delta; t.clamp() }
+// Move moves the cursor by delta rows (past a heading in its way).
+func (t *Table) Move(delta int) {
+	t.cursor += delta
+	t.bound()
+	t.settle(delta)
+}
 
 func (t *Table) clamp() {
+	t.bound()
+	t.settle(1)
+}
+
+func (t *Table) bound() {
 	if t.cursor >= len(t.view) {
 		t.cursor = len(t.view) - 1
 	}
 	if t.cursor < 0 {
 		t.cursor = 0
+	}
+}
+
+// settle moves the cursor off a heading: on in the direction of dir (down
+// when 0), else back the other way.
+func (t *Table) settle(dir int) {
+	step := 1
+	if dir < 0 {
+		step = -1
+	}
+	for _, d := range [2]int{step, -step} {
+		for i := t.cursor; i >= 0 && i < len(t.view); i += d {
+			if !t.rows[t.view[i]].Heading {
+				t.cursor = i
+				return
+			}
+		}
 	}
 }
 
@@ -229,9 +293,11 @@ func (t *Table) HandleKey(msg tea.KeyPressMsg, k *common.KeyMap) bool {
 		t.Move(1)
 	case key.Matches(msg, k.Top):
 		t.cursor = 0
+		t.settle(1)
 	case key.Matches(msg, k.Bottom):
 		t.cursor = len(t.view) - 1
-		t.clamp()
+		t.bound()
+		t.settle(-1)
 	case key.Matches(msg, k.PageUp):
 		t.Move(-page)
 	case key.Matches(msg, k.PageDown):
@@ -361,50 +427,96 @@ func (t *Table) View(th *common.Theme, w, h int) string {
 	return b.String()
 }
 
+// segment is one drawn piece of a row: a column's cell, a heading across
+// columns, or a span cell at its own width.
+type segment struct {
+	text  string
+	width int
+	right bool
+	tone  common.Tone
+}
+
+// segments lays r out on the column widths: one segment per visible
+// column; a heading's Cells[0] across the columns before Span; the span
+// cells each at their own width.
+func (t *Table) segments(r *Row, widths []int, budget int) []segment {
+	segs := t.segs[:0]
+	tone := func(i int) common.Tone {
+		if i < len(r.Tones) {
+			return r.Tones[i]
+		}
+		return r.Tone
+	}
+	cell := func(i int) string {
+		if i < len(r.Cells) {
+			return r.Cells[i]
+		}
+		return ""
+	}
+	span := len(t.Cols)
+	if r.Span > 0 && r.Span < span {
+		span = r.Span
+	}
+	if r.Heading {
+		if r.Span <= 0 {
+			t.segs = append(segs, segment{text: cell(0), width: budget, tone: tone(0)})
+			return t.segs
+		}
+		w := -1
+		for i := 0; i < span; i++ {
+			if widths[i] > 0 {
+				w += widths[i] + 1
+			}
+		}
+		segs = append(segs, segment{text: cell(0), width: max(w, 0), tone: tone(0)})
+	} else {
+		for i := 0; i < span; i++ {
+			if widths[i] > 0 {
+				segs = append(segs, segment{text: cell(i), width: widths[i], right: t.Cols[i].Align == AlignRight, tone: tone(i)})
+			}
+		}
+	}
+	if r.Span > 0 {
+		for i := r.Span; i < len(r.Cells); i++ {
+			segs = append(segs, segment{text: r.Cells[i], width: Width(r.Cells[i]), tone: tone(i)})
+		}
+	}
+	t.segs = segs
+	return segs
+}
+
 // cells writes r's cells; th nil writes them unpainted. It returns the
 // number of cells written.
 func (t *Table) cells(b *strings.Builder, th *common.Theme, r *Row, widths []int, budget int) int {
 	n := 0
-	first := true
-	for i, c := range t.Cols {
-		cw := widths[i]
-		if cw == 0 {
-			continue
-		}
+	for si, sg := range t.segments(r, widths, budget) {
 		gap := 1
-		if first {
+		if si == 0 {
 			gap = 0
 		}
 		if n+gap >= budget {
 			break
 		}
+		cw := sg.width
 		if n+gap+cw > budget {
 			cw = budget - n - gap
 		}
-		if !first {
+		if gap > 0 {
 			b.WriteByte(' ')
 			n++
 		}
-		first = false
 		var cell string
-		if i < len(r.Cells) {
-			cell = r.Cells[i]
-		}
-		if c.Align == AlignRight {
-			cell = FitRight(cell, cw)
+		if sg.right {
+			cell = FitRight(sg.text, cw)
 		} else {
-			cell = Fit(cell, cw)
+			cell = Fit(sg.text, cw)
 		}
 		n += cw
 		if th == nil {
 			b.WriteString(cell)
 			continue
 		}
-		tone := r.Tone
-		if i < len(r.Tones) {
-			tone = r.Tones[i]
-		}
-		th.PaintTo(b, tone, cell)
+		th.PaintTo(b, sg.tone, cell)
 	}
 	return n
 }

@@ -86,6 +86,34 @@ func truncate(s string, w int) string {
 	return out
 }
 
+// Printable is s with every control character (C0, DEL, C1: the bytes
+// that start terminal escape sequences) replaced by U+FFFD, for text that
+// came from the mesh and is drawn on an operator's terminal. Clean text is
+// returned as is.
+func Printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if isControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if isControl(r) {
+			r = '\uFFFD'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
+
 // FitANSI pads or cuts a styled line to exactly w cells.
 func FitANSI(s string, w int) string {
 	sw := ansi.StringWidth(s)

@@ -164,15 +164,20 @@ func resolveOperator(cs *snapshot.ClusterSnapshot, ref string) (identity.NodeID,
 }
 
 type auditDoc struct {
-	Seq          uint64   `json:"seq"`
-	Local        bool     `json:"local"`
-	EventID      string   `json:"event_id"`
-	At           string   `json:"at"`
-	IssuedAt     string   `json:"issued_at"`
-	Outcome      string   `json:"outcome"`
-	Reason       string   `json:"reason,omitempty"`
-	Operator     jsonID   `json:"operator"`
+	Seq      uint64 `json:"seq"`
+	Local    bool   `json:"local"`
+	EventID  string `json:"event_id"`
+	At       string `json:"at"`
+	IssuedAt string `json:"issued_at"`
+	Outcome  string `json:"outcome"`
+	Reason   string `json:"reason,omitempty"`
+	// Operator is absent on an event this node refused at ingestion: the
+	// event only names one (the reason says which); From is the node that
+	// sent it.
+	Operator     *jsonID  `json:"operator,omitempty"`
 	OperatorName string   `json:"operator_name"`
+	From         *jsonID  `json:"from,omitempty"`
+	FromName     string   `json:"from_name,omitempty"`
 	Command      string   `json:"command"`
 	Target       string   `json:"target"`
 	ICE          bool     `json:"ice"`
@@ -185,9 +190,16 @@ const localRejection = 1 << 63
 
 func auditJSON(r api.AuditRecord, nm names) auditDoc {
 	d := auditDoc{Seq: r.Seq &^ localRejection, Local: r.Seq&localRejection != 0, EventID: r.EventID, At: isoTime(r.At),
-		IssuedAt: isoTime(r.IssuedAt), Outcome: r.Outcome.String(), Reason: r.Reason, Operator: idJSON(r.Operator),
-		OperatorName: nm.ops[r.Operator], Command: string(r.Action.Verb), Target: r.Action.Target(), ICE: r.ICE,
-		Signatures: []jsonID{}}
+		IssuedAt: isoTime(r.IssuedAt), Outcome: r.Outcome.String(), Reason: r.Reason,
+		Command: string(r.Action.Verb), Target: r.Action.Target(), ICE: r.ICE, Signatures: []jsonID{}}
+	if r.Operator.Valid() {
+		op := idJSON(r.Operator)
+		d.Operator, d.OperatorName = &op, nm.ops[r.Operator]
+	}
+	if r.From.Valid() {
+		from := idJSON(r.From)
+		d.From, d.FromName = &from, nm.node(r.From)
+	}
 	for _, s := range r.Signatures {
 		d.Signatures = append(d.Signatures, idJSON(s.Operator))
 	}
@@ -200,7 +212,7 @@ func printAudit(w io.Writer, recs []api.AuditRecord, nm names) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tISSUED (UTC)\tOUTCOME\tOPERATOR\tCOMMAND\tTARGET\tSIGS\tEVENT\tREASON")
+	fmt.Fprintln(tw, "SEQ\tISSUED (UTC)\tOUTCOME\tOPERATOR\tFROM\tCOMMAND\tTARGET\tSIGS\tEVENT\tREASON")
 	for _, r := range recs {
 		cmdName := string(r.Action.Verb)
 		if r.ICE {
@@ -214,8 +226,17 @@ func printAudit(w io.Writer, recs []api.AuditRecord, nm names) {
 		if len(ev) > 12 {
 			ev = ev[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", seq, r.IssuedAt.UTC().Format("2006-01-02 15:04:05"), outcome,
-			nm.operator(r.Operator), cmdName, nm.target(r.Action.Target()), len(r.Signatures), orDash(ev), orDash(r.Reason))
+		// A record refused at ingestion names the node that sent it (FROM),
+		// and no operator: the event only claims one.
+		op, from := "-", "-"
+		if r.Operator.Valid() {
+			op = nm.operator(r.Operator)
+		}
+		if r.From.Valid() {
+			from = nm.node(r.From)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", seq, r.IssuedAt.UTC().Format("2006-01-02 15:04:05"), outcome,
+			op, from, cmdName, nm.target(r.Action.Target()), len(r.Signatures), orDash(ev), orDash(r.Reason))
 	}
 	tw.Flush()
 }

@@ -72,15 +72,21 @@ func (e *env) certifier(clusterPath string, c *config.Cluster, flagValue string,
 }
 
 // nodeCertificate is the certificate of a node with key in dataDir: the
-// one saved there if it is this node's, for this cluster, and valid for a
-// while yet; else one issued now with certifier (and saved); else nil (the
-// node starts pending). The second result says what happened, for the
-// node's start-up line.
-func nodeCertificate(dataDir string, cluster string, key *identity.Key, certifier *identity.Key, certifierName string) (*identity.Certificate, string, error) {
-	path := filepath.Join(dataDir, identity.CertificateFileName)
+// one in file (default: node.cert in dataDir) if it is this node's, for
+// this cluster, and valid for a while yet; else one issued now with
+// certifier (and saved there); else nil (the node starts pending). A file
+// named explicitly must exist. The second result says what happened, for
+// the node's start-up line.
+func nodeCertificate(file, dataDir string, cluster string, key *identity.Key, certifier *identity.Key, certifierName string) (*identity.Certificate, string, error) {
+	path := file
+	if path == "" {
+		path = filepath.Join(dataDir, identity.CertificateFileName)
+	}
 	now := time.Now()
 	c, err := identity.LoadCertificate(path)
 	switch {
+	case err != nil && file != "":
+		return nil, "", fmt.Errorf("%w: --certificate: %w", api.ErrInvalid, err)
 	case err == nil:
 		if serr := c.CheckSubject(cluster, key.ID, key.Public, now.Add(identity.NodeCertificateRenewBefore)); serr == nil && c.VerifySignature() == nil {
 			return c, fmt.Sprintf("certificate %s (issued by %s, valid until %s)", path, c.IssuerID(), time.UnixMilli(c.NotAfterMs).UTC().Format(time.RFC3339)), nil

@@ -115,8 +115,14 @@ func newMesh(o meshOpts) (m *testMesh, err error) {
 		return m, err
 	}
 	for i := 0; i < o.nodes; i++ {
+		// Each node is certified by the first operator, so it attests the
+		// events it receives and consoles joining later accept them.
+		key, err := identity.Generate()
+		if err != nil {
+			return m, err
+		}
 		opts := node.Options{
-			Cluster: c, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Label: fmt.Sprintf("%sn%d", labelPrefix, i+1),
+			Cluster: c, Key: key, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Label: fmt.Sprintf("%sn%d", labelPrefix, i+1),
 			Capabilities: workloads.NodeCapabilities(i, o.nodes), Spec: spec,
 			Factories: workloads.Factories(), Version: "test", Bootstrap: []string{},
 			CertifyWith: identity.KeySigner{K: m.ops[o.operators[0]]},

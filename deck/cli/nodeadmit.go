@@ -65,21 +65,41 @@ func printPending(stdio IO, out string, cs *snapshot.ClusterSnapshot, now time.T
 		fmt.Fprintf(stdio.Out, "cluster %s: no node is waiting for admission\n", cs.Cluster)
 		return nil
 	}
+	revoked := map[identity.NodeID]bool{}
+	for _, r := range cs.Revoked {
+		revoked[r.Node] = true
+	}
 	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tSEEN BY\tWAITING\tREASON")
+	admissible := 0
 	for _, p := range cs.PendingNodes {
-		by := make([]string, 0, len(p.SeenBy))
-		for _, id := range p.SeenBy {
-			by = append(by, nm.node(id))
+		if !revoked[p.ID] {
+			admissible++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, orDash(p.Addr), strings.Join(by, ","),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, orDash(p.Addr), seenBy(nm, p.SeenBy),
 			now.Sub(p.FirstSeen).Round(time.Second), p.Reason)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdio.Out, "admit one with `deck node admit NODE` (it then joins placement), or let it present a certificate\n")
+	if admissible > 0 {
+		fmt.Fprintf(stdio.Out, "admit one with `deck node admit NODE` (it then joins placement), or let it present a certificate\n")
+	}
 	return nil
+}
+
+// seenBy names the first reporters and counts the rest, so a node every
+// member reports does not push the reason off the line.
+func seenBy(nm names, ids []identity.NodeID) string {
+	const shown = 3
+	by := make([]string, 0, shown)
+	for i, id := range ids {
+		if i == shown {
+			return strings.Join(by, ",") + fmt.Sprintf(" +%d", len(ids)-shown)
+		}
+		by = append(by, nm.node(id))
+	}
+	return strings.Join(by, ",")
 }
 
 func nodeAdmitCmd(stdio IO) *cobra.Command {

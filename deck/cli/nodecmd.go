@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -94,6 +95,8 @@ func nodeInitCmd(stdio IO) *cobra.Command {
 func nodeRunCmd(stdio IO) *cobra.Command {
 	var listen, dataDir, label, certifyWith string
 	var join, caps []string
+	var clockSkew time.Duration
+	var certFile string
 	cmd := &cobra.Command{
 		Use:   "run --cluster FILE --listen ADDR [--join ADDR] --data DIR",
 		Short: "Run a headless mesh node until SIGINT or SIGTERM",
@@ -109,6 +112,11 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			}
 			if dataDir == "" {
 				return usageErr("--data DIR is required")
+			}
+			if clockSkew != 0 {
+				if err := config.ValidateClockSkewAllowance(clockSkew); err != nil {
+					return usageErr("--clock-skew: %v", err)
+				}
 			}
 			spec, err := c.Spec()
 			if err != nil {
@@ -138,7 +146,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cert, certNote, err := nodeCertificate(dataDir, c.Name, key, certifier, certifierName)
+			cert, certNote, err := nodeCertificate(certFile, dataDir, c.Name, key, certifier, certifierName)
 			if err != nil {
 				return err
 			}
@@ -147,7 +155,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			nd, err := node.Start(ctx, node.Options{
 				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
-				Certificate: cert,
+				Certificate: cert, ClockSkewAllowance: clockSkew,
 			})
 			if err != nil {
 				return err
@@ -165,12 +173,15 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	f.StringVar(&dataDir, "data", "", "data directory (node key and Badger chains)")
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
-	addCertifyFlag(f, &certifyWith)
+	addCertifyFlags(f, &certFile, &certifyWith)
+	f.DurationVar(&clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
 	return cmd
 }
 
-// addCertifyFlag is --certify-with, shared by node run and serve.
-func addCertifyFlag(f *pflag.FlagSet, v *string) {
-	f.StringVar(v, "certify-with", certifyAuto, "operator key that certifies this node when its data dir holds no valid certificate: NAME, "+
+// addCertifyFlags are --certificate and --certify-with, shared by node run
+// and serve.
+func addCertifyFlags(f *pflag.FlagSet, file, with *string) {
+	f.StringVar(file, "certificate", "", "this node's certificate `file`, issued by an operator (default: DATA/node.cert)")
+	f.StringVar(with, "certify-with", certifyAuto, "operator key that certifies this node when it holds no valid certificate: NAME, "+
 		"auto (a registered operator key found on this machine) or none (start pending until `deck node admit`)")
 }

@@ -128,9 +128,13 @@ func TestPreviewAndReceiptRendering(t *testing.T) {
 		{Seq: 4, EventID: rcpt.EventID, IssuedAt: fixtureNow, At: fixtureNow, Operator: cs.Operators[0].ID, Action: a, ICE: true,
 			Signatures: []api.Signature{{Operator: cs.Operators[0].ID}, {Operator: cs.Operators[1].ID}}},
 		{Seq: localRejection | 1, EventID: "99", IssuedAt: fixtureNow.Add(time.Second), Outcome: api.Rejected,
-			Reason: "signer is not a registered operator", Operator: 0x4242424242424242,
+			Reason: "signer is not a registered operator (names operator 0x4242424242424242)", From: n2,
 			Action: api.Action{Verb: api.VerbCordon, Node: n2}},
 	}
 	printAudit(&out, recs, namesOf(cs))
+	out.WriteString("---\n")
+	if err := writeJSON(&out, []auditDoc{auditJSON(recs[0], namesOf(cs)), auditJSON(recs[1], namesOf(cs))}); err != nil {
+		t.Fatal(err)
+	}
 	compareGolden(t, filepath.Join("testdata", "render", "preview_receipt_audit.golden"), out.Bytes())
 }

@@ -20,7 +20,7 @@ import (
 )
 
 func serveCmd(stdio IO) *cobra.Command {
-	var sshAddr, authKeys, hostKey, listen, dataDir, label, certifyWith string
+	var sshAddr, authKeys, hostKey, listen, dataDir, label, certFile, certifyWith string
 	var join, caps []string
 	cmd := &cobra.Command{
 		Use:   "serve --ssh ADDR [--authorized-keys FILE] [--host-key FILE] [node flags]",
@@ -68,7 +68,7 @@ is read-only.`,
 			if err != nil {
 				return err
 			}
-			cert, certNote, err := nodeCertificate(dataDir, c.Name, key, certifier, certifierName)
+			cert, certNote, err := nodeCertificate(certFile, dataDir, c.Name, key, certifier, certifierName)
 			if err != nil {
 				return err
 			}
@@ -138,7 +138,7 @@ is read-only.`,
 	f.StringVar(&dataDir, "data", "", "data directory (node key, host key, Badger chains; default under $XDG_DATA_HOME/deck)")
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
-	addCertifyFlag(f, &certifyWith)
+	addCertifyFlags(f, &certFile, &certifyWith)
 	return cmd
 }
 

@@ -23,6 +23,9 @@ type KeyMap struct {
 	// Admin verbs.
 	Cordon, Uncordon, Drain, MaintEnter, MaintExit, ClearAvoid, Invalidate,
 	DropReplicas, RestartAll, Restart key.Binding
+	// Membership (registry verbs, admin threshold): admit a pending node,
+	// revoke any node for good.
+	AdmitNode, RevokeNode key.Binding
 	// ICE verbs.
 	Freeze, Thaw, FlushAvoid, ForceRestart, ForceEvict, ForceCutover,
 	KillMigration, ForceDrain key.Binding
@@ -80,6 +83,10 @@ func DefaultKeyMap() *KeyMap {
 		DropReplicas: k("D", "drop replicas", "D"),
 		RestartAll:   k("X", "restart all daemons", "X"),
 		Restart:      k("r", "restart", "r"),
+		// X is restart-all-daemons, so revoke takes V (reVoke): a shifted
+		// key, as the verbs that reach furthest are.
+		AdmitNode:  k("+", "admit node", "+"),
+		RevokeNode: k("V", "revoke node", "V"),
 
 		Freeze:        k("F", "freeze (ICE)", "F"),
 		Thaw:          k("T", "thaw (ICE)", "T"),

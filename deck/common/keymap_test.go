@@ -1,6 +1,7 @@
 package common
 
 import (
+	"reflect"
 	"testing"
 
 	"charm.land/bubbles/v2/key"
@@ -30,5 +31,39 @@ func TestTabKeys(t *testing.T) {
 	past := k.TabKey(len(k.Tabs))
 	if past.Enabled() || key.Matches(tea.KeyPressMsg{Code: '1', Text: "1"}, past) {
 		t.Fatal("a tab past the last key has a working key")
+	}
+}
+
+// TestMembershipKeysAreTheirOwn: admit (+) and revoke (V) share their keys
+// with no other binding anywhere, so neither can fire another verb on any
+// screen (X, the first choice for revoke, is restart-all-daemons).
+func TestMembershipKeysAreTheirOwn(t *testing.T) {
+	k := DefaultKeyMap()
+	owners := map[string][]string{}
+	v := reflect.ValueOf(*k)
+	for i := 0; i < v.NumField(); i++ {
+		var bs []key.Binding
+		switch f := v.Field(i).Interface().(type) {
+		case key.Binding:
+			bs = []key.Binding{f}
+		case []key.Binding:
+			bs = f
+		}
+		for _, b := range bs {
+			for _, s := range b.Keys() {
+				owners[s] = append(owners[s], v.Type().Field(i).Name)
+			}
+		}
+	}
+	for _, s := range []string{"+", "V"} {
+		if len(owners[s]) != 1 {
+			t.Errorf("key %q is bound by %v", s, owners[s])
+		}
+	}
+	if got := owners["+"]; len(got) == 0 || got[0] != "AdmitNode" {
+		t.Errorf("+ is %v", got)
+	}
+	if got := owners["V"]; len(got) == 0 || got[0] != "RevokeNode" {
+		t.Errorf("V is %v", got)
 	}
 }

@@ -16,14 +16,17 @@
 package decktest
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/node/trust"
 )
 
 // T0 is the fixture's fixed "now".
@@ -42,6 +45,30 @@ func OperatorKey(name string) *identity.Key {
 	}
 	return k
 }
+
+// NodeKey derives the key of a fixture node outside the membership from
+// its name: a pending node presents a real key, so the admit-node event
+// carries one its id derives from, as the command plane checks.
+func NodeKey(name string) *identity.Key {
+	seed := sha256.Sum256([]byte("deck-fixture-node:" + name))
+	k, err := identity.FromSeed(seed[:])
+	if err != nil {
+		panic(fmt.Sprintf("decktest: fixture seed for %s: %v", name, err))
+	}
+	return k
+}
+
+// Nodes outside the membership: hosaka holds the cluster PSK and waits for
+// admission (no certificate); molly was revoked by carol an hour ago (the
+// ledger's revoke-node, see history) and still knocks. Both are pending
+// in the view (PendingNodes), neither is a member.
+var (
+	Hosaka = NodeKey("hosaka").ID
+	Molly  = NodeKey("molly").ID
+)
+
+// MollyRevokedAgo is how long before T0 carol revoked molly.
+const MollyRevokedAgo = time.Hour
 
 // Node ids of the fixture, fixed so goldens are stable.
 const (
@@ -108,8 +135,9 @@ func Spec() placement.Spec {
 // Snapshot is the fixture ClusterSnapshot at T0 with the full admin ledger
 // (Ledger) folded in: nine nodes with daemons of every lineage kind, chains
 // under/over/ok, migrations in flight, a node entering maintenance with a
-// deadline, a DrainFailed node, avoid lists, failures, and from the ledger a
-// freeze and a lockout.
+// deadline, a DrainFailed node, avoid lists, failures, two nodes pending
+// admission (one of them revoked), and from the ledger a freeze, a lockout
+// and the revocation.
 func Snapshot() *snapshot.ClusterSnapshot { return withLedger(cluster(), Genesis(), Ledger()) }
 
 // Quiet is the fixture with the routine part of the ledger only
@@ -232,9 +260,22 @@ func cluster() *snapshot.ClusterSnapshot {
 	chiba.Failures = []snapshot.Failure{{Seq: 31, At: ago(9 * time.Second), Node: Chiba, Source: "daemon", Reason: "ice-breaker-0 exited: status 2"}}
 
 	nodes := []snapshot.NodeView{console, gibson, winter, neuro, stray, chiba, free, sprawl, zion, villa}
+
+	// Pending admission, as the members report them (the reasons are the
+	// trust package's own).
+	pending := []snapshot.PendingNode{
+		{PendingPeer: snapshot.PendingPeer{ID: Hosaka, Key: NodeKey("hosaka").Public, Addr: "10.7.0.77:7946",
+			Reason: trust.ErrNoCertificate.Error(), FirstSeen: ago(6*time.Minute + 41*time.Second), LastSeen: ago(2 * time.Second)},
+			SeenBy: []api.NodeID{Console, Gibson, Wintermute}},
+		{PendingPeer: snapshot.PendingPeer{ID: Molly, Key: NodeKey("molly").Public, Addr: "203.0.113.9:41641",
+			Reason:    fmt.Errorf("%w (%s)", trust.ErrRevoked, ago(MollyRevokedAgo).Format(time.RFC3339)).Error(),
+			FirstSeen: ago(MollyRevokedAgo), LastSeen: ago(9 * time.Second)},
+			SeenBy: []api.NodeID{Sprawl}},
+	}
+	slices.SortFunc(pending, func(a, b snapshot.PendingNode) int { return cmp.Compare(a.ID, b.ID) })
 	return &snapshot.ClusterSnapshot{
 		Cluster: ClusterName, Self: Console, BuiltAt: ago(time.Second), Generation: 4471,
-		Nodes: nodes,
+		Nodes: nodes, PendingNodes: pending,
 		Chains: []snapshot.Chain{
 			{Name: "cache", Group: "cache", Desired: 1, Holders: []api.NodeID{Gibson}, Leader: Gibson, HeadSeq: 1203},
 			{Name: "ingest", Group: "ingest", Desired: 3, Holders: []api.NodeID{Gibson, Wintermute, Neuromancer}, Leader: Gibson, HeadSeq: 88412},

@@ -36,7 +36,8 @@ type historyEvent struct {
 // explain the snapshot (zion in maintenance, chiba cordoned and drained,
 // straylight entering maintenance), then ICE: a freeze signed by two
 // operators, a force-drain by mallory (not an operator: the fold rejects
-// it) and a force-evict whose cooldown is still running at T0.
+// it) and a force-evict whose cooldown is still running at T0; then carol's
+// revocation of molly (a registry event, in the quiet ledger too).
 var history = []historyEvent{
 	{3 * time.Hour, "alice", nil, api.Action{Verb: api.VerbCordon, Node: Zion}},
 	{2*time.Hour + 50*time.Minute, "alice", nil, api.Action{Verb: api.VerbEnterMaintenance, Node: Zion, Duration: 10 * time.Minute}},
@@ -47,6 +48,9 @@ var history = []historyEvent{
 	{2*time.Minute + 30*time.Second, "alice", []string{"bob"}, api.Action{Verb: api.VerbFreezeCluster, Reason: "incident 4471: ledger divergence", Duration: 10 * time.Minute}},
 	{2 * time.Minute, "mallory", nil, api.Action{Verb: api.VerbForceDrain, Node: Wintermute}},
 	{55 * time.Second, "bob", []string{"alice"}, api.Action{Verb: api.VerbForceEvictReplica, Chain: "ledger", Peer: Chiba}},
+	// Membership, listed last so the entries above keep their nonces (the
+	// fold orders the ledger by issue time): carol revoked molly.
+	{MollyRevokedAgo, "carol", nil, api.Action{Verb: api.VerbRevokeNode, Node: Molly}},
 }
 
 // Ledger is the fixture's admin ledger history as signed events (see

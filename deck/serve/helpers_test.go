@@ -55,8 +55,12 @@ func startMesh(t testing.TB, n int) *testMesh {
 	}
 	m := &testMesh{cluster: cl, alice: alice}
 	for i := 0; i < n; i++ {
+		key, err := identity.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
 		opts := node.Options{
-			Cluster: cl, DataDir: t.TempDir(), Label: fmt.Sprintf("n%d", i+1),
+			Cluster: cl, Key: key, DataDir: t.TempDir(), Label: fmt.Sprintf("n%d", i+1),
 			Capabilities: workloads.NodeCapabilities(i, n), Spec: workloads.Spec(),
 			Factories: workloads.Factories(), Version: "test",
 			CertifyWith: identity.KeySigner{K: alice},

@@ -33,6 +33,15 @@ type AuditRecord struct {
 	ICE        bool
 	Signatures []Signature
 	Nonce      string
+	// From is, on a record of the node's local reject ring (an event it
+	// refused at ingestion, which never entered its ledger), the node that
+	// sent the event: the authenticated sender of a push or the
+	// anti-entropy peer that served it, or this node for its own
+	// console's commit. Such a record carries no Operator: the event only
+	// names one, and a name is not an attempt (its signatures may be
+	// forged); Reason says which operator it names. Zero on ledger
+	// records.
+	From NodeID
 }
 
 // AuditQuery builds a query over the local copy of the admin ledger (plus

@@ -17,6 +17,13 @@ import (
 //	PullReq     n(2) n×(issued(8) id(32))
 //	PullResp    n(2) n×(len(4) event)
 //	Hint        count(4) xor(32)                     "my ledger changed; here is its digest"
+//	PullAttReq  n(2) n×(issued(8) id(32))            PullReq, answered with attachments
+//	PullAttResp n(2) n×(len(4) event len(2) attachment)
+//
+// PullAttReq/Resp carry each event with what its holder stored beside it
+// (the receipts that let a node accept an event after its commit window).
+// They are new types rather than a change to PullReq/Resp, so those keep
+// their encoding (the committed corpus) and are still answered.
 type aeType byte
 
 const (
@@ -27,6 +34,8 @@ const (
 	aePullReq
 	aePullResp
 	aeHint
+	aePullAttReq
+	aePullAttResp
 )
 
 const (
@@ -45,7 +54,9 @@ type aeMsg struct {
 	IDs      []Position
 	More     bool
 	Events   [][]byte
-	Total    BucketDigest
+	// Attachments[i] goes with Events[i] (PullAttResp only).
+	Attachments [][]byte
+	Total       BucketDigest
 }
 
 func (m *aeMsg) encode() []byte {
@@ -74,7 +85,7 @@ func (m *aeMsg) encode() []byte {
 			b = append(b, 1)
 			b = appendPosition(b, *m.After)
 		}
-	case aeIDsResp, aePullReq:
+	case aeIDsResp, aePullReq, aePullAttReq:
 		if m.Type == aeIDsResp {
 			b = append(b, boolByte(m.More))
 		}
@@ -82,11 +93,19 @@ func (m *aeMsg) encode() []byte {
 		for _, p := range m.IDs {
 			b = appendPosition(b, p)
 		}
-	case aePullResp:
+	case aePullResp, aePullAttResp:
 		b = binary.BigEndian.AppendUint16(b, uint16(len(m.Events)))
-		for _, e := range m.Events {
+		for i, e := range m.Events {
 			b = binary.BigEndian.AppendUint32(b, uint32(len(e)))
 			b = append(b, e...)
+			if m.Type == aePullAttResp {
+				var att []byte
+				if i < len(m.Attachments) {
+					att = m.Attachments[i]
+				}
+				b = binary.BigEndian.AppendUint16(b, uint16(len(att)))
+				b = append(b, att...)
+			}
 		}
 	case aeHint:
 		b = binary.BigEndian.AppendUint32(b, m.Total.Count)
@@ -172,7 +191,7 @@ func decodeAE(b []byte) (*aeMsg, error) {
 		default:
 			d.fail("bad has_after flag")
 		}
-	case aeIDsResp, aePullReq:
+	case aeIDsResp, aePullReq, aePullAttReq:
 		if m.Type == aeIDsResp {
 			switch d.byte() {
 			case 0:
@@ -183,7 +202,7 @@ func decodeAE(b []byte) (*aeMsg, error) {
 			}
 		}
 		max := AEMaxIDsPerMessage
-		if m.Type == aePullReq {
+		if m.Type != aeIDsResp {
 			max = AEMaxPullEvents
 		}
 		n := d.count(max, aePositionBytes)
@@ -191,8 +210,14 @@ func decodeAE(b []byte) (*aeMsg, error) {
 		for i := range m.IDs {
 			m.IDs[i] = d.position()
 		}
-	case aePullResp:
-		n := d.count(AEMaxPullEvents, 4)
+	case aePullResp, aePullAttResp:
+		att := m.Type == aePullAttResp
+		minBytes := 4
+		if att {
+			minBytes = 4 + 2
+			m.Attachments = [][]byte{}
+		}
+		n := d.count(AEMaxPullEvents, minBytes)
 		m.Events = make([][]byte, 0, n)
 		for i := 0; i < n && d.Err() == nil; i++ {
 			l := d.u32()
@@ -201,6 +226,16 @@ func decodeAE(b []byte) (*aeMsg, error) {
 			}
 			if d.need(int(l)) {
 				m.Events = append(m.Events, d.Take(int(l)))
+			}
+			if !att {
+				continue
+			}
+			a := d.u16()
+			if d.Err() == nil && int(a) > MaxAttachmentBytes {
+				d.fail("attachment of %d bytes", a)
+			}
+			if d.need(int(a)) {
+				m.Attachments = append(m.Attachments, d.Take(int(a)))
 			}
 		}
 	case aeHint:

@@ -28,9 +28,13 @@ import (
 // descends, depth first and earliest first, into those that differ until a
 // bucket is small enough (AESmallBucketEvents on the peer) or narrow enough
 // (4 s) to list ids.
-// Then it pulls the missing events in bounded responses and inserts them
-// through the Ledger, which validates each one. A round is bounded in
-// requests and pulled events; the rest waits for the next round.
+// Then it pulls the missing events, each with what its holder stored beside
+// it (its attachment: receipts), in bounded responses and offers them to
+// the Ledger's Admitter as coming from that peer. A round is bounded in
+// requests, pulled events and refused events; the rest waits for the next
+// round. An event refused now (it depends on a registry change this node
+// has not folded yet) is not remembered as refused: the digests still
+// differ, so a later round offers it again and it is judged afresh.
 //
 // Newly stored events trigger a Hint (rate-limited) to every peer, and a
 // hint whose digest differs from the receiver's makes it sync with the
@@ -67,6 +71,10 @@ type AntiEntropyConfig struct {
 	Interval time.Duration
 	// Logf receives round errors. Default: discarded (counted in Stats).
 	Logf func(format string, args ...any)
+	// Refused hears every pulled event the ledger refused, with the peer
+	// that served it; nil for none. It runs on the round's goroutine and
+	// must not block.
+	Refused func(r Rejection)
 }
 
 type aePending struct {
@@ -253,7 +261,7 @@ func (ae *AntiEntropy) Handle(from identity.NodeID, msg []byte) {
 		return
 	}
 	switch m.Type {
-	case aeDigestResp, aeIDsResp, aePullResp:
+	case aeDigestResp, aeIDsResp, aePullResp, aePullAttResp:
 		ae.pendMu.Lock()
 		p := ae.pending[m.ReqID]
 		if p != nil && p.peer == from {
@@ -361,8 +369,12 @@ func (ae *AntiEntropy) answer(req *aeMsg) (*aeMsg, error) {
 			return nil, err
 		}
 		resp.Type, resp.IDs, resp.More = aeIDsResp, ids, more
-	case aePullReq:
+	case aePullReq, aePullAttReq:
 		resp.Type = aePullResp
+		withAtt := req.Type == aePullAttReq
+		if withAtt {
+			resp.Type = aePullAttResp
+		}
 		size := 0
 		for _, p := range req.IDs {
 			raw, err := ae.l.Get(p)
@@ -372,11 +384,24 @@ func (ae *AntiEntropy) answer(req *aeMsg) (*aeMsg, error) {
 			if err != nil {
 				return nil, err
 			}
-			if size+len(raw)+4 > AEMaxPullBytes && len(resp.Events) > 0 {
+			var att []byte
+			if withAtt {
+				if att, err = ae.l.Attachment(p.ID); err != nil {
+					return nil, err
+				}
+				if len(att) > MaxAttachmentBytes {
+					att = nil // a damaged store: the event travels without it
+				}
+			}
+			cost := len(raw) + 4 + len(att) + 2
+			if size+cost > AEMaxPullBytes && len(resp.Events) > 0 {
 				break // the requester asks again for the rest
 			}
-			size += len(raw) + 4
+			size += cost
 			resp.Events = append(resp.Events, raw)
+			if withAtt {
+				resp.Attachments = append(resp.Attachments, att)
+			}
 		}
 	default:
 		return nil, fmt.Errorf("%w: unexpected ledger request type %d", ErrInvalid, req.Type)
@@ -534,23 +559,33 @@ func (ae *AntiEntropy) diff(r *aeMsg, from, to int64, shift uint) ([]aeWork, err
 }
 
 func (ae *AntiEntropy) pull(ctx context.Context, peer identity.NodeID, want []Position) (int, error) {
-	added := 0
-	for len(want) > 0 {
+	added, refused := 0, 0
+	for len(want) > 0 && refused < AEMaxRoundRefusals {
 		chunk := want[:min(len(want), AEMaxPullEvents)]
-		r, err := ae.request(ctx, peer, &aeMsg{Type: aePullReq, IDs: chunk}, aePullResp)
+		r, err := ae.request(ctx, peer, &aeMsg{Type: aePullAttReq, IDs: chunk}, aePullAttResp)
 		if err != nil {
 			return added, err
 		}
 		if len(r.Events) == 0 {
 			return added, nil // the peer no longer has them; nothing to gain
 		}
-		rep, err := ae.l.InsertMany(ctx, r.Events)
+		ins := make([]Incoming, len(r.Events))
+		for i, raw := range r.Events {
+			ins[i] = Incoming{Raw: raw, Attachment: r.Attachments[i], From: peer}
+		}
+		rep, err := ae.l.Admit(ctx, ins)
 		if err != nil {
 			return added, err
 		}
 		added += len(rep.Added)
+		refused += len(rep.Rejected)
 		ae.stats.pulled.Add(uint64(len(rep.Added)))
 		ae.stats.rejected.Add(uint64(len(rep.Rejected)))
+		if ae.cfg.Refused != nil {
+			for _, rj := range rep.Rejected {
+				ae.cfg.Refused(rj)
+			}
+		}
 		// The answer may stop short at the byte bound: ask for the rest,
 		// as long as the last answer made progress.
 		rest := make([]Position, 0, len(want))

@@ -313,6 +313,8 @@ func FuzzDecodeAE(f *testing.F) {
 		{Type: aePullReq, ReqID: 5, IDs: []Position{after}},
 		{Type: aePullResp, ReqID: 6, Events: [][]byte{{1, 2, 3}}},
 		{Type: aeHint, Total: BucketDigest{Count: 9}},
+		{Type: aePullAttReq, ReqID: 7, IDs: []Position{after}},
+		{Type: aePullAttResp, ReqID: 8, Events: [][]byte{{1, 2, 3}}, Attachments: [][]byte{{5, 6}}},
 	} {
 		f.Add(m.encode())
 	}
@@ -440,7 +442,7 @@ func TestSyncWithRoundBounds(t *testing.T) {
 					t.Fatal(err)
 				}
 				sent := cm.take()
-				reqs, pulls := sent[aeDigestReq]+sent[aeIDsReq], sent[aePullReq]
+				reqs, pulls := sent[aeDigestReq]+sent[aeIDsReq], sent[aePullAttReq]
 				t.Logf("round %d: added %d, %d digest + %d ids requests, %d pulls", rounds, added, sent[aeDigestReq], sent[aeIDsReq], pulls)
 				if got := int(cli.Digest().Count - before); got != added {
 					t.Fatalf("round %d reported %d added, ledger grew by %d", rounds, added, got)
@@ -450,7 +452,7 @@ func TestSyncWithRoundBounds(t *testing.T) {
 					t.Fatalf("round %d added %d events (want 1..%d)", rounds, added, AEMaxRoundPullEvents)
 				}
 				for typ := range sent {
-					if typ != aeDigestReq && typ != aeIDsReq && typ != aePullReq {
+					if typ != aeDigestReq && typ != aeIDsReq && typ != aePullAttReq {
 						t.Fatalf("round %d sent message type %d: %v", rounds, typ, sent)
 					}
 				}

@@ -49,7 +49,7 @@ func (r *writeReq) bytes() int {
 		n += len(p)
 	}
 	for _, e := range r.events {
-		n += len(e.raw)
+		n += e.sizeOf()
 	}
 	return n
 }

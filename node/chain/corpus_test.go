@@ -37,6 +37,8 @@ func fuzzSeeds() map[string][][]byte {
 			ae(aeMsg{Type: aePullReq, ReqID: 5, IDs: []Position{after, after}}),
 			ae(aeMsg{Type: aePullResp, ReqID: 6, Events: [][]byte{{1, 2, 3}, {4}}}),
 			ae(aeMsg{Type: aeHint, Total: BucketDigest{Count: 9, XOR: [32]byte{7}}}),
+			ae(aeMsg{Type: aePullAttReq, ReqID: 7, IDs: []Position{after}}),
+			ae(aeMsg{Type: aePullAttResp, ReqID: 8, Events: [][]byte{{1, 2, 3}, {4}}, Attachments: [][]byte{{9, 9}, {}}}),
 		},
 		"FuzzDecodeSub": {
 			sub(subMsg{Type: subLeaseLogs, Sub: 1, Resume: 9, Flags: subFlagRewind, Filter: api.LogFilter{MinLevel: api.LevelInfo, Node: 5, Daemon: "d", Match: "m"}}),

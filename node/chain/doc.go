@@ -16,7 +16,9 @@
 //
 // Event semantics (what an admin event means, its signatures) are not this
 // package's business: the ledger stores opaque bytes and asks the caller's
-// Validator for each event's id and issue time. What the Validator decoded
-// rides along to the Fold (EventMeta.Decoded), so an event is parsed once
-// on its way in.
+// Admitter (an arriving event, with its sender and attachment) or Validator
+// (a stored one) for each event's id and issue time. What it decoded rides
+// along to the Fold (EventMeta.Decoded), so an event is parsed once on its
+// way in; what it wants kept beside the event (EventMeta.Attachment: the
+// receipts) is stored with it and served with it to peers.
 package chain

@@ -40,6 +40,9 @@ type Fold[S any] struct {
 	sinceCP int
 	refolds uint64
 	seen    uint64 // local seqs consumed from the tail
+	// advanced is closed (and replaced) whenever seen moves: WaitLocalSeq's
+	// broadcast, apart from notify, which has one consumer.
+	advanced chan struct{}
 
 	notify chan struct{}
 }
@@ -66,7 +69,33 @@ func NewFold[S any](l *Ledger, f Folder[S], checkpointEvery int) *Fold[S] {
 		checkpointEvery = DefaultFoldCheckpointEvery
 	}
 	l.st.handoff.enable()
-	return &Fold[S]{l: l, f: f, every: checkpointEvery, state: f.Init(), notify: make(chan struct{}, 1)}
+	return &Fold[S]{l: l, f: f, every: checkpointEvery, state: f.Init(), notify: make(chan struct{}, 1), advanced: make(chan struct{})}
+}
+
+// WaitLocalSeq blocks until the fold has consumed local seq seq (its state
+// holds every event stored up to it), or ctx ends. A reader that must judge
+// against state as of the ledger's head (node/command/chainfold's ingest
+// reads the registry from it) waits here rather than read a lagging state.
+func (fd *Fold[S]) WaitLocalSeq(ctx context.Context, seq uint64) error {
+	for {
+		fd.mu.RLock()
+		seen, ch := fd.seen, fd.advanced
+		fd.mu.RUnlock()
+		if seen >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("chain: fold at local seq %d, waiting for %d: %w", seen, seq, ctx.Err())
+		}
+	}
+}
+
+// advance wakes WaitLocalSeq's waiters; fd.mu must be held for writing.
+func (fd *Fold[S]) advance() {
+	close(fd.advanced)
+	fd.advanced = make(chan struct{})
 }
 
 // Run folds what the ledger holds, then follows it until ctx ends or the
@@ -76,6 +105,7 @@ func (fd *Fold[S]) Run(ctx context.Context) error {
 	if fd.LocalSeq() == 0 {
 		fd.mu.Lock()
 		err := fd.refoldLocked(false)
+		fd.advance()
 		fd.mu.Unlock()
 		if err != nil {
 			return err
@@ -172,6 +202,7 @@ func (fd *Fold[S]) addBatch(evs []Event) error {
 			fd.seen = max(fd.seen, ev.Seq)
 		}
 	}
+	fd.advance()
 	signal(fd.notify)
 	return nil
 }

@@ -13,12 +13,14 @@ import (
 //	0x02 issued_at_ms(8) id(32)       admin event, raw bytes (ordered for the fold)
 //	0x03 id(32)                       admin event id index: issued_at_ms(8)
 //	0x04 node(8) at_unix_nano(8) seq(8) snapshot history index (empty value)
+//	0x05 id(32)                       admin event attachment (receipts), opaque
 const (
-	nsMeta     byte = 0x00
-	nsLog      byte = 0x01
-	nsEvent    byte = 0x02
-	nsEventID  byte = 0x03
-	nsSnapshot byte = 0x04
+	nsMeta       byte = 0x00
+	nsLog        byte = 0x01
+	nsEvent      byte = 0x02
+	nsEventID    byte = 0x03
+	nsSnapshot   byte = 0x04
+	nsAttachment byte = 0x05
 )
 
 // Log ids inside nsLog. Never renumber: they are on disk.
@@ -89,6 +91,16 @@ func parseEventKey(k []byte) (Position, bool) {
 func eventIDKey(id [32]byte) []byte {
 	k := make([]byte, eventIDKeyBytes)
 	k[0] = nsEventID
+	copy(k[1:], id[:])
+	return k
+}
+
+// attachmentKey is where an event's attachment is stored: beside its id
+// index, outside the event and order records, so the ledger's existing keys
+// and records are unchanged.
+func attachmentKey(id [32]byte) []byte {
+	k := make([]byte, eventIDKeyBytes)
+	k[0] = nsAttachment
 	copy(k[1:], id[:])
 	return k
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/crypto/blake2b"
+
+	"github.com/deck-mesh/deck/node/identity"
 )
 
 // EventMeta is what a Validator extracts from an event's bytes: its id and
@@ -26,6 +28,12 @@ type EventMeta struct {
 	// disk carry none, and neither may a Fold's Apply when the fold lagged
 	// more than MaxHandoffEvents: a Folder decodes the bytes then.
 	Decoded any
+	// Attachment is what an Admitter wants stored beside the event (the
+	// receipts that let other nodes accept it after its commit window):
+	// at most MaxAttachmentBytes, nil for none. It is written with the
+	// event, never changed, and served with it in anti-entropy pulls; it is
+	// not part of the event's bytes, id or hash link.
+	Attachment []byte
 }
 
 // MaxIssuedAtMs is the latest issue time the ledger accepts (the year 9999),
@@ -38,6 +46,24 @@ const MaxIssuedAtMs = 253402300799999
 // error, it may still return what it parsed, so a caller can name the event
 // it refused (Insert passes it on).
 type Validator func(raw []byte) (EventMeta, error)
+
+// Incoming is one event offered to the ledger: its bytes, what travelled
+// beside it (a peer's stored attachment) and who handed it over.
+type Incoming struct {
+	Raw        []byte
+	Attachment []byte
+	// From is the authenticated node that sent it (the pushing peer, the
+	// anti-entropy peer), or 0 for this node's own commits.
+	From identity.NodeID
+}
+
+// Admitter judges an event arriving at this node, where a Validator only
+// parses one: it may read the local clock, the sender and the attachment,
+// and returns the meta to store, EventMeta.Attachment included. Stored
+// events are never judged again by it (Verify uses the Validator). It must
+// be safe for concurrent use; like a Validator, with an error it may still
+// return what it parsed.
+type Admitter func(in Incoming) (EventMeta, error)
 
 // Position is an event's place in the fold order.
 type Position struct {
@@ -246,6 +272,9 @@ type pendingEvent struct {
 	raw  []byte
 }
 
+// sizeOf is the bytes the event and its attachment put in a write.
+func (pe pendingEvent) sizeOf() int { return len(pe.raw) + len(pe.meta.Attachment) }
+
 // InsertReport says what an Insert did with each event.
 type InsertReport struct {
 	Added      []Event
@@ -253,12 +282,14 @@ type InsertReport struct {
 	Rejected   []Rejection
 }
 
-// Rejection is an event the Validator refused.
+// Rejection is an event the Validator (or Admitter) refused.
 type Rejection struct {
 	Index int
 	Err   error
 	// Meta is what the Validator parsed before refusing, if anything.
 	Meta EventMeta
+	// From is the node that offered the event (Incoming.From).
+	From identity.NodeID
 }
 
 // Ledger is the admin ledger: a grow-only set of opaque signed events,
@@ -269,11 +300,24 @@ type Ledger struct {
 	db       *DB
 	st       *ledgerState
 	validate Validator
+	admit    Admitter
 }
 
-// Ledger returns the database's ledger, validating events with v.
+// Ledger returns the database's ledger, validating events with v, both
+// arriving ones and stored ones (Verify); nothing is stored beside them.
 func (db *DB) Ledger(v Validator) *Ledger {
-	return &Ledger{db: db, st: db.ledger, validate: v}
+	return &Ledger{db: db, st: db.ledger, validate: v, admit: func(in Incoming) (EventMeta, error) {
+		meta, err := v(in.Raw)
+		meta.Attachment = nil
+		return meta, err
+	}}
+}
+
+// LedgerAdmitting returns the database's ledger judging arriving events
+// with a (Insert, InsertMany, Admit, anti-entropy) and stored ones with v
+// (Verify: a stored event was judged when it came and is not judged again).
+func (db *DB) LedgerAdmitting(v Validator, a Admitter) *Ledger {
+	return &Ledger{db: db, st: db.ledger, validate: v, admit: a}
 }
 
 // Head is the ledger's current head.
@@ -306,7 +350,12 @@ func (l *Ledger) OnInsert(fn func(Event)) (remove func()) {
 // duplicate (then ev.Seq is 0) and an event refused after parsing (err is
 // the refusal), so the caller never parses the bytes itself.
 func (l *Ledger) Insert(ctx context.Context, raw []byte) (ev Event, added bool, err error) {
-	rep, pend, err := l.insertMany(ctx, [][]byte{raw})
+	return l.InsertFrom(ctx, Incoming{Raw: raw})
+}
+
+// InsertFrom is Insert of an event with its attachment and sender.
+func (l *Ledger) InsertFrom(ctx context.Context, in Incoming) (ev Event, added bool, err error) {
+	rep, pend, err := l.insertMany(ctx, []Incoming{in})
 	var meta EventMeta
 	if len(pend) == 1 {
 		meta = pend[0].meta
@@ -326,24 +375,35 @@ func (l *Ledger) Insert(ctx context.Context, raw []byte) (ev Event, added bool, 
 // and adds the valid ones in one durable group. The error is only for
 // storage failures.
 func (l *Ledger) InsertMany(ctx context.Context, raws [][]byte) (InsertReport, error) {
-	rep, _, err := l.insertMany(ctx, raws)
+	ins := make([]Incoming, len(raws))
+	for i, raw := range raws {
+		ins[i].Raw = raw
+	}
+	rep, _, err := l.insertMany(ctx, ins)
 	return rep, err
 }
 
-// insertMany is InsertMany that also returns the validated events.
-func (l *Ledger) insertMany(ctx context.Context, raws [][]byte) (InsertReport, []pendingEvent, error) {
-	if len(raws) > MaxInsertEvents {
-		return InsertReport{}, nil, fmt.Errorf("%w: insert of %d events (max %d)", ErrInvalid, len(raws), MaxInsertEvents)
+// Admit is InsertMany of events with their attachments and senders.
+func (l *Ledger) Admit(ctx context.Context, ins []Incoming) (InsertReport, error) {
+	rep, _, err := l.insertMany(ctx, ins)
+	return rep, err
+}
+
+// insertMany is Admit that also returns the validated events.
+func (l *Ledger) insertMany(ctx context.Context, ins []Incoming) (InsertReport, []pendingEvent, error) {
+	if len(ins) > MaxInsertEvents {
+		return InsertReport{}, nil, fmt.Errorf("%w: insert of %d events (max %d)", ErrInvalid, len(ins), MaxInsertEvents)
 	}
 	var rep InsertReport
-	pend := make([]pendingEvent, 0, len(raws))
-	for i, raw := range raws {
-		meta, err := l.check(raw)
+	pend := make([]pendingEvent, 0, len(ins))
+	for i, in := range ins {
+		meta, err := l.check(in)
 		if err != nil {
-			rep.Rejected = append(rep.Rejected, Rejection{Index: i, Err: err, Meta: meta})
+			rep.Rejected = append(rep.Rejected, Rejection{Index: i, Err: err, Meta: meta, From: in.From})
 			continue
 		}
-		pend = append(pend, pendingEvent{meta: meta, raw: bytes.Clone(raw)})
+		meta.Attachment = bytes.Clone(meta.Attachment)
+		pend = append(pend, pendingEvent{meta: meta, raw: bytes.Clone(in.Raw)})
 	}
 	if len(pend) == 0 {
 		return rep, pend, nil
@@ -356,18 +416,24 @@ func (l *Ledger) insertMany(ctx context.Context, raws [][]byte) (InsertReport, [
 	return rep, pend, nil
 }
 
-// check bounds and validates raw. With an error, the meta is what the
-// Validator parsed before refusing (zero if it never ran).
-func (l *Ledger) check(raw []byte) (EventMeta, error) {
-	if len(raw) == 0 || len(raw) > MaxEventBytes {
-		return EventMeta{}, fmt.Errorf("%w: event of %d bytes (1..%d)", ErrInvalid, len(raw), MaxEventBytes)
+// check bounds and admits one arriving event. With an error, the meta is
+// what the Admitter parsed before refusing (zero if it never ran).
+func (l *Ledger) check(in Incoming) (EventMeta, error) {
+	if len(in.Raw) == 0 || len(in.Raw) > MaxEventBytes {
+		return EventMeta{}, fmt.Errorf("%w: event of %d bytes (1..%d)", ErrInvalid, len(in.Raw), MaxEventBytes)
 	}
-	meta, err := l.validate(raw)
+	if len(in.Attachment) > MaxAttachmentBytes {
+		return EventMeta{}, fmt.Errorf("%w: attachment of %d bytes (at most %d)", ErrInvalid, len(in.Attachment), MaxAttachmentBytes)
+	}
+	meta, err := l.admit(in)
 	if err != nil {
 		return meta, fmt.Errorf("chain: event rejected: %w", err)
 	}
 	if meta.IssuedAt < 0 || meta.IssuedAt > MaxIssuedAtMs {
 		return meta, fmt.Errorf("%w: event issue time %d ms out of range", ErrInvalid, meta.IssuedAt)
+	}
+	if len(meta.Attachment) > MaxAttachmentBytes {
+		return meta, fmt.Errorf("%w: attachment of %d bytes to store (at most %d)", ErrInvalid, len(meta.Attachment), MaxAttachmentBytes)
 	}
 	return meta, nil
 }
@@ -396,13 +462,21 @@ func (db *DB) stageLedger(st *stager, r *writeReq, now int64, pub *publication) 
 		next := Head{Count: lg.tent.Count + 1, LastSeq: seq, Hash: link}
 		head := encodeHead(next)
 		ok := logKey(ls.id, seq)
-		cost := entryCost(ek, pe.raw) + entryCost(idk, issued[:]) + entryCost(ok, order) + entryCost(metaLedgerHeadKey, head)
-		// The event, its id index, its order record and the head move
-		// together: a crash never leaves an event outside the local order.
-		if err := st.reserve(cost, 4); err != nil {
+		kvs := [][2][]byte{{ek, pe.raw}, {idk, issued[:]}, {ok, order}, {metaLedgerHeadKey, head}}
+		if len(pe.meta.Attachment) > 0 {
+			kvs = append(kvs, [2][]byte{attachmentKey(pe.meta.ID), pe.meta.Attachment})
+		}
+		var cost int64
+		for _, kv := range kvs {
+			cost += entryCost(kv[0], kv[1])
+		}
+		// The event, its id index, its order record, its attachment and
+		// the head move together: a crash never leaves an event outside
+		// the local order, nor one without the receipts it came with.
+		if err := st.reserve(cost, int64(len(kvs))); err != nil {
 			return err
 		}
-		for _, kv := range [][2][]byte{{ek, pe.raw}, {idk, issued[:]}, {ok, order}, {metaLedgerHeadKey, head}} {
+		for _, kv := range kvs {
 			if err := st.setReserved(kv[0], kv[1]); err != nil {
 				return err
 			}
@@ -499,6 +573,27 @@ func (l *Ledger) Has(id [32]byte) (bool, error) {
 		return false, fmt.Errorf("chain: ledger has: %w", err)
 	}
 	return found, nil
+}
+
+// Attachment returns what was stored beside the event id (nil: nothing, or
+// no such event).
+func (l *Ledger) Attachment(id [32]byte) ([]byte, error) {
+	var att []byte
+	err := l.db.view(func(txn *badger.Txn) error {
+		it, err := txn.Get(attachmentKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		att, err = it.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chain: ledger attachment: %w", err)
+	}
+	return att, nil
 }
 
 // Get returns the raw bytes of the event at pos.

@@ -78,6 +78,10 @@ const (
 	// for its decoded size.
 	MaxHandoffEvents = 1024
 	MaxHandoffBytes  = 4 << 20
+	// MaxAttachmentBytes bounds what is stored and pulled beside one event
+	// (node/command/chainfold's receipts: four of them with their
+	// certificates take about 1.6 KiB).
+	MaxAttachmentBytes = 4 << 10
 )
 
 // Digest buckets: power-of-two widths in milliseconds so a bucket's start is
@@ -147,6 +151,12 @@ const (
 	AEHintMinInterval = 200 * time.Millisecond
 	// AESendTimeout bounds one Send (session setup included).
 	AESendTimeout = 2 * time.Second
+	// AEMaxRoundRefusals: once this many pulled events were refused in a
+	// round, the round pulls no more from that peer. Judging an event costs
+	// signature checks; a peer serving junk gets fewer than
+	// AEMaxRoundRefusals + AEMaxPullEvents events judged per round, not
+	// AEMaxRoundPullEvents.
+	AEMaxRoundRefusals = 64
 )
 
 // Fold.

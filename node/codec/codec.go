@@ -262,7 +262,23 @@ func (r *Reader) Text(p Prefix, limit int, what string) string {
 		r.Failf(ErrMalformed, "%s is not valid UTF-8", what)
 		return ""
 	}
+	if r.err == nil {
+		for _, c := range string(b) {
+			if IsControl(c) {
+				r.Failf(ErrMalformed, "%s contains control character %U", what, c)
+				return ""
+			}
+		}
+	}
 	return string(b)
+}
+
+// IsControl reports whether c is a C0 or C1 control character or DEL:
+// text from the wire ends up on operators' terminals, where an escape
+// sequence would be a terminal-injection attack, so Text refuses them and
+// writers replace them first.
+func IsControl(c rune) bool {
+	return c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)
 }
 
 // Count reads a uvarint list length and checks it against limit and
@@ -387,6 +403,12 @@ func (w *Writer) String(p Prefix, limit int, what, s string) {
 func (w *Writer) Text(p Prefix, limit int, what, s string) {
 	if !utf8.ValidString(s) {
 		w.Failf(ErrMalformed, "%s is not valid UTF-8", what)
+	}
+	for _, c := range s {
+		if IsControl(c) {
+			w.Failf(ErrMalformed, "%s contains control character %U", what, c)
+			break
+		}
 	}
 	w.String(p, limit, what, s)
 }

@@ -62,6 +62,8 @@ func TestReaderRefusals(t *testing.T) {
 		{"length beyond the input", []byte{0, 0, 0, 9, 1}, func(r *codec.Reader) { r.Bytes(codec.PrefixU32, 100, "b") }, codec.ErrTruncated},
 		{"huge length, tiny input", []byte{0xff, 0xff, 0xff, 0xff}, func(r *codec.Reader) { r.Bytes(codec.PrefixU32, math.MaxInt, "b") }, codec.ErrTruncated},
 		{"invalid UTF-8", []byte{1, 0xff}, func(r *codec.Reader) { r.Text(codec.PrefixUvarint, 8, "t") }, codec.ErrMalformed},
+		{"escape in text", []byte{4, 0x1b, '[', '2', 'J'}, func(r *codec.Reader) { r.Text(codec.PrefixUvarint, 8, "t") }, codec.ErrMalformed},
+		{"C1 in text", []byte{2, 0xc2, 0x9b}, func(r *codec.Reader) { r.Text(codec.PrefixUvarint, 8, "t") }, codec.ErrMalformed},
 		{"count over its limit", []byte{11}, func(r *codec.Reader) { r.Count("items", 10, 0) }, codec.ErrTooLarge},
 		{"trailing bytes", []byte{1, 2}, func(r *codec.Reader) { r.U8() }, codec.ErrTrailing},
 	} {
@@ -99,6 +101,7 @@ func TestWriterRefusesWhatReaderRefuses(t *testing.T) {
 		"NaN":                    func(w *codec.Writer) { w.F64("x", math.NaN()) },
 		"enum out of range":      func(w *codec.Writer) { w.Enum("kind", 3, 3) },
 		"invalid UTF-8":          func(w *codec.Writer) { w.Text(codec.PrefixUvarint, 8, "t", "\xff") },
+		"control character":      func(w *codec.Writer) { w.Text(codec.PrefixUvarint, 8, "t", "a\nb") },
 		"count over its limit":   func(w *codec.Writer) { w.Count("items", 11, 10) },
 		"bytes over their bound": func(w *codec.Writer) { w.Bytes(codec.PrefixU16, 2, "b", []byte{1, 2, 3}) },
 	} {

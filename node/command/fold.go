@@ -78,71 +78,90 @@ func (st *AdminState) Verify(ev *Event) error {
 
 // verifySignatures counts distinct operators with a valid signature.
 func (st *AdminState) verifySignatures(ev *Event) error {
+	return verifySignatures(st.operators, st.adminThreshold, st.iceThreshold, ev)
+}
+
+// verifySignatures checks ev's signatures against a registry: the proposer
+// registered and among the valid signers, for a rotation both the old and
+// the new key, and at least the kind's threshold of distinct registered
+// operators. The proposer's signatures are checked first and a failure
+// there ends the check, so an event its proposer did not sign costs one
+// verification per signature claiming the proposer, however many other
+// signatures it carries; the outcome is the same as checking all of them.
+func verifySignatures(ops map[identity.NodeID]OperatorEntry, adminThreshold, iceThreshold int, ev *Event) error {
 	a := &ev.body.Action
 	payload := ev.SigningPayload()
+	rotate := a.Verb == api.VerbRotateOperator
 	var newID identity.NodeID
-	if a.Verb == api.VerbRotateOperator {
+	if rotate {
 		newID = identity.IDFromPublicKey(a.OperatorKey)
 	}
-	valid := 0
-	proposerOK, oldOK, newOK := false, false, false
+	// signed reports whether one of sigs (all claiming op) verifies under
+	// pub: several signatures claiming one operator count once.
+	signed := func(op identity.NodeID, pub ed25519.PublicKey, sigs []api.Signature) bool {
+		for _, s := range sigs {
+			if identity.Verify(op, pub, payload, s.Sig) == nil {
+				return true
+			}
+		}
+		return false
+	}
+	proposer := ev.body.Proposer
+	entry, ok := ops[proposer]
+	if !ok {
+		return reject(ErrUnknownOperator, "proposer %s", proposer)
+	}
+	lo, hi := sigRange(ev.sigs, proposer)
+	if !signed(proposer, entry.PublicKey, ev.sigs[lo:hi]) {
+		return reject(ErrBadSignature, "proposer %s's signature is missing or does not verify", proposer)
+	}
+	valid := 1
+	oldOK := rotate && proposer == a.OperatorID
+	newOK := false
 	for i := 0; i < len(ev.sigs); {
 		op := ev.sigs[i].Operator
 		j := i
 		for j < len(ev.sigs) && ev.sigs[j].Operator == op {
 			j++
 		}
-		var pub ed25519.PublicKey
-		registered := false
-		if entry, ok := st.operators[op]; ok {
-			pub, registered = entry.PublicKey, true
-		} else if newID.Valid() && op == newID {
-			pub = ed25519.PublicKey(a.OperatorKey)
+		group := ev.sigs[i:j]
+		i = j
+		if op == proposer {
+			continue // checked above
 		}
-		ok := false
-		if pub != nil {
-			// Several signatures claiming one operator count once: the
-			// operator either signed or did not.
-			for _, s := range ev.sigs[i:j] {
-				if identity.Verify(op, pub, payload, s.Sig) == nil {
-					ok = true
-					break
-				}
-			}
-		}
-		if ok {
-			switch {
-			case registered:
+		if entry, registered := ops[op]; registered {
+			if signed(op, entry.PublicKey, group) {
 				valid++
-				if op == a.OperatorID && a.Verb == api.VerbRotateOperator {
+				if rotate && op == a.OperatorID {
 					oldOK = true
 				}
-			case op == newID:
-				newOK = true
 			}
-			if op == ev.body.Proposer && registered {
-				proposerOK = true
-			}
+		} else if newID.Valid() && op == newID && signed(op, ed25519.PublicKey(a.OperatorKey), group) {
+			newOK = true
 		}
-		i = j
 	}
-	if !proposerOK {
-		if _, ok := st.operators[ev.body.Proposer]; !ok {
-			return reject(ErrUnknownOperator, "proposer %s", ev.body.Proposer)
-		}
-		return reject(ErrBadSignature, "proposer %s's signature is missing or does not verify", ev.body.Proposer)
-	}
-	if a.Verb == api.VerbRotateOperator && (!oldOK || !newOK) {
+	if rotate && (!oldOK || !newOK) {
 		return reject(ErrRotateUnsigned, "old key signed: %v, new key signed: %v", oldOK, newOK)
 	}
-	need := st.adminThreshold
+	need := adminThreshold
 	if ev.body.Kind == KindICE {
-		need = st.iceThreshold
+		need = iceThreshold
 	}
 	if valid < need {
 		return reject(ErrBelowThreshold, "%d of %d required operators signed", valid, need)
 	}
 	return nil
+}
+
+// sigRange is the range of sigs (canonical order: sorted by operator)
+// claiming op.
+func sigRange(sigs []api.Signature, op identity.NodeID) (lo, hi int) {
+	lo, _ = slices.BinarySearchFunc(sigs, op, func(s api.Signature, id identity.NodeID) int { return cmp.Compare(s.Operator, id) })
+	hi = lo
+	for hi < len(sigs) && sigs[hi].Operator == op {
+		hi++
+	}
+	return lo, hi
 }
 
 // checkEffect refuses changes the state cannot take.

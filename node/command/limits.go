@@ -60,9 +60,24 @@ const (
 
 // Time rules.
 const (
-	// MaxClockSkew is how far in the future an event's issued_at may be
-	// when a node ingests it; further ahead is refused as a forgery or a
-	// broken clock.
+	// DefaultClockSkewAllowance is how far apart the clocks of the mesh's
+	// nodes may be: a node accepts an event without a receipt only if, by
+	// its own clock, the event was issued at most this far in the future
+	// and no longer ago than its commit window plus this (CheckFresh), and
+	// a receipt counts only if dated inside the same window around the
+	// issue time (InReceiptWindow). The cluster file's
+	// [mesh] clock_skew_allowance_ms and `deck node run --clock-skew`
+	// change it, within [MinClockSkewAllowance, MaxClockSkewAllowance].
+	DefaultClockSkewAllowance = 10 * time.Second
+	MinClockSkewAllowance     = 1 * time.Second
+	// MaxClockSkewAllowance: more would let a proposal commit long after
+	// its signers' window, which is what the window is there to stop.
+	MaxClockSkewAllowance = 5 * time.Minute
+	// MaxClockSkew is how far in the future a proposal's issued_at may be
+	// when a console loads, signs or commits it (a co-signer's clock may
+	// be ahead of the proposer's); further ahead is refused as a forgery
+	// or a broken clock. Nodes ingesting events use the mesh's allowance
+	// (DefaultClockSkewAllowance) instead.
 	MaxClockSkew = 30 * time.Second
 	// ICECommitWindow is how long after issue an ICE proposal may be
 	// committed by the submitting node.

@@ -22,8 +22,10 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/identity"
 )
 
@@ -36,9 +38,39 @@ type Cluster struct {
 	// Bootstrap lists host:port addresses a joining node dials first.
 	Bootstrap []string `toml:"bootstrap"`
 	Genesis   Genesis  `toml:"genesis"`
+	// Mesh holds settings every node of the cluster must share.
+	Mesh Mesh `toml:"mesh,omitempty"`
 	// Workload is the declarative workload spec every node places (see
 	// workload.go); a cluster without one runs no daemons.
 	Workload []WorkloadGroup `toml:"workload,omitempty"`
+}
+
+// Mesh is the cluster file's [mesh] table.
+type Mesh struct {
+	// ClockSkewAllowanceMs is how far apart, in milliseconds, the clocks of
+	// the cluster's nodes may be (command.DefaultClockSkewAllowance when 0,
+	// else within [command.MinClockSkewAllowance,
+	// command.MaxClockSkewAllowance]). A node accepts an admin event
+	// without a receipt only inside its commit window plus this, by its own
+	// clock; `deck node run --clock-skew` overrides it for one node.
+	ClockSkewAllowanceMs int `toml:"clock_skew_allowance_ms,omitempty"`
+}
+
+// ClockSkewAllowance is the [mesh] setting, or the default.
+func (c *Cluster) ClockSkewAllowance() time.Duration {
+	if c.Mesh.ClockSkewAllowanceMs == 0 {
+		return command.DefaultClockSkewAllowance
+	}
+	return time.Duration(c.Mesh.ClockSkewAllowanceMs) * time.Millisecond
+}
+
+// ValidateClockSkewAllowance checks an allowance is inside
+// [command.MinClockSkewAllowance, command.MaxClockSkewAllowance].
+func ValidateClockSkewAllowance(d time.Duration) error {
+	if d < command.MinClockSkewAllowance || d > command.MaxClockSkewAllowance {
+		return fmt.Errorf("%w: clock skew allowance %v outside [%v, %v]", api.ErrInvalid, d, command.MinClockSkewAllowance, command.MaxClockSkewAllowance)
+	}
+	return nil
 }
 
 // Genesis is the initial operator registry and its thresholds; later changes
@@ -184,6 +216,11 @@ func (c *Cluster) Validate() error {
 		}
 		seenKey[k] = i
 	}
+	if ms := c.Mesh.ClockSkewAllowanceMs; ms != 0 {
+		if err := ValidateClockSkewAllowance(time.Duration(ms) * time.Millisecond); err != nil {
+			errs.add(fieldErr("mesh.clock_skew_allowance_ms", "is %d: %v", ms, err))
+		}
+	}
 	checkThreshold(&errs, "genesis.admin_threshold", c.Genesis.AdminThreshold, len(ops))
 	checkThreshold(&errs, "genesis.ice_threshold", c.Genesis.ICEThreshold, len(ops))
 	return errs.err()
@@ -299,6 +336,9 @@ func ParseCluster(data []byte) (*Cluster, error) {
 		c.Genesis.Operators = append(c.Genesis.Operators, op)
 	}
 	g.unknown()
+	m := root.sub("mesh")
+	c.Mesh.ClockSkewAllowanceMs = m.integer("clock_skew_allowance_ms", 0)
+	m.unknown()
 	c.Workload = readWorkload(root)
 	root.unknown()
 	// Type and shape errors first: validating half-decoded values would only

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,8 +11,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/identity"
 )
 
@@ -516,5 +519,54 @@ func TestValidateNames(t *testing.T) {
 		if err := ValidateOperatorName(tt.name); err != nil && !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("operator %q: %v does not wrap ErrInvalid", tt.name, err)
 		}
+	}
+}
+
+// TestClusterClockSkewAllowance: the [mesh] table's skew allowance is read,
+// bounded and written back; left out, the default applies and the file
+// carries no [mesh] table.
+func TestClusterClockSkewAllowance(t *testing.T) {
+	ops, _ := testOperators(t, "alice")
+	c, err := NewCluster("skew", nil, ops, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ClockSkewAllowance(); got != command.DefaultClockSkewAllowance {
+		t.Fatalf("default allowance %v", got)
+	}
+	plain, err := MarshalCluster(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(plain), "[mesh]") {
+		t.Fatalf("a cluster without the setting writes a [mesh] table:\n%s", plain)
+	}
+	c.Mesh.ClockSkewAllowanceMs = 5000
+	data, err := MarshalCluster(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseCluster(data)
+	if err != nil || back.ClockSkewAllowance() != 5*time.Second {
+		t.Fatalf("round trip: %v, %v", back, err)
+	}
+	for _, tt := range []struct {
+		body, field string
+	}{
+		{"[mesh]\nclock_skew_allowance_ms = 100\n", "mesh.clock_skew_allowance_ms"},
+		{"[mesh]\nclock_skew_allowance_ms = 3600000\n", "mesh.clock_skew_allowance_ms"},
+		{"[mesh]\nclock_skew_allowance_ms = \"10s\"\n", "mesh.clock_skew_allowance_ms"},
+		{"[mesh]\nclock_skew = 10\n", "mesh.clock_skew"},
+	} {
+		_, err := ParseCluster(append(bytes.Clone(plain), tt.body...))
+		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), tt.field) {
+			t.Errorf("%q: %v, want an error naming %s", tt.body, err, tt.field)
+		}
+	}
+	if err := ValidateClockSkewAllowance(command.DefaultClockSkewAllowance); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateClockSkewAllowance(-time.Second); !errors.Is(err, api.ErrInvalid) {
+		t.Fatalf("negative allowance: %v", err)
 	}
 }

@@ -182,3 +182,32 @@ func TestDigestCodec(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackSnapshotTextCannotCarryTerminalEscapes: a member signs a
+// snapshot whose label carries an escape sequence (screen clear), bound for
+// every operator's terminal. The decoder refuses it, and a node's own
+// snapshot with a control character in a field is repaired by Fit before it
+// is signed, so an honest node is never refused for a stray newline.
+func TestAttackSnapshotTextCannotCarryTerminalEscapes(t *testing.T) {
+	attacker := testKey(t, 77)
+	ns := nodeSnapshot(attacker.ID, 5, 3, testNow)
+	ns.Label = "LBL_"
+	enc, err := EncodeSnapshot(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := bytes.Replace(enc, []byte("LBL_"), []byte("\x1b[2J"), 1)
+	raw := sealEncoded(attacker, nil, evil, ns.Generation, 1, 1, testNow)
+	if _, err := Open(raw); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("escape in a label: Open = %v, want ErrMalformed", err)
+	}
+	honest := nodeSnapshot(attacker.ID, 5, 3, testNow)
+	honest.Label = "line\nbreak"
+	fixed, n := Fit(honest)
+	if n == 0 || fixed.Label != "line break" {
+		t.Fatalf("Fit left %q (%d repairs)", fixed.Label, n)
+	}
+	if _, err := EncodeSnapshot(fixed); err != nil {
+		t.Fatalf("a repaired snapshot does not encode: %v", err)
+	}
+}

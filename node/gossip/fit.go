@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/deck-mesh/deck/node/codec"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -104,6 +105,19 @@ func (f *fitter) str(s *string) {
 	v := *s
 	if !utf8.ValidString(v) {
 		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	if strings.ContainsFunc(v, codec.IsControl) {
+		// The codec refuses control characters (they would reach operators'
+		// terminals): a line break becomes a space, anything else U+FFFD.
+		v = strings.Map(func(c rune) rune {
+			switch {
+			case c == '\n' || c == '\r' || c == '\t':
+				return ' '
+			case codec.IsControl(c):
+				return '\uFFFD'
+			}
+			return c
+		}, v)
 	}
 	if len(v) > MaxStringBytes {
 		end := MaxStringBytes

@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"sync/atomic"
-
 	"github.com/deck-mesh/deck/node/wire"
 )
 
@@ -10,8 +8,12 @@ import (
 // digests. A collision only evicts, so a late duplicate may slip through;
 // the destination's replay window still rejects it. Fixed size, no
 // allocation, nothing keyed by wire data grows.
+//
+// It belongs to the read loop (forward's only caller), so its slots are
+// plain words: an atomic swap per relayed packet was a locked instruction
+// with a full barrier on the relay's hottest path, for no concurrency.
 type dedup struct {
-	slots [DedupSlots]atomic.Uint64
+	slots [DedupSlots]uint64
 }
 
 func packetDigest(h *wire.Header) uint64 {
@@ -31,5 +33,7 @@ func packetDigest(h *wire.Header) uint64 {
 func (d *dedup) seen(h *wire.Header) bool {
 	x := packetDigest(h)
 	i := x % DedupSlots
-	return d.slots[i].Swap(x) == x
+	old := d.slots[i]
+	d.slots[i] = x
+	return old == x
 }

@@ -19,13 +19,17 @@ import (
 // 64 (an anti-entropy pull). "once" is the ingest path as built (the
 // Validator's decoded event reaches the fold); "twice" drops it, so the
 // fold decodes the stored bytes again, as it did before. Event signing is
-// outside the timer.
+// outside the timer. "gate" is the node's ingest as built since issue 12
+// (Ingest: signatures against the registry at the event's position, read
+// from the fold, this node's receipt signed and stored beside the event).
 func BenchmarkIngest(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		batch int
 		twice bool
-	}{{"push/once", 1, false}, {"push/twice", 1, true}, {"pull64/once", 64, false}, {"pull64/twice", 64, true}} {
+		gate  bool
+	}{{"push/once", 1, false, false}, {"push/twice", 1, true, false}, {"push/gate", 1, false, true},
+		{"pull64/once", 64, false, false}, {"pull64/twice", 64, true, false}, {"pull64/gate", 64, false, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			alice := identitytest.Key(b, "bench")
 			g := command.Genesis{Cluster: cluster, Operators: []command.GenesisOperator{{Name: "alice", PublicKey: alice.Public}}}
@@ -47,11 +51,34 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			}
 			led := db.Ledger(v)
+			var fold *chain.Fold[*State]
+			if bc.gate {
+				// Every event fresh: the clock stands in the middle of the
+				// run's issue times, the allowance covers the rest.
+				now := t0.Add(time.Duration(b.N/2) * time.Millisecond)
+				node := identitytest.Key(b, "bench-node")
+				in, err := NewIngest(IngestConfig{Cluster: cluster, Now: func() time.Time { return now }, Skew: command.MaxClockSkewAllowance,
+					Held: func(id [32]byte) (bool, error) { return led.Has(id) },
+					Registry: func(pos chain.Position) (*command.Registry, error) {
+						if err := fold.WaitLocalSeq(context.Background(), led.Head().LastSeq); err != nil {
+							return nil, err
+						}
+						var reg *command.Registry
+						var err error
+						fold.View(func(s *State, _ chain.Position) { reg, err = s.RegistryAt(pos) })
+						return reg, err
+					},
+					Attest: &Attester{Key: node, Cert: certFor(b, alice, node, identity.RoleNode)}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				led = db.LedgerAdmitting(in.Validator(), in.Admit)
+			}
 			f, err := NewFolder(g)
 			if err != nil {
 				b.Fatal(err)
 			}
-			fold := chain.NewFold[*State](led, f, 0)
+			fold = chain.NewFold[*State](led, f, 0)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- fold.Run(ctx) }()
@@ -105,5 +132,64 @@ func BenchmarkIngestDecode(b *testing.B) {
 		if _, err := command.DecodeEvent(raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkAdmit is the CPU cost of judging one arriving event, storage
+// left out: "validator" is the gate before issue 12 (decode, cluster, clock
+// ahead); "fresh" is Ingest on an event inside its window (decode, the
+// proposer's signature, this node's receipt signed); "late" on an event
+// past its window with one receipt (decode, the receipt's signature, the
+// attester's certificate, then the proposer's signature).
+func BenchmarkAdmit(b *testing.B) {
+	alice, node := identitytest.Key(b, "bench"), identitytest.Key(b, "bench-node")
+	g := command.Genesis{Cluster: cluster, Operators: []command.GenesisOperator{{Name: "alice", PublicKey: alice.Public}}}
+	st, err := command.NewState(g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := st.Registry()
+	ev := benchEvent(b, alice, 1)
+	raw := ev.Marshal()
+	cert := certFor(b, alice, node, identity.RoleNode)
+	r, err := SignReceipt(node, cert, ev.LedgerKey(), ev.IssuedAt().Add(time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	att, err := AppendReceipts(nil, []Receipt{r})
+	if err != nil {
+		b.Fatal(err)
+	}
+	certs := newCertRegistry(cluster, alice)
+	gate := func(now time.Time) *Ingest {
+		in, err := NewIngest(IngestConfig{Cluster: cluster, Now: func() time.Time { return now },
+			Held:          func([32]byte) (bool, error) { return false, nil },
+			Registry:      func(chain.Position) (*command.Registry, error) { return reg, nil },
+			AttesterCheck: certs.check, Attest: &Attester{Key: node, Cert: cert}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return in
+	}
+	old := Validator(cluster, func() time.Time { return ev.IssuedAt() })
+	for _, bc := range []struct {
+		name  string
+		admit func() error
+	}{
+		{"validator", func() error { _, err := old(raw); return err }},
+		{"fresh", func() error { _, err := gate(ev.IssuedAt()).Admit(chain.Incoming{Raw: raw}); return err }},
+		{"late", func() error {
+			_, err := gate(ev.IssuedAt().Add(time.Hour)).Admit(chain.Incoming{Raw: raw, Attachment: att})
+			return err
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bc.admit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

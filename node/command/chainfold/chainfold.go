@@ -1,8 +1,11 @@
 // Package chainfold plugs the command plane into node/chain's admin ledger:
-// the Validator every event passes on its way in (the one place an event is
-// decoded on ingest), the Folder that folds the ledger into the admin state
-// and its audit trail, and the commit push protocol that carries a console's
-// events to its peers. It is kept apart from node/command so that package
+// Ingest, the gate every arriving event passes (the one place an event is
+// decoded on its way in; signatures at the event's position, freshness by
+// this node's clock, receipts for late events), the receipts nodes sign
+// for the events they accept fresh, the Validator stored events are checked
+// with, the Folder that folds the ledger into the admin state, its audit
+// trail and its registry history, and the commit push protocol that carries
+// a console's events to its peers. It is kept apart from node/command so that package
 // stays free of storage.
 package chainfold
 
@@ -18,7 +21,11 @@ import (
 )
 
 // Validator decodes raw with command.DecodeEvent (bounded, canonical, no
-// trailing bytes), checks it is for cluster and returns its ledger position:
+// trailing bytes), checks it is for cluster and returns its ledger position.
+// It is what stored events are re-validated with (chain.Ledger.Verify,
+// `deck audit --verify --data`) and what tests of the fold store events
+// through; events arriving at a node pass Ingest.Admit, which also checks
+// signatures, freshness and receipts. It returns the position:
 // (issued_at, command.Event.LedgerKey), with the decoded *command.Event in
 // EventMeta.Decoded so nothing downstream decodes the bytes again. An event
 // it decodes but refuses comes back with its meta too, so the caller can
@@ -65,15 +72,53 @@ type State struct {
 	// state depend on arrival order, positions are the same on every node
 	// once ledgers converge.
 	Audit []api.AuditRecord
+	// Registry is the registry history, oldest first: genesis at the zero
+	// position, then one version per accepted registry event, made at that
+	// event's position; at most MaxRegistryVersions, oldest dropped. Ingest
+	// checks an arriving event's signatures against RegistryAt its own
+	// position. Versions are immutable and shared between clones.
+	Registry []RegistryVersion
+}
+
+// RegistryVersion is the registry in force from just after From (the
+// position of the registry event that made it; zero for genesis) until the
+// next version.
+type RegistryVersion struct {
+	From chain.Position
+	Reg  *command.Registry
+}
+
+// ErrRegistryHistory refuses an event placed before the oldest registry
+// version this node keeps: nothing left to check its signatures against.
+var ErrRegistryHistory = fmt.Errorf("chainfold: event is older than the registry history this node keeps: %w", api.ErrExpired)
+
+// RegistryAt is the registry in force at pos: the newest version made
+// strictly before pos (a registry event itself is checked against the
+// registry before it).
+func (s *State) RegistryAt(pos chain.Position) (*command.Registry, error) {
+	i, _ := slices.BinarySearchFunc(s.Registry, pos, func(v RegistryVersion, p chain.Position) int {
+		if v.From.Compare(p) < 0 {
+			return -1
+		}
+		return 1
+	})
+	if i == 0 {
+		if len(s.Registry) == 0 {
+			return nil, fmt.Errorf("%w: no registry", ErrRegistryHistory)
+		}
+		return nil, fmt.Errorf("%w: event at %d ms, oldest version from %d ms", ErrRegistryHistory, pos.IssuedAtMs, s.Registry[0].From.IssuedAtMs)
+	}
+	return s.Registry[i-1].Reg, nil
 }
 
 // Folder folds the admin ledger into a *State. It implements
 // chain.Folder[*State].
 type Folder struct {
-	genesis *command.AdminState // never mutated: Init clones it
-	handed  atomic.Uint64
-	decoded atomic.Uint64
-	skipped atomic.Uint64
+	genesis    *command.AdminState // never mutated: Init clones it
+	genesisReg *command.Registry
+	handed     atomic.Uint64
+	decoded    atomic.Uint64
+	skipped    atomic.Uint64
 }
 
 // FolderStats count how the folded events reached Apply.
@@ -92,11 +137,14 @@ func NewFolder(g command.Genesis) (*Folder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Folder{genesis: st}, nil
+	return &Folder{genesis: st, genesisReg: st.Registry()}, nil
 }
 
-// Init is the genesis state with an empty audit trail.
-func (f *Folder) Init() *State { return &State{Admin: f.genesis.Clone()} }
+// Init is the genesis state with an empty audit trail and the genesis
+// registry as its only version.
+func (f *Folder) Init() *State {
+	return &State{Admin: f.genesis.Clone(), Registry: []RegistryVersion{{Reg: f.genesisReg}}}
+}
 
 // Apply folds one stored event into s (mutating it, as chain.Folder
 // allows). The bytes come from disk, which is not trusted: an event that no
@@ -113,7 +161,16 @@ func (f *Folder) Apply(s *State, e chain.Event) *State {
 		}
 		f.decoded.Add(1)
 	}
-	s.Audit = append(s.Audit, command.AuditRecordFor(ev, s.Admin.Apply(ev), uint64(len(s.Audit)+1)))
+	err := s.Admin.Apply(ev)
+	s.Audit = append(s.Audit, command.AuditRecordFor(ev, err, uint64(len(s.Audit)+1)))
+	if err == nil && ev.Kind() == command.KindRegistry {
+		if len(s.Registry) >= MaxRegistryVersions {
+			// Reslice, never write into the shared prefix: clones (the
+			// fold's checkpoints) hold clipped views of it.
+			s.Registry = s.Registry[len(s.Registry)-MaxRegistryVersions+1:]
+		}
+		s.Registry = append(s.Registry, RegistryVersion{From: e.Meta.Pos(), Reg: s.Admin.Registry()})
+	}
 	return s
 }
 
@@ -121,7 +178,7 @@ func (f *Folder) Apply(s *State, e chain.Event) *State {
 // audit trail by a clipped slice (records are never modified, only
 // appended, and the clip makes an append copy).
 func (f *Folder) Clone(s *State) *State {
-	return &State{Admin: s.Admin.Clone(), Audit: slices.Clip(s.Audit)}
+	return &State{Admin: s.Admin.Clone(), Audit: slices.Clip(s.Audit), Registry: slices.Clip(s.Registry)}
 }
 
 // Stats reports how events reached Apply.

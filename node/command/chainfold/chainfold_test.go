@@ -162,6 +162,14 @@ func TestIngestDecodesOnce(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- fold.Run(ctx) }()
+		// Run's first pass folds what is stored from disk; let it finish
+		// before inserting, or an event inserted meanwhile is decoded by it
+		// (a race of the test, not of ingest).
+		select {
+		case <-fold.Changed():
+		case <-time.After(20 * time.Second):
+			t.Fatal("fold did not start")
+		}
 		return fold, func() { cancel(); <-done }
 	}
 	f, err := NewFolder(g)

@@ -59,9 +59,10 @@ type CommitConfig struct {
 	// refolds its view); nil for none.
 	Inserted func()
 	// Refused hears every event this node refused at ingestion, its own
-	// commits and peers' pushes (they never enter the ledger, so AUDIT
-	// shows them from here); nil for none. It must not block.
-	Refused func(ev *command.Event, err error)
+	// commits (from is 0) and peers' pushes (from is the authenticated
+	// sender): they never enter the ledger, so AUDIT shows them from
+	// here; nil for none. It must not block.
+	Refused func(from identity.NodeID, ev *command.Event, err error)
 	// Now is the clock of the per-peer push budget; nil means time.Now.
 	Now func() time.Time
 }
@@ -93,7 +94,7 @@ func NewCommitter(cfg CommitConfig) *Committer {
 		cfg.Inserted = func() {}
 	}
 	if cfg.Refused == nil {
-		cfg.Refused = func(*command.Event, error) {}
+		cfg.Refused = func(identity.NodeID, *command.Event, error) {}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -119,7 +120,7 @@ func (c *Committer) Commit(ctx context.Context, ev *command.Event) (uint64, erro
 	}()
 	stored, _, err := c.cfg.Ledger.Insert(ctx, raw)
 	if err != nil {
-		c.cfg.Refused(ev, err)
+		c.cfg.Refused(0, ev, err)
 		return 0, err
 	}
 	msg := appendPush(nil, raw)
@@ -199,15 +200,17 @@ func (c *Committer) Handle(from identity.NodeID, msg []byte) {
 			ctx, cancel := context.WithTimeout(c.cfg.Context, CommitAckTimeout)
 			defer cancel()
 			// A duplicate is not an error: the event is held, so it is
-			// acknowledged like a fresh insert.
-			stored, _, err := c.cfg.Ledger.Insert(ctx, raw)
+			// acknowledged like a fresh insert. The ledger's Admitter
+			// judges it as sent by from (a push carries no receipts: it
+			// is fresh, or it is refused).
+			stored, _, err := c.cfg.Ledger.InsertFrom(ctx, chain.Incoming{Raw: raw, From: from})
 			ev := EventOf(stored.Meta)
 			if ev == nil {
 				return // not an event: nothing to name in a reply
 			}
 			var reply []byte
 			if err != nil {
-				c.cfg.Refused(ev, err)
+				c.cfg.Refused(from, ev, err)
 				reply = appendNack(make([]byte, 0, 1+ledgerKeyBytes+MaxNackReasonBytes), stored.Meta.ID, err.Error())
 			} else {
 				reply = appendAck(make([]byte, 0, 1+ledgerKeyBytes), stored.Meta.ID)

@@ -101,7 +101,7 @@ func TestCommitterIgnoresMalformedMessages(t *testing.T) {
 	led := db.Ledger(Validator(cluster, time.Now))
 	var mu sync.Mutex
 	var refused []error
-	c := NewCommitter(CommitConfig{Context: t.Context(), Ledger: led, Refused: func(_ *command.Event, err error) {
+	c := NewCommitter(CommitConfig{Context: t.Context(), Ledger: led, Refused: func(_ identity.NodeID, _ *command.Event, err error) {
 		mu.Lock()
 		refused = append(refused, err)
 		mu.Unlock()
@@ -170,7 +170,11 @@ func startCommitPeer(t *testing.T, cluster string, observer bool, bootstrap ...s
 			}
 			return ids
 		},
-		Refused: func(_ *command.Event, err error) { p.mu.Lock(); p.refused = append(p.refused, err); p.mu.Unlock() },
+		Refused: func(_ identity.NodeID, _ *command.Event, err error) {
+			p.mu.Lock()
+			p.refused = append(p.refused, err)
+			p.mu.Unlock()
+		},
 	})
 	tr.Handle(messaging.ChanCommand, p.c.Handle)
 	tr.Start(ctx)
