@@ -71,12 +71,10 @@ func certBytes(t *testing.T, op *identity.Key, cluster string, k *identity.Key, 
 }
 
 // meshNode says how to start one node of an ingestMesh. Every node is a
-// member (alice certifies it); certified says whether it is a node, which
-// attests the events it accepts fresh, or a console, which attests nothing.
+// member certified by alice, so it attests the events it accepts fresh.
 type meshNode struct {
-	certified bool                    // a role-node certificate (else a console's)
-	clock     func() time.Time        // nil: the mesh's clock
-	check     chainfold.AttesterCheck // nil: the node's registry
+	clock func() time.Time        // nil: the mesh's clock
+	check chainfold.AttesterCheck // nil: the node's registry
 }
 
 // start starts a node (bootstrapping from the first) and returns it.
@@ -89,7 +87,6 @@ func (m *ingestMesh) start(t *testing.T, mn meshNode) *Node {
 		o.Clock = mn.clock
 	}
 	o.CertifyWith = identity.KeySigner{K: m.alice}
-	o.Observer = !mn.certified
 	m.opts = append(m.opts, o)
 	m.nodes = append(m.nodes, nil)
 	return m.run(t, len(m.nodes)-1)
@@ -199,9 +196,11 @@ func commitLocal(t *testing.T, nd *Node, ev *command.Event) {
 	waitFolded(t, nd)
 }
 
-// attacker is a node that holds the cluster PSK and runs a modified
-// console: it pushes events to its victim with the real commit protocol,
-// storing in its own ledger whatever decodes.
+// attacker is a member gone bad — a node that holds the cluster PSK and a
+// certificate (a compromised node, or one a removed operator certified
+// before the removal) — running a modified console: it pushes events to its
+// victim with the real commit protocol, storing in its own ledger whatever
+// decodes.
 type attacker struct {
 	id identity.NodeID
 	c  *chainfold.Committer
@@ -214,7 +213,11 @@ func newAttacker(t *testing.T, m *ingestMesh, victim *Node) *attacker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := transport.New(transport.Config{Key: k, PSK: psk, ListenAddr: "127.0.0.1:0", Bootstrap: []string{victim.Addr()}})
+	cert, err := identity.NewNodeCertificate(identity.KeySigner{K: m.alice}, m.cluster.Name, k.Public, identity.RoleNode, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := transport.New(transport.Config{Key: k, PSK: psk, ListenAddr: "127.0.0.1:0", Bootstrap: []string{victim.Addr()}, Certificate: cert})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +444,7 @@ func receiptsHeld(t *testing.T, nd *Node, ev *command.Event) []chainfold.Receipt
 func TestPartitionHealCarriesEventsWithReceipts(t *testing.T) {
 	m := newIngestMesh(t)
 	for range 4 {
-		m.start(t, meshNode{certified: true})
+		m.start(t, meshNode{})
 	}
 	for _, nd := range m.nodes {
 		waitHealthy(t, nd, 4)
@@ -480,7 +483,7 @@ func TestPartitionHealCarriesEventsWithReceipts(t *testing.T) {
 func TestRestartedNodeCatchesUpWithReceipts(t *testing.T) {
 	m := newIngestMesh(t)
 	for range 3 {
-		m.start(t, meshNode{certified: true})
+		m.start(t, meshNode{})
 	}
 	for _, nd := range m.nodes {
 		waitHealthy(t, nd, 3)
@@ -553,7 +556,7 @@ func TestRevokedNodeCannotCarryLateEvent(t *testing.T) {
 	m := newIngestMesh(t)
 	rc := &revocableCheck{cluster: m.cluster.Name, issuers: []*identity.Key{m.alice, m.bob}, revoked: map[identity.NodeID]bool{}}
 	for range 3 {
-		m.start(t, meshNode{certified: true, check: rc.check})
+		m.start(t, meshNode{check: rc.check})
 	}
 	for _, nd := range m.nodes {
 		waitHealthy(t, nd, 3)
@@ -592,11 +595,11 @@ func TestRevokedNodeCannotCarryLateEvent(t *testing.T) {
 func TestNodeClockSkew(t *testing.T) {
 	m := newIngestMesh(t)
 	off := func(d time.Duration) func() time.Time { return func() time.Time { return time.Now().Add(d) } }
-	proposer := m.start(t, meshNode{certified: true, clock: time.Now})
-	ahead5 := m.start(t, meshNode{certified: true, clock: off(5 * time.Second)})
-	behind5 := m.start(t, meshNode{certified: true, clock: off(-5 * time.Second)})
-	ahead2m := m.start(t, meshNode{certified: true, clock: off(2 * time.Minute)})
-	behind2m := m.start(t, meshNode{certified: true, clock: off(-2 * time.Minute)})
+	proposer := m.start(t, meshNode{clock: time.Now})
+	ahead5 := m.start(t, meshNode{clock: off(5 * time.Second)})
+	behind5 := m.start(t, meshNode{clock: off(-5 * time.Second)})
+	ahead2m := m.start(t, meshNode{clock: off(2 * time.Minute)})
+	behind2m := m.start(t, meshNode{clock: off(-2 * time.Minute)})
 	for _, nd := range m.nodes {
 		waitHealthy(t, nd, 5)
 		if nd.ingest.Skew() != command.DefaultClockSkewAllowance {
@@ -690,7 +693,7 @@ func TestRejectRingBoundedPerSender(t *testing.T) {
 // removed.
 func TestAttesterCheckIsTheRegistry(t *testing.T) {
 	m := newIngestMesh(t)
-	nd := m.start(t, meshNode{certified: true})
+	nd := m.start(t, meshNode{})
 	k, other := mustKey(t), mustKey(t)
 	now := time.Now()
 	good := certBytes(t, m.bob, m.cluster.Name, k, identity.RoleNode, now)

@@ -102,14 +102,16 @@ func (n *Node) refresh(now time.Time, set *settle) {
 		LogsDropped: sub.Dropped,
 	})
 	n.syncTrust(now)
-	n.rt.SetPeers(peerViews(n.tr.Peers()))
+	peers := n.tr.Peers()
+	n.rt.SetPeers(peerViews(peers))
+	pending := n.tr.Pending()
 	// Publish on every refresh: gossip signs and sends at once only when the
 	// generation changed; gauges and counters that move without a new
 	// generation ride on the next re-announce.
 	if own := n.rt.Latest(); own != nil {
 		pub := *own
 		pub.Observer = n.opts.Observer
-		pub.PendingPeers = pendingPeerViews(n.tr.Pending())
+		pub.PendingPeers = pendingPeerViews(pending)
 		if err := n.gs.Publish(&pub); err != nil {
 			n.opts.Logf("node: publish snapshot: %v", err)
 		}
@@ -122,6 +124,12 @@ func (n *Node) refresh(now time.Time, set *settle) {
 		n.lastFinger = finger
 	}
 	n.pub.store(cs, changed)
+	// For Stats: what this refresh read, so a scrape takes no lock. The
+	// fold's progress is read before the head: the fold never passes the
+	// ledger, so the lag between them is never negative.
+	folded := n.fold.LocalSeq()
+	n.observed.Store(&observed{at: now, peers: peers, pendingPeers: len(pending), gossip: gst, subscriptions: sub,
+		ledger: n.ledger.Head(), foldedSeq: folded})
 	if !n.viewSettled {
 		// Placement waits until the node has a settled view (every peer it
 		// knows Healthy with a fresh snapshot) that kept the same members

@@ -98,6 +98,8 @@ type Node struct {
 	trust   *trust.Registry
 	cert    atomic.Pointer[identity.Certificate] // nil: none (pending)
 	ingest  *chainfold.Ingest
+	// observed is what the loop last read for its refresh, kept for Stats.
+	observed atomic.Pointer[observed]
 
 	started   time.Time
 	ctx       context.Context

@@ -22,7 +22,13 @@ import (
 
 // TestMain points the XDG dirs at a scratch dir, so no test reads the
 // developer's own config.toml or operator keys, and closes the shared mesh.
+// With cliChildEnv set it is the deck command line instead (deckProcess).
 func TestMain(m *testing.M) {
+	if os.Getenv(cliChildEnv) == "1" {
+		// A test started this binary as `deck` itself (a real process,
+		// real signals): run the command line and exit.
+		os.Exit(Main(os.Args[1:], IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	}
 	scratch, err := os.MkdirTemp("", "deck-cli-test-*")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -97,11 +97,16 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	var join, caps []string
 	var clockSkew time.Duration
 	var certFile string
+	var svc serviceFlags
 	cmd := &cobra.Command{
 		Use:   "run --cluster FILE --listen ADDR [--join ADDR] --data DIR",
 		Short: "Run a headless mesh node until SIGINT or SIGTERM",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := svc.logger(stdio.Err)
+			if err != nil {
+				return err
+			}
 			e, err := loadEnv(stdio)
 			if err != nil {
 				return err
@@ -150,21 +155,33 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			metricsLn, err := svc.bindMetrics()
+			if err != nil {
+				return err
+			}
+			if metricsLn != nil {
+				defer metricsLn.Close()
+			}
+			log = log.With("node", key.ID.String())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			nd, err := node.Start(ctx, node.Options{
 				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
-				Certificate: cert, ClockSkewAllowance: clockSkew,
+				Certificate: cert, ClockSkewAllowance: clockSkew, Logf: nodeLogf(log),
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdio.Out, "node %s (%s) listening on %s in cluster %s\n", label, key.ID, nd.Addr(), c.Name)
-			fmt.Fprintf(stdio.Out, "membership: %s\n", certNote)
+			log.Info("node listening", "label", label, "addr", nd.Addr(), "cluster", c.Name, "version", Version)
+			log.Info("membership", "state", certNote, "certified", cert != nil)
+			msrv, err := serveMetrics(metricsLn, nd, log)
+			if err != nil {
+				nd.Close()
+				return err
+			}
 			<-ctx.Done()
-			fmt.Fprintln(stdio.Out, "stopping")
-			return nd.Close()
+			return stopService(log, nil, metricsCloser(msrv), nd.Close)
 		},
 	}
 	f := cmd.Flags()
@@ -175,6 +192,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
 	addCertifyFlags(f, &certFile, &certifyWith)
 	f.DurationVar(&clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
+	svc.add(f)
 	return cmd
 }
 

@@ -22,6 +22,7 @@ import (
 func serveCmd(stdio IO) *cobra.Command {
 	var sshAddr, authKeys, hostKey, listen, dataDir, label, certFile, certifyWith string
 	var join, caps []string
+	var svc serviceFlags
 	cmd := &cobra.Command{
 		Use:   "serve --ssh ADDR [--authorized-keys FILE] [--host-key FILE] [node flags]",
 		Short: "Run a node and serve deck consoles over SSH (public keys only)",
@@ -39,6 +40,10 @@ is read-only.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if sshAddr == "" {
 				return usageErr("--ssh ADDR is required")
+			}
+			log, err := svc.logger(stdio.Err)
+			if err != nil {
+				return err
 			}
 			e, err := loadEnv(stdio)
 			if err != nil {
@@ -86,32 +91,40 @@ is read-only.`,
 				return fmt.Errorf("--ssh %s: %w", sshAddr, err)
 			}
 			defer ln.Close()
+			metricsLn, err := svc.bindMetrics()
+			if err != nil {
+				return err
+			}
+			if metricsLn != nil {
+				defer metricsLn.Close()
+			}
+			log = log.With("node", key.ID.String())
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			nd, err := node.Start(ctx, node.Options{
 				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: join,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
-				Certificate: cert,
+				Certificate: cert, Logf: nodeLogf(log),
 			})
 			if err != nil {
 				return err
 			}
 			defer nd.Close()
 			srv, err := serve.New(serve.Config{
-				Node: nd, HostKey: signer, AuthorizedKeysPath: authKeys, Version: Version, Logf: stderrLog(stdio),
+				Node: nd, HostKey: signer, AuthorizedKeysPath: authKeys, Version: Version, Logf: nodeLogf(log),
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdio.Out, "node %s (%s) listening on %s in cluster %s\n", label, key.ID, nd.Addr(), c.Name)
-			fmt.Fprintf(stdio.Out, "membership: %s\n", certNote)
-			state := "host key"
-			if created {
-				state = "new host key"
+			log.Info("node listening", "label", label, "addr", nd.Addr(), "cluster", c.Name, "version", Version)
+			log.Info("membership", "state", certNote, "certified", cert != nil)
+			log.Info("ssh consoles", "addr", ln.Addr().String(), "new_host_key", created,
+				"host_key", signer.PublicKey().Type()+" "+serve.Fingerprint(signer.PublicKey()), "host_key_file", hostKey)
+			msrv, err := serveMetrics(metricsLn, nd, log)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(stdio.Out, "ssh consoles on %s, %s %s %s (%s)\n", ln.Addr(), state,
-				signer.PublicKey().Type(), serve.Fingerprint(signer.PublicKey()), hostKey)
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
 			select {
@@ -119,14 +132,7 @@ is read-only.`,
 				err = nil
 			case err = <-served:
 			}
-			fmt.Fprintln(stdio.Out, "stopping")
-			if cerr := srv.Close(); err == nil {
-				err = cerr
-			}
-			if cerr := nd.Close(); err == nil {
-				err = cerr
-			}
-			return err
+			return stopService(log, err, srv.Close, metricsCloser(msrv), nd.Close)
 		},
 	}
 	f := cmd.Flags()
@@ -139,6 +145,7 @@ is read-only.`,
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
 	addCertifyFlags(f, &certFile, &certifyWith)
+	svc.add(f)
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,10 +25,9 @@ import (
 // stopping (consoles get serve.ShutdownGrace to hang up).
 const serveTimeout = 90 * time.Second
 
-// serveLine is the line `deck serve` prints once it accepts SSH
-// connections: the bound address, whether the host key is new, and its
-// fingerprint and file.
-var serveLine = regexp.MustCompile(`ssh consoles on (\S+), (new host key|host key) ssh-ed25519 (SHA256:\S+) \((.+)\)\n`)
+// serveLine is the host key in the record `deck serve` logs once it
+// accepts SSH connections: its type and fingerprint.
+var serveLine = regexp.MustCompile(`^ssh-ed25519 (SHA256:\S+)$`)
 
 // serveRun is one `deck serve` running in-process.
 type serveRun struct {
@@ -45,27 +45,32 @@ func startServe(t *testing.T, m *testMesh, args ...string) *serveRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &serveRun{
-		out:    &promptWatch{prompt: "ssh consoles on", seen: make(chan struct{})},
-		err:    &promptWatch{seen: make(chan struct{})}, // only its text is used
+		out:    &promptWatch{seen: make(chan struct{})}, // only its text is used
+		err:    &promptWatch{prompt: `"msg":"ssh consoles"`, seen: make(chan struct{})},
 		cancel: cancel,
 		done:   make(chan int, 1),
 	}
-	args = append([]string{"--cluster", m.clusterPath, "serve", "--ssh", "127.0.0.1:0", "--listen", "127.0.0.1:0"}, args...)
+	args = append([]string{"--cluster", m.clusterPath, "serve", "--ssh", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
 	go func() { r.done <- MainContext(ctx, args, IO{In: strings.NewReader(""), Out: r.out, Err: r.err}) }()
 	t.Cleanup(func() { r.stop(t) })
 	select {
-	case <-r.out.seen:
+	case <-r.err.seen:
 	case code := <-r.done:
 		r.code = &code
 		t.Fatalf("deck serve exited %d before serving\n--- stdout\n%s--- stderr\n%s", code, r.out, r.err)
 	case <-time.After(serveTimeout):
-		t.Fatalf("deck serve printed no \"ssh consoles on\" line in %v\n--- stdout\n%s--- stderr\n%s", serveTimeout, r.out, r.err)
+		t.Fatalf("deck serve logged no \"ssh consoles\" record in %v\n--- stdout\n%s--- stderr\n%s", serveTimeout, r.out, r.err)
 	}
-	mt := serveLine.FindStringSubmatch(r.out.String())
+	rec := logRecord(t, r.err.String(), "ssh consoles")
+	mt := serveLine.FindStringSubmatch(fmt.Sprint(rec["host_key"]))
 	if mt == nil {
-		t.Fatalf("unexpected serve line:\n%s", r.out)
+		t.Fatalf("unexpected ssh consoles record: %v", rec)
 	}
-	r.addr, r.state, r.fingerprint, r.hostKey = mt[1], mt[2], mt[3], mt[4]
+	r.addr, r.fingerprint, r.hostKey = fmt.Sprint(rec["addr"]), mt[1], fmt.Sprint(rec["host_key_file"])
+	r.state = "host key"
+	if rec["new_host_key"] == true {
+		r.state = "new host key"
+	}
 	if host, port, err := net.SplitHostPort(r.addr); err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("serve printed %q, not the bound address", r.addr)
 	}
@@ -134,7 +139,7 @@ func TestServeCommand(t *testing.T) {
 	first := startServe(t, m, "--data", data)
 	hostKey := filepath.Join(data, serve.HostKeyFile)
 	if first.state != "new host key" || first.hostKey != hostKey {
-		t.Fatalf("first start: %q %q, want a new host key at %s\n%s", first.state, first.hostKey, hostKey, first.out)
+		t.Fatalf("first start: %q %q, want a new host key at %s\n%s", first.state, first.hostKey, hostKey, first.err)
 	}
 	st, err := os.Stat(hostKey)
 	if err != nil {
@@ -176,14 +181,14 @@ func TestServeCommand(t *testing.T) {
 	if code := first.stop(t); code != api.ExitOK {
 		t.Fatalf("stopped serve exited %d\n%s", code, first.err)
 	}
-	if !strings.Contains(first.out.String(), "stopping") {
-		t.Errorf("no \"stopping\" line:\n%s", first.out)
+	if recs := logRecords(t, first.err.String()); len(recs) == 0 || recs[len(recs)-1]["msg"] != "stopped" {
+		t.Errorf("the last log record is not \"stopped\":\n%s", first.err)
 	}
 
 	// A second start (another node, the same --host-key) reuses the key.
 	second := startServe(t, m, "--data", filepath.Join(dir, "serve2"), "--host-key", hostKey)
-	if second.state != "host key" || strings.Contains(second.out.String(), "new host key") {
-		t.Fatalf("second start made a new host key:\n%s", second.out)
+	if second.state != "host key" {
+		t.Fatalf("second start made a new host key:\n%s", second.err)
 	}
 	if second.fingerprint != first.fingerprint || second.hostKey != hostKey {
 		t.Fatalf("second start: %s (%s), want %s (%s)", second.fingerprint, second.hostKey, first.fingerprint, hostKey)

@@ -378,6 +378,7 @@ func (t *Transport) Peers() []messaging.PeerInfo {
 			Flaps:       p.det.flaps,
 			LastHeard:   p.det.lastHeard,
 			Role:        p.adm.Role,
+			Session:     p.current != nil && !p.current.Expired(now, t.cfg.RejectAfterTime),
 		}
 		if t.isDirectLocked(p, now) {
 			pi.Direct = true
