@@ -1,13 +1,16 @@
 // Package deck is the Bubble Tea root of the Deck TUI: it owns the app
 // state (current snapshot, stream-fed stores, toasts, modals), routes keys
 // to the active tab or page, runs the admin/ICE flows (preview → typed YES
-// → commit; propose → simulate → sign → collect → commit), and turns the
-// Client's streams into messages with commands that wait on channels. It
-// holds no globals, so one process can run one Model per SSH session.
+// → commit; propose → simulate → sign → collect → commit), turns the
+// Client's streams into messages with commands that wait on channels, and
+// on `:` attaches to another cluster through the caller's Attach
+// (attach.go). It holds no globals, so one process can run one Model per
+// SSH session.
 package deck
 
 import (
 	"context"
+	"io"
 	"os"
 	"time"
 
@@ -61,6 +64,20 @@ type Options struct {
 	ExportDir string
 	// Context bounds the deck's subscriptions (default: Background).
 	Context context.Context
+	// Targets lists what `:` offers to attach to: bookmarks, then recent
+	// clusters. It reads files, so it runs in a command. Attach joins one
+	// (a new embedded console node) and returns its Client; it runs in a
+	// command, never in Update, and must give up when ctx ends (the deck
+	// quits). Either nil: the deck cannot attach elsewhere (an SSH
+	// console, the demo). See attach.go.
+	Targets func() ([]Target, error)
+	Attach  func(ctx context.Context, t Target) (Attachment, error)
+	// Attached is the cluster the deck starts on (for the picker).
+	Attached Target
+	// Closer, if set, is the connection to the starting cluster: the deck
+	// owns it and closes it when it attaches elsewhere or in
+	// CloseClusters.
+	Closer io.Closer
 }
 
 // tabSpec is a top-level tab and its direct switch key (from the keymap).
@@ -103,11 +120,19 @@ type Model struct {
 	countsOf *snapshot.ClusterSnapshot
 	inflight int
 	quitting bool
+
+	att *attachState // survives an attach (attach.go)
 }
 
 // New builds a deck over client. It does no I/O: subscriptions start from
 // Init's commands.
 func New(client api.Client, opts Options) *Model {
+	return newModel(client, opts, newAttachState(opts))
+}
+
+// newModel is New with the attach state st (a fresh one, or the one an
+// attach carries over).
+func newModel(client api.Client, opts Options, st *attachState) *Model {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -136,7 +161,7 @@ func New(client api.Client, opts Options) *Model {
 	}
 	op, ok, why := client.Operator()
 	c.Operator, c.ReadOnly, c.ReadOnlyReason = op, !ok, why
-	m := &Model{c: c, opts: opts, cancel: cancel}
+	m := &Model{c: c, opts: opts, cancel: cancel, att: st}
 	m.logs = tabs.NewLogs(c)
 	nodes := tabs.NewNodes(c)
 	top := []tabs.Tab{
@@ -206,7 +231,7 @@ func NewProgram(client api.Client, opts Options, progOpts ...tea.ProgramOption) 
 func Run(ctx context.Context, client api.Client, opts Options) error {
 	opts.Context = ctx
 	p, m := NewProgram(client, opts)
-	defer m.Close()
+	defer m.CloseClusters()
 	_, err := p.Run()
 	if ctx.Err() != nil && err != nil {
 		// Cancellation by the caller is a normal way to stop.

@@ -10,9 +10,10 @@ import (
 	"github.com/deck-mesh/deck/widgets"
 )
 
-// Update routes one message. It never blocks: anything that may wait (the
+// update routes one message (Update, in attach.go, drops messages of an
+// earlier attachment first). It never blocks: anything that may wait (the
 // Client's calls, file writes) runs in a returned command.
-func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg.(type) {
 	case tickMsg, tea.KeyPressMsg:
 		// The clock advances on the idle tick and on keys only, so one
@@ -184,6 +185,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, k.Logs) && !m.onLogs():
 		return m.jumpToLogs()
+	case key.Matches(msg, k.Attach):
+		return m.openAttach()
 	}
 	for i, t := range m.tabs {
 		if key.Matches(msg, t.key) {

@@ -137,6 +137,7 @@ func (m *Model) statusLine(w int) string {
 	if m.opts.Version == "" {
 		segs = segs[:len(segs)-1]
 	}
+	segs = m.attachSegment(segs)
 	return widgets.StatusLine(m.c.Theme, segs, w)
 }
 

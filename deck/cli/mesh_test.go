@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv(config.XDGConfigEnv, filepath.Join(scratch, "config"))
 	os.Setenv(config.XDGDataEnv, filepath.Join(scratch, "data"))
+	os.Setenv(config.XDGStateEnv, filepath.Join(scratch, "state"))
 	os.Unsetenv(config.ClusterEnv)
 	os.Unsetenv(identityEnv)
 	code := m.Run()
@@ -62,6 +63,9 @@ type testMesh struct {
 }
 
 type meshOpts struct {
+	// name is the cluster's name and its nodes' label prefix ("": cli-test,
+	// nodes n1, n2, …).
+	name           string
 	nodes          int
 	iceThreshold   int
 	adminThreshold int      // 0: 1
@@ -103,7 +107,11 @@ func newMesh(o meshOpts) (m *testMesh, err error) {
 	for _, name := range o.operators {
 		genesis = append(genesis, config.NewOperator(name, m.ops[name].Public))
 	}
-	c, err := config.NewCluster("cli-test", nil, genesis, max(o.adminThreshold, 1), o.iceThreshold)
+	name, labelPrefix := "cli-test", ""
+	if o.name != "" {
+		name, labelPrefix = o.name, o.name+"-"
+	}
+	c, err := config.NewCluster(name, nil, genesis, max(o.adminThreshold, 1), o.iceThreshold)
 	if err != nil {
 		return m, err
 	}
@@ -120,7 +128,7 @@ func newMesh(o meshOpts) (m *testMesh, err error) {
 			return m, err
 		}
 		opts := node.Options{
-			Cluster: c, Key: key, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Label: fmt.Sprintf("n%d", i+1),
+			Cluster: c, Key: key, DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Label: fmt.Sprintf("%sn%d", labelPrefix, i+1),
 			Capabilities: workloads.NodeCapabilities(i, o.nodes), Spec: spec,
 			Factories: workloads.Factories(), Version: "test", Bootstrap: []string{},
 			CertifyWith: identity.KeySigner{K: m.ops[o.operators[0]]},

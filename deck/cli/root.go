@@ -116,6 +116,7 @@ Without a subcommand it opens the TUI attached to the cluster named by
 		identityCmd(stdio),
 		operatorCmd(stdio),
 		serveCmd(stdio),
+		bookmarkCmd(stdio),
 	)
 	return root
 }

@@ -9,15 +9,15 @@ import (
 )
 
 // runTUI opens the deck on the cluster from --cluster / $DECK_CLUSTER /
-// config.toml, through an embedded observer node.
+// config.toml, through an embedded observer node; `:` attaches it to
+// another (attach.go).
 func runTUI(cmd *cobra.Command, stdio IO) error {
 	if !stdio.IsTTY {
 		return fmt.Errorf("%w: the deck needs a terminal; try `deck status`", errNoTTY)
 	}
-	s, err := joinCluster(stdio, cmd, false)
+	client, opts, err := openDeck(cmd, stdio)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	return deck.Run(cmd.Context(), s.client, deck.Options{Version: Version})
+	return deck.Run(cmd.Context(), client, opts)
 }

@@ -12,6 +12,8 @@ import (
 type KeyMap struct {
 	// Global. ForceQuit works everywhere, even with a modal open.
 	Quit, ForceQuit, Help, NextTab, PrevTab, Back, Logs, Filter key.Binding
+	// Attach opens the picker of bookmarks and recent clusters.
+	Attach key.Binding
 	// Tabs switch the top-level tab directly: Tabs[i] selects the i-th tab
 	// (1…9, 0, -, =). The help text is the key alone; the deck adds the
 	// tab's name when it lists them.
@@ -59,6 +61,7 @@ func DefaultKeyMap() *KeyMap {
 		Back:      k("esc", "back", "esc"),
 		Logs:      k("l", "logs of selection", "l"),
 		Filter:    k("/", "filter", "/"),
+		Attach:    k(":", "attach to a cluster", ":"),
 
 		Up:       k("↑/k", "up", "up", "k"),
 		Down:     k("↓/j", "down", "down", "j"),
@@ -182,7 +185,7 @@ func As(b key.Binding, desc string) key.Binding {
 
 // Global returns the bindings that work on every screen, for help.
 func (k *KeyMap) Global() []key.Binding {
-	return []key.Binding{k.NextTab, k.PrevTab, k.Logs, k.Back, k.Filter, k.Help, k.Quit}
+	return []key.Binding{k.NextTab, k.PrevTab, k.Logs, k.Back, k.Filter, k.Attach, k.Help, k.Quit}
 }
 
 // Navigation returns the cursor bindings shared by every list.

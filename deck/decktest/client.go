@@ -58,7 +58,9 @@ type Client struct {
 	// the refusal toasts).
 	FailCommit error
 
-	watchers  []chan *snapshot.ClusterSnapshot
+	// name is the cluster's name ("": ClusterName).
+	name      string
+	watchers  []watcher
 	logSubs   []*api.Stream[api.LogRecord]
 	failSubs  []*api.Stream[api.FailureRecord]
 	auditSubs []*api.Stream[api.AuditRecord]
@@ -77,6 +79,62 @@ func New(logsN int) *Client {
 	c.setLedger(Genesis(), Ledger())
 	c.cmds = c.newCommands()
 	return c
+}
+
+// NewCluster is New for a second fixture cluster, for the multi-cluster
+// tests: the same shape (the same node ids, daemons and ledger), named
+// name, each node's label prefixed with name and a dash, so a screen shows
+// at once which cluster it reads.
+func NewCluster(name string, logsN int) *Client {
+	c := New(logsN)
+	nodes := *c.nodes
+	nodes.Cluster = name
+	nodes.Nodes = append([]snapshot.NodeView(nil), nodes.Nodes...)
+	for i := range nodes.Nodes {
+		nodes.Nodes[i].Label = name + "-" + nodes.Nodes[i].Label
+	}
+	c.name = name
+	c.nodes = &nodes
+	c.history = buildHistory(c.nodes)
+	c.publishLocked()
+	return c
+}
+
+// watcher is one WatchSnapshots channel and the context it lives for.
+type watcher struct {
+	ctx context.Context
+	ch  chan *snapshot.ClusterSnapshot
+}
+
+// Subscribed counts what is still subscribed to this client: snapshot
+// watches whose context is live and log, failure and audit streams not
+// closed. A deck that left this cluster must have none.
+func (c *Client) Subscribed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, w := range c.watchers {
+		if w.ctx.Err() == nil {
+			n++
+		}
+	}
+	open := func(done <-chan struct{}) {
+		select {
+		case <-done:
+		default:
+			n++
+		}
+	}
+	for _, s := range c.logSubs {
+		open(s.Done())
+	}
+	for _, s := range c.failSubs {
+		open(s.Done())
+	}
+	for _, s := range c.auditSubs {
+		open(s.Done())
+	}
+	return n
 }
 
 // nonceStream is the command plane's nonce source: nonceAt's values after
@@ -181,7 +239,10 @@ func (c *Client) publishLocked() *snapshot.ClusterSnapshot {
 
 func (c *Client) notify(s *snapshot.ClusterSnapshot) {
 	c.mu.Lock()
-	ws := append([]chan *snapshot.ClusterSnapshot(nil), c.watchers...)
+	ws := make([]chan *snapshot.ClusterSnapshot, len(c.watchers))
+	for i, w := range c.watchers {
+		ws[i] = w.ch
+	}
 	c.mu.Unlock()
 	for _, w := range ws {
 		select {
@@ -242,7 +303,14 @@ func SignAs(name string, payload []byte) api.Signature {
 	return api.Signature{Operator: k.ID, Sig: k.Sign(payload)}
 }
 
-func (c *Client) Cluster() string { return ClusterName }
+func (c *Client) Cluster() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.name != "" {
+		return c.name
+	}
+	return ClusterName
+}
 
 func (c *Client) Operator() (api.OperatorInfo, bool, string) {
 	c.mu.Lock()
@@ -325,7 +393,7 @@ var (
 func (c *Client) WatchSnapshots(ctx context.Context) <-chan *snapshot.ClusterSnapshot {
 	ch := make(chan *snapshot.ClusterSnapshot, 1)
 	c.mu.Lock()
-	c.watchers = append(c.watchers, ch)
+	c.watchers = append(c.watchers, watcher{ctx: ctx, ch: ch})
 	c.mu.Unlock()
 	return ch
 }

@@ -1,7 +1,8 @@
 // Package config reads and writes the files an operator's deck lives on: the
 // cluster file (name, PSK, bootstrap addresses and the genesis operator set),
-// the XDG config and data layout (config.toml, bookmarks.toml), and the
-// operator identity store (operators/<name>.key and .pub).
+// the XDG config, data and state layout (config.toml, bookmarks.toml,
+// recent.toml), and the operator identity store (operators/<name>.key and
+// .pub).
 //
 // Everything read from disk is treated as untrusted: every problem is
 // returned as an error naming the offending field (a *FieldError wrapping

@@ -15,6 +15,7 @@ const (
 	// XDGConfigEnv and XDGDataEnv are the XDG base directory variables.
 	XDGConfigEnv = "XDG_CONFIG_HOME"
 	XDGDataEnv   = "XDG_DATA_HOME"
+	XDGStateEnv  = "XDG_STATE_HOME"
 )
 
 // Dirs is the XDG layout of one operator's deck:
@@ -23,9 +24,11 @@ const (
 //	$XDG_CONFIG_HOME/deck/bookmarks.toml   named clusters for the picker
 //	$XDG_CONFIG_HOME/deck/operators/       <name>.key (0600) and <name>.pub
 //	$XDG_DATA_HOME/deck/<cluster>/         a headless node's data
+//	$XDG_STATE_HOME/deck/recent.toml       clusters the deck attached to
 type Dirs struct {
 	Config string
 	Data   string
+	State  string
 }
 
 // DefaultDirs resolves the layout from the process environment.
@@ -57,7 +60,10 @@ func DirsFrom(getenv func(string) string, home func() (string, error)) (Dirs, er
 	if err != nil {
 		return Dirs{}, err
 	}
-	return Dirs{Config: cfg, Data: data}, nil
+	// The state dir only keeps the recent-clusters list: a machine without
+	// one (no $XDG_STATE_HOME, no home) runs the deck without it.
+	state, _ := base(XDGStateEnv, filepath.Join(".local", "state"))
+	return Dirs{Config: cfg, Data: data, State: state}, nil
 }
 
 // SettingsPath is config.toml.
@@ -65,6 +71,15 @@ func (d Dirs) SettingsPath() string { return filepath.Join(d.Config, "config.tom
 
 // BookmarksPath is bookmarks.toml.
 func (d Dirs) BookmarksPath() string { return filepath.Join(d.Config, "bookmarks.toml") }
+
+// RecentPath is recent.toml, the clusters the deck attached to lately; ""
+// when there is no state dir.
+func (d Dirs) RecentPath() string {
+	if d.State == "" {
+		return ""
+	}
+	return filepath.Join(d.State, "recent.toml")
+}
 
 // Operators is the operator identity store under the config dir.
 func (d Dirs) Operators() *OperatorStore {

@@ -18,6 +18,7 @@ func TestDirsFrom(t *testing.T) {
 		wantErrSub bool
 	}{
 		{"defaults", nil, home, "/home/op/.config/deck", "/home/op/.local/share/deck", false},
+		{"xdg state", map[string]string{XDGStateEnv: "/st"}, home, "/home/op/.config/deck", "/home/op/.local/share/deck", false},
 		{"xdg set", map[string]string{XDGConfigEnv: "/cfg", XDGDataEnv: "/data"}, home, "/cfg/deck", "/data/deck", false},
 		{"relative xdg ignored", map[string]string{XDGConfigEnv: "rel/cfg", XDGDataEnv: "./d"}, home, "/home/op/.config/deck", "/home/op/.local/share/deck", false},
 		{"xdg set, no home needed", map[string]string{XDGConfigEnv: "/c", XDGDataEnv: "/d"},
@@ -36,6 +37,17 @@ func TestDirsFrom(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			wantState := "/home/op/.local/state/deck"
+			switch {
+			case tt.env[XDGStateEnv] != "":
+				wantState = filepath.Join(tt.env[XDGStateEnv], "deck")
+			case tt.name == "xdg set, no home needed":
+				wantState = "" // no state dir: the deck keeps no recent list
+			}
+			if d.State != wantState || (wantState == "") != (d.RecentPath() == "") ||
+				(wantState != "" && d.RecentPath() != filepath.Join(wantState, "recent.toml")) {
+				t.Errorf("state %q recent %q, want state %q", d.State, d.RecentPath(), wantState)
 			}
 			if d.Config != tt.cfg || d.Data != tt.data {
 				t.Errorf("got %+v, want config %s data %s", d, tt.cfg, tt.data)

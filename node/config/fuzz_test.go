@@ -54,6 +54,7 @@ func FuzzParseSettingsAndBookmarks(f *testing.F) {
 	f.Add([]byte("cluster = \"/srv/prod.toml\"\noperator = \"alice\"\n"))
 	f.Add([]byte("[bookmarks]\nprod = \"/srv/prod.toml\"\n\"lab.v2\" = \"/srv/lab.toml\"\n"))
 	f.Add([]byte("[bookmarks]\nprod = 1\nbookmarks = []\n"))
+	f.Add([]byte("[bookmarks]\nlab = { cluster = \"/srv/lab.toml\", identity = \"alice\" }\n[bookmarks.prod]\ncluster = \"/srv/prod.toml\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		if s, err := ParseSettings(data); err == nil {
@@ -74,6 +75,32 @@ func FuzzParseSettingsAndBookmarks(f *testing.F) {
 			if err != nil || !reflect.DeepEqual(back.List(), b.List()) {
 				t.Fatalf("bookmarks round trip: %v %v vs %v", back.List(), err, b.List())
 			}
+		}
+	})
+}
+
+// FuzzParseRecent: recent.toml is the deck's own state, but it lives in the
+// user's files like any other; the parser may not panic, and what it
+// accepts must save and load back unchanged.
+func FuzzParseRecent(f *testing.F) {
+	f.Add([]byte("[[cluster]]\npath = \"/srv/prod.toml\"\nname = \"prod\"\nidentity = \"alice\"\n[[cluster]]\npath = \"/srv/lab.toml\"\n"))
+	f.Add([]byte("[[cluster]]\npath = \"/x\"\n[[cluster]]\npath = \"/x\"\n"))
+	f.Add([]byte("cluster = [{ path = \"/x\", name = 3 }]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRecent(data)
+		if err != nil {
+			return
+		}
+		if n := len(r.List()); n > MaxRecentClusters {
+			t.Fatalf("%d entries accepted, bound %d", n, MaxRecentClusters)
+		}
+		p := t.TempDir() + "/recent.toml"
+		if err := SaveRecent(p, r); err != nil {
+			t.Fatalf("accepted recent list does not save: %v", err)
+		}
+		back, err := LoadRecent(p)
+		if err != nil || !reflect.DeepEqual(back.List(), r.List()) {
+			t.Fatalf("recent round trip: %v %v vs %v", back.List(), err, r.List())
 		}
 	})
 }

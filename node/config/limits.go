@@ -1,6 +1,6 @@
 package config
 
-// Bounds on everything read from a cluster, settings or bookmarks file. They
+// Bounds on everything read from a cluster, settings, bookmarks or recent file. They
 // are generous for real use and small enough that a hostile or corrupt file
 // cannot make the loader allocate without bound.
 const (
@@ -14,6 +14,12 @@ const (
 	MaxBootstrapAddrs = 64
 	// MaxBookmarks bounds bookmarks.toml.
 	MaxBookmarks = 256
+	// MaxRecentClusters bounds recent.toml, the clusters the deck attached
+	// to most recently (older ones fall off the end).
+	MaxRecentClusters = 16
+	// MaxPathBytes bounds a cluster file path in bookmarks.toml and
+	// recent.toml (Linux's PATH_MAX).
+	MaxPathBytes = 4096
 	// MaxHostChars is the longest DNS name a bootstrap host may have.
 	MaxHostChars = 253
 	// PSKBytes is the size of the cluster pre-shared key (Noise psk3).

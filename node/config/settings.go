@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"unicode/utf8"
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
@@ -83,15 +84,17 @@ func SaveSettings(path string, s Settings) error {
 	return nil
 }
 
-// Bookmark names one cluster file for the multi-cluster picker.
+// Bookmark names one cluster file for the multi-cluster picker, and the
+// operator identity to attach to it with ("" for the deck's own).
 type Bookmark struct {
-	Name    string
-	Cluster string // absolute path of the cluster file
+	Name     string
+	Cluster  string // absolute path of the cluster file
+	Identity string // operator identity name; "" means the deck's current one
 }
 
 // Bookmarks is bookmarks.toml. The zero value is empty and ready to use.
 type Bookmarks struct {
-	m map[string]string
+	m map[string]Bookmark
 }
 
 // ValidateBookmarkName checks 1..MaxNameChars characters of [a-zA-Z0-9-_.].
@@ -101,27 +104,67 @@ func ValidateBookmarkName(name string) error {
 	}, "[a-zA-Z0-9-_.]")
 }
 
+// ValidateClusterPath checks a cluster file path as the bookmark and recent
+// files keep it: absolute, at most MaxPathBytes, and free of control
+// characters. The picker prints these paths on the operator's terminal; a
+// shared or synced bookmarks file must not be able to send it escape
+// sequences.
+func ValidateClusterPath(p string) error {
+	if p == "" {
+		return fmt.Errorf("%w: empty cluster path", api.ErrInvalid)
+	}
+	if len(p) > MaxPathBytes {
+		return fmt.Errorf("%w: cluster path is %d bytes, at most %d allowed", api.ErrInvalid, len(p), MaxPathBytes)
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+			return fmt.Errorf("%w: cluster path %q holds a control character", api.ErrInvalid, p)
+		}
+	}
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("%w: %q is not an absolute path", api.ErrInvalid, p)
+	}
+	return nil
+}
+
 // Set adds or replaces a bookmark. A relative path is made absolute so the
 // bookmark works from any directory.
-func (b *Bookmarks) Set(name, clusterPath string) error {
-	if err := ValidateBookmarkName(name); err != nil {
+func (b *Bookmarks) Set(bm Bookmark) error {
+	if err := ValidateBookmarkName(bm.Name); err != nil {
 		return fmt.Errorf("config: bookmark: %w", err)
 	}
-	if clusterPath == "" {
-		return fmt.Errorf("config: bookmark %s: %w: empty cluster path", name, api.ErrInvalid)
+	if bm.Cluster == "" {
+		return fmt.Errorf("config: bookmark %s: %w: empty cluster path", bm.Name, api.ErrInvalid)
 	}
-	abs, err := filepath.Abs(clusterPath)
+	abs, err := filepath.Abs(bm.Cluster)
 	if err != nil {
-		return fmt.Errorf("config: bookmark %s: %w", name, err)
+		return fmt.Errorf("config: bookmark %s: %w", bm.Name, err)
 	}
-	if _, ok := b.m[name]; !ok && len(b.m) >= MaxBookmarks {
-		return fmt.Errorf("config: bookmark %s: %w: at most %d bookmarks", name, api.ErrInvalid, MaxBookmarks)
+	if err := ValidateClusterPath(abs); err != nil {
+		return fmt.Errorf("config: bookmark %s: %w", bm.Name, err)
+	}
+	if bm.Identity != "" {
+		if err := ValidateOperatorName(bm.Identity); err != nil {
+			return fmt.Errorf("config: bookmark %s: identity: %w", bm.Name, err)
+		}
+	}
+	if _, ok := b.m[bm.Name]; !ok && len(b.m) >= MaxBookmarks {
+		return fmt.Errorf("config: bookmark %s: %w: at most %d bookmarks", bm.Name, api.ErrInvalid, MaxBookmarks)
 	}
 	if b.m == nil {
-		b.m = map[string]string{}
+		b.m = map[string]Bookmark{}
 	}
-	b.m[name] = abs
+	bm.Cluster = abs
+	b.m[bm.Name] = bm
 	return nil
+}
+
+// Add is Set for a name not yet taken; a taken one wraps api.ErrExists.
+func (b *Bookmarks) Add(bm Bookmark) error {
+	if _, ok := b.m[bm.Name]; ok {
+		return fmt.Errorf("config: bookmark %q: %w (remove it first with `deck bookmark rm %s`)", bm.Name, api.ErrExists, bm.Name)
+	}
+	return b.Set(bm)
 }
 
 // Remove deletes a bookmark; a missing one wraps api.ErrNotFound.
@@ -133,17 +176,17 @@ func (b *Bookmarks) Remove(name string) error {
 	return nil
 }
 
-// Get returns the cluster path of a bookmark.
-func (b *Bookmarks) Get(name string) (string, bool) {
-	p, ok := b.m[name]
-	return p, ok
+// Get returns a bookmark by name.
+func (b *Bookmarks) Get(name string) (Bookmark, bool) {
+	bm, ok := b.m[name]
+	return bm, ok
 }
 
 // List returns every bookmark sorted by name.
 func (b *Bookmarks) List() []Bookmark {
 	out := make([]Bookmark, 0, len(b.m))
-	for n, p := range b.m {
-		out = append(out, Bookmark{Name: n, Cluster: p})
+	for _, bm := range b.m {
+		out = append(out, bm)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -152,10 +195,12 @@ func (b *Bookmarks) List() []Bookmark {
 // Len is the number of bookmarks.
 func (b *Bookmarks) Len() int { return len(b.m) }
 
-// ParseBookmarks decodes bookmarks.toml's bytes:
+// ParseBookmarks decodes bookmarks.toml's bytes. A bookmark is a path, or a
+// table with the path and the operator identity to attach as:
 //
 //	[bookmarks]
 //	prod = "/home/op/clusters/prod.toml"
+//	lab = { cluster = "/home/op/clusters/lab.toml", identity = "alice" }
 func ParseBookmarks(data []byte) (*Bookmarks, error) {
 	root, err := parseTOML(data)
 	if err != nil {
@@ -163,7 +208,7 @@ func ParseBookmarks(data []byte) (*Bookmarks, error) {
 	}
 	bt := root.sub("bookmarks")
 	root.unknown()
-	b := &Bookmarks{m: map[string]string{}}
+	b := &Bookmarks{m: map[string]Bookmark{}}
 	names := make([]string, 0, len(bt.m))
 	for n := range bt.m {
 		names = append(names, n)
@@ -174,21 +219,43 @@ func ParseBookmarks(data []byte) (*Bookmarks, error) {
 		return nil, bt.errs.err()
 	}
 	for _, n := range names {
-		f := bt.field(quoteKey(n))
+		key := quoteKey(n)
+		f := bt.field(key)
 		if err := ValidateBookmarkName(n); err != nil {
 			bt.errs.add(fieldErr(f, "%s", err.Error()))
 			continue
 		}
-		p, ok := bt.m[n].(string)
-		if !ok {
-			bt.errs.add(fieldErr(f, "want a string, got %s", tomlType(bt.m[n])))
+		bm := Bookmark{Name: n}
+		switch v := bt.m[n].(type) {
+		case string:
+			bm.Cluster = v
+		case map[string]any:
+			entry := bt.child(key, v)
+			before := len(*entry.errs)
+			bm.Cluster, bm.Identity = entry.str("cluster"), entry.str("identity")
+			entry.unknown()
+			if !entry.has("cluster") {
+				entry.fail("cluster", "missing")
+			}
+			if len(*entry.errs) > before {
+				continue
+			}
+			if entry.has("identity") {
+				if err := ValidateOperatorName(bm.Identity); err != nil {
+					entry.fail("identity", "%s", err.Error())
+					continue
+				}
+			}
+			f = entry.field("cluster")
+		default:
+			bt.errs.add(fieldErr(f, "want a string or a table, got %s", tomlType(v)))
 			continue
 		}
-		if !filepath.IsAbs(p) {
-			bt.errs.add(fieldErr(f, "%q is not an absolute path", p))
+		if err := ValidateClusterPath(bm.Cluster); err != nil {
+			bt.errs.add(fieldErr(f, "%s", err.Error()))
 			continue
 		}
-		b.m[n] = p
+		b.m[n] = bm
 	}
 	if err := root.errs.err(); err != nil {
 		return nil, err
@@ -212,16 +279,28 @@ func LoadBookmarks(path string) (*Bookmarks, error) {
 	return b, nil
 }
 
-// SaveBookmarks writes bookmarks.toml atomically.
+// bookmarkEntry is a bookmark with an identity as bookmarks.toml writes it.
+type bookmarkEntry struct {
+	Cluster  string `toml:"cluster"`
+	Identity string `toml:"identity"`
+}
+
+// SaveBookmarks writes bookmarks.toml atomically (temp file, fsync,
+// rename), mode 0600. A bookmark without an identity is written as a bare
+// path, the form operators type by hand.
 func SaveBookmarks(path string, b *Bookmarks) error {
 	doc := struct {
-		Bookmarks map[string]string `toml:"bookmarks"`
-	}{Bookmarks: map[string]string{}}
-	for n, p := range b.m {
-		doc.Bookmarks[n] = p
+		Bookmarks map[string]any `toml:"bookmarks"`
+	}{Bookmarks: map[string]any{}}
+	for n, bm := range b.m {
+		if bm.Identity == "" {
+			doc.Bookmarks[n] = bm.Cluster
+		} else {
+			doc.Bookmarks[n] = bookmarkEntry{Cluster: bm.Cluster, Identity: bm.Identity}
+		}
 	}
 	var buf bytes.Buffer
-	buf.WriteString("# Deck bookmarks: name = cluster file, for the multi-cluster picker.\n\n")
+	buf.WriteString("# Deck bookmarks: name = cluster file (or { cluster, identity }), for the picker (:).\n\n")
 	if err := newEncoder(&buf).Encode(doc); err != nil {
 		return fmt.Errorf("config: encode bookmarks: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/deck-mesh/deck/node/api"
@@ -61,23 +62,35 @@ func TestBookmarks(t *testing.T) {
 	if err != nil || b.Len() != 0 {
 		t.Fatalf("missing bookmarks: %v %v", b, err)
 	}
-	if err := b.Set("prod", "/srv/prod.toml"); err != nil {
+	if err := b.Set(Bookmark{Name: "prod", Cluster: "/srv/prod.toml"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Set("lab.v2", "/srv/lab.toml"); err != nil {
+	if err := b.Set(Bookmark{Name: "lab.v2", Cluster: "/srv/lab.toml"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Set("rel", "cluster.toml"); err != nil {
+	if err := b.Set(Bookmark{Name: "rel", Cluster: "cluster.toml"}); err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := b.Get("rel"); !filepath.IsAbs(p) {
-		t.Errorf("relative path kept: %q", p)
+	if bm, _ := b.Get("rel"); !filepath.IsAbs(bm.Cluster) {
+		t.Errorf("relative path kept: %q", bm.Cluster)
 	}
-	if err := b.Set("bad/name", "/x"); !errors.Is(err, api.ErrInvalid) {
+	if err := b.Set(Bookmark{Name: "bad/name", Cluster: "/x"}); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("bad name: %v", err)
 	}
-	if err := b.Set("empty", ""); !errors.Is(err, api.ErrInvalid) {
+	if err := b.Set(Bookmark{Name: "empty", Cluster: ""}); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("empty path: %v", err)
+	}
+	if err := b.Set(Bookmark{Name: "as-bob", Cluster: "/srv/lab.toml", Identity: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Set(Bookmark{Name: "bad-id", Cluster: "/x", Identity: "../bob"}); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("bad identity: %v", err)
+	}
+	if err := b.Add(Bookmark{Name: "prod", Cluster: "/srv/other.toml"}); !errors.Is(err, api.ErrExists) {
+		t.Errorf("add over an existing name: %v", err)
+	}
+	if bm, _ := b.Get("prod"); bm.Cluster != "/srv/prod.toml" {
+		t.Errorf("a refused add changed the bookmark: %+v", bm)
 	}
 	if err := SaveBookmarks(path, b); err != nil {
 		t.Fatal(err)
@@ -89,7 +102,7 @@ func TestBookmarks(t *testing.T) {
 	if !reflect.DeepEqual(got.List(), b.List()) {
 		t.Fatalf("round trip: %v vs %v", got.List(), b.List())
 	}
-	if l := got.List(); l[0].Name != "lab.v2" || l[1].Name != "prod" {
+	if l := got.List(); l[0].Name != "as-bob" || l[0].Identity != "bob" || l[1].Name != "lab.v2" || l[2].Name != "prod" {
 		t.Errorf("not sorted: %v", l)
 	}
 	if err := got.Remove("prod"); err != nil {
@@ -107,14 +120,14 @@ func TestBookmarks(t *testing.T) {
 func TestBookmarksLimit(t *testing.T) {
 	var b Bookmarks
 	for i := 0; i < MaxBookmarks; i++ {
-		if err := b.Set(fmt.Sprintf("b%03d", i), "/x"); err != nil {
+		if err := b.Set(Bookmark{Name: fmt.Sprintf("b%03d", i), Cluster: "/x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.Set("one-more", "/x"); !errors.Is(err, api.ErrInvalid) {
+	if err := b.Set(Bookmark{Name: "one-more", Cluster: "/x"}); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("limit not enforced: %v", err)
 	}
-	if err := b.Set("b000", "/y"); err != nil {
+	if err := b.Set(Bookmark{Name: "b000", Cluster: "/y"}); err != nil {
 		t.Errorf("replacing at the limit refused: %v", err)
 	}
 }
@@ -128,11 +141,50 @@ func TestParseBookmarksErrors(t *testing.T) {
 		{"[bookmarks]\n\"a/b\" = \"/x\"", `bookmarks."a/b"`},
 		{"bookmarks = 1", "bookmarks"},
 		{"[bookmark]\nprod = \"/x\"", "bookmark"},
+		{"[bookmarks]\nprod = { identity = \"alice\" }", "bookmarks.prod.cluster"},
+		{"[bookmarks]\nprod = { cluster = \"/x\", identity = \"a/b\" }", "bookmarks.prod.identity"},
+		{"[bookmarks]\nprod = { cluster = \"/x\", colour = \"red\" }", "bookmarks.prod.colour"},
+		{"[bookmarks]\nprod = { cluster = \"rel\" }", "bookmarks.prod.cluster"},
+		{"[bookmarks]\nprod = { cluster = 3 }", "bookmarks.prod.cluster"},
+		{"[bookmarks]\nprod = \"/x\\u0007\"", "bookmarks.prod"},
 	}
 	for _, tt := range tests {
 		_, err := ParseBookmarks([]byte(tt.doc))
 		if !errors.Is(err, api.ErrInvalid) || !isField(err, tt.field) {
 			t.Errorf("%q: %v, want field %s", tt.doc, err, tt.field)
 		}
+	}
+}
+
+// TestAttackBookmarkPathCannotInjectTerminalEscapes: bookmarks.toml may be
+// shared or synced between operators, and the deck's picker prints every
+// path on the operator's terminal. A path carrying an escape sequence (here
+// one that retitles the terminal and one that moves the cursor) must be
+// refused when the file is read, never reach the screen.
+func TestAttackBookmarkPathCannotInjectTerminalEscapes(t *testing.T) {
+	for _, doc := range []string{
+		"[bookmarks]\nprod = \"/srv/\\u001b]0;owned\\u0007prod.toml\"\n",
+		"[bookmarks]\nprod = { cluster = \"/srv/\\u001b[2Aprod.toml\" }\n",
+		"[bookmarks]\nprod = \"/srv/\\u009b2Aprod.toml\"\n",
+	} {
+		b, err := ParseBookmarks([]byte(doc))
+		if !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("%q: accepted (%v), want a refusal", doc, b.List())
+		}
+	}
+	var b Bookmarks
+	if err := b.Set(Bookmark{Name: "prod", Cluster: "/srv/\x1b]0;owned\x07"}); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("Set accepted an escape sequence: %v", err)
+	}
+}
+
+func TestBookmarkPathBound(t *testing.T) {
+	long := "/" + strings.Repeat("a", MaxPathBytes)
+	var b Bookmarks
+	if err := b.Set(Bookmark{Name: "long", Cluster: long}); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("a %d-byte path accepted: %v", len(long), err)
+	}
+	if _, err := ParseBookmarks([]byte("[bookmarks]\nlong = \"" + long + "\"\n")); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("a %d-byte path parsed: %v", len(long), err)
 	}
 }
