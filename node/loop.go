@@ -109,6 +109,7 @@ func (n *Node) refresh(now time.Time, set *settle) {
 	if own := n.rt.Latest(); own != nil {
 		pub := *own
 		pub.Observer = n.opts.Observer
+		pub.Addr = n.PublicAddr()
 		pub.PendingPeers = pendingPeerViews(n.tr.Pending())
 		if err := n.gs.Publish(&pub); err != nil {
 			n.opts.Logf("node: publish snapshot: %v", err)
