@@ -346,8 +346,11 @@ func (t *Transport) maybeConnectLocked(p *peer, now time.Time) {
 	switch {
 	case kp == nil:
 		// The lower id initiates; the higher one waits a little first so two
-		// nodes discovering each other rarely handshake twice.
-		if t.self > p.id && now.Sub(p.discovered) < ProactiveConnectDelay {
+		// nodes discovering each other rarely handshake twice. A console
+		// does not wait: it is short-lived and only it knows it wants the
+		// session (a node learns of a console behind a relay late, from
+		// announcements, and the crossing rule settles a double handshake).
+		if t.self > p.id && now.Sub(p.discovered) < ProactiveConnectDelay && !t.isConsole() {
 			return
 		}
 	case kp.NeedsRekey(now, t.cfg.RekeyAfterTime, t.cfg.RekeyAfterMessages):
