@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,6 +82,57 @@ func TestAttackRelayKeepingTTLCannotPoseAsDirectLink(t *testing.T) {
 	}
 	if a.Stats().RoamsRefused == 0 {
 		t.Fatal("A counted no refused move: the relay's trick was not exercised")
+	}
+}
+
+// spoofedConn makes every datagram from node src look as if it came from
+// address as: what a receiver sees when src forges its UDP source address.
+type spoofedConn struct {
+	Conn
+	src identity.NodeID
+	as  netip.AddrPort
+	on  atomic.Bool
+}
+
+func (c *spoofedConn) ReadFrom(buf []byte) (int, netip.AddrPort, error) {
+	n, from, err := c.Conn.ReadFrom(buf)
+	var h wire.Header
+	if err == nil && c.on.Load() && h.Parse(buf[:n]) == nil && h.Src == c.src {
+		from = c.as
+	}
+	return n, from, err
+}
+
+// TestAttackSpoofedSourceCannotTakeAnotherPeersAddress: member M sends its
+// own, authenticated packets with X's address forged as their source.
+// Believed, A would move M onto X's address and send M's traffic (its
+// heartbeats, every answer to what M asks) to X: a reflector M aims at
+// will. Only an address no live peer holds can be roamed to.
+func TestAttackSpoofedSourceCannotTakeAnotherPeersAddress(t *testing.T) {
+	n := newMemnet(t)
+	x := startNode(t, onMemnet(t, n, testConfig(t, nil)))
+	mKey := mustKey(t)
+	ca := onMemnet(t, n, testConfig(t, nil, x.LocalAddr()))
+	xAddr := netip.MustParseAddrPort(x.LocalAddr())
+	spoof := &spoofedConn{Conn: ca.Conn, src: mKey.ID, as: xAddr}
+	ca.Conn = spoof
+	a := startNode(t, ca)
+	m := startNode(t, onMemnet(t, n, testConfig(t, mKey, x.LocalAddr())))
+	eventually(t, "A direct with X and M", func() bool {
+		px, _ := peerInfo(a, x.Self())
+		pm, _ := peerInfo(a, m.Self())
+		return px.Direct && pm.Direct
+	})
+	spoof.on.Store(true)
+	eventually(t, "A to judge M's forged packets", func() bool {
+		addr, _, _ := peerAddr(a, m.Self())
+		return addr == xAddr || a.Stats().RoamsRefused > 0
+	})
+	if addr, _, _ := peerAddr(a, m.Self()); addr == xAddr {
+		t.Fatalf("A moved M onto X's address %s", addr)
+	}
+	if pi, _ := peerInfo(a, x.Self()); !pi.Direct || pi.Addr != x.LocalAddr() {
+		t.Fatalf("X lost its direct link at A: %+v", pi)
 	}
 }
 
@@ -396,5 +448,63 @@ func TestWildcardNodeLearnsItsAddressFromMostNeighbours(t *testing.T) {
 	})
 	if got := w.PublicAddr(); got != sock.LocalAddr() {
 		t.Fatalf("one neighbour's report moved W to %s", got)
+	}
+}
+
+// TestAttackUnauthenticatedPacketsCannotMoveAPeer: from a new address, an
+// attacker replays a captured packet of A's and sends one with A's header
+// and session index but a forged body. Neither authenticates, so neither
+// moves A in B's table (only an authenticated direct packet roams).
+func TestAttackUnauthenticatedPacketsCannotMoveAPeer(t *testing.T) {
+	a, b, bTap := tappedPair(t)
+	cap := tapIn(bTap, func(h *wire.Header) bool {
+		return h.Type == wire.TypeData && h.Src == a.Self() && h.Channel == uint16(messaging.ChanGossip)
+	})
+	in := newInbox(b, messaging.ChanGossip)
+	sendUntil(t, a, b.Self(), messaging.ChanGossip, []byte("captured"), in)
+	pkt := cap.first()
+	if pkt == nil {
+		t.Fatal("no data packet captured")
+	}
+	before, _, _ := peerAddr(b, a.Self())
+	// A fresh counter passes the replay window; the body then fails the
+	// AEAD (the header is its associated data).
+	forged := append([]byte(nil), pkt...)
+	var h wire.Header
+	if err := h.Parse(forged); err != nil {
+		t.Fatal(err)
+	}
+	h.Counter += 1 << 20
+	h.Encode(forged)
+	stats := b.Stats()
+	evil := attacker(t)
+	inject(t, evil, b, pkt)
+	inject(t, evil, b, forged)
+	eventually(t, "B to judge both", func() bool {
+		s := b.Stats()
+		return s.ReplaysRejected > stats.ReplaysRejected && s.AuthFailures > stats.AuthFailures
+	})
+	if addr, _, _ := peerAddr(b, a.Self()); addr != before {
+		t.Fatalf("B moved A from %s to %s on unauthenticated packets", before, addr)
+	}
+}
+
+// TestPendingPeerAddressesLeaveOnlyWhenPublic: a pending peer's address is
+// reported (and so gossiped to every node) only when it means the same
+// everywhere.
+func TestPendingPeerAddressesLeaveOnlyWhenPublic(t *testing.T) {
+	tr := startNode(t, testConfig(t, nil))
+	want := map[identity.NodeID]string{}
+	tr.mu.Lock()
+	for addr, shown := range map[string]string{"127.0.0.1:9000": "", "[::1]:9000": "", "10.0.0.7:7946": "10.0.0.7:7946"} {
+		rec := &identity.NodeRecord{ID: mustKey(t).ID}
+		tr.pending[rec.ID] = &pendingPeer{rec: rec, addr: netip.MustParseAddrPort(addr)}
+		want[rec.ID] = shown
+	}
+	tr.mu.Unlock()
+	for _, p := range tr.Pending() {
+		if p.Addr != want[p.Record.ID] {
+			t.Errorf("pending %s reported at %q, want %q", p.Record.ID, p.Addr, want[p.Record.ID])
+		}
 	}
 }
