@@ -47,7 +47,7 @@ func publicAddr(addr netip.AddrPort) bool {
 // notePathLocked records where an authenticated packet from p came from;
 // direct says it arrived over the direct link (TTL untouched). A direct
 // packet from a new source moves the peer there, unless that source is
-// the live address of another peer (roamFromLocked).
+// the live address of another peer (roamLocked).
 func (t *Transport) notePathLocked(p *peer, from netip.AddrPort, direct bool, now time.Time) {
 	p.via = from
 	p.lastRoute = now
