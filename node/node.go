@@ -34,10 +34,17 @@ type Options struct {
 	Key *identity.Key
 	// DataDir holds the node's Badger database; "" makes a temporary
 	// directory removed on Close.
-	DataDir    string
-	ListenAddr string   // default 127.0.0.1:0; unused when Conn is set
+	DataDir string
+	// ListenAddr is the UDP address to bind; "" is DefaultListenAddr of
+	// the bootstrap addresses. Unused when Conn is set.
+	ListenAddr string
 	Bootstrap  []string // nil: the cluster file's bootstrap addresses
-	Label      string
+	// Advertise is the address this node says it is reached at, in its
+	// snapshot (host:port, e.g. behind a port forward); "" publishes what
+	// the transport knows (transport.PublicAddr), nothing while it knows
+	// none.
+	Advertise string
+	Label     string
 	// Conn is the socket to run on (the demo's fault wrapper, an
 	// in-process network); nil listens on UDP at ListenAddr. The node
 	// closes it on Close, and when Start fails.
@@ -147,11 +154,14 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	if opts.ListenAddr == "" {
-		opts.ListenAddr = "127.0.0.1:0"
-	}
 	if opts.Bootstrap == nil {
 		opts.Bootstrap = opts.Cluster.Bootstrap
+	}
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = DefaultListenAddr(opts.Bootstrap)
+	}
+	if err := CheckAdvertise(opts.Advertise); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	n := &Node{opts: opts, key: opts.Key, genesis: genesis, started: time.Now(),
 		wake: make(chan struct{}, 1), histGen: map[identity.NodeID]uint64{}, histAt: map[identity.NodeID]time.Time{}, rejects: newRejectRing(rejectRingSize, rejectRingPerSender)}
@@ -234,7 +244,7 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 		timers.QuorumHeardWithin = 2 * cmp.Or(opts.Transport.HeartbeatInterval, transport.HeartbeatInterval)
 	}
 	if n.rt, err = meshos.New(meshos.Config{
-		Self: n.key.ID, Label: opts.Label, Addr: n.tr.LocalAddr(), Version: opts.Version,
+		Self: n.key.ID, Label: opts.Label, Addr: n.PublicAddr(), Version: opts.Version,
 		Capabilities: caps, Spec: opts.Spec, Factories: opts.Factories, Messenger: n.tr,
 		Logs: logSink{n}, Failures: failureSink{n}, Timers: timers,
 	}); err != nil {
@@ -273,6 +283,19 @@ func (n *Node) ID() identity.NodeID { return n.key.ID }
 
 // Addr is the node's socket address.
 func (n *Node) Addr() string { return n.tr.LocalAddr() }
+
+// PublicAddr is the address the node publishes in its snapshot: Advertise
+// when set, else what the transport knows peers reach it at ("" while it
+// knows none; never a wildcard or loopback address).
+func (n *Node) PublicAddr() string {
+	if n.opts.Advertise != "" {
+		return n.opts.Advertise
+	}
+	if ap := n.tr.PublicAddr(); ap.IsValid() {
+		return ap.String()
+	}
+	return ""
+}
 
 // Spec is the workload spec the node places.
 func (n *Node) Spec() meshos.Spec { return n.opts.Spec }

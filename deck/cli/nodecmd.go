@@ -23,11 +23,11 @@ import (
 func nodeCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Create a cluster, run a headless node, admit or revoke nodes",
+		Short: "Create a cluster, run a headless node, certify, admit or revoke nodes",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(nodeInitCmd(stdio), nodeRunCmd(stdio), nodePendingCmd(stdio), nodeAdmitCmd(stdio), nodeRevokeCmd(stdio))
+	cmd.AddCommand(nodeInitCmd(stdio), nodeRunCmd(stdio), nodeCertifyCmd(stdio), nodePendingCmd(stdio), nodeAdmitCmd(stdio), nodeRevokeCmd(stdio))
 	return cmd
 }
 
@@ -93,7 +93,7 @@ func nodeInitCmd(stdio IO) *cobra.Command {
 }
 
 func nodeRunCmd(stdio IO) *cobra.Command {
-	var listen, dataDir, label, certifyWith string
+	var listen, dataDir, label, certifyWith, advertise string
 	var join, caps []string
 	var clockSkew time.Duration
 	var certFile string
@@ -122,6 +122,9 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 				if err := config.ValidateClockSkewAllowance(clockSkew); err != nil {
 					return usageErr("--clock-skew: %v", err)
 				}
+			}
+			if err := node.CheckAdvertise(advertise); err != nil {
+				return fmt.Errorf("--advertise: %w", err)
 			}
 			spec, err := c.Spec()
 			if err != nil {
@@ -166,7 +169,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			nd, err := node.Start(ctx, node.Options{
-				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot,
+				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot, Advertise: advertise,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
 				Certificate: cert, ClockSkewAllowance: clockSkew, Logf: nodeLogf(log),
 			})
@@ -185,7 +188,8 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "127.0.0.1:7946", "UDP address to listen on")
+	f.StringVar(&listen, "listen", "127.0.0.1:7946", "UDP address to listen on (0.0.0.0:7946 or [::]:7946: every address, for other hosts)")
+	addAdvertiseFlag(f, &advertise)
 	f.StringSliceVar(&join, "join", nil, "address of a node to join through (default: the cluster file's bootstrap)")
 	f.StringVar(&dataDir, "data", "", "data directory (node key and Badger chains)")
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
@@ -194,6 +198,12 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	f.DurationVar(&clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
 	svc.add(f)
 	return cmd
+}
+
+// addAdvertiseFlag is --advertise, shared by node run and serve.
+func addAdvertiseFlag(f *pflag.FlagSet, v *string) {
+	f.StringVar(v, "advertise", "", "HOST:PORT other hosts reach this node at, shown in its snapshot "+
+		"(default: its --listen address when that is a specific one, else the address its peers see it at)")
 }
 
 // addCertifyFlags are --certificate and --certify-with, shared by node run

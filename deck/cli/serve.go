@@ -20,7 +20,7 @@ import (
 )
 
 func serveCmd(stdio IO) *cobra.Command {
-	var sshAddr, authKeys, hostKey, listen, dataDir, label, certFile, certifyWith string
+	var sshAddr, authKeys, hostKey, dataDir, label, certFile, certifyWith, advertise string
 	var join, caps []string
 	var svc serviceFlags
 	cmd := &cobra.Command{
@@ -52,6 +52,13 @@ is read-only.`,
 			c, clusterPath, err := e.clusterFile(cmd)
 			if err != nil {
 				return err
+			}
+			listen, err := e.listenAddr(cmd)
+			if err != nil {
+				return err
+			}
+			if err := node.CheckAdvertise(advertise); err != nil {
+				return fmt.Errorf("--advertise: %w", err)
 			}
 			if dataDir == "" {
 				if dataDir, err = e.dirs.NodeDataDir(c.Name); err != nil {
@@ -103,7 +110,7 @@ is read-only.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			nd, err := node.Start(ctx, node.Options{
-				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: join,
+				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: join, Advertise: advertise,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
 				Certificate: cert, Logf: nodeLogf(log),
 			})
@@ -139,7 +146,8 @@ is read-only.`,
 	f.StringVar(&sshAddr, "ssh", "", "TCP address to serve SSH consoles on, e.g. 127.0.0.1:2222")
 	f.StringVar(&authKeys, "authorized-keys", "", "OpenSSH authorized_keys file of extra keys allowed in (read-only unless operators)")
 	f.StringVar(&hostKey, "host-key", "", "SSH host key file, created on first run (default DATA/"+serve.HostKeyFile+")")
-	f.StringVar(&listen, "listen", "127.0.0.1:7946", "UDP address the node listens on")
+	f.String("listen", "", "UDP `address` the node listens on (default $"+listenEnv+", then config.toml's listen, then an ephemeral port on the wildcard address of the bootstrap's family)")
+	addAdvertiseFlag(f, &advertise)
 	f.StringSliceVar(&join, "join", nil, "address of a node to join through (default: the cluster file's bootstrap)")
 	f.StringVar(&dataDir, "data", "", "data directory (node key, host key, Badger chains; default under $XDG_DATA_HOME/deck)")
 	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")

@@ -57,6 +57,8 @@ func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.An
 		t.onAnnouncement(from, ann.Routes, now)
 	case wire.ControlPending:
 		t.onPendingNotice(from, msg)
+	case wire.ControlObserved:
+		t.onObserved(from, msg, direct, now)
 	case wire.ControlConfirm:
 		if err := wire.ParseConfirm(msg); err != nil {
 			t.stats.drops.Add(1)
@@ -134,7 +136,7 @@ func (t *Transport) onAnnouncementLocked(from identity.NodeID, routes []wire.Rou
 		if r.MetricMicros != wire.MetricInfinity {
 			p.lastRoute = now
 		}
-		if r.Addr.IsValid() && !p.addrVerified && r.Addr != t.local && r.Addr != p.addr {
+		if t.announcedAddrLocked(from, p, r.Addr) {
 			p.addr = r.Addr
 		}
 	}
@@ -267,7 +269,8 @@ func (t *Transport) tick(now time.Time, beat bool) {
 			routesChanged = true
 		}
 	}
-	if beat || routesChanged {
+	if beat || routesChanged || t.neighboursMoved {
+		t.neighboursMoved = false
 		t.updateNeighboursLocked(now)
 	}
 	if beat {
@@ -343,8 +346,11 @@ func (t *Transport) maybeConnectLocked(p *peer, now time.Time) {
 	switch {
 	case kp == nil:
 		// The lower id initiates; the higher one waits a little first so two
-		// nodes discovering each other rarely handshake twice.
-		if t.self > p.id && now.Sub(p.discovered) < ProactiveConnectDelay {
+		// nodes discovering each other rarely handshake twice. A console
+		// does not wait: it is short-lived and only it knows it wants the
+		// session (a node learns of a console behind a relay late, from
+		// announcements, and the crossing rule settles a double handshake).
+		if t.self > p.id && now.Sub(p.discovered) < ProactiveConnectDelay && !t.isConsole() {
 			return
 		}
 	case kp.NeedsRekey(now, t.cfg.RekeyAfterTime, t.cfg.RekeyAfterMessages):
@@ -371,6 +377,7 @@ func (t *Transport) forgetLocked(p *peer) {
 		}
 	}
 	t.routes.removeNeighbour(p.id)
+	t.releaseAddrLocked(p)
 	delete(t.peers, p.id)
 }
 
@@ -395,7 +402,8 @@ func (t *Transport) updateNeighboursLocked(now time.Time) {
 }
 
 // heartbeatsLocked builds this round's heartbeats (to every peer with a
-// session) and announcements (to every direct neighbour).
+// session), announcements (to every direct neighbour) and, when due, the
+// address each direct neighbour is seen at.
 func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 	for _, p := range t.peers {
 		kp := p.current
@@ -436,6 +444,9 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 		}
 		if ann != nil {
 			out = append(out, outbound{kp, p.addr, ann})
+		}
+		if direct {
+			out = t.observedOutLocked(p, now, out)
 		}
 	}
 	return out
