@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sort"
-	"unicode/utf8"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
