@@ -346,7 +346,8 @@ func startNode(t *testing.T, h *Host, line string) {
 	h.Start("node.log", "env", "PATH="+binDir+":"+os.Getenv("PATH"), "sh", "-c", "exec "+line)
 }
 
-var startLine = regexp.MustCompile(`node \S+ \((0x[0-9a-f]{16})\) listening on`)
+// startLine is the node's "node listening" log record (slog's text format).
+var startLine = regexp.MustCompile(`msg="node listening" node=(0x[0-9a-f]{16})`)
 
 // nodeID waits for h's node to print its start-up line and returns its id.
 func nodeID(t *testing.T, h *Host) identity.NodeID {
