@@ -22,19 +22,19 @@ import (
 // commits, which land on every node.
 func TestConsoleBehindGatewayIsServedThroughRelay(t *testing.T) {
 	m := newMemberMesh(t)
-	g := m.start("g", true, false)
-	n1 := m.start("n1", true, false)
-	n2 := m.start("n2", true, false)
-	conn, err := m.net.Listen()
+	g := start(m, "g", true, false)
+	n1 := start(m, "n1", true, false)
+	n2 := start(m, "n2", true, false)
+	conn, err := m.Net.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, nd := range []*node.Node{n1, n2} {
-		m.net.Partition(conn.LocalAddr(), netip.MustParseAddrPort(nd.Addr()), true)
+		m.Net.Partition(conn.LocalAddr(), netip.MustParseAddrPort(nd.Addr()), true)
 	}
 	far, err := node.Start(context.Background(), node.Options{
-		Cluster: m.cluster, Observer: true, Label: "far", Conn: conn, Bootstrap: []string{g.Addr()},
-		Spec: workloads.Spec(), Version: "test", CertifyWith: identity.KeySigner{K: m.op},
+		Cluster: m.Cluster, Observer: true, Label: "far", Conn: conn, Bootstrap: []string{g.Addr()},
+		Spec: workloads.Spec(), Version: "test", CertifyWith: identity.KeySigner{K: m.Operator},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestConsoleBehindGatewayIsServedThroughRelay(t *testing.T) {
 		t.Fatalf("the far console's own view of N1 is %+v, want relayed", pv)
 	}
 
-	cl, err := far.NewClient(identity.KeySigner{K: m.op}, "alice")
+	cl, err := far.NewClient(identity.KeySigner{K: m.Operator}, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
