@@ -140,28 +140,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 }
 
 func start(ctx context.Context, opts Options) (*Node, error) {
-	if opts.Cluster == nil {
-		return nil, fmt.Errorf("node: %w: no cluster", api.ErrInvalid)
-	}
-	psk, err := opts.Cluster.PSKBytes()
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	genesis, err := genesisOf(opts.Cluster)
+	opts, psk, genesis, err := prepare(opts)
 	if err != nil {
 		return nil, err
-	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
-	}
-	if opts.Bootstrap == nil {
-		opts.Bootstrap = opts.Cluster.Bootstrap
-	}
-	if opts.ListenAddr == "" {
-		opts.ListenAddr = DefaultListenAddr(opts.Bootstrap)
-	}
-	if err := CheckAdvertise(opts.Advertise); err != nil {
-		return nil, fmt.Errorf("node: %w", err)
 	}
 	n := &Node{opts: opts, key: opts.Key, genesis: genesis, started: time.Now(),
 		wake: make(chan struct{}, 1), histGen: map[identity.NodeID]uint64{}, histAt: map[identity.NodeID]time.Time{}, rejects: newRejectRing(rejectRingSize, rejectRingPerSender)}
@@ -169,13 +150,6 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 		if n.key, err = identity.Generate(); err != nil {
 			return nil, err
 		}
-	}
-	dir := opts.DataDir
-	if dir == "" {
-		if n.tmpDir, err = os.MkdirTemp("", "deck-node-*"); err != nil {
-			return nil, fmt.Errorf("node: temp dir: %w", err)
-		}
-		dir = n.tmpDir
 	}
 	ok := false
 	defer func() {
@@ -192,67 +166,153 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	if err := aborted(); err != nil {
 		return nil, err
 	}
-	if n.db, err = chain.Open(chain.Config{Dir: filepath.Join(dir, "chain"), Logf: opts.Logf}); err != nil {
-		return nil, fmt.Errorf("node: open chains: %w", err)
-	}
-	genState, err := command.NewState(genesis)
-	if err != nil {
-		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
-	}
-	n.trust = trust.New(genesis.Cluster, genState)
-	cert, err := n.ownCertificate(time.Now())
-	if err != nil {
+	if err := n.openDB(); err != nil {
 		return nil, err
 	}
-	n.cert.Store(cert)
-	tcfg := opts.Transport
-	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, opts.ListenAddr, opts.Bootstrap, opts.Logf
-	tcfg.Conn = opts.Conn
-	tcfg.Trust, tcfg.Certificate = n.trust, cert
-	if n.tr, err = transport.New(tcfg); err != nil {
-		return nil, fmt.Errorf("node: transport: %w", err)
+	if err := n.openTransport(psk); err != nil {
+		return nil, err
 	}
-	// The ledger's gate (chainfold.Ingest): an event must decode, belong
-	// to this cluster, be fresh by this node's clock or carry a certified
-	// node's receipt, and its signatures must verify against the registry
-	// at its place in the order. Events are keyed by their ledger key (a
-	// hash over body and signatures), so a weak copy raced in by a bad
-	// peer cannot shadow the real one.
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	if n.ingest, err = n.newIngest(); err != nil {
+	if err := n.openLedger(); err != nil {
 		return nil, err
 	}
-	n.ledger = n.db.LedgerAdmitting(n.ingest.Validator(), n.ingest.Admit)
-	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf, Refused: n.refusedPull})
-	folder, err := chainfold.NewFolder(genesis)
-	if err != nil {
-		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
-	}
-	n.fold = chain.NewFold[*chainfold.State](n.ledger, folder, 0)
-	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr, Members: n.members, Certificate: encodeCert(cert)}); err != nil {
-		return nil, fmt.Errorf("node: gossip: %w", err)
-	}
-	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
-	caps := opts.Capabilities
-	if opts.Observer {
-		caps = nil
-	}
-	timers := opts.MeshOS
-	if timers.QuorumHeardWithin == 0 {
-		// Two heartbeats, whatever the transport's cadence (see
-		// meshos.DefaultQuorumHeardWithin).
-		timers.QuorumHeardWithin = 2 * cmp.Or(opts.Transport.HeartbeatInterval, transport.HeartbeatInterval)
-	}
-	if n.rt, err = meshos.New(meshos.Config{
-		Self: n.key.ID, Label: opts.Label, Addr: n.PublicAddr(), Version: opts.Version,
-		Capabilities: caps, Spec: opts.Spec, Factories: opts.Factories, Messenger: n.tr,
-		Logs: logSink{n}, Failures: failureSink{n}, Timers: timers,
-	}); err != nil {
-		return nil, fmt.Errorf("node: meshos: %w", err)
+	if err := n.openServices(); err != nil {
+		return nil, err
 	}
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
+	n.run()
+	// Opening the database and binding the socket are the slow steps; a
+	// caller that gave up meanwhile gets no half-wanted node.
+	if err := aborted(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return n, nil
+}
 
+// prepare checks opts and fills its defaults: the cluster's PSK and
+// genesis, a logger, the bootstrap list and the listen address.
+func prepare(opts Options) (Options, [32]byte, command.Genesis, error) {
+	if opts.Cluster == nil {
+		return opts, [32]byte{}, command.Genesis{}, fmt.Errorf("node: %w: no cluster", api.ErrInvalid)
+	}
+	psk, err := opts.Cluster.PSKBytes()
+	if err != nil {
+		return opts, psk, command.Genesis{}, fmt.Errorf("node: %w", err)
+	}
+	genesis, err := genesisOf(opts.Cluster)
+	if err != nil {
+		return opts, psk, genesis, err
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if opts.Bootstrap == nil {
+		opts.Bootstrap = opts.Cluster.Bootstrap
+	}
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = DefaultListenAddr(opts.Bootstrap)
+	}
+	if err := CheckAdvertise(opts.Advertise); err != nil {
+		return opts, psk, genesis, fmt.Errorf("node: %w", err)
+	}
+	return opts, psk, genesis, nil
+}
+
+// openDB opens the node's Badger database (in a temporary dir without
+// Options.DataDir).
+func (n *Node) openDB() error {
+	dir := n.opts.DataDir
+	if dir == "" {
+		var err error
+		if n.tmpDir, err = os.MkdirTemp("", "deck-node-*"); err != nil {
+			return fmt.Errorf("node: temp dir: %w", err)
+		}
+		dir = n.tmpDir
+	}
+	var err error
+	if n.db, err = chain.Open(chain.Config{Dir: filepath.Join(dir, "chain"), Logf: n.opts.Logf}); err != nil {
+		return fmt.Errorf("node: open chains: %w", err)
+	}
+	return nil
+}
+
+// openTransport sets up membership (the registry from genesis, the node's
+// own certificate) and binds the transport with both.
+func (n *Node) openTransport(psk [32]byte) error {
+	genState, err := command.NewState(n.genesis)
+	if err != nil {
+		return fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
+	}
+	n.trust = trust.New(n.genesis.Cluster, genState)
+	cert, err := n.ownCertificate(time.Now())
+	if err != nil {
+		return err
+	}
+	n.cert.Store(cert)
+	tcfg := n.opts.Transport
+	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, n.opts.ListenAddr, n.opts.Bootstrap, n.opts.Logf
+	tcfg.Conn = n.opts.Conn
+	tcfg.Trust, tcfg.Certificate = n.trust, cert
+	if n.tr, err = transport.New(tcfg); err != nil {
+		return fmt.Errorf("node: transport: %w", err)
+	}
+	return nil
+}
+
+// openLedger builds the admin ledger behind its gate (chainfold.Ingest):
+// an event must decode, belong to this cluster, be fresh by this node's
+// clock or carry a certified node's receipt, and its signatures must verify
+// against the registry at its place in the order. Events are keyed by
+// their ledger key (a hash over body and signatures), so a weak copy raced
+// in by a bad peer cannot shadow the real one. Anti-entropy and the fold
+// ride on it.
+func (n *Node) openLedger() error {
+	var err error
+	if n.ingest, err = n.newIngest(); err != nil {
+		return err
+	}
+	n.ledger = n.db.LedgerAdmitting(n.ingest.Validator(), n.ingest.Admit)
+	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: n.opts.Logf, Refused: n.refusedPull})
+	folder, err := chainfold.NewFolder(n.genesis)
+	if err != nil {
+		return fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
+	}
+	n.fold = chain.NewFold[*chainfold.State](n.ledger, folder, 0)
+	return nil
+}
+
+// openServices builds gossip, log subscriptions and the MeshOS runtime.
+func (n *Node) openServices() error {
+	var err error
+	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr, Members: n.members, Certificate: encodeCert(n.cert.Load())}); err != nil {
+		return fmt.Errorf("node: gossip: %w", err)
+	}
+	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
+	caps := n.opts.Capabilities
+	if n.opts.Observer {
+		caps = nil
+	}
+	timers := n.opts.MeshOS
+	if timers.QuorumHeardWithin == 0 {
+		// Two heartbeats, whatever the transport's cadence (see
+		// meshos.DefaultQuorumHeardWithin).
+		timers.QuorumHeardWithin = 2 * cmp.Or(n.opts.Transport.HeartbeatInterval, transport.HeartbeatInterval)
+	}
+	if n.rt, err = meshos.New(meshos.Config{
+		Self: n.key.ID, Label: n.opts.Label, Addr: n.PublicAddr(), Version: n.opts.Version,
+		Capabilities: caps, Spec: n.opts.Spec, Factories: n.opts.Factories, Messenger: n.tr,
+		Logs: logSink{n}, Failures: failureSink{n}, Timers: timers,
+	}); err != nil {
+		return fmt.Errorf("node: meshos: %w", err)
+	}
+	return nil
+}
+
+// run registers the command handler, starts the transport and every
+// service's goroutine, and the node's own loop.
+func (n *Node) run() {
 	n.tr.Handle(messaging.ChanCommand, n.commit.push.Handle)
 	n.tr.Start(n.ctx)
 	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
@@ -261,13 +321,6 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	n.spawn(func(ctx context.Context) { _ = n.subs.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.rt.Run(ctx) })
 	n.spawn(n.loop)
-	// Opening the database and binding the socket are the slow steps; a
-	// caller that gave up meanwhile gets no half-wanted node.
-	if err := aborted(); err != nil {
-		return nil, err
-	}
-	ok = true
-	return n, nil
 }
 
 func (n *Node) spawn(f func(ctx context.Context)) {
