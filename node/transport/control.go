@@ -101,6 +101,7 @@ func (t *Transport) onAnnouncement(from identity.NodeID, routes []wire.Route, no
 	// Routes to non-members (and anything a console announces) are
 	// dropped before any token is verified for them.
 	routes = t.believableRoutesLocked(from, routes, now)
+	t.learnOwnOriginLocked(from, routes, now)
 	todo := t.routes.tokensToVerify(from, routes, now, nil)
 	t.mu.Unlock()
 	proven := todo[:0]
@@ -119,6 +120,26 @@ func (t *Transport) onAnnouncement(from identity.NodeID, routes []wire.Route, no
 	}
 	t.onAnnouncementLocked(from, routes, now)
 	t.mu.Unlock()
+}
+
+// learnOwnOriginLocked takes a neighbour's token for its own route without
+// checking the signature: it came over the neighbour's authenticated
+// session, and a node is the authority on its own sequence number. The
+// token is kept (and passed on, where every other node checks it) only
+// when its key is the neighbour's. In a full mesh every destination is a
+// neighbour announcing itself, so no signature is checked at all; only
+// destinations further away cost one check per round.
+func (t *Transport) learnOwnOriginLocked(from identity.NodeID, routes []wire.Route, now time.Time) {
+	for i := range routes {
+		r := &routes[i]
+		if r.Dest != from || r.Origin.Seq == 0 || r.Origin.Seq <= t.routes.provenSeq(from) {
+			continue
+		}
+		if identity.IDFromPublicKey(r.Origin.PublicKey[:]) != from {
+			continue
+		}
+		t.routes.learnOrigin(from, &r.Origin, now)
+	}
 }
 
 // onAnnouncementLocked merges a neighbour's routing table and learns the
