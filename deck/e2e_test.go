@@ -182,7 +182,19 @@ func (e *e2eDeck) frame() string {
 // e2eTimeout.
 func (e *e2eDeck) waitFor(what string, ok func(frame string) bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(e2eTimeout)
+	e.waitForWithin(what, e2eTimeout, ok)
+}
+
+// e2eDrainTimeout bounds a wait on the mesh's own work, not the deck's: a
+// drain on three nodes moves its daemons one migration at a time under the
+// cluster's backpressure, which on a loaded machine takes well past
+// e2eTimeout.
+const e2eDrainTimeout = 2 * time.Minute
+
+// waitForWithin is waitFor with its own bound.
+func (e *e2eDeck) waitForWithin(what string, timeout time.Duration, ok func(frame string) bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if e.last = e.frame(); ok(e.last) {
 			return
@@ -354,7 +366,7 @@ func TestEndToEndIncidentLoop(t *testing.T) {
 		return strings.Contains(f, "MAINTENANCE") && len(fields) > 1 &&
 			(fields[1] == "entering" || fields[1] == "maint" || fields[1] == "drain-failed")
 	})
-	e.waitFor("n3's drain ended", func(f string) bool {
+	e.waitForWithin("n3's drain ended", e2eDrainTimeout, func(f string) bool {
 		fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(e2eRow(f, "n3")), "▸"))
 		return len(fields) > 1 && (fields[1] == "maint" || fields[1] == "drain-failed")
 	})

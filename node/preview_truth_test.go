@@ -50,6 +50,14 @@ func TestPreviewPredictsWhatTheMeshDoes(t *testing.T) {
 				return nv != nil && nv.Cordoned
 			})
 		}
+		// The preview is read on a view where every node is Healthy and
+		// current, as an operator reads it: on a loaded machine a node a
+		// heartbeat late is Suspect for a moment, and a preview taken then
+		// rightly leaves it out of the pool while the mesh, a second later,
+		// places on it.
+		nodetest.Eventually(t, "every node healthy before the preview", func() bool {
+			return allHealthy(m.nodes[0].Cluster(), len(m.nodes))
+		})
 		holdersBefore := holdersOf(m.nodes[0].Cluster())
 		br, err := cl.Preview(ctx, api.Action{Verb: api.VerbDrain, Node: victim, Duration: 2 * time.Minute})
 		if err != nil {
@@ -119,4 +127,20 @@ func holdersOf(cs *snapshot.ClusterSnapshot) map[string][]identity.NodeID {
 		out[c.Name] = slices.Clone(c.Holders)
 	}
 	return out
+}
+
+// allHealthy: the view has n hosting nodes, every one Healthy with a fresh
+// snapshot.
+func allHealthy(cs *snapshot.ClusterSnapshot, n int) bool {
+	hosts := 0
+	for _, nv := range cs.Nodes {
+		if nv.Observer {
+			continue
+		}
+		if nv.Health != snapshot.Healthy || nv.Stale {
+			return false
+		}
+		hosts++
+	}
+	return hosts == n
 }
