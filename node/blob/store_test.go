@@ -49,7 +49,6 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-
 func signedIntent(t testing.TB, h Hash, replicas int, pinned bool, at time.Time) *Intent {
 	t.Helper()
 	in := &Intent{Blob: h, Replicas: replicas, Pinned: pinned, IssuedAt: at, Name: "test"}
