@@ -20,7 +20,8 @@ import (
 //	'k' chunk(32)            chunk meta: uvarint length (exact disk accounting)
 //	'e' chunk(32) owner(32)  reference edge: owner (a blob, or a transfer's
 //	                         staging id) needs the chunk; empty value
-//	'b' blob(32)             record of a blob held here: manifest, intent, role
+//	'b' blob(32)             record of a blob held here: role, stored at, size, intent
+//	'm' blob(32)             its manifest (apart, so listing records reads no manifest)
 //	't' blob(32)             tombstone: the signed removal, kept TombstoneTTL
 //
 // Reference counts are kept as edges rather than counters: adding and
@@ -30,11 +31,12 @@ import (
 // is live while some edge names a live owner: a blob with a record, or a
 // transfer in progress (Begin/End).
 const (
-	pfxChunk  = 'c'
-	pfxMeta   = 'k'
-	pfxEdge   = 'e'
-	pfxRecord = 'b'
-	pfxTomb   = 't'
+	pfxChunk    = 'c'
+	pfxMeta     = 'k'
+	pfxEdge     = 'e'
+	pfxRecord   = 'b'
+	pfxManifest = 'm'
+	pfxTomb     = 't'
 )
 
 func key1(p byte, h Hash) []byte {
@@ -72,34 +74,35 @@ func (r Role) String() string {
 	return [...]string{"placed", "gravity", "overflow", "staging", "unknown"}[min(r, numRoles)]
 }
 
-// Record is what a node keeps about one blob it holds.
+// Record is what a node keeps about one blob it holds. Records listed by
+// Records carry no Manifest (Size says how big the blob is).
 type Record struct {
 	Hash     Hash
+	Size     uint64
 	Manifest *Manifest
 	Intent   *Intent
 	Role     Role
 	StoredAt time.Time
 }
 
-const recordVersion = 1
+const recordVersion = 2
 
 func (rec *Record) encode() ([]byte, error) {
 	in, err := rec.Intent.Encode()
 	if err != nil {
 		return nil, err
 	}
-	m := rec.Manifest.Encode()
-	w := codec.NewWriter(make([]byte, 0, 32+len(m)+len(in)), ErrMalformed)
+	w := codec.NewWriter(make([]byte, 0, 32+len(in)), ErrMalformed)
 	w.U8(recordVersion)
 	w.Enum("role", uint8(rec.Role), uint8(numRoles))
 	w.Varint(rec.StoredAt.UnixMilli())
-	w.Bytes(codec.PrefixUvarint, MaxManifestBytes, "manifest", m)
+	w.Uvarint(rec.Size)
 	w.Bytes(codec.PrefixUvarint, MaxIntentBytes, "intent", in)
 	return w.B, w.Err()
 }
 
-// decodeRecord parses a record read from disk for blob h; the manifest
-// must hash to h and the intent name it, or the record is corrupt.
+// decodeRecord parses a record read from disk for blob h; its intent must
+// name h, or the record is corrupt.
 func decodeRecord(h Hash, b []byte) (*Record, error) {
 	r := codec.NewReader(b, ErrMalformed)
 	if v := r.U8(); r.Err() == nil && v != recordVersion {
@@ -107,18 +110,12 @@ func decodeRecord(h Hash, b []byte) (*Record, error) {
 	}
 	rec := &Record{Hash: h, Role: Role(r.Enum("role", uint8(numRoles)))}
 	rec.StoredAt = time.UnixMilli(r.Varint()).UTC()
-	mb := r.Bytes(codec.PrefixUvarint, MaxManifestBytes, "manifest")
+	rec.Size = r.Uvarint()
 	ib := r.Bytes(codec.PrefixUvarint, MaxIntentBytes, "intent")
 	if err := r.Finish(); err != nil {
 		return nil, err
 	}
-	if Sum(mb) != h {
-		return nil, fmt.Errorf("%w: record of %s holds another manifest", ErrCorrupt, h.Short())
-	}
 	var err error
-	if rec.Manifest, err = DecodeManifest(mb); err != nil {
-		return nil, err
-	}
 	if rec.Intent, err = DecodeIntent(ib); err != nil {
 		return nil, err
 	}
@@ -126,6 +123,21 @@ func decodeRecord(h Hash, b []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w: record of %s holds the intent of %s", ErrCorrupt, h.Short(), rec.Intent.Blob.Short())
 	}
 	return rec, nil
+}
+
+// loadManifest reads blob h's manifest, which must hash to h.
+func (s *Store) loadManifest(h Hash) (*Manifest, error) {
+	mb, err := s.space.Get(key1(pfxManifest, h), nil)
+	if errors.Is(err, chain.ErrNotFound) {
+		return nil, fmt.Errorf("%w: record of %s has no manifest", ErrCorrupt, h.Short())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if Sum(mb) != h {
+		return nil, fmt.Errorf("%w: the manifest stored for %s is another", ErrCorrupt, h.Short())
+	}
+	return DecodeManifest(mb)
 }
 
 // Usage is a store's disk accounting.
@@ -289,6 +301,22 @@ func (s *Store) PutChunk(ctx context.Context, owner Hash, data []byte, want Hash
 	return h, s.space.Write(ctx, ops)
 }
 
+// PutChunkRef references chunk h, already held, for owner; ErrNotFound
+// when it is not held.
+func (s *Store) PutChunkRef(ctx context.Context, owner, h Hash) (Hash, error) {
+	mu := s.stripe(h)
+	mu.Lock()
+	defer mu.Unlock()
+	present, err := s.space.Has(key1(pfxMeta, h))
+	if err != nil {
+		return h, err
+	}
+	if !present {
+		return h, fmt.Errorf("%w: chunk %s", ErrNotFound, h.Short())
+	}
+	return h, s.space.Write(ctx, []chain.BlobOp{{Key: edgeKey(h, owner), Value: []byte{}}})
+}
+
 // RepairChunk overwrites a chunk whose stored bytes are corrupt with data,
 // which must hash to h; the reference edges stay as they are.
 func (s *Store) RepairChunk(ctx context.Context, h Hash, data []byte) error {
@@ -306,6 +334,27 @@ func (s *Store) RepairChunk(ctx context.Context, h Hash, data []byte) error {
 		return err
 	}
 	return s.space.Write(ctx, []chain.BlobOp{{Key: key1(pfxChunk, h), Value: data}})
+}
+
+// owners lists up to n owners that reference chunk h.
+func (s *Store) owners(h Hash, n int) ([]Hash, error) {
+	var out []Hash
+	err := s.space.Scan(key1(pfxEdge, h), nil, false, func(it chain.BlobItem) bool {
+		var o Hash
+		copy(o[:], it.Key[1+HashBytes:])
+		out = append(out, o)
+		return len(out) < n
+	})
+	return out, err
+}
+
+// HasRef reports whether owner references chunk h (and so holds it).
+func (s *Store) HasRef(h, owner Hash) (bool, error) {
+	ok, err := s.space.Has(edgeKey(h, owner))
+	if !ok || err != nil {
+		return false, err
+	}
+	return s.space.Has(key1(pfxMeta, h))
 }
 
 // HasChunk reports whether the chunk is held (not whether it is intact).
@@ -340,7 +389,17 @@ func (s *Store) Record(h Hash) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeRecord(h, b)
+	rec, err := decodeRecord(h, b)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Manifest, err = s.loadManifest(h); err != nil {
+		return nil, err
+	}
+	if rec.Manifest.Size != rec.Size {
+		return nil, fmt.Errorf("%w: record of %s says %d bytes, its manifest %d", ErrCorrupt, h.Short(), rec.Size, rec.Manifest.Size)
+	}
+	return rec, nil
 }
 
 // Tombstone returns the signed removal of blob h, if one is kept.
@@ -364,6 +423,7 @@ func (s *Store) Tombstone(h Hash) (*Intent, error) {
 
 // Records lists up to limit records in hash order, starting after from
 // (zero: from the first), and the hash to continue after (zero: done).
+// They carry no manifest.
 func (s *Store) Records(from Hash, limit int) ([]*Record, Hash, error) {
 	var out []*Record
 	var next Hash
@@ -442,6 +502,7 @@ func (s *Store) Commit(ctx context.Context, rec *Record, staging Hash) error {
 	if rec.Manifest.Hash() != rec.Hash || rec.Intent == nil || rec.Intent.Blob != rec.Hash || rec.Intent.Removed {
 		return fmt.Errorf("%w: record of %s does not describe it", ErrInvalid, rec.Hash.Short())
 	}
+	rec.Size = rec.Manifest.Size
 	s.Begin(rec.Hash)
 	defer s.End(rec.Hash)
 	if !staging.IsZero() {
@@ -465,7 +526,7 @@ func (s *Store) Commit(ctx context.Context, rec *Record, staging Hash) error {
 	if err != nil {
 		return err
 	}
-	ops := []chain.BlobOp{{Key: key1(pfxRecord, rec.Hash), Value: b}}
+	ops := []chain.BlobOp{{Key: key1(pfxRecord, rec.Hash), Value: b}, {Key: key1(pfxManifest, rec.Hash), Value: rec.Manifest.Encode()}}
 	if tomb != nil {
 		ops = append(ops, chain.BlobOp{Key: key1(pfxTomb, rec.Hash), Delete: true})
 	}
@@ -532,6 +593,7 @@ func (s *Store) UpdateIntent(ctx context.Context, in *Intent) (bool, error) {
 		return true, s.space.Write(ctx, []chain.BlobOp{
 			{Key: key1(pfxTomb, h), Value: b},
 			{Key: key1(pfxRecord, h), Delete: true},
+			{Key: key1(pfxManifest, h), Delete: true},
 		})
 	}
 	if rec == nil {
@@ -571,7 +633,7 @@ func (s *Store) SetRole(ctx context.Context, h Hash, role Role) error {
 // another blob references them). Its intent is not a removal: the blob
 // lives on elsewhere.
 func (s *Store) Drop(ctx context.Context, h Hash) error {
-	return s.space.Write(ctx, []chain.BlobOp{{Key: key1(pfxRecord, h), Delete: true}})
+	return s.space.Write(ctx, []chain.BlobOp{{Key: key1(pfxRecord, h), Delete: true}, {Key: key1(pfxManifest, h), Delete: true}})
 }
 
 // GCReport is what one GC run did.
