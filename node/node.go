@@ -3,6 +3,7 @@ package node
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/blob"
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/command/chainfold"
@@ -21,6 +23,7 @@ import (
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
 	"github.com/deck-mesh/deck/node/trust"
@@ -60,10 +63,14 @@ type Options struct {
 	Factories   map[string]meshos.Factory
 	Version     string
 	Logf        func(format string, args ...any)
-	// Transport and MeshOS override timers (tests); zero fields take
-	// defaults.
+	// BlobBudget is the disk budget for blob chunks of a datafort node
+	// (capability "datafort"); 0: blob.DefaultBudgetBytes.
+	BlobBudget uint64
+	// Transport, MeshOS and Blobs override timers (tests); zero fields
+	// take defaults.
 	Transport transport.Config
 	MeshOS    meshos.Timers
+	Blobs     blob.Timers
 	// AttesterCheck judges the attester of a receipt on a late admin event;
 	// nil: the node's membership registry (a certified or admitted node of
 	// role node, unrevoked, valid at the receipt's time). Tests replace it.
@@ -91,6 +98,7 @@ type Node struct {
 	fold    *chain.Fold[*chainfold.State]
 	gs      *gossip.Gossip
 	rt      *meshos.Runtime
+	blobs   *blob.Service
 	subs    *chain.SubscriptionService
 	pub     *publisher
 	commit  *committer
@@ -242,14 +250,28 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
+	if n.blobs, err = blob.New(blob.Config{
+		Self: n.key.ID, Messenger: n.tr, Space: n.db.BlobSpace(),
+		Datafort: !opts.Observer && slices.Contains(opts.Capabilities, placement.CapabilityDatafort),
+		Budget:   opts.BlobBudget,
+		View:     func() *snapshot.ClusterSnapshot { return placement.HostingView(n.pub.load()) },
+		Operator: n.operatorKey,
+		Draining: n.draining,
+		Logf:     opts.Logf,
+		Timers:   opts.Blobs,
+	}); err != nil {
+		return nil, fmt.Errorf("node: blobs: %w", err)
+	}
 
 	n.tr.Handle(messaging.ChanCommand, n.commit.push.Handle)
+	n.tr.Handle(messaging.ChanBlob, n.blobs.Handle)
 	n.tr.Start(n.ctx)
 	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.fold.Run(ctx) })
 	n.spawn(func(ctx context.Context) { n.gs.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.subs.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.rt.Run(ctx) })
+	n.spawn(n.blobs.Run)
 	n.spawn(n.loop)
 	// Opening the database and binding the socket are the slow steps; a
 	// caller that gave up meanwhile gets no half-wanted node.
@@ -288,6 +310,32 @@ func (n *Node) AdminState() *command.AdminState {
 		return st
 	}
 	return s.Admin
+}
+
+// Blobs is the node's datafort service.
+func (n *Node) Blobs() *blob.Service { return n.blobs }
+
+// operatorKey is a registered operator's key, for blob intents.
+func (n *Node) operatorKey(id identity.NodeID) (ed25519.PublicKey, bool) {
+	op, ok := n.AdminState().Operator(id)
+	if !ok {
+		return nil, false
+	}
+	return op.PublicKey, true
+}
+
+// draining reports whether this node is being drained: its blob replicas
+// must move.
+func (n *Node) draining() bool {
+	own := n.rt.Latest()
+	if own == nil {
+		return false
+	}
+	switch own.Maintenance.State {
+	case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed:
+		return true
+	}
+	return false
 }
 
 // Close stops every service, closes the socket and the database, and

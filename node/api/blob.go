@@ -81,3 +81,9 @@ type Blobs interface {
 	// GC asks every datafort node to collect unreferenced chunks.
 	GC(ctx context.Context) ([]BlobGC, error)
 }
+
+// BlobClient is a Client with a datafort surface (node.Client is one); a
+// console type-asserts it.
+type BlobClient interface {
+	Blobs() Blobs
+}
