@@ -141,10 +141,12 @@ func (s *Store) ingest(ctx context.Context, r io.Reader, owner Hash, progress fu
 				}
 			}
 			size += uint64(n)
-			slot := len(group)
 			group = append(group, Hash{})
+			// The group's array never grows (it is flushed at capacity),
+			// so the slot's address is stable until wg.Wait.
+			slot := &group[len(group)-1]
 			wg.Add(1)
-			go func(data []byte, slot int) {
+			go func(data []byte, slot *Hash) {
 				defer wg.Done()
 				defer func() { pool <- data[:ChunkBytes] }()
 				h, err := s.PutChunk(ctx, owner, data, Hash{})
@@ -152,7 +154,7 @@ func (s *Store) ingest(ctx context.Context, r io.Reader, owner Hash, progress fu
 					fail(err)
 					return
 				}
-				group[slot] = h // each slot written once, read after wg.Wait
+				*slot = h // each slot written once, read after wg.Wait
 				mu.Lock()
 				stored += int64(len(data))
 				done := stored
