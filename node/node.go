@@ -254,7 +254,10 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 		Self: n.key.ID, Messenger: n.tr, Space: n.db.BlobSpace(),
 		Datafort: !opts.Observer && slices.Contains(opts.Capabilities, placement.CapabilityDatafort),
 		Budget:   opts.BlobBudget,
-		View:     func() *snapshot.ClusterSnapshot { return placement.HostingView(n.pub.load()) },
+		// With the admin intent overlaid, as MeshOS places: every node
+		// sees a drain or a cordon once it folds the event, before the
+		// node's own snapshot says so, and plans blob replicas alike.
+		View:     func() *snapshot.ClusterSnapshot { return placement.ApplyIntent(placement.HostingView(n.pub.load()), n.AdminState().Intent()) },
 		Operator: n.operatorKey,
 		Draining: n.draining,
 		Logf:     opts.Logf,
@@ -324,14 +327,17 @@ func (n *Node) operatorKey(id identity.NodeID) (ed25519.PublicKey, bool) {
 	return op.PublicKey, true
 }
 
-// draining reports whether this node is being drained: its blob replicas
-// must move.
+// draining reports whether this node is being drained (its blob replicas
+// must move), by the admin intent as every node sees it, or its own state.
 func (n *Node) draining() bool {
-	own := n.rt.Latest()
-	if own == nil {
-		return false
+	state := snapshot.MaintActive
+	if own := n.rt.Latest(); own != nil {
+		state = own.Maintenance.State
 	}
-	switch own.Maintenance.State {
+	if ni, ok := n.AdminState().Intent().Nodes[n.key.ID]; ok && ni.Maintenance == placement.MaintIntentEnter {
+		return true
+	}
+	switch state {
 	case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed:
 		return true
 	}

@@ -155,7 +155,12 @@ type BlastRadius struct {
 	Migrated        []DaemonMove
 	Leaders         []LeaderMove // chain leadership changes (force-cutover, drains of leaders)
 	HotNodes        []HotNode
-	DrainTime       time.Duration
+	// BlobReplicas and BlobBytes are the blob replicas and chunk bytes the
+	// action moves off datafort nodes (a drain, maintenance, a revoke):
+	// each leaving node's whole store.
+	BlobReplicas int
+	BlobBytes    uint64
+	DrainTime    time.Duration
 	StabilityBefore float64 // fraction of assignments unchanged, 0..1
 	StabilityAfter  float64
 	Warnings        []string

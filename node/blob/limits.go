@@ -165,6 +165,10 @@ const (
 	// this (on the node holding it) is shed.
 	GravityHotReadsPerSecond  = 2.0
 	GravityColdReadsPerSecond = 0.2
+	// ShedGrace: a replica stored this recently is not shed as surplus
+	// (a drain or an overflow sheds at once): nodes whose views disagree
+	// for a moment would otherwise pass a blob back and forth.
+	ShedGrace = 10 * time.Second
 	// GravityMinAge: a gravity replica is kept at least this long.
 	GravityMinAge = 2 * time.Minute
 )

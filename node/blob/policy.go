@@ -39,16 +39,25 @@ func (s *Service) policyLoop(ctx context.Context) {
 		case <-tick.C:
 		case <-s.kick:
 		case <-gc.C:
-			if s.gcRunning.CompareAndSwap(false, true) {
-				if _, err := s.store.GC(ctx); err != nil && ctx.Err() == nil {
-					s.cfg.Logf("blob: gc: %v", err)
-				}
-				s.gcRunning.Store(false)
-			}
+			s.runGC(ctx)
 			continue
 		}
 		s.repairCorrupt(ctx)
 		cursor = s.reconcile(ctx, cursor)
+		if s.gcWanted.Swap(false) {
+			s.runGC(ctx) // replicas were shed: free their chunks now
+		}
+	}
+}
+
+// runGC runs one GC unless one is running (a peer's request).
+func (s *Service) runGC(ctx context.Context) {
+	if !s.gcRunning.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.gcRunning.Store(false)
+	if _, err := s.store.GC(ctx); err != nil && ctx.Err() == nil {
+		s.cfg.Logf("blob: gc: %v", err)
 	}
 }
 
@@ -107,11 +116,6 @@ func (s *Service) reconcile(ctx context.Context, cursor Hash) Hash {
 		}
 		s.reconcileBlob(ctx, cs, rec, overflowing && !rec.Intent.Pinned && s.Overflow() != snapshot.OverflowNone, draining)
 	}
-	if draining {
-		s.drainLeft.Store(int64(s.heldCount()))
-	} else {
-		s.drainLeft.Store(0)
-	}
 	return next
 }
 
@@ -134,6 +138,7 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 		if newer, err := s.store.UpdateIntent(ctx, newest); err == nil && newer {
 			if newest.Removed {
 				s.heat.forget(h)
+				s.gcWanted.Store(true)
 				return
 			}
 			rec.Intent = newest
@@ -180,7 +185,12 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 		return
 	}
 	// Not wanted here: drop once every target holds it (and, for a copy
-	// placed for its readers, once it went cold).
+	// placed for its readers, once it went cold). A copy stored moments ago
+	// waits ShedGrace: nodes whose views disagree for a moment (a drain
+	// seen by one before another) would otherwise pass it back and forth.
+	if !draining && !evict && s.cfg.Now().Sub(rec.StoredAt) < ShedGrace {
+		return
+	}
 	if rec.Role == RoleGravity && !draining && !evict {
 		if s.heat.of(s.cfg.Now(), h) >= GravityColdReadsPerSecond || s.cfg.Now().Sub(rec.StoredAt) < GravityMinAge {
 			return
@@ -196,6 +206,7 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 		if err := s.store.Drop(ctx, h); err == nil {
 			s.heat.forget(h)
 			s.shed.Add(1)
+			s.gcWanted.Store(true)
 			s.cfg.Logf("blob: %s shed (%s): %d holders elsewhere", h.Short(), rec.Role, holdingTargets)
 		}
 	}
@@ -224,7 +235,7 @@ func (s *Service) askReplicate(ctx context.Context, to identity.NodeID, h Hash, 
 	}
 	if resp.Status == StatusFetching || resp.Status == StatusOK {
 		s.replicated.Add(1)
-		s.cfg.Logf("blob: %s: %s takes a %s replica (%s)", h.Short(), to, role, resp.Status)
+		s.cfg.Logf("blob: %s: %s: %s takes a %s replica (%s)", s.cfg.Self, h.Short(), to, role, resp.Status)
 	}
 }
 
@@ -267,22 +278,6 @@ func nearestDatafort(cs *snapshot.ClusterSnapshot, reader identity.NodeID, size 
 	return best
 }
 
-func (s *Service) heldCount() int {
-	n := 0
-	var after Hash
-	for {
-		recs, next, err := s.store.Records(after, MaxListEntries)
-		if err != nil {
-			return n
-		}
-		n += len(recs)
-		if next.IsZero() {
-			return n
-		}
-		after = next
-	}
-}
-
 // Snapshot is what the node publishes about its datafort: telemetry and
 // the blobs it holds (hottest first, then pinned, then newest; at most
 // MaxBlobsPerSnapshot).
@@ -295,7 +290,6 @@ func (s *Service) Snapshot() (snapshot.Datafort, []snapshot.BlobHolding) {
 		Overflow:  s.Overflow(),
 		Errors:    st.Corrupt + s.badChunks.Load() + s.fetchFailures.Load(),
 		Repaired:  s.repaired.Load(),
-		DrainLeft: int(s.drainLeft.Load()),
 	}
 	s.rateMu.Lock()
 	d.ReadsPerSec, d.WritesPerSec = s.reads.value(now), s.writes.value(now)
@@ -304,10 +298,14 @@ func (s *Service) Snapshot() (snapshot.Datafort, []snapshot.BlobHolding) {
 	s.jobMu.Lock()
 	d.Incoming = len(s.jobs)
 	s.jobMu.Unlock()
+	draining := s.cfg.Draining()
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	if !s.snapAt.IsZero() && now.Sub(s.snapAt) < SnapshotBlobsRefresh && now.After(s.snapAt) {
 		d.Blobs = s.snapHeld
+		if draining {
+			d.DrainLeft = int(d.Blobs)
+		}
 		return d, s.snapBlobs
 	}
 	var all []snapshot.BlobHolding
@@ -346,5 +344,9 @@ func (s *Service) Snapshot() (snapshot.Datafort, []snapshot.BlobHolding) {
 		all = all[:MaxBlobsPerSnapshot]
 	}
 	s.snapAt, s.snapHeld, s.snapBlobs = now, d.Blobs, all
+	if draining {
+		// Every replica a draining node holds must move.
+		d.DrainLeft = int(d.Blobs)
+	}
 	return d, all
 }

@@ -166,6 +166,7 @@ func (s *Service) serveIntent(ctx context.Context, m *message) {
 		s.reply(ctx, m, &message{Status: StatusBusy, Reason: truncate(err.Error(), MaxReasonBytes)})
 	case in.Removed:
 		s.heat.forget(in.Blob)
+		s.gcWanted.Store(true)
 		s.poke()
 		s.reply(ctx, m, &message{Status: StatusOK})
 	case !newer:

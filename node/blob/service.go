@@ -105,6 +105,7 @@ type Service struct {
 	jobs  map[Hash]*job
 
 	gcRunning atomic.Bool
+	gcWanted  atomic.Bool // a replica was dropped: collect at the round's end
 
 	// corrupt holds chunks found corrupt on this node's disk, for repair.
 	corruptMu sync.Mutex
@@ -112,9 +113,6 @@ type Service struct {
 
 	rateMu                           sync.Mutex
 	reads, writes, bytesIn, bytesOut rate
-
-	// drain tracking for the snapshot (policy goroutine only writes).
-	drainLeft atomic.Int64
 
 	// The blobs last published (Snapshot), recomputed at most every
 	// SnapshotBlobsRefresh: listing records is a scan.

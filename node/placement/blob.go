@@ -14,7 +14,10 @@ const CapabilityDatafort = "datafort"
 // BlobCandidate is a datafort node's standing for one blob's placement.
 type BlobCandidate struct {
 	ID NodeID
-	// Keep: it may keep a replica it holds (live, not draining).
+	// Keep: it may keep a replica it holds: reachable with a fresh snapshot
+	// and not draining. A Suspect node keeps its replicas (moving data
+	// because of one missed heartbeat would make blobs flap between nodes);
+	// only an Unreachable one loses them.
 	Keep bool
 	// Host: it may take a new replica (Keep, not cordoned, not overflowing,
 	// room for the blob).
@@ -40,12 +43,12 @@ func BlobCandidates(cs *snapshot.ClusterSnapshot, blob [32]byte, size uint64) []
 			continue
 		}
 		st := v.Maintenance.State
-		keep := v.Health == snapshot.Healthy && !v.Stale && (st == snapshot.MaintActive || st == snapshot.MaintRecovery)
+		keep := v.Health != snapshot.Unreachable && !v.Stale && (st == snapshot.MaintActive || st == snapshot.MaintRecovery)
 		d := &v.Datafort
 		room := d.Capacity > d.Used && d.Capacity-d.Used >= size
 		out = append(out, BlobCandidate{
 			ID: v.ID, Keep: keep,
-			Host:  keep && !v.Cordoned && d.Overflow == snapshot.OverflowNone && room,
+			Host:  keep && v.Health == snapshot.Healthy && !v.Cordoned && d.Overflow == snapshot.OverflowNone && room,
 			Score: blobScore(blob, v.ID),
 		})
 	}
