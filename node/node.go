@@ -257,7 +257,9 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 		// With the admin intent overlaid, as MeshOS places: every node
 		// sees a drain or a cordon once it folds the event, before the
 		// node's own snapshot says so, and plans blob replicas alike.
-		View:     func() *snapshot.ClusterSnapshot { return placement.ApplyIntent(placement.HostingView(n.pub.load()), n.AdminState().Intent()) },
+		View: func() *snapshot.ClusterSnapshot {
+			return placement.ApplyIntent(placement.HostingView(n.pub.load()), n.AdminState().Intent())
+		},
 		Operator: n.operatorKey,
 		Draining: n.draining,
 		Logf:     opts.Logf,

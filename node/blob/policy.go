@@ -287,9 +287,9 @@ func (s *Service) Snapshot() (snapshot.Datafort, []snapshot.BlobHolding) {
 	st := s.store.Stats()
 	d := snapshot.Datafort{
 		Enabled: s.cfg.Datafort, Capacity: u.Budget, Used: u.Used, Chunks: u.Chunks,
-		Overflow:  s.Overflow(),
-		Errors:    st.Corrupt + s.badChunks.Load() + s.fetchFailures.Load(),
-		Repaired:  s.repaired.Load(),
+		Overflow: s.Overflow(),
+		Errors:   st.Corrupt + s.badChunks.Load() + s.fetchFailures.Load(),
+		Repaired: s.repaired.Load(),
 	}
 	s.rateMu.Lock()
 	d.ReadsPerSec, d.WritesPerSec = s.reads.value(now), s.writes.value(now)
