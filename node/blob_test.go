@@ -28,7 +28,7 @@ import (
 
 // blobMesh is n real nodes; datafort[i] says which offer the capability.
 type blobMesh struct {
-	t       *testing.T
+	t       testing.TB
 	cluster *config.Cluster
 	op      *identity.Key
 	nodes   []*node.Node
@@ -37,7 +37,7 @@ type blobMesh struct {
 
 var blobTransport = transport.Config{HeartbeatInterval: 100 * time.Millisecond, UnreachableAfter: 1500 * time.Millisecond}
 
-func startBlobMesh(t *testing.T, datafort []bool) *blobMesh {
+func startBlobMesh(t testing.TB, datafort []bool) *blobMesh {
 	t.Helper()
 	op, err := identity.Generate()
 	if err != nil {
