@@ -103,9 +103,12 @@ func (s *Service) reconcile(ctx context.Context, cursor Hash) Hash {
 		return Hash{}
 	}
 	cs := s.cfg.View()
-	overflowing := s.Overflow() != snapshot.OverflowNone
-	if overflowing {
-		// Coldest unpinned first: they are the ones to push away.
+	// Past the high-water mark: the coldest unpinned blobs, enough of them
+	// to bring the store under the low-water mark, go to peers with room.
+	var toFree int64
+	if s.Overflow() != snapshot.OverflowNone {
+		u := s.store.Usage()
+		toFree = int64(u.Used) - int64(LowWaterFraction*float64(u.Budget))
 		now := s.cfg.Now()
 		slices.SortStableFunc(recs, func(a, b *Record) int { return cmp.Compare(s.heat.of(now, a.Hash), s.heat.of(now, b.Hash)) })
 	}
@@ -114,7 +117,11 @@ func (s *Service) reconcile(ctx context.Context, cursor Hash) Hash {
 		if ctx.Err() != nil {
 			return cursor
 		}
-		s.reconcileBlob(ctx, cs, rec, overflowing && !rec.Intent.Pinned && s.Overflow() != snapshot.OverflowNone, draining)
+		evict := toFree > 0 && !rec.Intent.Pinned
+		if evict {
+			toFree -= int64(rec.Size)
+		}
+		s.reconcileBlob(ctx, cs, rec, evict, draining)
 	}
 	return next
 }
@@ -158,11 +165,12 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 	size := rec.Size
 	// An evicting (overflowing) node plans as if it did not hold the blob,
 	// so placement finds its replacement.
-	planHolders := holders
+	planHolders, planView := holders, cs
 	if evict {
 		planHolders = slices.DeleteFunc(slices.Clone(holders), func(id identity.NodeID) bool { return id == s.cfg.Self })
+		planView = overflowing(cs, s.cfg.Self)
 	}
-	targets := placement.PlaceBlob(cs, h, size, in.Replicas, planHolders)
+	targets := placement.PlaceBlob(planView, h, size, in.Replicas, planHolders)
 	raw, err := in.Encode()
 	if err != nil {
 		return
@@ -210,6 +218,22 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 			s.cfg.Logf("blob: %s shed (%s): %d holders elsewhere", h.Short(), rec.Role, holdingTargets)
 		}
 	}
+}
+
+// overflowing is cs with node id past its high-water mark, whatever its
+// last snapshot said: an evicting node never places its blobs on itself.
+func overflowing(cs *snapshot.ClusterSnapshot, id identity.NodeID) *snapshot.ClusterSnapshot {
+	if cs == nil {
+		return nil
+	}
+	cp := *cs
+	cp.Nodes = slices.Clone(cs.Nodes)
+	for i := range cp.Nodes {
+		if cp.Nodes[i].ID == id {
+			cp.Nodes[i].Datafort.Overflow = max(cp.Nodes[i].Datafort.Overflow, snapshot.OverflowHigh)
+		}
+	}
+	return &cp
 }
 
 // coordinator is the holder that asks for missing replicas of h: the first

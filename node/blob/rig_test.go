@@ -32,6 +32,7 @@ type rigOpts struct {
 	datafort []bool // per node; nil: all
 	budget   uint64
 	timers   Timers
+	now      func() time.Time // nil: time.Now
 }
 
 func newRig(t testing.TB, n int, o rigOpts) *rig {
@@ -70,7 +71,7 @@ func newRig(t testing.TB, n int, o rigOpts) *rig {
 				v := r.view.Load().Node(id)
 				return v != nil && v.Maintenance.State == snapshot.MaintEntering
 			},
-			Logf: t.Logf, Timers: o.timers,
+			Logf: t.Logf, Timers: o.timers, Now: o.now,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -189,3 +189,85 @@ func TestServiceReReplicatesAndDrains(t *testing.T) {
 		return !slices.Contains(hs, live[0]) && n == 2
 	})
 }
+
+// A reader reading a blob hot draws a replica to itself (the datafort
+// nearest it); once the reads stop and the heat decays, the surplus
+// replica goes and the blob is back to its desired count.
+func TestServiceGravityDrawsAHotBlobToItsReader(t *testing.T) {
+	clk := nodetest.NewClock(time.Now())
+	r := newRig(t, 3, rigOpts{timers: Timers{ReconcileInterval: 50 * time.Millisecond}, now: clk.Now})
+	data := randomBytes(31, 8*ChunkBytes)
+	h := r.put(0, data, 1)
+	holder := r.holders(h)[0]
+	reader := r.ids[slices.IndexFunc(r.ids, func(id identity.NodeID) bool { return id != holder })]
+	for range 20 { // 160 chunk reads: ~2.7 reads/s of heat
+		if _, err := r.svcs[reader].Get(context.Background(), h, &bytes.Buffer{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, "a gravity replica on the reader", func() bool {
+		rec, err := r.svcs[reader].store.Record(h)
+		return err == nil && rec.Role == RoleGravity
+	})
+	clk.Advance(10 * time.Minute) // the heat decays, the copy ages past GravityMinAge
+	nodetest.Eventually(t, "one replica again", func() bool { return len(r.holders(h)) == 1 })
+	var out bytes.Buffer
+	if _, err := r.svc(2).Get(context.Background(), h, &out, nil); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get after gravity: %v", err)
+	}
+}
+
+// A datafort past its high-water mark pushes its coldest unpinned blobs to
+// peers with room until it is under the low-water mark, and every blob
+// keeps its replicas; a pinned one stays.
+func TestServiceOverflowPushesColdestBlobsToPeers(t *testing.T) {
+	const budget = 1_000_000 // 7 chunks are 92 %
+	r := newRig(t, 3, rigOpts{budget: budget, timers: Timers{ReconcileInterval: 50 * time.Millisecond}})
+	full := r.svc(0)
+	ctx := context.Background()
+	var hs []Hash
+	for i := range 7 {
+		st, err := full.store.Ingest(ctx, bytes.NewReader(randomBytes(uint64(40+i), ChunkBytes)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &Intent{Blob: st.Hash, Replicas: 1, Pinned: i == 0, IssuedAt: time.Now()}
+		if err := in.Sign(r.op); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Commit(ctx, in, RolePlaced); err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, st.Hash)
+	}
+	if full.Overflow() == snapshot.OverflowNone {
+		t.Fatalf("usage %+v is not past the high-water mark", full.store.Usage())
+	}
+	r.setNode(r.ids[0], func(v *snapshot.NodeView) { v.Datafort.Overflow = snapshot.OverflowHigh })
+	full.poke()
+	nodetest.Eventually(t, "under the low-water mark", func() bool {
+		u := full.store.Usage()
+		return float64(u.Used) <= LowWaterFraction*float64(u.Budget)
+	})
+	moved := 0
+	for i, h := range hs {
+		holders := r.holders(h)
+		if len(holders) == 0 {
+			t.Fatalf("blob %d lost", i)
+		}
+		if !slices.Contains(holders, r.ids[0]) {
+			moved++
+			rec, _ := r.svcs[holders[0]].store.Record(h)
+			if rec.Role != RoleOverflow {
+				t.Fatalf("blob %d moved as %s", i, rec.Role)
+			}
+		}
+	}
+	if _, err := full.store.Record(hs[0]); err != nil {
+		t.Fatal("the pinned blob was pushed away")
+	}
+	// 7 chunks are 917,504 bytes; one fewer is under 80 % (800,000).
+	if moved != 1 {
+		t.Fatalf("%d blobs moved; one brings the store under the low-water mark", moved)
+	}
+}
