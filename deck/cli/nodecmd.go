@@ -96,6 +96,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	var listen, dataDir, label, certifyWith string
 	var join, caps []string
 	var clockSkew time.Duration
+	var blobBudget uint64
 	var certFile string
 	var svc serviceFlags
 	cmd := &cobra.Command{
@@ -169,6 +170,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot,
 				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
 				Certificate: cert, ClockSkewAllowance: clockSkew, Logf: nodeLogf(log),
+				BlobBudget: blobBudget,
 			})
 			if err != nil {
 				return err
@@ -192,6 +194,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
 	addCertifyFlags(f, &certFile, &certifyWith)
 	f.DurationVar(&clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
+	f.Uint64Var(&blobBudget, "blob-budget", 0, "`bytes` of blob chunks a datafort node holds (default 8 GiB); past 90% it overflows its coldest blobs onto peers")
 	svc.add(f)
 	return cmd
 }
