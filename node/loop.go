@@ -114,6 +114,7 @@ func (n *Node) refresh(now time.Time, set *settle) {
 	if own := n.rt.Latest(); own != nil {
 		pub := *own
 		pub.Observer = n.opts.Observer
+		pub.Addr = n.PublicAddr()
 		pub.PendingPeers = pendingPeerViews(pending)
 		if err := n.gs.Publish(&pub); err != nil {
 			n.opts.Logf("node: publish snapshot: %v", err)

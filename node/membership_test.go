@@ -9,65 +9,20 @@ import (
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
-	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
-	"github.com/deck-mesh/deck/node/transport/memnet"
+	"github.com/deck-mesh/deck/node/testmesh"
 )
 
-// memberMesh is real nodes on the in-process network: some certified by
-// the operator, some not.
-type memberMesh struct {
-	t       *testing.T
-	net     *memnet.Network
-	cluster *config.Cluster
-	op      *identity.Key
-	nodes   []*node.Node
-}
+// newMemberMesh is a test mesh of cluster "members" (node/testmesh).
+func newMemberMesh(t *testing.T) *testmesh.Mesh { return testmesh.New(t, "members") }
 
-func newMemberMesh(t *testing.T) *memberMesh {
-	t.Helper()
-	op, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := config.NewCluster("members", nil, []config.Operator{config.NewOperator("alice", op.Public)}, 1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := memnet.New(memnet.Link{Latency: time.Millisecond})
-	t.Cleanup(n.Close)
-	return &memberMesh{t: t, net: n, cluster: cl, op: op}
-}
-
-// start runs a node; certified says whether the operator issues its
-// certificate, observer makes it a console.
-func (m *memberMesh) start(label string, certified, observer bool) *node.Node {
-	m.t.Helper()
-	conn, err := m.net.Listen()
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	opts := node.Options{
-		Cluster: m.cluster, DataDir: m.t.TempDir(), Label: label, Conn: conn, Observer: observer,
-		Capabilities: []string{"gpu", "edge", "datafort"}, Spec: workloads.Spec(), Factories: workloads.Factories(),
-		Version: "test", Bootstrap: []string{},
-	}
-	if len(m.nodes) > 0 {
-		opts.Bootstrap = []string{m.nodes[0].Addr()}
-	}
-	if certified {
-		opts.CertifyWith = identity.KeySigner{K: m.op}
-	}
-	nd, err := node.Start(context.Background(), opts)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	m.t.Cleanup(func() { nd.Close() })
-	m.nodes = append(m.nodes, nd)
-	return nd
+// start runs a node: certified says whether alice certifies it, observer
+// makes it a console.
+func start(m *testmesh.Mesh, label string, certified, observer bool) *node.Node {
+	return m.Start(testmesh.Member{Label: label, Uncertified: !certified, Console: observer})
 }
 
 func member(cs *snapshot.ClusterSnapshot, id identity.NodeID) bool {
@@ -90,12 +45,12 @@ func pendingIn(cs *snapshot.ClusterSnapshot, id identity.NodeID) *snapshot.Pendi
 // lists it as PENDING with the reason.
 func TestAttackUncertifiedNodeIsNotAMember(t *testing.T) {
 	m := newMemberMesh(t)
-	a := m.start("a", true, false)
-	b := m.start("b", true, false)
+	a := start(m, "a", true, false)
+	b := start(m, "b", true, false)
 	nodetest.Eventually(t, "a and b to be members of each other", func() bool {
 		return member(a.Cluster(), b.ID()) && member(b.Cluster(), a.ID())
 	})
-	intruder := m.start("intruder", false, false)
+	intruder := start(m, "intruder", false, false)
 	nodetest.Eventually(t, "the intruder to be listed as pending on a and b", func() bool {
 		pa, pb := pendingIn(a.Cluster(), intruder.ID()), pendingIn(b.Cluster(), intruder.ID())
 		return pa != nil && pb != nil && strings.Contains(pa.Reason, "no certificate")
@@ -125,17 +80,14 @@ func TestAttackUncertifiedNodeIsNotAMember(t *testing.T) {
 // reason, and told so.
 func TestPendingNodeAdmittedThenRevoked(t *testing.T) {
 	m := newMemberMesh(t)
-	a := m.start("a", true, false)
-	b := m.start("b", true, false)
-	console := m.start("console", true, true)
-	newcomer := m.start("newcomer", false, false)
+	a := start(m, "a", true, false)
+	b := start(m, "b", true, false)
+	console := start(m, "console", true, true)
+	newcomer := start(m, "newcomer", false, false)
 	nodetest.Eventually(t, "the console to see the newcomer pending", func() bool {
 		return member(console.Cluster(), a.ID()) && member(console.Cluster(), b.ID()) && pendingIn(console.Cluster(), newcomer.ID()) != nil
 	})
-	cl, err := console.NewClient(identity.KeySigner{K: m.op}, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := m.Client(console)
 	p := pendingIn(console.Cluster(), newcomer.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -180,8 +132,8 @@ func TestPendingNodeAdmittedThenRevoked(t *testing.T) {
 // pending table), and a genuine node that joins afterwards is admitted.
 func TestAttackMintedIdentitiesCannotFillPeerTable(t *testing.T) {
 	m := newMemberMesh(t)
-	victim := m.start("victim", true, false)
-	psk, err := m.cluster.PSKBytes()
+	victim := start(m, "victim", true, false)
+	psk, err := m.Cluster.PSKBytes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +144,7 @@ func TestAttackMintedIdentitiesCannotFillPeerTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, err := m.net.Listen()
+		conn, err := m.Net.Listen()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +160,7 @@ func TestAttackMintedIdentitiesCannotFillPeerTable(t *testing.T) {
 	nodetest.Eventually(t, "the victim to list minted identities as pending", func() bool {
 		return len(victim.Cluster().PendingNodes) >= 8
 	})
-	genuine := m.start("genuine", true, false)
+	genuine := start(m, "genuine", true, false)
 	nodetest.Eventually(t, "a genuine node joining after the flood to be a healthy member", func() bool {
 		return member(victim.Cluster(), genuine.ID()) && member(genuine.Cluster(), victim.ID())
 	})
@@ -227,10 +179,10 @@ func TestAttackMintedIdentitiesCannotFillPeerTable(t *testing.T) {
 // claims capabilities is still never placed on.
 func TestConsoleCertificateNeverHolds(t *testing.T) {
 	m := newMemberMesh(t)
-	a := m.start("a", true, false)
+	a := start(m, "a", true, false)
 	// A console whose node claims to host (Observer false) but whose
 	// certificate says console.
-	conn, err := m.net.Listen()
+	conn, err := m.Net.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,12 +190,12 @@ func TestConsoleCertificateNeverHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := identity.NewNodeCertificate(identity.KeySigner{K: m.op}, m.cluster.Name, cert.Public, identity.RoleConsole, time.Now(), time.Hour)
+	c, err := identity.NewNodeCertificate(identity.KeySigner{K: m.Operator}, m.Cluster.Name, cert.Public, identity.RoleConsole, time.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sneaky, err := node.Start(context.Background(), node.Options{
-		Cluster: m.cluster, Key: cert, Certificate: c, DataDir: t.TempDir(), Label: "sneaky", Conn: conn,
+		Cluster: m.Cluster, Key: cert, Certificate: c, DataDir: t.TempDir(), Label: "sneaky", Conn: conn,
 		Capabilities: []string{"gpu", "edge", "datafort"}, Spec: workloads.Spec(), Factories: workloads.Factories(),
 		Version: "test", Bootstrap: []string{a.Addr()},
 	})

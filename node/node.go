@@ -37,10 +37,17 @@ type Options struct {
 	Key *identity.Key
 	// DataDir holds the node's Badger database; "" makes a temporary
 	// directory removed on Close.
-	DataDir    string
-	ListenAddr string   // default 127.0.0.1:0; unused when Conn is set
+	DataDir string
+	// ListenAddr is the UDP address to bind; "" is DefaultListenAddr of
+	// the bootstrap addresses. Unused when Conn is set.
+	ListenAddr string
 	Bootstrap  []string // nil: the cluster file's bootstrap addresses
-	Label      string
+	// Advertise is the address this node says it is reached at, in its
+	// snapshot (host:port, e.g. behind a port forward); "" publishes what
+	// the transport knows (transport.PublicAddr), nothing while it knows
+	// none.
+	Advertise string
+	Label     string
 	// Conn is the socket to run on (the demo's fault wrapper, an
 	// in-process network); nil listens on UDP at ListenAddr. The node
 	// closes it on Close, and when Start fails.
@@ -63,14 +70,14 @@ type Options struct {
 	Factories   map[string]meshos.Factory
 	Version     string
 	Logf        func(format string, args ...any)
-	// BlobBudget is the disk budget for blob chunks of a datafort node
-	// (capability "datafort"); 0: blob.DefaultBudgetBytes.
-	BlobBudget uint64
 	// Transport, MeshOS and Blobs override timers (tests); zero fields
 	// take defaults.
 	Transport transport.Config
 	MeshOS    meshos.Timers
 	Blobs     blob.Timers
+	// BlobBudget is the disk budget for blob chunks of a datafort node
+	// (capability "datafort"); 0: blob.DefaultBudgetBytes.
+	BlobBudget uint64
 	// AttesterCheck judges the attester of a receipt on a late admin event;
 	// nil: the node's membership registry (a certified or admitted node of
 	// role node, unrevoked, valid at the receipt's time). Tests replace it.
@@ -141,25 +148,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 }
 
 func start(ctx context.Context, opts Options) (*Node, error) {
-	if opts.Cluster == nil {
-		return nil, fmt.Errorf("node: %w: no cluster", api.ErrInvalid)
-	}
-	psk, err := opts.Cluster.PSKBytes()
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	genesis, err := genesisOf(opts.Cluster)
+	opts, psk, genesis, err := prepare(opts)
 	if err != nil {
 		return nil, err
-	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
-	}
-	if opts.ListenAddr == "" {
-		opts.ListenAddr = "127.0.0.1:0"
-	}
-	if opts.Bootstrap == nil {
-		opts.Bootstrap = opts.Cluster.Bootstrap
 	}
 	n := &Node{opts: opts, key: opts.Key, genesis: genesis, started: time.Now(),
 		wake: make(chan struct{}, 1), histGen: map[identity.NodeID]uint64{}, histAt: map[identity.NodeID]time.Time{}, rejects: newRejectRing(rejectRingSize, rejectRingPerSender)}
@@ -167,13 +158,6 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 		if n.key, err = identity.Generate(); err != nil {
 			return nil, err
 		}
-	}
-	dir := opts.DataDir
-	if dir == "" {
-		if n.tmpDir, err = os.MkdirTemp("", "deck-node-*"); err != nil {
-			return nil, fmt.Errorf("node: temp dir: %w", err)
-		}
-		dir = n.tmpDir
 	}
 	ok := false
 	defer func() {
@@ -190,84 +174,156 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	if err := aborted(); err != nil {
 		return nil, err
 	}
-	if n.db, err = chain.Open(chain.Config{Dir: filepath.Join(dir, "chain"), Logf: opts.Logf}); err != nil {
-		return nil, fmt.Errorf("node: open chains: %w", err)
-	}
-	genState, err := command.NewState(genesis)
-	if err != nil {
-		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
-	}
-	n.trust = trust.New(genesis.Cluster, genState)
-	cert, err := n.ownCertificate(time.Now())
-	if err != nil {
+	if err := n.openDB(); err != nil {
 		return nil, err
 	}
-	n.cert.Store(cert)
-	tcfg := opts.Transport
-	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, opts.ListenAddr, opts.Bootstrap, opts.Logf
-	tcfg.Conn = opts.Conn
-	tcfg.Trust, tcfg.Certificate = n.trust, cert
-	if n.tr, err = transport.New(tcfg); err != nil {
-		return nil, fmt.Errorf("node: transport: %w", err)
+	if err := n.openTransport(psk); err != nil {
+		return nil, err
 	}
-	// The ledger's gate (chainfold.Ingest): an event must decode, belong
-	// to this cluster, be fresh by this node's clock or carry a certified
-	// node's receipt, and its signatures must verify against the registry
-	// at its place in the order. Events are keyed by their ledger key (a
-	// hash over body and signatures), so a weak copy raced in by a bad
-	// peer cannot shadow the real one.
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	if n.ingest, err = n.newIngest(); err != nil {
+	if err := n.openLedger(); err != nil {
 		return nil, err
 	}
-	n.ledger = n.db.LedgerAdmitting(n.ingest.Validator(), n.ingest.Admit)
-	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: opts.Logf, Refused: n.refusedPull})
-	folder, err := chainfold.NewFolder(genesis)
-	if err != nil {
-		return nil, fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
-	}
-	n.fold = chain.NewFold[*chainfold.State](n.ledger, folder, 0)
-	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr, Members: n.members, Certificate: encodeCert(cert)}); err != nil {
-		return nil, fmt.Errorf("node: gossip: %w", err)
-	}
-	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
-	caps := opts.Capabilities
-	if opts.Observer {
-		caps = nil
-	}
-	timers := opts.MeshOS
-	if timers.QuorumHeardWithin == 0 {
-		// Two heartbeats, whatever the transport's cadence (see
-		// meshos.DefaultQuorumHeardWithin).
-		timers.QuorumHeardWithin = 2 * cmp.Or(opts.Transport.HeartbeatInterval, transport.HeartbeatInterval)
-	}
-	if n.rt, err = meshos.New(meshos.Config{
-		Self: n.key.ID, Label: opts.Label, Addr: n.tr.LocalAddr(), Version: opts.Version,
-		Capabilities: caps, Spec: opts.Spec, Factories: opts.Factories, Messenger: n.tr,
-		Logs: logSink{n}, Failures: failureSink{n}, Timers: timers,
-	}); err != nil {
-		return nil, fmt.Errorf("node: meshos: %w", err)
+	if err := n.openServices(); err != nil {
+		return nil, err
 	}
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
-	if n.blobs, err = blob.New(blob.Config{
-		Self: n.key.ID, Messenger: n.tr, Space: n.db.BlobSpace(),
-		Datafort: !opts.Observer && slices.Contains(opts.Capabilities, placement.CapabilityDatafort),
-		Budget:   opts.BlobBudget,
-		// With the admin intent overlaid, as MeshOS places: every node
-		// sees a drain or a cordon once it folds the event, before the
-		// node's own snapshot says so, and plans blob replicas alike.
-		View: func() *snapshot.ClusterSnapshot {
-			return placement.ApplyIntent(placement.HostingView(n.pub.load()), n.AdminState().Intent())
-		},
-		Operator: n.operatorKey,
-		Draining: n.draining,
-		Logf:     opts.Logf,
-		Timers:   opts.Blobs,
-	}); err != nil {
-		return nil, fmt.Errorf("node: blobs: %w", err)
+	if err := n.openBlobs(); err != nil {
+		return nil, err
 	}
+	n.run()
+	// Opening the database and binding the socket are the slow steps; a
+	// caller that gave up meanwhile gets no half-wanted node.
+	if err := aborted(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return n, nil
+}
 
+// prepare checks opts and fills its defaults: the cluster's PSK and
+// genesis, a logger, the bootstrap list and the listen address.
+func prepare(opts Options) (Options, [32]byte, command.Genesis, error) {
+	if opts.Cluster == nil {
+		return opts, [32]byte{}, command.Genesis{}, fmt.Errorf("node: %w: no cluster", api.ErrInvalid)
+	}
+	psk, err := opts.Cluster.PSKBytes()
+	if err != nil {
+		return opts, psk, command.Genesis{}, fmt.Errorf("node: %w", err)
+	}
+	genesis, err := genesisOf(opts.Cluster)
+	if err != nil {
+		return opts, psk, genesis, err
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if opts.Bootstrap == nil {
+		opts.Bootstrap = opts.Cluster.Bootstrap
+	}
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = DefaultListenAddr(opts.Bootstrap)
+	}
+	if err := CheckAdvertise(opts.Advertise); err != nil {
+		return opts, psk, genesis, fmt.Errorf("node: %w", err)
+	}
+	return opts, psk, genesis, nil
+}
+
+// openDB opens the node's Badger database (in a temporary dir without
+// Options.DataDir).
+func (n *Node) openDB() error {
+	dir := n.opts.DataDir
+	if dir == "" {
+		var err error
+		if n.tmpDir, err = os.MkdirTemp("", "deck-node-*"); err != nil {
+			return fmt.Errorf("node: temp dir: %w", err)
+		}
+		dir = n.tmpDir
+	}
+	var err error
+	if n.db, err = chain.Open(chain.Config{Dir: filepath.Join(dir, "chain"), Logf: n.opts.Logf}); err != nil {
+		return fmt.Errorf("node: open chains: %w", err)
+	}
+	return nil
+}
+
+// openTransport sets up membership (the registry from genesis, the node's
+// own certificate) and binds the transport with both.
+func (n *Node) openTransport(psk [32]byte) error {
+	genState, err := command.NewState(n.genesis)
+	if err != nil {
+		return fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
+	}
+	n.trust = trust.New(n.genesis.Cluster, genState)
+	cert, err := n.ownCertificate(time.Now())
+	if err != nil {
+		return err
+	}
+	n.cert.Store(cert)
+	tcfg := n.opts.Transport
+	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, n.opts.ListenAddr, n.opts.Bootstrap, n.opts.Logf
+	tcfg.Conn = n.opts.Conn
+	tcfg.Trust, tcfg.Certificate = n.trust, cert
+	if n.tr, err = transport.New(tcfg); err != nil {
+		return fmt.Errorf("node: transport: %w", err)
+	}
+	return nil
+}
+
+// openLedger builds the admin ledger behind its gate (chainfold.Ingest):
+// an event must decode, belong to this cluster, be fresh by this node's
+// clock or carry a certified node's receipt, and its signatures must verify
+// against the registry at its place in the order. Events are keyed by
+// their ledger key (a hash over body and signatures), so a weak copy raced
+// in by a bad peer cannot shadow the real one. Anti-entropy and the fold
+// ride on it.
+func (n *Node) openLedger() error {
+	var err error
+	if n.ingest, err = n.newIngest(); err != nil {
+		return err
+	}
+	n.ledger = n.db.LedgerAdmitting(n.ingest.Validator(), n.ingest.Admit)
+	n.ae = chain.NewAntiEntropy(n.ledger, n.tr, n.peerIDs, chain.AntiEntropyConfig{Logf: n.opts.Logf, Refused: n.refusedPull})
+	folder, err := chainfold.NewFolder(n.genesis)
+	if err != nil {
+		return fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
+	}
+	n.fold = chain.NewFold[*chainfold.State](n.ledger, folder, 0)
+	return nil
+}
+
+// openServices builds gossip, log subscriptions and the MeshOS runtime.
+func (n *Node) openServices() error {
+	var err error
+	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr, Members: n.members, Certificate: encodeCert(n.cert.Load())}); err != nil {
+		return fmt.Errorf("node: gossip: %w", err)
+	}
+	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
+	caps := n.opts.Capabilities
+	if n.opts.Observer {
+		caps = nil
+	}
+	timers := n.opts.MeshOS
+	if timers.QuorumHeardWithin == 0 {
+		// Two heartbeats, whatever the transport's cadence (see
+		// meshos.DefaultQuorumHeardWithin).
+		timers.QuorumHeardWithin = 2 * cmp.Or(n.opts.Transport.HeartbeatInterval, transport.HeartbeatInterval)
+	}
+	if n.rt, err = meshos.New(meshos.Config{
+		Self: n.key.ID, Label: n.opts.Label, Addr: n.PublicAddr(), Version: n.opts.Version,
+		Capabilities: caps, Spec: n.opts.Spec, Factories: n.opts.Factories, Messenger: n.tr,
+		Logs: logSink{n}, Failures: failureSink{n}, Timers: timers,
+	}); err != nil {
+		return fmt.Errorf("node: meshos: %w", err)
+	}
+	return nil
+}
+
+// run registers the command handler, starts the transport and every
+// service's goroutine, and the node's own loop.
+func (n *Node) run() {
 	n.tr.Handle(messaging.ChanCommand, n.commit.push.Handle)
 	n.tr.Handle(messaging.ChanBlob, n.blobs.Handle)
 	n.tr.Start(n.ctx)
@@ -278,43 +334,32 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	n.spawn(func(ctx context.Context) { _ = n.rt.Run(ctx) })
 	n.spawn(n.blobs.Run)
 	n.spawn(n.loop)
-	// Opening the database and binding the socket are the slow steps; a
-	// caller that gave up meanwhile gets no half-wanted node.
-	if err := aborted(); err != nil {
-		return nil, err
-	}
-	ok = true
-	return n, nil
 }
 
-func (n *Node) spawn(f func(ctx context.Context)) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		f(n.ctx)
-	}()
-}
-
-// ID is the node's id.
-func (n *Node) ID() identity.NodeID { return n.key.ID }
-
-// Addr is the node's socket address.
-func (n *Node) Addr() string { return n.tr.LocalAddr() }
-
-// Spec is the workload spec the node places.
-func (n *Node) Spec() meshos.Spec { return n.opts.Spec }
-
-// Cluster is the cluster snapshot as this node folds it.
-func (n *Node) Cluster() *snapshot.ClusterSnapshot { return n.pub.load() }
-
-// AdminState is the latest fold of the admin ledger.
-func (n *Node) AdminState() *command.AdminState {
-	s, _ := n.fold.State()
-	if s == nil {
-		st, _ := command.NewState(n.genesis)
-		return st
+// openBlobs opens the datafort service on the node's database: a store
+// for every node (a console stages its puts), serving the mesh as a
+// datafort when the node offers the capability.
+func (n *Node) openBlobs() error {
+	var err error
+	n.blobs, err = blob.New(blob.Config{
+		Self: n.key.ID, Messenger: n.tr, Space: n.db.BlobSpace(),
+		Datafort: !n.opts.Observer && slices.Contains(n.opts.Capabilities, placement.CapabilityDatafort),
+		Budget:   n.opts.BlobBudget,
+		// With the admin intent overlaid, as MeshOS places: every node
+		// sees a drain or a cordon once it folds the event, before the
+		// node's own snapshot says so, and plans blob replicas alike.
+		View: func() *snapshot.ClusterSnapshot {
+			return placement.ApplyIntent(placement.HostingView(n.pub.load()), n.AdminState().Intent())
+		},
+		Operator: n.operatorKey,
+		Draining: n.draining,
+		Logf:     n.opts.Logf,
+		Timers:   n.opts.Blobs,
+	})
+	if err != nil {
+		return fmt.Errorf("node: blobs: %w", err)
 	}
-	return s.Admin
+	return nil
 }
 
 // Blobs is the node's datafort service.
@@ -332,18 +377,59 @@ func (n *Node) operatorKey(id identity.NodeID) (ed25519.PublicKey, bool) {
 // draining reports whether this node is being drained (its blob replicas
 // must move), by the admin intent as every node sees it, or its own state.
 func (n *Node) draining() bool {
-	state := snapshot.MaintActive
-	if own := n.rt.Latest(); own != nil {
-		state = own.Maintenance.State
-	}
 	if ni, ok := n.AdminState().Intent().Nodes[n.key.ID]; ok && ni.Maintenance == placement.MaintIntentEnter {
 		return true
 	}
-	switch state {
-	case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed:
-		return true
+	if own := n.rt.Latest(); own != nil {
+		switch own.Maintenance.State {
+		case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed:
+			return true
+		}
 	}
 	return false
+}
+
+func (n *Node) spawn(f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+}
+
+// ID is the node's id.
+func (n *Node) ID() identity.NodeID { return n.key.ID }
+
+// Addr is the node's socket address.
+func (n *Node) Addr() string { return n.tr.LocalAddr() }
+
+// PublicAddr is the address the node publishes in its snapshot: Advertise
+// when set, else what the transport knows peers reach it at ("" while it
+// knows none; never a wildcard or loopback address).
+func (n *Node) PublicAddr() string {
+	if n.opts.Advertise != "" {
+		return n.opts.Advertise
+	}
+	if ap := n.tr.PublicAddr(); ap.IsValid() {
+		return ap.String()
+	}
+	return ""
+}
+
+// Spec is the workload spec the node places.
+func (n *Node) Spec() meshos.Spec { return n.opts.Spec }
+
+// Cluster is the cluster snapshot as this node folds it.
+func (n *Node) Cluster() *snapshot.ClusterSnapshot { return n.pub.load() }
+
+// AdminState is the latest fold of the admin ledger.
+func (n *Node) AdminState() *command.AdminState {
+	s, _ := n.fold.State()
+	if s == nil {
+		st, _ := command.NewState(n.genesis)
+		return st
+	}
+	return s.Admin
 }
 
 // Close stops every service, closes the socket and the database, and

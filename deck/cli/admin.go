@@ -226,6 +226,7 @@ threshold is above 1, an event needs that many operators' signatures:
 		cmd.AddCommand(adminVerbCmd(stdio, v))
 	}
 	cmd.AddCommand(proposalSignCmd(stdio, "admin"), proposalCommitCmd(stdio, "admin"))
+	addListenFlag(cmd.PersistentFlags())
 	return cmd
 }
 

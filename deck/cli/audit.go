@@ -126,6 +126,7 @@ spellings: --between T0 T1, --between T0,T1 or --between T0 --between T1.
 	f.BoolVar(&forceOnly, "force-only", false, "only ICE (break-glass) events")
 	f.BoolVar(&verify, "verify", false, "verify the hash-linked admin chain (the console's copy, or a node's with --data)")
 	f.StringVar(&dataDir, "data", "", "with --verify: a stopped node's data `dir`, checked on disk")
+	addListenFlag(f)
 	return cmd
 }
 

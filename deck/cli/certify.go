@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
@@ -115,4 +117,71 @@ func cmpErr(a, b error) error {
 		return a
 	}
 	return b
+}
+
+// nodeCertifyCmd issues a node's certificate on the operator's machine,
+// for a node whose data dir is prepared here and copied to its host (as
+// nebula-cert sign does): the operator key never leaves this machine.
+func nodeCertifyCmd(stdio IO) *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "certify --data DIR --identity NAME",
+		Short: "Certify a node for its host: create DIR/node.key if missing and write DIR/node.cert",
+		Long: `certify issues a node certificate (role node, valid a year) with your operator key,
+for the node whose data dir is DIR: it creates the node's key there when DIR has
+none, then writes its certificate next to it. Copy DIR to the node's host (it
+holds the node's private key: scp, or any channel you trust) and start the node
+on it with ` + "`deck node run --data DIR`" + `. Your operator key stays here.`,
+		Example: `  deck node certify --cluster lab.toml --data ./host1 --identity alice
+  scp -rp ./host1 host1:/var/lib/deck`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			if dataDir == "" {
+				return usageErr("--data DIR is required")
+			}
+			e, err := loadEnv(stdio)
+			if err != nil {
+				return err
+			}
+			c, clusterPath, err := e.clusterFile(cmd)
+			if err != nil {
+				return err
+			}
+			opKey, opName, err := e.operator(cmd, clusterPath, true)
+			if err != nil {
+				return err
+			}
+			key, err := loadOrCreateNodeKey(filepath.Join(dataDir, "node.key"))
+			if err != nil {
+				return err
+			}
+			cert, err := identity.NewNodeCertificate(identity.KeySigner{K: opKey}, c.Name, key.Public, identity.RoleNode, time.Now(), identity.NodeCertificateLifetime)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(dataDir, identity.CertificateFileName)
+			if err := identity.SaveCertificate(path, cert); err != nil {
+				return err
+			}
+			until := time.UnixMilli(cert.NotAfterMs).UTC()
+			if out == OutputJSON {
+				return writeJSON(stdio.Out, struct {
+					jsonID
+					Certificate string `json:"certificate"`
+					Operator    string `json:"operator"`
+					NotAfter    string `json:"not_after"`
+				}{idJSON(key.ID), path, opName, isoTime(until)})
+			}
+			fmt.Fprintf(stdio.Out, "node %s certified by operator %s for cluster %s until %s (%s)\n",
+				key.ID, opName, c.Name, until.Format(time.RFC3339), path)
+			fmt.Fprintf(stdio.Out, "copy %s to the node's host (it holds the node's private key) and run `deck node run --data DIR` there\n", dataDir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "", "the node's data `dir` (its node.key is created when missing)")
+	return cmd
 }

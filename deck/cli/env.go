@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
@@ -25,6 +26,9 @@ const (
 	// insecurePermissionsEnv set to a true value (1, true) is
 	// --insecure-permissions.
 	insecurePermissionsEnv = "DECK_INSECURE_PERMISSIONS"
+	// listenEnv is the UDP address a console's embedded node binds, when
+	// --listen is not given.
+	listenEnv = "DECK_LISTEN"
 )
 
 // Bounds on how long a console waits for the mesh.
@@ -99,6 +103,32 @@ func insecurePermissions(cmd *cobra.Command) (bool, error) {
 		return false, usageErr("%s=%q: want 1 or 0", insecurePermissionsEnv, v)
 	}
 	return on, nil
+}
+
+// addListenFlag is --listen of the commands that attach a console (deck,
+// status, admin, ice, audit, logs, operator, node pending|admit|revoke).
+func addListenFlag(f *pflag.FlagSet) {
+	f.String("listen", "", "UDP `address` of this console's node (default $"+listenEnv+
+		", then config.toml's listen, then an ephemeral port on the wildcard address of the bootstrap's family)")
+}
+
+// listenAddr resolves where a console's (or serve's) node binds: --listen,
+// $DECK_LISTEN, config.toml's listen; "" leaves node.DefaultListenAddr to
+// choose, which reaches the bootstrap from any host.
+func (e *env) listenAddr(cmd *cobra.Command) (string, error) {
+	if f := cmd.Flags().Lookup("listen"); f != nil && f.Value.String() != "" {
+		if err := config.ValidateListen(f.Value.String()); err != nil {
+			return "", usageErr("--listen: %v", err)
+		}
+		return f.Value.String(), nil
+	}
+	if v := os.Getenv(listenEnv); v != "" {
+		if err := config.ValidateListen(v); err != nil {
+			return "", usageErr("%s: %v", listenEnv, err)
+		}
+		return v, nil
+	}
+	return e.settings.Listen, nil
 }
 
 // operatorStores are searched in order: the user's identity store, then an
@@ -195,8 +225,12 @@ func (e *env) join(cmd *cobra.Command, needOperator bool) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	listen, err := e.listenAddr(cmd)
+	if err != nil {
+		return nil, err
+	}
 	ctx := cmd.Context()
-	opts := node.Options{Cluster: c, Observer: true, Label: "cli", Spec: spec, Version: Version}
+	opts := node.Options{Cluster: c, Observer: true, Label: "cli", Spec: spec, Version: Version, ListenAddr: listen}
 	if certifier != nil {
 		opts.CertifyWith = identity.KeySigner{K: certifier}
 	}
@@ -235,8 +269,8 @@ func (e *env) join(cmd *cobra.Command, needOperator bool) (*session, error) {
 		if certifier == nil {
 			hint = fmt.Sprintf("; this console has no certificate either: pass --identity NAME of an operator of cluster %s", c.Name)
 		}
-		return nil, fmt.Errorf("%w: no node of cluster %s answered at %s within %v (are its nodes running, and do they use the PSK in %s?)%s",
-			api.ErrNotConnected, c.Name, strings.Join(c.Bootstrap, ", "), joinTimeout, path, hint)
+		return nil, fmt.Errorf("%w: no node of cluster %s answered at %s within %v from this console's socket %s (are its nodes running, can this host reach them, and do they use the PSK in %s?)%s",
+			api.ErrNotConnected, c.Name, strings.Join(c.Bootstrap, ", "), joinTimeout, nd.Addr(), path, hint)
 	}
 	nd.SyncLedger(jctx)
 	synced := time.Now()

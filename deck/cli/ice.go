@@ -26,6 +26,7 @@ within 60 s of the proposal. With a threshold above 1:
 		cmd.AddCommand(iceVerbCmd(stdio, v))
 	}
 	cmd.AddCommand(proposalSignCmd(stdio, "ice"), proposalCommitCmd(stdio, "ice"))
+	addListenFlag(cmd.PersistentFlags())
 	return cmd
 }
 

@@ -61,6 +61,7 @@ and exits; with --follow it keeps printing new ones until Ctrl-C.
 	fl.StringVar(&o.nodeRef, "node", "", "only this `node` (label, id or unique id prefix)")
 	fl.StringVar(&o.daemon, "daemon", "", "only this `daemon` id")
 	fl.StringVar(&o.match, "match", "", "only records containing `TEXT` (case-insensitive)")
+	addListenFlag(fl)
 	return cmd
 }
 

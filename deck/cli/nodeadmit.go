@@ -18,7 +18,7 @@ import (
 // every admin action.
 
 func nodePendingCmd(stdio IO) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "pending",
 		Short: "List nodes that hold the PSK but wait for admission (no certificate the mesh accepts)",
 		Args:  cobra.NoArgs,
@@ -35,6 +35,8 @@ func nodePendingCmd(stdio IO) *cobra.Command {
 			return printPending(stdio, out, s.client.Snapshot(), time.Now())
 		},
 	}
+	addListenFlag(cmd.Flags())
+	return cmd
 }
 
 type pendingRow struct {
@@ -170,6 +172,7 @@ func membershipCmd(stdio IO, verb api.Verb, use, short, long, example string) *c
 	}
 	f.register(cmd, verb)
 	so.register(cmd)
+	addListenFlag(cmd.Flags())
 	return cmd
 }
 

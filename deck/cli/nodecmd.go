@@ -1,20 +1,16 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/deck-mesh/deck/demo/workloads"
-	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
@@ -23,11 +19,11 @@ import (
 func nodeCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Create a cluster, run a headless node, admit or revoke nodes",
+		Short: "Create a cluster, run a headless node, certify, admit or revoke nodes",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(nodeInitCmd(stdio), nodeRunCmd(stdio), nodePendingCmd(stdio), nodeAdmitCmd(stdio), nodeRevokeCmd(stdio))
+	cmd.AddCommand(nodeInitCmd(stdio), nodeRunCmd(stdio), nodeCertifyCmd(stdio), nodePendingCmd(stdio), nodeAdmitCmd(stdio), nodeRevokeCmd(stdio))
 	return cmd
 }
 
@@ -93,11 +89,8 @@ func nodeInitCmd(stdio IO) *cobra.Command {
 }
 
 func nodeRunCmd(stdio IO) *cobra.Command {
-	var listen, dataDir, label, certifyWith string
-	var join, caps []string
-	var clockSkew time.Duration
-	var blobBudget uint64
-	var certFile string
+	var listen, dataDir string
+	var host hostFlags
 	var svc serviceFlags
 	cmd := &cobra.Command{
 		Use:   "run --cluster FILE --listen ADDR [--join ADDR] --data DIR",
@@ -119,41 +112,7 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			if dataDir == "" {
 				return usageErr("--data DIR is required")
 			}
-			if clockSkew != 0 {
-				if err := config.ValidateClockSkewAllowance(clockSkew); err != nil {
-					return usageErr("--clock-skew: %v", err)
-				}
-			}
-			spec, err := c.Spec()
-			if err != nil {
-				return err
-			}
-			keyPath := filepath.Join(dataDir, "node.key")
-			key, err := identity.LoadKey(keyPath)
-			if err != nil {
-				if _, statErr := os.Stat(keyPath); !errors.Is(statErr, os.ErrNotExist) {
-					return fmt.Errorf("node key %s: %w", keyPath, err)
-				}
-				if key, err = identity.Generate(); err != nil {
-					return err
-				}
-				if err := identity.SaveKey(keyPath, key); err != nil {
-					return err
-				}
-			}
-			if label == "" {
-				label = key.ID.Short()
-			}
-			boot := join
-			if len(boot) == 0 {
-				boot = nil // the cluster file's bootstrap list
-			}
-			certifier, certifierName, err := e.certifier(clusterPath, c, certifyWith, nil, "")
-			if err != nil {
-				return err
-			}
-			cert, certNote, err := nodeCertificate(certFile, dataDir, c.Name, key, certifier, certifierName)
-			if err != nil {
+			if err := host.check(); err != nil {
 				return err
 			}
 			metricsLn, err := svc.bindMetrics()
@@ -163,20 +122,12 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 			if metricsLn != nil {
 				defer metricsLn.Close()
 			}
-			log = log.With("node", key.ID.String())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			nd, err := node.Start(ctx, node.Options{
-				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot,
-				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
-				Certificate: cert, ClockSkewAllowance: clockSkew, Logf: nodeLogf(log),
-				BlobBudget: blobBudget,
-			})
+			nd, log, err := host.start(ctx, e, c, clusterPath, listen, dataDir, log)
 			if err != nil {
 				return err
 			}
-			log.Info("node listening", "label", label, "addr", nd.Addr(), "cluster", c.Name, "version", Version)
-			log.Info("membership", "state", certNote, "certified", cert != nil)
 			msrv, err := serveMetrics(metricsLn, nd, log)
 			if err != nil {
 				nd.Close()
@@ -187,22 +138,9 @@ func nodeRunCmd(stdio IO) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "127.0.0.1:7946", "UDP address to listen on")
-	f.StringSliceVar(&join, "join", nil, "address of a node to join through (default: the cluster file's bootstrap)")
+	f.StringVar(&listen, "listen", "127.0.0.1:7946", "UDP address to listen on (0.0.0.0:7946 or [::]:7946: every address, for other hosts)")
 	f.StringVar(&dataDir, "data", "", "data directory (node key and Badger chains)")
-	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
-	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
-	addCertifyFlags(f, &certFile, &certifyWith)
-	f.DurationVar(&clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
-	f.Uint64Var(&blobBudget, "blob-budget", 0, "`bytes` of blob chunks a datafort node holds (default 8 GiB); past 90% it overflows its coldest blobs onto peers")
+	host.add(f)
 	svc.add(f)
 	return cmd
-}
-
-// addCertifyFlags are --certificate and --certify-with, shared by node run
-// and serve.
-func addCertifyFlags(f *pflag.FlagSet, file, with *string) {
-	f.StringVar(file, "certificate", "", "this node's certificate `file`, issued by an operator (default: DATA/node.cert)")
-	f.StringVar(with, "certify-with", certifyAuto, "operator key that certifies this node when it holds no valid certificate: NAME, "+
-		"auto (a registered operator key found on this machine) or none (start pending until `deck node admit`)")
 }

@@ -34,6 +34,7 @@ deck admin commit. Local key files are managed with deck identity.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(operatorLsCmd(stdio), operatorAddCmd(stdio), operatorRemoveCmd(stdio))
+	addListenFlag(cmd.PersistentFlags())
 	return cmd
 }
 

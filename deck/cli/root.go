@@ -103,6 +103,7 @@ Without a subcommand it opens the TUI attached to the cluster named by
 	root.PersistentFlags().String("identity", "", "operator identity `name` (default $DECK_IDENTITY, then config.toml)")
 	root.PersistentFlags().Bool("insecure-permissions", false, "load a cluster file every user can read (default $DECK_INSECURE_PERMISSIONS)")
 	root.CompletionOptions.DisableDefaultCmd = true
+	addListenFlag(root.Flags())
 
 	root.AddCommand(
 		versionCmd(stdio),

@@ -14,14 +14,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deck-mesh/deck/deck/serve"
-	"github.com/deck-mesh/deck/demo/workloads"
-	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/identity"
 )
 
 func serveCmd(stdio IO) *cobra.Command {
-	var sshAddr, authKeys, hostKey, listen, dataDir, label, certFile, certifyWith string
-	var join, caps []string
+	var sshAddr, authKeys, hostKey, dataDir string
+	var host hostFlags
 	var svc serviceFlags
 	cmd := &cobra.Command{
 		Use:   "serve --ssh ADDR [--authorized-keys FILE] [--host-key FILE] [node flags]",
@@ -53,6 +51,13 @@ is read-only.`,
 			if err != nil {
 				return err
 			}
+			listen, err := e.listenAddr(cmd)
+			if err != nil {
+				return err
+			}
+			if err := host.check(); err != nil {
+				return err
+			}
 			if dataDir == "" {
 				if dataDir, err = e.dirs.NodeDataDir(c.Name); err != nil {
 					return err
@@ -61,28 +66,9 @@ is read-only.`,
 			if hostKey == "" {
 				hostKey = filepath.Join(dataDir, serve.HostKeyFile)
 			}
-			spec, err := c.Spec()
-			if err != nil {
-				return err
-			}
-			key, err := loadOrCreateNodeKey(filepath.Join(dataDir, "node.key"))
-			if err != nil {
-				return err
-			}
-			certifier, certifierName, err := e.certifier(clusterPath, c, certifyWith, nil, "")
-			if err != nil {
-				return err
-			}
-			cert, certNote, err := nodeCertificate(certFile, dataDir, c.Name, key, certifier, certifierName)
-			if err != nil {
-				return err
-			}
 			signer, created, err := serve.LoadOrCreateHostKey(hostKey)
 			if err != nil {
 				return err
-			}
-			if label == "" {
-				label = key.ID.Short()
 			}
 			// Bind the SSH port before starting the node: a taken port fails
 			// fast, with nothing to undo.
@@ -98,15 +84,10 @@ is read-only.`,
 			if metricsLn != nil {
 				defer metricsLn.Close()
 			}
-			log = log.With("node", key.ID.String())
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			nd, err := node.Start(ctx, node.Options{
-				Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: join,
-				Label: label, Capabilities: caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
-				Certificate: cert, Logf: nodeLogf(log),
-			})
+			nd, log, err := host.start(ctx, e, c, clusterPath, listen, dataDir, log)
 			if err != nil {
 				return err
 			}
@@ -117,8 +98,6 @@ is read-only.`,
 			if err != nil {
 				return err
 			}
-			log.Info("node listening", "label", label, "addr", nd.Addr(), "cluster", c.Name, "version", Version)
-			log.Info("membership", "state", certNote, "certified", cert != nil)
 			log.Info("ssh consoles", "addr", ln.Addr().String(), "new_host_key", created,
 				"host_key", signer.PublicKey().Type()+" "+serve.Fingerprint(signer.PublicKey()), "host_key_file", hostKey)
 			msrv, err := serveMetrics(metricsLn, nd, log)
@@ -139,12 +118,9 @@ is read-only.`,
 	f.StringVar(&sshAddr, "ssh", "", "TCP address to serve SSH consoles on, e.g. 127.0.0.1:2222")
 	f.StringVar(&authKeys, "authorized-keys", "", "OpenSSH authorized_keys file of extra keys allowed in (read-only unless operators)")
 	f.StringVar(&hostKey, "host-key", "", "SSH host key file, created on first run (default DATA/"+serve.HostKeyFile+")")
-	f.StringVar(&listen, "listen", "127.0.0.1:7946", "UDP address the node listens on")
-	f.StringSliceVar(&join, "join", nil, "address of a node to join through (default: the cluster file's bootstrap)")
+	f.String("listen", "", "UDP `address` the node listens on (default $"+listenEnv+", then config.toml's listen, then an ephemeral port on the wildcard address of the bootstrap's family)")
 	f.StringVar(&dataDir, "data", "", "data directory (node key, host key, Badger chains; default under $XDG_DATA_HOME/deck)")
-	f.StringVar(&label, "label", "", "human-readable node label (default: short id)")
-	f.StringSliceVar(&caps, "capabilities", nil, "capabilities offered to placement, e.g. gpu,edge,datafort")
-	addCertifyFlags(f, &certFile, &certifyWith)
+	host.add(f)
 	svc.add(f)
 	return cmd
 }

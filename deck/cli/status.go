@@ -13,7 +13,7 @@ import (
 )
 
 func statusCmd(stdio IO) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Print a cluster summary: nodes, daemons, chains, freeze",
 		Long: `status joins the cluster with a short-lived console node, waits until it has
@@ -40,6 +40,8 @@ an active freeze and ICE lockouts. Exits 6 if no node answers.`,
 			return nil
 		},
 	}
+	addListenFlag(cmd.Flags())
+	return cmd
 }
 
 type statusDoc struct {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/deck-mesh/deck/node/api"
@@ -18,6 +21,10 @@ type Settings struct {
 	Cluster string `toml:"cluster,omitempty"`
 	// Operator is the default operator identity name; empty: read-only.
 	Operator string `toml:"operator,omitempty"`
+	// Listen is the UDP address a console's embedded node binds (host:port,
+	// e.g. "0.0.0.0:7950" for a firewall rule); empty: an ephemeral port
+	// on the wildcard address of the bootstrap's family.
+	Listen string `toml:"listen,omitempty"`
 }
 
 // Validate checks the fields that are set.
@@ -31,7 +38,30 @@ func (s Settings) Validate() error {
 			errs.add(fieldErr("operator", "%s", err.Error()))
 		}
 	}
+	if s.Listen != "" {
+		if err := ValidateListen(s.Listen); err != nil {
+			errs.add(fieldErr("listen", "%s", err.Error()))
+		}
+	}
 	return errs.err()
+}
+
+// ValidateListen checks a UDP listen address: host:port, the host an IP
+// address or empty (every address), the port a number (0: any free one).
+func ValidateListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT: %v", addr, err)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%q: host %q is not an IP address", addr, host)
+		}
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
 }
 
 // ParseSettings decodes config.toml's bytes.
@@ -40,7 +70,7 @@ func ParseSettings(data []byte) (Settings, error) {
 	if err != nil {
 		return Settings{}, err
 	}
-	s := Settings{Cluster: root.str("cluster"), Operator: root.str("operator")}
+	s := Settings{Cluster: root.str("cluster"), Operator: root.str("operator"), Listen: root.str("listen")}
 	root.unknown()
 	if err := root.errs.err(); err != nil {
 		return Settings{}, err

@@ -18,7 +18,7 @@ func TestSettingsRoundTrip(t *testing.T) {
 	if err != nil || s != (Settings{}) {
 		t.Fatalf("missing settings: %+v %v", s, err)
 	}
-	want := Settings{Cluster: "/srv/deck/prod.toml", Operator: "alice"}
+	want := Settings{Cluster: "/srv/deck/prod.toml", Operator: "alice", Listen: "0.0.0.0:7950"}
 	if err := SaveSettings(path, want); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +43,9 @@ func TestParseSettingsErrors(t *testing.T) {
 		{`operator = "a/b"`, "operator"},
 		{`opertor = "alice"`, "opertor"},
 		{`cluster = `, "cluster"},
+		{`listen = "7950"`, "listen"},
+		{`listen = "lab-host:7950"`, "listen"},
+		{`listen = "0.0.0.0:http"`, "listen"},
 	}
 	for _, tt := range tests {
 		_, err := ParseSettings([]byte(tt.doc))

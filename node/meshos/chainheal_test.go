@@ -3,31 +3,17 @@ package meshos
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/deck-mesh/deck/node/placement"
+	"github.com/deck-mesh/deck/node/placement/placementtest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // Moved here from placement_test.go when pure placement became its own
 // package: this test also covers the runtime's claimedLeader and caughtUp.
 
-// clusterOf builds a ClusterSnapshot of n healthy, active nodes with ids
-// 1..n and a full mesh of edges whose RTT grows with the node id.
-func clusterOf(n int) *snapshot.ClusterSnapshot {
-	cs := &snapshot.ClusterSnapshot{BuiltAt: time.Unix(1000, 0)}
-	for i := 1; i <= n; i++ {
-		cs.Nodes = append(cs.Nodes, snapshot.NodeView{NodeSnapshot: snapshot.NodeSnapshot{
-			ID: NodeID(i), Capabilities: []string{"cpu"},
-		}})
-	}
-	for i := 1; i <= n; i++ {
-		for j := i + 1; j <= n; j++ {
-			cs.Edges = append(cs.Edges, snapshot.Edge{A: NodeID(i), B: NodeID(j), RTT: time.Duration(i+j) * time.Millisecond})
-		}
-	}
-	return cs
-}
+// clusterOf is placementtest.ClusterOf.
+var clusterOf = placementtest.ClusterOf
 
 // TestChainHealRules: after a partition heals, two leaders claim one chain.
 // The higher (term, seq) wins everywhere, the loser ranks as a follower

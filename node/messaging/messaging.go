@@ -92,6 +92,10 @@ type Stats struct {
 	HandshakeMAC1Failures uint64
 	CookieRepliesSent     uint64
 	RespondersEvicted     uint64
+	// RoamsRefused counts authenticated direct packets from a peer that
+	// arrived from the live address of another peer (a relay keeping the
+	// TTL): they count as relayed and do not move the peer.
+	RoamsRefused uint64
 	// Heartbeats sent to and handled from peers (the liveness traffic a
 	// bulk transfer must never starve).
 	HeartbeatsOut, HeartbeatsIn uint64

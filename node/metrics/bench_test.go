@@ -18,9 +18,9 @@ import (
 //	go test -run '^$' -bench Scrape -benchmem ./node/metrics
 func BenchmarkScrape(b *testing.B) {
 	m := newMesh(b)
-	a := m.start("n1", true)
+	a := start(m, "n1", true)
 	for i := 2; i <= 9; i++ {
-		m.start("n"+string(rune('0'+i)), true)
+		start(m, "n"+string(rune('0'+i)), true)
 	}
 	nodetest.Eventually(b, "n1 to hold its 8 peers healthy", func() bool { return healthyPeers(a) == 8 })
 

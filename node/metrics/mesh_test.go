@@ -1,75 +1,26 @@
 package metrics
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
-	"github.com/deck-mesh/deck/node/config"
-	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/snapshot"
-	"github.com/deck-mesh/deck/node/transport/memnet"
+	"github.com/deck-mesh/deck/node/testmesh"
 )
 
-// mesh is real nodes on the in-process network, certified by one operator
-// unless started as strangers (they stay pending).
-type mesh struct {
-	tb      testing.TB
-	net     *memnet.Network
-	cluster *config.Cluster
-	op      *identity.Key
-	nodes   []*node.Node
-}
-
-func newMesh(tb testing.TB) *mesh {
-	tb.Helper()
-	op, err := identity.Generate()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cl, err := config.NewCluster("metrics", nil, []config.Operator{config.NewOperator("alice", op.Public)}, 1, 1)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n := memnet.New(memnet.Link{Latency: time.Millisecond})
-	tb.Cleanup(n.Close)
-	return &mesh{tb: tb, net: n, cluster: cl, op: op}
-}
+// newMesh is a test mesh of cluster "metrics" (node/testmesh).
+func newMesh(tb testing.TB) *testmesh.Mesh { return testmesh.New(tb, "metrics") }
 
 // start runs one node; certified says whether the operator certifies it.
-func (m *mesh) start(label string, certified bool) *node.Node {
-	m.tb.Helper()
-	conn, err := m.net.Listen()
-	if err != nil {
-		m.tb.Fatal(err)
-	}
-	opts := node.Options{
-		Cluster: m.cluster, DataDir: m.tb.TempDir(), Label: label, Conn: conn,
-		Capabilities: []string{"gpu", "edge", "datafort"}, Spec: workloads.Spec(), Factories: workloads.Factories(),
-		Version: "test", Bootstrap: []string{},
-	}
-	if len(m.nodes) > 0 {
-		opts.Bootstrap = []string{m.nodes[0].Addr()}
-	}
-	if certified {
-		opts.CertifyWith = identity.KeySigner{K: m.op}
-	}
-	nd, err := node.Start(context.Background(), opts)
-	if err != nil {
-		m.tb.Fatal(err)
-	}
-	m.tb.Cleanup(func() { nd.Close() })
-	m.nodes = append(m.nodes, nd)
-	return nd
+func start(m *testmesh.Mesh, label string, certified bool) *node.Node {
+	return m.Start(testmesh.Member{Label: label, Uncertified: !certified})
 }
 
 // healthyPeers counts the peers nd's transport holds healthy.

@@ -16,11 +16,11 @@ import (
 // node's own stats hold.
 func TestScrapeOfALiveMesh(t *testing.T) {
 	m := newMesh(t)
-	a := m.start("a", true)
-	m.start("b", true)
-	m.start("c", true)
+	a := start(m, "a", true)
+	start(m, "b", true)
+	start(m, "c", true)
 	nodetest.Eventually(t, "a to hold b and c healthy", func() bool { return healthyPeers(a) == 2 })
-	m.start("stranger", false)
+	start(m, "stranger", false)
 	nodetest.Eventually(t, "a to hold the stranger pending", func() bool { return a.Stats().PendingPeers == 1 })
 
 	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Registry: NewRegistry(a)})
@@ -102,7 +102,7 @@ func TestScrapeOfALiveMesh(t *testing.T) {
 // (units in names, _total on counters, no camel case).
 func TestMetricNamesPassPromlint(t *testing.T) {
 	m := newMesh(t)
-	a := m.start("a", true)
+	a := start(m, "a", true)
 	problems, err := testutil.CollectAndLint(NewCollector(a))
 	if err != nil {
 		t.Fatal(err)

@@ -6,27 +6,13 @@ import (
 	"reflect"
 	"slices"
 	"testing"
-	"time"
 
+	"github.com/deck-mesh/deck/node/placement/placementtest"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
-// clusterOf builds a ClusterSnapshot of n healthy, active nodes with ids
-// 1..n and a full mesh of edges whose RTT grows with the node id.
-func clusterOf(n int) *snapshot.ClusterSnapshot {
-	cs := &snapshot.ClusterSnapshot{BuiltAt: time.Unix(1000, 0)}
-	for i := 1; i <= n; i++ {
-		cs.Nodes = append(cs.Nodes, snapshot.NodeView{NodeSnapshot: snapshot.NodeSnapshot{
-			ID: NodeID(i), Capabilities: []string{"cpu"},
-		}})
-	}
-	for i := 1; i <= n; i++ {
-		for j := i + 1; j <= n; j++ {
-			cs.Edges = append(cs.Edges, snapshot.Edge{A: NodeID(i), B: NodeID(j), RTT: time.Duration(i+j) * time.Millisecond})
-		}
-	}
-	return cs
-}
+// clusterOf is placementtest.ClusterOf.
+var clusterOf = placementtest.ClusterOf
 
 func testSpec() Spec {
 	return Spec{Groups: []GroupSpec{

@@ -55,12 +55,16 @@ var _ Conn = (*UDPConn)(nil)
 
 // ListenUDP binds a UDP socket on addr (e.g. "127.0.0.1:0") with
 // SocketBufferBytes of kernel buffer each way where the kernel allows it.
+// An IPv4 address (0.0.0.0 included) binds an IPv4 socket, an IPv6 one
+// other than [::] an IPv6 socket; [::] and an empty host bind both
+// families where the system allows.
 func ListenUDP(addr string) (*UDPConn, error) {
-	la, err := net.ResolveUDPAddr("udp", addr)
+	network := listenNetwork(addr)
+	la, err := net.ResolveUDPAddr(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen address %q: %w", addr, err)
 	}
-	c, err := net.ListenUDP("udp", la)
+	c, err := net.ListenUDP(network, la)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen: %w", err)
 	}
@@ -79,6 +83,23 @@ func ListenUDP(addr string) (*UDPConn, error) {
 		return nil, fmt.Errorf("transport: listen: %w", err)
 	}
 	return u, nil
+}
+
+// listenNetwork is the socket family addr asks for (see ListenUDP). Go's
+// "udp" would make 0.0.0.0 a dual-stack socket reporting itself as [::].
+func listenNetwork(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "udp"
+	}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err != nil || (ip.Is6() && ip.IsUnspecified()):
+		return "udp"
+	case ip.Unmap().Is4():
+		return "udp4"
+	}
+	return "udp6"
 }
 
 // WriteTo sends one datagram.

@@ -58,6 +58,8 @@ func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.An
 		t.onAnnouncement(from, ann.Routes, now)
 	case wire.ControlPending:
 		t.onPendingNotice(from, msg)
+	case wire.ControlObserved:
+		t.onObserved(from, msg, direct, now)
 	case wire.ControlConfirm:
 		if err := wire.ParseConfirm(msg); err != nil {
 			t.stats.drops.Add(1)
@@ -100,6 +102,7 @@ func (t *Transport) onAnnouncement(from identity.NodeID, routes []wire.Route, no
 	// Routes to non-members (and anything a console announces) are
 	// dropped before any token is verified for them.
 	routes = t.believableRoutesLocked(from, routes, now)
+	t.learnOwnOriginLocked(from, routes, now)
 	todo := t.routes.tokensToVerify(from, routes, now, nil)
 	t.mu.Unlock()
 	proven := todo[:0]
@@ -120,6 +123,26 @@ func (t *Transport) onAnnouncement(from identity.NodeID, routes []wire.Route, no
 	t.mu.Unlock()
 }
 
+// learnOwnOriginLocked takes a neighbour's token for its own route without
+// checking the signature: it came over the neighbour's authenticated
+// session, and a node is the authority on its own sequence number. The
+// token is kept (and passed on, where every other node checks it) only
+// when its key is the neighbour's. In a full mesh every destination is a
+// neighbour announcing itself, so no signature is checked at all; only
+// destinations further away cost one check per round.
+func (t *Transport) learnOwnOriginLocked(from identity.NodeID, routes []wire.Route, now time.Time) {
+	for i := range routes {
+		r := &routes[i]
+		if r.Dest != from || r.Origin.Seq == 0 || r.Origin.Seq <= t.routes.provenSeq(from) {
+			continue
+		}
+		if identity.IDFromPublicKey(r.Origin.PublicKey[:]) != from {
+			continue
+		}
+		t.routes.learnOrigin(from, &r.Origin, now)
+	}
+}
+
 // onAnnouncementLocked merges a neighbour's routing table and learns the
 // addresses of nodes it can reach directly.
 func (t *Transport) onAnnouncementLocked(from identity.NodeID, routes []wire.Route, now time.Time) {
@@ -135,7 +158,7 @@ func (t *Transport) onAnnouncementLocked(from identity.NodeID, routes []wire.Rou
 		if r.MetricMicros != wire.MetricInfinity {
 			p.lastRoute = now
 		}
-		if r.Addr.IsValid() && !p.addrVerified && r.Addr != t.local && r.Addr != p.addr {
+		if t.announcedAddrLocked(from, p, r.Addr) {
 			p.addr = r.Addr
 		}
 	}
@@ -268,7 +291,8 @@ func (t *Transport) tick(now time.Time, beat bool) {
 			routesChanged = true
 		}
 	}
-	if beat || routesChanged {
+	if beat || routesChanged || t.neighboursMoved {
+		t.neighboursMoved = false
 		t.updateNeighboursLocked(now)
 	}
 	if beat {
@@ -344,8 +368,11 @@ func (t *Transport) maybeConnectLocked(p *peer, now time.Time) {
 	switch {
 	case kp == nil:
 		// The lower id initiates; the higher one waits a little first so two
-		// nodes discovering each other rarely handshake twice.
-		if t.self > p.id && now.Sub(p.discovered) < ProactiveConnectDelay {
+		// nodes discovering each other rarely handshake twice. A console
+		// does not wait: it is short-lived and only it knows it wants the
+		// session (a node learns of a console behind a relay late, from
+		// announcements, and the crossing rule settles a double handshake).
+		if t.self > p.id && now.Sub(p.discovered) < ProactiveConnectDelay && !t.isConsole() {
 			return
 		}
 	case kp.NeedsRekey(now, t.cfg.RekeyAfterTime, t.cfg.RekeyAfterMessages):
@@ -372,6 +399,7 @@ func (t *Transport) forgetLocked(p *peer) {
 		}
 	}
 	t.routes.removeNeighbour(p.id)
+	t.releaseAddrLocked(p)
 	delete(t.peers, p.id)
 }
 
@@ -396,7 +424,8 @@ func (t *Transport) updateNeighboursLocked(now time.Time) {
 }
 
 // heartbeatsLocked builds this round's heartbeats (to every peer with a
-// session) and announcements (to every direct neighbour).
+// session), announcements (to every direct neighbour) and, when due, the
+// address each direct neighbour is seen at.
 func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 	for _, p := range t.peers {
 		kp := p.current
@@ -438,6 +467,9 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 		}
 		if ann != nil {
 			out = append(out, outbound{kp, p.addr, ann})
+		}
+		if direct {
+			out = t.observedOutLocked(p, now, out)
 		}
 	}
 	return out

@@ -196,6 +196,14 @@ const (
 	// fragments is not dropped by the kernel.
 	SocketBufferBytes = 4 << 20
 
+	// ObservedAddrRefresh is how often a direct neighbour is told again
+	// the address its packets come from (wire.ControlObserved); it is also
+	// told at once on first contact and whenever that address changes.
+	ObservedAddrRefresh = 30 * time.Second
+	// ObservedAddrMaxAge: a neighbour's report of where it sees this node
+	// counts towards PublicAddr for this long (three refreshes).
+	ObservedAddrMaxAge = 3 * ObservedAddrRefresh
+
 	// MaxBootstrapAddrs caps Config.Bootstrap.
 	MaxBootstrapAddrs = 64
 )

@@ -211,19 +211,6 @@ func (t *Transport) reasmLimits() reassemblyLimits {
 	}
 }
 
-// notePathLocked records where an authenticated packet from p came from.
-func (t *Transport) notePathLocked(p *peer, from netip.AddrPort, direct bool, now time.Time) {
-	p.via = from
-	p.lastRoute = now
-	if !direct {
-		return
-	}
-	p.directAt = now
-	if p.addr != from || !p.addrVerified {
-		p.addr, p.addrVerified = from, true
-	}
-}
-
 func (t *Transport) dispatch(from identity.NodeID, ch messaging.Channel, msg []byte, ann *wire.Announcement, direct bool) {
 	if ch == messaging.ChanControl {
 		t.handleControl(from, msg, ann, direct)

@@ -285,12 +285,18 @@ func (rt *routeTable) recompute(now time.Time, expiry time.Duration) {
 // own origin token, then every best route with the freshest token we hold
 // for its destination, poisoned (infinite) when it goes through to itself
 // so to never routes back through us (poisoned reverse). Direct neighbours
-// carry their address so to can try reaching them directly. Past
+// carry their address so to can try reaching them directly, unless the
+// address means something else at to (a loopback address to a peer on
+// another host: shareableWith). Past
 // wire.MaxOriginTokensPerAnnouncement routes, tokens go to the first ones
 // in map order, a different subset each round.
 func (rt *routeTable) announcement(to identity.NodeID, out []wire.Route) []wire.Route {
 	out = append(out[:0], wire.Route{Dest: rt.self, Seq: rt.selfOrigin.Seq, Origin: rt.selfOrigin})
 	tokens := 1
+	var toAddr netip.AddrPort
+	if n := rt.nbrs[to]; n != nil {
+		toAddr = n.addr
+	}
 	for d, r := range *rt.best.Load() {
 		if d == to || len(out) >= wire.MaxAnnouncementEntries {
 			continue
@@ -299,7 +305,7 @@ func (rt *routeTable) announcement(to identity.NodeID, out []wire.Route) []wire.
 		if r.NextHop == to {
 			wr.MetricMicros = wire.MetricInfinity
 		}
-		if n := rt.nbrs[d]; n != nil && n.up {
+		if n := rt.nbrs[d]; n != nil && n.up && shareableWith(n.addr, toAddr) {
 			wr.Addr = n.addr
 		}
 		if p := rt.origins[d]; p != nil && tokens < wire.MaxOriginTokensPerAnnouncement {

@@ -418,3 +418,48 @@ func TestOriginTokensTravelBeyondNeighbours(t *testing.T) {
 		return ok && r.NextHop == b.Self() && r.Seq > first+RouteExpiryAnnouncements && r.Seq <= proven
 	})
 }
+
+// TestNeighbourOwnOriginTakenFromItsSession: a neighbour's token for its
+// own route arrives over its authenticated session, so it is learned
+// without a signature check (a full mesh checks none), even with a broken
+// signature (it only hurts the neighbour's own routes elsewhere); a token
+// whose key is not the neighbour's is not taken that way; and a token for
+// any other destination still has to verify.
+func TestNeighbourOwnOriginTakenFromItsSession(t *testing.T) {
+	other := mustKey(t)
+	now := time.Now()
+	// A neighbour's own route, as routedNeighbour announces it.
+	_, from2, msg := routedNeighbour(t, 1, 9)
+	var ann wire.Announcement
+	if err := wire.ParseAnnouncement(msg, &ann); err != nil {
+		t.Fatal(err)
+	}
+	own := ann.Routes[0].Origin
+	own.Signature[0] ^= 1 // broken: taken anyway, it is the sender's own
+	tr2, _, _ := routedNeighbour(t, 1, 1)
+	tr2.mu.Lock()
+	tr2.routes.setNeighbour(from2, netip.MustParseAddrPort("127.0.0.1:10"), 300, true, now)
+	routes := []wire.Route{
+		{Dest: from2, Seq: 9, Origin: own},
+		{Dest: other.ID, Seq: 4, MetricMicros: 10, Hops: 1, Origin: signOrigin(other, 4)},
+	}
+	tr2.learnOwnOriginLocked(from2, routes, now)
+	todo := tr2.routes.tokensToVerify(from2, routes, now, nil)
+	proven := tr2.routes.provenSeq(from2)
+	tr2.mu.Unlock()
+	if proven != 9 {
+		t.Fatalf("the neighbour's own token was not taken from its session: proven %d", proven)
+	}
+	if len(todo) != 1 || routes[todo[0]].Dest != other.ID {
+		t.Fatalf("to verify: %v, want only the other destination's token", todo)
+	}
+	// Posing as the neighbour's own route with another key is not taken.
+	forged := signOrigin(other, 20)
+	tr2.mu.Lock()
+	tr2.learnOwnOriginLocked(from2, []wire.Route{{Dest: from2, Seq: 20, Origin: forged}}, now)
+	proven = tr2.routes.provenSeq(from2)
+	tr2.mu.Unlock()
+	if proven != 9 {
+		t.Fatalf("a token under another key was taken as the neighbour's own: proven %d", proven)
+	}
+}

@@ -120,6 +120,7 @@ type counters struct {
 	forwarded                                 atomic.Uint64
 	pendingDrops                              atomic.Uint64 // packets from peers not admitted
 	mac1Failures, cookieReplies, evictions    atomic.Uint64 // handshake.go, cookie.go
+	roamsRefused                              atomic.Uint64 // address.go
 	heartbeatsOut, heartbeatsIn, bulkWaits    atomic.Uint64
 }
 
@@ -153,6 +154,14 @@ type Transport struct {
 	ownSeq       uint64
 	nextMsgID    uint32
 	annScratch   []wire.Route
+	// addrOwner maps each verified peer address to its peer (address.go);
+	// neighboursMoved asks the next tick to give the routing table a
+	// roamed neighbour's new address; learned is the address most direct
+	// neighbours see this node at (PublicAddr).
+	addrOwner       map[netip.AddrPort]identity.NodeID
+	neighboursMoved bool
+	learned         netip.AddrPort
+	ownIPs          map[netip.Addr]bool // ownAddrs; read-only after New
 
 	keysMu sync.RWMutex
 	keys   map[uint32]*session.Keypair // local index -> session, for the data path
@@ -186,6 +195,10 @@ type peer struct {
 	addrVerified bool
 	directAt     time.Time      // last authenticated direct packet
 	via          netip.AddrPort // where the last authenticated packet came from
+	// seesUsAt is where the peer says our packets come from (and when it
+	// said so); toldAddr is what we last told it of its own (address.go).
+	seesUsAt, toldAddr   netip.AddrPort
+	seesUsAtTime, toldAt time.Time
 
 	current, previous *session.Keypair
 	previousUntil     time.Time
@@ -289,6 +302,8 @@ func newTransport(cfg Config) (*Transport, error) {
 		initiators: make(map[uint32]*initiation),
 		responders: make(map[uint32]*responding),
 		pending:    make(map[identity.NodeID]*pendingPeer),
+		addrOwner:  make(map[netip.AddrPort]identity.NodeID),
+		ownIPs:     ownAddrs(local),
 		routes:     newRouteTable(cfg.Key.ID, MaxPeers),
 		ownSeq:     uint64(time.Now().UnixMilli()), // survives restarts: always fresher
 		keys:       make(map[uint32]*session.Keypair),
@@ -303,12 +318,41 @@ func newTransport(cfg Config) (*Transport, error) {
 	noLinks := make(map[netip.AddrPort]*link)
 	t.links.Store(&noLinks)
 	for _, ap := range boots {
-		if ap == local || (ap.Port() == local.Port() && ap.Addr().IsLoopback() && local.Addr().IsUnspecified()) {
+		if t.isOwnAddr(ap) {
 			continue // joining through ourselves: nothing to do
 		}
 		t.bootstraps = append(t.bootstraps, &bootstrap{addr: ap})
 	}
 	return t, nil
+}
+
+// ownAddrs is the set of IPs a socket bound at local receives on beyond
+// local itself: for a wildcard socket, every interface
+// address of this host (best effort; loopback is checked apart), so a node whose cluster file names
+// it as a bootstrap does not try to join through itself.
+func ownAddrs(local netip.AddrPort) map[netip.Addr]bool {
+	own := map[netip.Addr]bool{}
+	if !local.Addr().IsUnspecified() {
+		return own
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+				own[ip.Unmap()] = true
+			}
+		}
+	}
+	return own
+}
+
+// isOwnAddr reports whether packets to ap reach this node's own socket.
+func (t *Transport) isOwnAddr(ap netip.AddrPort) bool {
+	if ap == t.local {
+		return true
+	}
+	wild := t.local.Addr().IsUnspecified()
+	return ap.Port() == t.local.Port() && wild && (t.ownIPs[ap.Addr()] || ap.Addr().IsLoopback())
 }
 
 // Start runs the read and timer loops until ctx is done or Close is called.
@@ -366,8 +410,8 @@ func (t *Transport) Stats() messaging.Stats {
 		AuthFailures: s.authFailures.Load(), HandshakesRateLimited: s.rateLimited.Load(),
 		Forwarded: s.forwarded.Load(), PendingDrops: s.pendingDrops.Load(),
 		HandshakeMAC1Failures: s.mac1Failures.Load(), CookieRepliesSent: s.cookieReplies.Load(),
-		RespondersEvicted: s.evictions.Load(),
-		HeartbeatsOut:     s.heartbeatsOut.Load(), HeartbeatsIn: s.heartbeatsIn.Load(),
+		RespondersEvicted: s.evictions.Load(), RoamsRefused: s.roamsRefused.Load(),
+		HeartbeatsOut: s.heartbeatsOut.Load(), HeartbeatsIn: s.heartbeatsIn.Load(),
 		BulkWaits: s.bulkWaits.Load(),
 	}
 }
@@ -484,9 +528,14 @@ func (t *Transport) isDirectLocked(p *peer, now time.Time) bool {
 }
 
 // pathLocked is where packets for p go next: the routing table's next hop,
-// else the peer's own address, else wherever it last spoke to us from.
+// else the peer's own address, else wherever it last spoke to us from. A
+// direct route takes the peer's verified address, which is ahead of the
+// table's for a tick after the peer moves (roamLocked).
 func (t *Transport) pathLocked(p *peer, now time.Time) (netip.AddrPort, bool) {
 	if r, ok := t.routes.lookup(p.id); ok && r.NextAddr.IsValid() {
+		if r.NextHop == p.id && p.addrVerified {
+			return p.addr, true
+		}
 		return r.NextAddr, true
 	}
 	if p.addr.IsValid() {

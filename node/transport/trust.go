@@ -45,7 +45,7 @@ type Trust interface {
 // PendingPeer is a peer that completed a handshake without being admitted.
 type PendingPeer struct {
 	Record    identity.NodeRecord
-	Addr      string // where its packets come from
+	Addr      string // where its packets come from; "" for an address that means nothing to other hosts (loopback)
 	FirstSeen time.Time
 	LastSeen  time.Time
 	Reason    string // why the Trust refused it
@@ -154,7 +154,11 @@ func (t *Transport) Pending() []PendingPeer {
 	t.mu.Lock()
 	out := make([]PendingPeer, 0, len(t.pending))
 	for _, pp := range t.pending {
-		out = append(out, PendingPeer{Record: *pp.rec, Addr: pp.addr.String(), FirstSeen: pp.firstSeen, LastSeen: pp.lastSeen, Reason: pp.reason})
+		var addr string
+		if publicAddr(pp.addr) {
+			addr = pp.addr.String() // it goes to every node in our snapshot
+		}
+		out = append(out, PendingPeer{Record: *pp.rec, Addr: addr, FirstSeen: pp.firstSeen, LastSeen: pp.lastSeen, Reason: pp.reason})
 	}
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b PendingPeer) int { return cmp.Compare(a.Record.ID, b.Record.ID) })

@@ -26,7 +26,7 @@ func ControlKindOf(b []byte) (ControlKind, error) {
 		return 0, fmt.Errorf("%w: empty control message", ErrShort)
 	}
 	k := ControlKind(b[0])
-	if k < ControlHeartbeat || k > ControlPending {
+	if k < ControlHeartbeat || k > ControlObserved {
 		return 0, fmt.Errorf("%w: control kind %d", ErrType, b[0])
 	}
 	return k, nil
