@@ -1,6 +1,10 @@
 package blob
 
-import "time"
+import (
+	"time"
+
+	"github.com/deck-mesh/deck/node/gossip"
+)
 
 // Every number a reviewer cares about, with its unit in its name.
 
@@ -152,8 +156,9 @@ const (
 	ReconcileBlobsPerRound = 64
 	// DefaultGCInterval is how often the GC runs on its own.
 	DefaultGCInterval = time.Minute
-	// MaxBlobsPerSnapshot bounds the blobs a node publishes.
-	MaxBlobsPerSnapshot = 64
+	// MaxBlobsPerSnapshot bounds the blobs a node publishes: the gossip
+	// codec's bound.
+	MaxBlobsPerSnapshot = gossip.MaxBlobsPerSnapshot
 	// HighWaterFraction and LowWaterFraction of the budget: past the high
 	// mark a node overflows its coldest blobs onto peers until it is under
 	// the low one, and takes no new replicas meanwhile.
