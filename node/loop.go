@@ -104,6 +104,9 @@ func (n *Node) refresh(now time.Time, set *settle) {
 	n.syncTrust(now)
 	peers := n.tr.Peers()
 	n.rt.SetPeers(peerViews(peers))
+	if !n.opts.Observer {
+		n.rt.SetDatafort(n.blobs.Snapshot())
+	}
 	pending := n.tr.Pending()
 	// Publish on every refresh: gossip signs and sends at once only when the
 	// generation changed; gauges and counters that move without a new

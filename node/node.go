@@ -3,6 +3,7 @@ package node
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/blob"
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command"
 	"github.com/deck-mesh/deck/node/command/chainfold"
@@ -21,6 +23,7 @@ import (
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
 	"github.com/deck-mesh/deck/node/trust"
@@ -67,10 +70,14 @@ type Options struct {
 	Factories   map[string]meshos.Factory
 	Version     string
 	Logf        func(format string, args ...any)
-	// Transport and MeshOS override timers (tests); zero fields take
-	// defaults.
+	// Transport, MeshOS and Blobs override timers (tests); zero fields
+	// take defaults.
 	Transport transport.Config
 	MeshOS    meshos.Timers
+	Blobs     blob.Timers
+	// BlobBudget is the disk budget for blob chunks of a datafort node
+	// (capability "datafort"); 0: blob.DefaultBudgetBytes.
+	BlobBudget uint64
 	// AttesterCheck judges the attester of a receipt on a late admin event;
 	// nil: the node's membership registry (a certified or admitted node of
 	// role node, unrevoked, valid at the receipt's time). Tests replace it.
@@ -98,6 +105,7 @@ type Node struct {
 	fold    *chain.Fold[*chainfold.State]
 	gs      *gossip.Gossip
 	rt      *meshos.Runtime
+	blobs   *blob.Service
 	subs    *chain.SubscriptionService
 	pub     *publisher
 	commit  *committer
@@ -181,6 +189,9 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
+	if err := n.openBlobs(); err != nil {
+		return nil, err
+	}
 	n.run()
 	// Opening the database and binding the socket are the slow steps; a
 	// caller that gave up meanwhile gets no half-wanted node.
@@ -314,13 +325,68 @@ func (n *Node) openServices() error {
 // service's goroutine, and the node's own loop.
 func (n *Node) run() {
 	n.tr.Handle(messaging.ChanCommand, n.commit.push.Handle)
+	n.tr.Handle(messaging.ChanBlob, n.blobs.Handle)
 	n.tr.Start(n.ctx)
 	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.fold.Run(ctx) })
 	n.spawn(func(ctx context.Context) { n.gs.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.subs.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.rt.Run(ctx) })
+	n.spawn(n.blobs.Run)
 	n.spawn(n.loop)
+}
+
+// openBlobs opens the datafort service on the node's database: a store
+// for every node (a console stages its puts), serving the mesh as a
+// datafort when the node offers the capability.
+func (n *Node) openBlobs() error {
+	var err error
+	n.blobs, err = blob.New(blob.Config{
+		Self: n.key.ID, Messenger: n.tr, Space: n.db.BlobSpace(),
+		Datafort: !n.opts.Observer && slices.Contains(n.opts.Capabilities, placement.CapabilityDatafort),
+		Budget:   n.opts.BlobBudget,
+		// With the admin intent overlaid, as MeshOS places: every node
+		// sees a drain or a cordon once it folds the event, before the
+		// node's own snapshot says so, and plans blob replicas alike.
+		View: func() *snapshot.ClusterSnapshot {
+			return placement.ApplyIntent(placement.HostingView(n.pub.load()), n.AdminState().Intent())
+		},
+		Operator: n.operatorKey,
+		Draining: n.draining,
+		Logf:     n.opts.Logf,
+		Timers:   n.opts.Blobs,
+	})
+	if err != nil {
+		return fmt.Errorf("node: blobs: %w", err)
+	}
+	return nil
+}
+
+// Blobs is the node's datafort service.
+func (n *Node) Blobs() *blob.Service { return n.blobs }
+
+// operatorKey is a registered operator's key, for blob intents.
+func (n *Node) operatorKey(id identity.NodeID) (ed25519.PublicKey, bool) {
+	op, ok := n.AdminState().Operator(id)
+	if !ok {
+		return nil, false
+	}
+	return op.PublicKey, true
+}
+
+// draining reports whether this node is being drained (its blob replicas
+// must move), by the admin intent as every node sees it, or its own state.
+func (n *Node) draining() bool {
+	if ni, ok := n.AdminState().Intent().Nodes[n.key.ID]; ok && ni.Maintenance == placement.MaintIntentEnter {
+		return true
+	}
+	if own := n.rt.Latest(); own != nil {
+		switch own.Maintenance.State {
+		case snapshot.MaintEntering, snapshot.MaintMaintenance, snapshot.MaintDrainFailed:
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) spawn(f func(ctx context.Context)) {

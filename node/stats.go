@@ -3,6 +3,7 @@ package node
 import (
 	"time"
 
+	"github.com/deck-mesh/deck/node/blob"
 	"github.com/deck-mesh/deck/node/chain"
 	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/gossip"
@@ -24,6 +25,8 @@ type Stats struct {
 	CommitPushes  chainfold.CommitStats
 	Gossip        gossip.Stats
 	Subscriptions chain.SubscriptionStats
+	// Blobs are the datafort service's counters (node/blob).
+	Blobs blob.Stats
 	// MisattributedMessages counts MeshOS messages refused because their
 	// sender may not say what they said (meshos/attribution.go).
 	MisattributedMessages uint64
@@ -64,6 +67,7 @@ func (n *Node) Stats() Stats {
 		Chains:                n.db.Stats(),
 		CommitPushes:          n.commit.push.Stats(),
 		MisattributedMessages: n.rt.MisattributedMessages(),
+		Blobs:                 n.blobs.Stats(),
 		Own:                   n.rt.Latest(),
 	}
 	if o := n.observed.Load(); o != nil {

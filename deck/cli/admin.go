@@ -374,8 +374,15 @@ func confirm(stdio IO, out string, f actionFlags, br api.BlastRadius, nm names) 
 	if f.preview || f.yes {
 		return nil
 	}
+	return askYES(stdio, "pass --yes to commit or --preview to only look")
+}
+
+// askYES is the commit gate's question: a terminal must type YES; without
+// one (hint says what to pass instead) or with any other answer it is
+// api.ErrRefused (exit 8).
+func askYES(stdio IO, hint string) error {
 	if !stdio.IsTTY {
-		return fmt.Errorf("%w: stdin is not a terminal, so nobody can type YES: pass --yes to commit or --preview to only look", api.ErrRefused)
+		return fmt.Errorf("%w: stdin is not a terminal, so nobody can type YES: %s", api.ErrRefused, hint)
 	}
 	fmt.Fprint(stdio.Err, confirmPrompt)
 	line, err := bufio.NewReader(stdio.In).ReadString('\n')
@@ -405,6 +412,8 @@ type previewDoc struct {
 	Migrated        []moveDoc `json:"migrated"`
 	LeaderMoves     []moveDoc `json:"leader_moves"`
 	HotNodes        []hotDoc  `json:"hot_nodes"`
+	BlobReplicas    int       `json:"blob_replicas,omitempty"` // blob replicas moving off datafort nodes
+	BlobBytes       uint64    `json:"blob_bytes,omitempty"`
 	DrainTimeMs     int64     `json:"drain_time_ms"`
 	StabilityBefore float64   `json:"stability_before"`
 	StabilityAfter  float64   `json:"stability_after"`
@@ -437,7 +446,8 @@ func previewJSON(br api.BlastRadius) previewDoc {
 		AffectedNodes: []jsonID{}, ReplicaMoves: []moveDoc{}, AffectedDaemons: append([]string{}, br.Daemons...),
 		Restarted: append([]string{}, br.Restarted...), Migrated: []moveDoc{}, LeaderMoves: []moveDoc{}, HotNodes: []hotDoc{},
 		DrainTimeMs: millis(br.DrainTime), StabilityBefore: br.StabilityBefore, StabilityAfter: br.StabilityAfter,
-		Warnings: append([]string{}, br.Warnings...), Hash: hex.EncodeToString(br.Hash[:])}
+		Warnings: append([]string{}, br.Warnings...), Hash: hex.EncodeToString(br.Hash[:]),
+		BlobReplicas: br.BlobReplicas, BlobBytes: br.BlobBytes}
 	for _, n := range br.Nodes {
 		d.AffectedNodes = append(d.AffectedNodes, idJSON(n))
 	}
@@ -490,6 +500,9 @@ func printPreview(w io.Writer, br api.BlastRadius, nm names) {
 	}
 	for _, h := range br.HotNodes {
 		fmt.Fprintf(w, "  hot      %-16s projected saturation %.0f%%\n", nm.node(h.Node), h.Projected*100)
+	}
+	if br.BlobReplicas > 0 || br.BlobBytes > 0 {
+		fmt.Fprintf(w, "  blobs    %s, %s move off datafort nodes\n", plural(br.BlobReplicas, "blob replica"), humanBytes(br.BlobBytes))
 	}
 	fmt.Fprintf(w, "Expected drain time %s · placement stability %.0f%% → %.0f%%\n",
 		br.DrainTime.Round(time.Second), br.StabilityBefore*100, br.StabilityAfter*100)

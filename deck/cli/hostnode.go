@@ -22,6 +22,7 @@ type hostFlags struct {
 	advertise, label, certFile, certifyWith string
 	join, caps                              []string
 	clockSkew                               time.Duration
+	blobBudget                              uint64
 }
 
 func (h *hostFlags) add(f *pflag.FlagSet) {
@@ -34,6 +35,7 @@ func (h *hostFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&h.certifyWith, "certify-with", certifyAuto, "operator key that certifies this node when it holds no valid certificate: NAME, "+
 		"auto (a registered operator key found on this machine) or none (start pending until `deck node admit`)")
 	f.DurationVar(&h.clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
+	f.Uint64Var(&h.blobBudget, "blob-budget", 0, "`bytes` of blob chunks a datafort node holds (default 8 GiB); past 90% it overflows its coldest blobs onto peers")
 }
 
 // check refuses bad values before anything starts (exit 2).
@@ -81,7 +83,7 @@ func (h *hostFlags) start(ctx context.Context, e *env, c *config.Cluster, cluste
 	nd, err := node.Start(ctx, node.Options{
 		Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot, Advertise: h.advertise,
 		Label: label, Capabilities: h.caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
-		Certificate: cert, ClockSkewAllowance: h.clockSkew, Logf: nodeLogf(log),
+		Certificate: cert, ClockSkewAllowance: h.clockSkew, Logf: nodeLogf(log), BlobBudget: h.blobBudget,
 	})
 	if err != nil {
 		return nil, log, err

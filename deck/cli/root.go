@@ -118,6 +118,7 @@ Without a subcommand it opens the TUI attached to the cluster named by
 		operatorCmd(stdio),
 		serveCmd(stdio),
 		bookmarkCmd(stdio),
+		blobCmd(stdio),
 	)
 	return root
 }

@@ -147,14 +147,19 @@ const HotSaturation = 0.8
 // placement and reconcile logic on a copy of the snapshot with the action
 // applied.
 type BlastRadius struct {
-	Action          Action
-	Nodes           []NodeID // nodes whose assignment changes
-	Replicas        []ReplicaMove
-	Daemons         []string // daemons affected (restarted or migrated)
-	Restarted       []string
-	Migrated        []DaemonMove
-	Leaders         []LeaderMove // chain leadership changes (force-cutover, drains of leaders)
-	HotNodes        []HotNode
+	Action    Action
+	Nodes     []NodeID // nodes whose assignment changes
+	Replicas  []ReplicaMove
+	Daemons   []string // daemons affected (restarted or migrated)
+	Restarted []string
+	Migrated  []DaemonMove
+	Leaders   []LeaderMove // chain leadership changes (force-cutover, drains of leaders)
+	HotNodes  []HotNode
+	// BlobReplicas and BlobBytes are the blob replicas and chunk bytes the
+	// action moves off datafort nodes (a drain, maintenance, a revoke):
+	// each leaving node's whole store.
+	BlobReplicas    int
+	BlobBytes       uint64
 	DrainTime       time.Duration
 	StabilityBefore float64 // fraction of assignments unchanged, 0..1
 	StabilityAfter  float64

@@ -15,6 +15,7 @@ const (
 	reqLedger
 	reqDelete
 	reqBarrier
+	reqBlob
 )
 
 // writeReq is one unit of work for the committer. The committer owns it
@@ -36,11 +37,13 @@ type writeReq struct {
 
 	first uint64 // reqAppend/reqSnapshot result: seq of the first record
 
+	blobOps []BlobOp // reqBlob: one atomic group in the blob keyspace
+
 	done chan error // nil: fire-and-forget
 }
 
 func (r *writeReq) records() int {
-	return len(r.payloads) + len(r.events) + len(r.delSeqs) + 1
+	return len(r.payloads) + len(r.events) + len(r.delSeqs) + len(r.blobOps) + 1
 }
 
 func (r *writeReq) bytes() int {
@@ -50,6 +53,9 @@ func (r *writeReq) bytes() int {
 	}
 	for _, e := range r.events {
 		n += e.sizeOf()
+	}
+	for _, op := range r.blobOps {
+		n += len(op.Key) + len(op.Value)
 	}
 	return n
 }
@@ -61,7 +67,11 @@ func (r *writeReq) finish(db *DB, err error) {
 	}
 	if err != nil {
 		db.stats.asyncErrors.Add(1)
-		db.noteErr(fmt.Errorf("chain: async append to %s: %w", r.log.name, err))
+		name := "blob store"
+		if r.log != nil {
+			name = r.log.name
+		}
+		db.noteErr(fmt.Errorf("chain: async append to %s: %w", name, err))
 	}
 }
 
@@ -194,6 +204,8 @@ func (db *DB) commitBatch(batch []*writeReq) {
 		case reqDelete:
 			err = db.stageDelete(st, r, &pub)
 		case reqBarrier:
+		case reqBlob:
+			err = db.stageBlob(st, r)
 		}
 		if err != nil {
 			break

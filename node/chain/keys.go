@@ -14,6 +14,7 @@ import (
 //	0x03 id(32)                       admin event id index: issued_at_ms(8)
 //	0x04 node(8) at_unix_nano(8) seq(8) snapshot history index (empty value)
 //	0x05 id(32)                       admin event attachment (receipts), opaque
+//	0x06 …                            the blob store's keyspace (BlobSpace; node/blob lays it out)
 const (
 	nsMeta       byte = 0x00
 	nsLog        byte = 0x01
@@ -21,6 +22,7 @@ const (
 	nsEventID    byte = 0x03
 	nsSnapshot   byte = 0x04
 	nsAttachment byte = 0x05
+	nsBlob       byte = 0x06
 )
 
 // Log ids inside nsLog. Never renumber: they are on disk.

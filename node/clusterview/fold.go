@@ -7,6 +7,7 @@
 package clusterview
 
 import (
+	"bytes"
 	"cmp"
 	"slices"
 	"time"
@@ -144,6 +145,7 @@ func Fold(in Input) *snapshot.ClusterSnapshot {
 				// Certified as a console: whatever its snapshot claims, it
 				// hosts nothing, holds nothing and is never placed on.
 				nv.Observer, nv.Capabilities, nv.Daemons, nv.Replicas = true, nil, nil, nil
+				nv.Datafort, nv.Blobs = snapshot.Datafort{}, nil
 			}
 			nv.ReceivedAt = v.ReceivedAt
 			nv.Stale = in.Now.Sub(v.ReceivedAt) > staleAfter
@@ -184,7 +186,52 @@ func Fold(in Input) *snapshot.ClusterSnapshot {
 	cs.Edges = foldEdges(in, ids, current)
 	cs.Chains = foldChains(in, holding)
 	cs.Groups = foldGroups(in, current)
+	cs.Blobs = foldBlobs(holding)
 	return cs
+}
+
+// MaxClusterBlobs bounds the blobs the view lists (each node publishes at
+// most its hottest gossip.MaxBlobsPerSnapshot).
+const MaxClusterBlobs = 1024
+
+// foldBlobs merges the blobs the holding nodes (current, reachable, not
+// consoles) report, by hash: holders sorted, heat summed, the largest
+// desired count and any pin (holders converge on one newest intent; while
+// an intent spreads, the view shows the stronger word), the earliest
+// storage time. Only a datafort node's report counts.
+func foldBlobs(holding []*snapshot.NodeSnapshot) []snapshot.BlobView {
+	byHash := map[[32]byte]*snapshot.BlobView{}
+	for _, ns := range holding {
+		if !ns.Datafort.Enabled {
+			continue
+		}
+		for _, b := range ns.Blobs {
+			v := byHash[b.Hash]
+			if v == nil {
+				if len(byHash) >= MaxClusterBlobs {
+					continue
+				}
+				v = &snapshot.BlobView{Hash: b.Hash, Size: b.Size, Name: b.Name, Parent: b.Parent, Operator: b.Operator, StoredAt: b.StoredAt}
+				byHash[b.Hash] = v
+			}
+			if !slices.Contains(v.Holders, ns.ID) {
+				v.Holders = append(v.Holders, ns.ID)
+				v.Heat += b.Heat
+			}
+			v.Replicas = max(v.Replicas, b.Replicas)
+			v.Pinned = v.Pinned || b.Pinned
+			if !b.StoredAt.IsZero() && (v.StoredAt.IsZero() || b.StoredAt.Before(v.StoredAt)) {
+				v.StoredAt = b.StoredAt
+			}
+		}
+	}
+	out := make([]snapshot.BlobView, 0, len(byHash))
+	for _, v := range byHash {
+		slices.Sort(v.Holders)
+		out = append(out, *v)
+	}
+	slices.SortFunc(out, func(a, b snapshot.BlobView) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
+	return out
 }
 
 func verifiedNewer(a, b *gossip.Verified) bool {

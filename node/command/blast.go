@@ -569,6 +569,7 @@ func (p *projection) run() api.BlastRadius {
 	}
 
 	p.chainWarnings(current, before, after)
+	p.blobMoves(&br)
 
 	br.StabilityBefore = stability(current, before)
 	br.StabilityAfter = stability(current, after)
@@ -576,6 +577,40 @@ func (p *projection) run() api.BlastRadius {
 	br.Warnings = p.warnings
 	br.Hash = HashBlastRadius(&br)
 	return br
+}
+
+// blobMoves counts the blob replicas and bytes leaving the datafort nodes
+// the action takes out of placement (a drain, maintenance, a revoke): a
+// node that may no longer keep blobs hands every replica it holds to
+// another (node/blob's policy, placement.PlaceBlob), so its whole store
+// moves. It warns when the datafort nodes left cannot take that much.
+func (p *projection) blobMoves(br *api.BlastRadius) {
+	leaving := map[identity.NodeID]bool{}
+	var free uint64
+	for i := range p.base.Nodes {
+		v := &p.base.Nodes[i]
+		if !v.Datafort.Enabled {
+			continue
+		}
+		after := p.after.Node(v.ID)
+		if inPool(v) && (after == nil || !inPool(after)) {
+			leaving[v.ID] = true
+			br.BlobReplicas += int(v.Datafort.Blobs)
+			br.BlobBytes += v.Datafort.Used
+		}
+	}
+	if br.BlobBytes == 0 {
+		return
+	}
+	for i := range p.after.Nodes {
+		v := &p.after.Nodes[i]
+		if v.Datafort.Enabled && !leaving[v.ID] && inPool(v) && !v.Cordoned && v.Datafort.Capacity > v.Datafort.Used {
+			free += v.Datafort.Capacity - v.Datafort.Used
+		}
+	}
+	if free < br.BlobBytes {
+		p.warn("blob replicas: %d bytes must move and the datafort nodes left have room for %d", br.BlobBytes, free)
+	}
 }
 
 // chainWarnings flags chains the action leaves without a healthy holder or
@@ -680,7 +715,9 @@ func drainTime(br api.BlastRadius) time.Duration {
 		}
 	}
 	total += time.Duration(len(br.Restarted)) * DaemonRestartTime
-	return (total + DrainParallelism - 1) / DrainParallelism
+	total = (total + DrainParallelism - 1) / DrainParallelism
+	// Blob bytes stream beside the moves, at their own pace.
+	return max(total, time.Duration(br.BlobBytes*uint64(time.Second)/BlobMoveBytesPerSecond))
 }
 
 // HashBlastRadius is BLAKE2b-256 over a canonical encoding of the radius's
@@ -703,6 +740,13 @@ func HashBlastRadius(br *api.BlastRadius) [32]byte {
 	}
 	h.p = binary.BigEndian.AppendUint64(h.p, uint64(br.DrainTime/time.Millisecond))
 	h.strs(br.Warnings)
+	if br.BlobReplicas != 0 || br.BlobBytes != 0 {
+		// Only when blobs move, so every radius without them hashes as
+		// it did before datafort nodes existed.
+		h.p = append(h.p, "blobs"...)
+		h.p = binary.BigEndian.AppendUint64(h.p, uint64(br.BlobReplicas))
+		h.p = binary.BigEndian.AppendUint64(h.p, br.BlobBytes)
+	}
 	return blake2b.Sum256(h.p)
 }
 

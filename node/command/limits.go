@@ -115,6 +115,10 @@ const (
 	ReplicaMoveTime = 2 * time.Second
 	// DaemonRestartTime is the expected time for one daemon restart.
 	DaemonRestartTime = 1 * time.Second
+	// BlobMoveBytesPerSecond is the expected rate blob bytes leave a
+	// draining datafort (its replicas fetched by others), for DrainTime: a
+	// conservative fraction of the loopback figure in BENCHMARKS.md.
+	BlobMoveBytesPerSecond = 50 << 20
 	// DrainParallelism is how many moves a draining node runs at once.
 	DrainParallelism = 2
 	// OverloadedMeanSaturation: a projected mean at or above this warns

@@ -20,8 +20,9 @@ import (
 // NaN, trailing bytes), decode∘encode is the identity on accepted bytes and
 // the signature covers exactly what receivers see.
 
-// snapshotCodecVersion 2 added PendingPeers at the end.
-const snapshotCodecVersion = 2
+// snapshotCodecVersion 2 added PendingPeers at the end, 3 Datafort and
+// Blobs after it.
+const snapshotCodecVersion = 3
 
 // Codec errors. Every decode error wraps ErrMalformed or ErrTooLarge, so a
 // caller can tell garbage from an honest peer that outgrew a bound.
@@ -45,6 +46,7 @@ const (
 	minMigrationBytes   = 30
 	minPeerViewBytes    = 11
 	minPendingPeerBytes = 8 + 1 + 1 + 1 + 1 + 1
+	minBlobBytes        = 32 + 1 + 1 + 1 + 1 + 8 + 1 + 32 + 8 + 1
 )
 
 // Enum cardinalities, checked on both sides.
@@ -57,6 +59,8 @@ const (
 	numRestartKind    = 3
 	numReplicaRole    = 2
 	numMigrationPhase = 8
+	numOverflowState  = 3
+	numBlobRole       = 4
 )
 
 // EncodeSnapshot returns the canonical encoding of ns.
@@ -206,6 +210,36 @@ func AppendSnapshot(dst []byte, ns *snapshot.NodeSnapshot) ([]byte, error) {
 		e.str("pending reason", p.Reason)
 		e.time(p.FirstSeen)
 		e.time(p.LastSeen)
+	}
+
+	df := &ns.Datafort
+	e.bool(df.Enabled)
+	for _, v := range [...]uint64{df.Capacity, df.Used, df.Chunks, df.Blobs} {
+		e.uvarint(v)
+	}
+	e.f64("reads per second", df.ReadsPerSec)
+	e.f64("writes per second", df.WritesPerSec)
+	e.f64("bytes in per second", df.BytesInPerSec)
+	e.f64("bytes out per second", df.BytesOutPerSec)
+	e.enum("overflow", uint8(df.Overflow), numOverflowState)
+	e.uvarint(df.Errors)
+	e.uvarint(df.Repaired)
+	e.varint(int64(df.Incoming))
+	e.varint(int64(df.DrainLeft))
+
+	e.count("blobs", len(ns.Blobs), MaxBlobsPerSnapshot)
+	for i := range ns.Blobs {
+		b := &ns.Blobs[i]
+		e.Raw(b.Hash[:])
+		e.uvarint(b.Size)
+		e.varint(int64(b.Replicas))
+		e.enum("blob role", uint8(b.Role), numBlobRole)
+		e.bool(b.Pinned)
+		e.f64("blob heat", b.Heat)
+		e.str("blob name", b.Name)
+		e.Raw(b.Parent[:])
+		e.id(b.Operator)
+		e.time(b.StoredAt)
 	}
 
 	if e.Err() != nil {
@@ -383,6 +417,38 @@ func DecodeSnapshot(b []byte) (*snapshot.NodeSnapshot, error) {
 			p.Reason = d.str()
 			p.FirstSeen = d.time()
 			p.LastSeen = d.time()
+		}
+	}
+
+	df := &ns.Datafort
+	df.Enabled = d.bool()
+	for _, p := range [...]*uint64{&df.Capacity, &df.Used, &df.Chunks, &df.Blobs} {
+		*p = d.uvarint()
+	}
+	df.ReadsPerSec = d.f64()
+	df.WritesPerSec = d.f64()
+	df.BytesInPerSec = d.f64()
+	df.BytesOutPerSec = d.f64()
+	df.Overflow = snapshot.OverflowState(d.enum(numOverflowState))
+	df.Errors = d.uvarint()
+	df.Repaired = d.uvarint()
+	df.Incoming = d.int()
+	df.DrainLeft = d.int()
+
+	if n := d.count("blobs", MaxBlobsPerSnapshot, minBlobBytes); n > 0 {
+		ns.Blobs = make([]snapshot.BlobHolding, n)
+		for i := range ns.Blobs {
+			b := &ns.Blobs[i]
+			copy(b.Hash[:], d.take(32))
+			b.Size = d.uvarint()
+			b.Replicas = d.int()
+			b.Role = snapshot.BlobRole(d.enum(numBlobRole))
+			b.Pinned = d.bool()
+			b.Heat = d.f64()
+			b.Name = d.str()
+			copy(b.Parent[:], d.take(32))
+			b.Operator = d.id()
+			b.StoredAt = d.time()
 		}
 	}
 

@@ -86,6 +86,16 @@ func Fit(ns *snapshot.NodeSnapshot) (*snapshot.NodeSnapshot, int) {
 		f.f64(&m.Progress)
 	}
 	out.Peers = cut(&f, out.Peers, MaxPeersPerSnapshot)
+	d := &out.Datafort
+	f.f64(&d.ReadsPerSec)
+	f.f64(&d.WritesPerSec)
+	f.f64(&d.BytesInPerSec)
+	f.f64(&d.BytesOutPerSec)
+	out.Blobs = cut(&f, out.Blobs, MaxBlobsPerSnapshot)
+	for i := range out.Blobs {
+		f.str(&out.Blobs[i].Name)
+		f.f64(&out.Blobs[i].Heat)
+	}
 	out.PendingPeers = cut(&f, out.PendingPeers, MaxPendingPeersPerSnapshot)
 	for i := range out.PendingPeers {
 		p := &out.PendingPeers[i]

@@ -30,6 +30,8 @@ var enumSizes = map[reflect.Type]int{
 	reflect.TypeFor[snapshot.RestartKind]():       numRestartKind,
 	reflect.TypeFor[snapshot.ReplicaRole]():       numReplicaRole,
 	reflect.TypeFor[snapshot.MigrationPhase]():    numMigrationPhase,
+	reflect.TypeFor[snapshot.OverflowState]():     numOverflowState,
+	reflect.TypeFor[snapshot.BlobRole]():          numBlobRole,
 }
 
 // randomFill sets every field reachable from v (a pointer) to a random
@@ -68,6 +70,13 @@ func randomFill(t testing.TB, r *rand.Rand, v reflect.Value, maxList int) {
 		}
 	case reflect.Pointer:
 		randomFill(t, r, v.Elem(), maxList)
+	case reflect.Array:
+		if v.Type().Elem().Kind() != reflect.Uint8 {
+			t.Fatalf("randomFill: unsupported array type %s", v.Type())
+		}
+		for i := range v.Len() {
+			v.Index(i).SetUint(uint64(1 + r.IntN(255)))
+		}
 	case reflect.Slice:
 		n := 1 + r.IntN(maxList)
 		s := reflect.MakeSlice(v.Type(), n, n)
@@ -150,6 +159,17 @@ func nodeSnapshot(id identity.NodeID, gen uint64, nDaemons int, now time.Time) *
 	}
 	for i := range 16 {
 		ns.Peers = append(ns.Peers, snapshot.PeerView{Peer: identity.NodeID(0x1000 + i), Health: snapshot.Healthy, RTT: time.Millisecond, Direct: i < 2})
+	}
+	ns.Datafort = snapshot.Datafort{Enabled: true, Capacity: 8 << 30, Used: 3 << 30, Chunks: 24576, Blobs: 12,
+		ReadsPerSec: 40.5, WritesPerSec: 3.25, BytesInPerSec: 1 << 20, BytesOutPerSec: 5 << 20, Errors: 1, Repaired: 1}
+	for i := range 4 {
+		b := snapshot.BlobHolding{Size: uint64(i+1) << 27, Replicas: 2, Role: snapshot.BlobRole(i % 3), Pinned: i == 0,
+			Heat: float64(i) / 2, Name: fmt.Sprintf("dataset-%d.tar", i), Operator: 0x5a5a, StoredAt: now.Add(-time.Duration(i) * time.Hour)}
+		b.Hash[0], b.Hash[31] = byte(i+1), 0xb1
+		if i > 0 {
+			b.Parent[0] = byte(i)
+		}
+		ns.Blobs = append(ns.Blobs, b)
 	}
 	return ns
 }

@@ -39,6 +39,9 @@ const (
 	// MaxPendingPeersPerSnapshot bounds NodeSnapshot.PendingPeers (peers
 	// waiting for admission that this node reports).
 	MaxPendingPeersPerSnapshot = 16
+	// MaxBlobsPerSnapshot bounds NodeSnapshot.Blobs (a datafort's hottest
+	// blobs; about 120 bytes each).
+	MaxBlobsPerSnapshot = 64
 
 	// MaxEnvelopeBytes bounds one signed envelope: the fixed header fields
 	// (at most 1+8+32+3*10+10+3 bytes of varints), the snapshot and the

@@ -135,6 +135,8 @@ func (rt *Runtime) buildLocked(now time.Time, res snapshot.Resources) *snapshot.
 		Maintenance:  rt.maint,
 		Counters:     rt.counters,
 		Peers:        slices.Clone(rt.peers),
+		Datafort:     rt.datafort,
+		Blobs:        slices.Clone(rt.blobs),
 	}
 	if ni, ok := rt.intent.Nodes[rt.self]; ok {
 		s.Cordoned = ni.Cordoned
@@ -272,6 +274,27 @@ func StructuralHash(s *snapshot.NodeSnapshot) uint64 {
 		h.u64(uint64(p.Health))
 		h.bool(p.Direct)
 		h.u64(uint64(bits.Len64(uint64(max(p.RTT/RTTHashFloor, 0)))))
+	}
+	// The datafort: what placement and the operator act on. Used moves in
+	// whole percents of the budget, heat by doublings; the rates ride on
+	// re-announcements.
+	d := &s.Datafort
+	h.bool(d.Enabled)
+	if d.Capacity > 0 {
+		h.u64(d.Used * 100 / d.Capacity)
+	}
+	h.u64(d.Blobs)
+	h.u64(uint64(d.Overflow))
+	h.u64(uint64(d.Incoming))
+	h.u64(uint64(d.DrainLeft))
+	h.u64(d.Errors)
+	h.u64(uint64(len(s.Blobs)))
+	for _, b := range s.Blobs {
+		h.write(b.Hash[:])
+		h.u64(uint64(b.Role))
+		h.bool(b.Pinned)
+		h.u64(uint64(b.Replicas))
+		h.u64(uint64(bits.Len64(uint64(math.Max(0, b.Heat*10)))))
 	}
 	return h.v
 }

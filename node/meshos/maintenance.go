@@ -58,7 +58,8 @@ func (rt *Runtime) stepMaintenanceLocked(now time.Time) {
 		d, r := rt.localLoadLocked()
 		m.DaemonsLeft, m.ReplicasLeft = d, r
 		switch {
-		case d == 0 && r == 0:
+		case d == 0 && r == 0 && rt.datafort.DrainLeft == 0:
+			// Blob replicas too: a datafort is drained once they moved.
 			rt.transitionLocked(now, snapshot.Maintenance{State: snapshot.MaintMaintenance,
 				DaemonsTotal: m.DaemonsTotal, ReplicasTotal: m.ReplicasTotal}, "")
 		case !m.Deadline.IsZero() && !now.Before(m.Deadline):
@@ -150,6 +151,9 @@ func (rt *Runtime) drainBlockersLocked(d, r int) string {
 	if len(parts) > maxListed {
 		extra = fmt.Sprintf(", +%d more", len(parts)-maxListed)
 		parts = parts[:maxListed]
+	}
+	if b := rt.datafort.DrainLeft; b > 0 {
+		return fmt.Sprintf("deadline passed with %d daemons, %d replicas and %d blob replicas still here: %s%s", d, r, b, strings.Join(parts, ", "), extra)
 	}
 	return fmt.Sprintf("deadline passed with %d daemons and %d replicas still here: %s%s", d, r, strings.Join(parts, ", "), extra)
 }

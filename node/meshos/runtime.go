@@ -144,6 +144,8 @@ type Runtime struct {
 	intent       ClusterIntent
 	haveIntent   bool
 	counters     snapshot.Counters
+	datafort     snapshot.Datafort      // SetDatafort
+	blobs        []snapshot.BlobHolding // SetDatafort
 	peers        []snapshot.PeerView
 	daemons      map[string]*supervisor
 	replicas     map[string]*replica
@@ -295,6 +297,16 @@ func (rt *Runtime) wake() {
 func (rt *Runtime) SetCounters(c snapshot.Counters) {
 	rt.mu.Lock()
 	rt.counters = c
+	rt.mu.Unlock()
+}
+
+// SetDatafort records the node's blob store telemetry and the blobs it
+// holds (node/blob) for its snapshot. A draining node stays in
+// EnteringMaintenance until d.DrainLeft is 0: its blob replicas moved.
+func (rt *Runtime) SetDatafort(d snapshot.Datafort, blobs []snapshot.BlobHolding) {
+	blobs = slices.Clone(blobs)
+	rt.mu.Lock()
+	rt.datafort, rt.blobs = d, blobs
 	rt.mu.Unlock()
 }
 

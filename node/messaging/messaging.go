@@ -27,7 +27,17 @@ const (
 	ChanSubscribe Channel = 4 // log / failure subscriptions (leases) and pushes
 	ChanMigration Channel = 5 // daemon state transfer
 	ChanCommand   Channel = 6 // admin event submission and acks
+	ChanBlob      Channel = 7 // datafort chunks, manifests and blob requests (bulk)
 )
+
+// Bulk reports whether ch carries bulk transfers (blob chunks). The
+// transport queues their packets apart from every other channel's and
+// sends them only while nothing else waits, and bulk messages may use only
+// half of a peer's reassembly budget: a transfer never starves heartbeats,
+// gossip or admin traffic. A Send on a bulk channel waits (bounded by its
+// ctx) for room in the next hop's bulk queue instead of being dropped, so
+// it must never be called from a handler.
+func (c Channel) Bulk() bool { return c == ChanBlob }
 
 // MaxMessageBytes is the largest message Send accepts; larger is an error,
 // never a silent truncation.
@@ -86,6 +96,12 @@ type Stats struct {
 	// arrived from the live address of another peer (a relay keeping the
 	// TTL): they count as relayed and do not move the peer.
 	RoamsRefused uint64
+	// Heartbeats sent to and handled from peers (the liveness traffic a
+	// bulk transfer must never starve).
+	HeartbeatsOut, HeartbeatsIn uint64
+	// BulkWaits counts bulk sends that waited for room in a next hop's
+	// bulk queue (the transport's flow control at work).
+	BulkWaits uint64
 }
 
 // Messenger is what services need from the transport.

@@ -319,7 +319,104 @@ type NodeSnapshot struct {
 	// PendingPeers are peers that completed a handshake here without being
 	// admitted (most recently seen first, bounded).
 	PendingPeers []PendingPeer
+	// Datafort is the node's blob store telemetry (Enabled false: the node
+	// offers no datafort).
+	Datafort Datafort
+	// Blobs are blobs this node holds, hottest first, pinned and newest
+	// next (bounded: a node holding more publishes the first ones; the
+	// rest are found by asking it, `deck blob ls`).
+	Blobs []BlobHolding
 }
+
+// OverflowState is where a datafort node stands against its disk budget.
+type OverflowState uint8
+
+const (
+	// OverflowNone: below the high-water mark.
+	OverflowNone OverflowState = iota
+	// OverflowHigh: past the high-water mark: it takes no new replicas and
+	// pushes its coldest blobs to peers with room.
+	OverflowHigh
+	// OverflowFull: at its budget: new chunks are refused.
+	OverflowFull
+)
+
+func (o OverflowState) String() string {
+	return [...]string{"ok", "overflowing", "full"}[o%3]
+}
+
+// Datafort is one node's blob store telemetry: what the DATAFORTS tab shows
+// per node and what blob placement reads (free capacity, overflow).
+type Datafort struct {
+	Enabled  bool
+	Capacity uint64 // disk budget for chunks, bytes
+	Used     uint64 // bytes of chunks held
+	Chunks   uint64
+	Blobs    uint64 // blobs held (records)
+	// Rates are decaying per-second averages (about a minute).
+	ReadsPerSec    float64 // chunks read (served to peers and read locally)
+	WritesPerSec   float64 // chunks written
+	BytesInPerSec  float64 // blob bytes received
+	BytesOutPerSec float64 // blob bytes served
+	Overflow       OverflowState
+	// Errors counts corrupt chunks found on this node's disk, chunks peers
+	// served that did not match their hash, and failed transfers.
+	Errors uint64
+	// Repaired counts corrupt chunks replaced from another holder.
+	Repaired uint64
+	// Incoming is how many blobs the node is fetching now (replications,
+	// re-replications, gravity and overflow copies).
+	Incoming int
+	// DrainLeft is how many blob replicas a draining node still holds
+	// that must move before its drain is done.
+	DrainLeft int
+}
+
+// BlobRole is why a node holds a blob.
+type BlobRole uint8
+
+const (
+	BlobPlaced   BlobRole = iota // placement chose it (or the put landed here)
+	BlobGravity                  // a copy near the nodes reading it
+	BlobOverflow                 // taken from a node past its budget
+	BlobStaging                  // a console's copy while its put replicates
+)
+
+func (r BlobRole) String() string {
+	return [...]string{"placed", "gravity", "overflow", "staging"}[r%4]
+}
+
+// BlobHolding is one blob one node holds, as that node reports it.
+type BlobHolding struct {
+	Hash     [32]byte
+	Size     uint64
+	Replicas int // desired holders, from the blob's newest signed intent
+	Role     BlobRole
+	Pinned   bool
+	Heat     float64 // chunk reads per second here, decaying
+	Name     string
+	Parent   [32]byte // the blob it was derived from; zero: none
+	Operator NodeID   // who signed its newest intent
+	StoredAt time.Time
+}
+
+// BlobView is one blob as the cluster view shows it: every holder's report
+// merged.
+type BlobView struct {
+	Hash     [32]byte
+	Size     uint64
+	Replicas int      // desired (the newest intent any holder reports)
+	Holders  []NodeID // sorted
+	Heat     float64  // summed over holders
+	Pinned   bool
+	Name     string
+	Parent   [32]byte
+	Operator NodeID
+	StoredAt time.Time // the earliest holder's
+}
+
+// Held is the number of holders.
+func (b BlobView) Held() int { return len(b.Holders) }
 
 // PeerView is one node's view of one peer.
 type PeerView struct {
@@ -466,6 +563,9 @@ type ClusterSnapshot struct {
 	PendingNodes   []PendingNode // sorted by id
 	Admitted       []Admitted    // sorted by node
 	Revoked        []Revoked     // sorted by node
+	// Blobs are the blobs the nodes report holding, sorted by hash
+	// (bounded: each node reports at most its hottest few).
+	Blobs []BlobView
 }
 
 // AdminHead is the admin ledger's head as seen locally.

@@ -72,7 +72,7 @@ func benchmarkRelay(b *testing.B, batch int) {
 			tr.handleBatch(rb, k)
 			handled += uint64(k)
 			k = 0
-			written = l.recycle(l.take(written))
+			written = l.recycle(l.takeNext(written))
 		}
 	}
 	b.StopTimer()

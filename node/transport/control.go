@@ -33,6 +33,7 @@ func (t *Transport) handleControl(from identity.NodeID, msg []byte, ann *wire.An
 			t.stats.drops.Add(1)
 			return
 		}
+		t.stats.heartbeatsIn.Add(1)
 		t.mu.Lock()
 		if p := t.peers[from]; p != nil {
 			t.onHeartbeatLocked(p, &hb, now)
@@ -438,6 +439,7 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 			hb.EchoHeldNs = now.Sub(p.echoAt).Nanoseconds()
 		}
 		msg := wire.AppendHeartbeat(make([]byte, 0, wire.HeartbeatSize), &hb)
+		t.stats.heartbeatsOut.Add(1)
 		direct := t.isDirectLocked(p, now)
 		var ann []byte
 		if direct && !t.isConsole() {

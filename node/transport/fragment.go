@@ -21,16 +21,22 @@ type reassemblyLimits struct {
 	maxMessages int
 	maxBytes    int
 	timeout     time.Duration
+	// Bulk messages' share (messaging.Channel.Bulk): a peer's chunks in
+	// flight never take the room its gossip and control messages need.
+	maxBulkMessages int
+	maxBulkBytes    int
 }
 
 // reassembler rebuilds one peer's fragmented messages. It is used by the
 // read loop and the ticker, under the peer table lock.
 type reassembler struct {
-	msgs  map[uint32]*partial
-	bytes int
+	msgs             map[uint32]*partial
+	bytes            int
+	bulkN, bulkBytes int // the bulk messages among msgs
 }
 
 type partial struct {
+	bulk         bool
 	total, count int
 	buf          []byte
 	have         []uint64 // bitmap of received fragment indexes
@@ -41,11 +47,17 @@ type partial struct {
 // add stores one fragment; it returns the whole message once the last
 // fragment arrives. The caller has already checked f with wire.ParseFragment,
 // so Total, Count, Index and len(data) are consistent with each other.
-func (r *reassembler) add(now time.Time, lim reassemblyLimits, f *wire.Fragment, data []byte) ([]byte, error) {
+func (r *reassembler) add(now time.Time, lim reassemblyLimits, f *wire.Fragment, data []byte, bulk bool) ([]byte, error) {
 	if r.msgs == nil {
 		r.msgs = make(map[uint32]*partial)
 	}
 	p := r.msgs[f.MessageID]
+	if p == nil && bulk && (r.bulkN >= lim.maxBulkMessages || r.bulkBytes+int(f.Total) > lim.maxBulkBytes) {
+		r.expire(now, lim.timeout)
+		if r.bulkN >= lim.maxBulkMessages || r.bulkBytes+int(f.Total) > lim.maxBulkBytes {
+			return nil, fmt.Errorf("%w: %d bulk messages, %d bytes pending", ErrReassemblyFull, r.bulkN, r.bulkBytes)
+		}
+	}
 	if p == nil {
 		if len(r.msgs) >= lim.maxMessages {
 			r.expire(now, lim.timeout)
@@ -60,6 +72,7 @@ func (r *reassembler) add(now time.Time, lim reassemblyLimits, f *wire.Fragment,
 			}
 		}
 		p = &partial{
+			bulk:    bulk,
 			total:   int(f.Total),
 			count:   int(f.Count),
 			buf:     make([]byte, f.Total),
@@ -67,9 +80,9 @@ func (r *reassembler) add(now time.Time, lim reassemblyLimits, f *wire.Fragment,
 			started: now,
 		}
 		r.msgs[f.MessageID] = p
-		r.bytes += p.total
+		r.account(p, 1)
 	}
-	if int(f.Total) != p.total || int(f.Count) != p.count {
+	if int(f.Total) != p.total || int(f.Count) != p.count || bulk != p.bulk {
 		return nil, fmt.Errorf("%w: id %d total %d/%d", ErrReassemblyMismatch, f.MessageID, f.Total, p.total)
 	}
 	i := int(f.Index)
@@ -83,8 +96,17 @@ func (r *reassembler) add(now time.Time, lim reassemblyLimits, f *wire.Fragment,
 		return nil, nil
 	}
 	delete(r.msgs, f.MessageID)
-	r.bytes -= p.total
+	r.account(p, -1)
 	return p.buf, nil
+}
+
+// account adds (sign 1) or removes (sign -1) p from the totals.
+func (r *reassembler) account(p *partial, sign int) {
+	r.bytes += sign * p.total
+	if p.bulk {
+		r.bulkN += sign
+		r.bulkBytes += sign * p.total
+	}
 }
 
 // expire drops partial messages older than timeout and reports how many.
@@ -93,7 +115,7 @@ func (r *reassembler) expire(now time.Time, timeout time.Duration) int {
 	for id, p := range r.msgs {
 		if now.Sub(p.started) > timeout {
 			delete(r.msgs, id)
-			r.bytes -= p.total
+			r.account(p, -1)
 			n++
 		}
 	}

@@ -48,7 +48,7 @@ func TestReassemblyOutOfOrderAndDuplicates(t *testing.T) {
 	order := []int{5, 0, 3, 3, 1, 4, 0, 2}
 	var got []byte
 	for i, k := range order {
-		out, err := r.add(now, lim, &fs[k].f, fs[k].data)
+		out, err := r.add(now, lim, &fs[k].f, fs[k].data, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func TestReassemblyBounds(t *testing.T) {
 			run: func(r *reassembler, lim reassemblyLimits) error {
 				for id := uint32(1); id <= 3; id++ {
 					f := fragments(t, id, big)[0]
-					if _, err := r.add(now, lim, &f.f, f.data); err != nil {
+					if _, err := r.add(now, lim, &f.f, f.data, false); err != nil {
 						return err
 					}
 				}
@@ -94,7 +94,7 @@ func TestReassemblyBounds(t *testing.T) {
 			run: func(r *reassembler, lim reassemblyLimits) error {
 				for id := uint32(1); id <= 2; id++ {
 					f := fragments(t, id, big)[0]
-					if _, err := r.add(now, lim, &f.f, f.data); err != nil {
+					if _, err := r.add(now, lim, &f.f, f.data, false); err != nil {
 						return err
 					}
 				}
@@ -108,10 +108,10 @@ func TestReassemblyBounds(t *testing.T) {
 			run: func(r *reassembler, lim reassemblyLimits) error {
 				a := fragments(t, 1, big)[0]
 				b := fragments(t, 1, big[:len(big)-1])[1]
-				if _, err := r.add(now, lim, &a.f, a.data); err != nil {
+				if _, err := r.add(now, lim, &a.f, a.data, false); err != nil {
 					return err
 				}
-				_, err := r.add(now, lim, &b.f, b.data)
+				_, err := r.add(now, lim, &b.f, b.data, false)
 				return err
 			},
 			want: ErrReassemblyMismatch,
@@ -122,10 +122,10 @@ func TestReassemblyBounds(t *testing.T) {
 			run: func(r *reassembler, lim reassemblyLimits) error {
 				a := fragments(t, 1, big)[0]
 				b := fragments(t, 2, big)[0]
-				if _, err := r.add(now, lim, &a.f, a.data); err != nil {
+				if _, err := r.add(now, lim, &a.f, a.data, false); err != nil {
 					return err
 				}
-				_, err := r.add(now.Add(2*time.Second), lim, &b.f, b.data)
+				_, err := r.add(now.Add(2*time.Second), lim, &b.f, b.data, false)
 				return err
 			},
 			want: nil,
@@ -173,4 +173,49 @@ func TestReassemblyTimeoutOverTransport(t *testing.T) {
 		r := &b.peers[a.Self()].reasm
 		return len(r.msgs) == 0 && r.bytes == 0
 	})
+}
+
+// TestAttackBulkChunksCannotCrowdOutControlReassembly: a peer's bulk
+// messages in flight (blob chunks, possibly never completed) take at most
+// their share of its reassembly budget; a fragmented gossip or control
+// message from the same peer still finds room.
+func TestAttackBulkChunksCannotCrowdOutControlReassembly(t *testing.T) {
+	lim := reassemblyLimits{maxMessages: 8, maxBytes: 1 << 20, timeout: 5 * time.Second, maxBulkMessages: 4, maxBulkBytes: 1 << 19}
+	var r reassembler
+	now := time.Now()
+	msg := make([]byte, 3*wire.MaxFragmentBytes)
+	refused := 0
+	// Eight bulk messages, each with only its first fragment delivered.
+	for id := uint32(1); id <= 8; id++ {
+		fs := fragments(t, id, msg)
+		if _, err := r.add(now, lim, &fs[0].f, fs[0].data, true); err != nil {
+			if !errors.Is(err, ErrReassemblyFull) {
+				t.Fatal(err)
+			}
+			refused++
+		}
+	}
+	if refused != 4 || r.bulkN != 4 {
+		t.Fatalf("bulk partials: %d held, %d refused", r.bulkN, refused)
+	}
+	// Every control message still reassembles.
+	for id := uint32(100); id < 104; id++ {
+		fs := fragments(t, id, msg)
+		var out []byte
+		for k := range fs {
+			o, err := r.add(now, lim, &fs[k].f, fs[k].data, false)
+			if err != nil {
+				t.Fatalf("control message %d refused: %v", id, err)
+			}
+			out = o
+		}
+		if !bytes.Equal(out, msg) {
+			t.Fatal("control message damaged")
+		}
+	}
+	// A fragment claiming another class than its message is refused.
+	fs := fragments(t, 1, msg)
+	if _, err := r.add(now, lim, &fs[1].f, fs[1].data, false); !errors.Is(err, ErrReassemblyMismatch) {
+		t.Fatalf("class switch: %v", err)
+	}
 }

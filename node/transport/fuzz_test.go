@@ -43,7 +43,7 @@ func FuzzReassembly(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			msg, err := r.add(now, lim, &fr, d)
+			msg, err := r.add(now, lim, &fr, d, false)
 			if err == nil && msg != nil && len(msg) != int(fr.Total) {
 				t.Fatalf("completed %d bytes, declared %d", len(msg), fr.Total)
 			}

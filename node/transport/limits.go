@@ -118,6 +118,18 @@ const (
 	// drops (and counts) rather than blocking the reader.
 	LinkQueuePackets = 1024
 
+	// LinkBulkQueuePackets is each next hop's queue for bulk messages
+	// (blob chunks): about 5 messages of 256 KiB, 1.4 MiB of buffers. A
+	// bulk sender waits for room rather than being dropped; the queue is
+	// apart from LinkQueuePackets, so a transfer never crowds out control.
+	LinkBulkQueuePackets = 1024
+
+	// LinkBulkSlicePackets is the most bulk packets the writer sends
+	// before it looks at the control queue again: ~90 KiB, well under a
+	// millisecond of loopback writes, so a heartbeat queued behind a bulk
+	// transfer waits at most that long.
+	LinkBulkSlicePackets = 64
+
 	// ReadBatchPackets is how many datagrams the read loop takes from its
 	// Conn at once (one recvmmsg on Linux). A batch's relayed packets go
 	// to each next hop under one lock when the batch ends, so this also
@@ -144,7 +156,9 @@ const (
 	ReassemblyTimeout = 5 * time.Second
 
 	// MaxReassemblyMessagesPerPeer and MaxReassemblyBytesPerPeer bound the
-	// memory one peer can tie up in partial messages.
+	// memory one peer can tie up in partial messages. Bulk messages
+	// (messaging.Channel.Bulk) may take half of each, so a peer's gossip
+	// and control messages always have room while its chunks arrive.
 	MaxReassemblyMessagesPerPeer = 8
 	MaxReassemblyBytesPerPeer    = 2 << 20
 

@@ -38,15 +38,25 @@ func putPacket(p *outPacket) {
 // one lock and wakes the writer once (putBatch), and takes the buffers the
 // writer finished with back in the same lock, without a cross-CPU
 // sync.Pool steal.
+//
+// Bulk messages (messaging.Channel.Bulk: blob chunks) wait in a queue of
+// their own, which the writer drains only while the control queue is
+// empty, at most LinkBulkSlicePackets at a time: a heartbeat, a gossip
+// announcement or an admin push queued behind a bulk transfer waits for
+// one slice, never for the transfer. A bulk sender waits for room instead
+// of being dropped (Transport.sendBulk), so a transfer slows to the link's
+// pace and never fills the control queue.
 type link struct {
 	addr netip.AddrPort
-	wake chan struct{} // capacity 1: a token means pending became non-empty
+	wake chan struct{} // capacity 1: a token means pending or bulk became non-empty
 
 	mu      sync.Mutex
-	pending []*outPacket // at most LinkQueuePackets, in send order
-	spare   []*outPacket // written buffers for the read loop, at most linkSpareBuffers
-	relays  bool         // the read loop queues here, so spares are worth keeping
-	dead    bool         // retired; enqueuers must start a new link
+	pending []*outPacket  // at most LinkQueuePackets, in send order
+	bulk    []*outPacket  // bulk messages' packets, about LinkBulkQueuePackets (see putBulk)
+	room    chan struct{} // closed when bulk drains to half; nil: nobody waits
+	spare   []*outPacket  // written buffers for the read loop, at most linkSpareBuffers
+	relays  bool          // the read loop queues here, so spares are worth keeping
+	dead    bool          // retired; enqueuers must start a new link
 }
 
 // linkSpareBuffers bounds the written buffers a link keeps for the read
@@ -114,20 +124,72 @@ func (l *link) putBatch(pkts, free []*outPacket) (queued int, _ []*outPacket, de
 	return queued, free, false
 }
 
+// bulkRoom reports whether n more bulk packets fit, and if not returns a
+// channel closed when the writer has drained the bulk queue to half (or
+// the link is retired).
+func (l *link) bulkRoom(n int) (bool, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dead {
+		return true, nil // the put finds it dead and the sender starts a new link
+	}
+	if len(l.bulk) == 0 || len(l.bulk)+n <= LinkBulkQueuePackets {
+		return true, nil
+	}
+	if l.room == nil {
+		l.room = make(chan struct{})
+	}
+	return false, l.room
+}
+
+// putBulk queues one bulk message's packets whole. The cap is soft: a
+// sender checks bulkRoom first, so the queue exceeds LinkBulkQueuePackets
+// by at most one message per sender racing another. It reports dead when
+// the link was retired (nothing is taken).
+func (l *link) putBulk(pkts []*outPacket) (dead bool) {
+	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		return true
+	}
+	first := len(l.bulk) == 0
+	l.bulk = append(l.bulk, pkts...)
+	l.mu.Unlock()
+	if first {
+		l.signal()
+	}
+	return false
+}
+
+// takeNext hands the writer its next batch: every control packet queued,
+// or, when there is none, at most LinkBulkSlicePackets bulk packets. It
+// wakes bulk senders waiting for room once the bulk queue is down to half.
+func (l *link) takeNext(batch []*outPacket) []*outPacket {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) > 0 {
+		batch, l.pending = l.pending, batch[:0]
+		return batch
+	}
+	n := min(len(l.bulk), LinkBulkSlicePackets)
+	batch = append(batch[:0], l.bulk[:n]...)
+	clear(l.bulk[:n])
+	l.bulk = l.bulk[n:]
+	if len(l.bulk) == 0 {
+		l.bulk = l.bulk[:0:0] // let the backing array go once drained
+	}
+	if l.room != nil && len(l.bulk) <= LinkBulkQueuePackets/2 {
+		close(l.room)
+		l.room = nil
+	}
+	return batch
+}
+
 func (l *link) signal() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
-}
-
-// take swaps the pending packets out into batch (emptied first) and
-// returns them; the writer owns them until recycle.
-func (l *link) take(batch []*outPacket) []*outPacket {
-	l.mu.Lock()
-	batch, l.pending = l.pending, batch[:0]
-	l.mu.Unlock()
-	return batch
 }
 
 // recycle returns a written batch's buffers: to the spares, for the read
@@ -162,21 +224,31 @@ func (l *link) retire(force bool) bool {
 	if len(l.pending) > 0 && !force {
 		return false
 	}
+	if len(l.bulk) > 0 && !force {
+		return false
+	}
 	l.dead = true
 	for _, p := range l.pending {
+		putPacket(p)
+	}
+	for _, p := range l.bulk {
 		putPacket(p)
 	}
 	for _, p := range l.spare {
 		putPacket(p)
 	}
-	l.pending, l.spare = nil, nil
+	l.pending, l.bulk, l.spare = nil, nil, nil
+	if l.room != nil {
+		close(l.room)
+		l.room = nil
+	}
 	return true
 }
 
 func (l *link) queued() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.pending)
+	return len(l.pending) + len(l.bulk)
 }
 
 // enqueue hands p to addr's writer; it takes ownership of p either way.
@@ -259,11 +331,18 @@ func (t *Transport) writeLoop(l *link) {
 			l.retire(true)
 			return
 		case <-l.wake:
-			batch = l.take(batch)
-			for _, p := range batch {
-				t.writePacket(l, p)
+			// Control first, bulk a slice at a time, until both are empty:
+			// a control packet queued meanwhile goes out next.
+			for {
+				batch = l.takeNext(batch)
+				if len(batch) == 0 {
+					break
+				}
+				for _, p := range batch {
+					t.writePacket(l, p)
+				}
+				batch = l.recycle(batch)
 			}
-			batch = l.recycle(batch)
 			active = true
 		case <-idle.C:
 			if active {

@@ -44,7 +44,7 @@ func TestLinkQueueBoundsAndOrder(t *testing.T) {
 	if queued, _, _ := l.putBatch(batch[len(batch)-1:], free); queued != 0 {
 		t.Fatal("full queue accepted a relayed packet")
 	}
-	taken := l.take(nil)
+	taken := l.takeNext(nil)
 	if len(taken) != LinkQueuePackets {
 		t.Fatalf("took %d packets", len(taken))
 	}
@@ -88,7 +88,7 @@ func TestLinkQueueBoundsAndOrder(t *testing.T) {
 	// would take them back.
 	own := newLinkQueue(netip.MustParseAddrPort("127.0.0.1:10"))
 	own.put(packet(1))
-	own.recycle(own.take(nil))
+	own.recycle(own.takeNext(nil))
 	if len(own.spare) != 0 {
 		t.Fatalf("a link that never relayed kept %d spares", len(own.spare))
 	}
@@ -184,7 +184,7 @@ func TestRelayBatchReachesEveryHopBeforeTheNextRead(t *testing.T) {
 		default:
 			t.Fatalf("hop %d: writer not woken", h)
 		}
-		queued := l.take(nil)
+		queued := l.takeNext(nil)
 		var want []uint64
 		for i := h; i < ReadBatchPackets; i += hops {
 			want = append(want, uint64(i+1))
@@ -286,5 +286,71 @@ func TestForwardBudget(t *testing.T) {
 func TestOutPacketSizeClass(t *testing.T) {
 	if size := unsafe.Sizeof(outPacket{}); size > 1408 {
 		t.Fatalf("outPacket is %d bytes: the next size class is 1,536", size)
+	}
+}
+
+// TestLinkControlBeforeBulk: the writer takes every control packet before
+// any bulk one, and bulk only a slice at a time, so a control packet
+// queued behind a bulk transfer waits one slice; a bulk sender is told to
+// wait when the bulk queue is full and woken when it drains to half.
+func TestLinkControlBeforeBulk(t *testing.T) {
+	l := newLinkQueue(netip.MustParseAddrPort("127.0.0.1:9"))
+	mk := func(tag byte) *outPacket {
+		p := getPacket()
+		p.buf[0], p.n = tag, 1
+		return p
+	}
+	bulk := make([]*outPacket, LinkBulkQueuePackets)
+	for i := range bulk {
+		bulk[i] = mk('b')
+	}
+	if ok, _ := l.bulkRoom(len(bulk)); !ok {
+		t.Fatal("an empty bulk queue has no room")
+	}
+	if dead := l.putBulk(bulk); dead {
+		t.Fatal("live link refused bulk")
+	}
+	ok, room := l.bulkRoom(1)
+	if ok || room == nil {
+		t.Fatal("a full bulk queue has room")
+	}
+	if queued, _ := l.put(mk('c')); !queued {
+		t.Fatal("control refused while bulk is full")
+	}
+	batch := l.takeNext(nil)
+	if len(batch) != 1 || batch[0].buf[0] != 'c' {
+		t.Fatalf("first batch: %d packets, first %q", len(batch), batch[0].buf[0])
+	}
+	batch = l.recycle(batch)
+	taken := 0
+	for {
+		batch = l.takeNext(batch)
+		if len(batch) == 0 {
+			break
+		}
+		if len(batch) > LinkBulkSlicePackets {
+			t.Fatalf("a bulk slice of %d packets", len(batch))
+		}
+		taken += len(batch)
+		if taken == LinkBulkSlicePackets {
+			// A control packet queued mid-transfer goes out next.
+			l.put(mk('c'))
+			batch = l.recycle(batch)
+			batch = l.takeNext(batch)
+			if len(batch) != 1 || batch[0].buf[0] != 'c' {
+				t.Fatal("control packet waited behind more than one bulk slice")
+			}
+		}
+		batch = l.recycle(batch)
+		if taken >= LinkBulkQueuePackets/2 {
+			select {
+			case <-room:
+			default:
+				t.Fatalf("bulk sender not woken with %d of %d packets left", LinkBulkQueuePackets-taken, LinkBulkQueuePackets)
+			}
+		}
+	}
+	if taken != LinkBulkQueuePackets {
+		t.Fatalf("took %d bulk packets", taken)
 	}
 }

@@ -186,7 +186,7 @@ func (t *Transport) handleData(from netip.AddrPort, h *wire.Header, pkt []byte, 
 			t.stats.drops.Add(1)
 			return
 		}
-		msg, err = p.reasm.add(now, t.reasmLimits(), &f, data)
+		msg, err = p.reasm.add(now, t.reasmLimits(), &f, data, messaging.Channel(h.Channel).Bulk())
 		if err != nil {
 			t.mu.Unlock()
 			t.stats.drops.Add(1)
@@ -203,9 +203,11 @@ func (t *Transport) handleData(from netip.AddrPort, h *wire.Header, pkt []byte, 
 
 func (t *Transport) reasmLimits() reassemblyLimits {
 	return reassemblyLimits{
-		maxMessages: t.cfg.MaxReassemblyMessagesPerPeer,
-		maxBytes:    t.cfg.MaxReassemblyBytesPerPeer,
-		timeout:     t.cfg.ReassemblyTimeout,
+		maxMessages:     t.cfg.MaxReassemblyMessagesPerPeer,
+		maxBytes:        t.cfg.MaxReassemblyBytesPerPeer,
+		timeout:         t.cfg.ReassemblyTimeout,
+		maxBulkMessages: max(1, t.cfg.MaxReassemblyMessagesPerPeer/2),
+		maxBulkBytes:    t.cfg.MaxReassemblyBytesPerPeer / 2,
 	}
 }
 

@@ -121,6 +121,7 @@ type counters struct {
 	pendingDrops                              atomic.Uint64 // packets from peers not admitted
 	mac1Failures, cookieReplies, evictions    atomic.Uint64 // handshake.go, cookie.go
 	roamsRefused                              atomic.Uint64 // address.go
+	heartbeatsOut, heartbeatsIn, bulkWaits    atomic.Uint64
 }
 
 // Transport is one mesh node's network core.
@@ -410,6 +411,8 @@ func (t *Transport) Stats() messaging.Stats {
 		Forwarded: s.forwarded.Load(), PendingDrops: s.pendingDrops.Load(),
 		HandshakeMAC1Failures: s.mac1Failures.Load(), CookieRepliesSent: s.cookieReplies.Load(),
 		RespondersEvicted: s.evictions.Load(), RoamsRefused: s.roamsRefused.Load(),
+		HeartbeatsOut: s.heartbeatsOut.Load(), HeartbeatsIn: s.heartbeatsIn.Load(),
+		BulkWaits: s.bulkWaits.Load(),
 	}
 }
 
