@@ -12,8 +12,8 @@ import (
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/nodetest"
 	"github.com/deck-mesh/deck/node/snapshot"
-	"github.com/deck-mesh/deck/node/transport"
 	"github.com/deck-mesh/deck/node/testmesh"
+	"github.com/deck-mesh/deck/node/transport"
 )
 
 // newMemberMesh is a test mesh of cluster "members" (node/testmesh).
