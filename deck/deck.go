@@ -167,7 +167,7 @@ func newModel(client api.Client, opts Options, st *attachState) *Model {
 	top := []tabs.Tab{
 		tabs.NewNetMap(c), nodes, tabs.NewDaemons(c), tabs.NewGroups(c),
 		tabs.NewChains(c), tabs.NewMigrations(c), tabs.NewMaintenance(c), tabs.NewBehavior(c),
-		m.logs, tabs.NewAudit(c), tabs.NewFailures(c),
+		m.logs, tabs.NewAudit(c), tabs.NewFailures(c), tabs.NewMeshDB(c),
 	}
 	if opts.Faults != nil {
 		top = append(top, tabs.NewDemo(c))

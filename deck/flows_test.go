@@ -416,7 +416,7 @@ func TestToastsQueue(t *testing.T) {
 func TestDemoFaults(t *testing.T) {
 	f := &decktest.Faults{}
 	m := newTestModel(t, quiet(t), 80, 24, f)
-	press(t, m, "=", "space", "space", "P")
+	press(t, m, "`", "space", "space", "P")
 	press(t, m, "w", "type:5x", "enter", "ctrl+u", "type:250ms", "enter")
 	press(t, m, "g", "z", "j", "enter", "H")
 	got := f.Injected()

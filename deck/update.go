@@ -91,7 +91,7 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.startFault(msg)
 	case tabs.LimitPromptMsg:
 		return m, m.limitPrompt(msg)
-	case common.ReplayMsg:
+	case common.ReplayMsg, common.QueryMsg, common.QueryRowsMsg, common.QueryDoneMsg:
 		for _, t := range m.tabs {
 			if r, ok := t.tab.(tabs.Receiver); ok {
 				if cmd := r.Receive(msg); cmd != nil {
@@ -109,6 +109,8 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case m.filtering:
 			m.filterIn.Paste(msg.Content)
 			m.filterOn.SetFilter(m.filterIn.String())
+		case m.capturing() != nil:
+			m.capturing().Paste(msg.Content)
 		}
 		return m, nil
 	case tea.KeyPressMsg:
@@ -162,6 +164,18 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if m.filtering {
 		return m.handleFilterKey(msg)
 	}
+	if c := m.capturing(); c != nil {
+		// A text editor has the keys: only tab switching stays the root's.
+		switch {
+		case key.Matches(msg, k.NextTab):
+			m.switchTab((m.active + 1) % len(m.tabs))
+			return nil
+		case key.Matches(msg, k.PrevTab):
+			m.switchTab((m.active + len(m.tabs) - 1) % len(m.tabs))
+			return nil
+		}
+		return m.screen().HandleKey(msg)
+	}
 	switch {
 	case key.Matches(msg, k.Quit):
 		return m.quit()
@@ -203,8 +217,20 @@ func (m *Model) quit() tea.Cmd {
 	return tea.Quit
 }
 
-// back pops a page, or returns from LOGS to where `l` came from.
+// capturing is the screen taking every key, if it is.
+func (m *Model) capturing() tabs.Capturing {
+	if c, ok := m.screen().(tabs.Capturing); ok && c.Capturing() {
+		return c
+	}
+	return nil
+}
+
+// back pops a page, or returns from LOGS to where `l` came from; a screen
+// may take Esc first (MESHDB cancels its query).
 func (m *Model) back() tea.Cmd {
+	if e, ok := m.screen().(tabs.Escaper); ok && e.Esc() {
+		return nil
+	}
 	if st := m.pages[m.active]; len(st) > 0 {
 		m.pages[m.active] = st[:len(st)-1]
 		m.screen().Sync()

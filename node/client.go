@@ -8,7 +8,6 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/command"
-	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/placement"
@@ -77,30 +76,6 @@ func (c *Client) SubscribeLogs(ctx context.Context, f api.LogFilter) (*api.Strea
 
 func (c *Client) SubscribeFailures(ctx context.Context, sinceSeq uint64) (*api.Stream[api.FailureRecord], error) {
 	return c.n.subs.SubscribeFailures(ctx, c.n.allNodeIDs, sinceSeq)
-}
-
-// History reads the snapshot history this node recorded (its own and every
-// peer's it received), newest first.
-func (c *Client) History(ctx context.Context, node api.NodeID, before time.Time, n int) ([]snapshot.NodeSnapshot, error) {
-	if n <= 0 {
-		return nil, nil
-	}
-	recs, err := c.n.db.History(node, before, n)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]snapshot.NodeSnapshot, 0, len(recs))
-	for _, r := range recs {
-		ns, err := gossip.DecodeSnapshot(r.Data)
-		if err != nil {
-			continue // a record from an older codec: skip, never fail the page
-		}
-		if ns.BuiltAt.IsZero() {
-			ns.BuiltAt = r.At
-		}
-		out = append(out, *ns)
-	}
-	return out, nil
 }
 
 func (c *Client) Audit() api.AuditQuery { return &auditQuery{n: c.n} }

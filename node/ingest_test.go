@@ -47,7 +47,7 @@ func newIngestMesh(t *testing.T) *ingestMesh {
 	return &ingestMesh{cluster: cl, alice: alice, bob: bob, clock: nodetest.NewClock(time.Now()), faults: map[identity.NodeID]*faultconn.Conn{}}
 }
 
-func mustKey(t *testing.T) *identity.Key {
+func mustKey(t testing.TB) *identity.Key {
 	t.Helper()
 	k, err := identity.Generate()
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/placement"
+	"github.com/deck-mesh/deck/node/query"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
 	"github.com/deck-mesh/deck/node/trust"
@@ -85,6 +86,9 @@ type Options struct {
 	// ClockSkewAllowance is how far apart the mesh's clocks may be (see
 	// command.DefaultClockSkewAllowance); 0: the cluster file's.
 	ClockSkewAllowance time.Duration
+	// QueryLimits override MeshDB's serving budgets (tests); zero fields
+	// take node/query's limits.
+	QueryLimits query.ServeLimits
 	// Clock is the node's clock for its admin ledger (freshness, receipts)
 	// and the command plane of its clients; nil: time.Now. Tests run nodes
 	// whose clocks are off.
@@ -110,6 +114,7 @@ type Node struct {
 	pub     *publisher
 	commit  *committer
 	rejects *rejectRing
+	query   *query.Engine
 	trust   *trust.Registry
 	cert    atomic.Pointer[identity.Certificate] // nil: none (pending)
 	ingest  *chainfold.Ingest
@@ -190,6 +195,9 @@ func start(ctx context.Context, opts Options) (*Node, error) {
 	n.commit = newCommitter(n)
 	n.pub = newPublisher(n.foldCluster(time.Now()))
 	if err := n.openBlobs(); err != nil {
+		return nil, err
+	}
+	if n.query, err = n.newQueryEngine(opts.QueryLimits); err != nil {
 		return nil, err
 	}
 	n.run()
@@ -326,6 +334,7 @@ func (n *Node) openServices() error {
 func (n *Node) run() {
 	n.tr.Handle(messaging.ChanCommand, n.commit.push.Handle)
 	n.tr.Handle(messaging.ChanBlob, n.blobs.Handle)
+	n.tr.Handle(messaging.ChanQuery, n.query.Handle)
 	n.tr.Start(n.ctx)
 	n.spawn(func(ctx context.Context) { _ = n.ae.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.fold.Run(ctx) })
@@ -333,6 +342,7 @@ func (n *Node) run() {
 	n.spawn(func(ctx context.Context) { _ = n.subs.Run(ctx) })
 	n.spawn(func(ctx context.Context) { _ = n.rt.Run(ctx) })
 	n.spawn(n.blobs.Run)
+	n.spawn(func(ctx context.Context) { _ = n.query.Run(ctx) })
 	n.spawn(n.loop)
 }
 

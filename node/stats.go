@@ -8,6 +8,7 @@ import (
 	"github.com/deck-mesh/deck/node/command/chainfold"
 	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/query"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -30,6 +31,9 @@ type Stats struct {
 	// MisattributedMessages counts MeshOS messages refused because their
 	// sender may not say what they said (meshos/attribution.go).
 	MisattributedMessages uint64
+	// Query is MeshDB's: the queries this node coordinated and the
+	// fragments it served for its peers (atomics, read at the call).
+	Query query.Stats
 	// Own is this node's latest own snapshot (its daemons); never nil.
 	Own *snapshot.NodeSnapshot
 
@@ -68,6 +72,7 @@ func (n *Node) Stats() Stats {
 		CommitPushes:          n.commit.push.Stats(),
 		MisattributedMessages: n.rt.MisattributedMessages(),
 		Blobs:                 n.blobs.Stats(),
+		Query:                 n.query.Stats(),
 		Own:                   n.rt.Latest(),
 	}
 	if o := n.observed.Load(); o != nil {

@@ -27,7 +27,9 @@ const (
 
 // Behavior is the BEHAVIOR tab: pending actions, failures and admin events
 // on one time axis, with read-only replay of past pending state through
-// Client.History.
+// Client.History, which reads each node's own snapshot chain through
+// MeshDB (a latest-before-T read on the node holding it), so a deck scrolls
+// back through history from before it joined.
 type Behavior struct {
 	tableTab
 	replayAt   time.Time // zero: live

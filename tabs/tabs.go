@@ -1,6 +1,6 @@
 // Package tabs holds the deck's screens: one file per tab (NET.MAP, NODES,
 // DAEMONS, GROUPS, CHAINS, MIGRATIONS, MAINTENANCE, BEHAVIOR, LOGS, AUDIT,
-// FAILURES, DEMO) and per drill-down page (node, daemon, audit event,
+// FAILURES, MESHDB, DEMO) and per drill-down page (node, daemon, audit event,
 // failure). Each screen turns snapshot and store data into rows with pure
 // functions (unit tested without a terminal) and draws them through the
 // shared widgets; actions are requested from the root with common messages,
@@ -40,6 +40,20 @@ type Tab interface {
 type Filterable interface {
 	SetFilter(q string)
 	Filter() string
+}
+
+// Capturing screens take every key while Capturing (a text editor with
+// focus, MESHDB's): the root keeps only ctrl+c and tab switching, and
+// hands them pastes (Paste).
+type Capturing interface {
+	Capturing() bool
+	Paste(s string)
+}
+
+// Escaper screens may take Esc before the root goes back with it (MESHDB
+// cancels a running query); true: taken.
+type Escaper interface {
+	Esc() bool
 }
 
 // Receiver screens consume root messages (e.g. BEHAVIOR's history replies).

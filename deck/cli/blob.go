@@ -516,16 +516,6 @@ func nodeList(nm names, ids []identity.NodeID) string {
 	return strings.Join(parts, ", ")
 }
 
-// printable replaces control characters: names come from the mesh.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
-}
-
 // humanBytes is n in binary units.
 func humanBytes(n uint64) string {
 	const unit = 1024

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/deck-mesh/deck/node/codec"
 	"github.com/deck-mesh/deck/node/identity"
 )
 
@@ -42,4 +44,15 @@ func writeJSON(w io.Writer, v any) error {
 		return fmt.Errorf("encode json: %w", err)
 	}
 	return nil
+}
+
+// printable replaces control characters with '?': text from the mesh
+// (names, log lines, query values) never drives the terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if codec.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }

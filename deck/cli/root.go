@@ -119,6 +119,8 @@ Without a subcommand it opens the TUI attached to the cluster named by
 		serveCmd(stdio),
 		bookmarkCmd(stdio),
 		blobCmd(stdio),
+		queryCmd(stdio),
+		chainCmd(stdio),
 	)
 	return root
 }

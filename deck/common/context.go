@@ -110,6 +110,27 @@ type ReplayMsg struct {
 	Err   error
 }
 
+// QueryMsg carries a started MeshDB query (or why it did not start) to
+// the MESHDB tab; QueryRowsMsg a batch of its rows; QueryDoneMsg its end.
+// ID is the tab's own count of queries, so a late message of a query it
+// moved on from is ignored.
+type (
+	QueryMsg struct {
+		ID  uint64
+		Run *api.QueryRun
+		Err error
+	}
+	QueryRowsMsg struct {
+		ID   uint64
+		Rows []api.QueryRow
+	}
+	QueryDoneMsg struct {
+		ID     uint64
+		Status api.QueryStatus
+		Err    error
+	}
+)
+
 // Toast returns a command that queues a toast.
 func Toast(text string, isErr bool) tea.Cmd {
 	return func() tea.Msg { return ToastMsg{Text: text, Error: isErr} }

@@ -15,7 +15,7 @@ type KeyMap struct {
 	// Attach opens the picker of bookmarks and recent clusters.
 	Attach key.Binding
 	// Tabs switch the top-level tab directly: Tabs[i] selects the i-th tab
-	// (1…9, 0, -, =). The help text is the key alone; the deck adds the
+	// (1…9, 0, -, =, `). The help text is the key alone; the deck adds the
 	// tab's name when it lists them.
 	Tabs []key.Binding
 	// Cursor movement, the same on every list.
@@ -33,6 +33,10 @@ type KeyMap struct {
 	Level, Pause, Follow, Export, ICEOnly, Limit, ClearFilters key.Binding
 	// BEHAVIOR replay.
 	ReplayBack, ReplayForward, ReplayLive key.Binding
+	// MESHDB: the query editor (while it has focus it takes every key but
+	// ctrl+c and tab/shift+tab) and its results.
+	QueryRun, QueryNewline, QueryHistoryPrev, QueryHistoryNext, QueryExample,
+	QueryCancel, QueryEdit, QueryPlan key.Binding
 	// DEMO panel.
 	Mark, FaultKill, FaultRestart, FaultPause, FaultResume, FaultPartition,
 	FaultHeal, FaultSlow, FaultCrashLoop key.Binding
@@ -42,7 +46,7 @@ type KeyMap struct {
 }
 
 // tabKeys are the direct tab keys in tab order.
-var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "="}
+var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=", "`"}
 
 func kb(keys []string, help, desc string) key.Binding {
 	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
@@ -108,6 +112,15 @@ func DefaultKeyMap() *KeyMap {
 		ReplayBack:    k("[", "back in time", "["),
 		ReplayForward: k("]", "forward in time", "]"),
 		ReplayLive:    k("L", "live", "L"),
+
+		QueryRun:         k("enter", "run query", "enter"),
+		QueryNewline:     k("alt+enter", "new line", "alt+enter", "ctrl+j"),
+		QueryHistoryPrev: k("↑", "earlier query", "up"),
+		QueryHistoryNext: k("↓", "later query", "down"),
+		QueryExample:     k("ctrl+x", "example", "ctrl+x"),
+		QueryCancel:      k("esc", "cancel query / leave editor", "esc"),
+		QueryEdit:        k("i", "edit query", "i"),
+		QueryPlan:        k("p", "plan / rows", "p"),
 
 		Mark:           k("space", "mark", "space"),
 		FaultKill:      k("x", "kill", "x"),

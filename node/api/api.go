@@ -32,8 +32,14 @@ type Client interface {
 	SubscribeLogs(ctx context.Context, f LogFilter) (*Stream[LogRecord], error)
 	SubscribeFailures(ctx context.Context, sinceSeq uint64) (*Stream[FailureRecord], error)
 	// History returns up to n of node's past snapshots taken before t, newest
-	// first (node 0: every node), for scrolling back in time.
+	// first, for scrolling back in time; node 0: every node, each node's
+	// newest before t among them. It reads each node's own snapshot chain
+	// through MeshDB, so it reaches before this console joined.
 	History(ctx context.Context, node NodeID, before time.Time, n int) ([]snapshot.NodeSnapshot, error)
+	// Query runs a MeshDB query (node/query/lang): its plan and columns at
+	// once, its rows streamed. A query that does not parse or type-check
+	// is a *QueryError (ErrInvalid) pointing at the column.
+	Query(ctx context.Context, q string, o QueryOptions) (*QueryRun, error)
 	Audit() AuditQuery
 	Admin() AdminCommands
 	ICE() IceCommands

@@ -34,16 +34,21 @@ func (db *DB) AppendSnapshot(ctx context.Context, node identity.NodeID, at time.
 	if len(data) > MaxEntryBytes-snapHeaderBytes {
 		return 0, fmt.Errorf("%w: snapshot of %d bytes (max %d)", ErrTooLarge, len(data), MaxEntryBytes-snapHeaderBytes)
 	}
-	p := make([]byte, 0, snapHeaderBytes+len(data))
-	p = binary.BigEndian.AppendUint64(p, uint64(node))
-	p = binary.BigEndian.AppendUint64(p, uint64(at.UnixNano()))
-	p = append(p, data...)
+	p := SnapshotPayload(node, at, data)
 	r := &writeReq{kind: reqSnapshot, log: db.logs[logIDSnapshots], payloads: [][]byte{p},
 		snapNode: uint64(node), snapAtNano: at.UnixNano()}
 	if err := db.do(ctx, r); err != nil {
 		return 0, err
 	}
 	return r.first, nil
+}
+
+// SnapshotPayload is a snapshots-log entry's payload: node(8) at(8) data.
+func SnapshotPayload(node identity.NodeID, at time.Time, data []byte) []byte {
+	p := make([]byte, 0, snapHeaderBytes+len(data))
+	p = binary.BigEndian.AppendUint64(p, uint64(node))
+	p = binary.BigEndian.AppendUint64(p, uint64(at.UnixNano()))
+	return append(p, data...)
 }
 
 func (db *DB) stageSnapshot(st *stager, r *writeReq, now int64, pub *publication) error {
@@ -80,6 +85,10 @@ func decodeSnapshotEntry(e Entry) (SnapshotRecord, error) {
 		Data: e.Value[snapHeaderBytes:],
 	}, nil
 }
+
+// SnapshotRecordOf decodes a "snapshots" log entry (read through
+// DB.Log(LogSnapshots)): the node, the time it was recorded, the bytes.
+func SnapshotRecordOf(e Entry) (SnapshotRecord, error) { return decodeSnapshotEntry(e) }
 
 type snapRef struct {
 	atNano int64

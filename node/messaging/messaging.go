@@ -28,6 +28,7 @@ const (
 	ChanMigration Channel = 5 // daemon state transfer
 	ChanCommand   Channel = 6 // admin event submission and acks
 	ChanBlob      Channel = 7 // datafort chunks, manifests and blob requests (bulk)
+	ChanQuery     Channel = 7 // MeshDB: query fragments and their pulled batches
 )
 
 // Bulk reports whether ch carries bulk transfers (blob chunks). The

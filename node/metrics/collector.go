@@ -266,6 +266,33 @@ func families() []family {
 				return float64([...]uint64{v.Chains.LogsDropped, v.Chains.FailuresDropped}[i])
 			}),
 
+		// MeshDB.
+		counter("deck_query_queries_total", "MeshDB queries this node coordinated.",
+			func(v *view) uint64 { return v.Query.Queries }),
+		counter("deck_query_failovers_total", "Query fragments moved to another holder mid-query.",
+			func(v *view) uint64 { return v.Query.Failovers }),
+		counter("deck_query_partial_total", "Queries that ended with a fragment's rows missing.",
+			func(v *view) uint64 { return v.Query.Partial }),
+		gauge("deck_query_served_fragments", "Fragments this node serves for its peers now.",
+			func(v *view) float64 { return float64(v.Query.Serve.Active) }),
+		{name: "deck_query_served_fragments_total", help: "Fragments served for peers, by how they ended.",
+			kind: prometheus.CounterValue, labels: []string{"outcome"}, series: []series{
+				{labelValues: []string{"completed"}, value: func(v *view) (float64, bool) { return float64(v.Query.Serve.Completed), true }},
+				{labelValues: []string{"cancelled"}, value: func(v *view) (float64, bool) { return float64(v.Query.Serve.Cancelled), true }},
+				{labelValues: []string{"expired"}, value: func(v *view) (float64, bool) { return float64(v.Query.Serve.Expired), true }},
+			}},
+		{name: "deck_query_refused_total", help: "Fragment requests refused or cut short, by why.",
+			kind: prometheus.CounterValue, labels: []string{"reason"}, series: []series{
+				{labelValues: []string{"rate"}, value: func(v *view) (float64, bool) { return float64(v.Query.Serve.RefusedRate), true }},
+				{labelValues: []string{"busy"}, value: func(v *view) (float64, bool) { return float64(v.Query.Serve.RefusedBusy), true }},
+				{labelValues: []string{"invalid"}, value: func(v *view) (float64, bool) { return float64(v.Query.Serve.Invalid), true }},
+				{labelValues: []string{"memory"}, value: func(v *view) (float64, bool) { return float64(v.Query.Serve.MemoryRefused), true }},
+				{labelValues: []string{"scan_budget"}, value: func(v *view) (float64, bool) { return float64(v.Query.Serve.Truncated), true }},
+			}},
+		counter("deck_query_scanned_records_total", "Records scanned for peers' fragments.",
+			func(v *view) uint64 { return v.Query.Serve.Scanned }),
+		counter("deck_query_throttled_total", "Fragment turns deferred because the peer's scan budget was in debt.",
+			func(v *view) uint64 { return v.Query.Serve.Throttled }),
 		// MeshOS.
 		labelled(prometheus.GaugeValue, "deck_meshos_daemons", "Daemons on this node, by lifecycle state.", "state", daemonStateLabels,
 			func(v *view, i int) float64 { return float64(v.daemonsByState[daemonStates[i]]) }),
