@@ -21,8 +21,8 @@ import (
 // the signature covers exactly what receivers see.
 
 // snapshotCodecVersion 2 added PendingPeers at the end, 3 Datafort and
-// Blobs after it.
-const snapshotCodecVersion = 3
+// Blobs after it, 4 Subnet and Gateway after those.
+const snapshotCodecVersion = 4
 
 // Codec errors. Every decode error wraps ErrMalformed or ErrTooLarge, so a
 // caller can tell garbage from an honest peer that outgrew a bound.
@@ -47,6 +47,8 @@ const (
 	minPeerViewBytes    = 11
 	minPendingPeerBytes = 8 + 1 + 1 + 1 + 1 + 1
 	minBlobBytes        = 32 + 1 + 1 + 1 + 1 + 8 + 1 + 32 + 8 + 1
+	minGatewayBytes     = 1 + 1 + 1 + 1 + 1
+	minReachBytes       = 1
 )
 
 // Enum cardinalities, checked on both sides.
@@ -61,6 +63,7 @@ const (
 	numMigrationPhase = 8
 	numOverflowState  = 3
 	numBlobRole       = 4
+	numVisibility     = 3
 )
 
 // EncodeSnapshot returns the canonical encoding of ns.
@@ -240,6 +243,20 @@ func AppendSnapshot(dst []byte, ns *snapshot.NodeSnapshot) ([]byte, error) {
 		e.Raw(b.Parent[:])
 		e.id(b.Operator)
 		e.time(b.StoredAt)
+	}
+
+	e.str("subnet", ns.Subnet)
+	e.count("gateway channels", len(ns.Gateway), MaxGatewayChannelsPerSnapshot)
+	for i := range ns.Gateway {
+		g := &ns.Gateway[i]
+		e.str("gateway channel", g.Channel)
+		e.enum("visibility", uint8(g.Visibility), numVisibility)
+		e.count("gateway reach", len(g.Reach), MaxGatewayReachPerChannel)
+		for _, r := range g.Reach {
+			e.str("gateway reach", r)
+		}
+		e.uvarint(g.Forwarded)
+		e.uvarint(g.Dropped)
 	}
 
 	if e.Err() != nil {
@@ -449,6 +466,24 @@ func DecodeSnapshot(b []byte) (*snapshot.NodeSnapshot, error) {
 			copy(b.Parent[:], d.take(32))
 			b.Operator = d.id()
 			b.StoredAt = d.time()
+		}
+	}
+
+	ns.Subnet = d.str()
+	if n := d.count("gateway channels", MaxGatewayChannelsPerSnapshot, minGatewayBytes); n > 0 {
+		ns.Gateway = make([]snapshot.GatewayChannel, n)
+		for i := range ns.Gateway {
+			g := &ns.Gateway[i]
+			g.Channel = d.str()
+			g.Visibility = snapshot.Visibility(d.enum(numVisibility))
+			if m := d.count("gateway reach", MaxGatewayReachPerChannel, minReachBytes); m > 0 {
+				g.Reach = make([]string, m)
+				for j := range g.Reach {
+					g.Reach[j] = d.str()
+				}
+			}
+			g.Forwarded = d.uvarint()
+			g.Dropped = d.uvarint()
 		}
 	}
 

@@ -32,6 +32,7 @@ var enumSizes = map[reflect.Type]int{
 	reflect.TypeFor[snapshot.MigrationPhase]():    numMigrationPhase,
 	reflect.TypeFor[snapshot.OverflowState]():     numOverflowState,
 	reflect.TypeFor[snapshot.BlobRole]():          numBlobRole,
+	reflect.TypeFor[snapshot.Visibility]():        numVisibility,
 }
 
 // randomFill sets every field reachable from v (a pointer) to a random

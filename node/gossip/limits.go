@@ -42,6 +42,12 @@ const (
 	// MaxBlobsPerSnapshot bounds NodeSnapshot.Blobs (a datafort's hottest
 	// blobs; about 120 bytes each).
 	MaxBlobsPerSnapshot = 64
+	// MaxGatewayChannelsPerSnapshot bounds NodeSnapshot.Gateway (one rule
+	// per channel, snapshot.GatewayChannels, with room to grow).
+	MaxGatewayChannelsPerSnapshot = 16
+	// MaxGatewayReachPerChannel bounds GatewayChannel.Reach (the subnets a
+	// gateway joins; a gateway sits on a handful of boundaries).
+	MaxGatewayReachPerChannel = 16
 
 	// MaxEnvelopeBytes bounds one signed envelope: the fixed header fields
 	// (at most 1+8+32+3*10+10+3 bytes of varints), the snapshot and the

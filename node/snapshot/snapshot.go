@@ -326,6 +326,11 @@ type NodeSnapshot struct {
 	// next (bounded: a node holding more publishes the first ones; the
 	// rest are found by asking it, `deck blob ls`).
 	Blobs []BlobHolding
+	// Subnet is the node's subnet path (subnet.go); "" is the root.
+	Subnet string
+	// Gateway holds the node's per-channel rules and counters when it
+	// gateways its subnet; empty otherwise.
+	Gateway []GatewayChannel
 }
 
 // OverflowState is where a datafort node stands against its disk budget.
@@ -566,6 +571,14 @@ type ClusterSnapshot struct {
 	// Blobs are the blobs the nodes report holding, sorted by hash
 	// (bounded: each node reports at most its hottest few).
 	Blobs []BlobView
+	// LocalSubnet is the observing node's subnet path.
+	LocalSubnet string
+	// Subnets are every subnet the view knows, sorted by path: full detail
+	// (Nodes holds their members) for the local subnet and any drilled
+	// into, the aggregator's summary for the rest.
+	Subnets []SubnetView
+	// Aggregators is the aggregator registry, sorted by subnet.
+	Aggregators []Aggregator
 }
 
 // AdminHead is the admin ledger's head as seen locally.
