@@ -49,6 +49,9 @@ type Options struct {
 	// none.
 	Advertise string
 	Label     string
+	// Subnet is the node's subnet path ("eu/ams/rack-3"; snapshot/subnet.go);
+	// "" is the cluster file's default for this node, else the root.
+	Subnet string
 	// Conn is the socket to run on (the demo's fault wrapper, an
 	// in-process network); nil listens on UDP at ListenAddr. The node
 	// closes it on Close, and when Start fails.
