@@ -16,6 +16,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/blob"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/widgets"
 )
 
 // blobWait bounds the blob commands that only ask (stat, ls, pin, unpin,
@@ -517,18 +518,7 @@ func nodeList(nm names, ids []identity.NodeID) string {
 }
 
 // humanBytes is n in binary units.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n uint64) string { return widgets.Bytes(n) }
 
 // progress draws one line on stderr while a transfer runs, only when
 // stderr is a terminal, at most ten times a second.
