@@ -43,7 +43,7 @@ type KeyMap struct {
 	BlobPin, BlobUnpin, BlobDropReplica, BlobAddReplica key.Binding
 	// DEMO panel.
 	Mark, FaultKill, FaultRestart, FaultPause, FaultResume, FaultPartition,
-	FaultHeal, FaultSlow, FaultCrashLoop key.Binding
+	FaultHeal, FaultSlow, FaultCrashLoop, FaultCorruptChunk, FaultFillDisk key.Binding
 	// Modals and one-line inputs. Submit and Cancel close a dialog, Clear and
 	// Erase edit its input.
 	Submit, Cancel, Clear, Erase, ExportPayload key.Binding
@@ -150,6 +150,9 @@ func DefaultKeyMap() *KeyMap {
 		FaultHeal:      k("H", "heal all", "H"),
 		FaultSlow:      k("w", "slow link", "w"),
 		FaultCrashLoop: k("z", "crashloop daemon", "z"),
+		// b for bit rot.
+		FaultCorruptChunk: k("b", "corrupt a blob chunk", "b"),
+		FaultFillDisk:     k("f", "fill datafort disk", "f"),
 
 		Submit:        k("enter", "submit", "enter"),
 		Cancel:        k("esc", "cancel", "esc"),

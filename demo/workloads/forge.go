@@ -42,6 +42,14 @@ type forgeState struct {
 	Best       float64 `json:"best"`
 	Truncated  uint64  `json:"truncated"`
 	Carry      float64 `json:"carry"`
+	// Rollouts are the rollout blobs kept on the dataforts, oldest first
+	// (hex hashes); Batches counts the batches stored; SinceRollout and
+	// SinceRefresh are simulated seconds since the last rollout batch and
+	// the last policy refresh (a checkpoint read).
+	Rollouts     []string `json:"rollouts,omitempty"`
+	Batches      uint64   `json:"batches,omitempty"`
+	SinceRollout float64  `json:"since_rollout,omitempty"`
+	SinceRefresh float64  `json:"since_refresh,omitempty"`
 }
 
 type forge struct {
@@ -50,6 +58,11 @@ type forge struct {
 	entropy  float64
 	s        forgeState
 	collapse int // ticks left of a reward collapse
+	// blobBusy: a blob job is on its way; policy is the checkpoint blob
+	// the actors roll out (the last one read), policyName its name.
+	blobBusy   bool
+	policy     api.BlobHash
+	policyName string
 }
 
 func newForge(info meshos.DaemonInfo, _ *rand.Rand) kernel {
@@ -137,6 +150,58 @@ func (k *forge) tick(e *env) {
 	if e.chance(0.004) {
 		e.logf(api.LevelError, "env worker %d exited with status 137, respawning", e.rng.IntN(forgeActors))
 	}
+	k.blobWork(e)
+}
+
+// blobWork refreshes the policy from the newest checkpoint blob every
+// PolicyRefreshEvery and stores a rollout batch derived from it every
+// RolloutBlobEvery, keeping the newest RolloutBlobsKept.
+func (k *forge) blobWork(e *env) {
+	k.s.SinceRefresh += e.dt
+	k.s.SinceRollout += e.dt
+	if k.blobBusy {
+		return
+	}
+	var job blobJob
+	switch {
+	case k.s.SinceRefresh >= PolicyRefreshEvery.Seconds():
+		job = readCheckpointJob(func(e *env, info api.BlobInfo, err error) {
+			k.blobBusy = false
+			switch {
+			case errors.Is(err, errNoCheckpoint):
+				e.logf(api.LevelDebug, "policy refresh: %v", err)
+			case err != nil:
+				e.logf(api.LevelWarn, "policy refresh from the dataforts failed: %v", err)
+			case info.Hash != k.policy:
+				k.policy, k.policyName = info.Hash, info.Name
+				e.logf(api.LevelInfo, "policy refreshed from checkpoint blob %s (%s, %d chunks verified)", info.Hash.Short(), info.Name, info.Chunks)
+			}
+		})
+		k.s.SinceRefresh = 0
+	case k.s.SinceRollout >= RolloutBlobEvery.Seconds() && !k.policy.IsZero():
+		batch := k.s.Batches + 1
+		name := fmt.Sprintf("forge-%d/rollouts-%05d", k.fork, batch)
+		policy, policyName := k.policy, k.policyName
+		job = putJob(blobBytes(uint64(k.fork)<<48|batch, RolloutBlobBytes), api.BlobPutOptions{Replicas: BlobReplicas, Name: name, Parent: policy},
+			func(e *env, info api.BlobInfo, err error) {
+				k.blobBusy = false
+				if err != nil {
+					e.logf(api.LevelWarn, "rollout batch %d: storing %s failed: %v", batch, name, err)
+					return
+				}
+				k.s.Batches = batch
+				var drop string
+				k.s.Rollouts, drop = keepNewest(k.s.Rollouts, info.Hash.String(), RolloutBlobsKept)
+				e.logf(api.LevelInfo, "rollout batch %d stored as blob %s (%s), derived from %s", batch, info.Hash.Short(), name, policyName)
+				if drop != "" {
+					e.blob(removeBlobJob(drop, "rollout batch"))
+				}
+			})
+		k.s.SinceRollout = 0
+	default:
+		return
+	}
+	k.blobBusy = e.blob(job)
 }
 
 func (k *forge) health() (snapshot.DaemonHealthState, string) {
@@ -186,10 +251,11 @@ func (k *forge) restore(kind string, raw json.RawMessage) error {
 	switch kind {
 	case KindForge:
 		s, err := restoreAs(raw, func(s *forgeState) error {
-			if !finite(s.RewardEMA, s.Best, s.Carry) || !in01(s.Carry) {
-				return errors.New("reward or carry out of range")
+			if !finite(s.RewardEMA, s.Best, s.Carry, s.SinceRollout, s.SinceRefresh) || !in01(s.Carry) ||
+				s.SinceRollout < 0 || s.SinceRefresh < 0 {
+				return errors.New("reward, carry or blob timers out of range")
 			}
-			return nil
+			return validKept(s.Rollouts, RolloutBlobsKept)
 		})
 		if err != nil {
 			return err
