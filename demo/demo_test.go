@@ -125,6 +125,16 @@ func testDataforts(t *testing.T, d *Demo, console *node.Node) {
 	}
 	waitFor(t, "a checkpoint blob derived from the previous checkpoint", blobTimeout, func() bool { return derived(workloads.CheckpointBlobPrefix) })
 	waitFor(t, "a rollout blob derived from a checkpoint", blobTimeout, func() bool { return derived("forge-") })
+	var tight *member
+	for _, m := range d.members {
+		if blobBudget(m.idx, len(d.members)) == TightBudgetBytes {
+			tight = m
+		}
+	}
+	waitFor(t, tight.label+" (tight budget) at its high-water mark", blobTimeout, func() bool {
+		nv := console.Cluster().Node(tight.key.ID)
+		return nv != nil && (nv.Datafort.Overflow != snapshot.OverflowNone || nv.Datafort.Used*10 >= nv.Datafort.Capacity*9)
+	})
 
 	// corrupt-chunk on a datafort holding a replicated blob.
 	var victim *member
