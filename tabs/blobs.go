@@ -118,11 +118,12 @@ type ancestryEntry struct {
 // parent the view does not list) by name then hash. A cycle of parents
 // (intents are operators' words, not proofs) is broken where it is met.
 func AncestryOrder(s *snapshot.ClusterSnapshot) []ancestryEntry {
+	byHash := blobIndex(s)
 	children := map[[32]byte][]*snapshot.BlobView{}
 	var roots []*snapshot.BlobView
 	for i := range s.Blobs {
 		b := &s.Blobs[i]
-		if b.Parent != ([32]byte{}) && b.Parent != b.Hash && FindBlob(s, b.Parent) != nil {
+		if b.Parent != ([32]byte{}) && b.Parent != b.Hash && byHash[b.Parent] != nil {
 			children[b.Parent] = append(children[b.Parent], b)
 			continue
 		}
@@ -158,6 +159,15 @@ func AncestryOrder(s *snapshot.ClusterSnapshot) []ancestryEntry {
 	return out
 }
 
+// blobIndex maps the view's blobs by hash.
+func blobIndex(s *snapshot.ClusterSnapshot) map[[32]byte]*snapshot.BlobView {
+	out := make(map[[32]byte]*snapshot.BlobView, len(s.Blobs))
+	for i := range s.Blobs {
+		out[s.Blobs[i].Hash] = &s.Blobs[i]
+	}
+	return out
+}
+
 // treeLabel indents a blob's label under its parent.
 func treeLabel(label string, depth int) string {
 	if depth == 0 {
@@ -169,6 +179,7 @@ func treeLabel(label string, depth int) string {
 // BlobRows turns a snapshot into BLOBS rows (pure; unit tested).
 func BlobRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 	order := AncestryOrder(s)
+	byHash := blobIndex(s)
 	rows := make([]widgets.Row, 0, len(order))
 	for _, e := range order {
 		b := e.b
@@ -181,7 +192,10 @@ func BlobRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 			pin = "pin"
 		}
 		if b.Parent != ([32]byte{}) {
-			parent = BlobName(s, b.Parent)
+			parent = api.BlobHash(b.Parent).Short()
+			if p := byHash[b.Parent]; p != nil {
+				parent = BlobLabel(p)
+			}
 		}
 		rows = append(rows, widgets.Row{
 			Key: hex.EncodeToString(b.Hash[:]),
