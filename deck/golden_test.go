@@ -74,7 +74,7 @@ var screens = []struct {
 	// re-replicating it and of dropping a copy of the hot rollouts.
 	{name: "blobs", keys: []string{"!", "j", "j", "j", "j", "j", "j"}},
 	{name: "page_blob", keys: []string{"!", "j", "j", "j", "j", "j", "j", "enter"}},
-	{name: "page_blob_checkpoint", keys: []string{"!", "j", "enter"}},
+	{name: "page_blob_checkpoint", keys: []string{"!", "j", "j", "j", "enter"}},
 	{name: "dataforts", keys: []string{"@", "j"}},
 	{name: "modal_blob_replicate", keys: []string{"!", "j", "j", "j", "j", "j", "j", "r", "type:YE"}, setup: quietLedger},
 	{name: "modal_blob_drop", keys: []string{"!", "j", "j", "j", "j", "j", "D", "type:YE"}, setup: quietLedger},
