@@ -19,19 +19,21 @@ import (
 // The demo's daemons keep real blobs on the datafort nodes (Options.Blobs):
 // the active trainer stores a checkpoint every CheckpointBlobEvery, each
 // derived from the one before (its Parent), and keeps the newest
-// CheckpointBlobsKept; each forge fork loads the newest checkpoint every
-// PolicyRefreshEvery (chunk reads: the checkpoint's heat, which draws a
-// gravity replica) and stores its rollouts every RolloutBlobEvery, derived
-// from the checkpoint it rolled out (so BLOBS shows a checkpoint and the
-// rollouts of the forks started from it), keeping the newest
-// RolloutBlobsKept. The I/O runs on each daemon's own blob worker, one job
-// at a time, never on the simulation tick.
+// CheckpointBlobsKept; each forge fork takes the newest checkpoint as its
+// policy every PolicyUpdateEvery, its actors load the policy's weights
+// every PolicyRefreshEvery (chunk reads of one blob, sustained: its heat,
+// which draws a gravity replica near the fork), and it stores its rollouts
+// every RolloutBlobEvery, derived from the policy checkpoint (so BLOBS
+// shows a checkpoint and the rollouts of the forks started from it),
+// keeping the newest RolloutBlobsKept. The I/O runs on each daemon's own
+// blob worker, one job at a time, never on the simulation tick.
 const (
-	CheckpointBlobEvery = 20 * time.Second
+	CheckpointBlobEvery = 10 * time.Second
 	CheckpointBlobBytes = 2 << 20
-	CheckpointBlobsKept = 5
-	PolicyRefreshEvery  = 5 * time.Second
-	RolloutBlobEvery    = 20 * time.Second
+	CheckpointBlobsKept = 8
+	PolicyUpdateEvery   = 45 * time.Second
+	PolicyRefreshEvery  = 2 * time.Second
+	RolloutBlobEvery    = 15 * time.Second
 	RolloutBlobBytes    = 1 << 20
 	RolloutBlobsKept    = 3
 	// BlobReplicas is how many datafort nodes hold each of them.
@@ -232,6 +234,16 @@ func readCheckpointJob(done func(e *env, info api.BlobInfo, err error)) blobJob 
 }
 
 var errNoCheckpoint = errors.New("no trainer checkpoint on the dataforts yet")
+
+// readBlobJob reads blob h (the actors loading the policy's weights).
+func readBlobJob(h api.BlobHash, done func(e *env, info api.BlobInfo, err error)) blobJob {
+	return blobJob{
+		run: func(ctx context.Context, b api.Blobs) (api.BlobInfo, error) {
+			return b.Get(ctx, h, io.Discard, nil)
+		},
+		done: done,
+	}
+}
 
 // putJob stores data as a blob.
 func putJob(data []byte, o api.BlobPutOptions, done func(e *env, info api.BlobInfo, err error)) blobJob {

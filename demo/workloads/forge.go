@@ -59,10 +59,12 @@ type forge struct {
 	s        forgeState
 	collapse int // ticks left of a reward collapse
 	// blobBusy: a blob job is on its way; policy is the checkpoint blob
-	// the actors roll out (the last one read), policyName its name.
+	// the actors roll out, policyName its name, policyAge the simulated
+	// seconds since it was taken.
 	blobBusy   bool
 	policy     api.BlobHash
 	policyName string
+	policyAge  float64
 }
 
 func newForge(info meshos.DaemonInfo, _ *rand.Rand) kernel {
@@ -162,19 +164,36 @@ func (k *forge) blobWork(e *env) {
 	if k.blobBusy {
 		return
 	}
+	k.policyAge += e.dt
 	var job blobJob
 	switch {
-	case k.s.SinceRefresh >= PolicyRefreshEvery.Seconds():
+	case k.s.SinceRefresh >= PolicyRefreshEvery.Seconds() && (k.policy.IsZero() || k.policyAge >= PolicyUpdateEvery.Seconds()):
+		// A policy update: the newest checkpoint.
 		job = readCheckpointJob(func(e *env, info api.BlobInfo, err error) {
 			k.blobBusy = false
 			switch {
 			case errors.Is(err, errNoCheckpoint):
-				e.logf(api.LevelDebug, "policy refresh: %v", err)
+				e.logf(api.LevelDebug, "policy update: %v", err)
 			case err != nil:
-				e.logf(api.LevelWarn, "policy refresh from the dataforts failed: %v", err)
-			case info.Hash != k.policy:
-				k.policy, k.policyName = info.Hash, info.Name
-				e.logf(api.LevelInfo, "policy refreshed from checkpoint blob %s (%s, %d chunks verified)", info.Hash.Short(), info.Name, info.Chunks)
+				e.logf(api.LevelWarn, "policy update from the dataforts failed: %v", err)
+			default:
+				if info.Hash != k.policy {
+					e.logf(api.LevelInfo, "policy updated to checkpoint blob %s (%s, %d chunks verified)", info.Hash.Short(), info.Name, info.Chunks)
+				}
+				k.policy, k.policyName, k.policyAge = info.Hash, info.Name, 0
+			}
+		})
+		k.s.SinceRefresh = 0
+	case k.s.SinceRefresh >= PolicyRefreshEvery.Seconds():
+		// The actors load the policy's weights again.
+		policy := k.policy
+		job = readBlobJob(policy, func(e *env, info api.BlobInfo, err error) {
+			k.blobBusy = false
+			if err != nil {
+				// Gone (the trainer's retention) or unreachable: take the
+				// newest at the next refresh.
+				e.logf(api.LevelWarn, "actors: loading policy %s failed (%v); updating to the newest checkpoint", policy.Short(), err)
+				k.policy = api.BlobHash{}
 			}
 		})
 		k.s.SinceRefresh = 0
