@@ -98,7 +98,8 @@ func TestDemo(t *testing.T) {
 }
 
 // blobTimeout bounds the waits on the workloads' blobs: a checkpoint every
-// 20 s, rollouts every 20 s once a forge has read one.
+// 10 s, rollouts every 15 s once a fork has taken a policy, the tight
+// datafort full within about a minute.
 const blobTimeout = 2 * time.Minute
 
 // testDataforts: the trainer's checkpoints are blobs, each derived from

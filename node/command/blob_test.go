@@ -131,7 +131,9 @@ func TestCommitBlobBoundToConfirmedPreview(t *testing.T) {
 		}
 	}
 	moved := &cp
-	preview := func(_ context.Context, a api.Action) (api.BlastRadius, error) { return PreviewWith(moved, placement.Spec{}, nil, a) }
+	preview := func(_ context.Context, a api.Action) (api.BlastRadius, error) {
+		return PreviewWith(moved, placement.Spec{}, nil, a)
+	}
 	rec := &recordingBlobs{}
 	_, err = CommitBlob(context.Background(), confirmed, preview, rec)
 	var pc *api.PreviewChangedError
