@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
@@ -158,4 +159,19 @@ func containsID(ids []identity.NodeID, id identity.NodeID) bool {
 		}
 	}
 	return false
+}
+
+// TestAttackAdminVerbCarriesBlobFields: an admin action with a blob or a
+// replica count set is refused, so a signer is never shown one action
+// while parameters it does not display ride along (the blob fields are
+// not part of an admin event's canonical body).
+func TestAttackAdminVerbCarriesBlobFields(t *testing.T) {
+	for _, a := range []api.Action{
+		{Verb: api.VerbCordon, Node: 1, Blob: api.BlobHash{1}},
+		{Verb: api.VerbDrain, Node: 1, Duration: time.Minute, Replicas: 3},
+	} {
+		if err := ValidateAction(&a); !errors.Is(err, ErrBadAction) {
+			t.Errorf("ValidateAction(%+v) = %v, want ErrBadAction", a, err)
+		}
+	}
 }
