@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,16 +27,16 @@ const blobWait = 30 * time.Second
 func blobCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "blob",
-		Short: "Content-addressed blobs on the mesh's datafort nodes (put, get, stat, ls, pin, unpin, rm, gc)",
+		Short: "Content-addressed blobs on the mesh's datafort nodes (put, get, stat, ls, pin, unpin, replicas, rm, gc)",
 		Long: `blob stores files on the datafort nodes (capability "datafort") of the mesh.
 A blob's handle is its hash: the BLAKE3 of its manifest, 64 hex digits.
 Chunks are verified on every read and write; a put returns once the
 requested number of datafort nodes hold it, each fsynced.
 
-put, pin, unpin and rm are signed with your operator key (--identity).`,
+put, pin, unpin, replicas and rm are signed with your operator key (--identity).`,
 	}
 	cmd.AddCommand(blobPutCmd(stdio), blobGetCmd(stdio), blobStatCmd(stdio), blobLsCmd(stdio),
-		blobPinCmd(stdio, true), blobPinCmd(stdio, false), blobRmCmd(stdio), blobGCCmd(stdio))
+		blobPinCmd(stdio, true), blobPinCmd(stdio, false), blobReplicasCmd(stdio), blobRmCmd(stdio), blobGCCmd(stdio))
 	return cmd
 }
 
@@ -349,6 +350,45 @@ func blobPinCmd(stdio IO, pin bool) *cobra.Command {
 				return writeJSON(stdio.Out, blobDocOf(info))
 			}
 			fmt.Fprintf(stdio.Out, "%s pinned=%v (%d holders)\n", info.Hash, info.Pinned, len(info.Holders))
+			return nil
+		},
+	}
+}
+
+func blobReplicasCmd(stdio IO) *cobra.Command {
+	return &cobra.Command{
+		Use:     "replicas HASH N",
+		Short:   "Set how many datafort nodes hold a blob, 1..16 (a signed intent; the deck's BLOBS tab previews it)",
+		Example: "  deck blob replicas 7c083eaea355d917a251866d8dab0bb454a8af6e50c5cddd98366d727ab7201c 3",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			h, err := parseBlobHash(args[0])
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 1 || n > api.MaxBlobReplicas {
+				return usageErr("replicas %q: want a number 1..%d", args[1], api.MaxBlobReplicas)
+			}
+			s, b, err := blobSession(stdio, cmd, true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
+			defer cancel()
+			info, err := b.SetReplicas(ctx, h, n)
+			if err != nil {
+				return err
+			}
+			if out == OutputJSON {
+				return writeJSON(stdio.Out, blobDocOf(info))
+			}
+			fmt.Fprintf(stdio.Out, "%s replicas=%d (%d holders now)\n", info.Hash, info.Replicas, len(info.Holders))
 			return nil
 		},
 	}
