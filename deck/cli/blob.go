@@ -315,52 +315,57 @@ func blobLsCmd(stdio IO) *cobra.Command {
 
 func blobPinCmd(stdio IO, pin bool) *cobra.Command {
 	use, short := "pin HASH", "Pin a blob: never shed, never collected (a signed intent)"
+	op := api.Blobs.Pin
 	if !pin {
-		use, short = "unpin HASH", "Unpin a blob (a signed intent)"
+		use, short, op = "unpin HASH", "Unpin a blob (a signed intent)", api.Blobs.Unpin
 	}
-	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			h, err := parseBlobHash(args[0])
-			if err != nil {
-				return err
-			}
-			s, b, err := blobSession(stdio, cmd, true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
-			defer cancel()
-			op := b.Pin
-			if !pin {
-				op = b.Unpin
-			}
-			info, err := op(ctx, h)
-			if err != nil {
-				return err
-			}
-			if out == OutputJSON {
-				return writeJSON(stdio.Out, blobDocOf(info))
-			}
-			fmt.Fprintf(stdio.Out, "%s pinned=%v (%d holders)\n", info.Hash, info.Pinned, len(info.Holders))
-			return nil
-		},
-	}
+	cmd := blobIntentCmd(stdio, use, short, 1, func(ctx context.Context, b api.Blobs, h api.BlobHash, _ []string) (api.BlobInfo, error) {
+		return op(b, ctx, h)
+	}, func(info api.BlobInfo) string {
+		return fmt.Sprintf("%s pinned=%v (%d holders)", info.Hash, info.Pinned, len(info.Holders))
+	})
+	return cmd
 }
 
 func blobReplicasCmd(stdio IO) *cobra.Command {
+	count := func(arg string) (int, error) {
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 1 || n > api.MaxBlobReplicas {
+			return 0, usageErr("replicas %q: want a number 1..%d", arg, api.MaxBlobReplicas)
+		}
+		return n, nil
+	}
+	cmd := blobIntentCmd(stdio, "replicas HASH N",
+		"Set how many datafort nodes hold a blob, 1..16 (a signed intent; the deck's BLOBS tab previews it)", 2,
+		func(ctx context.Context, b api.Blobs, h api.BlobHash, args []string) (api.BlobInfo, error) {
+			n, err := count(args[1])
+			if err != nil {
+				return api.BlobInfo{}, err
+			}
+			return b.SetReplicas(ctx, h, n)
+		}, func(info api.BlobInfo) string {
+			return fmt.Sprintf("%s replicas=%d (%d holders now)", info.Hash, info.Replicas, len(info.Holders))
+		})
+	cmd.Example = "  deck blob replicas 7c083eaea355d917a251866d8dab0bb454a8af6e50c5cddd98366d727ab7201c 3"
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(2)(c, args); err != nil {
+			return err
+		}
+		_, err := count(args[1]) // before joining the mesh
+		return err
+	}
+	return cmd
+}
+
+// blobIntentCmd is a command signing one intent change on the blob its
+// first argument names (pin, unpin, replicas): op changes it, line says
+// the outcome in text (JSON: the blob's document).
+func blobIntentCmd(stdio IO, use, short string, nargs int, op func(context.Context, api.Blobs, api.BlobHash, []string) (api.BlobInfo, error),
+	line func(api.BlobInfo) string) *cobra.Command {
 	return &cobra.Command{
-		Use:     "replicas HASH N",
-		Short:   "Set how many datafort nodes hold a blob, 1..16 (a signed intent; the deck's BLOBS tab previews it)",
-		Example: "  deck blob replicas 7c083eaea355d917a251866d8dab0bb454a8af6e50c5cddd98366d727ab7201c 3",
-		Args:    cobra.ExactArgs(2),
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(nargs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
@@ -370,10 +375,6 @@ func blobReplicasCmd(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(args[1])
-			if err != nil || n < 1 || n > api.MaxBlobReplicas {
-				return usageErr("replicas %q: want a number 1..%d", args[1], api.MaxBlobReplicas)
-			}
 			s, b, err := blobSession(stdio, cmd, true)
 			if err != nil {
 				return err
@@ -381,14 +382,14 @@ func blobReplicasCmd(stdio IO) *cobra.Command {
 			defer s.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
 			defer cancel()
-			info, err := b.SetReplicas(ctx, h, n)
+			info, err := op(ctx, b, h, args)
 			if err != nil {
 				return err
 			}
 			if out == OutputJSON {
 				return writeJSON(stdio.Out, blobDocOf(info))
 			}
-			fmt.Fprintf(stdio.Out, "%s replicas=%d (%d holders now)\n", info.Hash, info.Replicas, len(info.Holders))
+			fmt.Fprintln(stdio.Out, line(info))
 			return nil
 		},
 	}
