@@ -9,6 +9,7 @@ import (
 
 	"github.com/deck-mesh/deck/deck/decktest"
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/snapshot"
 
 	tea "charm.land/bubbletea/v2"
 )
@@ -93,4 +94,53 @@ func BenchmarkFoldLogs(b *testing.B) {
 		m.Update(keys[i%2])
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+}
+
+// blobsSnapshot is the fixture with n blobs in ancestry chains of eight
+// (a checkpoint series), as the view's bound allows (MaxClusterBlobs).
+func blobsSnapshot(n int) *snapshot.ClusterSnapshot {
+	s := *decktest.Quiet()
+	s.Blobs = make([]snapshot.BlobView, n)
+	for i := range s.Blobs {
+		b := &s.Blobs[i]
+		b.Hash = [32]byte{byte(i >> 8), byte(i), 1}
+		if i%8 != 0 {
+			b.Parent = [32]byte{byte((i - 1) >> 8), byte(i - 1), 1}
+		}
+		b.Name = fmt.Sprintf("trainer-%03d/ckpt-%06d", i/8, i%8*500)
+		b.Size, b.Replicas, b.Heat = 2<<20, 2, float64(i%7)
+		b.Holders = []api.NodeID{decktest.Gibson, decktest.Wintermute}
+		b.StoredAt = decktest.T0.Add(-time.Duration(i) * time.Second)
+	}
+	return &s
+}
+
+// BenchmarkViewBlobs: a BLOBS frame costs the same for 64 and 1,024 blobs
+// (the view's bound); Sync, which lays the ancestry forest out again, runs
+// once per snapshot and per second.
+func BenchmarkViewBlobs(b *testing.B) {
+	for _, n := range []int{64, 1024} {
+		for _, what := range []string{"view", "sync"} {
+			b.Run(fmt.Sprintf("blobs=%d/%s", n, what), func(b *testing.B) {
+				c := decktest.New(0)
+				c.SetSnapshot(blobsSnapshot(n))
+				m := benchModel(b, c, 0)
+				m.c.Snap = c.Snapshot()
+				press(b, m, "!", "j", "j")
+				_ = m.View()
+				blobs := m.screen()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if what == "sync" {
+						cp := *c.Snapshot() // a new snapshot each time
+						m.c.Snap = &cp
+						blobs.Sync()
+						continue
+					}
+					_ = m.View()
+				}
+			})
+		}
+	}
 }

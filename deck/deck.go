@@ -169,12 +169,17 @@ func newModel(client api.Client, opts Options, st *attachState) *Model {
 		tabs.NewChains(c), tabs.NewMigrations(c), tabs.NewMaintenance(c), tabs.NewBehavior(c),
 		m.logs, tabs.NewAudit(c), tabs.NewFailures(c), tabs.NewMeshDB(c),
 	}
-	if opts.Faults != nil {
-		top = append(top, tabs.NewDemo(c))
-	}
 	for i, t := range top {
 		m.tabs = append(m.tabs, tabSpec{key: c.Keys.TabKey(i), tab: t})
 	}
+	// The tabs past the first row keep their slot's key whether or not
+	// the tabs before them are there (DEMO only in a demo).
+	if opts.Faults != nil {
+		m.tabs = append(m.tabs, tabSpec{key: c.Keys.TabKey(common.TabSlotDemo), tab: tabs.NewDemo(c)})
+	}
+	m.tabs = append(m.tabs,
+		tabSpec{key: c.Keys.TabKey(common.TabSlotBlobs), tab: tabs.NewBlobs(c)},
+		tabSpec{key: c.Keys.TabKey(common.TabSlotDataforts), tab: tabs.NewDataforts(c)})
 	m.pages = make([][]tabs.Tab, len(m.tabs))
 	m.active = m.tabIndex(nodes) // NODES: the operator's home screen
 	m.screen().Sync()

@@ -82,6 +82,7 @@ type e2eDeck struct {
 	cluster   *config.Cluster
 	nodes     []*node.Node
 	console   *node.Node
+	client    *node.Client // the deck's, signing as ops[0]
 	p         *tea.Program
 	keys      *io.PipeWriter
 	exportDir string
@@ -143,6 +144,7 @@ func startE2E(t *testing.T, iceThreshold int, ops ...e2eOperator) *e2eDeck {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.client = client
 
 	m := New(client, Options{Version: "e2e", Context: ctx, Profile: colorprofile.NoTTY, ExportDir: e.exportDir})
 	t.Cleanup(m.Close)

@@ -53,6 +53,14 @@ type (
 		sp  api.SimulatedProposal
 		err error
 	}
+	// blobCommittedMsg is a blob verb's signed intent, taken by the
+	// blob's holders (or refused: the preview changed, no operator key).
+	blobCommittedMsg struct {
+		a    api.Action
+		what string
+		info api.BlobInfo
+		err  error
+	}
 	committedMsg struct {
 		a api.Action
 		// what names the action as it was when committed: a revoked node
@@ -266,11 +274,36 @@ func (m *Model) confirmAdmin(a api.Action, br api.BlastRadius, note string, chan
 		// shows: what the operator admits, not just its id.
 		note = "admits key " + identity.PublicKeyString(a.OperatorKey)
 	}
+	confirm := func() tea.Cmd { return m.prepareCmd(br) }
+	if a.Verb.IsBlob() {
+		confirm = func() tea.Cmd { return m.blobCommitCmd(br) }
+		if note == "" {
+			note = "a signed blob intent for its holders, not an admin-ledger event"
+		}
+	}
 	m.push(&widgets.Confirm{
 		Title: "CONFIRM " + m.describe(a), Radius: m.namedRadius(br), Name: m.nodeName, Note: note, Changed: changed,
-		OnConfirm: func() tea.Cmd { return m.prepareCmd(br) },
+		OnConfirm: confirm,
 		OnRefuse:  m.refused(a),
 	})
+}
+
+// blobCommitCmd commits a confirmed blob verb: the Client signs the new
+// intent with this operator's key after projecting again, and refuses
+// with the new preview when the copies that move changed.
+func (m *Model) blobCommitCmd(confirmed api.BlastRadius) tea.Cmd {
+	a := confirmed.Action
+	what := m.describe(a)
+	bc, ok := m.c.Client.(api.BlobClient)
+	if !ok {
+		return m.toast(what+": this console's client has no datafort surface", true)
+	}
+	m.inflight++
+	ctx := m.c.Ctx
+	return func() tea.Msg {
+		info, err := bc.Blobs().Commit(ctx, confirmed)
+		return blobCommittedMsg{a: a, what: what, info: info, err: err}
+	}
 }
 
 // previewChanged reopens the confirmation on the new preview when a commit
@@ -373,6 +406,16 @@ func (m *Model) flowResult(msg tea.Msg) tea.Cmd {
 			return m.toast(msg.what+" failed: "+errText(msg.err), true)
 		}
 		return m.toast(fmt.Sprintf("✓ committed %s · event %s · see AUDIT (0)", msg.what, shortEventID(msg.r.EventID)), false)
+	case blobCommittedMsg:
+		m.inflight--
+		if m.previewChanged(msg.a, msg.err) {
+			return nil
+		}
+		if msg.err != nil {
+			return m.toast(msg.what+" failed: "+errText(msg.err), true)
+		}
+		return m.toast(fmt.Sprintf("✓ signed %s · intent taken by %d holders · wants %d replicas", msg.what,
+			len(msg.info.Holders), msg.info.Replicas), false)
 	case exportedMsg:
 		if msg.err != nil {
 			return m.toast("export failed: "+msg.err.Error(), true)

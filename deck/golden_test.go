@@ -67,6 +67,17 @@ var screens = []struct {
 	{name: "page_pending", keys: []string{"2", "G", "enter"}},
 	{name: "modal_admit", keys: []string{"2", "G", "+", "type:YE"}, setup: quietLedger},
 	{name: "modal_revoke", keys: []string{"2", "j", "j", "V", "type:YE"}, setup: quietLedger},
+	// Dataforts: the blobs as an ancestry forest (the tracer's checkpoints,
+	// the forks' rollouts under the fork point), the cursor on the
+	// under-replicated rollouts of tracer-forks-1, its page (villa
+	// fetching a second copy), the stores, and the confirmations of
+	// re-replicating it and of dropping a copy of the hot rollouts.
+	{name: "blobs", keys: []string{"!", "j", "j", "j", "j", "j", "j"}},
+	{name: "page_blob", keys: []string{"!", "j", "j", "j", "j", "j", "j", "enter"}},
+	{name: "page_blob_checkpoint", keys: []string{"!", "j", "j", "j", "enter"}},
+	{name: "dataforts", keys: []string{"@", "j"}},
+	{name: "modal_blob_replicate", keys: []string{"!", "j", "j", "j", "j", "j", "j", "r", "type:YE"}, setup: quietLedger},
+	{name: "modal_blob_drop", keys: []string{"!", "j", "j", "j", "j", "j", "D", "type:YE"}, setup: quietLedger},
 }
 
 func TestGolden(t *testing.T) {

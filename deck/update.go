@@ -31,7 +31,7 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tickMsg:
 		m.toasts.Expire(m.c.Now)
 		m.screen().Sync()
-		return m, tick()
+		return m, tea.Batch(tick(), m.refresh())
 	case snapWatchMsg:
 		m.snapCh = msg.ch
 		return m, waitSnapshot(m.c.Ctx, msg.ch)
@@ -82,6 +82,16 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case common.OpenPageMsg:
 		m.openPage(msg)
+		return m, m.refresh()
+	case tabs.BlobStatMsg:
+		// To whichever open page asked (the operator may have moved on).
+		for _, st := range m.pages {
+			for _, p := range st {
+				if r, ok := p.(tabs.Receiver); ok {
+					r.Receive(msg)
+				}
+			}
+		}
 		return m, nil
 	case common.ActionMsg:
 		return m, m.startAction(msg)
@@ -100,7 +110,7 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		return m, nil
-	case previewMsg, preparedMsg, simulatedMsg, committedMsg, exportedMsg, injectedMsg:
+	case previewMsg, preparedMsg, simulatedMsg, committedMsg, blobCommittedMsg, exportedMsg, injectedMsg:
 		return m, m.flowResult(msg)
 	case tea.PasteMsg:
 		switch {
@@ -117,6 +127,14 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.handleKey(msg)
 	}
 	return m, nil
+}
+
+// refresh runs the shown screen's Refresh, if it has one.
+func (m *Model) refresh() tea.Cmd {
+	if r, ok := m.screen().(tabs.Refresher); ok {
+		return r.Refresh()
+	}
+	return nil
 }
 
 func (m *Model) toast(text string, isErr bool) tea.Cmd {
@@ -292,6 +310,8 @@ func (m *Model) openPage(msg common.OpenPageMsg) {
 			return
 		}
 		p = tabs.NewFailurePage(m.c, *msg.Fail)
+	case common.PageBlob:
+		p = tabs.NewBlobPage(m.c, msg.Blob)
 	default:
 		return
 	}

@@ -105,6 +105,9 @@ type member struct {
 	node    *node.Node      // in-process; nil while killed or with Procs
 	faults  *faultconn.Conn // node's socket, with the faults in force
 	proc    *child          // with Procs; nil while killed
+	// blobs is the in-process node's datafort surface its daemons keep
+	// their blobs through (nil inside while it is down).
+	blobs memberBlobs
 }
 
 func (m *member) alive() bool { return m.node != nil || m.proc != nil }
@@ -336,10 +339,14 @@ func (d *Demo) startMember(ctx context.Context, m *member) error {
 	}
 	nd, fc, err := startNode(ctx, node.Options{
 		Cluster: d.cluster, Key: m.key, DataDir: m.dataDir, ListenAddr: m.addr, Bootstrap: d.bootstrapFor(m),
-		Label: m.label, Capabilities: m.caps, Spec: spec, Factories: workloads.Factories(),
-		Version: d.opts.Version, Logf: d.opts.Logf, Certificate: m.cert,
+		Label: m.label, Capabilities: m.caps, Spec: spec, Factories: workloadFactories(&m.blobs),
+		Version: d.opts.Version, Logf: d.opts.Logf, Certificate: m.cert, BlobBudget: blobBudget(m.idx, len(d.members)),
 	})
 	if err != nil {
+		return err
+	}
+	if err := m.blobs.bind(nd, d.operators[blobOperator]); err != nil {
+		nd.Close()
 		return err
 	}
 	d.mu.Lock()

@@ -94,6 +94,91 @@ func TestDemo(t *testing.T) {
 	t.Run("kill", func(t *testing.T) { testKill(t, d, console, &victim) })
 	t.Run("control", func(t *testing.T) { testControl(t, d, victim) })
 	t.Run("partition-heal", func(t *testing.T) { testPartitionHeal(t, d, console) })
+	t.Run("dataforts", func(t *testing.T) { testDataforts(t, d, console) })
+}
+
+// blobTimeout bounds the waits on the workloads' blobs: a checkpoint every
+// 10 s, rollouts every 15 s once a fork has taken a policy, the tight
+// datafort full within about a minute.
+const blobTimeout = 2 * time.Minute
+
+// testDataforts: the trainer's checkpoints are blobs, each derived from
+// the one before, and the forge's rollouts are derived from a checkpoint;
+// a chunk rotted on a holder's disk (corrupt-chunk) is detected when the
+// blob is read through that holder and repaired from another replica; and
+// fill-disk leaves the store full until heal gives its budget back.
+func testDataforts(t *testing.T, d *Demo, console *node.Node) {
+	byHash := func(cs *snapshot.ClusterSnapshot) map[[32]byte]snapshot.BlobView {
+		out := map[[32]byte]snapshot.BlobView{}
+		for _, b := range cs.Blobs {
+			out[b.Hash] = b
+		}
+		return out
+	}
+	derived := func(prefix string) bool {
+		all := byHash(console.Cluster())
+		for _, b := range all {
+			if p, ok := all[b.Parent]; ok && strings.HasPrefix(b.Name, prefix) && strings.HasPrefix(p.Name, workloads.CheckpointBlobPrefix) {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "a checkpoint blob derived from the previous checkpoint", blobTimeout, func() bool { return derived(workloads.CheckpointBlobPrefix) })
+	waitFor(t, "a rollout blob derived from a checkpoint", blobTimeout, func() bool { return derived("forge-") })
+	var tight *member
+	for _, m := range d.members {
+		if blobBudget(m.idx, len(d.members)) == TightBudgetBytes {
+			tight = m
+		}
+	}
+	waitFor(t, tight.label+" (tight budget) at its high-water mark", blobTimeout, func() bool {
+		nv := console.Cluster().Node(tight.key.ID)
+		return nv != nil && (nv.Datafort.Overflow != snapshot.OverflowNone || nv.Datafort.Used*10 >= nv.Datafort.Capacity*9)
+	})
+
+	// corrupt-chunk on a datafort holding a replicated blob.
+	var victim *member
+	waitFor(t, "a datafort holding a blob another one also holds", blobTimeout, func() bool {
+		for _, m := range upMembers(d) {
+			if _, err := d.corruptTarget(m); err == nil && m.node != nil {
+				victim = m
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), blobTimeout)
+	defer cancel()
+	if err := d.Inject(ctx, api.Fault{Kind: api.FaultCorruptChunk, Nodes: []identity.NodeID{victim.key.ID}}); err != nil {
+		t.Fatalf("corrupt-chunk on %s: %v", victim.label, err)
+	}
+	st := victim.node.Blobs().Stats()
+	if st.Store.Corrupt == 0 || st.Repaired == 0 {
+		t.Fatalf("%s after the read: %d corrupt chunks found, %d repaired", victim.label, st.Store.Corrupt, st.Repaired)
+	}
+	waitFor(t, "the repair in the console's DATAFORTS view", detectTimeout, func() bool {
+		nv := console.Cluster().Node(victim.key.ID)
+		return nv != nil && nv.Datafort.Errors > 0 && nv.Datafort.Repaired > 0
+	})
+	if a := d.Active(); slices.ContainsFunc(a, func(f api.Fault) bool { return f.Kind == api.FaultCorruptChunk }) {
+		t.Errorf("corrupt-chunk left in force: %v", a)
+	}
+
+	// fill-disk, then heal.
+	if err := d.Inject(ctx, api.Fault{Kind: api.FaultFillDisk, Nodes: []identity.NodeID{victim.key.ID}}); err != nil {
+		t.Fatalf("fill-disk on %s: %v", victim.label, err)
+	}
+	waitFor(t, "the filled store full in the console's view", detectTimeout, func() bool {
+		nv := console.Cluster().Node(victim.key.ID)
+		return nv != nil && nv.Datafort.Overflow == snapshot.OverflowFull
+	})
+	if err := d.Inject(ctx, api.Fault{Kind: api.FaultHeal}); err != nil {
+		t.Fatal(err)
+	}
+	if u := victim.node.Blobs().Store().Usage(); u.Budget != blobBudget(victim.idx, len(d.members)) {
+		t.Fatalf("after heal %s's budget is %d, want its own %d", victim.label, u.Budget, blobBudget(victim.idx, len(d.members)))
+	}
 }
 
 // testSteady: 10 s of an undisturbed demo. Every node stays Healthy, every

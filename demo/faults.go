@@ -9,6 +9,7 @@ import (
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/placement"
 )
 
 // Fault bounds: what `slow` may add to a link.
@@ -65,7 +66,10 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 				return err
 			}
 		}
-		d.dropFaults(func(g api.Fault) bool { return g.Kind == api.FaultKill && overlaps(g.Nodes, f.Nodes) })
+		// A restarted node has its own budget again.
+		d.dropFaults(func(g api.Fault) bool {
+			return (g.Kind == api.FaultKill || g.Kind == api.FaultFillDisk) && overlaps(g.Nodes, f.Nodes)
+		})
 		return nil
 	case api.FaultPause, api.FaultResume:
 		for _, m := range members {
@@ -111,6 +115,15 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 		for _, id := range workloads.CrashLoops() {
 			d.setCrashLoop(id, false)
 		}
+		for _, g := range d.Active() {
+			if g.Kind == api.FaultFillDisk {
+				for _, id := range g.Nodes {
+					if m, err := d.memberByRef(id); err == nil {
+						d.fillDisk(m, false)
+					}
+				}
+			}
+		}
 		d.applyLinks()
 		d.dropFaults(func(g api.Fault) bool { return g.Kind != api.FaultKill })
 		return nil
@@ -125,6 +138,16 @@ func (d *Demo) Inject(ctx context.Context, f api.Fault) error {
 		d.applyLinks()
 	case api.FaultCrashLoop:
 		d.setCrashLoop(f.Daemon, true)
+	case api.FaultCorruptChunk:
+		// One-shot: the node finds and repairs the rot itself; nothing
+		// stays in force to heal.
+		return d.corruptChunk(ctx, members[0])
+	case api.FaultFillDisk:
+		if !slices.Contains(members[0].caps, placement.CapabilityDatafort) {
+			return fmt.Errorf("%w: %s keeps no datafort (capability %s)", api.ErrInvalid, members[0].label, placement.CapabilityDatafort)
+		}
+		d.fillDisk(members[0], true)
+		d.dropFaults(func(g api.Fault) bool { return g.Kind == api.FaultFillDisk && overlaps(g.Nodes, f.Nodes) })
 	}
 	d.mu.Lock()
 	d.faults = append(d.faults, f)
@@ -144,7 +167,7 @@ func (d *Demo) checkAlive(kind api.FaultKind, members []*member) error {
 			return fmt.Errorf("%w: %s is already killed", api.ErrInvalid, m.label)
 		case kind == api.FaultRestart && alive:
 			return fmt.Errorf("%w: %s is running", api.ErrInvalid, m.label)
-		case (kind == api.FaultPause || kind == api.FaultResume) && !alive:
+		case (kind == api.FaultPause || kind == api.FaultResume || kind == api.FaultCorruptChunk || kind == api.FaultFillDisk) && !alive:
 			return fmt.Errorf("%w: %s is killed; restart it first", api.ErrInvalid, m.label)
 		}
 	}
@@ -201,6 +224,10 @@ func (d *Demo) checkFault(f api.Fault) error {
 			return fmt.Errorf("%w: %s needs at least one node", api.ErrInvalid, f.Kind)
 		}
 	case api.FaultHeal:
+	case api.FaultCorruptChunk, api.FaultFillDisk:
+		if len(f.Nodes) != 1 {
+			return fmt.Errorf("%w: %s takes one node", api.ErrInvalid, f.Kind)
+		}
 	case api.FaultCrashLoop:
 		if f.Daemon == "" {
 			return fmt.Errorf("%w: crashloop needs a daemon id", api.ErrInvalid)

@@ -105,6 +105,10 @@ func TestCheckFault(t *testing.T) {
 		{"loss over 1", api.Fault{Kind: api.FaultSlow, Nodes: d.ids(1), Loss: 1.5}, api.ExitInvalid},
 		{"NaN loss", api.Fault{Kind: api.FaultSlow, Nodes: d.ids(1), Loss: nan()}, api.ExitInvalid},
 		{"crashloop without a daemon", api.Fault{Kind: api.FaultCrashLoop}, api.ExitInvalid},
+		{"corrupt-chunk", api.Fault{Kind: api.FaultCorruptChunk, Nodes: d.ids(2)}, api.ExitOK},
+		{"corrupt-chunk on two nodes", api.Fault{Kind: api.FaultCorruptChunk, Nodes: d.ids(1, 2)}, api.ExitInvalid},
+		{"fill-disk", api.Fault{Kind: api.FaultFillDisk, Nodes: d.ids(0)}, api.ExitOK},
+		{"fill-disk without a node", api.Fault{Kind: api.FaultFillDisk}, api.ExitInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/deck-mesh/deck/demo/faultconn"
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
+	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/transport"
@@ -61,12 +62,17 @@ type memberArgs struct {
 
 // memberCommand is one fault operation on a child's node.
 type memberCommand struct {
-	Op     string          `json:"op"` // block | impair | pause | crashloop
+	Op     string          `json:"op"` // block | impair | pause | crashloop | read-blob | budget
 	Peer   identity.NodeID `json:"peer,omitempty"`
 	On     bool            `json:"on,omitempty"`
 	Delay  time.Duration   `json:"delay_ns,omitempty"`
 	Loss   float64         `json:"loss,omitempty"`
 	Daemon string          `json:"daemon,omitempty"`
+	// read-blob: the blob to read through the node; budget: its datafort
+	// budget, or (Full) only the room it uses.
+	Blob   api.BlobHash `json:"blob,omitempty"`
+	Budget uint64       `json:"budget,omitempty"`
+	Full   bool         `json:"full,omitempty"`
 }
 
 // RunMemberIfChild must be called first thing by any binary that starts
@@ -95,7 +101,7 @@ func runMember(ctx context.Context, raw string, in io.Reader, out, errOut io.Wri
 		fmt.Fprintf(errOut, "deck demo member: bad %s: %v\n", memberEnv, err)
 		return 2
 	}
-	nd, fc, err := startMemberNode(ctx, a)
+	nd, fc, blobs, err := startMemberNode(ctx, a)
 	if err != nil {
 		fmt.Fprintf(errOut, "deck demo member: %v\n", err)
 		return 1
@@ -118,7 +124,7 @@ func runMember(ctx context.Context, raw string, in io.Reader, out, errOut io.Wri
 				done = true
 				break
 			}
-			if err := applyMemberCommand(fc, line); err != nil {
+			if err := applyMemberCommand(ctx, nd, fc, blobs, line); err != nil {
 				fmt.Fprintf(errOut, "deck demo member: %v\n", err)
 			}
 		}
@@ -130,30 +136,44 @@ func runMember(ctx context.Context, raw string, in io.Reader, out, errOut io.Wri
 	return 0
 }
 
-func startMemberNode(ctx context.Context, a memberArgs) (*node.Node, *faultconn.Conn, error) {
+func startMemberNode(ctx context.Context, a memberArgs) (*node.Node, *faultconn.Conn, *memberBlobs, error) {
 	cluster, _, err := config.LoadCluster(filepath.Join(a.StateDir, ClusterFile))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	spec, err := cluster.Spec()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dataDir := memberDataDir(a.StateDir, a.Index)
 	key, err := identity.LoadKey(filepath.Join(dataDir, "node.key"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cert, err := identity.LoadCertificate(filepath.Join(dataDir, identity.CertificateFileName))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	op, err := loadBlobOperator(a.StateDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	blobs := &memberBlobs{}
 	opts := node.Options{
 		Cluster: cluster, Key: key, DataDir: dataDir, ListenAddr: a.Listen, Bootstrap: a.Bootstrap,
 		Label: fmt.Sprintf("node-%d", a.Index+1), Capabilities: workloads.NodeCapabilities(a.Index, a.Nodes),
-		Spec: spec, Factories: workloads.Factories(), Version: a.Version, Certificate: cert,
+		Spec: spec, Factories: workloadFactories(blobs), Version: a.Version, Certificate: cert,
+		BlobBudget: blobBudget(a.Index, a.Nodes),
 	}
-	return startNode(ctx, opts)
+	nd, fc, err := startNode(ctx, opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := blobs.bind(nd, op); err != nil {
+		nd.Close()
+		return nil, nil, nil, err
+	}
+	return nd, fc, blobs, nil
 }
 
 // startNode starts a node on a fault-injecting socket (its faults start
@@ -177,7 +197,7 @@ func startNode(ctx context.Context, opts node.Options) (*node.Node, *faultconn.C
 	return nd, fc, nil
 }
 
-func applyMemberCommand(fc *faultconn.Conn, line []byte) error {
+func applyMemberCommand(ctx context.Context, nd *node.Node, fc *faultconn.Conn, blobs *memberBlobs, line []byte) error {
 	var c memberCommand
 	if err := json.Unmarshal(line, &c); err != nil {
 		return fmt.Errorf("bad command %q: %w", line, err)
@@ -191,6 +211,19 @@ func applyMemberCommand(fc *faultconn.Conn, line []byte) error {
 		fc.Pause(c.On)
 	case "crashloop":
 		workloads.SetCrashLoop(c.Daemon, c.On)
+	case "read-blob":
+		// Off the command loop: the read waits on the network.
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, controlTimeout)
+			defer cancel()
+			if b := blobs.get(); b != nil {
+				if _, err := b.Get(rctx, c.Blob, io.Discard, nil); err != nil {
+					fmt.Fprintf(os.Stderr, "deck demo member: read blob %s: %v\n", c.Blob.Short(), err)
+				}
+			}
+		}()
+	case "budget":
+		setBudget(nd, c.Full, c.Budget)
 	default:
 		return fmt.Errorf("unknown command %q", c.Op)
 	}

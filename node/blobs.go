@@ -7,6 +7,7 @@ import (
 
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/blob"
+	"github.com/deck-mesh/deck/node/command"
 )
 
 var _ api.BlobClient = (*Client)(nil)
@@ -53,6 +54,19 @@ func (b blobClient) Remove(ctx context.Context, h api.BlobHash, force bool) erro
 		return nil
 	})
 	return err
+}
+
+func (b blobClient) SetReplicas(ctx context.Context, h api.BlobHash, n int) (api.BlobInfo, error) {
+	if n < 1 || n > blob.MaxReplicas {
+		return api.BlobInfo{}, fmt.Errorf("%w: replicas %d: want 1..%d", api.ErrInvalid, n, blob.MaxReplicas)
+	}
+	return b.intent(ctx, h, func(in *blob.Intent) error { in.Replicas = n; return nil })
+}
+
+// Commit applies a confirmed blob verb, bound to its preview as an admin
+// commit is (command.CommitBlob).
+func (b blobClient) Commit(ctx context.Context, confirmed api.BlastRadius) (api.BlobInfo, error) {
+	return command.CommitBlob(ctx, confirmed, b.c.Preview, b)
 }
 
 func (b blobClient) intent(ctx context.Context, h api.BlobHash, change func(*blob.Intent) error) (api.BlobInfo, error) {

@@ -56,6 +56,10 @@ func AuditTarget(s *snapshot.ClusterSnapshot, a api.Action) string {
 		return "cluster: " + a.Reason
 	case api.VerbThawCluster, api.VerbFlushAvoidLists:
 		return "cluster"
+	case api.VerbPinBlob, api.VerbUnpinBlob:
+		return "blob " + BlobName(s, a.Blob)
+	case api.VerbSetBlobReplicas:
+		return fmt.Sprintf("blob %s to %d replicas", BlobName(s, a.Blob), a.Replicas)
 	}
 	t := "node " + NodeName(s, a.Node)
 	if a.Duration > 0 {

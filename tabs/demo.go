@@ -141,6 +141,15 @@ func (t *Demo) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 		if id := t.selected(); id != 0 {
 			return common.Emit(common.FaultMsg{Fault: api.Fault{Kind: api.FaultCrashLoop, Nodes: []api.NodeID{id}}, PickDaemon: true})
 		}
+	case key.Matches(msg, k.FaultCorruptChunk), key.Matches(msg, k.FaultFillDisk):
+		// A store fault acts on one node: the one under the cursor.
+		kind := api.FaultCorruptChunk
+		if key.Matches(msg, k.FaultFillDisk) {
+			kind = api.FaultFillDisk
+		}
+		if id := t.selected(); id != 0 {
+			return common.Emit(common.FaultMsg{Fault: api.Fault{Kind: kind, Nodes: []api.NodeID{id}}})
+		}
 	}
 	return nil
 }
@@ -214,5 +223,6 @@ func countFalse(m map[api.NodeID]bool) int {
 
 func (t *Demo) Bindings() []key.Binding {
 	k := t.c.Keys
-	return []key.Binding{k.Mark, k.FaultKill, k.FaultRestart, k.FaultPause, k.FaultResume, k.FaultPartition, k.FaultHeal, k.FaultSlow, k.FaultCrashLoop}
+	return []key.Binding{k.Mark, k.FaultKill, k.FaultRestart, k.FaultPause, k.FaultResume, k.FaultPartition, k.FaultHeal, k.FaultSlow,
+		k.FaultCrashLoop, k.FaultCorruptChunk, k.FaultFillDisk}
 }

@@ -1,7 +1,7 @@
 // Package tabs holds the deck's screens: one file per tab (NET.MAP, NODES,
 // DAEMONS, GROUPS, CHAINS, MIGRATIONS, MAINTENANCE, BEHAVIOR, LOGS, AUDIT,
-// FAILURES, MESHDB, DEMO) and per drill-down page (node, daemon, audit event,
-// failure). Each screen turns snapshot and store data into rows with pure
+// FAILURES, MESHDB, DEMO, BLOBS, DATAFORTS) and per drill-down page (node,
+// daemon, audit event, failure, blob). Each screen turns snapshot and store data into rows with pure
 // functions (unit tested without a terminal) and draws them through the
 // shared widgets; actions are requested from the root with common messages,
 // never executed here.
@@ -54,6 +54,13 @@ type Capturing interface {
 // cancels a running query); true: taken.
 type Escaper interface {
 	Esc() bool
+}
+
+// Refresher screens fetch what the snapshot does not carry (the blob
+// page asks the holders): the root calls Refresh when the screen opens and
+// on every idle tick while it is shown, and runs the command it returns.
+type Refresher interface {
+	Refresh() tea.Cmd
 }
 
 // Receiver screens consume root messages (e.g. BEHAVIOR's history replies).

@@ -158,6 +158,9 @@ func BlastLines(th *common.Theme, br api.BlastRadius, name func(api.NodeID) stri
 		}
 		return parts
 	}
+	if br.Action.Verb.IsBlob() {
+		return append(lines, blobBlastLines(th, br, name, w)...)
+	}
 	add(common.ToneTitle, fmt.Sprintf("This action affects %s, %s, %s.",
 		plural(len(br.Nodes), "node", "nodes"), plural(len(br.Replicas), "replica", "replicas"), plural(len(br.Daemons), "daemon", "daemons")))
 	if len(br.Replicas) > 0 {
@@ -182,6 +185,9 @@ func BlastLines(th *common.Theme, br api.BlastRadius, name func(api.NodeID) stri
 			return fmt.Sprintf("%s %s→%s", mv.Chain, name(mv.From), name(mv.To))
 		}))
 	}
+	if br.BlobReplicas > 0 || br.BlobBytes > 0 {
+		add(common.ToneNormal, fmt.Sprintf("blobs: %s, %s move off datafort nodes", plural(br.BlobReplicas, "blob replica", "blob replicas"), Bytes(br.BlobBytes)))
+	}
 	if len(br.HotNodes) > 0 {
 		var parts []string
 		for _, h := range br.HotNodes {
@@ -200,6 +206,46 @@ func BlastLines(th *common.Theme, br api.BlastRadius, name func(api.NodeID) stri
 			break
 		}
 		addFlow(common.ToneWarn, "⚠ ", strings.Fields(wn))
+	}
+	return lines
+}
+
+// blobBlastLines renders a blob verb's radius: the copies it adds and
+// sheds, what the new ones fetch, and its warnings.
+func blobBlastLines(th *common.Theme, br api.BlastRadius, name func(api.NodeID) string, w int) []string {
+	var lines []string
+	var added, shed []string
+	for _, mv := range br.BlobMoves {
+		if mv.From == 0 {
+			added = append(added, name(mv.To))
+		} else {
+			shed = append(shed, name(mv.From))
+		}
+	}
+	lines = append(lines, th.Paint(common.ToneTitle, Truncate(fmt.Sprintf("This action affects %s, %s added, %s dropped.",
+		plural(len(br.Nodes), "node", "nodes"), plural(len(added), "blob copy", "blob copies"), plural(len(shed), "copy", "copies")), w)))
+	if len(added) > 0 {
+		for _, l := range flow("new copies: ", added, ",", w) {
+			lines = append(lines, th.Paint(common.ToneNormal, l))
+		}
+		lines = append(lines, th.Paint(common.ToneNormal, Truncate("they fetch "+Bytes(br.BlobCopyBytes)+" from the holders", w)))
+	}
+	if len(shed) > 0 {
+		for _, l := range flow("dropped: ", shed, ",", w) {
+			lines = append(lines, th.Paint(common.ToneNormal, l))
+		}
+	}
+	if len(br.BlobMoves) == 0 {
+		lines = append(lines, th.Paint(common.ToneNormal, Truncate("no copy moves: the intent is signed and sent to the holders", w)))
+	}
+	for i, wn := range br.Warnings {
+		if i == MaxWarningsShown {
+			lines = append(lines, th.Paint(common.ToneWarn, Truncate(fmt.Sprintf("… +%d more", len(br.Warnings)-MaxWarningsShown), w)))
+			break
+		}
+		for _, l := range flow("⚠ ", strings.Fields(wn), "", w) {
+			lines = append(lines, th.Paint(common.ToneWarn, l))
+		}
 	}
 	return lines
 }

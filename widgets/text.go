@@ -7,6 +7,7 @@ package widgets
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -240,4 +241,40 @@ func ShortDuration(d time.Duration) string {
 		}
 	}
 	return s
+}
+
+// Bytes is n in binary units: "512 B", "1.5 KiB", "2.6 GiB".
+func Bytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatUint(n, 10) + " B"
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTPE"[exp]) + "iB"
+}
+
+// Rate is a bytes-per-second figure in binary units ("16.4 MiB/s"); zero
+// is "0".
+func Rate(bytesPerSec float64) string {
+	if bytesPerSec < 0.5 {
+		return "0"
+	}
+	return Bytes(uint64(bytesPerSec+0.5)) + "/s"
+}
+
+// ShortBytes is n in binary units, compact for table cells: "0", "512B",
+// "1.5K", "22.4G".
+func ShortBytes(n uint64) string {
+	if n == 0 {
+		return "0"
+	}
+	b := Bytes(n)
+	if n < 1024 {
+		return strings.TrimSuffix(b, " B") + "B"
+	}
+	return strings.TrimSuffix(strings.Replace(b, " ", "", 1), "iB")
 }

@@ -340,3 +340,30 @@ func TestModalHintsFromKeymap(t *testing.T) {
 		t.Error("ctrl+g did not cancel the prompt")
 	}
 }
+
+// TestTabStripScrollsManyTabs: with the 18 tabs the deck is heading for,
+// at 80 columns every tab, when active, is drawn whole within the width,
+// ‹ and › say what is off either edge, and the strip is exactly w cells.
+func TestTabStripScrollsManyTabs(t *testing.T) {
+	th := common.NewTheme(colorprofile.NoTTY)
+	names := []string{"NET.MAP", "NODES", "DAEMONS", "GROUPS", "CHAINS", "MIGRATIONS", "MAINTENANCE", "BEHAVIOR",
+		"LOGS", "AUDIT", "FAILURES", "MESHDB", "DEMO", "BLOBS", "DATAFORTS", "SUBNETS", "GATEWAYS", "AGGREGATORS"}
+	keys := []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=", "`", "!", "@", "#", "$", "%"}
+	for _, w := range []int{80, 160} {
+		for active := range names {
+			got := TabStrip(th, names, keys, active, w)
+			if Width(got) != w {
+				t.Errorf("w %d active %s: %d cells", w, names[active], Width(got))
+			}
+			if !strings.Contains(got, " "+keys[active]+" "+names[active]+" ") {
+				t.Errorf("w %d: active %s not drawn whole: %q", w, names[active], got)
+			}
+			if first := strings.Contains(got, " 1 NET.MAP "); !first && !strings.HasPrefix(got, "‹") {
+				t.Errorf("w %d active %s: NET.MAP scrolled off without ‹: %q", w, names[active], got)
+			}
+			if last := strings.Contains(got, " % AGGREGATORS "); !last && !strings.Contains(got, "›") {
+				t.Errorf("w %d active %s: the last tab off the edge without ›: %q", w, names[active], got)
+			}
+		}
+	}
+}

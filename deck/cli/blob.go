@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/blob"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/widgets"
 )
 
 // blobWait bounds the blob commands that only ask (stat, ls, pin, unpin,
@@ -25,16 +27,16 @@ const blobWait = 30 * time.Second
 func blobCmd(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "blob",
-		Short: "Content-addressed blobs on the mesh's datafort nodes (put, get, stat, ls, pin, unpin, rm, gc)",
+		Short: "Content-addressed blobs on the mesh's datafort nodes (put, get, stat, ls, pin, unpin, replicas, rm, gc)",
 		Long: `blob stores files on the datafort nodes (capability "datafort") of the mesh.
 A blob's handle is its hash: the BLAKE3 of its manifest, 64 hex digits.
 Chunks are verified on every read and write; a put returns once the
 requested number of datafort nodes hold it, each fsynced.
 
-put, pin, unpin and rm are signed with your operator key (--identity).`,
+put, pin, unpin, replicas and rm are signed with your operator key (--identity).`,
 	}
 	cmd.AddCommand(blobPutCmd(stdio), blobGetCmd(stdio), blobStatCmd(stdio), blobLsCmd(stdio),
-		blobPinCmd(stdio, true), blobPinCmd(stdio, false), blobRmCmd(stdio), blobGCCmd(stdio))
+		blobPinCmd(stdio, true), blobPinCmd(stdio, false), blobReplicasCmd(stdio), blobRmCmd(stdio), blobGCCmd(stdio))
 	return cmd
 }
 
@@ -313,13 +315,57 @@ func blobLsCmd(stdio IO) *cobra.Command {
 
 func blobPinCmd(stdio IO, pin bool) *cobra.Command {
 	use, short := "pin HASH", "Pin a blob: never shed, never collected (a signed intent)"
+	op := api.Blobs.Pin
 	if !pin {
-		use, short = "unpin HASH", "Unpin a blob (a signed intent)"
+		use, short, op = "unpin HASH", "Unpin a blob (a signed intent)", api.Blobs.Unpin
 	}
+	cmd := blobIntentCmd(stdio, use, short, 1, func(ctx context.Context, b api.Blobs, h api.BlobHash, _ []string) (api.BlobInfo, error) {
+		return op(b, ctx, h)
+	}, func(info api.BlobInfo) string {
+		return fmt.Sprintf("%s pinned=%v (%d holders)", info.Hash, info.Pinned, len(info.Holders))
+	})
+	return cmd
+}
+
+func blobReplicasCmd(stdio IO) *cobra.Command {
+	count := func(arg string) (int, error) {
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 1 || n > api.MaxBlobReplicas {
+			return 0, usageErr("replicas %q: want a number 1..%d", arg, api.MaxBlobReplicas)
+		}
+		return n, nil
+	}
+	cmd := blobIntentCmd(stdio, "replicas HASH N",
+		"Set how many datafort nodes hold a blob, 1..16 (a signed intent; the deck's BLOBS tab previews it)", 2,
+		func(ctx context.Context, b api.Blobs, h api.BlobHash, args []string) (api.BlobInfo, error) {
+			n, err := count(args[1])
+			if err != nil {
+				return api.BlobInfo{}, err
+			}
+			return b.SetReplicas(ctx, h, n)
+		}, func(info api.BlobInfo) string {
+			return fmt.Sprintf("%s replicas=%d (%d holders now)", info.Hash, info.Replicas, len(info.Holders))
+		})
+	cmd.Example = "  deck blob replicas 7c083eaea355d917a251866d8dab0bb454a8af6e50c5cddd98366d727ab7201c 3"
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(2)(c, args); err != nil {
+			return err
+		}
+		_, err := count(args[1]) // before joining the mesh
+		return err
+	}
+	return cmd
+}
+
+// blobIntentCmd is a command signing one intent change on the blob its
+// first argument names (pin, unpin, replicas): op changes it, line says
+// the outcome in text (JSON: the blob's document).
+func blobIntentCmd(stdio IO, use, short string, nargs int, op func(context.Context, api.Blobs, api.BlobHash, []string) (api.BlobInfo, error),
+	line func(api.BlobInfo) string) *cobra.Command {
 	return &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.ExactArgs(nargs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, err := outputFormat(cmd)
 			if err != nil {
@@ -336,18 +382,14 @@ func blobPinCmd(stdio IO, pin bool) *cobra.Command {
 			defer s.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
 			defer cancel()
-			op := b.Pin
-			if !pin {
-				op = b.Unpin
-			}
-			info, err := op(ctx, h)
+			info, err := op(ctx, b, h, args)
 			if err != nil {
 				return err
 			}
 			if out == OutputJSON {
 				return writeJSON(stdio.Out, blobDocOf(info))
 			}
-			fmt.Fprintf(stdio.Out, "%s pinned=%v (%d holders)\n", info.Hash, info.Pinned, len(info.Holders))
+			fmt.Fprintln(stdio.Out, line(info))
 			return nil
 		},
 	}
@@ -517,18 +559,7 @@ func nodeList(nm names, ids []identity.NodeID) string {
 }
 
 // humanBytes is n in binary units.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n uint64) string { return widgets.Bytes(n) }
 
 // progress draws one line on stderr while a transfer runs, only when
 // stderr is a terminal, at most ten times a second.

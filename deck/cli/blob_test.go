@@ -55,6 +55,13 @@ func TestBlobCommands(t *testing.T) {
 	if r := m.deck(t, "--identity", "alice", "blob", "unpin", hash); r.code != 0 {
 		t.Fatalf("unpin: %s", r)
 	}
+	if r := m.deck(t, "--identity", "alice", "blob", "replicas", hash, "0"); r.code != api.ExitInvalid {
+		t.Fatalf("replicas 0: %s", r)
+	}
+	if r := m.deck(t, "--identity", "alice", "-o", "json", "blob", "replicas", hash, "2"); r.code != 0 ||
+		json.Unmarshal([]byte(r.out), &doc) != nil || doc.Replicas != 2 {
+		t.Fatalf("replicas 2: %s (doc %+v)", r, doc)
+	}
 	if r := m.deck(t, "--identity", "alice", "blob", "rm", hash); r.code != api.ExitRefused {
 		t.Fatalf("rm without a terminal or --yes: %s", r)
 	}

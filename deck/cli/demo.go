@@ -131,11 +131,13 @@ func demoFaultCmd(stdio IO) *cobra.Command {
 	var daemon string
 	cmd := &cobra.Command{
 		Use:   "fault KIND",
-		Short: "Inject a fault into a running demo: kill|restart|pause|resume|partition|heal|slow|crashloop",
+		Short: "Inject a fault into a running demo: kill|restart|pause|resume|partition|heal|slow|crashloop|corrupt-chunk|fill-disk",
 		Example: `  deck demo fault kill --node node-3
   deck demo fault partition --node node-1,node-2
   deck demo fault slow --node node-4 --delay 300ms --loss 0.05
   deck demo fault crashloop --daemon sensor-array-0
+  deck demo fault corrupt-chunk --node node-4
+  deck demo fault fill-disk --node node-6
   deck demo fault heal`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -70,6 +70,7 @@ type OpenPageMsg struct {
 	Daemon string
 	Audit  *api.AuditRecord
 	Fail   *api.FailureRecord
+	Blob   api.BlobHash
 }
 
 // PageKind names a drill-down page.
@@ -80,6 +81,7 @@ const (
 	PageDaemon
 	PageAudit
 	PageFailure
+	PageBlob
 )
 
 // ToastMsg queues a footer toast.

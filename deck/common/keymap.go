@@ -14,8 +14,9 @@ type KeyMap struct {
 	Quit, ForceQuit, Help, NextTab, PrevTab, Back, Logs, Filter key.Binding
 	// Attach opens the picker of bookmarks and recent clusters.
 	Attach key.Binding
-	// Tabs switch the top-level tab directly: Tabs[i] selects the i-th tab
-	// (1…9, 0, -, =, `). The help text is the key alone; the deck adds the
+	// Tabs switch the top-level tab directly: Tabs[i] selects the tab in
+	// slot i (1…9, 0, -, =, `, then the shifted !, @; see the TabSlot
+	// constants). The help text is the key alone; the deck adds the
 	// tab's name when it lists them.
 	Tabs []key.Binding
 	// Cursor movement, the same on every list.
@@ -37,16 +38,29 @@ type KeyMap struct {
 	// ctrl+c and tab/shift+tab) and its results.
 	QueryRun, QueryNewline, QueryHistoryPrev, QueryHistoryNext, QueryExample,
 	QueryCancel, QueryEdit, QueryPlan key.Binding
+	// BLOBS and the blob page: the blob verbs (a signed intent, through
+	// the same preview and typed YES as the admin verbs).
+	BlobPin, BlobUnpin, BlobDropReplica, BlobAddReplica key.Binding
 	// DEMO panel.
 	Mark, FaultKill, FaultRestart, FaultPause, FaultResume, FaultPartition,
-	FaultHeal, FaultSlow, FaultCrashLoop key.Binding
+	FaultHeal, FaultSlow, FaultCrashLoop, FaultCorruptChunk, FaultFillDisk key.Binding
 	// Modals and one-line inputs. Submit and Cancel close a dialog, Clear and
 	// Erase edit its input.
 	Submit, Cancel, Clear, Erase, ExportPayload key.Binding
 }
 
-// tabKeys are the direct tab keys in tab order.
-var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=", "`"}
+// tabKeys are the direct tab keys in slot order: the unshifted row, then
+// its shifted keys from the left (# $ % are SUBNETS, GATEWAYS and
+// AGGREGATORS, issue 16).
+var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=", "`", "!", "@"}
+
+// Slots of the tabs that are not always there or not in the first row: a
+// deck without a demo has no DEMO, and BLOBS keeps its key all the same.
+const (
+	TabSlotDemo      = 12
+	TabSlotBlobs     = 13
+	TabSlotDataforts = 14
+)
 
 func kb(keys []string, help, desc string) key.Binding {
 	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
@@ -122,6 +136,11 @@ func DefaultKeyMap() *KeyMap {
 		QueryEdit:        k("i", "edit query", "i"),
 		QueryPlan:        k("p", "plan / rows", "p"),
 
+		BlobPin:         k("p", "pin blob", "p"),
+		BlobUnpin:       k("u", "unpin blob", "u"),
+		BlobDropReplica: k("D", "drop a replica", "D"),
+		BlobAddReplica:  k("r", "re-replicate (+1)", "r"),
+
 		Mark:           k("space", "mark", "space"),
 		FaultKill:      k("x", "kill", "x"),
 		FaultRestart:   k("s", "start", "s"),
@@ -131,6 +150,9 @@ func DefaultKeyMap() *KeyMap {
 		FaultHeal:      k("H", "heal all", "H"),
 		FaultSlow:      k("w", "slow link", "w"),
 		FaultCrashLoop: k("z", "crashloop daemon", "z"),
+		// b for bit rot.
+		FaultCorruptChunk: k("b", "corrupt a blob chunk", "b"),
+		FaultFillDisk:     k("f", "fill datafort disk", "f"),
 
 		Submit:        k("enter", "submit", "enter"),
 		Cancel:        k("esc", "cancel", "esc"),

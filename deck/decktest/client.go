@@ -58,6 +58,11 @@ type Client struct {
 	// the refusal toasts).
 	FailCommit error
 
+	// blobBytes are the blobs Put into the fixture; blobIntents the blobs
+	// whose intent changed through it, in order.
+	blobBytes   map[api.BlobHash][]byte
+	blobIntents []api.BlobHash
+
 	// name is the cluster's name ("": ClusterName).
 	name      string
 	watchers  []watcher

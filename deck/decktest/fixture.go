@@ -177,7 +177,7 @@ func cluster() *snapshot.ClusterSnapshot {
 	console.Observer = true
 	console.Replicas = nil
 
-	gibson := node(Gibson, "gibson", []string{"compute", "gateway"}, res(0.31, 0.48, 0.22, 0.36), snapshot.Healthy, 900*time.Microsecond)
+	gibson := node(Gibson, "gibson", []string{"compute", "datafort", "gateway"}, res(0.31, 0.48, 0.22, 0.36), snapshot.Healthy, 900*time.Microsecond)
 	gibson.Daemons = []snapshot.Daemon{
 		daemon("ingest-0", "ingest", Gibson, rep(0), snapshot.LifecycleRunning, snapshot.DaemonHealthy, 0.41, 3*time.Hour),
 		daemon("cache-0", "cache", Gibson, solo("cache"), snapshot.LifecycleMigrating, snapshot.DaemonHealthy, 0.22, 52*time.Minute),
@@ -251,7 +251,7 @@ func cluster() *snapshot.ClusterSnapshot {
 	zion.Maintenance = snapshot.Maintenance{State: snapshot.MaintMaintenance, Since: ago(25 * time.Minute), DaemonsTotal: 3, ReplicasTotal: 2}
 	zion.Daemons = []snapshot.Daemon{daemon("relay-0", "relay", Zion, solo("relay"), snapshot.LifecycleStopped, snapshot.DaemonHealthy, 0, 25*time.Minute)}
 
-	villa := node(Villa, "villa", []string{"compute"}, res(0.28, 0.37, 0.30, 0.29), snapshot.Healthy, 25*time.Millisecond)
+	villa := node(Villa, "villa", []string{"compute", "datafort"}, res(0.28, 0.37, 0.30, 0.29), snapshot.Healthy, 25*time.Millisecond)
 	villa.Maintenance = snapshot.Maintenance{State: snapshot.MaintRecovery, Since: ago(90 * time.Second)}
 	villa.Daemons = []snapshot.Daemon{daemon("ledger-0", "archive", Villa, solo("ledger"), snapshot.LifecycleRunning, snapshot.DaemonHealthy, 0.33, 80*time.Second)}
 	villa.Replicas = []snapshot.Replica{{Chain: "oracle", Seq: 40150}}
@@ -273,7 +273,7 @@ func cluster() *snapshot.ClusterSnapshot {
 			SeenBy: []api.NodeID{Sprawl}},
 	}
 	slices.SortFunc(pending, func(a, b snapshot.PendingNode) int { return cmp.Compare(a.ID, b.ID) })
-	return &snapshot.ClusterSnapshot{
+	cs := &snapshot.ClusterSnapshot{
 		Cluster: ClusterName, Self: Console, BuiltAt: ago(time.Second), Generation: 4471,
 		Nodes: nodes, PendingNodes: pending,
 		Chains: []snapshot.Chain{
@@ -297,6 +297,8 @@ func cluster() *snapshot.ClusterSnapshot {
 			{A: Wintermute, B: Neuromancer, RTT: 3 * time.Millisecond},
 		},
 	}
+	addDataforts(cs)
+	return cs
 }
 
 // Scaled builds a snapshot of n synthetic nodes (two daemons and one replica

@@ -94,6 +94,9 @@ type env struct {
 	sat      float64
 	ticks    uint64
 	lines    []logLine
+	// jobs collects the blob I/O the kernel asks for (nil: the daemon has
+	// no blob store, see Options.Blobs).
+	jobs *[]blobJob
 }
 
 func (e *env) logf(l api.LogLevel, format string, args ...any) {
@@ -133,6 +136,11 @@ type daemon struct {
 	draining bool
 	pressure float64
 	ticks    uint64
+	// pending are blob jobs asked for and not yet handed to the worker;
+	// withBlobs says a worker runs (Run started one).
+	pending    []blobJob
+	withBlobs  bool
+	stopWorker func()
 }
 
 func newDaemon(kind string, info meshos.DaemonInfo, o Options) *daemon {
@@ -150,7 +158,12 @@ func newDaemon(kind string, info meshos.DaemonInfo, o Options) *daemon {
 }
 
 func (d *daemon) env(dt float64) *env {
+	var jobs *[]blobJob
+	if d.withBlobs {
+		jobs = &d.pending
+	}
 	return &env{
+		jobs:     jobs,
 		rng:      d.rng,
 		dt:       dt,
 		demand:   d.sat.demand,
@@ -170,6 +183,8 @@ func (d *daemon) Run(ctx context.Context, ctl <-chan meshos.Control, log meshos.
 	if err := d.crashLoopCheck(log); err != nil {
 		return err
 	}
+	jobs := d.startBlobWorker(ctx, log)
+	defer d.stopBlobWorker()
 	emit(log, d.call(0, func(e *env) { d.k.start(e) }))
 	t := time.NewTicker(d.opts.Tick)
 	defer t.Stop()
@@ -199,6 +214,9 @@ func (d *daemon) Run(ctx context.Context, ctl <-chan meshos.Control, log meshos.
 			lines, err := d.advance(now.Sub(last))
 			last = now
 			emit(log, lines)
+			if jobs != nil {
+				emit(log, d.dispatchBlobJobs(jobs))
+			}
 			if err != nil {
 				return err
 			}

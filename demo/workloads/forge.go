@@ -42,6 +42,14 @@ type forgeState struct {
 	Best       float64 `json:"best"`
 	Truncated  uint64  `json:"truncated"`
 	Carry      float64 `json:"carry"`
+	// Rollouts are the rollout blobs kept on the dataforts, oldest first
+	// (hex hashes); Batches counts the batches stored; SinceRollout and
+	// SinceRefresh are simulated seconds since the last rollout batch and
+	// the last policy refresh (a checkpoint read).
+	Rollouts     []string `json:"rollouts,omitempty"`
+	Batches      uint64   `json:"batches,omitempty"`
+	SinceRollout float64  `json:"since_rollout,omitempty"`
+	SinceRefresh float64  `json:"since_refresh,omitempty"`
 }
 
 type forge struct {
@@ -50,6 +58,13 @@ type forge struct {
 	entropy  float64
 	s        forgeState
 	collapse int // ticks left of a reward collapse
+	// blobBusy: a blob job is on its way; policy is the checkpoint blob
+	// the actors roll out, policyName its name, policyAge the simulated
+	// seconds since it was taken.
+	blobBusy   bool
+	policy     api.BlobHash
+	policyName string
+	policyAge  float64
 }
 
 func newForge(info meshos.DaemonInfo, _ *rand.Rand) kernel {
@@ -137,6 +152,75 @@ func (k *forge) tick(e *env) {
 	if e.chance(0.004) {
 		e.logf(api.LevelError, "env worker %d exited with status 137, respawning", e.rng.IntN(forgeActors))
 	}
+	k.blobWork(e)
+}
+
+// blobWork refreshes the policy from the newest checkpoint blob every
+// PolicyRefreshEvery and stores a rollout batch derived from it every
+// RolloutBlobEvery, keeping the newest RolloutBlobsKept.
+func (k *forge) blobWork(e *env) {
+	k.s.SinceRefresh += e.dt
+	k.s.SinceRollout += e.dt
+	if k.blobBusy {
+		return
+	}
+	k.policyAge += e.dt
+	var job blobJob
+	switch {
+	case k.s.SinceRefresh >= PolicyRefreshEvery.Seconds() && (k.policy.IsZero() || k.policyAge >= PolicyUpdateEvery.Seconds()):
+		// A policy update: the newest checkpoint.
+		job = readCheckpointJob(func(e *env, info api.BlobInfo, err error) {
+			k.blobBusy = false
+			switch {
+			case errors.Is(err, errNoCheckpoint):
+				e.logf(api.LevelDebug, "policy update: %v", err)
+			case err != nil:
+				e.logf(api.LevelWarn, "policy update from the dataforts failed: %v", err)
+			default:
+				if info.Hash != k.policy {
+					e.logf(api.LevelInfo, "policy updated to checkpoint blob %s (%s, %d chunks verified)", info.Hash.Short(), info.Name, info.Chunks)
+				}
+				k.policy, k.policyName, k.policyAge = info.Hash, info.Name, 0
+			}
+		})
+		k.s.SinceRefresh = 0
+	case k.s.SinceRefresh >= PolicyRefreshEvery.Seconds():
+		// The actors load the policy's weights again.
+		policy := k.policy
+		job = readBlobJob(policy, func(e *env, info api.BlobInfo, err error) {
+			k.blobBusy = false
+			if err != nil {
+				// Gone (the trainer's retention) or unreachable: take the
+				// newest at the next refresh.
+				e.logf(api.LevelWarn, "actors: loading policy %s failed (%v); updating to the newest checkpoint", policy.Short(), err)
+				k.policy = api.BlobHash{}
+			}
+		})
+		k.s.SinceRefresh = 0
+	case k.s.SinceRollout >= RolloutBlobEvery.Seconds() && !k.policy.IsZero():
+		batch := k.s.Batches + 1
+		name := fmt.Sprintf("forge-%d/rollouts-%05d", k.fork, batch)
+		policy, policyName := k.policy, k.policyName
+		job = putJob(blobBytes(uint64(k.fork)<<48|batch, RolloutBlobBytes), api.BlobPutOptions{Replicas: BlobReplicas, Name: name, Parent: policy},
+			func(e *env, info api.BlobInfo, err error) {
+				k.blobBusy = false
+				if err != nil {
+					e.logf(api.LevelWarn, "rollout batch %d: storing %s failed: %v", batch, name, err)
+					return
+				}
+				k.s.Batches = batch
+				var drop string
+				k.s.Rollouts, drop = keepNewest(k.s.Rollouts, info.Hash.String(), RolloutBlobsKept)
+				e.logf(api.LevelInfo, "rollout batch %d stored as blob %s (%s), derived from %s", batch, info.Hash.Short(), name, policyName)
+				if drop != "" {
+					e.blob(removeBlobJob(drop, "rollout batch"))
+				}
+			})
+		k.s.SinceRollout = 0
+	default:
+		return
+	}
+	k.blobBusy = e.blob(job)
 }
 
 func (k *forge) health() (snapshot.DaemonHealthState, string) {
@@ -186,10 +270,11 @@ func (k *forge) restore(kind string, raw json.RawMessage) error {
 	switch kind {
 	case KindForge:
 		s, err := restoreAs(raw, func(s *forgeState) error {
-			if !finite(s.RewardEMA, s.Best, s.Carry) || !in01(s.Carry) {
-				return errors.New("reward or carry out of range")
+			if !finite(s.RewardEMA, s.Best, s.Carry, s.SinceRollout, s.SinceRefresh) || !in01(s.Carry) ||
+				s.SinceRollout < 0 || s.SinceRefresh < 0 {
+				return errors.New("reward, carry or blob timers out of range")
 			}
-			return nil
+			return validKept(s.Rollouts, RolloutBlobsKept)
 		})
 		if err != nil {
 			return err

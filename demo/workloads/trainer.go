@@ -42,6 +42,11 @@ type trainerState struct {
 	LastCheckpoint uint64  `json:"last_checkpoint"`
 	Checkpoints    uint64  `json:"checkpoints"`
 	Carry          float64 `json:"carry"`
+	// CkptBlobs are the checkpoint blobs kept on the dataforts, oldest
+	// first (hex hashes; the last is the newest, the next one's parent);
+	// SinceBlob the simulated seconds since the last one was stored.
+	CkptBlobs []string `json:"ckpt_blobs,omitempty"`
+	SinceBlob float64  `json:"since_blob,omitempty"`
 }
 
 type trainer struct {
@@ -49,6 +54,8 @@ type trainer struct {
 	term   uint64
 	s      trainerState
 	spike  int // ticks left degraded after a loss spike
+	// storing: a checkpoint blob is on its way to the dataforts.
+	storing bool
 }
 
 func newTrainer(info meshos.DaemonInfo, _ *rand.Rand) kernel {
@@ -131,6 +138,7 @@ func (k *trainer) tick(e *env) {
 				k.s.Step, trainerCheckpointGiB, 2+3*e.rng.Float64()+4*e.sat, k.s.Step)
 		}
 	}
+	k.checkpointBlob(e)
 	if steps > 0 && e.chance(0.4) {
 		e.logf(api.LevelTrace, "step %d loss %.4f lr %.2e grad-norm %.2f %.0fk tok/s",
 			k.s.Step, k.s.Loss, lrAt(k.s.Step), gradNorm, float64(steps)*trainerTokensPerStep/math.Max(e.dt, 1e-3)/1000)
@@ -150,6 +158,39 @@ func (k *trainer) tick(e *env) {
 	}
 	if e.chance(0.003) {
 		e.logf(api.LevelError, "checkpoint upload to datafort: connection reset by peer (attempt %d/5), retrying", 1+e.rng.IntN(3))
+	}
+}
+
+// checkpointBlob stores the weights at the current step as a blob every
+// CheckpointBlobEvery, derived from the previous checkpoint blob, and
+// removes the ones past CheckpointBlobsKept.
+func (k *trainer) checkpointBlob(e *env) {
+	k.s.SinceBlob += e.dt
+	if k.storing || k.s.SinceBlob < CheckpointBlobEvery.Seconds() {
+		return
+	}
+	var parent api.BlobHash
+	if n := len(k.s.CkptBlobs); n > 0 {
+		parent, _ = parseBlobHash(k.s.CkptBlobs[n-1])
+	}
+	step := k.s.Step
+	name := fmt.Sprintf("%s%06d", CheckpointBlobPrefix, step)
+	job := putJob(blobBytes(step, CheckpointBlobBytes), api.BlobPutOptions{Replicas: BlobReplicas, Name: name, Parent: parent},
+		func(e *env, info api.BlobInfo, err error) {
+			k.storing = false
+			if err != nil {
+				e.logf(api.LevelWarn, "checkpoint step %d: storing %s on the dataforts failed: %v", step, name, err)
+				return
+			}
+			var drop string
+			k.s.CkptBlobs, drop = keepNewest(k.s.CkptBlobs, info.Hash.String(), CheckpointBlobsKept)
+			e.logf(api.LevelInfo, "checkpoint step %d stored as blob %s (%s, %d replicas)", step, info.Hash.Short(), name, len(info.Holders))
+			if drop != "" {
+				e.blob(removeBlobJob(drop, "checkpoint"))
+			}
+		})
+	if e.blob(job) {
+		k.storing, k.s.SinceBlob = true, 0
 	}
 }
 
@@ -237,7 +278,10 @@ func validTrainerState(s *trainerState) error {
 	if s.LastCheckpoint > s.Step {
 		return fmt.Errorf("checkpoint %d is ahead of step %d", s.LastCheckpoint, s.Step)
 	}
-	return nil
+	if !finite(s.SinceBlob) || s.SinceBlob < 0 {
+		return errors.New("since_blob out of range")
+	}
+	return validKept(s.CkptBlobs, CheckpointBlobsKept)
 }
 
 func (k *trainer) restore(kind string, raw json.RawMessage) error {

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/meshos"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -64,6 +65,11 @@ type Options struct {
 	CrashesPerHour float64
 	// Seed makes runs reproducible; 0 draws a random seed per daemon.
 	Seed uint64
+	// Blobs is the datafort surface the daemons keep their blobs on (the
+	// trainer's checkpoints, the forge's rollouts; see blobs.go): the
+	// node's, signing as an operator. Nil, or returning nil while the node
+	// is not up yet: no blob I/O.
+	Blobs func() api.Blobs
 }
 
 // DefaultOptions are the options Factories uses.

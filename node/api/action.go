@@ -42,6 +42,29 @@ const (
 	VerbForceDrain         Verb = "force-drain"
 )
 
+// Blob verbs: an operator's signed word on one blob (its intent: pin,
+// desired replicas). They are not admin-ledger events (see "Dataforts" in
+// ARCHITECTURE.md): they take the same preview and typed YES, and commit
+// through Blobs().Commit, which signs a new intent for the blob's holders.
+const (
+	VerbPinBlob         Verb = "pin-blob"
+	VerbUnpinBlob       Verb = "unpin-blob"
+	VerbSetBlobReplicas Verb = "set-blob-replicas"
+)
+
+// BlobVerbs list the blob verbs in display order.
+var BlobVerbs = []Verb{VerbPinBlob, VerbUnpinBlob, VerbSetBlobReplicas}
+
+// IsBlob reports whether v is a blob verb.
+func (v Verb) IsBlob() bool {
+	for _, x := range BlobVerbs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
 // AdminVerbs and ICEVerbs list the operator verbs in display order.
 var (
 	AdminVerbs = []Verb{VerbDrain, VerbEnterMaintenance, VerbExitMaintenance, VerbCordon, VerbUncordon,
@@ -94,6 +117,10 @@ type Action struct {
 	OperatorID   NodeID
 	OperatorName string
 	OperatorKey  []byte
+	// Blob verbs: the blob, and for set-blob-replicas the desired number
+	// of datafort nodes holding it (1..MaxBlobReplicas).
+	Blob     BlobHash
+	Replicas int
 }
 
 // Target is the action's target in one string, for audit and lockouts.
@@ -111,6 +138,8 @@ func (a Action) Target() string {
 		return "cluster"
 	case VerbAddOperator, VerbRemoveOperator, VerbRotateOperator:
 		return "operator:" + a.OperatorID.String()
+	case VerbPinBlob, VerbUnpinBlob, VerbSetBlobReplicas:
+		return "blob:" + a.Blob.String()
 	}
 	return "node:" + a.Node.String()
 }
@@ -131,6 +160,13 @@ type DaemonMove struct {
 // without a leader).
 type LeaderMove struct {
 	Chain    string
+	From, To NodeID
+}
+
+// BlobMove is one copy of a blob that a blob verb adds or sheds: From 0 is
+// a new copy fetched by To; To 0 is From's copy dropped.
+type BlobMove struct {
+	Blob     BlobHash
 	From, To NodeID
 }
 
@@ -158,8 +194,13 @@ type BlastRadius struct {
 	// BlobReplicas and BlobBytes are the blob replicas and chunk bytes the
 	// action moves off datafort nodes (a drain, maintenance, a revoke):
 	// each leaving node's whole store.
-	BlobReplicas    int
-	BlobBytes       uint64
+	BlobReplicas int
+	BlobBytes    uint64
+	// BlobMoves are the copies a blob verb adds or sheds (placement run
+	// with the blob's new intent against its placement now), and
+	// BlobCopyBytes what the new copies fetch.
+	BlobMoves       []BlobMove
+	BlobCopyBytes   uint64
 	DrainTime       time.Duration
 	StabilityBefore float64 // fraction of assignments unchanged, 0..1
 	StabilityAfter  float64

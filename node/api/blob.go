@@ -19,6 +19,33 @@ func (h BlobHash) Short() string { return hex.EncodeToString(h[:6]) }
 // IsZero reports whether h is unset (no parent).
 func (h BlobHash) IsZero() bool { return h == BlobHash{} }
 
+// BlobChunkBytes is the size of every chunk of a blob but its last (the
+// store's unit: node/blob.ChunkBytes); MaxBlobReplicas bounds a blob's
+// desired replicas.
+const (
+	BlobChunkBytes  = 128 << 10
+	MaxBlobReplicas = 16
+	// BlobHotReadsPerSecond is the heat (chunk reads per second) from which
+	// a reader draws a gravity replica (node/blob.GravityHotReadsPerSecond);
+	// screens mark blobs this hot.
+	BlobHotReadsPerSecond = 2.0
+)
+
+// BlobChunks is how many chunks a blob of size bytes has.
+func BlobChunks(size uint64) int { return int((size + BlobChunkBytes - 1) / BlobChunkBytes) }
+
+// BlobCopy is one node's answer about a blob it holds or is fetching:
+// bytes stored of the total, its role there ("placed", "gravity",
+// "overflow", "staging") and its heat there.
+type BlobCopy struct {
+	Node     NodeID
+	Fetching bool
+	Role     string
+	Stored   uint64
+	Total    uint64
+	Heat     float64
+}
+
 // BlobInfo is one blob as the mesh knows it: its content, its signed intent
 // (desired replicas, pin, name, parent, who signed it and when) and where
 // it lives.
@@ -38,6 +65,9 @@ type BlobInfo struct {
 	Operator NodeID   // who signed the newest intent
 	IssuedAt time.Time
 	StoredAt time.Time // when the earliest holder that answered stored it
+	// Copies are the answers of the nodes asked (Stat: holders and nodes
+	// fetching it), sorted by node; empty from List.
+	Copies []BlobCopy
 }
 
 // BlobPutOptions shape a put. Zero Replicas means the mesh default.
@@ -78,8 +108,16 @@ type Blobs interface {
 	Unpin(ctx context.Context, h BlobHash) (BlobInfo, error)
 	// Remove deletes the blob everywhere; a pinned blob only with force.
 	Remove(ctx context.Context, h BlobHash, force bool) error
+	// SetReplicas sets how many datafort nodes should hold the blob
+	// (1..MaxBlobReplicas).
+	SetReplicas(ctx context.Context, h BlobHash, n int) (BlobInfo, error)
 	// GC asks every datafort node to collect unreferenced chunks.
 	GC(ctx context.Context) ([]BlobGC, error)
+	// Commit applies a blob verb's action (pin-blob, unpin-blob,
+	// set-blob-replicas) bound to the preview its operator confirmed: it
+	// projects again and, when the copies that move differ, returns a
+	// *PreviewChangedError with the new preview and signs nothing.
+	Commit(ctx context.Context, confirmed BlastRadius) (BlobInfo, error)
 }
 
 // BlobClient is a Client with a datafort surface (node.Client is one); a

@@ -17,6 +17,14 @@ const (
 	FaultHeal      FaultKind = "heal"      // unblock every link and remove impairments
 	FaultSlow      FaultKind = "slow"      // add Delay and Loss on the links between Nodes and Peers
 	FaultCrashLoop FaultKind = "crashloop" // make Daemon crash on start until healed
+	// FaultCorruptChunk flips a byte of one chunk on the node's disk (of a
+	// blob another datafort also holds), then reads the blob through the
+	// node: the read detects the rot and repairs the chunk from the other
+	// replica. One-shot: nothing stays in force.
+	FaultCorruptChunk FaultKind = "corrupt-chunk"
+	// FaultFillDisk leaves the node's datafort no room: its blob budget
+	// drops to what it holds, until healed or restarted.
+	FaultFillDisk FaultKind = "fill-disk"
 )
 
 // Fault is one injection request.

@@ -3,6 +3,7 @@ package blob
 import (
 	"time"
 
+	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/gossip"
 )
 
@@ -25,7 +26,7 @@ const (
 	//     records commit atomically together;
 	//   - a manifest lists one 32-byte hash per chunk: 256 KiB of refs for
 	//     1 GiB, which is why large blobs keep their refs in index chunks.
-	ChunkBytes = 128 << 10
+	ChunkBytes = api.BlobChunkBytes
 	// HashBytes is a BLAKE3-256 digest.
 	HashBytes = 32
 	// InlineChunkRefs is the most chunk refs a manifest lists itself (blobs
@@ -53,7 +54,7 @@ const (
 	// put says otherwise: it survives the loss of one.
 	DefaultReplicas = 2
 	// MaxReplicas bounds a blob's desired replicas.
-	MaxReplicas = 16
+	MaxReplicas = api.MaxBlobReplicas
 	// IntentClockSkew is how far in the future an intent's issue time may
 	// be; later ones are refused (they would win every merge).
 	IntentClockSkew = time.Minute
@@ -168,7 +169,7 @@ const (
 	// reads per second, decaying) draws a replica to the datafort nearest
 	// to it; GravityColdReadsPerSecond: a gravity replica read slower than
 	// this (on the node holding it) is shed.
-	GravityHotReadsPerSecond  = 2.0
+	GravityHotReadsPerSecond  = api.BlobHotReadsPerSecond
 	GravityColdReadsPerSecond = 0.2
 	// ShedGrace: a replica stored this recently is not shed as surplus
 	// (a drain or an overflow sheds at once): nodes whose views disagree

@@ -469,6 +469,12 @@ func (s *Service) infoFrom(h Hash, m *Manifest, in *Intent, holders []identity.N
 	for _, hd := range hs {
 		switch hd.status {
 		case StatusOK:
+			bi.Copies = append(bi.Copies, api.BlobCopy{Node: hd.id, Role: hd.role.String(), Stored: hd.stored, Total: hd.total, Heat: hd.heat})
+		case StatusFetching:
+			bi.Copies = append(bi.Copies, api.BlobCopy{Node: hd.id, Fetching: true, Stored: hd.stored, Total: hd.total})
+		}
+		switch hd.status {
+		case StatusOK:
 			bi.Heat += hd.heat
 			if m == nil {
 				bi.Size, bi.Chunks = hd.total, ChunkCount(hd.total)

@@ -186,7 +186,7 @@ func Fold(in Input) *snapshot.ClusterSnapshot {
 	cs.Edges = foldEdges(in, ids, current)
 	cs.Chains = foldChains(in, holding)
 	cs.Groups = foldGroups(in, current)
-	cs.Blobs = foldBlobs(holding)
+	cs.Blobs = FoldBlobs(holding)
 	return cs
 }
 
@@ -194,12 +194,12 @@ func Fold(in Input) *snapshot.ClusterSnapshot {
 // most its hottest gossip.MaxBlobsPerSnapshot).
 const MaxClusterBlobs = 1024
 
-// foldBlobs merges the blobs the holding nodes (current, reachable, not
+// FoldBlobs merges the blobs the holding nodes (current, reachable, not
 // consoles) report, by hash: holders sorted, heat summed, the largest
 // desired count and any pin (holders converge on one newest intent; while
 // an intent spreads, the view shows the stronger word), the earliest
 // storage time. Only a datafort node's report counts.
-func foldBlobs(holding []*snapshot.NodeSnapshot) []snapshot.BlobView {
+func FoldBlobs(holding []*snapshot.NodeSnapshot) []snapshot.BlobView {
 	byHash := map[[32]byte]*snapshot.BlobView{}
 	for _, ns := range holding {
 		if !ns.Datafort.Enabled {

@@ -151,6 +151,9 @@ func ValidateAction(a *api.Action) error {
 	if !ok {
 		return reject(ErrBadAction, "unknown verb %q", truncate(string(a.Verb), MaxVerbBytes))
 	}
+	if !a.Blob.IsZero() || a.Replicas != 0 {
+		return reject(ErrBadAction, "%s does not take a blob or a replica count", a.Verb)
+	}
 	set := setFields(a)
 	for _, fn := range fieldNames {
 		f, name := fn.f, fn.name

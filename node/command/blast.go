@@ -31,6 +31,18 @@ func Preview(cs *snapshot.ClusterSnapshot, spec placement.Spec, a api.Action) (a
 // reported by the nodes), the way MeshOS sees the cluster. st may be nil.
 func PreviewWith(cs *snapshot.ClusterSnapshot, spec placement.Spec, st *AdminState, a api.Action) (api.BlastRadius, error) {
 	a = normalizeAction(a)
+	if a.Verb.IsBlob() {
+		if err := validateBlobAction(&a); err != nil {
+			return api.BlastRadius{}, err
+		}
+		if cs == nil {
+			return api.BlastRadius{}, fmt.Errorf("command: no cluster snapshot yet: %w", api.ErrNotConnected)
+		}
+		if st != nil {
+			cs = placement.ApplyIntent(cs, st.Intent())
+		}
+		return previewBlob(cs, a)
+	}
 	if err := ValidateAction(&a); err != nil {
 		return api.BlastRadius{}, err
 	}

@@ -1,7 +1,9 @@
 package command
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -30,6 +32,14 @@ func HashMoves(br *api.BlastRadius) [32]byte {
 	h.strs(m.Restarted)
 	h.migrations(m.Migrated)
 	h.leaders(m.Leaders)
+	if len(m.BlobMoves) > 0 {
+		// Blob verbs only: every admin event's hash stays what it was.
+		for _, mv := range m.BlobMoves {
+			h.p = append(h.p, mv.Blob[:]...)
+			h.p = binary.BigEndian.AppendUint64(h.p, uint64(mv.From))
+			h.p = binary.BigEndian.AppendUint64(h.p, uint64(mv.To))
+		}
+	}
 	return blake2b.Sum256(h.p)
 }
 
@@ -44,7 +54,11 @@ func canonicalMoves(br *api.BlastRadius) api.BlastRadius {
 		Restarted: slices.Clone(br.Restarted),
 		Migrated:  slices.Clone(br.Migrated),
 		Leaders:   slices.Clone(br.Leaders),
+		BlobMoves: slices.Clone(br.BlobMoves),
 	}
+	slices.SortFunc(m.BlobMoves, func(x, y api.BlobMove) int {
+		return cmp.Or(bytes.Compare(x.Blob[:], y.Blob[:]), cmp.Compare(x.From, y.From), cmp.Compare(x.To, y.To))
+	})
 	slices.Sort(m.Nodes)
 	slices.SortFunc(m.Replicas, func(x, y api.ReplicaMove) int {
 		return cmp.Or(cmp.Compare(x.Chain, y.Chain), cmp.Compare(x.From, y.From), cmp.Compare(x.To, y.To))
@@ -86,6 +100,7 @@ func DiffMoves(confirmed, now *api.BlastRadius) []string {
 	out = diffLists(out, a.Leaders, b.Leaders, func(l api.LeaderMove) string {
 		return fmt.Sprintf("chain %s leader %s", l.Chain, route(l.From, l.To))
 	}, "changes")
+	out = diffLists(out, a.BlobMoves, b.BlobMoves, blobMoveText, "happens")
 	out = diffLists(out, a.Nodes, b.Nodes, func(n identity.NodeID) string { return "node " + n.String() }, "affected")
 	if len(out) == 0 && HashMoves(&a) != HashMoves(&b) {
 		out = append(out, "the action itself differs")

@@ -529,6 +529,7 @@ func cloneRadius(br api.BlastRadius) api.BlastRadius {
 	br.Leaders = slices.Clone(br.Leaders)
 	br.HotNodes = slices.Clone(br.HotNodes)
 	br.Warnings = slices.Clone(br.Warnings)
+	br.BlobMoves = slices.Clone(br.BlobMoves)
 	return br
 }
 
