@@ -169,10 +169,17 @@ func newModel(client api.Client, opts Options, st *attachState) *Model {
 		tabs.NewChains(c), tabs.NewMigrations(c), tabs.NewMaintenance(c), tabs.NewBehavior(c),
 		m.logs, tabs.NewAudit(c), tabs.NewFailures(c), tabs.NewMeshDB(c),
 	}
+	// DEMO keeps its slot (and key) outside a demo, empty, so the tabs
+	// after it keep theirs.
+	var demo tabs.Tab
 	if opts.Faults != nil {
-		top = append(top, tabs.NewDemo(c))
+		demo = tabs.NewDemo(c)
 	}
+	top = append(top, demo, tabs.NewSubnets(c), tabs.NewGateways(c), tabs.NewAggregators(c))
 	for i, t := range top {
+		if t == nil {
+			continue
+		}
 		m.tabs = append(m.tabs, tabSpec{key: c.Keys.TabKey(i), tab: t})
 	}
 	m.pages = make([][]tabs.Tab, len(m.tabs))

@@ -67,6 +67,16 @@ var screens = []struct {
 	{name: "page_pending", keys: []string{"2", "G", "enter"}},
 	{name: "modal_admit", keys: []string{"2", "G", "+", "type:YE"}, setup: quietLedger},
 	{name: "modal_revoke", keys: []string{"2", "j", "j", "V", "type:YE"}, setup: quietLedger},
+	// Subnets (issue 16): the tree, the drill into eu/fra (before and
+	// after the view holds its members), its members in NODES and found
+	// by `/` on the subnet, the gateways' rules and the aggregator registry.
+	{name: "subnets", keys: []string{"#"}},
+	{name: "subnet_fetching", keys: []string{"#", "j", "j", "j", "enter"}},
+	{name: "subnet_focus", keys: []string{"#", "j", "j", "j", "enter", "snapshot"}},
+	{name: "nodes_focused", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "2"}},
+	{name: "nodes_filter_subnet", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "2", "/", "type:eu/fra"}},
+	{name: "gateways", keys: []string{"$"}},
+	{name: "aggregators", keys: []string{"%", "G"}},
 }
 
 func TestGolden(t *testing.T) {

@@ -81,7 +81,9 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.toasts.Push(msg.Text, msg.Error, m.c.Now)
 		return m, nil
 	case common.OpenPageMsg:
-		m.openPage(msg)
+		return m, m.openPage(msg)
+	case subnetFocusMsg:
+		m.focused(msg)
 		return m, nil
 	case common.ActionMsg:
 		return m, m.startAction(msg)
@@ -234,7 +236,7 @@ func (m *Model) back() tea.Cmd {
 	if st := m.pages[m.active]; len(st) > 0 {
 		m.pages[m.active] = st[:len(st)-1]
 		m.screen().Sync()
-		return nil
+		return m.leftPage(st[len(st)-1])
 	}
 	if m.onLogs() && m.ret != nil {
 		ret := m.ret
@@ -275,8 +277,9 @@ func (m *Model) handleFilterKey(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-func (m *Model) openPage(msg common.OpenPageMsg) {
+func (m *Model) openPage(msg common.OpenPageMsg) tea.Cmd {
 	var p tabs.Tab
+	var cmd tea.Cmd
 	switch msg.Kind {
 	case common.PageNode:
 		p = tabs.NewNodePage(m.c, msg.Node)
@@ -284,17 +287,20 @@ func (m *Model) openPage(msg common.OpenPageMsg) {
 		p = tabs.NewDaemonPage(m.c, msg.Daemon)
 	case common.PageAudit:
 		if msg.Audit == nil {
-			return
+			return nil
 		}
 		p = tabs.NewAuditPage(m.c, *msg.Audit)
 	case common.PageFailure:
 		if msg.Fail == nil {
-			return
+			return nil
 		}
 		p = tabs.NewFailurePage(m.c, *msg.Fail)
+	case common.PageSubnet:
+		p, cmd = m.openSubnet(msg.Subnet)
 	default:
-		return
+		return nil
 	}
 	m.pages[m.active] = append(m.pages[m.active], p)
 	p.Sync()
+	return cmd
 }

@@ -70,6 +70,9 @@ type OpenPageMsg struct {
 	Daemon string
 	Audit  *api.AuditRecord
 	Fail   *api.FailureRecord
+	// Subnet is PageSubnet's path: the root drills the view into it
+	// (api.SubnetClient.FocusSubnet) while the page is open.
+	Subnet string
 }
 
 // PageKind names a drill-down page.
@@ -80,6 +83,7 @@ const (
 	PageDaemon
 	PageAudit
 	PageFailure
+	PageSubnet
 )
 
 // ToastMsg queues a footer toast.

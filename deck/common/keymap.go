@@ -15,7 +15,8 @@ type KeyMap struct {
 	// Attach opens the picker of bookmarks and recent clusters.
 	Attach key.Binding
 	// Tabs switch the top-level tab directly: Tabs[i] selects the i-th tab
-	// (1…9, 0, -, =, `). The help text is the key alone; the deck adds the
+	// (1…9, 0, -, =, `, then #, $, % for SUBNETS, GATEWAYS, AGGREGATORS).
+	// The help text is the key alone; the deck adds the
 	// tab's name when it lists them.
 	Tabs []key.Binding
 	// Cursor movement, the same on every list.
@@ -46,7 +47,8 @@ type KeyMap struct {
 }
 
 // tabKeys are the direct tab keys in tab order.
-var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=", "`"}
+var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=", "`",
+	"#", "$", "%"}
 
 func kb(keys []string, help, desc string) key.Binding {
 	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))

@@ -273,7 +273,7 @@ func cluster() *snapshot.ClusterSnapshot {
 			SeenBy: []api.NodeID{Sprawl}},
 	}
 	slices.SortFunc(pending, func(a, b snapshot.PendingNode) int { return cmp.Compare(a.ID, b.ID) })
-	return &snapshot.ClusterSnapshot{
+	cs := &snapshot.ClusterSnapshot{
 		Cluster: ClusterName, Self: Console, BuiltAt: ago(time.Second), Generation: 4471,
 		Nodes: nodes, PendingNodes: pending,
 		Chains: []snapshot.Chain{
@@ -297,6 +297,8 @@ func cluster() *snapshot.ClusterSnapshot {
 			{A: Wintermute, B: Neuromancer, RTT: 3 * time.Millisecond},
 		},
 	}
+	withSubnets(cs)
+	return cs
 }
 
 // Scaled builds a snapshot of n synthetic nodes (two daemons and one replica
