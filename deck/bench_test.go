@@ -138,9 +138,15 @@ func BenchmarkFrameAtScale(b *testing.B) {
 
 func benchFrame(b *testing.B, tab, filter string, n int) {
 	c := decktest.New(0)
-	c.SetSnapshot(decktest.Large(n))
+	view := decktest.Large(n)
+	c.SetSnapshot(view)
 	m := benchModel(b, c, 0)
-	m.foldLogs(syntheticLogs(10_000))
+	// Logs from the large view's nodes, so `/` on a subnet finds some.
+	logs := syntheticLogs(10_000)
+	for i := range logs {
+		logs[i].Node = view.Nodes[i%n].ID
+	}
+	m.foldLogs(logs)
 	m.switchTab(tabNamed(b, m, tab))
 	press(b, m, "j", "j", "j")
 	if filter != "" {

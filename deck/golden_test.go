@@ -77,7 +77,15 @@ var screens = []struct {
 	{name: "nodes_filter_subnet", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "2", "/", "type:eu/fra"}},
 	{name: "gateways", keys: []string{"$"}},
 	{name: "aggregators", keys: []string{"%", "G"}},
+	// At scale: 1,000 nodes over 32 subnets, all held (decktest.Large):
+	// the map folds subnets into glyphs, SUBNETS and GATEWAYS list 32.
+	{name: "netmap_scale", keys: []string{"1"}, setup: large},
+	{name: "subnets_scale", keys: []string{"#"}, setup: large},
+	{name: "gateways_scale", keys: []string{"$"}, setup: large},
 }
+
+// large puts the fixture on decktest.Large(1000) (a golden setup).
+func large(_ testing.TB, c *decktest.Client) { c.SetSnapshot(decktest.Large(1000)) }
 
 func TestGolden(t *testing.T) {
 	for _, sz := range [][2]int{{80, 24}, {160, 48}} {

@@ -100,6 +100,20 @@ type mapLayout struct {
 	hi      []bool
 	hiFor   api.NodeID
 	hiSnap  *snapshot.ClusterSnapshot
+	// drawn is the last render and what it was drawn with: a frame that
+	// changes none of them reuses it (a thousand glyphs cost a few hundred
+	// tone runs to paint).
+	drawn      []string
+	drawnKey   mapDrawKey
+	drawnValid bool
+}
+
+// mapDrawKey is what a render of a layout depends on besides its grid.
+type mapDrawKey struct {
+	th     *common.Theme
+	sel    int
+	hiFor  api.NodeID
+	hiSnap *snapshot.ClusterSnapshot
 }
 
 // NewNetMap makes the NET.MAP tab.
@@ -178,8 +192,8 @@ func (c mapCluster) label() string {
 	return fmt.Sprintf("%s (%d)", SubnetLabel(c.path), c.nodes[0]+c.nodes[1]+c.nodes[2])
 }
 
-// MapClusters are the subnets drawn as one glyph: those the view holds by
-// summary only, in tree order.
+// MapClusters are the subnets the view holds by summary only, in tree
+// order: each is one glyph on the map and one row of its list.
 func MapClusters(s *snapshot.ClusterSnapshot) []mapCluster {
 	views, _ := SubnetTree(s)
 	var out []mapCluster
@@ -189,6 +203,69 @@ func MapClusters(s *snapshot.ClusterSnapshot) []mapCluster {
 		}
 	}
 	return out
+}
+
+// mapCellsPerNode is the canvas a node drawn on its own needs to stay
+// legible (glyph, label, room around): past w×h/mapCellsPerNode nodes the
+// map folds whole subnets into one glyph.
+const mapCellsPerNode = 64
+
+// MapPlan decides what the map draws: the nodes of order drawn one by one,
+// and the subnets drawn as one glyph each, in tree order. Summary-only
+// subnets are always one glyph; when the held nodes outnumber what a w×h
+// canvas shows legibly, held subnets other than the console's own fold
+// too, the largest first, until the rest fit (the list keeps every node,
+// and a folded node's cursor lights its subnet's glyph).
+func MapPlan(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) (drawn []api.NodeID, clusters []mapCluster) {
+	subnet := make(map[api.NodeID]string, len(s.Nodes))
+	for i := range s.Nodes {
+		subnet[s.Nodes[i].ID] = s.Nodes[i].Subnet
+	}
+	self := subnet[s.Self]
+	budget := max(w*h/mapCellsPerNode, 1)
+	folded := map[string]bool{}
+	if len(order) > budget {
+		count := map[string]int{}
+		for _, id := range order {
+			count[subnet[id]]++
+		}
+		var held []string
+		for p := range count {
+			if p != s.LocalSubnet && p != self {
+				held = append(held, p)
+			}
+		}
+		sort.Slice(held, func(i, j int) bool {
+			if count[held[i]] != count[held[j]] {
+				return count[held[i]] > count[held[j]]
+			}
+			return held[i] < held[j]
+		})
+		left := len(order)
+		for _, p := range held {
+			if left <= budget {
+				break
+			}
+			folded[p] = true
+			left -= count[p]
+		}
+	}
+	drawn = order
+	if len(folded) > 0 {
+		drawn = make([]api.NodeID, 0, len(order))
+		for _, id := range order {
+			if !folded[subnet[id]] {
+				drawn = append(drawn, id)
+			}
+		}
+	}
+	views, _ := SubnetTree(s)
+	for _, v := range views {
+		if !v.Detailed || folded[v.Path] {
+			clusters = append(clusters, mapCluster{path: v.Path, nodes: v.Nodes})
+		}
+	}
+	return drawn, clusters
 }
 
 // clusterKey is what a layout's clusters depend on: the subnets, what the
@@ -304,16 +381,28 @@ func linkSet(s *snapshot.ClusterSnapshot) string {
 
 // stillValid reports whether prev can be reused for s at w×h.
 func (l *mapLayout) stillValid(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int, now time.Time) bool {
-	if l == nil || l.w != w || l.h != h || len(l.order) != len(order) {
+	if l == nil || l.w != w || l.h != h {
 		return false
 	}
 	if l.checked == s {
 		// Checked once per snapshot, not per frame.
 		return true
 	}
-	for i, id := range order {
-		_ = i
-		n := s.Node(id)
+	drawn, clusters := MapPlan(s, order, w, h)
+	if len(drawn) != len(l.order) || len(clusters) != len(l.clusters) {
+		return false
+	}
+	for i := range clusters {
+		if clusters[i].path != l.clusters[i].path {
+			return false
+		}
+	}
+	nodes := make(map[api.NodeID]*snapshot.NodeView, len(s.Nodes))
+	for i := range s.Nodes {
+		nodes[s.Nodes[i].ID] = &s.Nodes[i]
+	}
+	for _, id := range drawn {
+		n := nodes[id]
 		if _, ok := l.pos[id]; !ok || n == nil {
 			return false
 		}
@@ -379,19 +468,22 @@ func NearestLinks(s *snapshot.ClusterSnapshot) []snapshot.Edge {
 // node's nearest links are drawn (dim dots); the selected node's links are
 // an overlay (see highlight). Exposed for tests.
 func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayout {
-	l := &mapLayout{snap: s, w: w, h: h, grid: make([]mapCell, w*h), pos: make(map[api.NodeID][2]int, len(order)),
-		rtt: make(map[api.NodeID]time.Duration, len(order)), down: make(map[api.NodeID]bool, len(order)),
-		order: append([]api.NodeID(nil), order...), links: linkSet(s), checked: s,
-		clusters: MapClusters(s), clusterKey: clusterKey(s)}
+	drawn, clusters := MapPlan(s, order, w, h)
+	l := &mapLayout{snap: s, w: w, h: h, grid: make([]mapCell, w*h), pos: make(map[api.NodeID][2]int, len(drawn)),
+		rtt: make(map[api.NodeID]time.Duration, len(drawn)), down: make(map[api.NodeID]bool, len(drawn)),
+		order: append([]api.NodeID(nil), drawn...), links: linkSet(s), checked: s,
+		clusters: clusters, clusterKey: clusterKey(s)}
 	for i := range l.grid {
 		l.grid[i].r = ' '
 	}
 	if w < 8 || h < 3 {
 		return l
 	}
-	angles, clusterAngles := ringAngles(s, order, l.clusters)
-	l.placeNodes(angles)
+	angles, clusterAngles := ringAngles(s, l.order, l.clusters)
+	// Clusters first: each stands for a whole subnet, so it gets its spot
+	// on the rim before the nodes crowd it.
 	l.placeClusters(clusterAngles)
+	l.placeNodes(angles)
 	l.drawNearestLinks()
 	l.drawGlyphs()
 	return l
@@ -680,7 +772,12 @@ func abs(v int) int {
 // render paints the grid, highlighting the cells of node sel (1-based
 // index into the layout's order) and the selected node's links.
 func (l *mapLayout) render(th *common.Theme, sel int) []string {
+	key := mapDrawKey{th: th, sel: sel, hiFor: l.hiFor, hiSnap: l.hiSnap}
+	if l.drawnValid && l.drawnKey == key {
+		return l.drawn
+	}
 	out := make([]string, l.h)
+	defer func() { l.drawn, l.drawnKey, l.drawnValid = out, key, true }()
 	var b, run strings.Builder
 	cell := func(i int) (rune, common.Tone) {
 		c := l.grid[i]
@@ -761,7 +858,12 @@ func (t *NetMap) View(w, h int) string {
 	}
 	selID := t.selected()
 	sel := 0
-	if p, ok := t.selectedSubnet(); ok {
+	p, ok := t.selectedSubnet()
+	if n := t.c.Snap.Node(selID); n != nil {
+		// A node of a folded subnet lights its subnet's glyph.
+		p, ok = n.Subnet, true
+	}
+	if ok {
 		for i, c := range t.layout.clusters {
 			if c.path == p {
 				sel = len(t.layout.order) + i + 1
@@ -832,7 +934,7 @@ func (t *NetMap) side(w, h int) []string {
 		th.Paint(common.ToneHeader, "LEGEND"),
 		th.Paint(common.ToneOK, GlyphNode) + " node   " + th.Paint(common.ToneAccent, GlyphDatafort) + " datafort",
 		th.Paint(common.ToneDanger, GlyphUnreachable) + " unreachable " + th.Paint(common.ToneWarn, GlyphDegraded) + " degraded",
-		th.Paint(common.ToneOK, GlyphSubnet) + th.Paint(common.ToneDim, " subnet known by summary (nodes)"),
+		th.Paint(common.ToneOK, GlyphSubnet) + th.Paint(common.ToneDim, " subnet as one glyph (its nodes)"),
 		th.Paint(common.ToneDim, "· nearest links  ") + th.Paint(common.ToneAccent, string(glyphSelEdge)) + th.Paint(common.ToneDim, " selected's links"),
 		th.Paint(common.ToneDim, "distance from centre ∝ log RTT"),
 	}

@@ -199,3 +199,48 @@ func TestLogsFilterMatchesSubnet(t *testing.T) {
 		}
 	}
 }
+
+// TestMapPlanFoldsSubnetsAtScale: summary-only subnets are one glyph each;
+// a view holding more nodes than the canvas shows legibly folds held
+// subnets (never the console's own) into glyphs until the rest fit.
+func TestMapPlanFoldsSubnetsAtScale(t *testing.T) {
+	s := decktest.Snapshot()
+	drawn, clusters := MapPlan(s, ByRTT(s), 119, 46)
+	if len(drawn) != len(s.Nodes) || len(clusters) != 5 {
+		t.Fatalf("fixture: %d drawn of %d, %d clusters", len(drawn), len(s.Nodes), len(clusters))
+	}
+	big := decktest.Large(1000)
+	const w, h = 119, 46
+	drawn, clusters = MapPlan(big, ByRTT(big), w, h)
+	if len(drawn) > w*h/mapCellsPerNode || len(drawn) == 0 {
+		t.Fatalf("%d nodes drawn on a %d×%d map", len(drawn), w, h)
+	}
+	local := 0
+	for i := range big.Nodes {
+		if big.Nodes[i].Subnet == big.LocalSubnet {
+			local++
+		}
+	}
+	inDrawn := 0
+	for _, id := range drawn {
+		if n := big.Node(id); n.Subnet == big.LocalSubnet {
+			inDrawn++
+		}
+	}
+	if inDrawn != local {
+		t.Fatalf("%d of the local subnet's %d nodes drawn", inDrawn, local)
+	}
+	folded := 0
+	for _, c := range clusters {
+		if c.path == big.LocalSubnet {
+			t.Fatal("the local subnet folded")
+		}
+		folded += c.nodes[0] + c.nodes[1] + c.nodes[2]
+	}
+	if folded+len(drawn) != len(big.Nodes) {
+		t.Fatalf("%d folded + %d drawn != %d", folded, len(drawn), len(big.Nodes))
+	}
+	if l := Layout(big, ByRTT(big), w, h); len(l.pos) != len(drawn) || len(l.clusters) != len(clusters) {
+		t.Fatalf("layout placed %d nodes, %d clusters", len(l.pos), len(l.clusters))
+	}
+}
