@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
-	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/widgets"
@@ -16,7 +14,7 @@ import (
 // Aggregators is the AGGREGATORS tab: the aggregator registry, one row per
 // subnet, its ages live (rebuilt on the 1 Hz tick).
 type Aggregators struct {
-	tableTab
+	subnetTab
 	last    *snapshot.ClusterSnapshot
 	lastNow time.Time
 	summary string
@@ -24,7 +22,7 @@ type Aggregators struct {
 
 // NewAggregators makes the AGGREGATORS tab.
 func NewAggregators(c *common.Context) *Aggregators {
-	return &Aggregators{tableTab: tableTab{c: c, table: widgets.NewTable(
+	return &Aggregators{subnetTab: subnetTab{tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "SUBNET", Width: 14, Flex: true},
 		widgets.Column{Title: "MEMBERS", Width: 7, Align: widgets.AlignRight},
 		widgets.Column{Title: "LEADER", Width: 11},
@@ -32,7 +30,7 @@ func NewAggregators(c *common.Context) *Aggregators {
 		widgets.Column{Title: "UPDATED", Width: 7, Align: widgets.AlignRight},
 		widgets.Column{Title: "STATE", Width: 11},
 		widgets.Column{Title: "GROUP", Width: 20, HideBelow: 120},
-	)}}
+	)}}}
 }
 
 func (t *Aggregators) Name() string { return "AGGREGATORS" }
@@ -122,27 +120,6 @@ func (t *Aggregators) Sync() {
 	t.summary = AggregatorsSummary(s)
 }
 
-func (t *Aggregators) Selection() common.Selection {
-	p, _ := strings.CutPrefix(t.table.SelectedKey(), subnetKeyPrefix)
-	return common.Selection{Label: SubnetLabel(p)}
-}
-
-func (t *Aggregators) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
-	if t.table.HandleKey(msg, t.c.Keys) {
-		return nil
-	}
-	if p, ok := strings.CutPrefix(t.table.SelectedKey(), subnetKeyPrefix); ok && key.Matches(msg, t.c.Keys.Enter) {
-		return openSubnet(p)
-	}
-	cmd, _ := clusterActions(t.c.Keys, msg)
-	return cmd
-}
-
 func (t *Aggregators) View(w, h int) string {
 	return t.render(t.summary, w, h, "no aggregator groups in the registry")
-}
-
-func (t *Aggregators) Bindings() []key.Binding {
-	k := t.c.Keys
-	return []key.Binding{common.As(k.Enter, "focus subnet"), k.Filter, k.Freeze, k.Thaw, k.FlushAvoid}
 }

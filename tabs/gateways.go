@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/key"
-	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/snapshot"
@@ -18,7 +17,8 @@ import (
 // other subnet, which at 32 subnets would fill any screen.
 const GatewayReachMaxCells = 48
 
-// Gateways is the GATEWAYS tab: every gateway node in the view and, per
+// Gateways is the GATEWAYS tab (rows keyed id/channel: the node tab's
+// cursor, Enter and node keys act on the gateway node): every gateway node in the view and, per
 // channel, its visibility rule, where it forwards, and what it forwarded
 // and dropped (drops amber while rising, red when the rule refused more
 // than it relayed since the gateway's previous snapshot).
@@ -254,33 +254,6 @@ func (t *Gateways) Sync() {
 	t.prev = GatewaySamples(s, t.prev)
 	t.table.SetRows(GatewayRows(s, t.prev))
 	t.summary = GatewaysSummary(s, t.prev)
-}
-
-// selected is the gateway node under the cursor (row keys are id/channel).
-func (t *Gateways) selected() api.NodeID {
-	k, _, _ := strings.Cut(t.table.SelectedKey(), "/")
-	id, err := parseKeyID(k)
-	if err != nil {
-		return 0
-	}
-	return id
-}
-
-func (t *Gateways) Selection() common.Selection {
-	id := t.selected()
-	return common.Selection{Node: id, Label: NodeName(t.c.Snap, id)}
-}
-
-func (t *Gateways) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
-	if t.table.HandleKey(msg, t.c.Keys) {
-		return nil
-	}
-	id := t.selected()
-	if key.Matches(msg, t.c.Keys.Enter) && id != 0 {
-		return openNode(id)
-	}
-	cmd, _ := nodeActions(t.c.Keys, msg, id)
-	return cmd
 }
 
 func (t *Gateways) View(w, h int) string {

@@ -26,7 +26,7 @@ const (
 	// GlyphSubnet is a subnet the view knows by its summary only, drawn as
 	// one labelled cluster with its node count.
 	GlyphSubnet = "⬢"
-	glyphEdge        = '·'
+	glyphEdge   = '·'
 )
 
 // Map layout limits.
@@ -312,7 +312,7 @@ func MapRows(s *snapshot.ClusterSnapshot, order []api.NodeID) []widgets.Row {
 		})
 	}
 	for _, c := range MapClusters(s) {
-		health, tone := HealthRollup(c.nodes)
+		health, tone := Rollup(c.nodes)
 		rows = append(rows, widgets.Row{
 			Key:   subnetKeyPrefix + c.path,
 			Cells: []string{GlyphSubnet + " " + c.label(), health, SubnetLabel(c.path), "—", "—", "—", "summary"},
@@ -576,7 +576,7 @@ func (l *mapLayout) placeClusters(angle []float64) {
 		}
 		idx := len(l.order) + ci
 		l.claim(idx, x, y, label)
-		_, tone := HealthRollup(c.nodes)
+		_, tone := Rollup(c.nodes)
 		cell := &l.grid[y*w+x]
 		cell.r, cell.tone, cell.node = []rune(GlyphSubnet)[0], tone, idx+1
 		for k, r := range []rune(label) {
@@ -915,7 +915,7 @@ func (t *NetMap) side(w, h int) []string {
 		lines = append(lines, th.Paint(common.ToneAccent, widgets.Truncate(linksLine(s, n.ID), w)))
 	} else if p, ok := t.selectedSubnet(); ok {
 		if v := subnetView(s, p); v != nil {
-			health, tone := HealthRollup(v.Nodes)
+			health, tone := Rollup(v.Nodes)
 			lines = append(lines, th.Paint(tone, GlyphSubnet)+" "+th.Paint(common.ToneSelected, SubnetLabel(p))+" "+
 				th.Paint(tone, health)+th.Paint(common.ToneDim, " healthy/suspect/unreachable"),
 				th.Paint(common.ToneDim, widgets.Truncate(fmt.Sprintf("summary only · sat %s · g%d", widgets.Pct(v.Saturation), v.Generation), w)),

@@ -85,30 +85,17 @@ func SubnetTree(s *snapshot.ClusterSnapshot) (views []*snapshot.SubnetView, dept
 	return views, depth
 }
 
-// HealthRollup writes a subnet's node counts by health ("7/1/1":
-// healthy/suspect/unreachable) with the tone of the worst.
-func HealthRollup(n [3]int) (string, common.Tone) {
+// Rollup writes counts by health, worst last (nodes: healthy/suspect/
+// unreachable; daemons: healthy/degraded/unhealthy), as "7/1/1", with the
+// tone of the worst present.
+func Rollup(n [3]int) (string, common.Tone) {
 	tone := common.ToneOK
 	switch {
-	case n[snapshot.Unreachable] > 0:
+	case n[2] > 0:
 		tone = common.ToneDanger
-	case n[snapshot.Suspect] > 0:
+	case n[1] > 0:
 		tone = common.ToneWarn
-	case n[snapshot.Healthy] == 0:
-		tone = common.ToneDim
-	}
-	return fmt.Sprintf("%d/%d/%d", n[0], n[1], n[2]), tone
-}
-
-// DaemonRollup is HealthRollup for daemons (healthy/degraded/unhealthy).
-func DaemonRollup(n [3]int) (string, common.Tone) {
-	tone := common.ToneOK
-	switch {
-	case n[snapshot.DaemonUnhealthy] > 0:
-		tone = common.ToneDanger
-	case n[snapshot.DaemonDegraded] > 0:
-		tone = common.ToneWarn
-	case n[snapshot.DaemonHealthy] == 0:
+	case n[0] == 0:
 		tone = common.ToneDim
 	}
 	return fmt.Sprintf("%d/%d/%d", n[0], n[1], n[2]), tone
@@ -151,7 +138,7 @@ func viewLabel(v *snapshot.SubnetView) (string, common.Tone) {
 
 // Subnets is the SUBNETS tab: the subnet tree as the view holds it.
 type Subnets struct {
-	tableTab
+	subnetTab
 	last    *snapshot.ClusterSnapshot
 	lastNow time.Time
 	summary string
@@ -162,7 +149,7 @@ const subnetKeyPrefix = "subnet:"
 
 // NewSubnets makes the SUBNETS tab.
 func NewSubnets(c *common.Context) *Subnets {
-	return &Subnets{tableTab: tableTab{c: c, table: widgets.NewTable(
+	return &Subnets{subnetTab: subnetTab{tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "PATH", Width: 14, Flex: true},
 		widgets.Column{Title: "PARENT", Width: 8, HideBelow: 100},
 		widgets.Column{Title: "VIEW", Width: 7},
@@ -173,7 +160,7 @@ func NewSubnets(c *common.Context) *Subnets {
 		widgets.Column{Title: "GW", Width: 2, Align: widgets.AlignRight, HideBelow: 120},
 		widgets.Column{Title: "AGG", Width: 16},
 		widgets.Column{Title: "AGE", Width: 6, Align: widgets.AlignRight, HideBelow: 100},
-	)}}
+	)}}}
 }
 
 func (t *Subnets) Name() string { return "SUBNETS" }
@@ -186,8 +173,8 @@ func SubnetRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 	views, depth := SubnetTree(s)
 	rows := make([]widgets.Row, 0, len(views))
 	for i, v := range views {
-		health, hTone := HealthRollup(v.Nodes)
-		daemons, dTone := DaemonRollup(v.Daemons)
+		health, hTone := Rollup(v.Nodes)
+		daemons, dTone := Rollup(v.Daemons)
 		view, vTone := viewLabel(v)
 		chains, cTone := fmt.Sprintf("%d/%d", v.ChainsHeld, v.ChainsDesired), common.ToneNormal
 		if v.ChainsHeld < v.ChainsDesired {
@@ -260,17 +247,26 @@ func (t *Subnets) Sync() {
 	t.summary = SubnetsSummary(s)
 }
 
+func (t *Subnets) View(w, h int) string {
+	return t.render(t.summary, w, h, "no subnets in the view (a mesh without --subnet is one root subnet)")
+}
+
+// subnetTab is a table tab whose rows are keyed by subnet (subnetKeyPrefix
+// and the path): Enter opens the subnet's focus page; the cluster-wide
+// ICE keys apply.
+type subnetTab struct{ tableTab }
+
 // selectedPath is the subnet under the cursor.
-func (t *Subnets) selectedPath() (string, bool) {
+func (t *subnetTab) selectedPath() (string, bool) {
 	return strings.CutPrefix(t.table.SelectedKey(), subnetKeyPrefix)
 }
 
-func (t *Subnets) Selection() common.Selection {
+func (t *subnetTab) Selection() common.Selection {
 	p, _ := t.selectedPath()
 	return common.Selection{Label: SubnetLabel(p)}
 }
 
-func (t *Subnets) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
+func (t *subnetTab) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if t.table.HandleKey(msg, t.c.Keys) {
 		return nil
 	}
@@ -281,11 +277,7 @@ func (t *Subnets) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
 	return cmd
 }
 
-func (t *Subnets) View(w, h int) string {
-	return t.render(t.summary, w, h, "no subnets in the view (a mesh without --subnet is one root subnet)")
-}
-
-func (t *Subnets) Bindings() []key.Binding {
+func (t *subnetTab) Bindings() []key.Binding {
 	k := t.c.Keys
 	return []key.Binding{common.As(k.Enter, "focus subnet"), k.Filter, k.Freeze, k.Thaw, k.FlushAvoid}
 }
@@ -356,8 +348,8 @@ func SubnetDetail(th *common.Theme, s *snapshot.ClusterSnapshot, path string, no
 	if v == nil {
 		return []string{th.Paint(common.ToneWarn, widgets.Truncate("subnet "+SubnetLabel(path)+" is not in the view", w))}
 	}
-	health, hTone := HealthRollup(v.Nodes)
-	daemons, dTone := DaemonRollup(v.Daemons)
+	health, hTone := Rollup(v.Nodes)
+	daemons, dTone := Rollup(v.Daemons)
 	view, vTone := viewLabel(v)
 	built := "never"
 	if !v.BuiltAt.IsZero() {

@@ -100,7 +100,7 @@ func remoteMembers(r remoteSubnet) []snapshot.NodeView {
 		}
 		if i == 0 {
 			n.Capabilities = append(n.Capabilities, "gateway")
-			n.Gateway = gatewayRules(r.path, uint64(len(r.path))*911, uint64(i))
+			n.Gateway = gatewayRules(r.path, subnetPaths(), uint64(len(r.path))*911, uint64(i))
 		}
 		out[i] = n
 	}
@@ -118,16 +118,17 @@ func subnetPaths() []string {
 }
 
 // gatewayRules are a gateway's rules in the fixture: logs and blobs stay
-// local, failures, snapshots and chains may reach the parent, the ledger
-// and queries go everywhere; counters scaled by base, drops by drop.
-func gatewayRules(subnet string, base, drop uint64) []snapshot.GatewayChannel {
+// local, failures, snapshots and chains may reach the parent (when paths,
+// the mesh's subnets, has it), the ledger and queries go everywhere;
+// counters scaled by base, drops by drop.
+func gatewayRules(subnet string, paths []string, base, drop uint64) []snapshot.GatewayChannel {
 	parent := snapshot.Parent(subnet)
 	var up []string
-	if parent != "" && slices.Contains(subnetPaths(), parent) {
+	if parent != "" && slices.Contains(paths, parent) {
 		up = []string{parent}
 	}
 	var all []string
-	for _, p := range subnetPaths() {
+	for _, p := range paths {
 		if p != subnet {
 			all = append(all, p)
 		}
@@ -225,9 +226,9 @@ func withSubnets(cs *snapshot.ClusterSnapshot) {
 		n.Subnet = LocalSubnet
 		switch n.ID {
 		case Gibson:
-			n.Gateway = gatewayRules(LocalSubnet, 1301, 4)
+			n.Gateway = gatewayRules(LocalSubnet, subnetPaths(), 1301, 4)
 		case Wintermute:
-			n.Gateway = gatewayRules(LocalSubnet, 577, 9)
+			n.Gateway = gatewayRules(LocalSubnet, subnetPaths(), 577, 9)
 		}
 	}
 	local := summarize(LocalSubnet, cs.Nodes, ago(time.Second), [2]int{11, 11})
@@ -368,7 +369,7 @@ func Large(n int) *snapshot.ClusterSnapshot {
 		k := i % LargeSubnets
 		nd.Subnet = paths[k]
 		if i < LargeSubnets {
-			nd.Gateway = gatewayRules(paths[k], uint64(i+1)*101, uint64(i%4))
+			nd.Gateway = gatewayRules(paths[k], paths, uint64(i+1)*101, uint64(i%4))
 		}
 		members[k] = append(members[k], *nd)
 	}
