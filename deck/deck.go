@@ -122,6 +122,10 @@ type Model struct {
 	quitting bool
 
 	att *attachState // survives an attach (attach.go)
+
+	// focus is the subnet the deck last asked the client to hold in full
+	// ("" none; subnets.go).
+	focus string
 }
 
 // New builds a deck over client. It does no I/O: subscriptions start from

@@ -11,10 +11,11 @@ import (
 )
 
 // Subnet focus (issue 16): the view holds full detail for the console's own
-// subnet and for one it drills into. The SUBNETS and AGGREGATORS tabs ask
-// for a subnet's focus page; the root opens it and asks the client to
-// focus the subnet (api.SubnetClient.FocusSubnet, in a command: tabs never
-// touch the network), and clears the focus when the page is left.
+// subnet and for one it drills into. SUBNETS, AGGREGATORS and NET.MAP ask
+// for a subnet's focus page; the root opens it, and after every key and
+// page it points the view's focus at the subnet the operator is looking
+// at (api.SubnetClient.FocusSubnet, in a command: tabs never touch the
+// network), clearing it once no focus page is open.
 
 // errNoSubnets: the client is not on a mesh carved into subnets.
 var errNoSubnets = errors.New("this console's client cannot focus subnets")
@@ -25,33 +26,57 @@ type subnetFocusMsg struct {
 	err  error
 }
 
-// openSubnet makes the focus page of path and the command drilling the
-// view into it: none for the console's own subnet (always held in full)
-// or a client without subnets (the page then says why it has no members).
-func (m *Model) openSubnet(path string) (*tabs.SubnetPage, tea.Cmd) {
+// openSubnet makes the focus page of path; a client without subnets gets
+// the summary and the reason it has no members.
+func (m *Model) openSubnet(path string) *tabs.SubnetPage {
 	p := tabs.NewSubnetPage(m.c, path)
-	sc, ok := m.c.Client.(api.SubnetClient)
-	if !ok {
+	if _, ok := m.c.Client.(api.SubnetClient); !ok {
 		p.FocusErr = errNoSubnets
-		return p, nil
 	}
-	if path == m.c.Snap.LocalSubnet {
-		return p, nil
-	}
-	return p, focusSubnet(m.c.Ctx, sc, path)
+	return p
 }
 
-// leftPage clears the focus when a subnet's focus page is left.
-func (m *Model) leftPage(p tabs.Tab) tea.Cmd {
-	sp, ok := p.(*tabs.SubnetPage)
-	if !ok || sp.Path() == m.c.Snap.LocalSubnet {
-		return nil
+// wantedFocus is the subnet the view should hold in full besides the
+// console's own: the one on screen when the screen is its focus page,
+// else the focus while a page of it is still open in some tab, else the
+// first other subnet page open, else none ("").
+func (m *Model) wantedFocus() string {
+	local := m.c.Snap.LocalSubnet
+	if sp, ok := m.screen().(*tabs.SubnetPage); ok && sp.Path() != local {
+		return sp.Path()
 	}
+	var first string
+	found := false
+	for _, st := range m.pages {
+		for _, p := range st {
+			sp, ok := p.(*tabs.SubnetPage)
+			if !ok || sp.Path() == local {
+				continue
+			}
+			if sp.Path() == m.focus {
+				return m.focus
+			}
+			if !found {
+				first, found = sp.Path(), true
+			}
+		}
+	}
+	return first
+}
+
+// followFocus asks the client to move the focus where wantedFocus says,
+// when that changed; nil otherwise or without a SubnetClient.
+func (m *Model) followFocus() tea.Cmd {
 	sc, ok := m.c.Client.(api.SubnetClient)
 	if !ok {
 		return nil
 	}
-	return focusSubnet(m.c.Ctx, sc, "")
+	want := m.wantedFocus()
+	if want == m.focus {
+		return nil
+	}
+	m.focus = want
+	return focusSubnet(m.c.Ctx, sc, want)
 }
 
 // focusSubnet calls FocusSubnet in a command ("" clears the focus).

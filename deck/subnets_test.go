@@ -110,3 +110,32 @@ func TestNodesFilterMatchesSubnet(t *testing.T) {
 		t.Fatalf("filter on eu/fra:\n%s", out)
 	}
 }
+
+// TestSubnetFocusFollowsTheScreen: with focus pages open in two tabs, the
+// view's focus follows the one on screen; leaving one keeps the other's
+// subnet focused, leaving both clears the focus.
+func TestSubnetFocusFollowsTheScreen(t *testing.T) {
+	c := decktest.New(fixtureLogs)
+	m := newTestModel(t, c, 160, 48, nil)
+	press(t, m, "#", "j", "j", "j", "enter") // eu/fra on SUBNETS
+	press(t, m, "%", "j", "j", "j", "j", "enter")
+	if c.Focus() != "us/sfo" {
+		t.Fatalf("focus %q after opening us/sfo on AGGREGATORS", c.Focus())
+	}
+	press(t, m, "2")
+	if c.Focus() != "us/sfo" {
+		t.Fatalf("focus %q on NODES: a plain tab keeps it", c.Focus())
+	}
+	press(t, m, "#")
+	if c.Focus() != "eu/fra" {
+		t.Fatalf("focus %q back on SUBNETS' eu/fra page", c.Focus())
+	}
+	press(t, m, "esc")
+	if c.Focus() != "us/sfo" {
+		t.Fatalf("focus %q with AGGREGATORS' us/sfo page still open", c.Focus())
+	}
+	press(t, m, "%", "esc")
+	if got := c.FocusCalls(); c.Focus() != "" || got[len(got)-1] != "" {
+		t.Fatalf("focus %q after leaving both pages (calls %q)", c.Focus(), got)
+	}
+}

@@ -81,7 +81,8 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.toasts.Push(msg.Text, msg.Error, m.c.Now)
 		return m, nil
 	case common.OpenPageMsg:
-		return m, m.openPage(msg)
+		m.openPage(msg)
+		return m, m.followFocus()
 	case subnetFocusMsg:
 		m.focused(msg)
 		return m, nil
@@ -116,7 +117,11 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case tea.KeyPressMsg:
-		return m, m.handleKey(msg)
+		cmd := m.handleKey(msg)
+		if follow := m.followFocus(); follow != nil {
+			cmd = tea.Batch(cmd, follow)
+		}
+		return m, cmd
 	}
 	return m, nil
 }
@@ -236,7 +241,7 @@ func (m *Model) back() tea.Cmd {
 	if st := m.pages[m.active]; len(st) > 0 {
 		m.pages[m.active] = st[:len(st)-1]
 		m.screen().Sync()
-		return m.leftPage(st[len(st)-1])
+		return nil
 	}
 	if m.onLogs() && m.ret != nil {
 		ret := m.ret
@@ -277,9 +282,8 @@ func (m *Model) handleFilterKey(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-func (m *Model) openPage(msg common.OpenPageMsg) tea.Cmd {
+func (m *Model) openPage(msg common.OpenPageMsg) {
 	var p tabs.Tab
-	var cmd tea.Cmd
 	switch msg.Kind {
 	case common.PageNode:
 		p = tabs.NewNodePage(m.c, msg.Node)
@@ -287,20 +291,19 @@ func (m *Model) openPage(msg common.OpenPageMsg) tea.Cmd {
 		p = tabs.NewDaemonPage(m.c, msg.Daemon)
 	case common.PageAudit:
 		if msg.Audit == nil {
-			return nil
+			return
 		}
 		p = tabs.NewAuditPage(m.c, *msg.Audit)
 	case common.PageFailure:
 		if msg.Fail == nil {
-			return nil
+			return
 		}
 		p = tabs.NewFailurePage(m.c, *msg.Fail)
 	case common.PageSubnet:
-		p, cmd = m.openSubnet(msg.Subnet)
+		p = m.openSubnet(msg.Subnet)
 	default:
-		return nil
+		return
 	}
 	m.pages[m.active] = append(m.pages[m.active], p)
 	p.Sync()
-	return cmd
 }
