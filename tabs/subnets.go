@@ -355,7 +355,7 @@ func SubnetDetail(th *common.Theme, s *snapshot.ClusterSnapshot, path string, no
 	if !v.BuiltAt.IsZero() {
 		built = widgets.Since(now, v.BuiltAt) + " ago"
 	}
-	summary := fmt.Sprintf("summary g%d by %s · built %s", v.Generation, NodeName(s, v.Aggregator), built)
+	summary := fmt.Sprintf("g%d by %s · built %s", v.Generation, NodeName(s, v.Aggregator), built)
 	sTone := common.ToneDim
 	if v.Stale {
 		summary, sTone = summary+" "+StaleMarker, common.ToneWarn
