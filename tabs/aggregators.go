@@ -2,6 +2,7 @@ package tabs
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -43,12 +44,8 @@ func AggregatorRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 	for i := range s.Aggregators {
 		aggs[i] = &s.Aggregators[i]
 	}
-	// Tree order, as SUBNETS lists them (few rows: insertion sort).
-	for i := 1; i < len(aggs); i++ {
-		for j := i; j > 0 && SubnetLess(aggs[j].Subnet, aggs[j-1].Subnet); j-- {
-			aggs[j], aggs[j-1] = aggs[j-1], aggs[j]
-		}
-	}
+	// Tree order, as SUBNETS lists them.
+	sort.SliceStable(aggs, func(i, j int) bool { return SubnetLess(aggs[i].Subnet, aggs[j].Subnet) })
 	rows := make([]widgets.Row, 0, len(aggs))
 	for _, a := range aggs {
 		held, hTone := fmt.Sprintf("%d/%d", len(a.Members), a.Desired), common.ToneOK

@@ -2,6 +2,7 @@ package tabs
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,10 @@ import (
 // GatewayReachMaxCells bounds the REACH cell: a global rule reaches every
 // other subnet, which at 32 subnets would fill any screen.
 const GatewayReachMaxCells = 48
+
+// gatewayReachListed is how many reach paths REACH lists without their
+// count in front.
+const gatewayReachListed = 3
 
 // Gateways is the GATEWAYS tab (rows keyed id/channel: the node tab's
 // cursor, Enter and node keys act on the gateway node): every gateway node in the view and, per
@@ -108,7 +113,8 @@ func DropTone(s GatewaySample) common.Tone {
 }
 
 // reachLabel writes a rule's reach: "—" for none, "all N" when it reaches
-// every other subnet the view knows, else the paths.
+// every other subnet the view knows, else the paths (with their count
+// first when there are more than a few).
 func reachLabel(s *snapshot.ClusterSnapshot, g *snapshot.GatewayChannel, subnet string) string {
 	switch {
 	case len(g.Reach) == 0:
@@ -120,7 +126,12 @@ func reachLabel(s *snapshot.ClusterSnapshot, g *snapshot.GatewayChannel, subnet 
 	for i, p := range g.Reach {
 		parts[i] = SubnetLabel(p)
 	}
-	return widgets.Truncate(strings.Join(parts, ","), GatewayReachMaxCells)
+	out := strings.Join(parts, ",")
+	if len(parts) > gatewayReachListed {
+		// A long list is cut: its size first, so the cut loses no count.
+		out = strconv.Itoa(len(parts)) + ": " + out
+	}
+	return widgets.Truncate(out, GatewayReachMaxCells)
 }
 
 func containsPath(ps []string, p string) bool {
@@ -188,13 +199,13 @@ func GatewayRows(s *snapshot.ClusterSnapshot, samples map[gatewayKey]GatewaySamp
 			}
 			return len(order)
 		}
-		// Insertion sort: seven channels.
-		for i := 1; i < len(chans); i++ {
-			for j := i; j > 0 && (rank(chans[j].Channel) < rank(chans[j-1].Channel) ||
-				rank(chans[j].Channel) == rank(chans[j-1].Channel) && chans[j].Channel < chans[j-1].Channel); j-- {
-				chans[j], chans[j-1] = chans[j-1], chans[j]
+		sort.SliceStable(chans, func(i, j int) bool {
+			ri, rj := rank(chans[i].Channel), rank(chans[j].Channel)
+			if ri != rj {
+				return ri < rj
 			}
-		}
+			return chans[i].Channel < chans[j].Channel
+		})
 		for i, g := range chans {
 			sm := samples[gatewayKey{n.ID, g.Channel}]
 			nameTone := common.ToneNormal

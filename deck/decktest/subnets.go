@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
 
@@ -129,7 +130,8 @@ func gatewayRules(subnet string, paths []string, base, drop uint64) []snapshot.G
 	}
 	var all []string
 	for _, p := range paths {
-		if p != subnet {
+		if p != subnet && len(all) < gossip.MaxGatewayReachPerChannel {
+			// A snapshot carries at most that many reach entries.
 			all = append(all, p)
 		}
 	}
