@@ -14,24 +14,20 @@ import (
 
 // Aggregators is the AGGREGATORS tab: the aggregator registry, one row per
 // subnet, its ages live (rebuilt on the 1 Hz tick).
-type Aggregators struct {
-	subnetTab
-	last    *snapshot.ClusterSnapshot
-	lastNow time.Time
-	summary string
-}
+type Aggregators struct{ subnetTab }
 
 // NewAggregators makes the AGGREGATORS tab.
 func NewAggregators(c *common.Context) *Aggregators {
-	return &Aggregators{subnetTab: subnetTab{tableTab{c: c, table: widgets.NewTable(
-		widgets.Column{Title: "SUBNET", Width: 14, Flex: true},
-		widgets.Column{Title: "MEMBERS", Width: 7, Align: widgets.AlignRight},
-		widgets.Column{Title: "LEADER", Width: 11},
-		widgets.Column{Title: "GEN", Width: 6, Align: widgets.AlignRight},
-		widgets.Column{Title: "UPDATED", Width: 7, Align: widgets.AlignRight},
-		widgets.Column{Title: "STATE", Width: 11},
-		widgets.Column{Title: "GROUP", Width: 20, HideBelow: 120},
-	)}}}
+	return &Aggregators{subnetTab{rows: AggregatorRows, summarize: AggregatorsSummary,
+		empty: "no aggregator groups in the registry", tableTab: tableTab{c: c, table: widgets.NewTable(
+			widgets.Column{Title: "SUBNET", Width: 14, Flex: true},
+			widgets.Column{Title: "MEMBERS", Width: 7, Align: widgets.AlignRight},
+			widgets.Column{Title: "LEADER", Width: 11},
+			widgets.Column{Title: "GEN", Width: 6, Align: widgets.AlignRight},
+			widgets.Column{Title: "UPDATED", Width: 7, Align: widgets.AlignRight},
+			widgets.Column{Title: "STATE", Width: 11},
+			widgets.Column{Title: "GROUP", Width: 20, HideBelow: 120},
+		)}}}
 }
 
 func (t *Aggregators) Name() string { return "AGGREGATORS" }
@@ -105,18 +101,4 @@ func AggregatorsSummary(s *snapshot.ClusterSnapshot) string {
 		out += fmt.Sprintf(" · %d without a leader", leaderless)
 	}
 	return out
-}
-
-func (t *Aggregators) Sync() {
-	s := t.c.Snap
-	if s == t.last && sameSecond(t.c.Now, t.lastNow) {
-		return
-	}
-	t.last, t.lastNow = s, t.c.Now
-	t.table.SetRows(AggregatorRows(s, t.c.Now))
-	t.summary = AggregatorsSummary(s)
-}
-
-func (t *Aggregators) View(w, h int) string {
-	return t.render(t.summary, w, h, "no aggregator groups in the registry")
 }

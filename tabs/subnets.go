@@ -137,30 +137,26 @@ func viewLabel(v *snapshot.SubnetView) (string, common.Tone) {
 }
 
 // Subnets is the SUBNETS tab: the subnet tree as the view holds it.
-type Subnets struct {
-	subnetTab
-	last    *snapshot.ClusterSnapshot
-	lastNow time.Time
-	summary string
-}
+type Subnets struct{ subnetTab }
 
 // subnetKeyPrefix prefixes a SUBNETS row's key (the path follows).
 const subnetKeyPrefix = "subnet:"
 
 // NewSubnets makes the SUBNETS tab.
 func NewSubnets(c *common.Context) *Subnets {
-	return &Subnets{subnetTab: subnetTab{tableTab{c: c, table: widgets.NewTable(
-		widgets.Column{Title: "PATH", Width: 14, Flex: true},
-		widgets.Column{Title: "PARENT", Width: 8, HideBelow: 100},
-		widgets.Column{Title: "VIEW", Width: 7},
-		widgets.Column{Title: "HEALTH", Width: 8, Align: widgets.AlignRight},
-		widgets.Column{Title: "DAEMONS", Width: 8, Align: widgets.AlignRight},
-		widgets.Column{Title: "SAT", Width: 4, Align: widgets.AlignRight},
-		widgets.Column{Title: "CHAINS", Width: 6, Align: widgets.AlignRight, HideBelow: 120},
-		widgets.Column{Title: "GW", Width: 2, Align: widgets.AlignRight, HideBelow: 120},
-		widgets.Column{Title: "AGG", Width: 16},
-		widgets.Column{Title: "AGE", Width: 6, Align: widgets.AlignRight, HideBelow: 100},
-	)}}}
+	return &Subnets{subnetTab{rows: SubnetRows, summarize: SubnetsSummary,
+		empty: "no subnets in the view (a mesh without --subnet is one root subnet)", tableTab: tableTab{c: c, table: widgets.NewTable(
+			widgets.Column{Title: "PATH", Width: 14, Flex: true},
+			widgets.Column{Title: "PARENT", Width: 8, HideBelow: 100},
+			widgets.Column{Title: "VIEW", Width: 7},
+			widgets.Column{Title: "HEALTH", Width: 8, Align: widgets.AlignRight},
+			widgets.Column{Title: "DAEMONS", Width: 8, Align: widgets.AlignRight},
+			widgets.Column{Title: "SAT", Width: 4, Align: widgets.AlignRight},
+			widgets.Column{Title: "CHAINS", Width: 6, Align: widgets.AlignRight, HideBelow: 120},
+			widgets.Column{Title: "GW", Width: 2, Align: widgets.AlignRight, HideBelow: 120},
+			widgets.Column{Title: "AGG", Width: 16},
+			widgets.Column{Title: "AGE", Width: 6, Align: widgets.AlignRight, HideBelow: 100},
+		)}}}
 }
 
 func (t *Subnets) Name() string { return "SUBNETS" }
@@ -236,25 +232,32 @@ func SubnetsSummary(s *snapshot.ClusterSnapshot) string {
 	return out
 }
 
-func (t *Subnets) Sync() {
+// subnetTab is a table tab whose rows are keyed by subnet (subnetKeyPrefix
+// and the path), built by rows with the header summarize writes: rebuilt on
+// a new snapshot and on the 1 Hz tick (their ages move; a row per subnet
+// is few). Enter opens the subnet's focus page; the cluster-wide ICE keys
+// apply.
+type subnetTab struct {
+	tableTab
+	rows      func(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row
+	summarize func(s *snapshot.ClusterSnapshot) string
+	empty     string
+	last      *snapshot.ClusterSnapshot
+	lastNow   time.Time
+	summary   string
+}
+
+func (t *subnetTab) Sync() {
 	s := t.c.Snap
-	// AGE moves with the clock: rebuilt on the tick too (a few dozen rows).
 	if s == t.last && sameSecond(t.c.Now, t.lastNow) {
 		return
 	}
 	t.last, t.lastNow = s, t.c.Now
-	t.table.SetRows(SubnetRows(s, t.c.Now))
-	t.summary = SubnetsSummary(s)
+	t.table.SetRows(t.rows(s, t.c.Now))
+	t.summary = t.summarize(s)
 }
 
-func (t *Subnets) View(w, h int) string {
-	return t.render(t.summary, w, h, "no subnets in the view (a mesh without --subnet is one root subnet)")
-}
-
-// subnetTab is a table tab whose rows are keyed by subnet (subnetKeyPrefix
-// and the path): Enter opens the subnet's focus page; the cluster-wide
-// ICE keys apply.
-type subnetTab struct{ tableTab }
+func (t *subnetTab) View(w, h int) string { return t.render(t.summary, w, h, t.empty) }
 
 // selectedPath is the subnet under the cursor.
 func (t *subnetTab) selectedPath() (string, bool) {
