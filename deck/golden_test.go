@@ -75,6 +75,7 @@ var screens = []struct {
 	{name: "subnet_focus", keys: []string{"#", "j", "j", "j", "enter", "snapshot"}},
 	{name: "nodes_focused", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "2"}},
 	{name: "nodes_filter_subnet", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "2", "/", "type:eu/fra"}},
+	{name: "netmap_focused", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "1"}},
 	{name: "gateways", keys: []string{"$"}},
 	{name: "aggregators", keys: []string{"%", "G"}},
 	// At scale: 1,000 nodes over 32 subnets, all held (decktest.Large):
