@@ -96,6 +96,93 @@ func BenchmarkFoldLogs(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
 }
 
+// tabNamed is the index of the top-level tab called name.
+func tabNamed(b *testing.B, m *Model, name string) int {
+	for i, t := range m.tabs {
+		if t.tab.Name() == name {
+			return i
+		}
+	}
+	b.Fatalf("no tab %s", name)
+	return 0
+}
+
+// scaleTabs are the screens the deck must keep usable at a thousand nodes
+// (issue 16): their frame cost must stay within 1.5× of 100 nodes'.
+var scaleTabs = []string{"NET.MAP", "NODES", "DAEMONS", "LOGS", "SUBNETS", "GATEWAYS", "AGGREGATORS"}
+
+// BenchmarkFrameAtScale renders one frame (View) of each scale tab over
+// decktest.Large: 100 and 1,000 nodes across 32 subnets, every subnet held
+// in full (the upper bound of a console's view), the cursor a few rows
+// down. NODES, DAEMONS and LOGS also run with a `/` filter on one region
+// ("r1/": 8 of the 32 subnets), which shows fewer rows than a screen at
+// 100 nodes and a full screen at 1,000: that pair differs by what it
+// draws, the unfiltered pairs only by what the tables hold.
+func BenchmarkFrameAtScale(b *testing.B) {
+	for _, tab := range scaleTabs {
+		filters := []string{""}
+		if tab == "NODES" || tab == "DAEMONS" || tab == "LOGS" {
+			filters = append(filters, "r1/")
+		}
+		for _, filter := range filters {
+			for _, n := range []int{100, 1_000} {
+				name := fmt.Sprintf("%s/nodes=%d", tab, n)
+				if filter != "" {
+					name = fmt.Sprintf("%s/filter=%s/nodes=%d", tab, filter, n)
+				}
+				b.Run(name, func(b *testing.B) { benchFrame(b, tab, filter, n) })
+			}
+		}
+	}
+}
+
+func benchFrame(b *testing.B, tab, filter string, n int) {
+	c := decktest.New(0)
+	view := decktest.Large(n)
+	c.SetSnapshot(view)
+	m := benchModel(b, c, 0)
+	// Logs from the large view's nodes, so `/` on a subnet finds some.
+	logs := syntheticLogs(10_000)
+	for i := range logs {
+		logs[i].Node = view.Nodes[i%n].ID
+	}
+	m.foldLogs(logs)
+	m.switchTab(tabNamed(b, m, tab))
+	press(b, m, "j", "j", "j")
+	if filter != "" {
+		press(b, m, "/", "type:"+filter, "enter")
+	}
+	_ = m.View()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = m.View()
+	}
+}
+
+// BenchmarkSnapshotAtScale is the per-snapshot side (not per frame): a new
+// view of the same cluster arrives and the active tab rebuilds its rows,
+// then draws one frame. Snapshots come at most every 500 ms.
+func BenchmarkSnapshotAtScale(b *testing.B) {
+	for _, tab := range scaleTabs {
+		for _, n := range []int{100, 1_000} {
+			b.Run(fmt.Sprintf("%s/nodes=%d", tab, n), func(b *testing.B) {
+				c := decktest.New(0)
+				views := [2]*snapshot.ClusterSnapshot{decktest.Large(n), decktest.Large(n)}
+				c.SetSnapshot(views[0])
+				m := benchModel(b, c, 0)
+				m.switchTab(tabNamed(b, m, tab))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					m.Update(snapMsg{views[i%2]})
+					_ = m.View()
+				}
+			})
+		}
+	}
+}
+
 // blobsSnapshot is the fixture with n blobs in ancestry chains of eight
 // (a checkpoint series), as the view's bound allows (MaxClusterBlobs).
 func blobsSnapshot(n int) *snapshot.ClusterSnapshot {

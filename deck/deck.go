@@ -122,6 +122,10 @@ type Model struct {
 	quitting bool
 
 	att *attachState // survives an attach (attach.go)
+
+	// focus is the subnet the deck last asked the client to hold in full
+	// ("" none; subnets.go).
+	focus string
 }
 
 // New builds a deck over client. It does no I/O: subscriptions start from
@@ -170,6 +174,9 @@ func newModel(client api.Client, opts Options, st *attachState) *Model {
 		m.logs, tabs.NewAudit(c), tabs.NewFailures(c), tabs.NewMeshDB(c),
 	}
 	for i, t := range top {
+		if t == nil {
+			continue
+		}
 		m.tabs = append(m.tabs, tabSpec{key: c.Keys.TabKey(i), tab: t})
 	}
 	// The tabs past the first row keep their slot's key whether or not
@@ -179,7 +186,10 @@ func newModel(client api.Client, opts Options, st *attachState) *Model {
 	}
 	m.tabs = append(m.tabs,
 		tabSpec{key: c.Keys.TabKey(common.TabSlotBlobs), tab: tabs.NewBlobs(c)},
-		tabSpec{key: c.Keys.TabKey(common.TabSlotDataforts), tab: tabs.NewDataforts(c)})
+		tabSpec{key: c.Keys.TabKey(common.TabSlotDataforts), tab: tabs.NewDataforts(c)},
+		tabSpec{key: c.Keys.TabKey(common.TabSlotSubnets), tab: tabs.NewSubnets(c)},
+		tabSpec{key: c.Keys.TabKey(common.TabSlotGateways), tab: tabs.NewGateways(c)},
+		tabSpec{key: c.Keys.TabKey(common.TabSlotAggregators), tab: tabs.NewAggregators(c)})
 	m.pages = make([][]tabs.Tab, len(m.tabs))
 	m.active = m.tabIndex(nodes) // NODES: the operator's home screen
 	m.screen().Sync()

@@ -67,18 +67,26 @@ var screens = []struct {
 	{name: "page_pending", keys: []string{"2", "G", "enter"}},
 	{name: "modal_admit", keys: []string{"2", "G", "+", "type:YE"}, setup: quietLedger},
 	{name: "modal_revoke", keys: []string{"2", "j", "j", "V", "type:YE"}, setup: quietLedger},
-	// Dataforts: the blobs as an ancestry forest (the tracer's checkpoints,
-	// the forks' rollouts under the fork point), the cursor on the
-	// under-replicated rollouts of tracer-forks-1, its page (villa
-	// fetching a second copy), the stores, and the confirmations of
-	// re-replicating it and of dropping a copy of the hot rollouts.
-	{name: "blobs", keys: []string{"!", "j", "j", "j", "j", "j", "j"}},
-	{name: "page_blob", keys: []string{"!", "j", "j", "j", "j", "j", "j", "enter"}},
-	{name: "page_blob_checkpoint", keys: []string{"!", "j", "j", "j", "enter"}},
-	{name: "dataforts", keys: []string{"@", "j"}},
-	{name: "modal_blob_replicate", keys: []string{"!", "j", "j", "j", "j", "j", "j", "r", "type:YE"}, setup: quietLedger},
-	{name: "modal_blob_drop", keys: []string{"!", "j", "j", "j", "j", "j", "D", "type:YE"}, setup: quietLedger},
+	// Subnets (issue 16): the tree, the drill into eu/fra (before and
+	// after the view holds its members), its members in NODES and found
+	// by `/` on the subnet, the gateways' rules and the aggregator registry.
+	{name: "subnets", keys: []string{"#"}},
+	{name: "subnet_fetching", keys: []string{"#", "j", "j", "j", "enter"}},
+	{name: "subnet_focus", keys: []string{"#", "j", "j", "j", "enter", "snapshot"}},
+	{name: "nodes_focused", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "2"}},
+	{name: "nodes_filter_subnet", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "2", "/", "type:eu/fra"}},
+	{name: "netmap_focused", keys: []string{"#", "j", "j", "j", "enter", "snapshot", "1"}},
+	{name: "gateways", keys: []string{"$"}},
+	{name: "aggregators", keys: []string{"%", "G"}},
+	// At scale: 1,000 nodes over 32 subnets, all held (decktest.Large):
+	// the map folds subnets into glyphs, SUBNETS and GATEWAYS list 32.
+	{name: "netmap_scale", keys: []string{"1"}, setup: large},
+	{name: "subnets_scale", keys: []string{"#"}, setup: large},
+	{name: "gateways_scale", keys: []string{"$"}, setup: large},
 }
+
+// large puts the fixture on decktest.Large(1000) (a golden setup).
+func large(_ testing.TB, c *decktest.Client) { c.SetSnapshot(decktest.Large(1000)) }
 
 func TestGolden(t *testing.T) {
 	for _, sz := range [][2]int{{80, 24}, {160, 48}} {

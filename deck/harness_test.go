@@ -97,10 +97,16 @@ func exec(cmd tea.Cmd) []tea.Msg {
 }
 
 // press types keys: each argument is one key ("enter", "j") or, prefixed
-// with "type:", a string typed rune by rune.
+// with "type:", a string typed rune by rune; "snapshot" delivers the
+// client's current snapshot, as the watch would after a FocusSubnet.
 func press(t testing.TB, m *Model, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
+		if k == "snapshot" {
+			// Its command re-arms the watch (it would block): not run.
+			m.Update(snapMsg{m.c.Client.Snapshot()})
+			continue
+		}
 		if text, ok := strings.CutPrefix(k, "type:"); ok {
 			for _, r := range text {
 				run(t, m, keyMsg(string(r)))

@@ -82,7 +82,7 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case common.OpenPageMsg:
 		m.openPage(msg)
-		return m, m.refresh()
+		return m, tea.Batch(m.refresh(), m.followFocus())
 	case tabs.BlobStatMsg:
 		// To whichever open page asked (the operator may have moved on).
 		for _, st := range m.pages {
@@ -92,6 +92,9 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				}
 			}
 		}
+		return m, nil
+	case subnetFocusMsg:
+		m.focused(msg)
 		return m, nil
 	case common.ActionMsg:
 		return m, m.startAction(msg)
@@ -124,7 +127,11 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case tea.KeyPressMsg:
-		return m, m.handleKey(msg)
+		cmd := m.handleKey(msg)
+		if follow := m.followFocus(); follow != nil {
+			cmd = tea.Batch(cmd, follow)
+		}
+		return m, cmd
 	}
 	return m, nil
 }
@@ -312,6 +319,8 @@ func (m *Model) openPage(msg common.OpenPageMsg) {
 		p = tabs.NewFailurePage(m.c, *msg.Fail)
 	case common.PageBlob:
 		p = tabs.NewBlobPage(m.c, msg.Blob)
+	case common.PageSubnet:
+		p = m.openSubnet(msg.Subnet)
 	default:
 		return
 	}

@@ -34,6 +34,8 @@ func NewDaemons(c *common.Context) *Daemons {
 		widgets.Column{Title: "SAT", Width: 4, Align: widgets.AlignRight},
 		widgets.Column{Title: "AGE", Width: 6, Align: widgets.AlignRight, HideBelow: 90},
 		widgets.Column{Title: "RST", Width: 3, Align: widgets.AlignRight, HideBelow: 110},
+		// The node's subnet: shown when wide, matched by `/` at any width.
+		widgets.Column{Title: "SUBNET", Width: 8, HideBelow: 150},
 		widgets.Column{Title: "REASON", Width: 16, HideBelow: 130},
 	)}}
 }
@@ -132,7 +134,17 @@ func CountDaemons(s *snapshot.ClusterSnapshot) DaemonCounts {
 func DaemonRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 	ds, unseen := UniqueDaemons(s)
 	rows := make([]widgets.Row, 0, len(ds))
+	// Each daemon's node, found once per node (s.Node scans the nodes:
+	// per daemon that is quadratic at a thousand nodes).
+	nodes := make(map[api.NodeID]*snapshot.NodeView, len(s.Nodes))
+	for i := range s.Nodes {
+		nodes[s.Nodes[i].ID] = &s.Nodes[i]
+	}
 	for _, d := range ds {
+		node, subnet := NodeName(nil, d.Node), ""
+		if n := nodes[d.Node]; n != nil {
+			node, subnet = displayName(n), n.Subnet
+		}
 		state, stTone := DaemonState(d, now)
 		health, hTone := d.Health.String(), DaemonHealthTone(d.Health)
 		reason := d.HealthReason
@@ -147,10 +159,10 @@ func DaemonRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 		}
 		rows = append(rows, widgets.Row{
 			Key: d.ID,
-			Cells: []string{name, d.Kind, LineageLabel(d.Lineage), NodeName(s, d.Node), state, health,
-				widgets.Pct(d.Saturation), widgets.Since(now, d.StartedAt), strconv.Itoa(d.Restarts), reason},
+			Cells: []string{name, d.Kind, LineageLabel(d.Lineage), node, state, health,
+				widgets.Pct(d.Saturation), widgets.Since(now, d.StartedAt), strconv.Itoa(d.Restarts), SubnetLabel(subnet), reason},
 			Tones: []common.Tone{common.ToneNormal, common.ToneDim, common.ToneAccent, common.ToneNormal, stTone,
-				hTone, widgets.LoadTone(d.Saturation), common.ToneDim, common.ToneDim, common.ToneDim},
+				hTone, widgets.LoadTone(d.Saturation), common.ToneDim, common.ToneDim, subnetTone(s, subnet), common.ToneDim},
 		})
 	}
 	return rows

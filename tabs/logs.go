@@ -37,6 +37,8 @@ type Logs struct {
 
 	names   map[api.NodeID]string
 	namesOf *snapshot.ClusterSnapshot
+	// subnets is each node's subnet path, for `/` (built with names).
+	subnets map[api.NodeID]string
 }
 
 // NewLogs makes the LOGS tab, following.
@@ -70,7 +72,8 @@ func (t *Logs) Matches(r *api.LogRecord) bool {
 	if r.Level < t.minLevel || (t.node != 0 && r.Node != t.node) || (t.daemon != "" && r.Daemon != t.daemon) {
 		return false
 	}
-	return t.match == "" || ContainsFold(r.Text, t.match) || ContainsFold(r.Daemon, t.match)
+	return t.match == "" || ContainsFold(r.Text, t.match) || ContainsFold(r.Daemon, t.match) ||
+		ContainsFold(t.subnets[r.Node], t.match)
 }
 
 // ContainsFold reports whether hay contains needle, ignoring ASCII case;
@@ -100,6 +103,7 @@ func ContainsFold(hay, needle string) bool {
 }
 
 func (t *Logs) reindex() {
+	t.learnNodes()
 	ring := t.c.Store.Logs
 	t.idx = t.idx[:0]
 	t.head = 0
@@ -137,17 +141,29 @@ func (t *Logs) index() {
 // Shown is how many held records match.
 func (t *Logs) Shown() int { return len(t.idx) - t.head }
 
-func (t *Logs) Sync() {
-	if t.namesOf != t.c.Snap {
-		t.namesOf = t.c.Snap
-		t.names = make(map[api.NodeID]string, len(t.c.Snap.Nodes))
-		for i := range t.c.Snap.Nodes {
-			n := &t.c.Snap.Nodes[i]
-			if n.Label != "" {
-				t.names[n.ID] = n.Label
-			}
+// learnNodes rebuilds the node names and subnets from a new snapshot.
+// Records indexed before keep their verdict: a node that moves subnets is
+// matched by its new path from the next record (or filter change) on.
+func (t *Logs) learnNodes() {
+	if t.namesOf == t.c.Snap {
+		return
+	}
+	t.namesOf = t.c.Snap
+	t.names = make(map[api.NodeID]string, len(t.c.Snap.Nodes))
+	t.subnets = make(map[api.NodeID]string, len(t.c.Snap.Nodes))
+	for i := range t.c.Snap.Nodes {
+		n := &t.c.Snap.Nodes[i]
+		if n.Label != "" {
+			t.names[n.ID] = n.Label
+		}
+		if n.Subnet != "" {
+			t.subnets[n.ID] = n.Subnet
 		}
 	}
+}
+
+func (t *Logs) Sync() {
+	t.learnNodes()
 	if !t.paused {
 		t.index()
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 	"github.com/deck-mesh/deck/deck/common"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/snapshot"
@@ -22,7 +23,10 @@ const (
 	GlyphDatafort    = "■"
 	GlyphUnreachable = "◇"
 	GlyphDegraded    = "▲"
-	glyphEdge        = '·'
+	// GlyphSubnet is a subnet the view knows by its summary only, drawn as
+	// one labelled cluster with its node count.
+	GlyphSubnet = "⬢"
+	glyphEdge   = '·'
 )
 
 // Map layout limits.
@@ -49,7 +53,9 @@ const (
 	glyphSelEdge     = '•'
 )
 
-// NetMap is the NET.MAP tab: nodes placed by RTT from self.
+// NetMap is the NET.MAP tab: nodes placed by RTT from self, clustered by
+// subnet (each subnet's nodes on one arc of the ring), and the subnets
+// known only by summary as one glyph each on the rim.
 type NetMap struct {
 	nodeTab
 	last   *snapshot.ClusterSnapshot
@@ -84,12 +90,30 @@ type mapLayout struct {
 	down  map[api.NodeID]bool          // unreachable when placed
 	order []api.NodeID
 	links string // the link set placed with
+	// clusters are the summary-only subnets drawn as one glyph each (grid
+	// index len(order)+i+1), clusterKey what they were placed with.
+	clusters   []mapCluster
+	clusterKey string
 	// hi marks the cells of the selected node's links (hiFor).
 	checked *snapshot.ClusterSnapshot // last snapshot stillValid accepted
 	at      time.Time                 // when laid out
 	hi      []bool
 	hiFor   api.NodeID
 	hiSnap  *snapshot.ClusterSnapshot
+	// drawn is the last render and what it was drawn with: a frame that
+	// changes none of them reuses it (a thousand glyphs cost a few hundred
+	// tone runs to paint).
+	drawn      []string
+	drawnKey   mapDrawKey
+	drawnValid bool
+}
+
+// mapDrawKey is what a render of a layout depends on besides its grid.
+type mapDrawKey struct {
+	th     *common.Theme
+	sel    int
+	hiFor  api.NodeID
+	hiSnap *snapshot.ClusterSnapshot
 }
 
 // NewNetMap makes the NET.MAP tab.
@@ -97,6 +121,7 @@ func NewNetMap(c *common.Context) *NetMap {
 	return &NetMap{nodeTab: nodeTab{tableTab{c: c, table: widgets.NewTable(
 		widgets.Column{Title: "NODE", Width: 14, Flex: true},
 		widgets.Column{Title: "HEALTH", Width: 11},
+		widgets.Column{Title: "SUBNET", Width: 8},
 		widgets.Column{Title: "RTT", Width: 6, Align: widgets.AlignRight},
 		widgets.Column{Title: "LINKS", Width: 5, Align: widgets.AlignRight},
 		widgets.Column{Title: "AVOID", Width: 5, Align: widgets.AlignRight},
@@ -156,7 +181,106 @@ func ByRTT(s *snapshot.ClusterSnapshot) []api.NodeID {
 	return out
 }
 
-// MapRows are the list-fallback rows in RTT order (pure; unit tested).
+// mapCluster is a subnet the view holds only the summary of.
+type mapCluster struct {
+	path  string
+	nodes [3]int
+}
+
+// label is the cluster's map label: its path and node count.
+func (c mapCluster) label() string {
+	return fmt.Sprintf("%s (%d)", SubnetLabel(c.path), c.nodes[0]+c.nodes[1]+c.nodes[2])
+}
+
+// MapClusters are the subnets the view holds by summary only, in tree
+// order: each is one glyph on the map and one row of its list.
+func MapClusters(s *snapshot.ClusterSnapshot) []mapCluster {
+	views, _ := SubnetTree(s)
+	var out []mapCluster
+	for _, v := range views {
+		if !v.Detailed {
+			out = append(out, mapCluster{path: v.Path, nodes: v.Nodes})
+		}
+	}
+	return out
+}
+
+// mapCellsPerNode is the canvas a node drawn on its own needs to stay
+// legible (glyph, label, room around): past w×h/mapCellsPerNode nodes the
+// map folds whole subnets into one glyph.
+const mapCellsPerNode = 64
+
+// MapPlan decides what the map draws: the nodes of order drawn one by one,
+// and the subnets drawn as one glyph each, in tree order. Summary-only
+// subnets are always one glyph; when the held nodes outnumber what a w×h
+// canvas shows legibly, held subnets other than the console's own fold
+// too, the largest first, until the rest fit (the list keeps every node,
+// and a folded node's cursor lights its subnet's glyph).
+func MapPlan(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) (drawn []api.NodeID, clusters []mapCluster) {
+	subnet := make(map[api.NodeID]string, len(s.Nodes))
+	for i := range s.Nodes {
+		subnet[s.Nodes[i].ID] = s.Nodes[i].Subnet
+	}
+	self := subnet[s.Self]
+	budget := max(w*h/mapCellsPerNode, 1)
+	folded := map[string]bool{}
+	if len(order) > budget {
+		count := map[string]int{}
+		for _, id := range order {
+			count[subnet[id]]++
+		}
+		var held []string
+		for p := range count {
+			if p != s.LocalSubnet && p != self {
+				held = append(held, p)
+			}
+		}
+		sort.Slice(held, func(i, j int) bool {
+			if count[held[i]] != count[held[j]] {
+				return count[held[i]] > count[held[j]]
+			}
+			return held[i] < held[j]
+		})
+		left := len(order)
+		for _, p := range held {
+			if left <= budget {
+				break
+			}
+			folded[p] = true
+			left -= count[p]
+		}
+	}
+	drawn = order
+	if len(folded) > 0 {
+		drawn = make([]api.NodeID, 0, len(order))
+		for _, id := range order {
+			if !folded[subnet[id]] {
+				drawn = append(drawn, id)
+			}
+		}
+	}
+	views, _ := SubnetTree(s)
+	for _, v := range views {
+		if !v.Detailed || folded[v.Path] {
+			clusters = append(clusters, mapCluster{path: v.Path, nodes: v.Nodes})
+		}
+	}
+	return drawn, clusters
+}
+
+// clusterKey is what a layout's clusters depend on: the subnets, what the
+// view holds of each, and their node counts.
+func clusterKey(s *snapshot.ClusterSnapshot) string {
+	var b strings.Builder
+	for i := range s.Subnets {
+		v := &s.Subnets[i]
+		fmt.Fprintf(&b, "%s|%t|%v;", v.Path, v.Detailed, v.Nodes)
+	}
+	return b.String()
+}
+
+// MapRows are the list-fallback rows in RTT order, then the summary-only
+// subnets (pure; unit tested).
 func MapRows(s *snapshot.ClusterSnapshot, order []api.NodeID) []widgets.Row {
 	links := map[api.NodeID]int{}
 	for _, e := range s.Edges {
@@ -183,8 +307,16 @@ func MapRows(s *snapshot.ClusterSnapshot, order []api.NodeID) []widgets.Row {
 		}
 		rows = append(rows, widgets.Row{
 			Key:   id.String(),
-			Cells: []string{name, n.Health.String(), rtt, strconv.Itoa(links[id]), strconv.Itoa(len(n.Avoid)), strings.Join(n.Capabilities, ",")},
-			Tones: []common.Tone{tone, HealthTone(n.Health), common.ToneNormal, common.ToneDim, common.ToneDim, common.ToneDim},
+			Cells: []string{name, n.Health.String(), SubnetLabel(n.Subnet), rtt, strconv.Itoa(links[id]), strconv.Itoa(len(n.Avoid)), strings.Join(n.Capabilities, ",")},
+			Tones: []common.Tone{tone, HealthTone(n.Health), subnetTone(s, n.Subnet), common.ToneNormal, common.ToneDim, common.ToneDim, common.ToneDim},
+		})
+	}
+	for _, c := range MapClusters(s) {
+		health, tone := Rollup(c.nodes)
+		rows = append(rows, widgets.Row{
+			Key:   subnetKeyPrefix + c.path,
+			Cells: []string{GlyphSubnet + " " + c.label(), health, SubnetLabel(c.path), "—", "—", "—", "summary"},
+			Tones: []common.Tone{tone, tone, common.ToneDim, common.ToneDim, common.ToneDim, common.ToneDim, common.ToneDim},
 		})
 	}
 	return rows
@@ -249,16 +381,28 @@ func linkSet(s *snapshot.ClusterSnapshot) string {
 
 // stillValid reports whether prev can be reused for s at w×h.
 func (l *mapLayout) stillValid(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int, now time.Time) bool {
-	if l == nil || l.w != w || l.h != h || len(l.order) != len(order) {
+	if l == nil || l.w != w || l.h != h {
 		return false
 	}
 	if l.checked == s {
 		// Checked once per snapshot, not per frame.
 		return true
 	}
-	for i, id := range order {
-		_ = i
-		n := s.Node(id)
+	drawn, clusters := MapPlan(s, order, w, h)
+	if len(drawn) != len(l.order) || len(clusters) != len(l.clusters) {
+		return false
+	}
+	for i := range clusters {
+		if clusters[i].path != l.clusters[i].path {
+			return false
+		}
+	}
+	nodes := make(map[api.NodeID]*snapshot.NodeView, len(s.Nodes))
+	for i := range s.Nodes {
+		nodes[s.Nodes[i].ID] = &s.Nodes[i]
+	}
+	for _, id := range drawn {
+		n := nodes[id]
 		if _, ok := l.pos[id]; !ok || n == nil {
 			return false
 		}
@@ -277,7 +421,7 @@ func (l *mapLayout) stillValid(s *snapshot.ClusterSnapshot, order []api.NodeID, 
 			return false
 		}
 	}
-	if l.links != linkSet(s) {
+	if l.links != linkSet(s) || l.clusterKey != clusterKey(s) {
 		return false
 	}
 	l.checked = s
@@ -324,38 +468,129 @@ func NearestLinks(s *snapshot.ClusterSnapshot) []snapshot.Edge {
 // node's nearest links are drawn (dim dots); the selected node's links are
 // an overlay (see highlight). Exposed for tests.
 func Layout(s *snapshot.ClusterSnapshot, order []api.NodeID, w, h int) *mapLayout {
-	l := &mapLayout{snap: s, w: w, h: h, grid: make([]mapCell, w*h), pos: make(map[api.NodeID][2]int, len(order)),
-		rtt: make(map[api.NodeID]time.Duration, len(order)), down: make(map[api.NodeID]bool, len(order)),
-		order: append([]api.NodeID(nil), order...), links: linkSet(s), checked: s}
+	drawn, clusters := MapPlan(s, order, w, h)
+	l := &mapLayout{snap: s, w: w, h: h, grid: make([]mapCell, w*h), pos: make(map[api.NodeID][2]int, len(drawn)),
+		rtt: make(map[api.NodeID]time.Duration, len(drawn)), down: make(map[api.NodeID]bool, len(drawn)),
+		order: append([]api.NodeID(nil), drawn...), links: linkSet(s), checked: s,
+		clusters: clusters, clusterKey: clusterKey(s)}
 	for i := range l.grid {
 		l.grid[i].r = ' '
 	}
 	if w < 8 || h < 3 {
 		return l
 	}
-	l.placeNodes(ringAngles(s, order))
+	angles, clusterAngles := ringAngles(s, l.order, l.clusters)
+	// Clusters first: each stands for a whole subnet, so it gets its spot
+	// on the rim before the nodes crowd it.
+	l.placeClusters(clusterAngles)
+	l.placeNodes(angles)
 	l.drawNearestLinks()
 	l.drawGlyphs()
 	return l
 }
 
-// ringAngles spreads every node but self evenly around the ring, in
-// id-hash order: stable while the node set is, and never clustered on
-// one side.
-func ringAngles(s *snapshot.ClusterSnapshot, order []api.NodeID) map[api.NodeID]float64 {
-	angle := make(map[api.NodeID]float64, len(order))
-	var ring []api.NodeID
+// ringAngles spreads every node but self and every summary-only cluster
+// evenly around the ring, clustered by subnet: the subnets in tree order,
+// each on its own arc (a free slot between arcs), its nodes in id-hash
+// order within it: stable while the node set is.
+func ringAngles(s *snapshot.ClusterSnapshot, order []api.NodeID, clusters []mapCluster) (map[api.NodeID]float64, []float64) {
+	type entry struct {
+		subnet  string
+		hash    uint64
+		id      api.NodeID
+		cluster int // index into clusters + 1; 0 for a node
+	}
+	subnet := make(map[api.NodeID]string, len(s.Nodes))
+	for i := range s.Nodes {
+		subnet[s.Nodes[i].ID] = s.Nodes[i].Subnet
+	}
+	ring := make([]entry, 0, len(order)+len(clusters))
 	for _, id := range order {
 		if id != s.Self {
-			ring = append(ring, id)
+			ring = append(ring, entry{subnet: subnet[id], hash: uint64(id) * 0x9E3779B97F4A7C15, id: id})
 		}
 	}
-	hash := func(id api.NodeID) uint64 { return uint64(id) * 0x9E3779B97F4A7C15 }
-	sort.Slice(ring, func(i, j int) bool { return hash(ring[i]) < hash(ring[j]) })
-	for i, id := range ring {
-		angle[id] = -math.Pi/2 + 2*math.Pi*float64(i)/float64(max(len(ring), 1))
+	for i, c := range clusters {
+		ring = append(ring, entry{subnet: c.path, cluster: i + 1})
 	}
-	return angle
+	sort.Slice(ring, func(i, j int) bool {
+		a, b := ring[i], ring[j]
+		if a.subnet != b.subnet {
+			return SubnetLess(a.subnet, b.subnet)
+		}
+		return a.hash < b.hash
+	})
+	// One slot per entry, and one free slot after each subnet's arc when
+	// there is more than one subnet.
+	slots := make([]int, len(ring))
+	n := 0
+	for i := range ring {
+		if i > 0 && ring[i].subnet != ring[i-1].subnet {
+			n++
+		}
+		slots[i] = n
+		n++
+	}
+	if len(ring) > 0 && ring[0].subnet != ring[len(ring)-1].subnet {
+		n++
+	}
+	angle := make(map[api.NodeID]float64, len(order))
+	clusterAngle := make([]float64, len(clusters))
+	for i, e := range ring {
+		a := -math.Pi/2 + 2*math.Pi*float64(slots[i])/float64(max(n, 1))
+		if e.cluster > 0 {
+			clusterAngle[e.cluster-1] = a
+		} else {
+			angle[e.id] = a
+		}
+	}
+	return angle, clusterAngle
+}
+
+// mapClusterRadius is where summary-only subnets sit: on the rim, as far
+// as the view's knowledge of them.
+const mapClusterRadius = 0.95
+
+// placeClusters gives each summary-only subnet a free cell on the rim at
+// its angle (nudged like a node's) and draws its glyph and label.
+func (l *mapLayout) placeClusters(angle []float64) {
+	w, h := l.w, l.h
+	cx, cy := float64(w)/2, float64(h)/2
+	rx, ry := float64(w)/2-8, float64(h)/2-1
+	for ci, c := range l.clusters {
+		label := c.label()
+		span := 2 + len([]rune(label))
+		a := angle[ci]
+		var x, y int
+		for try := 0; try < mapNudgeTries; try++ {
+			rr := mapClusterRadius
+			if try >= mapNudgeTries/2 {
+				rr -= 0.08 * float64(1+try%2)
+			}
+			x = min(max(int(cx+rr*rx*math.Cos(a)+0.5), 0), w-1, max(w-span, 0))
+			y = min(max(int(cy+rr*ry*math.Sin(a)+0.5), 0), h-1)
+			if l.free(x, y, span) {
+				break
+			}
+			a += 0.27
+		}
+		idx := len(l.order) + ci
+		l.claim(idx, x, y, label)
+		_, tone := Rollup(c.nodes)
+		cell := &l.grid[y*w+x]
+		cell.r, cell.tone, cell.node = []rune(GlyphSubnet)[0], tone, idx+1
+		for k, r := range []rune(label) {
+			xx := x + 2 + k
+			if xx >= w {
+				break
+			}
+			if c := &l.grid[y*w+xx]; c.node == 0 || c.node == idx+1 {
+				c.r, c.tone, c.node = r, common.ToneDim, idx+1
+			} else {
+				break
+			}
+		}
+	}
 }
 
 // placeNodes gives each node a cell: self at the centre, the others at a
@@ -392,7 +627,9 @@ func (l *mapLayout) placeNodes(angle map[api.NodeID]float64) {
 				}
 				x = int(cx + rr*rx*math.Cos(a) + 0.5)
 				y = int(cy + rr*ry*math.Sin(a) + 0.5)
-				x = min(max(x, 0), w-1)
+				// Keep the label on the map: a node on the right rim
+				// moves in by what its label would lose.
+				x = min(max(x, 0), w-1, max(w-span, 0))
 				y = min(max(y, 0), h-1)
 				if l.free(x, y, span) {
 					break
@@ -535,7 +772,12 @@ func abs(v int) int {
 // render paints the grid, highlighting the cells of node sel (1-based
 // index into the layout's order) and the selected node's links.
 func (l *mapLayout) render(th *common.Theme, sel int) []string {
+	key := mapDrawKey{th: th, sel: sel, hiFor: l.hiFor, hiSnap: l.hiSnap}
+	if l.drawnValid && l.drawnKey == key {
+		return l.drawn
+	}
 	out := make([]string, l.h)
+	defer func() { l.drawn, l.drawnKey, l.drawnValid = out, key, true }()
 	var b, run strings.Builder
 	cell := func(i int) (rune, common.Tone) {
 		c := l.grid[i]
@@ -569,7 +811,11 @@ func (l *mapLayout) render(th *common.Theme, sel int) []string {
 
 func (t *NetMap) summary() string {
 	s := t.c.Snap
-	return fmt.Sprintf("%s · %d nodes · %d links", s.Cluster, HostingNodes(s), len(s.Edges))
+	out := fmt.Sprintf("%s · %d nodes · %d links", s.Cluster, HostingNodes(s), len(s.Edges))
+	if len(s.Subnets) > 1 {
+		out += fmt.Sprintf(" · %d subnets", len(s.Subnets))
+	}
+	return out
 }
 
 // linksLine summarises a node's links: how many, and the nearest by RTT.
@@ -612,9 +858,22 @@ func (t *NetMap) View(w, h int) string {
 	}
 	selID := t.selected()
 	sel := 0
+	p, ok := t.selectedSubnet()
+	if n := t.c.Snap.Node(selID); n != nil {
+		// A node of a folded subnet lights its subnet's glyph.
+		p, ok = n.Subnet, true
+	}
+	if ok {
+		for i, c := range t.layout.clusters {
+			if c.path == p {
+				sel = len(t.layout.order) + i + 1
+			}
+		}
+	}
 	for i, id := range t.layout.order {
 		if id == selID {
 			sel = i + 1
+			break
 		}
 	}
 	if IsConsole(t.c.Snap, selID) {
@@ -654,6 +913,14 @@ func (t *NetMap) side(w, h int) []string {
 				widgets.Pct(n.Resources.Saturation), len(n.Daemons), len(n.Replicas), MaintLabel(n.Maintenance.State)), w)))
 		}
 		lines = append(lines, th.Paint(common.ToneAccent, widgets.Truncate(linksLine(s, n.ID), w)))
+	} else if p, ok := t.selectedSubnet(); ok {
+		if v := subnetView(s, p); v != nil {
+			health, tone := Rollup(v.Nodes)
+			lines = append(lines, th.Paint(tone, GlyphSubnet)+" "+th.Paint(common.ToneSelected, SubnetLabel(p))+" "+
+				th.Paint(tone, health)+th.Paint(common.ToneDim, " healthy/suspect/unreachable"),
+				th.Paint(common.ToneDim, widgets.Truncate(fmt.Sprintf("summary only · sat %s · g%d", widgets.Pct(v.Saturation), v.Generation), w)),
+				th.Paint(common.ToneAccent, widgets.Truncate("enter: focus the subnet (its members join the map)", w)))
+		}
 	}
 	lines = append(lines, "", th.Paint(common.ToneHeader, "RECENT MESH EVENTS"))
 	if len(t.events) == 0 {
@@ -667,6 +934,7 @@ func (t *NetMap) side(w, h int) []string {
 		th.Paint(common.ToneHeader, "LEGEND"),
 		th.Paint(common.ToneOK, GlyphNode) + " node   " + th.Paint(common.ToneAccent, GlyphDatafort) + " datafort",
 		th.Paint(common.ToneDanger, GlyphUnreachable) + " unreachable " + th.Paint(common.ToneWarn, GlyphDegraded) + " degraded",
+		th.Paint(common.ToneOK, GlyphSubnet) + th.Paint(common.ToneDim, " subnet as one glyph (its nodes)"),
 		th.Paint(common.ToneDim, "· nearest links  ") + th.Paint(common.ToneAccent, string(glyphSelEdge)) + th.Paint(common.ToneDim, " selected's links"),
 		th.Paint(common.ToneDim, "distance from centre ∝ log RTT"),
 	}
@@ -683,6 +951,21 @@ func (t *NetMap) side(w, h int) []string {
 		lines = append(lines, "")
 	}
 	return lines[:h]
+}
+
+// selectedSubnet is the summary-only subnet under the cursor, if the
+// cursor is on one.
+func (t *NetMap) selectedSubnet() (string, bool) {
+	return strings.CutPrefix(t.table.SelectedKey(), subnetKeyPrefix)
+}
+
+// HandleKey: Enter on a summary-only subnet focuses it; the rest is a
+// node tab's.
+func (t *NetMap) HandleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if p, ok := t.selectedSubnet(); ok && key.Matches(msg, t.c.Keys.Enter) {
+		return openSubnet(p)
+	}
+	return t.nodeTab.HandleKey(msg)
 }
 
 func (t *NetMap) Bindings() []key.Binding {

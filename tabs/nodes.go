@@ -26,20 +26,28 @@ type Nodes struct {
 
 // NewNodes makes the NODES tab.
 func NewNodes(c *common.Context) *Nodes {
-	return &Nodes{nodeTab: nodeTab{tableTab{c: c, table: widgets.NewTable(
-		widgets.Column{Title: "NODE", Width: 11, Flex: true},
-		widgets.Column{Title: "ID", Width: 6, HideBelow: 100},
-		widgets.Column{Title: "HEALTH", Width: 11},
-		widgets.Column{Title: "RTT", Width: 6, Align: widgets.AlignRight},
-		widgets.Column{Title: "CPU", Width: 4, Align: widgets.AlignRight},
-		widgets.Column{Title: "MEM%", Width: 4, Align: widgets.AlignRight},
-		widgets.Column{Title: "DISK%", Width: 5, Align: widgets.AlignRight},
-		widgets.Column{Title: "SAT", Width: 4, Align: widgets.AlignRight},
-		widgets.Column{Title: "TREND", Width: 12, HideBelow: 120},
-		widgets.Column{Title: "DAEMONS", Width: 7, Align: widgets.AlignRight},
-		widgets.Column{Title: "MAINT", Width: 13},
-		widgets.Column{Title: "CAPS", Width: 16, HideBelow: 140},
-	)}}}
+	return &Nodes{nodeTab: nodeTab{tableTab{c: c, table: widgets.NewTable(nodeColumns()...)}}}
+}
+
+// nodeColumns are the NODES table's columns (the subnet page lists its
+// members in the same table). SUBNET shows where the width allows; its
+// cell is always there, so `/` matches subnet paths at any width.
+func nodeColumns() []widgets.Column {
+	return []widgets.Column{
+		{Title: "NODE", Width: 11, Flex: true},
+		{Title: "ID", Width: 6, HideBelow: 100},
+		{Title: "HEALTH", Width: 11},
+		{Title: "SUBNET", Width: 8, HideBelow: 100},
+		{Title: "RTT", Width: 6, Align: widgets.AlignRight},
+		{Title: "CPU", Width: 4, Align: widgets.AlignRight},
+		{Title: "MEM%", Width: 4, Align: widgets.AlignRight},
+		{Title: "DISK%", Width: 5, Align: widgets.AlignRight},
+		{Title: "SAT", Width: 4, Align: widgets.AlignRight},
+		{Title: "TREND", Width: 12, HideBelow: 120},
+		{Title: "DAEMONS", Width: 7, Align: widgets.AlignRight},
+		{Title: "MAINT", Width: 13},
+		{Title: "CAPS", Width: 16, HideBelow: 140},
+	}
 }
 
 func (t *Nodes) Name() string { return "NODES" }
@@ -49,9 +57,13 @@ func (t *Nodes) Name() string { return "NODES" }
 // no placement figures; an unreachable node's last-known figures are dimmed
 // or withheld rather than shown as current; a node the ledger revoked says
 // so while the view still lists it.
-func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
-	rows := make([]widgets.Row, 0, len(s.Nodes))
-	for _, n := range SortedNodes(s) {
+func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row { return NodeRowsOf(s, SortedNodes(s)) }
+
+// NodeRowsOf is NodeRows for some of the snapshot's nodes, in their order
+// (a subnet page's members).
+func NodeRowsOf(s *snapshot.ClusterSnapshot, nodes []*snapshot.NodeView) []widgets.Row {
+	rows := make([]widgets.Row, 0, len(nodes))
+	for _, n := range nodes {
 		health := n.Health.String()
 		healthTone := HealthTone(n.Health)
 		switch {
@@ -122,9 +134,9 @@ func NodeRows(s *snapshot.ClusterSnapshot) []widgets.Row {
 		}
 		rows = append(rows, widgets.Row{
 			Key: n.ID.String(),
-			Cells: []string{NodeLabel(s, n), n.ID.Short(), health, rtt, cpu, mem, disk, sat,
+			Cells: []string{NodeLabel(s, n), n.ID.Short(), health, SubnetLabel(n.Subnet), rtt, cpu, mem, disk, sat,
 				trend, daemons, maint, caps},
-			Tones: []common.Tone{labelTone, common.ToneDim, healthTone, common.ToneNormal,
+			Tones: []common.Tone{labelTone, common.ToneDim, healthTone, subnetTone(s, n.Subnet), common.ToneNormal,
 				cpuT, memT, diskT, satT, common.ToneAccent, dTone, maintTone, common.ToneDim},
 		})
 	}

@@ -62,7 +62,9 @@ func SortedNodes(s *snapshot.ClusterSnapshot) []*snapshot.NodeView {
 		if a.Observer != b.Observer {
 			return !a.Observer
 		}
-		na, nb := NodeName(s, a.ID), NodeName(s, b.ID)
+		// The names of the nodes at hand (NodeName would look each up
+		// again: quadratic at a thousand nodes).
+		na, nb := displayName(a), displayName(b)
 		if na != nb {
 			return NaturalLess(na, nb)
 		}
@@ -136,4 +138,13 @@ func NameIDs(s *snapshot.ClusterSnapshot, text string) string {
 		}
 		return NodeName(s, api.NodeID(v))
 	})
+}
+
+// displayName is NodeName for a node already at hand: its label, or its
+// short id.
+func displayName(n *snapshot.NodeView) string {
+	if n.Label != "" {
+		return n.Label
+	}
+	return n.ID.Short()
 }

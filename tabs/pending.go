@@ -29,10 +29,10 @@ const (
 )
 
 // The pending section's own columns: they start at NODES' RTT column
-// (after NODE, ID, HEALTH); each is capped (cells) so one long value does
+// (after NODE, ID, HEALTH, SUBNET); each is capped (cells) so one long value does
 // not push the others off a wide screen.
 const (
-	pendingSpanColumn     = 3
+	pendingSpanColumn     = 4
 	PendingAddrMaxCells   = 22
 	PendingReasonMaxCells = 64
 	PendingSeenByMaxCells = 24
@@ -186,9 +186,10 @@ func PendingRows(s *snapshot.ClusterSnapshot, now time.Time) []widgets.Row {
 		rows = append(rows, widgets.Row{
 			Key:  PendingKey(p.ID),
 			Span: pendingSpanColumn,
-			Cells: []string{p.ID.Short(), p.ID.Short(), state,
+			// Not a member: no subnet of its own in the view yet.
+			Cells: []string{p.ID.Short(), p.ID.Short(), state, "—",
 				widgets.Fit(f.addr, aw), widgets.FitRight(f.wait, ww), widgets.Fit(f.reason, rw), f.by},
-			Tones: []common.Tone{tone, common.ToneDim, tone, common.ToneNormal, tone, tone, common.ToneDim},
+			Tones: []common.Tone{tone, common.ToneDim, tone, common.ToneDim, common.ToneNormal, tone, tone, common.ToneDim},
 		})
 	}
 	return rows

@@ -37,9 +37,9 @@ func TestPendingRows(t *testing.T) {
 		return out
 	}
 	want := map[string][]string{
-		"molly": {decktest.Molly.Short(), decktest.Molly.Short(), "revoked", "203.0.113.9:41641", "1h00m",
+		"molly": {decktest.Molly.Short(), decktest.Molly.Short(), "revoked", "—", "203.0.113.9:41641", "1h00m",
 			"node revoked by the admin ledger (2026-03-14T08:26:53Z)", "sprawl"},
-		"hosaka": {decktest.Hosaka.Short(), decktest.Hosaka.Short(), "pending", "10.7.0.77:7946", "6m41s",
+		"hosaka": {decktest.Hosaka.Short(), decktest.Hosaka.Short(), "pending", "—", "10.7.0.77:7946", "6m41s",
 			"no certificate and no admission in the ledger", "deck,gibson,wintermute"},
 	}
 	for name, r := range map[string]widgets.Row{"molly": molly, "hosaka": hosaka} {

@@ -54,10 +54,10 @@ func TestRowFunctions(t *testing.T) {
 		t.Fatalf("no row %s", key)
 		return nil
 	}
-	if c := byKey(decktest.Console.String()); c[0] != "deck (this console)" || c[2] != "console" || c[3] != "·" || c[9] != "—" {
+	if c := byKey(decktest.Console.String()); c[0] != "deck (this console)" || c[2] != "console" || c[3] != decktest.LocalSubnet || c[4] != "·" || c[10] != "—" {
 		t.Errorf("console row %v", c)
 	}
-	if c := byKey(decktest.Freeside.String()); c[4] != "—" || c[2] != "unreachable" || c[3] != "—" || c[9] != "1/1?" {
+	if c := byKey(decktest.Freeside.String()); c[5] != "—" || c[2] != "unreachable" || c[4] != "—" || c[10] != "1/1?" {
 		t.Errorf("unreachable row %v", c)
 	}
 	if got := NodesSummary(s); !strings.HasPrefix(got, "9 nodes · 7 healthy · 1 suspect · 1 unreachable · 1 cordoned") || !strings.HasSuffix(got, "+1 console · 2 pending") {
@@ -68,7 +68,7 @@ func TestRowFunctions(t *testing.T) {
 			t.Error("the console has no maintenance row")
 		}
 	}
-	if c := byKey(decktest.Chiba.String()); !strings.HasPrefix(c[10], "drain-failed") || c[9] != "0/1" {
+	if c := byKey(decktest.Chiba.String()); !strings.HasPrefix(c[11], "drain-failed") || c[10] != "0/1" {
 		t.Errorf("chiba row %v", c)
 	}
 

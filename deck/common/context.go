@@ -71,6 +71,9 @@ type OpenPageMsg struct {
 	Audit  *api.AuditRecord
 	Fail   *api.FailureRecord
 	Blob   api.BlobHash
+	// Subnet is PageSubnet's path: the root drills the view into it
+	// (api.SubnetClient.FocusSubnet) while the page is open.
+	Subnet string
 }
 
 // PageKind names a drill-down page.
@@ -82,6 +85,7 @@ const (
 	PageAudit
 	PageFailure
 	PageBlob
+	PageSubnet
 )
 
 // ToastMsg queues a footer toast.

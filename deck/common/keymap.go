@@ -15,8 +15,8 @@ type KeyMap struct {
 	// Attach opens the picker of bookmarks and recent clusters.
 	Attach key.Binding
 	// Tabs switch the top-level tab directly: Tabs[i] selects the tab in
-	// slot i (1…9, 0, -, =, `, then the shifted !, @; see the TabSlot
-	// constants). The help text is the key alone; the deck adds the
+	// slot i (1…9, 0, -, =, `, then the shifted !, @, #, $, %; see the
+	// TabSlot constants). The help text is the key alone; the deck adds the
 	// tab's name when it lists them.
 	Tabs []key.Binding
 	// Cursor movement, the same on every list.
@@ -50,16 +50,19 @@ type KeyMap struct {
 }
 
 // tabKeys are the direct tab keys in slot order: the unshifted row, then
-// its shifted keys from the left (# $ % are SUBNETS, GATEWAYS and
-// AGGREGATORS, issue 16).
-var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=", "`", "!", "@"}
+// its shifted keys from the left.
+var tabKeys = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=", "`",
+	"!", "@", "#", "$", "%"}
 
 // Slots of the tabs that are not always there or not in the first row: a
-// deck without a demo has no DEMO, and BLOBS keeps its key all the same.
+// deck without a demo has no DEMO, and the tabs after it keep their keys.
 const (
-	TabSlotDemo      = 12
-	TabSlotBlobs     = 13
-	TabSlotDataforts = 14
+	TabSlotDemo        = 12
+	TabSlotBlobs       = 13
+	TabSlotDataforts   = 14
+	TabSlotSubnets     = 15
+	TabSlotGateways    = 16
+	TabSlotAggregators = 17
 )
 
 func kb(keys []string, help, desc string) key.Binding {

@@ -21,8 +21,8 @@ func TestHintsJoinBindings(t *testing.T) {
 
 func TestTabKeys(t *testing.T) {
 	k := DefaultKeyMap()
-	for i, want := range []string{"1", "9", "0", "-", "=", "`"} {
-		idx := []int{0, 8, 9, 10, 11, 12}[i]
+	for i, want := range []string{"1", "9", "0", "-", "=", "`", "!", "@", "#", "$", "%"} {
+		idx := []int{0, 8, 9, 10, 11, TabSlotDemo, TabSlotBlobs, TabSlotDataforts, TabSlotSubnets, TabSlotGateways, TabSlotAggregators}[i]
 		b := k.TabKey(idx)
 		if b.Help().Key != want || !b.Enabled() {
 			t.Errorf("tab %d key %q (enabled %v), want %q", idx, b.Help().Key, b.Enabled(), want)
@@ -55,7 +55,7 @@ func TestMembershipKeysAreTheirOwn(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"+", "V"} {
+	for _, s := range []string{"+", "V", "#", "$", "%"} {
 		if len(owners[s]) != 1 {
 			t.Errorf("key %q is bound by %v", s, owners[s])
 		}

@@ -62,6 +62,12 @@ type Client struct {
 	// whose intent changed through it, in order.
 	blobBytes   map[api.BlobHash][]byte
 	blobIntents []api.BlobHash
+	// remote are the members of the subnets the view knows by summary
+	// only, by path; focus is the one drilled into ("" none), focusCalls
+	// every FocusSubnet accepted (subnets.go).
+	remote     map[string][]snapshot.NodeView
+	focus      string
+	focusCalls []string
 
 	// name is the cluster's name ("": ClusterName).
 	name      string
@@ -78,7 +84,7 @@ func New(logsN int) *Client {
 	c := &Client{
 		nodes: cluster(), clock: func() time.Time { return T0 }, opKey: OperatorKey("alice"), opName: "alice",
 		logs: Logs(logsN), failures: Failures(),
-		nonces: &nonceStream{},
+		nonces: &nonceStream{}, remote: remoteByPath(),
 	}
 	c.history = buildHistory(c.nodes)
 	c.setLedger(Genesis(), Ledger())
@@ -237,6 +243,7 @@ func (c *Client) publishLocked() *snapshot.ClusterSnapshot {
 		return nil
 	}
 	cs := *c.nodes
+	c.applyFocus(&cs)
 	fillAdmin(&cs, c.state, uint64(len(c.ledger)), c.clock())
 	c.snap = &cs
 	return c.snap
@@ -391,6 +398,7 @@ func (cm committer) Commit(ctx context.Context, ev *command.Event) (uint64, erro
 
 var (
 	_ api.Client        = (*Client)(nil)
+	_ api.SubnetClient  = (*Client)(nil)
 	_ command.Source    = source{}
 	_ command.Committer = committer{}
 )

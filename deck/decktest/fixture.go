@@ -298,6 +298,7 @@ func cluster() *snapshot.ClusterSnapshot {
 		},
 	}
 	addDataforts(cs)
+	withSubnets(cs)
 	return cs
 }
 

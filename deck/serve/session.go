@@ -18,6 +18,7 @@ import (
 	"github.com/deck-mesh/deck/deck"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/snapshot"
 )
 
 // Console is the Client one SSH session's deck runs on: the node's Client
@@ -42,6 +43,29 @@ func (c *Console) Operator() (api.OperatorInfo, bool, string) {
 	}
 	return info, ok, why
 }
+
+// ErrNoSubnets: the node's Client is not on a mesh carved into subnets.
+var ErrNoSubnets = errors.New("this node's client cannot focus subnets")
+
+// FocusSubnet passes the session deck's subnet focus to the node's Client
+// (each session has its own), when that is an api.SubnetClient.
+func (c *Console) FocusSubnet(ctx context.Context, path string) error {
+	if sc, ok := c.Client.(api.SubnetClient); ok {
+		return sc.FocusSubnet(ctx, path)
+	}
+	return ErrNoSubnets
+}
+
+// QuerySubnet passes an aggregator query to the node's Client, when that
+// is an api.SubnetClient.
+func (c *Console) QuerySubnet(ctx context.Context, path string) (snapshot.SubnetSummary, error) {
+	if sc, ok := c.Client.(api.SubnetClient); ok {
+		return sc.QuerySubnet(ctx, path)
+	}
+	return snapshot.SubnetSummary{}, ErrNoSubnets
+}
+
+var _ api.SubnetClient = (*Console)(nil)
 
 // Console builds the Client for a session authenticated with key. agent
 // opens the session's forwarded agent; nil means the client forwarded none.
