@@ -15,6 +15,15 @@ func TestInMemoryStoresWithoutADirectory(t *testing.T) {
 	if _, err := logs.Append(ctx, payload(1), payload(2)); err != nil {
 		t.Fatalf("append: %v", err)
 	}
+	// Above the on-disk value threshold: Badger would write a value-log
+	// pointer for it, and in memory it has no value log.
+	big := make([]byte, 2*BadgerValueThresholdBytes)
+	if _, err := logs.Append(ctx, big); err != nil {
+		t.Fatalf("append %d bytes: %v", len(big), err)
+	}
+	if e, err := logs.Get(3); err != nil || len(e.Value) != len(big) {
+		t.Fatalf("get 3: %d bytes, %v", len(e.Value), err)
+	}
 	e, err := logs.Get(2)
 	if err != nil || string(e.Value) != string(payload(2)) {
 		t.Fatalf("get 2: %q %v", e.Value, err)

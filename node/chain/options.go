@@ -137,10 +137,17 @@ func (c Config) withDefaults() Config {
 //	BlockCacheSize       0        4 MiB     tables are already in memory
 //	IndexCacheSize       0        2 MiB     ditto (indexes stay with their in-memory table)
 //	SyncWrites           false    true      nothing to sync (Badger forces it off)
+//	ValueThreshold       128 KiB  1 KiB     there is no value log: every value must stay in the LSM.
+//	                                        Badger v4.9 means to force this itself but sets it after
+//	                                        the threshold it reads is initialised, and then panics
+//	                                        writing a "value pointer" for any value above 1 KiB; 128
+//	                                        KiB is under the batch cap, so a larger value is refused
+//	                                        as too big instead
 const (
-	BadgerInMemoryMemTableBytes  = 1 << 20
-	BadgerInMemoryBaseTableBytes = 256 << 10
-	BadgerInMemoryBaseLevelBytes = 1 << 20
+	BadgerInMemoryMemTableBytes       = 1 << 20
+	BadgerInMemoryValueThresholdBytes = 128 << 10
+	BadgerInMemoryBaseTableBytes      = 256 << 10
+	BadgerInMemoryBaseLevelBytes      = 1 << 20
 )
 
 // describe names where the database lives, for errors.
@@ -162,6 +169,7 @@ func badgerOptions(c Config) badger.Options {
 			WithCompression(options.None).
 			WithBlockCacheSize(0).
 			WithIndexCacheSize(0).
+			WithValueThreshold(BadgerInMemoryValueThresholdBytes).
 			WithSyncWrites(false)
 	}
 	return diskOptions(c)
