@@ -11,6 +11,7 @@ import (
 
 	"github.com/deck-mesh/deck/demo"
 	"github.com/deck-mesh/deck/node"
+	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/snapshot"
 )
@@ -389,6 +390,9 @@ type Partition struct {
 func (s *Sim) PartitionSubnet(ctx context.Context, k int, deadline time.Duration) (Partition, error) {
 	in := s.InSubnet(k)
 	pt := Partition{Subnet: SubnetPath(k), Nodes: len(in)}
+	if s.opts.UDP {
+		return pt, fmt.Errorf("%w: a partition needs the in-process network, not UDP", api.ErrInvalid)
+	}
 	inside := map[*Member]bool{}
 	for _, m := range in {
 		inside[m] = true

@@ -41,6 +41,8 @@ const (
 	// binding are the slow steps, and a 2-core machine gains nothing past
 	// a few.
 	startParallel = 4
+	// loopbackAny binds a UDP node to a free loopback port.
+	loopbackAny = "127.0.0.1:0"
 	// subnetRoot is the parent of every simulated subnet ("sim/s07").
 	subnetRoot = "sim"
 )
@@ -55,8 +57,12 @@ type Options struct {
 	// Workloads places the demo's workload catalogue (demo/workloads) on
 	// the nodes; off, placement runs with an empty spec.
 	Workloads bool
-	Version   string
-	Logf      func(format string, args ...any)
+	// UDP runs every node on its own loopback UDP socket instead of
+	// memnet (the side-by-side with memberlist, which has no memnet);
+	// Latency, Loss and PartitionSubnet need memnet.
+	UDP     bool
+	Version string
+	Logf    func(format string, args ...any)
 }
 
 // Validate reports a bad option as api.ErrInvalid.
@@ -70,6 +76,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: link latency must be 0..1s, not %s", api.ErrInvalid, o.Latency)
 	case o.Loss < 0 || o.Loss >= 1:
 		return fmt.Errorf("%w: link loss must be in [0,1), not %g", api.ErrInvalid, o.Loss)
+	case o.UDP && (o.Latency != 0 || o.Loss != 0):
+		return fmt.Errorf("%w: link latency and loss need the in-process network, not UDP", api.ErrInvalid)
 	}
 	return nil
 }
@@ -218,14 +226,19 @@ func (s *Sim) startMember(ctx context.Context, m *Member) error {
 }
 
 func (s *Sim) startNode(ctx context.Context, label, subnet string, console bool, boot []string) (*node.Node, error) {
-	conn, err := s.Net.Listen()
-	if err != nil {
-		return nil, err
-	}
 	opts := node.Options{
-		Cluster: s.Cluster, InMemory: true, Label: label, Subnet: subnet, Conn: conn, Observer: console,
+		Cluster: s.Cluster, InMemory: true, Label: label, Subnet: subnet, Observer: console,
 		Capabilities: []string{"edge"}, Version: s.opts.Version, Bootstrap: boot,
 		CertifyWith: identity.KeySigner{K: s.Operator}, Logf: s.opts.Logf,
+	}
+	if s.opts.UDP {
+		opts.ListenAddr = loopbackAny
+	} else {
+		conn, err := s.Net.Listen()
+		if err != nil {
+			return nil, err
+		}
+		opts.Conn = conn
 	}
 	if opts.Bootstrap == nil {
 		opts.Bootstrap = []string{}
