@@ -43,6 +43,8 @@ type simDoc struct {
 	Scoped        bool    `json:"scoped"`
 	StartedMs     int64   `json:"started_ms"`
 	FormedMs      int64   `json:"formed_ms"`
+	Formed        bool    `json:"formed"`
+	Unformed      string  `json:"unformed,omitempty"`
 	RanMs         int64   `json:"ran_ms"`
 	PerNode       struct {
 		WindowMs      int64   `json:"window_ms"`
@@ -55,7 +57,12 @@ type simDoc struct {
 		HeapBytes     uint64  `json:"heap_bytes"`
 		ResidentBytes uint64  `json:"resident_bytes"`
 	} `json:"per_node"`
-	Goroutines  int `json:"goroutines"`
+	Goroutines int `json:"goroutines"`
+	Drops      struct {
+		Transport             uint64 `json:"transport"`
+		HandshakesRateLimited uint64 `json:"handshakes_rate_limited"`
+		NetworkQueue          uint64 `json:"network_queue"`
+	} `json:"window_drops"`
 	Convergence struct {
 		Node        string    `json:"node"`
 		Subnet      string    `json:"subnet"`
@@ -109,7 +116,9 @@ func simJSON(r sim.Report) simDoc {
 	d := simDoc{Nodes: r.Nodes, Subnets: r.Subnets, LinkLatencyMs: float64(r.Latency.Microseconds()) / 1000, LinkLoss: r.Loss,
 		Scoped: r.Scoped, StartedMs: millis(r.StartedIn), FormedMs: millis(r.FormedIn), RanMs: millis(r.Ran),
 		Goroutines: r.Traffic.Goroutines, Kill: detectJSON(r.Kill), MassKill: detectJSON(r.MassKill)}
+	d.Formed, d.Unformed = r.Formed, r.Unformed
 	t := r.Traffic
+	d.Drops.Transport, d.Drops.HandshakesRateLimited, d.Drops.NetworkQueue = t.TransportDrops, t.HandshakesRateLimited, t.NetQueueDrops
 	d.PerNode.WindowMs = millis(t.Window)
 	d.PerNode.PacketsOut, d.PerNode.PacketsIn = t.PacketsOutPerNode, t.PacketsInPerNode
 	d.PerNode.BytesOut, d.PerNode.BytesIn = t.BytesOutPerNode, t.BytesInPerNode

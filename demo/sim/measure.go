@@ -121,6 +121,11 @@ type Traffic struct {
 	// ResidentPerNode the process's resident set over the same.
 	HeapPerNode, ResidentPerNode uint64
 	Goroutines                   int
+	// What went wrong over the window, summed over the members: packets
+	// the transports dropped, handshakes they refused for rate, and what
+	// the network dropped (a full inbox: a node too slow to read).
+	TransportDrops, HandshakesRateLimited uint64
+	NetQueueDrops                         uint64
 }
 
 // MeasureTraffic reads every live member's transport counters and the
@@ -132,6 +137,7 @@ func (s *Sim) MeasureTraffic(ctx context.Context, window time.Duration) (Traffic
 	for i, m := range live {
 		before[i] = m.Node.Stats()
 	}
+	net0 := s.Net.Stats()
 	cpu0, t0 := processCPU(), time.Now()
 	select {
 	case <-ctx.Done():
@@ -151,7 +157,10 @@ func (s *Sim) MeasureTraffic(ctx context.Context, window time.Duration) (Traffic
 		tr.BytesOutPerNode += float64(b.BytesOut-a.BytesOut) / secs
 		tr.BytesInPerNode += float64(b.BytesIn-a.BytesIn) / secs
 		tr.MaxPacketsOut = max(tr.MaxPacketsOut, out)
+		tr.TransportDrops += b.Drops - a.Drops
+		tr.HandshakesRateLimited += b.HandshakesRateLimited - a.HandshakesRateLimited
 	}
+	tr.NetQueueDrops = s.Net.Stats().QueueDrops - net0.QueueDrops
 	n := float64(len(live))
 	tr.PacketsOutPerNode /= n
 	tr.PacketsInPerNode /= n

@@ -31,11 +31,16 @@ type Report struct {
 	// after that until every subnet saw itself whole and the console saw
 	// every node (WaitFormed).
 	StartedIn, FormedIn time.Duration
-	Traffic             Traffic
-	Convergence         Convergence
-	Kill                Detection // one node
-	MassKill            Detection // KillFraction of the nodes at once
-	Partition           Partition
+	// Formed is false when the mesh did not form within its bound; the run
+	// goes on (what such a mesh costs is the finding), and Unformed says
+	// what was missing.
+	Formed      bool
+	Unformed    string
+	Traffic     Traffic
+	Convergence Convergence
+	Kill        Detection // one node
+	MassKill    Detection // KillFraction of the nodes at once
+	Partition   Partition
 	// Scoped reports whether the console's view held subnet summaries (the
 	// subnet-scoped mesh) rather than every node in detail.
 	Scoped bool
@@ -66,10 +71,16 @@ func Run(ctx context.Context, opts Options, window time.Duration, progress io.Wr
 	fctx, cancel := context.WithTimeout(ctx, formBase+time.Duration(opts.Nodes)*formPerNode)
 	rep.FormedIn, err = s.WaitFormed(fctx)
 	cancel()
-	if err != nil {
-		return rep, err
+	switch {
+	case err == nil:
+		rep.Formed = true
+		say("formed in %s", rep.FormedIn.Round(time.Millisecond))
+	case ctx.Err() != nil:
+		return rep, ctx.Err()
+	default:
+		rep.FormedIn, rep.Unformed = time.Since(s.Ready), s.unformed()
+		say("not formed after %s (%s); measuring anyway", rep.FormedIn.Round(time.Millisecond), rep.Unformed)
 	}
-	say("formed in %s", rep.FormedIn.Round(time.Millisecond))
 	if rep.Traffic, err = s.MeasureTraffic(ctx, window); err != nil {
 		return rep, err
 	}
@@ -136,11 +147,17 @@ func (r Report) Print(w io.Writer) {
 	t := r.Traffic
 	fmt.Fprintf(w, "simulation   %d nodes in %d subnets, links %s one way, %.1f%% loss\n", r.Nodes, r.Subnets, r.Latency, 100*r.Loss)
 	fmt.Fprintf(w, "scoped       %s\n", scoped)
-	fmt.Fprintf(w, "start        %s, formed %s later\n", ms(r.StartedIn), ms(r.FormedIn))
+	if r.Formed {
+		fmt.Fprintf(w, "start        %s, formed %s later\n", ms(r.StartedIn), ms(r.FormedIn))
+	} else {
+		fmt.Fprintf(w, "start        %s, NOT formed %s later: %s\n", ms(r.StartedIn), ms(r.FormedIn), r.Unformed)
+	}
 	fmt.Fprintf(w, "per node     %.1f pkts/s out, %.1f in; %.0f B/s out, %.0f in; busiest %.1f pkts/s out (over %s)\n",
 		t.PacketsOutPerNode, t.PacketsInPerNode, t.BytesOutPerNode, t.BytesInPerNode, t.MaxPacketsOut, t.Window.Round(time.Millisecond))
 	fmt.Fprintf(w, "cost         CPU %.2f%% of a core per node; heap %s, RSS %s per node; %d goroutines\n",
 		100*t.CPUPerNode, mib(t.HeapPerNode), mib(t.ResidentPerNode), t.Goroutines)
+	fmt.Fprintf(w, "drops        transport %d, handshakes rate-limited %d, network queue %d (over the window, all nodes)\n",
+		t.TransportDrops, t.HandshakesRateLimited, t.NetQueueDrops)
 	c := r.Convergence
 	console := "not seen"
 	if c.ConsoleSeen {
