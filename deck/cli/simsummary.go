@@ -93,6 +93,9 @@ type detectDoc struct {
 	Subnet      string    `json:"subnet"`
 	Suspect     spreadDoc `json:"suspect"`
 	Unreachable spreadDoc `json:"unreachable"`
+	// NotHealthyBefore: observers left out, not seeing the victim Healthy
+	// when it was killed.
+	NotHealthyBefore int `json:"not_healthy_before"`
 }
 
 func spreadJSON(s sim.Spread) spreadDoc {
@@ -100,7 +103,8 @@ func spreadJSON(s sim.Spread) spreadDoc {
 }
 
 func detectJSON(d sim.Detection) detectDoc {
-	return detectDoc{Node: d.Node, Subnet: d.Subnet, Suspect: spreadJSON(d.Suspect), Unreachable: spreadJSON(d.Unreachable)}
+	return detectDoc{Node: d.Node, Subnet: d.Subnet, Suspect: spreadJSON(d.Suspect), Unreachable: spreadJSON(d.Unreachable),
+		NotHealthyBefore: d.NotHealthyBefore}
 }
 
 // seenMs is d in ms when seen, nil (null) when not.

@@ -73,20 +73,26 @@ func (s *Sim) unformed() string {
 	for _, m := range live {
 		bySubnet[m.Subnet] = append(bySubnet[m.Subnet], m)
 	}
-	missing := 0
+	var absent, unhealthy, noSnapshot, pairs int
 	for _, m := range live {
 		cs := m.Node.Cluster()
 		for _, p := range bySubnet[m.Subnet] {
 			if p == m {
 				continue
 			}
-			if nv := find(cs, p.Node.ID()); nv == nil || nv.Health != snapshot.Healthy || nv.BuiltAt.IsZero() {
-				missing++
+			pairs++
+			switch nv := find(cs, p.Node.ID()); {
+			case nv == nil:
+				absent++
+			case nv.Health != snapshot.Healthy:
+				unhealthy++
+			case nv.BuiltAt.IsZero():
+				noSnapshot++
 			}
 		}
 	}
-	if missing > 0 {
-		return fmt.Sprintf("%d subnet-peer views missing or not healthy", missing)
+	if absent+unhealthy+noSnapshot > 0 {
+		return fmt.Sprintf("of %d subnet-peer views, %d absent, %d not Healthy, %d without a snapshot", pairs, absent, unhealthy, noSnapshot)
 	}
 	cs := s.Console.Cluster()
 	unseen := 0
@@ -316,6 +322,9 @@ type Detection struct {
 	// from the kill until each saw the victim Suspect (or worse), and
 	// Unreachable.
 	Suspect, Unreachable Spread
+	// NotHealthyBefore counts observer-victim pairs left out because the
+	// observer did not see the victim Healthy when it was killed.
+	NotHealthyBefore int
 }
 
 // MeasureKill kills victims at once and times their detection by their
@@ -333,16 +342,29 @@ func (s *Sim) MeasureKill(ctx context.Context, victims []*Member, deadline time.
 		obs, victim          *Member
 		suspect, unreachable time.Duration
 	}
+	// Observers that do not see the victim Healthy before the kill (an
+	// overloaded mesh) cannot time its detection: they are counted apart.
+	var ws []*watch
+	victim := map[*Member]bool{}
+	for _, v := range victims {
+		victim[v] = true
+	}
+	for _, v := range victims {
+		for _, p := range s.InSubnet(v.Subnet) {
+			if victim[p] {
+				continue
+			}
+			if nv := find(p.Node.Cluster(), v.Node.ID()); nv == nil || nv.Health != snapshot.Healthy {
+				det.NotHealthyBefore++
+				continue
+			}
+			ws = append(ws, &watch{obs: p, victim: v, suspect: -1, unreachable: -1})
+		}
+	}
 	for _, v := range victims {
 		v.kill()
 	}
 	killed := time.Now()
-	var ws []*watch
-	for _, v := range victims {
-		for _, p := range s.InSubnet(v.Subnet) {
-			ws = append(ws, &watch{obs: p, victim: v, suspect: -1, unreachable: -1})
-		}
-	}
 	wctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	_ = pollUntil(wctx, func(now time.Time) bool {

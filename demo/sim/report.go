@@ -86,6 +86,9 @@ func Run(ctx context.Context, opts Options, window time.Duration, progress io.Wr
 	}
 	say("traffic: %.1f pkts/s, %.0f B/s out per node; CPU %.2f%% of a core per node", rep.Traffic.PacketsOutPerNode,
 		rep.Traffic.BytesOutPerNode, 100*rep.Traffic.CPUPerNode)
+	if opts.afterTraffic != nil {
+		opts.afterTraffic()
+	}
 	changed, victim := s.pick(1, 0), s.pick(2%opts.Subnets, 1)
 	if rep.Convergence, err = s.MeasureConvergence(ctx, changed); err != nil {
 		return rep, err
@@ -164,10 +167,16 @@ func (r Report) Print(w io.Writer) {
 		console = ms(c.Console)
 	}
 	fmt.Fprintf(w, "change       %s cordoned (own snapshot after %s): subnet %s; console %s\n", c.Node, ms(c.Committed), sp(c.InSubnet), console)
-	fmt.Fprintf(w, "kill         %s: suspect %s\n", r.Kill.Node, sp(r.Kill.Suspect))
-	fmt.Fprintf(w, "             unreachable %s\n", sp(r.Kill.Unreachable))
-	fmt.Fprintf(w, "kill %d%%      %s: suspect %s\n", int(KillFraction*100), r.MassKill.Node, sp(r.MassKill.Suspect))
-	fmt.Fprintf(w, "             unreachable %s\n", sp(r.MassKill.Unreachable))
+	for _, k := range []struct {
+		title string
+		d     Detection
+	}{{"kill", r.Kill}, {fmt.Sprintf("kill %d%%", int(KillFraction*100)), r.MassKill}} {
+		fmt.Fprintf(w, "%-12s %s: suspect %s\n", k.title, k.d.Node, sp(k.d.Suspect))
+		fmt.Fprintf(w, "             unreachable %s\n", sp(k.d.Unreachable))
+		if k.d.NotHealthyBefore > 0 {
+			fmt.Fprintf(w, "             (%d observers did not see the victim Healthy before the kill: left out)\n", k.d.NotHealthyBefore)
+		}
+	}
 	p := r.Partition
 	seen := func(ok bool, d time.Duration) string {
 		if !ok {

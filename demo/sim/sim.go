@@ -63,6 +63,10 @@ type Options struct {
 	UDP     bool
 	Version string
 	Logf    func(format string, args ...any)
+
+	// afterTraffic, when set (the benchmarks' profiles), runs right after
+	// the traffic window, with the mesh formed and idle.
+	afterTraffic func()
 }
 
 // Validate reports a bad option as api.ErrInvalid.
