@@ -89,7 +89,7 @@ func Run(ctx context.Context, opts Options, window time.Duration, progress io.Wr
 	if opts.afterTraffic != nil {
 		opts.afterTraffic()
 	}
-	changed, victim := s.pick(1, 0), s.pick(2%opts.Subnets, 1)
+	changed, victim := s.pick(1%opts.Subnets, 0), s.pick(2%opts.Subnets, 1)
 	if rep.Convergence, err = s.MeasureConvergence(ctx, changed); err != nil {
 		return rep, err
 	}
