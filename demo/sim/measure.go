@@ -237,7 +237,8 @@ type Convergence struct {
 }
 
 // MeasureConvergence cordons m through a client on m itself, then times
-// the new snapshot's spread from the moment m's own snapshot carries it.
+// the new snapshot's spread from the moment m's own snapshot carries it,
+// each wait bounded by DetectDeadline.
 func (s *Sim) MeasureConvergence(ctx context.Context, m *Member) (Convergence, error) {
 	cv := Convergence{Node: fmt.Sprintf("sim-%04d", m.Index), Subnet: m.Path}
 	cl, err := m.Node.NewClient(identity.KeySigner{K: s.Operator}, "alice")
@@ -250,7 +251,9 @@ func (s *Sim) MeasureConvergence(ctx context.Context, m *Member) (Convergence, e
 	}
 	var gen uint64
 	var changedAt time.Time
-	if err := pollUntil(ctx, func(now time.Time) bool {
+	cctx, cancel := context.WithTimeout(ctx, DetectDeadline)
+	defer cancel()
+	if err := pollUntil(cctx, func(now time.Time) bool {
 		own := m.Node.Stats().Own
 		if own != nil && own.Cordoned {
 			gen, changedAt = own.Generation, now
@@ -274,7 +277,9 @@ func (s *Sim) MeasureConvergence(ctx context.Context, m *Member) (Convergence, e
 	// so the console's summary rule can use it.
 	sawAt := map[identity.NodeID]time.Time{m.Node.ID(): changedAt}
 	var mu sync.Mutex
-	_ = pollUntil(ctx, func(now time.Time) bool {
+	wctx, cancel := context.WithTimeout(ctx, DetectDeadline)
+	defer cancel()
+	_ = pollUntil(wctx, func(now time.Time) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		done := true
