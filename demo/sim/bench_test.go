@@ -19,8 +19,23 @@ var (
 	simProfile = flag.String("sim.profile", "", "BenchmarkSim: write PREFIX-n=N.{heap,goroutine} profiles of the idle mesh")
 )
 
-// writeProfiles writes the heap and goroutine profiles as prefix-n=N.*.
+// simCPUProfileWindow is how long the idle mesh's CPU profile runs.
+const simCPUProfileWindow = 10 * time.Second
+
+// writeProfiles writes the idle mesh's CPU (over simCPUProfileWindow),
+// heap and goroutine profiles as prefix-n=N.*.
 func writeProfiles(tb testing.TB, prefix string, n int) {
+	if f, err := os.Create(fmt.Sprintf("%s-n=%d.cpu", prefix, n)); err != nil {
+		tb.Error(err)
+	} else {
+		if err := pprof.StartCPUProfile(f); err != nil {
+			tb.Error(err) // -test.cpuprofile holds the profiler
+		} else {
+			time.Sleep(simCPUProfileWindow)
+			pprof.StopCPUProfile()
+		}
+		f.Close()
+	}
 	for _, name := range []string{"heap", "goroutine"} {
 		f, err := os.Create(fmt.Sprintf("%s-n=%d.%s", prefix, n, name))
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/deck-mesh/deck/demo"
@@ -276,12 +275,9 @@ func (s *Sim) MeasureConvergence(ctx context.Context, m *Member) (Convergence, e
 	// The aggregator of m's subnet had the change when: kept per member id
 	// so the console's summary rule can use it.
 	sawAt := map[identity.NodeID]time.Time{m.Node.ID(): changedAt}
-	var mu sync.Mutex
 	wctx, cancel := context.WithTimeout(ctx, DetectDeadline)
 	defer cancel()
 	_ = pollUntil(wctx, func(now time.Time) bool {
-		mu.Lock()
-		defer mu.Unlock()
 		done := true
 		for i, p := range peers {
 			if times[i] >= 0 || p.Killed() {
