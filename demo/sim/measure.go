@@ -131,6 +131,14 @@ type Traffic struct {
 	// the network dropped (a full inbox: a node too slow to read).
 	TransportDrops, HandshakesRateLimited uint64
 	NetQueueDrops                         uint64
+	// Handshake defences at work (summed): cookie replies sent under load
+	// and half-open responders evicted; and the heartbeats sent, per node
+	// per second (the liveness traffic).
+	CookieReplies, RespondersEvicted uint64
+	HeartbeatsOutPerNode             float64
+	// NetDelivered is the share of datagrams the network delivered of
+	// those written to it over the window.
+	NetDelivered float64
 }
 
 // MeasureTraffic reads every live member's transport counters and the
@@ -164,13 +172,21 @@ func (s *Sim) MeasureTraffic(ctx context.Context, window time.Duration) (Traffic
 		tr.MaxPacketsOut = max(tr.MaxPacketsOut, out)
 		tr.TransportDrops += b.Drops - a.Drops
 		tr.HandshakesRateLimited += b.HandshakesRateLimited - a.HandshakesRateLimited
+		tr.CookieReplies += b.CookieRepliesSent - a.CookieRepliesSent
+		tr.RespondersEvicted += b.RespondersEvicted - a.RespondersEvicted
+		tr.HeartbeatsOutPerNode += float64(b.HeartbeatsOut-a.HeartbeatsOut) / secs
 	}
-	tr.NetQueueDrops = s.Net.Stats().QueueDrops - net0.QueueDrops
+	net1 := s.Net.Stats()
+	tr.NetQueueDrops = net1.QueueDrops - net0.QueueDrops
+	if sent := net1.Sent - net0.Sent; sent > 0 {
+		tr.NetDelivered = float64(net1.Delivered-net0.Delivered) / float64(sent)
+	}
 	n := float64(len(live))
 	tr.PacketsOutPerNode /= n
 	tr.PacketsInPerNode /= n
 	tr.BytesOutPerNode /= n
 	tr.BytesInPerNode /= n
+	tr.HeartbeatsOutPerNode /= n
 	tr.CPUPerNode = (cpu1 - cpu0).Seconds() / secs / n
 	runtime.GC()
 	var ms runtime.MemStats

@@ -159,8 +159,9 @@ func (r Report) Print(w io.Writer) {
 		t.PacketsOutPerNode, t.PacketsInPerNode, t.BytesOutPerNode, t.BytesInPerNode, t.MaxPacketsOut, t.Window.Round(time.Millisecond))
 	fmt.Fprintf(w, "cost         CPU %.2f%% of a core per node; heap %s, RSS %s per node; %d goroutines\n",
 		100*t.CPUPerNode, mib(t.HeapPerNode), mib(t.ResidentPerNode), t.Goroutines)
-	fmt.Fprintf(w, "drops        transport %d, handshakes rate-limited %d, network queue %d (over the window, all nodes)\n",
-		t.TransportDrops, t.HandshakesRateLimited, t.NetQueueDrops)
+	fmt.Fprintf(w, "heartbeats   %.1f/s out per node; the network delivered %.1f%% of what was sent\n", t.HeartbeatsOutPerNode, 100*t.NetDelivered)
+	fmt.Fprintf(w, "drops        transport %d, network queue %d; handshakes rate-limited %d, cookie replies %d, responders evicted %d (over the window, all nodes)\n",
+		t.TransportDrops, t.NetQueueDrops, t.HandshakesRateLimited, t.CookieReplies, t.RespondersEvicted)
 	c := r.Convergence
 	console := "not seen"
 	if c.ConsoleSeen {
