@@ -62,8 +62,12 @@ type simDoc struct {
 		Transport             uint64 `json:"transport"`
 		HandshakesRateLimited uint64 `json:"handshakes_rate_limited"`
 		NetworkQueue          uint64 `json:"network_queue"`
+		CookieReplies         uint64 `json:"cookie_replies"`
+		RespondersEvicted     uint64 `json:"responders_evicted"`
 	} `json:"window_drops"`
-	Convergence struct {
+	HeartbeatsOut float64 `json:"heartbeats_out_per_node_per_s"`
+	NetDelivered  float64 `json:"network_delivered_fraction"`
+	Convergence   struct {
 		Node        string    `json:"node"`
 		Subnet      string    `json:"subnet"`
 		CommittedMs int64     `json:"committed_ms"`
@@ -123,6 +127,8 @@ func simJSON(r sim.Report) simDoc {
 	d.Formed, d.Unformed = r.Formed, r.Unformed
 	t := r.Traffic
 	d.Drops.Transport, d.Drops.HandshakesRateLimited, d.Drops.NetworkQueue = t.TransportDrops, t.HandshakesRateLimited, t.NetQueueDrops
+	d.Drops.CookieReplies, d.Drops.RespondersEvicted = t.CookieReplies, t.RespondersEvicted
+	d.HeartbeatsOut, d.NetDelivered = t.HeartbeatsOutPerNode, t.NetDelivered
 	d.PerNode.WindowMs = millis(t.Window)
 	d.PerNode.PacketsOut, d.PerNode.PacketsIn = t.PacketsOutPerNode, t.PacketsInPerNode
 	d.PerNode.BytesOut, d.PerNode.BytesIn = t.BytesOutPerNode, t.BytesInPerNode
