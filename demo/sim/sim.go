@@ -43,6 +43,12 @@ const (
 	startParallel = 4
 	// loopbackAny binds a UDP node to a free loopback port.
 	loopbackAny = "127.0.0.1:0"
+	// capabilityEdge is what every simulated node offers placement (the
+	// demo catalogue's edge daemons fit it).
+	capabilityEdge = "edge"
+	// capabilityGateway is the gateway capability (node.CapabilityGateway
+	// of the subnet work; a plain capability string before it).
+	capabilityGateway = "gateway"
 	// subnetRoot is the parent of every simulated subnet ("sim/s07").
 	subnetRoot = "sim"
 )
@@ -133,9 +139,9 @@ type Sim struct {
 func SubnetPath(k int) string { return fmt.Sprintf("%s/s%02d", subnetRoot, k) }
 
 // Start runs opts.Nodes nodes and the console on a fresh network. Node i
-// goes to subnet i mod K and bootstraps from its subnet's first node (the
-// seeds from node 0), so each subnet forms around one seed as a rack
-// does around its switch. ctx bounds start-up.
+// goes to subnet i mod K and bootstraps from its subnet's first node, its
+// seed; the seeds are the subnets' gateways and bootstrap from node 0, so
+// each subnet forms around one seed as a rack does around its switch. ctx bounds start-up.
 func Start(ctx context.Context, opts Options) (*Sim, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -174,7 +180,7 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 	if err := s.startRest(ctx); err != nil {
 		return nil, err
 	}
-	if s.Console, err = s.startNode(ctx, "console", "", true, []string{s.Members[0].Node.Addr()}); err != nil {
+	if s.Console, err = s.startNode(ctx, "console", "", true, []string{s.Members[0].Node.Addr()}, nil); err != nil {
 		return nil, err
 	}
 	s.Ready = time.Now()
@@ -220,7 +226,13 @@ func (s *Sim) startMember(ctx context.Context, m *Member) error {
 		// only their seed (node 0 is not everyone's bootstrap).
 		boot = append(boot, s.Members[0].Node.Addr())
 	}
-	nd, err := s.startNode(ctx, fmt.Sprintf("sim-%04d", m.Index), m.Path, false, boot)
+	caps := []string{capabilityEdge}
+	if m.Index < s.opts.Subnets {
+		// A seed gateways its subnet: with subnets scoped, only gateways
+		// hold sessions across a subnet's boundary.
+		caps = append(caps, capabilityGateway)
+	}
+	nd, err := s.startNode(ctx, fmt.Sprintf("sim-%04d", m.Index), m.Path, false, boot, caps)
 	if err != nil {
 		return err
 	}
@@ -229,10 +241,10 @@ func (s *Sim) startMember(ctx context.Context, m *Member) error {
 	return nil
 }
 
-func (s *Sim) startNode(ctx context.Context, label, subnet string, console bool, boot []string) (*node.Node, error) {
+func (s *Sim) startNode(ctx context.Context, label, subnet string, console bool, boot, caps []string) (*node.Node, error) {
 	opts := node.Options{
 		Cluster: s.Cluster, InMemory: true, Label: label, Subnet: subnet, Observer: console,
-		Capabilities: []string{"edge"}, Version: s.opts.Version, Bootstrap: boot,
+		Capabilities: caps, Version: s.opts.Version, Bootstrap: boot,
 		CertifyWith: identity.KeySigner{K: s.Operator}, Logf: s.opts.Logf,
 	}
 	if s.opts.UDP {
