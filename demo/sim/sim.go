@@ -41,6 +41,8 @@ const (
 	// binding are the slow steps, and a 2-core machine gains nothing past
 	// a few.
 	startParallel = 4
+	// maxBootstrapPeers bounds Options.BootstrapPeers.
+	maxBootstrapPeers = 8
 	// loopbackAny binds a UDP node to a free loopback port.
 	loopbackAny = "127.0.0.1:0"
 	// capabilityEdge is what every simulated node offers placement (the
@@ -60,6 +62,13 @@ type Options struct {
 	// Latency and Loss are every link's (one way); Loss is a fraction 0..1.
 	Latency time.Duration
 	Loss    float64
+	// BootstrapPeers is how many members of its subnet a member
+	// bootstraps from (its seed first, then those started just before
+	// it); 0 is 1, the seed alone.
+	BootstrapPeers int
+	// StartEvery paces start-up: one node every StartEvery (0: as fast as
+	// startParallel allows).
+	StartEvery time.Duration
 	// Workloads places the demo's workload catalogue (demo/workloads) on
 	// the nodes; off, placement runs with an empty spec.
 	Workloads bool
@@ -82,6 +91,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: --sim must be 2..%d nodes, not %d", api.ErrInvalid, MaxNodes, o.Nodes)
 	case o.Subnets < 1 || o.Subnets > o.Nodes:
 		return fmt.Errorf("%w: --subnets must be 1..%d (the node count), not %d", api.ErrInvalid, o.Nodes, o.Subnets)
+	case o.BootstrapPeers < 0 || o.BootstrapPeers > maxBootstrapPeers:
+		return fmt.Errorf("%w: bootstrap peers must be 0..%d, not %d", api.ErrInvalid, maxBootstrapPeers, o.BootstrapPeers)
+	case o.StartEvery < 0 || o.StartEvery > time.Second:
+		return fmt.Errorf("%w: start pacing must be 0..1s, not %s", api.ErrInvalid, o.StartEvery)
 	case o.Latency < 0 || o.Latency > time.Second:
 		return fmt.Errorf("%w: link latency must be 0..1s, not %s", api.ErrInvalid, o.Latency)
 	case o.Loss < 0 || o.Loss >= 1:
@@ -188,13 +201,39 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 	return s, nil
 }
 
-// startRest starts every non-seed member, startParallel at a time.
+// startRest starts every non-seed member, startParallel at a time, one
+// rank after another (rank r is nodes rK..rK+K-1, one per subnet): a node
+// bootstraps from nodes of earlier ranks, which are up by then.
 func (s *Sim) startRest(ctx context.Context) error {
+	var pace <-chan time.Time
+	if s.opts.StartEvery > 0 {
+		t := time.NewTicker(s.opts.StartEvery)
+		defer t.Stop()
+		pace = t.C
+	}
+	k := s.opts.Subnets
+	for lo := k; lo < len(s.Members); lo += k {
+		if err := s.startRank(ctx, s.Members[lo:min(lo+k, len(s.Members))], pace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startRank starts rank's members, startParallel at a time, each on a
+// tick of pace when it is set.
+func (s *Sim) startRank(ctx context.Context, rank []*Member, pace <-chan time.Time) error {
 	sem := make(chan struct{}, startParallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	for _, m := range s.Members[s.opts.Subnets:] {
+	for _, m := range rank {
+		if pace != nil {
+			select {
+			case <-pace:
+			case <-ctx.Done():
+			}
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -220,6 +259,12 @@ func (s *Sim) startMember(ctx context.Context, m *Member) error {
 	var boot []string
 	if seed := s.Members[m.Subnet]; seed != m {
 		boot = append(boot, seed.Node.Addr())
+	}
+	// Besides its seed, a member knows up to bootstrapPeers-1 members of
+	// its subnet started before it (the ranks just before its own), so
+	// the seed is not every session's only way in.
+	for back := m.Index - s.opts.Subnets; back >= s.opts.Subnets && len(boot) > 0 && len(boot) < s.opts.BootstrapPeers; back -= s.opts.Subnets {
+		boot = append(boot, s.Members[back].Node.Addr())
 	}
 	if m.Index != 0 && m.Index < s.opts.Subnets {
 		// A seed knows node 0, so the subnets join up; its members know

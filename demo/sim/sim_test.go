@@ -60,6 +60,8 @@ func TestOptionsRefuseNonsense(t *testing.T) {
 		{Nodes: 10, Subnets: 2, Loss: 1},
 		{Nodes: 10, Subnets: 2, Latency: -time.Millisecond},
 		{Nodes: 10, Subnets: 2, UDP: true, Latency: time.Millisecond},
+		{Nodes: 10, Subnets: 2, BootstrapPeers: -1},
+		{Nodes: 10, Subnets: 2, StartEvery: time.Hour},
 	} {
 		if err := o.Validate(); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("%+v: %v, want ErrInvalid", o, err)
