@@ -64,6 +64,8 @@ type simDoc struct {
 		NetworkQueue          uint64 `json:"network_queue"`
 		CookieReplies         uint64 `json:"cookie_replies"`
 		RespondersEvicted     uint64 `json:"responders_evicted"`
+		InboxDrops            uint64 `json:"inbox"`
+		SeedInboxDrops        uint64 `json:"inbox_at_seeds"`
 	} `json:"window_drops"`
 	HeartbeatsOut float64 `json:"heartbeats_out_per_node_per_s"`
 	NetDelivered  float64 `json:"network_delivered_fraction"`
@@ -128,6 +130,7 @@ func simJSON(r sim.Report) simDoc {
 	t := r.Traffic
 	d.Drops.Transport, d.Drops.HandshakesRateLimited, d.Drops.NetworkQueue = t.TransportDrops, t.HandshakesRateLimited, t.NetQueueDrops
 	d.Drops.CookieReplies, d.Drops.RespondersEvicted = t.CookieReplies, t.RespondersEvicted
+	d.Drops.InboxDrops, d.Drops.SeedInboxDrops = t.InboxDrops, t.SeedInboxDrops
 	d.HeartbeatsOut, d.NetDelivered = t.HeartbeatsOutPerNode, t.NetDelivered
 	d.PerNode.WindowMs = millis(t.Window)
 	d.PerNode.PacketsOut, d.PerNode.PacketsIn = t.PacketsOutPerNode, t.PacketsInPerNode

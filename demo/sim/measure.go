@@ -136,6 +136,11 @@ type Traffic struct {
 	// per second (the liveness traffic).
 	CookieReplies, RespondersEvicted uint64
 	HeartbeatsOutPerNode             float64
+	// InboxDrops are the datagrams memnet dropped on members' full
+	// inboxes over the window, SeedInboxDrops those at the subnets' seeds
+	// (their gateways, every member's bootstrap): where the network
+	// overflows.
+	InboxDrops, SeedInboxDrops uint64
 	// NetDelivered is the share of datagrams the network delivered of
 	// those written to it over the window.
 	NetDelivered float64
@@ -147,8 +152,12 @@ type Traffic struct {
 func (s *Sim) MeasureTraffic(ctx context.Context, window time.Duration) (Traffic, error) {
 	live := s.Live()
 	before := make([]node.Stats, len(live))
+	inbox := make([]uint64, len(live))
 	for i, m := range live {
 		before[i] = m.Node.Stats()
+		if m.conn != nil {
+			inbox[i] = m.conn.InboxDrops()
+		}
 	}
 	net0 := s.Net.Stats()
 	cpu0, t0 := processCPU(), time.Now()
@@ -175,6 +184,13 @@ func (s *Sim) MeasureTraffic(ctx context.Context, window time.Duration) (Traffic
 		tr.CookieReplies += b.CookieRepliesSent - a.CookieRepliesSent
 		tr.RespondersEvicted += b.RespondersEvicted - a.RespondersEvicted
 		tr.HeartbeatsOutPerNode += float64(b.HeartbeatsOut-a.HeartbeatsOut) / secs
+		if m.conn != nil {
+			d := m.conn.InboxDrops() - inbox[i]
+			tr.InboxDrops += d
+			if m.Index < s.opts.Subnets {
+				tr.SeedInboxDrops += d
+			}
+		}
 	}
 	net1 := s.Net.Stats()
 	tr.NetQueueDrops = net1.QueueDrops - net0.QueueDrops

@@ -160,6 +160,8 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "cost         CPU %.2f%% of a core per node; heap %s, RSS %s per node; %d goroutines\n",
 		100*t.CPUPerNode, mib(t.HeapPerNode), mib(t.ResidentPerNode), t.Goroutines)
 	fmt.Fprintf(w, "heartbeats   %.1f/s out per node; the network delivered %.1f%% of what was sent\n", t.HeartbeatsOutPerNode, 100*t.NetDelivered)
+	fmt.Fprintf(w, "inboxes      %d datagrams dropped on members' full inboxes, %d of them at the %d seeds (gateways)\n",
+		t.InboxDrops, t.SeedInboxDrops, r.Subnets)
 	fmt.Fprintf(w, "drops        transport %d, network queue %d; handshakes rate-limited %d, cookie replies %d, responders evicted %d (over the window, all nodes)\n",
 		t.TransportDrops, t.NetQueueDrops, t.HandshakesRateLimited, t.CookieReplies, t.RespondersEvicted)
 	c := r.Convergence

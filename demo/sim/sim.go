@@ -112,6 +112,7 @@ type Member struct {
 	Path   string // its subnet path, node.Options.Subnet
 	Node   *node.Node
 	Addr   netip.AddrPort
+	conn   *memnet.Conn // nil on UDP
 
 	mu     sync.Mutex
 	killed bool
@@ -193,7 +194,7 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 	if err := s.startRest(ctx); err != nil {
 		return nil, err
 	}
-	if s.Console, err = s.startNode(ctx, "console", "", true, []string{s.Members[0].Node.Addr()}, nil); err != nil {
+	if s.Console, _, err = s.startNode(ctx, "console", "", true, []string{s.Members[0].Node.Addr()}, nil); err != nil {
 		return nil, err
 	}
 	s.Ready = time.Now()
@@ -277,27 +278,28 @@ func (s *Sim) startMember(ctx context.Context, m *Member) error {
 		// hold sessions across a subnet's boundary.
 		caps = append(caps, capabilityGateway)
 	}
-	nd, err := s.startNode(ctx, fmt.Sprintf("sim-%04d", m.Index), m.Path, false, boot, caps)
+	nd, conn, err := s.startNode(ctx, fmt.Sprintf("sim-%04d", m.Index), m.Path, false, boot, caps)
 	if err != nil {
 		return err
 	}
-	m.Node = nd
+	m.Node, m.conn = nd, conn
 	m.Addr = netip.MustParseAddrPort(nd.Addr())
 	return nil
 }
 
-func (s *Sim) startNode(ctx context.Context, label, subnet string, console bool, boot, caps []string) (*node.Node, error) {
+func (s *Sim) startNode(ctx context.Context, label, subnet string, console bool, boot, caps []string) (*node.Node, *memnet.Conn, error) {
 	opts := node.Options{
 		Cluster: s.Cluster, InMemory: true, Label: label, Subnet: subnet, Observer: console,
 		Capabilities: caps, Version: s.opts.Version, Bootstrap: boot,
 		CertifyWith: identity.KeySigner{K: s.Operator}, Logf: s.opts.Logf,
 	}
+	var conn *memnet.Conn
 	if s.opts.UDP {
 		opts.ListenAddr = loopbackAny
 	} else {
-		conn, err := s.Net.Listen()
-		if err != nil {
-			return nil, err
+		var err error
+		if conn, err = s.Net.Listen(); err != nil {
+			return nil, nil, err
 		}
 		opts.Conn = conn
 	}
@@ -309,9 +311,9 @@ func (s *Sim) startNode(ctx context.Context, label, subnet string, console bool,
 	}
 	nd, err := node.Start(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("sim: start %s: %w", label, err)
+		return nil, nil, fmt.Errorf("sim: start %s: %w", label, err)
 	}
-	return nd, nil
+	return nd, conn, nil
 }
 
 // Live lists the members the harness has not killed.

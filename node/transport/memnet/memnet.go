@@ -330,6 +330,7 @@ func (n *Network) deliver(p *packet) {
 		n.delivered.Add(1)
 	default:
 		n.queueDrops.Add(1)
+		p.dst.inboxDrops.Add(1)
 		putPacket(p)
 	}
 }
@@ -414,7 +415,14 @@ type Conn struct {
 	inbox     chan *packet
 	closed    chan struct{}
 	closeOnce sync.Once
+	// inboxDrops counts datagrams dropped because this Conn's inbox was
+	// full (its reader behind): which node a network's QueueDrops hit.
+	inboxDrops atomic.Uint64
 }
+
+// InboxDrops is how many datagrams for this Conn were dropped on a full
+// inbox (a reader too slow for what it is sent).
+func (c *Conn) InboxDrops() uint64 { return c.inboxDrops.Load() }
 
 // ReadBatch blocks for the next datagram, then takes those already in
 // the inbox behind it, up to len(bufs), without waiting for more: what a
