@@ -73,6 +73,7 @@ type simDoc struct {
 		Node        string    `json:"node"`
 		Subnet      string    `json:"subnet"`
 		CommittedMs int64     `json:"committed_ms"`
+		OwnSeen     bool      `json:"own_snapshot_seen"`
 		InSubnet    spreadDoc `json:"in_subnet"`
 		ConsoleMs   *int64    `json:"console_ms"`
 	} `json:"convergence"`
@@ -139,7 +140,7 @@ func simJSON(r sim.Report) simDoc {
 	d.PerNode.HeapBytes, d.PerNode.ResidentBytes = t.HeapPerNode, t.ResidentPerNode
 	c := r.Convergence
 	d.Convergence.Node, d.Convergence.Subnet, d.Convergence.CommittedMs = c.Node, c.Subnet, millis(c.Committed)
-	d.Convergence.InSubnet = spreadJSON(c.InSubnet)
+	d.Convergence.InSubnet, d.Convergence.OwnSeen = spreadJSON(c.InSubnet), c.OwnSeen
 	d.Convergence.ConsoleMs = seenMs(c.ConsoleSeen, c.Console)
 	p := r.Partition
 	d.Partition.Subnet, d.Partition.Nodes = p.Subnet, p.Nodes

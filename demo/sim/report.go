@@ -169,7 +169,11 @@ func (r Report) Print(w io.Writer) {
 	if c.ConsoleSeen {
 		console = ms(c.Console)
 	}
-	fmt.Fprintf(w, "change       %s cordoned (own snapshot after %s): subnet %s; console %s\n", c.Node, ms(c.Committed), sp(c.InSubnet), console)
+	if c.OwnSeen {
+		fmt.Fprintf(w, "change       %s cordoned (own snapshot after %s): subnet %s; console %s\n", c.Node, ms(c.Committed), sp(c.InSubnet), console)
+	} else {
+		fmt.Fprintf(w, "change       %s cordoned: its own snapshot did not show it within %s\n", c.Node, DetectDeadline)
+	}
 	for _, k := range []struct {
 		title string
 		d     Detection

@@ -38,7 +38,7 @@ func TestSimMeasures(t *testing.T) {
 		t.Errorf("traffic not measured: %+v", tr)
 	}
 	c := rep.Convergence
-	if c.InSubnet.Observers != 3 || c.InSubnet.Reached != 3 || c.InSubnet.P99 <= 0 || !c.ConsoleSeen {
+	if !c.OwnSeen || c.InSubnet.Observers != 3 || c.InSubnet.Reached != 3 || c.InSubnet.P99 <= 0 || !c.ConsoleSeen {
 		t.Errorf("change spread not measured: %+v", c)
 	}
 	for name, d := range map[string]Detection{"kill": rep.Kill, "kill 5%": rep.MassKill} {

@@ -28,8 +28,12 @@ import (
 // Bounds of a Network.
 const (
 	// InboxPackets is how many delivered datagrams wait for a reader per
-	// Conn before more are dropped (a socket receive buffer).
-	InboxPackets = 1024
+	// Conn before more are dropped (a socket receive buffer). The
+	// transport asks the kernel for transport.SocketBufferBytes (4 MiB),
+	// which holds some thousands of datagrams at the kernel's per-datagram
+	// overhead; 1,024 made a busy simulated node drop sooner than a real
+	// one would. Only pointers wait here, so an idle inbox costs 32 KiB.
+	InboxPackets = 4096
 	// MaxInFlightPackets bounds the datagrams on the wire (in the delivery
 	// heap) across the whole network.
 	MaxInFlightPackets = 1 << 18
