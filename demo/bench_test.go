@@ -101,7 +101,7 @@ func BenchmarkDemoResident(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				d, stop := runningDemo(b, n)
 				time.Sleep(residentSettle)
-				rss = max(rss, residentBytes())
+				rss = max(rss, ResidentBytes())
 				_ = d
 				stop()
 			}

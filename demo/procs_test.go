@@ -50,9 +50,9 @@ func TestProcsDemo(t *testing.T) {
 	}
 	waitProcs(t, d, "a converged 4-process mesh", readyTimeout, d.Converged)
 	sum := d.Summarize(0, 0)
-	if sum.Counters.PacketsIn == 0 || sum.ResidentBytes <= residentBytes() {
+	if sum.Counters.PacketsIn == 0 || sum.ResidentBytes <= ResidentBytes() {
 		t.Errorf("summary does not cover the node processes: packets in %d, resident %d (own %d)",
-			sum.Counters.PacketsIn, sum.ResidentBytes, residentBytes())
+			sum.Counters.PacketsIn, sum.ResidentBytes, ResidentBytes())
 	}
 
 	// A partition is applied inside the children: node-4 cut from every

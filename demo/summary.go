@@ -98,7 +98,7 @@ func (d *Demo) Summarize(ran, convergedAfter time.Duration) Summary {
 	s.LatencyP50 = percentile(samples, 0.50)
 	s.LatencyP99 = percentile(samples, 0.99)
 	s.Detections = det
-	s.ResidentBytes = residentBytes()
+	s.ResidentBytes = ResidentBytes()
 	d.mu.Lock()
 	for _, m := range d.members {
 		if m.proc != nil {
@@ -109,8 +109,8 @@ func (d *Demo) Summarize(ran, convergedAfter time.Duration) Summary {
 	return s
 }
 
-// residentBytes reads this process's resident set size (Linux), 0 elsewhere.
-func residentBytes() uint64 { return residentOf("/proc/self/status") }
+// ResidentBytes reads this process's resident set size (Linux), 0 elsewhere.
+func ResidentBytes() uint64 { return residentOf("/proc/self/status") }
 
 // residentOf reads VmRSS from a /proc status file, 0 when unreadable.
 func residentOf(statusPath string) uint64 {

@@ -39,6 +39,10 @@ type Options struct {
 	// DataDir holds the node's Badger database; "" makes a temporary
 	// directory removed on Close.
 	DataDir string
+	// InMemory keeps the node's Badger on the heap (chain.Config.InMemory):
+	// nothing on disk, nothing survives Close; DataDir is ignored. For
+	// in-process simulations of hundreds of nodes (demo/sim).
+	InMemory bool
 	// ListenAddr is the UDP address to bind; "" is DefaultListenAddr of
 	// the bootstrap addresses. Unused when Conn is set.
 	ListenAddr string
@@ -243,8 +247,15 @@ func prepare(opts Options) (Options, [32]byte, command.Genesis, error) {
 }
 
 // openDB opens the node's Badger database (in a temporary dir without
-// Options.DataDir).
+// Options.DataDir; on the heap with Options.InMemory).
 func (n *Node) openDB() error {
+	if n.opts.InMemory {
+		var err error
+		if n.db, err = chain.Open(chain.Config{InMemory: true, Logf: n.opts.Logf}); err != nil {
+			return fmt.Errorf("node: open chains in memory: %w", err)
+		}
+		return nil
+	}
 	dir := n.opts.DataDir
 	if dir == "" {
 		var err error

@@ -17,6 +17,7 @@ import (
 	"github.com/deck-mesh/deck/deck"
 	"github.com/deck-mesh/deck/deck/serve"
 	"github.com/deck-mesh/deck/demo"
+	"github.com/deck-mesh/deck/demo/sim"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/api"
 	"github.com/deck-mesh/deck/node/config"
@@ -34,6 +35,7 @@ func demoCmd(stdio IO) *cobra.Command {
 	var headless bool
 	var runFor time.Duration
 	var sshAddr string
+	var sf simFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Spawn a local N-node mesh and open the deck on it",
@@ -41,10 +43,19 @@ func demoCmd(stdio IO) *cobra.Command {
 keys), running believable workloads, writes a cluster file with two demo
 operators (alice, bob) and opens the deck attached through its own embedded
 node. q or Ctrl-C stops everything; the state dir is removed unless
---state-dir was given.`,
+--state-dir was given.
+
+--sim N --headless instead runs the large-mesh simulation: N real nodes
+in one process on the in-process network (in-memory Badger, --subnets
+subnets, links of --link-latency and --link-loss) and a console; it
+measures per-node traffic, CPU and memory over --for (default 10s), how
+fast a change reaches its subnet and the console, how fast a kill is
+detected, then kills 5% of the nodes, partitions a subnet and heals it,
+and prints the report.`,
 		Example: `  deck demo
   deck demo --nodes 5 --topology ring --ice-threshold 2
-  deck demo --headless --for 30s --output json`,
+  deck demo --headless --for 30s --output json
+  deck demo --sim 1000 --subnets 32 --headless --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := outputFormat(cmd)
@@ -53,6 +64,20 @@ node. q or Ctrl-C stops everything; the state dir is removed unless
 			}
 			if runFor < 0 {
 				return usageErr("--for must not be negative")
+			}
+			if cmd.Flags().Changed("sim") {
+				switch {
+				case !headless:
+					return usageErr("--sim runs without the TUI: add --headless")
+				case o.Procs || sshAddr != "" || cmd.Flags().Changed("nodes"):
+					return usageErr("--sim does not combine with --procs, --ssh or --nodes")
+				}
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return runSim(ctx, stdio, sf, runFor, out)
+			}
+			if cmd.Flags().Changed("subnets") || cmd.Flags().Changed("link-latency") || cmd.Flags().Changed("link-loss") {
+				return usageErr("--subnets, --link-latency and --link-loss need --sim")
 			}
 			if !headless && !stdio.IsTTY {
 				return fmt.Errorf("%w: the deck needs a terminal; use --headless", errNoTTY)
@@ -118,8 +143,12 @@ node. q or Ctrl-C stops everything; the state dir is removed unless
 	f.IntVar(&o.ICEThreshold, "ice-threshold", 1, "ICE signatures needed (1 or 2: alice and bob)")
 	f.BoolVar(&o.Procs, "procs", false, "run each node in its own child process (a kill is a real SIGKILL)")
 	f.BoolVar(&headless, "headless", false, "run without the TUI and print a summary")
-	f.DurationVar(&runFor, "for", 0, "with --headless: run this long before the summary")
+	f.DurationVar(&runFor, "for", 0, "with --headless: run this long before the summary (with --sim: the traffic window)")
 	f.StringVar(&sshAddr, "ssh", "", "also serve SSH consoles of the demo on this TCP address (see deck serve)")
+	f.IntVar(&sf.nodes, "sim", sim.DefaultNodes, "run the large-mesh simulation of this many nodes in one process (with --headless)")
+	f.IntVar(&sf.subnets, "subnets", sim.DefaultSubnets, "with --sim: subnets the nodes are split into")
+	f.DurationVar(&sf.latency, "link-latency", sim.DefaultLinkLatency, "with --sim: one-way latency of every link")
+	f.Float64Var(&sf.loss, "link-loss", 0, "with --sim: packet loss fraction of every link, 0..1")
 	cmd.AddCommand(demoFaultCmd(stdio))
 	return cmd
 }

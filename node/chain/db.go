@@ -67,16 +67,21 @@ type Stats struct {
 // Open opens (creating if needed) the database in cfg.Dir and starts its
 // committer, retention sweep and value-log GC.
 func Open(cfg Config) (*DB, error) {
-	if cfg.Dir == "" {
+	switch {
+	case cfg.InMemory && cfg.Dir != "":
+		return nil, fmt.Errorf("%w: chain: Config.Dir set on an in-memory database", ErrInvalid)
+	case !cfg.InMemory && cfg.Dir == "":
 		return nil, fmt.Errorf("%w: chain: Config.Dir is empty", ErrInvalid)
 	}
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("chain: mkdir %s: %w", cfg.Dir, err)
+	if !cfg.InMemory {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("chain: mkdir %s: %w", cfg.Dir, err)
+		}
 	}
 	bdb, err := badger.Open(badgerOptions(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("chain: open badger in %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("chain: open badger in %s: %w", cfg.describe(), err)
 	}
 	db := &DB{
 		cfg:       cfg,
@@ -198,7 +203,9 @@ func (db *DB) startBackground() {
 			}
 		})
 	}
-	if db.cfg.ValueLogGCInterval > 0 {
+	// An in-memory database has no value log (Badger keeps every value in
+	// the LSM there, and refuses value-log GC).
+	if db.cfg.ValueLogGCInterval > 0 && !db.cfg.InMemory {
 		db.bgDone.Add(1)
 		go db.tick(db.cfg.ValueLogGCInterval, func() { db.RunValueLogGC() })
 	}
@@ -221,6 +228,9 @@ func (db *DB) tick(every time.Duration, fn func()) {
 // RunValueLogGC rewrites value-log files that are mostly garbage (expired
 // snapshots) and returns how many it rewrote.
 func (db *DB) RunValueLogGC() int {
+	if db.cfg.InMemory {
+		return 0 // no value log: every value is in the LSM
+	}
 	n := 0
 	for n < MaxValueLogGCRunsPerTick {
 		if err := db.bdb.RunValueLogGC(ValueLogGCDiscardRatio); err != nil {

@@ -17,7 +17,7 @@ import (
 
 func openTestDB(t testing.TB, cfg Config) *DB {
 	t.Helper()
-	if cfg.Dir == "" {
+	if cfg.Dir == "" && !cfg.InMemory {
 		cfg.Dir = t.TempDir()
 	}
 	if cfg.RetentionInterval == 0 {

@@ -86,6 +86,12 @@ type Config struct {
 	RetentionInterval time.Duration
 	// ValueLogGCInterval is the value-log GC period; negative disables it.
 	ValueLogGCInterval time.Duration
+	// InMemory runs Badger without a disk (badger.Options.InMemory): the
+	// same engine, nothing written, everything lost on Close. For large
+	// in-process simulations, where a Badger directory per node would not
+	// fit; Dir must be empty. Its smaller footprint is the in-memory table
+	// below.
+	InMemory bool
 	// Logf receives Badger's warnings and errors. Default: discarded (the
 	// TUI owns the terminal; failures still surface as returned errors).
 	Logf func(format string, args ...any)
@@ -113,8 +119,64 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// badgerOptions turns the table above into Badger options.
+// In-memory Badger (Config.InMemory), for a thousand simulated nodes in
+// one process: every fixed cost of the table above is paid a thousand
+// times, and the whole LSM lives on the heap.
+//
+//	option               value    on disk   why
+//	MemTableSize         1 MiB    4 MiB     the arena is allocated whole per memtable; a simulated
+//	                                        node writes a few snapshots and admin events a second.
+//	                                        Badger caps one write batch at 15% of it (150 KiB),
+//	                                        above any single record the chains write except a blob
+//	                                        chunk, which a simulation does not store
+//	BaseTableSize        256 KiB  1 MiB     flushed tables are heap too
+//	BaseLevelSize        1 MiB    4 MiB
+//	Compression          none     Snappy    nothing to save on the heap that the block cache would
+//	                                        not spend again; without compression Badger needs no
+//	                                        block cache
+//	BlockCacheSize       0        4 MiB     tables are already in memory
+//	IndexCacheSize       0        2 MiB     ditto (indexes stay with their in-memory table)
+//	SyncWrites           false    true      nothing to sync (Badger forces it off)
+//	ValueThreshold       128 KiB  1 KiB     there is no value log: every value must stay in the LSM.
+//	                                        Badger v4.9 means to force this itself but sets it after
+//	                                        the threshold it reads is initialised, and then panics
+//	                                        writing a "value pointer" for any value above 1 KiB; 128
+//	                                        KiB is under the batch cap, so a larger value is refused
+//	                                        as too big instead
+const (
+	BadgerInMemoryMemTableBytes       = 1 << 20
+	BadgerInMemoryValueThresholdBytes = 128 << 10
+	BadgerInMemoryBaseTableBytes      = 256 << 10
+	BadgerInMemoryBaseLevelBytes      = 1 << 20
+)
+
+// describe names where the database lives, for errors.
+func (c Config) describe() string {
+	if c.InMemory {
+		return "memory"
+	}
+	return c.Dir
+}
+
+// badgerOptions turns the tables above into Badger options.
 func badgerOptions(c Config) badger.Options {
+	if c.InMemory {
+		return diskOptions(c).
+			WithInMemory(true).
+			WithMemTableSize(BadgerInMemoryMemTableBytes).
+			WithBaseTableSize(BadgerInMemoryBaseTableBytes).
+			WithBaseLevelSize(BadgerInMemoryBaseLevelBytes).
+			WithCompression(options.None).
+			WithBlockCacheSize(0).
+			WithIndexCacheSize(0).
+			WithValueThreshold(BadgerInMemoryValueThresholdBytes).
+			WithSyncWrites(false)
+	}
+	return diskOptions(c)
+}
+
+// diskOptions is the on-disk table.
+func diskOptions(c Config) badger.Options {
 	return badger.DefaultOptions(c.Dir).
 		WithMemTableSize(BadgerMemTableBytes).
 		WithNumMemtables(BadgerNumMemtables).

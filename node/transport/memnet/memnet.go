@@ -28,8 +28,12 @@ import (
 // Bounds of a Network.
 const (
 	// InboxPackets is how many delivered datagrams wait for a reader per
-	// Conn before more are dropped (a socket receive buffer).
-	InboxPackets = 1024
+	// Conn before more are dropped (a socket receive buffer). The
+	// transport asks the kernel for transport.SocketBufferBytes (4 MiB),
+	// which holds some thousands of datagrams at the kernel's per-datagram
+	// overhead; 1,024 made a busy simulated node drop sooner than a real
+	// one would. Only pointers wait here, so an idle inbox costs 32 KiB.
+	InboxPackets = 4096
 	// MaxInFlightPackets bounds the datagrams on the wire (in the delivery
 	// heap) across the whole network.
 	MaxInFlightPackets = 1 << 18
@@ -330,6 +334,7 @@ func (n *Network) deliver(p *packet) {
 		n.delivered.Add(1)
 	default:
 		n.queueDrops.Add(1)
+		p.dst.inboxDrops.Add(1)
 		putPacket(p)
 	}
 }
@@ -414,7 +419,14 @@ type Conn struct {
 	inbox     chan *packet
 	closed    chan struct{}
 	closeOnce sync.Once
+	// inboxDrops counts datagrams dropped because this Conn's inbox was
+	// full (its reader behind): which node a network's QueueDrops hit.
+	inboxDrops atomic.Uint64
 }
+
+// InboxDrops is how many datagrams for this Conn were dropped on a full
+// inbox (a reader too slow for what it is sent).
+func (c *Conn) InboxDrops() uint64 { return c.inboxDrops.Load() }
 
 // ReadBatch blocks for the next datagram, then takes those already in
 // the inbox behind it, up to len(bufs), without waiting for more: what a

@@ -306,3 +306,24 @@ func BenchmarkWriteRead(b *testing.B) {
 		})
 	}
 }
+
+// TestInboxDropsCountedPerConn: datagrams to a reader that does not read
+// are dropped past InboxPackets and counted on that Conn, not another.
+func TestInboxDropsCountedPerConn(t *testing.T) {
+	n := newNet(t, memnet.Link{})
+	a, b, c := listen(t, n), listen(t, n), listen(t, n)
+	const extra = 10
+	for range memnet.InboxPackets + extra {
+		a.WriteTo([]byte{1}, b.LocalAddr())
+	}
+	a.WriteTo([]byte{2}, c.LocalAddr())
+	if got := b.InboxDrops(); got != extra {
+		t.Fatalf("b dropped %d, want %d", got, extra)
+	}
+	if got := c.InboxDrops(); got != 0 {
+		t.Fatalf("c dropped %d, want 0", got)
+	}
+	if got := n.Stats().QueueDrops; got != extra {
+		t.Fatalf("network queue drops %d, want %d", got, extra)
+	}
+}
