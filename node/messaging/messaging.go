@@ -72,6 +72,9 @@ type PeerInfo struct {
 	// Role is what the peer was admitted as (node or console; zero for a
 	// peer known only from routes). Consoles never hold, lead or relay.
 	Role identity.Role
+	// Subnet is the peer's subnet from its certificate ("" the root, and
+	// for a peer known only from routes).
+	Subnet string
 	// Session: this node holds an unexpired end-to-end data session with
 	// the peer (direct or relayed).
 	Session bool

@@ -170,7 +170,7 @@ func (r *Registry) checkCertLocked(id identity.NodeID, key ed25519.PublicKey, c 
 	if err := r.verifySignature(c); err != nil {
 		return transport.Admission{}, err
 	}
-	return transport.Admission{Role: c.Role, Expires: time.UnixMilli(c.NotAfterMs)}, nil
+	return transport.Admission{Role: c.Role, Expires: time.UnixMilli(c.NotAfterMs), Subnet: c.Subnet}, nil
 }
 
 // verifySignature checks c's signature once per distinct certificate.
