@@ -29,6 +29,7 @@ const (
 	ChanCommand   Channel = 6 // admin event submission and acks
 	ChanBlob      Channel = 7 // datafort chunks, manifests and blob requests (bulk)
 	ChanQuery     Channel = 7 // MeshDB: query fragments and their pulled batches
+	ChanSubnet    Channel = 8 // subnet summaries and aggregator queries (always global)
 )
 
 // Bulk reports whether ch carries bulk transfers (blob chunks). The

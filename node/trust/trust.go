@@ -224,6 +224,21 @@ func (r *Registry) Known(id identity.NodeID, now time.Time) (transport.Admission
 	return transport.Admission{}, false
 }
 
+// Subnets is every proven member's subnet (as its certificate carries it;
+// "" for the root) that has not expired at now: the node's directory for
+// its subnet rules.
+func (r *Registry) Subnets(now time.Time) map[identity.NodeID]string {
+	r.membersMu.Lock()
+	defer r.membersMu.Unlock()
+	out := make(map[identity.NodeID]string, len(r.members))
+	for id, adm := range r.members {
+		if now.Before(adm.Expires) {
+			out[id] = adm.Subnet
+		}
+	}
+	return out
+}
+
 // Issuer says whether key may issue certificates now (a current operator's
 // key): a console certifying itself checks this before presenting.
 func (r *Registry) Issuer(key ed25519.PublicKey) bool {

@@ -1,0 +1,524 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/codec"
+	"github.com/deck-mesh/deck/node/identity"
+	"github.com/deck-mesh/deck/node/messaging"
+	"github.com/deck-mesh/deck/node/placement"
+	"github.com/deck-mesh/deck/node/ratelimit"
+	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/node/subnet"
+)
+
+// Aggregators. Every node of a subnet places its subnet's aggregator group
+// with the real scheduler (placement.Place over its own, subnet-local
+// view, a replica group of AggregatorReplicas spread over distinct
+// nodes, the previous group's members kept where they still live), so
+// every member computes the same group without asking anyone. The leader
+// (the first member, in daemon order, that was in the previous summary's
+// group, else aggregator-0's node) folds the view into a SubnetSummary
+// every SummaryInterval, with the generation after the newest it holds,
+// signs it, and floods it: to SummaryFanout random direct peers of its
+// own subnet and every direct peer across a boundary; every node that
+// believes a newer generation (subnet.Store.Accept) passes it on the same
+// way. When the leader dies its peers see it Unreachable, placement moves
+// its member, and the next member of the old group leads, continuing the
+// generation it holds.
+
+// Aggregator timing and sizes.
+const (
+	// AggregatorReplicas is the size of a subnet's aggregator group.
+	AggregatorReplicas = 3
+	// aggregatorGroup names the group in placement (daemon ids
+	// aggregator-0 …).
+	aggregatorGroup = "aggregator"
+	// SummaryInterval is how often the leader builds a summary.
+	SummaryInterval = time.Second
+	// SummaryFanout is how many random direct peers of its own subnet a
+	// node passes a new summary to (besides every cross-boundary link).
+	SummaryFanout = 4
+	// summaryLeadGrace is how long a started node waits to hear its
+	// subnet's summary before it may lead with generation 1.
+	summaryLeadGrace = 3 * time.Second
+	// subnetInbox bounds the summary worker's queue; subnetPerPeerPerSecond
+	// and subnetPerPeerBurst what one peer may make it handle.
+	subnetInbox            = 256
+	subnetPerPeerPerSecond = 50
+	subnetPerPeerBurst     = 100
+	// subnetQueryTimeout bounds each member asked by QuerySubnet.
+	subnetQueryTimeout = 2 * time.Second
+	// maxSubnetQueries bounds the queries in flight from this node.
+	maxSubnetQueries = 64
+)
+
+// ChanSubnet message kinds.
+const (
+	subnetAnnounce = 1 // [kind][signed summary]
+	subnetQuery    = 2 // [kind][nonce u64][path]
+	subnetAnswer   = 3 // [kind][nonce u64][signed summary, or nothing]
+)
+
+// aggregation is the node's summary service state.
+type aggregation struct {
+	inbox   chan inbound
+	limiter *ratelimit.Table[identity.NodeID]
+	rng     *rand.Rand // worker goroutine only
+
+	mu      sync.Mutex
+	group   []identity.NodeID // own subnet's group as last placed, sorted
+	leader  identity.NodeID
+	desired int
+	waiting map[uint64]chan *subnet.Signed // queries in flight by nonce
+	nonce   uint64
+}
+
+type inbound struct {
+	from identity.NodeID
+	msg  []byte
+}
+
+func (n *Node) openSubnets() {
+	n.summaries = subnet.NewStore(n.summarySigner, n.localGroup)
+	n.agg = &aggregation{
+		inbox:   make(chan inbound, subnetInbox),
+		limiter: ratelimit.New[identity.NodeID](subnetPerPeerPerSecond, subnetPerPeerBurst, 1024),
+		rng:     rand.New(rand.NewPCG(uint64(n.key.ID), uint64(time.Now().UnixNano()))),
+		waiting: map[uint64]chan *subnet.Signed{},
+	}
+	n.tr.Handle(messaging.ChanSubnet, n.handleSubnet)
+}
+
+// localGroup is the store's view of the group this node places for its
+// own subnet (a console places none).
+func (n *Node) localGroup(path string) ([]identity.NodeID, bool) {
+	if path != n.subnet || n.opts.Observer {
+		return nil, false
+	}
+	n.agg.mu.Lock()
+	defer n.agg.mu.Unlock()
+	if len(n.agg.group) == 0 {
+		return nil, false
+	}
+	return slices.Clone(n.agg.group), true
+}
+
+// handleSubnet is the ChanSubnet handler: it never blocks.
+func (n *Node) handleSubnet(from identity.NodeID, msg []byte) {
+	if len(msg) < 1 || len(msg) > 1+8+subnet.MaxSignedBytes {
+		return
+	}
+	select {
+	case n.agg.inbox <- inbound{from: from, msg: bytes.Clone(msg)}:
+	default:
+	}
+}
+
+// runSubnets is the summary worker: it judges what arrives and, on a
+// subnet member, builds the summary when it leads.
+func (n *Node) runSubnets(ctx context.Context) {
+	t := time.NewTicker(SummaryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-n.agg.inbox:
+			if n.agg.limiter.Allow(m.from, time.Now()) {
+				n.receiveSubnet(ctx, m.from, m.msg)
+			}
+		case now := <-t.C:
+			n.summaries.Sweep(now)
+			if !n.opts.Observer {
+				n.aggregate(now)
+			}
+		}
+	}
+}
+
+func (n *Node) receiveSubnet(ctx context.Context, from identity.NodeID, msg []byte) {
+	switch msg[0] {
+	case subnetAnnounce:
+		s, err := subnet.Decode(msg[1:])
+		if err != nil {
+			return
+		}
+		if ok, _ := n.summaries.Accept(s, time.Now()); ok {
+			n.floodSummary(msg, from, s.Summary.Path)
+		}
+	case subnetQuery:
+		r := codec.NewReader(msg[1:], subnet.ErrMalformed)
+		nonce := r.U64()
+		path := r.String(codec.PrefixU8, identity.MaxSubnetBytes, "path")
+		if r.Finish() != nil {
+			return
+		}
+		out := binary.BigEndian.AppendUint64([]byte{subnetAnswer}, nonce)
+		if e, ok := n.summaries.Get(path); ok {
+			if b, err := e.Signed.Encode(); err == nil {
+				out = append(out, b...)
+			}
+		}
+		sctx, cancel := context.WithTimeout(ctx, subnetQueryTimeout)
+		_ = n.tr.Send(sctx, from, messaging.ChanSubnet, out)
+		cancel()
+	case subnetAnswer:
+		if len(msg) < 9 {
+			return
+		}
+		nonce := binary.BigEndian.Uint64(msg[1:9])
+		n.agg.mu.Lock()
+		ch := n.agg.waiting[nonce]
+		delete(n.agg.waiting, nonce)
+		n.agg.mu.Unlock()
+		if ch == nil {
+			return
+		}
+		var s *subnet.Signed
+		if len(msg) > 9 {
+			s, _ = subnet.Decode(msg[9:])
+		}
+		ch <- s // buffered 1, and the nonce is gone: one send at most
+	}
+}
+
+// floodSummary passes an announce on: to SummaryFanout random direct
+// peers of this node's subnet and to every direct peer of another (but
+// never back to from).
+func (n *Node) floodSummary(msg []byte, from identity.NodeID, _ string) {
+	var own, across []identity.NodeID
+	for _, p := range n.tr.Peers() {
+		if !p.Direct || p.ID == from || p.Health == snapshot.Unreachable || p.Role == 0 {
+			continue
+		}
+		if p.Subnet == n.subnet {
+			own = append(own, p.ID)
+		} else {
+			across = append(across, p.ID)
+		}
+	}
+	n.agg.rng.Shuffle(len(own), func(i, j int) { own[i], own[j] = own[j], own[i] })
+	targets := append(own[:min(len(own), SummaryFanout)], across...)
+	ctx, cancel := context.WithTimeout(n.ctx, subnetQueryTimeout)
+	defer cancel()
+	for _, to := range targets {
+		// Direct peers hold sessions, so a send queues at once; a full
+		// queue drops, and the next generation repairs it.
+		_ = n.tr.Send(ctx, to, messaging.ChanSubnet, msg)
+	}
+}
+
+// aggregate places the group and, when this node leads, builds, signs,
+// stores and floods the next summary. Worker goroutine only.
+func (n *Node) aggregate(now time.Time) {
+	cs := n.pub.load()
+	held, haveHeld := n.summaries.Get(n.subnet)
+	var prev []identity.NodeID
+	if haveHeld {
+		prev = held.Group
+	}
+	group, leader, desired := placeAggregators(cs, n.subnet, prev)
+	n.agg.mu.Lock()
+	n.agg.group, n.agg.leader, n.agg.desired = group, leader, desired
+	n.agg.mu.Unlock()
+	if leader != n.key.ID || !n.viewSettledOnce.Load() {
+		return
+	}
+	if !haveHeld && now.Sub(n.started) < summaryLeadGrace {
+		return // a subnet that has a summary tells a new leader its generation first
+	}
+	s := &subnet.Signed{Summary: foldSummary(cs, n.subnet, n.summaries.All(), now), Group: group, Desired: desired}
+	s.Summary.Generation = 1
+	if haveHeld {
+		s.Summary.Generation = held.Summary.Generation + 1
+	}
+	if err := subnet.Sign(n.key, encodeCert(n.cert.Load()), s); err != nil {
+		n.opts.Logf("node: subnet summary: %v", err)
+		return
+	}
+	if ok, err := n.summaries.Accept(s, now); !ok {
+		if err != nil {
+			n.opts.Logf("node: own subnet summary refused: %v", err)
+		}
+		return
+	}
+	b, err := s.Encode()
+	if err != nil {
+		return
+	}
+	n.floodSummary(append([]byte{subnetAnnounce}, b...), 0, s.Summary.Path)
+}
+
+// placeAggregators places the aggregator group of subnet path on cs (the
+// subnet's own view) with the scheduler, the previous group's members
+// pinned where they run so placement keeps them while they live. It
+// returns the group (sorted), its leader and the desired size.
+func placeAggregators(cs *snapshot.ClusterSnapshot, path string, prev []identity.NodeID) ([]identity.NodeID, identity.NodeID, int) {
+	view := &snapshot.ClusterSnapshot{Self: cs.Self, Edges: cs.Edges}
+	hosts := 0
+	for _, nv := range placement.HostingView(cs).Nodes {
+		if nv.Subnet != path {
+			continue
+		}
+		nv.Daemons, nv.Replicas = nil, nil
+		if i := slices.Index(prev, nv.ID); i >= 0 {
+			nv.Daemons = []snapshot.Daemon{{ID: placement.DaemonID(aggregatorGroup, i), Node: nv.ID,
+				Lifecycle: snapshot.LifecycleRunning,
+				Lineage:   snapshot.Lineage{Kind: snapshot.GroupReplica, Group: aggregatorGroup, Index: i}}}
+		}
+		if nv.Health == snapshot.Healthy && !nv.Stale {
+			hosts++
+		}
+		view.Nodes = append(view.Nodes, nv)
+	}
+	desired := min(AggregatorReplicas, max(hosts, 1))
+	a := placement.Place(view, placement.Spec{Groups: []placement.GroupSpec{{
+		Name: aggregatorGroup, Kind: snapshot.GroupReplica, DaemonKind: aggregatorGroup, Members: desired,
+	}}}, nil)
+	var group []identity.NodeID
+	var leader, first identity.NodeID
+	for i := range desired {
+		at := a.NodeOf(placement.DaemonID(aggregatorGroup, i))
+		if !at.Valid() || slices.Contains(group, at) {
+			continue
+		}
+		group = append(group, at)
+		if !first.Valid() {
+			first = at
+		}
+		if !leader.Valid() && slices.Contains(prev, at) {
+			leader = at
+		}
+	}
+	if !leader.Valid() {
+		leader = first
+	}
+	slices.Sort(group)
+	return group, leader, desired
+}
+
+// foldSummary folds the members of subnet path in cs (its own view) into a
+// summary; held supplies the children (subnets whose parent is path).
+func foldSummary(cs *snapshot.ClusterSnapshot, path string, held []subnet.Entry, now time.Time) snapshot.SubnetSummary {
+	s := snapshot.SubnetSummary{Path: path, BuiltAt: now.UTC().Truncate(time.Millisecond)}
+	blobs := map[[32]byte]uint64{}
+	healthy := 0
+	satSum := 0.0
+	for i := range cs.Nodes {
+		nv := &cs.Nodes[i]
+		if nv.Observer || nv.Subnet != path {
+			continue
+		}
+		s.Nodes[min(int(nv.Health), 2)]++
+		if nv.Stale || nv.Health == snapshot.Unreachable {
+			continue
+		}
+		for _, d := range nv.Daemons {
+			s.Daemons[min(int(d.Health), 2)]++
+		}
+		s.ChainsHeld += len(nv.Replicas)
+		for _, b := range nv.Blobs {
+			blobs[b.Hash] = b.Size
+		}
+		if len(nv.Gateway) > 0 && len(s.Gateways) < subnet.MaxGateways {
+			s.Gateways = append(s.Gateways, nv.ID)
+		}
+		if nv.Health == snapshot.Healthy {
+			healthy++
+			sat := min(max(nv.Resources.Saturation, 0), 1)
+			satSum += sat
+			if !nv.Cordoned && nv.Maintenance.State == snapshot.MaintActive {
+				s.Capacity += 1 - sat
+			}
+		}
+	}
+	if healthy > 0 {
+		s.Saturation = satSum / float64(healthy)
+	}
+	for _, c := range cs.Chains {
+		s.ChainsDesired += c.Desired
+	}
+	s.Blobs = len(blobs)
+	for _, size := range blobs {
+		s.BlobBytes += size
+	}
+	for _, e := range held {
+		c := e.Summary.Path
+		if c != "" && c != path && snapshot.Parent(c) == path && len(s.Children) < subnet.MaxChildren {
+			s.Children = append(s.Children, c)
+		}
+	}
+	slices.Sort(s.Gateways)
+	return s
+}
+
+// subnetViews is the view's Subnets and Aggregators: every summary held,
+// the own subnet (Local, Detailed) and the focused one (Detailed).
+func (n *Node) subnetViews(now time.Time) ([]snapshot.SubnetView, []snapshot.Aggregator) {
+	focus := *n.scope.focus.Load()
+	var views []snapshot.SubnetView
+	var aggs []snapshot.Aggregator
+	seen := false
+	for _, e := range n.summaries.All() {
+		p := e.Summary.Path
+		seen = seen || p == n.subnet
+		views = append(views, snapshot.SubnetView{SubnetSummary: e.Summary, Local: p == n.subnet,
+			Detailed: p == n.subnet || p == focus, Stale: e.Stale(now)})
+		aggs = append(aggs, snapshot.Aggregator{Subnet: p, Members: slices.Clone(e.Group), Desired: e.Desired,
+			Leader: e.Summary.Aggregator, Generation: e.Summary.Generation, UpdatedAt: e.ReceivedAt})
+	}
+	if !seen {
+		views = append(views, snapshot.SubnetView{SubnetSummary: snapshot.SubnetSummary{Path: n.subnet}, Local: true, Detailed: true})
+		slices.SortFunc(views, func(a, b snapshot.SubnetView) int { return cmpString(a.Path, b.Path) })
+	}
+	return views, aggs
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// FocusSubnet implements api.SubnetClient on the node: the view follows
+// the members of subnet path (asked through its aggregator group and
+// gateways, then each other) until the focus moves. It returns once a
+// member's snapshot arrived, or with ctx's end.
+func (n *Node) FocusSubnet(ctx context.Context, path string) error {
+	if err := identity.ValidateSubnet(path); err != nil {
+		return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	if path == "" || path == n.subnet {
+		n.gs.SetFocus("", nil)
+		none := ""
+		n.scope.focus.Store(&none)
+		n.poke()
+		return nil
+	}
+	e, ok := n.summaries.Get(path)
+	if !ok {
+		return fmt.Errorf("%w: subnet %q (no summary of it has reached this node)", api.ErrNotFound, path)
+	}
+	via := slices.Clone(e.Group)
+	for _, g := range e.Summary.Gateways {
+		if !slices.Contains(via, g) {
+			via = append(via, g)
+		}
+	}
+	n.scope.focus.Store(&path)
+	n.gs.SetFocus(path, via)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for _, v := range n.gs.Latest() {
+			if v.Subnet == path {
+				n.poke()
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: no member of %q answered (%v)", api.ErrTimeout, path, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// QuerySubnet implements api.SubnetClient on the node: the newest summary
+// of path from its aggregator group (the leader first), believed only as
+// subnet.Store.Accept believes any summary.
+func (n *Node) QuerySubnet(ctx context.Context, path string) (snapshot.SubnetSummary, error) {
+	if err := identity.ValidateSubnet(path); err != nil {
+		return snapshot.SubnetSummary{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	e, ok := n.summaries.Get(path)
+	if !ok {
+		return snapshot.SubnetSummary{}, fmt.Errorf("%w: subnet %q (no summary of it has reached this node)", api.ErrNotFound, path)
+	}
+	asks := []identity.NodeID{e.Summary.Aggregator}
+	for _, g := range e.Group {
+		if g != e.Summary.Aggregator {
+			asks = append(asks, g)
+		}
+	}
+	var last error = api.ErrNotConnected
+	for _, to := range asks {
+		if to == n.key.ID {
+			cur, _ := n.summaries.Get(path)
+			return cur.Summary, nil
+		}
+		s, err := n.askSummary(ctx, to, path)
+		if err != nil {
+			last = err
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if _, err := n.summaries.Accept(s, time.Now()); err != nil && !errorsIsReplayOfHeld(n, s) {
+			last = fmt.Errorf("%w: %s answered a summary this node does not believe: %w", api.ErrPermission, to, err)
+			continue
+		}
+		cur, _ := n.summaries.Get(path)
+		return cur.Summary, nil
+	}
+	return snapshot.SubnetSummary{}, fmt.Errorf("subnet %q: %w", path, last)
+}
+
+// errorsIsReplayOfHeld: an answer older than what the node holds meanwhile
+// (the flood was faster) still means the group answered.
+func errorsIsReplayOfHeld(n *Node, s *subnet.Signed) bool {
+	cur, ok := n.summaries.Get(s.Summary.Path)
+	return ok && cur.Summary.Generation >= s.Summary.Generation && s.Verify() == nil
+}
+
+// askSummary sends one query and waits for its answer.
+func (n *Node) askSummary(ctx context.Context, to identity.NodeID, path string) (*subnet.Signed, error) {
+	ch := make(chan *subnet.Signed, 1)
+	n.agg.mu.Lock()
+	if len(n.agg.waiting) >= maxSubnetQueries {
+		n.agg.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d subnet queries in flight", api.ErrNotConnected, maxSubnetQueries)
+	}
+	n.agg.nonce++
+	nonce := n.agg.nonce
+	n.agg.waiting[nonce] = ch
+	n.agg.mu.Unlock()
+	defer func() {
+		n.agg.mu.Lock()
+		delete(n.agg.waiting, nonce)
+		n.agg.mu.Unlock()
+	}()
+	w := codec.NewWriter(binary.BigEndian.AppendUint64([]byte{subnetQuery}, nonce), subnet.ErrMalformed)
+	w.String(codec.PrefixU8, identity.MaxSubnetBytes, "path", path)
+	if err := w.Err(); err != nil {
+		return nil, err
+	}
+	qctx, cancel := context.WithTimeout(ctx, subnetQueryTimeout)
+	defer cancel()
+	if err := n.tr.Send(qctx, to, messaging.ChanSubnet, w.B); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", api.ErrNotConnected, to, err)
+	}
+	select {
+	case s := <-ch:
+		if s == nil {
+			return nil, fmt.Errorf("%w: %s holds no summary of %q", api.ErrNotFound, to, path)
+		}
+		return s, nil
+	case <-qctx.Done():
+		return nil, fmt.Errorf("%w: %s did not answer", api.ErrTimeout, to)
+	}
+}
