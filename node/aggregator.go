@@ -236,7 +236,8 @@ func (n *Node) aggregate(now time.Time) {
 	if !haveHeld && now.Sub(n.started) < summaryLeadGrace {
 		return // a subnet that has a summary tells a new leader its generation first
 	}
-	s := &subnet.Signed{Summary: foldSummary(cs, n.subnet, n.summaries.All(), now), Group: group, Desired: desired}
+	s := &subnet.Signed{Summary: foldSummary(cs, n.subnet, n.summaries.All(), now), Group: group, Desired: desired,
+		Members: roster(cs, n.subnet)}
 	s.Summary.Generation = 1
 	if haveHeld {
 		s.Summary.Generation = held.Summary.Generation + 1
@@ -304,6 +305,19 @@ func placeAggregators(cs *snapshot.ClusterSnapshot, path string, prev []identity
 	}
 	slices.Sort(group)
 	return group, leader, desired
+}
+
+// roster lists the members of subnet path the view holds a fresh snapshot
+// of (consoles included: they are reached across the boundary too).
+func roster(cs *snapshot.ClusterSnapshot, path string) []identity.NodeID {
+	var out []identity.NodeID
+	for _, nv := range cs.Nodes {
+		if nv.Subnet == path && !nv.Stale && !nv.BuiltAt.IsZero() && len(out) < subnet.MaxRoster {
+			out = append(out, nv.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // foldSummary folds the members of subnet path in cs (its own view) into a

@@ -292,6 +292,7 @@ func (n *Node) openTransport(psk [32]byte) error {
 	tcfg.Trust, tcfg.Certificate = n.trust, cert
 	if n.scoped {
 		tcfg.Scope = n.scope
+		tcfg.Trust = scopedTrust{Registry: n.trust, scope: n.scope}
 	}
 	if n.tr, err = transport.New(tcfg); err != nil {
 		return fmt.Errorf("node: transport: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
+	"github.com/deck-mesh/deck/node/trust"
 )
 
 // Subnets (issue 16; ARCHITECTURE.md "Subnets, gateways, aggregators"). A
@@ -48,6 +49,8 @@ func (n *Node) resolveSubnet() error {
 		gateway: slices.Contains(n.opts.Capabilities, CapabilityGateway) && !n.opts.Observer}
 	empty := map[identity.NodeID]string{}
 	n.scope.dir.Store(&empty)
+	noRoster := map[identity.NodeID]string{}
+	n.scope.roster.Store(&noRoster)
 	noPeers := map[identity.NodeID]bool{}
 	n.scope.gatewayPeers.Store(&noPeers)
 	focus := ""
@@ -72,6 +75,8 @@ type scope struct {
 	known   func(identity.NodeID, time.Time) (transport.Admission, bool)
 
 	dir          atomic.Pointer[map[identity.NodeID]string]
+	roster       atomic.Pointer[map[identity.NodeID]string] // from fresh summaries
+
 	gatewayPeers atomic.Pointer[map[identity.NodeID]bool]
 	focus        atomic.Pointer[string]
 
@@ -215,13 +220,29 @@ const maxGatewayReach = 16
 // with (from their summaries). Loop goroutine only.
 func (n *Node) refreshScope(now time.Time) {
 	s := n.scope
+	held := n.summaries.All()
+	roster := make(map[identity.NodeID]string)
+	for _, e := range held {
+		if e.Stale(now) {
+			continue
+		}
+		for _, id := range e.Members {
+			roster[id] = e.Summary.Path
+		}
+	}
+	s.roster.Store(&roster)
 	dir := n.trust.Subnets(now)
+	for id, sub := range roster {
+		if _, ok := dir[id]; !ok {
+			dir[id] = sub // what a certificate proved here wins
+		}
+	}
 	s.dir.Store(&dir)
 	if !s.gateway {
 		return
 	}
 	peers := map[identity.NodeID]bool{}
-	for _, e := range n.summaries.All() {
+	for _, e := range held {
 		if s.adjacent(e.Summary.Path) {
 			for _, g := range e.Summary.Gateways {
 				peers[g] = true
@@ -237,3 +258,29 @@ func (n *Node) inScope(sub string) bool {
 	f := *n.scope.focus.Load()
 	return sub == n.subnet || (f != "" && sub == f)
 }
+
+// scopedTrust is the transport's Trust on a carved mesh: the registry, and
+// for a node no certificate proved here, the rosters of the fresh
+// summaries (signed by certified members of the node's subnet): routes to
+// members of other subnets are believed that far, no further. Admission at
+// a handshake is the registry's alone.
+type scopedTrust struct {
+	*trust.Registry
+	scope *scope
+}
+
+// Known implements transport.Trust.
+func (t scopedTrust) Known(id identity.NodeID, now time.Time) (transport.Admission, bool) {
+	if adm, ok := t.Registry.Known(id, now); ok {
+		return adm, true
+	}
+	if sub, ok := (*t.scope.roster.Load())[id]; ok {
+		return transport.Admission{Role: identity.RoleNode, Expires: now.Add(subnetRosterTrust), Subnet: sub}, true
+	}
+	return transport.Admission{}, false
+}
+
+// subnetRosterTrust is how long a roster-known node counts as known when
+// asked: the roster is re-read on every refresh, so a node dropped from
+// it stops counting within a refresh.
+const subnetRosterTrust = time.Second

@@ -36,13 +36,15 @@ const (
 	MaxGateways = 16
 	// MaxGroup bounds the aggregator group carried.
 	MaxGroup = 8
+	// MaxRoster bounds the member roster carried (gossip's MaxNodes).
+	MaxRoster = 1024
 	// MaxCount bounds each count (nodes, daemons, chains, blobs) a summary
 	// states: more than any subnet's members can report.
 	MaxCount = 1 << 24
 	// MaxSignedBytes bounds one encoded Signed.
 	MaxSignedBytes = 1 + 1 + identity.MaxSubnetBytes + 10 + 8 + 8 + 6*4 + 8 + 8 + 3*4 + 10 +
 		1 + MaxChildren*(1+identity.MaxSubnetBytes) + 1 + MaxGateways*8 +
-		1 + 1 + MaxGroup*8 + ed25519.PublicKeySize + 2 + identity.MaxCertificateSize + ed25519.SignatureSize
+		1 + 1 + MaxGroup*8 + 3 + MaxRoster*8 + ed25519.PublicKeySize + 2 + identity.MaxCertificateSize + ed25519.SignatureSize
 )
 
 const signedVersion = 1
@@ -73,6 +75,10 @@ type Signed struct {
 	// (sorted, Summary.Aggregator among them) and Desired its size.
 	Group   []identity.NodeID
 	Desired int
+	// Members is the subnet's roster as the signer's view holds it (nodes
+	// and consoles, sorted): the nodes outside the subnet believe routes
+	// to, and place in it when they judge a boundary crossing.
+	Members []identity.NodeID
 	// Key is the signer's ed25519 key (Summary.Aggregator derives from it)
 	// and Cert its encoded certificate (nil: none; a ledger admission
 	// makes a member of the root only).
@@ -112,6 +118,10 @@ func (s *Signed) body(w *codec.Writer) {
 	w.Count("group", len(s.Group), MaxGroup)
 	for _, g := range s.Group {
 		w.U64(uint64(g))
+	}
+	w.Count("members", len(s.Members), MaxRoster)
+	for _, id := range s.Members {
+		w.U64(uint64(id))
 	}
 }
 
@@ -175,9 +185,10 @@ func (s *Signed) check() error {
 		return fmt.Errorf("%w: capacity %v", ErrMalformed, m.Capacity)
 	case math.IsNaN(m.Saturation) || m.Saturation < 0 || m.Saturation > 1:
 		return fmt.Errorf("%w: saturation %v", ErrMalformed, m.Saturation)
-	case len(m.Children) > MaxChildren || len(m.Gateways) > MaxGateways || len(s.Group) > MaxGroup || s.Desired > MaxGroup:
+	case len(m.Children) > MaxChildren || len(m.Gateways) > MaxGateways || len(s.Group) > MaxGroup || s.Desired > MaxGroup ||
+		len(s.Members) > MaxRoster:
 		return fmt.Errorf("%w: lists over their bounds", ErrMalformed)
-	case !slices.IsSorted(m.Children) || !slices.IsSorted(m.Gateways) || !slices.IsSorted(s.Group):
+	case !slices.IsSorted(m.Children) || !slices.IsSorted(m.Gateways) || !slices.IsSorted(s.Group) || !slices.IsSorted(s.Members):
 		return fmt.Errorf("%w: lists must be sorted", ErrMalformed)
 	case !slices.Contains(s.Group, m.Aggregator):
 		return fmt.Errorf("%w: %s signs for a group without it", ErrNotAggregator, m.Aggregator)
@@ -257,6 +268,12 @@ func Decode(b []byte) (*Signed, error) {
 		s.Group = make([]identity.NodeID, n)
 		for i := range s.Group {
 			s.Group[i] = identity.NodeID(r.U64())
+		}
+	}
+	if n := r.Count("members", MaxRoster, 8); n > 0 {
+		s.Members = make([]identity.NodeID, n)
+		for i := range s.Members {
+			s.Members[i] = identity.NodeID(r.U64())
 		}
 	}
 	s.Key = ed25519.PublicKey(slices.Clone(r.Take(ed25519.PublicKeySize)))
