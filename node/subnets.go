@@ -64,6 +64,9 @@ func (n *Node) resolveSubnet() error {
 // Subnet is the node's subnet path ("" the root).
 func (n *Node) Subnet() string { return n.subnet }
 
+// IsGateway reports whether the node has the gateway capability.
+func (n *Node) IsGateway() bool { return n.scope.gateway }
+
 // scope is the node's transport.Scope: its directory of who is in which
 // subnet (refreshed from the membership registry by the loop), the
 // visibility rules, and the per-channel gateway counters.
