@@ -247,7 +247,9 @@ func (c *Client) LoadProposal(ctx context.Context, payload []byte) (api.Simulate
 var _ api.SubnetClient = (*Client)(nil)
 
 // FocusSubnet implements api.SubnetClient (Node.FocusSubnet).
-func (c *Client) FocusSubnet(ctx context.Context, path string) error { return c.n.FocusSubnet(ctx, path) }
+func (c *Client) FocusSubnet(ctx context.Context, path string) error {
+	return c.n.FocusSubnet(ctx, path)
+}
 
 // QuerySubnet implements api.SubnetClient (Node.QuerySubnet).
 func (c *Client) QuerySubnet(ctx context.Context, path string) (snapshot.SubnetSummary, error) {

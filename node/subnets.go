@@ -77,8 +77,8 @@ type scope struct {
 	rules   map[string]snapshot.Visibility
 	known   func(identity.NodeID, time.Time) (transport.Admission, bool)
 
-	dir          atomic.Pointer[map[identity.NodeID]string]
-	roster       atomic.Pointer[map[identity.NodeID]string] // from fresh summaries
+	dir    atomic.Pointer[map[identity.NodeID]string]
+	roster atomic.Pointer[map[identity.NodeID]string] // from fresh summaries
 
 	gatewayPeers atomic.Pointer[map[identity.NodeID]bool]
 	focus        atomic.Pointer[string]
@@ -95,7 +95,7 @@ func channelIndex(name string) int { return slices.Index(snapshot.GatewayChannel
 
 // gatewayChannel is the rule that governs a messaging channel: the
 // stricter of the two gateway channels that share one (logs and failures
-// ride the subscription channel, blobs and queries one number), the
+// ride the subscription channel), the
 // ledger for admin pushes and anti-entropy; false for what always
 // crosses (the transport's control, summaries).
 func (s *scope) gatewayChannel(ch messaging.Channel) (string, bool) {
@@ -114,8 +114,10 @@ func (s *scope) gatewayChannel(ch messaging.Channel) (string, bool) {
 		return pick(snapshot.ChannelLogs, snapshot.ChannelFailures)
 	case messaging.ChanMigration:
 		return snapshot.ChannelChains, true
-	case messaging.ChanBlob: // == ChanQuery
-		return pick(snapshot.ChannelBlobs, snapshot.ChannelQueries)
+	case messaging.ChanBlob:
+		return snapshot.ChannelBlobs, true
+	case messaging.ChanQuery:
+		return snapshot.ChannelQueries, true
 	}
 	return "", false
 }

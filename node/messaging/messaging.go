@@ -28,9 +28,13 @@ const (
 	ChanMigration Channel = 5 // daemon state transfer
 	ChanCommand   Channel = 6 // admin event submission and acks
 	ChanBlob      Channel = 7 // datafort chunks, manifests and blob requests (bulk)
-	ChanQuery     Channel = 7 // MeshDB: query fragments and their pulled batches
-	ChanSubnet    Channel = 8 // subnet summaries and aggregator queries (always global)
+	ChanQuery     Channel = 8 // MeshDB: query fragments and their pulled batches
+	ChanSubnet    Channel = 9 // subnet summaries and aggregator queries (always global)
 )
+
+// Channels lists every channel, for the checks that they stay distinct.
+var Channels = []Channel{ChanControl, ChanGossip, ChanLedger, ChanSubscribe,
+	ChanMigration, ChanCommand, ChanBlob, ChanQuery, ChanSubnet}
 
 // Bulk reports whether ch carries bulk transfers (blob chunks). The
 // transport queues their packets apart from every other channel's and
