@@ -190,8 +190,8 @@ the group answered.`,
 func printSubnetSummary(stdio IO, out string, sum snapshot.SubnetSummary) error {
 	if out == OutputJSON {
 		j := subnetSummaryJSON{Subnet: sum.Path, Generation: sum.Generation, Aggregator: idJSON(sum.Aggregator), BuiltAt: isoTime(sum.BuiltAt),
-			Nodes:   countsJS{sum.Nodes[snapshot.Healthy], sum.Nodes[snapshot.Suspect], sum.Nodes[snapshot.Unreachable]},
-			Daemons: countsJS{sum.Daemons[snapshot.DaemonHealthy], sum.Daemons[snapshot.DaemonDegraded], sum.Daemons[snapshot.DaemonUnhealthy]},
+			Nodes:    countsJS{sum.Nodes[snapshot.Healthy], sum.Nodes[snapshot.Suspect], sum.Nodes[snapshot.Unreachable]},
+			Daemons:  countsJS{sum.Daemons[snapshot.DaemonHealthy], sum.Daemons[snapshot.DaemonDegraded], sum.Daemons[snapshot.DaemonUnhealthy]},
 			Capacity: sum.Capacity, Saturation: sum.Saturation, ChainsHeld: sum.ChainsHeld, ChainsDesired: sum.ChainsDesired,
 			Blobs: sum.Blobs, BlobBytes: sum.BlobBytes, Children: append([]string{}, sum.Children...), Gateways: []jsonID{}}
 		for _, g := range sum.Gateways {

@@ -22,9 +22,9 @@ import (
 // (their defaults differ) and hands them to start.
 type hostFlags struct {
 	advertise, label, certFile, certifyWith, subnet string
-	join, caps                              []string
-	clockSkew                               time.Duration
-	blobBudget                              uint64
+	join, caps                                      []string
+	clockSkew                                       time.Duration
+	blobBudget                                      uint64
 }
 
 func (h *hostFlags) add(f *pflag.FlagSet) {
