@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -286,4 +287,47 @@ func gatewayCounts(cs *snapshot.ClusterSnapshot) (dropped, forwarded map[string]
 		}
 	}
 	return dropped, forwarded
+}
+
+// TestAttackNodeClaimsSubnetItsCertificateDoesNotCarry: a node whose
+// operator certified it into "eu" cannot run as a member of "us" (to
+// escape eu's rules or speak for us): Start refuses the pair, and a node
+// without a certificate cannot claim a subnet at all (a ledger admission
+// makes a member of the root only). The wire side of the same claim is
+// gossip's TestAttackSnapshotClaimsSubnetItsCertificateDoesNotCarry.
+func TestAttackNodeClaimsSubnetItsCertificateDoesNotCarry(t *testing.T) {
+	m := testmesh.New(t, "claims")
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := identity.NewSubnetCertificate(identity.KeySigner{K: m.Operator}, m.Cluster.Name, "eu", key.Public,
+		identity.RoleNode, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := node.Options{Cluster: m.Cluster, Key: key, Certificate: cert, Subnet: "us", DataDir: t.TempDir(), Bootstrap: []string{}}
+	if nd, err := node.Start(context.Background(), opts); !errors.Is(err, api.ErrInvalid) {
+		if nd != nil {
+			nd.Close()
+		}
+		t.Fatalf("Start with an eu certificate in us = %v, want ErrInvalid", err)
+	}
+	opts.Certificate, opts.Key = nil, nil
+	if nd, err := node.Start(context.Background(), opts); !errors.Is(err, api.ErrInvalid) {
+		if nd != nil {
+			nd.Close()
+		}
+		t.Fatalf("Start in us without a certificate = %v, want ErrInvalid", err)
+	}
+	// Control: the certificate's own subnet (named or not) starts.
+	opts.Certificate, opts.Key, opts.Subnet = cert, key, ""
+	nd, err := node.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nd.Close()
+	if nd.Subnet() != "eu" {
+		t.Fatalf("node runs in %q, its certificate says eu", nd.Subnet())
+	}
 }
