@@ -22,12 +22,12 @@ type fixture struct {
 	certs map[identity.NodeID][]byte
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	return &fixture{op: identitytest.Key(t, "operator"), certs: map[identity.NodeID][]byte{}}
 }
 
 // node is a key named name certified into subnet path.
-func (f *fixture) node(t *testing.T, name, path string) *identity.Key {
+func (f *fixture) node(t testing.TB, name, path string) *identity.Key {
 	t.Helper()
 	k := identitytest.Key(t, name)
 	c, err := identity.NewSubnetCertificate(identity.KeySigner{K: f.op}, "test", path, k.Public, identity.RoleNode, t0, time.Hour)
@@ -60,7 +60,7 @@ func (f *fixture) member(id identity.NodeID, key ed25519.PublicKey, cert []byte,
 }
 
 // summary is a signed summary of path by k for group, generation gen.
-func (f *fixture) summary(t *testing.T, k *identity.Key, path string, gen uint64, group ...*identity.Key) *subnet.Signed {
+func (f *fixture) summary(t testing.TB, k *identity.Key, path string, gen uint64, group ...*identity.Key) *subnet.Signed {
 	t.Helper()
 	s := &subnet.Signed{Summary: snapshot.SubnetSummary{Path: path, Generation: gen, BuiltAt: t0, Nodes: [3]int{3, 0, 0}}, Desired: len(group)}
 	for _, g := range group {
