@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -392,19 +393,9 @@ func (n *Node) subnetViews(now time.Time) ([]snapshot.SubnetView, []snapshot.Agg
 	}
 	if !seen {
 		views = append(views, snapshot.SubnetView{SubnetSummary: snapshot.SubnetSummary{Path: n.subnet}, Local: true, Detailed: true})
-		slices.SortFunc(views, func(a, b snapshot.SubnetView) int { return cmpString(a.Path, b.Path) })
+		slices.SortFunc(views, func(a, b snapshot.SubnetView) int { return strings.Compare(a.Path, b.Path) })
 	}
 	return views, aggs
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // FocusSubnet implements api.SubnetClient on the node: the view follows

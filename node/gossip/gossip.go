@@ -804,11 +804,7 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 			g.reject(fmt.Errorf("gossip: envelope from %s: signer %s is not a member: %w", from, h.signer, err))
 			return
 		}
-		g.mu.Lock()
-		in := g.inScopeLocked(mb.Subnet)
-		g.mu.Unlock()
-		if !in {
-			g.c.outOfScope.Add(1)
+		if g.outOfScope(mb.Subnet) {
 			return
 		}
 	}
@@ -820,11 +816,7 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 	}
 	if g.cfg.Members == nil {
 		mb.Subnet = env.Snapshot.Subnet // gossip's own tests: no certificates
-		g.mu.Lock()
-		in := g.inScopeLocked(mb.Subnet)
-		g.mu.Unlock()
-		if !in {
-			g.c.outOfScope.Add(1)
+		if g.outOfScope(mb.Subnet) {
 			return
 		}
 	}
@@ -1101,6 +1093,17 @@ func (c *seenCache) add(k seenKey) {
 // hold: its own subnet's, and the focused one's.
 func (g *Gossip) inScopeLocked(subnet string) bool {
 	return subnet == g.cfg.Subnet || (g.focus != "" && subnet == g.focus)
+}
+
+// outOfScope counts and reports a signer's subnet this node does not hold.
+func (g *Gossip) outOfScope(subnet string) bool {
+	g.mu.Lock()
+	in := g.inScopeLocked(subnet)
+	g.mu.Unlock()
+	if !in {
+		g.c.outOfScope.Add(1)
+	}
+	return !in
 }
 
 // peerSubnet is the subnet of a proven peer ("" when unknown or without
