@@ -504,7 +504,7 @@ func (n *Node) WaitConnected(ctx context.Context) error {
 				return nil
 			}
 		}
-		if n.scoped && len(cs.Subnets) > 0 && !cs.Subnets[0].BuiltAt.IsZero() {
+		if n.scoped && slices.ContainsFunc(cs.Subnets, func(v snapshot.SubnetView) bool { return !v.BuiltAt.IsZero() }) {
 			// A console outside every populated subnet (the root of a
 			// carved mesh) has no peer snapshot to wait for: a summary
 			// proves it joined.
