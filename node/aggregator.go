@@ -60,6 +60,8 @@ const (
 	subnetQueryTimeout = 2 * time.Second
 	// maxSubnetQueries bounds the queries in flight from this node.
 	maxSubnetQueries = 64
+	// rosterEvery is how many generations may pass without the roster.
+	rosterEvery = 10
 )
 
 // ChanSubnet message kinds.
@@ -81,6 +83,9 @@ type aggregation struct {
 	desired int
 	waiting map[uint64]chan *subnet.Signed // queries in flight by nonce
 	nonce   uint64
+	// rosterSent is the generation that last carried the roster (worker
+	// goroutine only).
+	rosterSent uint64
 }
 
 type inbound struct {
@@ -237,11 +242,19 @@ func (n *Node) aggregate(now time.Time) {
 	if !haveHeld && now.Sub(n.started) < summaryLeadGrace {
 		return // a subnet that has a summary tells a new leader its generation first
 	}
-	s := &subnet.Signed{Summary: foldSummary(cs, n.subnet, n.summaries.All(), now), Group: group, Desired: desired,
-		Members: roster(cs, n.subnet)}
+	s := &subnet.Signed{Summary: foldSummary(cs, n.subnet, n.summaries.All(), now), Group: group, Desired: desired}
 	s.Summary.Generation = 1
 	if haveHeld {
 		s.Summary.Generation = held.Summary.Generation + 1
+	}
+	// The roster rides along when it changed, and every rosterEvery
+	// generations for nodes that missed it; in between a summary carries
+	// none and receivers keep the last (a subnet is never empty: its
+	// aggregator is in it), so a summary's size does not grow with its
+	// subnet every second.
+	members := roster(cs, n.subnet)
+	if !haveHeld || !slices.Equal(members, held.Members) || s.Summary.Generation >= n.agg.rosterSent+rosterEvery {
+		s.Members = members
 	}
 	if err := subnet.Sign(n.key, encodeCert(n.cert.Load()), s); err != nil {
 		n.opts.Logf("node: subnet summary: %v", err)
@@ -252,6 +265,9 @@ func (n *Node) aggregate(now time.Time) {
 			n.opts.Logf("node: own subnet summary refused: %v", err)
 		}
 		return
+	}
+	if len(s.Members) > 0 {
+		n.agg.rosterSent = s.Summary.Generation
 	}
 	b, err := s.Encode()
 	if err != nil {

@@ -125,11 +125,16 @@ func (st *Store) Accept(s *Signed, now time.Time) (bool, error) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if again := st.held[m.Path]; again != nil && again.Summary.Generation >= m.Generation {
+	again := st.held[m.Path]
+	if again != nil && again.Summary.Generation >= m.Generation {
 		st.duplicates.Add(1) // raced by another copy while verifying
 		return false, nil
 	}
-	st.held[m.Path] = &Entry{Signed: *s, ReceivedAt: now}
+	e := &Entry{Signed: *s, ReceivedAt: now}
+	if len(e.Members) == 0 && again != nil {
+		e.Members = again.Members // a summary without a roster keeps the last one
+	}
+	st.held[m.Path] = e
 	st.accepted.Add(1)
 	return true, nil
 }

@@ -251,3 +251,21 @@ func TestSummaryTimeWindow(t *testing.T) {
 		t.Fatalf("old: %v, %v", ok, err)
 	}
 }
+
+// TestSummaryWithoutRosterKeepsTheLast: the roster rides only when it
+// changed; a summary without one keeps the roster held.
+func TestSummaryWithoutRosterKeepsTheLast(t *testing.T) {
+	f := newFixture(t)
+	a := f.node(t, "a", "eu")
+	st := subnet.NewStore(f.member, nil)
+	s := f.summary(t, a, "eu", 1, a)
+	s.Members = []identity.NodeID{a.ID, a.ID + 1}
+	if err := subnet.Sign(a, f.certs[a.ID], s); err != nil {
+		t.Fatal(err)
+	}
+	accept(t, st, s, t0)
+	accept(t, st, f.summary(t, a, "eu", 2, a), t0.Add(time.Second))
+	if e, _ := st.Get("eu"); e.Summary.Generation != 2 || len(e.Members) != 2 {
+		t.Fatalf("held %+v, want generation 2 with the roster of 1", e)
+	}
+}

@@ -77,7 +77,9 @@ type Signed struct {
 	Desired int
 	// Members is the subnet's roster as the signer's view holds it (nodes
 	// and consoles, sorted): the nodes outside the subnet believe routes
-	// to, and place in it when they judge a boundary crossing.
+	// to, and place in it when they judge a boundary crossing. Empty: the
+	// roster did not change (a subnet is never empty); the store keeps the
+	// last one.
 	Members []identity.NodeID
 	// Key is the signer's ed25519 key (Summary.Aggregator derives from it)
 	// and Cert its encoded certificate (nil: none; a ledger admission
