@@ -173,6 +173,7 @@ func TestSubnetMesh64(t *testing.T) {
 	}
 
 	phase("every view scoped to its subnet")
+	logFanOut(t, c)
 	// Summaries against the members' own snapshots, as seen from another
 	// subnet.
 	for _, s := range subnets {
@@ -330,4 +331,48 @@ func TestAttackNodeClaimsSubnetItsCertificateDoesNotCarry(t *testing.T) {
 	if nd.Subnet() != "eu" {
 		t.Fatalf("node runs in %q, its certificate says eu", nd.Subnet())
 	}
+}
+
+// logFanOut logs what scoping leaves each node: sessions and heartbeats
+// per second, plain members and gateways apart (a figure for
+// BENCHMARKS.md, not an assertion: the machine may be busy).
+func logFanOut(t *testing.T, c *carved) {
+	type sample struct {
+		hb  uint64
+		out uint64
+	}
+	before := map[*node.Node]sample{}
+	for _, s := range c.subnets {
+		for _, nd := range c.members[s] {
+			st := nd.Stats().Transport
+			before[nd] = sample{st.HeartbeatsOut, st.PacketsOut}
+		}
+	}
+	start := time.Now()
+	time.Sleep(3 * time.Second)
+	elapsed := time.Since(start).Seconds()
+	var plainHB, gwHB, plainPk, gwPk, plainSess, gwSess float64
+	var plain, gw float64
+	for _, s := range c.subnets {
+		for _, nd := range c.members[s] {
+			st := nd.Stats()
+			hb := float64(st.Transport.HeartbeatsOut-before[nd].hb) / elapsed
+			pk := float64(st.Transport.PacketsOut-before[nd].out) / elapsed
+			sessions := 0
+			for _, p := range st.Peers {
+				if p.Session {
+					sessions++
+				}
+			}
+			if nd.IsGateway() {
+				gw++
+				gwHB, gwPk, gwSess = gwHB+hb, gwPk+pk, gwSess+float64(sessions)
+			} else {
+				plain++
+				plainHB, plainPk, plainSess = plainHB+hb, plainPk+pk, plainSess+float64(sessions)
+			}
+		}
+	}
+	t.Logf("fan-out over %.1fs: plain member %.1f sessions, %.1f heartbeats/s, %.0f packets/s; gateway %.1f sessions, %.1f heartbeats/s, %.0f packets/s",
+		elapsed, plainSess/plain, plainHB/plain, plainPk/plain, gwSess/gw, gwHB/gw, gwPk/gw)
 }
