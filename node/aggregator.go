@@ -144,7 +144,9 @@ func (n *Node) runSubnets(ctx context.Context) {
 			}
 		case now := <-t.C:
 			n.summaries.Sweep(now)
-			if !n.opts.Observer {
+			// A mesh without subnets has nothing to summarise: its nodes
+			// see each other in full, as before subnets existed.
+			if n.scoped && !n.opts.Observer {
 				n.aggregate(now)
 			}
 		}
