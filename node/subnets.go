@@ -86,7 +86,12 @@ type scope struct {
 	// Indexed like snapshot.GatewayChannels (the codec's bound is the
 	// array's).
 	forwarded, dropped [gossip.MaxGatewayChannelsPerSnapshot]atomic.Uint64
+
+	builtAt time.Time // the directory's last rebuild (loop goroutine only)
 }
+
+// scopeRebuildInterval bounds how often the directory is rebuilt.
+const scopeRebuildInterval = time.Second
 
 var gatewayChannelCount = len(snapshot.GatewayChannels)
 
@@ -225,6 +230,13 @@ const maxGatewayReach = 16
 // with (from their summaries). Loop goroutine only.
 func (n *Node) refreshScope(now time.Time) {
 	s := n.scope
+	// A directory rebuild walks every proven member and every roster: at
+	// most once a scopeRebuildInterval (a lookup that misses asks the
+	// registry meanwhile).
+	if now.Sub(s.builtAt) < scopeRebuildInterval {
+		return
+	}
+	s.builtAt = now
 	held := n.summaries.All()
 	roster := make(map[identity.NodeID]string)
 	for _, e := range held {
