@@ -62,6 +62,9 @@ const (
 	maxSubnetQueries = 64
 	// rosterEvery is how many generations may pass without the roster.
 	rosterEvery = 10
+	// relayedQuerySlots bounds the relayed queries a node runs at once
+	// (beyond, it answers none: the asker times out).
+	relayedQuerySlots = 8
 )
 
 // ChanSubnet message kinds.
@@ -69,6 +72,11 @@ const (
 	subnetAnnounce = 1 // [kind][signed summary]
 	subnetQuery    = 2 // [kind][nonce u64][path]
 	subnetAnswer   = 3 // [kind][nonce u64][signed summary, or nothing]
+	// subnetRelayedQuery asks a direct neighbour to put the query to the
+	// group and pass the signed answer back: how a console in no subnet's
+	// roster (the root of a carved mesh), to which only its neighbours
+	// believe routes, reaches a remote aggregator.
+	subnetRelayedQuery = 4 // [kind][nonce u64][path]
 )
 
 // aggregation is the node's summary service state.
@@ -83,6 +91,7 @@ type aggregation struct {
 	desired int
 	waiting map[uint64]chan *subnet.Signed // queries in flight by nonce
 	nonce   uint64
+	relayed chan struct{} // relayedQuerySlots tokens
 	// rosterSent is the generation that last carried the roster (worker
 	// goroutine only).
 	rosterSent uint64
@@ -100,6 +109,7 @@ func (n *Node) openSubnets() {
 		limiter: ratelimit.New[identity.NodeID](subnetPerPeerPerSecond, subnetPerPeerBurst, 1024),
 		rng:     rand.New(rand.NewPCG(uint64(n.key.ID), uint64(time.Now().UnixNano()))),
 		waiting: map[uint64]chan *subnet.Signed{},
+		relayed: make(chan struct{}, relayedQuerySlots),
 	}
 	n.tr.Handle(messaging.ChanSubnet, n.handleSubnet)
 }
@@ -163,22 +173,22 @@ func (n *Node) receiveSubnet(ctx context.Context, from identity.NodeID, msg []by
 		if ok, _ := n.summaries.Accept(s, time.Now()); ok {
 			n.floodSummary(msg, from, s.Summary.Path)
 		}
-	case subnetQuery:
+	case subnetQuery, subnetRelayedQuery:
 		r := codec.NewReader(msg[1:], subnet.ErrMalformed)
 		nonce := r.U64()
 		path := r.String(codec.PrefixU8, identity.MaxSubnetBytes, "path")
 		if r.Finish() != nil {
 			return
 		}
-		out := binary.BigEndian.AppendUint64([]byte{subnetAnswer}, nonce)
-		if e, ok := n.summaries.Get(path); ok {
-			if b, err := e.Signed.Encode(); err == nil {
-				out = append(out, b...)
-			}
+		if msg[0] == subnetRelayedQuery {
+			n.relayQuery(ctx, from, nonce, path)
+			return
 		}
-		sctx, cancel := context.WithTimeout(ctx, subnetQueryTimeout)
-		_ = n.tr.Send(sctx, from, messaging.ChanSubnet, out)
-		cancel()
+		var s *subnet.Signed
+		if e, ok := n.summaries.Get(path); ok {
+			s = &e.Signed
+		}
+		n.answerQuery(ctx, from, nonce, s)
 	case subnetAnswer:
 		if len(msg) < 9 {
 			return
@@ -197,6 +207,53 @@ func (n *Node) receiveSubnet(ctx context.Context, from identity.NodeID, msg []by
 		}
 		ch <- s // buffered 1, and the nonce is gone: one send at most
 	}
+}
+
+// answerQuery sends the answer to query nonce (s nil: none held).
+func (n *Node) answerQuery(ctx context.Context, to identity.NodeID, nonce uint64, s *subnet.Signed) {
+	out := binary.BigEndian.AppendUint64([]byte{subnetAnswer}, nonce)
+	if s != nil {
+		if b, err := s.Encode(); err == nil {
+			out = append(out, b...)
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, subnetQueryTimeout)
+	_ = n.tr.Send(sctx, to, messaging.ChanSubnet, out)
+	cancel()
+}
+
+// relayQuery puts a neighbour's query to the subnet's group on its
+// behalf, off the worker (at most relayedQuerySlots at once), and passes
+// the signed answer back as it came: the asker believes it or not by the
+// same rules as any summary. Only a node relays, and only for a direct
+// neighbour.
+func (n *Node) relayQuery(ctx context.Context, from identity.NodeID, nonce uint64, path string) {
+	if n.opts.Observer || !n.directPeer(from) {
+		return
+	}
+	select {
+	case n.agg.relayed <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-n.agg.relayed }()
+		s, err := n.askGroup(ctx, path)
+		if err != nil {
+			s = nil
+		}
+		n.answerQuery(ctx, from, nonce, s)
+	}()
+}
+
+// directPeer reports whether id is a live direct neighbour.
+func (n *Node) directPeer(id identity.NodeID) bool {
+	for _, p := range n.tr.Peers() {
+		if p.ID == id {
+			return p.Direct && p.Health != snapshot.Unreachable
+		}
+	}
+	return false
 }
 
 // floodSummary passes an announce on: to SummaryFanout random direct
@@ -362,7 +419,7 @@ func foldSummary(cs *snapshot.ClusterSnapshot, path string, held []subnet.Entry,
 		for _, b := range nv.Blobs {
 			blobs[b.Hash] = b.Size
 		}
-		if len(nv.Gateway) > 0 && len(s.Gateways) < subnet.MaxGateways {
+		if slices.Contains(nv.Capabilities, CapabilityGateway) && len(s.Gateways) < subnet.MaxGateways {
 			s.Gateways = append(s.Gateways, nv.ID)
 		}
 		if nv.Health == snapshot.Healthy {
@@ -467,9 +524,27 @@ func (n *Node) QuerySubnet(ctx context.Context, path string) (snapshot.SubnetSum
 	if err := identity.ValidateSubnet(path); err != nil {
 		return snapshot.SubnetSummary{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
+	if _, ok := n.summaries.Get(path); !ok {
+		return snapshot.SubnetSummary{}, fmt.Errorf("%w: subnet %q (no summary of it has reached this node)", api.ErrNotFound, path)
+	}
+	if _, inRoster := n.summaries.Get(n.subnet); !inRoster && n.scoped {
+		// No roster names this node, so only its neighbours route to it:
+		// a neighbour asks for it.
+		return n.queryThroughNeighbour(ctx, path)
+	}
+	s, err := n.askGroup(ctx, path)
+	if err != nil {
+		return snapshot.SubnetSummary{}, err
+	}
+	return s.Summary, nil
+}
+
+// askGroup asks the group of path, leader first, and returns the first
+// answer this node believes (stored when newer than what it holds).
+func (n *Node) askGroup(ctx context.Context, path string) (*subnet.Signed, error) {
 	e, ok := n.summaries.Get(path)
 	if !ok {
-		return snapshot.SubnetSummary{}, fmt.Errorf("%w: subnet %q (no summary of it has reached this node)", api.ErrNotFound, path)
+		return nil, fmt.Errorf("%w: subnet %q", api.ErrNotFound, path)
 	}
 	asks := []identity.NodeID{e.Summary.Aggregator}
 	for _, g := range e.Group {
@@ -481,9 +556,9 @@ func (n *Node) QuerySubnet(ctx context.Context, path string) (snapshot.SubnetSum
 	for _, to := range asks {
 		if to == n.key.ID {
 			cur, _ := n.summaries.Get(path)
-			return cur.Summary, nil
+			return &cur.Signed, nil
 		}
-		s, err := n.askSummary(ctx, to, path)
+		s, err := n.askSummary(ctx, to, path, subnetQuery)
 		if err != nil {
 			last = err
 			if ctx.Err() != nil {
@@ -491,14 +566,51 @@ func (n *Node) QuerySubnet(ctx context.Context, path string) (snapshot.SubnetSum
 			}
 			continue
 		}
-		if _, err := n.summaries.Accept(s, time.Now()); err != nil && !errorsIsReplayOfHeld(n, s) {
-			last = fmt.Errorf("%w: %s answered a summary this node does not believe: %w", api.ErrPermission, to, err)
+		if err := n.believeAnswer(s, path); err != nil {
+			last = fmt.Errorf("%w: %s: %w", api.ErrPermission, to, err)
+			continue
+		}
+		cur, _ := n.summaries.Get(path)
+		return &cur.Signed, nil
+	}
+	return nil, fmt.Errorf("subnet %q: %w", path, last)
+}
+
+// queryThroughNeighbour asks live direct neighbours (nodes) in turn to
+// put the query to the group.
+func (n *Node) queryThroughNeighbour(ctx context.Context, path string) (snapshot.SubnetSummary, error) {
+	var last error = fmt.Errorf("%w: no neighbour to ask", api.ErrNotConnected)
+	for _, p := range n.tr.Peers() {
+		if !p.Direct || p.Health == snapshot.Unreachable || p.Role != identity.RoleNode {
+			continue
+		}
+		s, err := n.askSummary(ctx, p.ID, path, subnetRelayedQuery)
+		if err == nil {
+			err = n.believeAnswer(s, path)
+		}
+		if err != nil {
+			last = err
+			if ctx.Err() != nil {
+				break
+			}
 			continue
 		}
 		cur, _ := n.summaries.Get(path)
 		return cur.Summary, nil
 	}
 	return snapshot.SubnetSummary{}, fmt.Errorf("subnet %q: %w", path, last)
+}
+
+// believeAnswer judges an answered summary as any summary: believed and
+// stored, or already outrun by what the flood brought meanwhile.
+func (n *Node) believeAnswer(s *subnet.Signed, path string) error {
+	if s.Summary.Path != path {
+		return fmt.Errorf("%w: asked for %q, answered %q", api.ErrPermission, path, s.Summary.Path)
+	}
+	if _, err := n.summaries.Accept(s, time.Now()); err != nil && !errorsIsReplayOfHeld(n, s) {
+		return fmt.Errorf("%w: an answer this node does not believe: %w", api.ErrPermission, err)
+	}
+	return nil
 }
 
 // errorsIsReplayOfHeld: an answer older than what the node holds meanwhile
@@ -509,7 +621,7 @@ func errorsIsReplayOfHeld(n *Node, s *subnet.Signed) bool {
 }
 
 // askSummary sends one query and waits for its answer.
-func (n *Node) askSummary(ctx context.Context, to identity.NodeID, path string) (*subnet.Signed, error) {
+func (n *Node) askSummary(ctx context.Context, to identity.NodeID, path string, kind byte) (*subnet.Signed, error) {
 	ch := make(chan *subnet.Signed, 1)
 	n.agg.mu.Lock()
 	if len(n.agg.waiting) >= maxSubnetQueries {
@@ -525,12 +637,16 @@ func (n *Node) askSummary(ctx context.Context, to identity.NodeID, path string) 
 		delete(n.agg.waiting, nonce)
 		n.agg.mu.Unlock()
 	}()
-	w := codec.NewWriter(binary.BigEndian.AppendUint64([]byte{subnetQuery}, nonce), subnet.ErrMalformed)
+	w := codec.NewWriter(binary.BigEndian.AppendUint64([]byte{kind}, nonce), subnet.ErrMalformed)
 	w.String(codec.PrefixU8, identity.MaxSubnetBytes, "path", path)
 	if err := w.Err(); err != nil {
 		return nil, err
 	}
-	qctx, cancel := context.WithTimeout(ctx, subnetQueryTimeout)
+	timeout := subnetQueryTimeout
+	if kind == subnetRelayedQuery {
+		timeout *= AggregatorReplicas + 1 // the neighbour asks each member in turn
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := n.tr.Send(qctx, to, messaging.ChanSubnet, w.B); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", api.ErrNotConnected, to, err)

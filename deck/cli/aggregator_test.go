@@ -43,6 +43,11 @@ func TestAggregatorCommands(t *testing.T) {
 	if q.Subnet != "b" || q.Generation == 0 || q.Nodes.Healthy != 2 || len(q.Gateways) != 1 || q.BuiltAt == "" {
 		t.Fatalf("aggregator query b: %+v", q)
 	}
+	// A console in the root (no roster names it) asks through a neighbour.
+	root := decodeJSON[subnetSummaryJSON](t, m.must(t, 0, "aggregator", "query", "a", "-o", "json"))
+	if root.Subnet != "a" || root.Generation == 0 || root.Nodes.Healthy != 2 {
+		t.Fatalf("aggregator query a from the root: %+v", root)
+	}
 	pretty := m.must(t, 0, "aggregator", "ls", "--subnet", "b")
 	if !strings.Contains(pretty.out, "SUBNET") || !strings.Contains(pretty.out, "(2/2)") {
 		t.Fatalf("aggregator ls (pretty):\n%s", pretty.out)
