@@ -51,6 +51,9 @@ const (
 	// summaryLeadGrace is how long a started node waits to hear its
 	// subnet's summary before it may lead with generation 1.
 	summaryLeadGrace = 3 * time.Second
+	// leaderSilence is how long a group member waits for its subnet's
+	// summary before it builds one though another should lead.
+	leaderSilence = 3 * SummaryInterval
 	// subnetInbox bounds the summary worker's queue; subnetPerPeerPerSecond
 	// and subnetPerPeerBurst what one peer may make it handle.
 	subnetInbox            = 256
@@ -295,7 +298,14 @@ func (n *Node) aggregate(now time.Time) {
 	n.agg.mu.Lock()
 	n.agg.group, n.agg.leader, n.agg.desired = group, leader, desired
 	n.agg.mu.Unlock()
-	if leader != n.key.ID || !n.viewSettledOnce.Load() {
+	if !n.viewSettledOnce.Load() || !slices.Contains(group, n.key.ID) {
+		return
+	}
+	// The leader builds. Should views disagree on who leads (each member
+	// placing another), the subnet would fall silent: a member of the
+	// group that has heard no summary of it for leaderSilence takes over.
+	silent := !haveHeld || now.Sub(held.ReceivedAt) > leaderSilence
+	if leader != n.key.ID && !silent {
 		return
 	}
 	if !haveHeld && now.Sub(n.started) < summaryLeadGrace {
@@ -312,7 +322,7 @@ func (n *Node) aggregate(now time.Time) {
 	// aggregator is in it), so a summary's size does not grow with its
 	// subnet every second.
 	members := roster(cs, n.subnet)
-	if !haveHeld || !slices.Equal(members, held.Members) || s.Summary.Generation >= n.agg.rosterSent+rosterEvery {
+	if !haveHeld || !slices.Equal(members, held.Roster) || s.Summary.Generation >= n.agg.rosterSent+rosterEvery {
 		s.Members = members
 	}
 	if err := subnet.Sign(n.key, encodeCert(n.cert.Load()), s); err != nil {
@@ -340,13 +350,16 @@ func (n *Node) aggregate(now time.Time) {
 // pinned where they run so placement keeps them while they live. It
 // returns the group (sorted), its leader and the desired size.
 func placeAggregators(cs *snapshot.ClusterSnapshot, path string, prev []identity.NodeID) ([]identity.NodeID, identity.NodeID, int) {
-	view := &snapshot.ClusterSnapshot{Self: cs.Self, Edges: cs.Edges}
+	// What differs between members' views from moment to moment (load,
+	// RTT, avoid lists) is left out: every member must place the same
+	// group from the same live nodes, or each may think another leads.
+	view := &snapshot.ClusterSnapshot{Self: cs.Self}
 	hosts := 0
 	for _, nv := range placement.HostingView(cs).Nodes {
 		if nv.Subnet != path {
 			continue
 		}
-		nv.Daemons, nv.Replicas = nil, nil
+		nv.Daemons, nv.Replicas, nv.Avoid, nv.Resources = nil, nil, nil, snapshot.Resources{}
 		if i := slices.Index(prev, nv.ID); i >= 0 {
 			nv.Daemons = []snapshot.Daemon{{ID: placement.DaemonID(aggregatorGroup, i), Node: nv.ID,
 				Lifecycle: snapshot.LifecycleRunning,

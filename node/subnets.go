@@ -243,7 +243,7 @@ func (n *Node) refreshScope(now time.Time) {
 		if e.Stale(now) {
 			continue
 		}
-		for _, id := range e.Members {
+		for _, id := range e.Roster {
 			roster[id] = e.Summary.Path
 		}
 	}

@@ -35,7 +35,10 @@ type MemberFunc func(id identity.NodeID, key ed25519.PublicKey, cert []byte, now
 
 // Entry is one subnet's newest accepted summary.
 type Entry struct {
-	Signed
+	Signed // as signed: it is passed on (and answered) byte for byte
+	// Roster is the subnet's roster from the newest summary that carried
+	// one (Signed.Members is empty when it did not change).
+	Roster     []identity.NodeID
 	ReceivedAt time.Time
 }
 
@@ -130,9 +133,9 @@ func (st *Store) Accept(s *Signed, now time.Time) (bool, error) {
 		st.duplicates.Add(1) // raced by another copy while verifying
 		return false, nil
 	}
-	e := &Entry{Signed: *s, ReceivedAt: now}
-	if len(e.Members) == 0 && again != nil {
-		e.Members = again.Members // a summary without a roster keeps the last one
+	e := &Entry{Signed: *s, Roster: s.Members, ReceivedAt: now}
+	if len(e.Roster) == 0 && again != nil {
+		e.Roster = again.Roster // a summary without a roster keeps the last one
 	}
 	st.held[m.Path] = e
 	st.accepted.Add(1)

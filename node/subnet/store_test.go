@@ -265,7 +265,7 @@ func TestSummaryWithoutRosterKeepsTheLast(t *testing.T) {
 	}
 	accept(t, st, s, t0)
 	accept(t, st, f.summary(t, a, "eu", 2, a), t0.Add(time.Second))
-	if e, _ := st.Get("eu"); e.Summary.Generation != 2 || len(e.Members) != 2 {
+	if e, _ := st.Get("eu"); e.Summary.Generation != 2 || len(e.Roster) != 2 || len(e.Members) != 0 || e.Verify() != nil {
 		t.Fatalf("held %+v, want generation 2 with the roster of 1", e)
 	}
 }
