@@ -92,12 +92,19 @@ type aggregation struct {
 	group   []identity.NodeID // own subnet's group as last placed, sorted
 	leader  identity.NodeID
 	desired int
-	waiting map[uint64]chan *subnet.Signed // queries in flight by nonce
+	waiting map[uint64]pendingQuery // queries in flight by nonce
 	nonce   uint64
 	relayed chan struct{} // relayedQuerySlots tokens
 	// rosterSent is the generation that last carried the roster (worker
 	// goroutine only).
 	rosterSent uint64
+}
+
+// pendingQuery is a query in flight: whom it was put to, where its answer
+// goes.
+type pendingQuery struct {
+	to identity.NodeID
+	ch chan *subnet.Signed
 }
 
 type inbound struct {
@@ -111,7 +118,7 @@ func (n *Node) openSubnets() {
 		inbox:   make(chan inbound, subnetInbox),
 		limiter: ratelimit.New[identity.NodeID](subnetPerPeerPerSecond, subnetPerPeerBurst, 1024),
 		rng:     rand.New(rand.NewPCG(uint64(n.key.ID), uint64(time.Now().UnixNano()))),
-		waiting: map[uint64]chan *subnet.Signed{},
+		waiting: map[uint64]pendingQuery{},
 		relayed: make(chan struct{}, relayedQuerySlots),
 	}
 	n.tr.Handle(messaging.ChanSubnet, n.handleSubnet)
@@ -198,17 +205,19 @@ func (n *Node) receiveSubnet(ctx context.Context, from identity.NodeID, msg []by
 		}
 		nonce := binary.BigEndian.Uint64(msg[1:9])
 		n.agg.mu.Lock()
-		ch := n.agg.waiting[nonce]
-		delete(n.agg.waiting, nonce)
+		q, ok := n.agg.waiting[nonce]
+		if ok && q.to == from {
+			delete(n.agg.waiting, nonce)
+		}
 		n.agg.mu.Unlock()
-		if ch == nil {
-			return
+		if !ok || q.to != from {
+			return // not asked of the sender: another node cannot answer for it
 		}
 		var s *subnet.Signed
 		if len(msg) > 9 {
 			s, _ = subnet.Decode(msg[9:])
 		}
-		ch <- s // buffered 1, and the nonce is gone: one send at most
+		q.ch <- s // buffered 1, and the nonce is gone: one send at most
 	}
 }
 
@@ -643,7 +652,7 @@ func (n *Node) askSummary(ctx context.Context, to identity.NodeID, path string, 
 	}
 	n.agg.nonce++
 	nonce := n.agg.nonce
-	n.agg.waiting[nonce] = ch
+	n.agg.waiting[nonce] = pendingQuery{to: to, ch: ch}
 	n.agg.mu.Unlock()
 	defer func() {
 		n.agg.mu.Lock()
