@@ -43,13 +43,13 @@ import (
 // Blob bounds of the demo.
 const (
 	// TightBudgetBytes is the first datafort node's budget: two blobs.
-	// Checkpoints (2 MiB × 2 replicas every 10 s) and two forks' rollouts
-	// (1 MiB × 2 every 15 s) over the nine-node demo's three dataforts
-	// land about 2 MiB on each every 10 s, and the workloads keep about
-	// 11 MiB a datafort, so this one reaches its high-water mark (90 %)
-	// within about a minute and stays around it, overflowing its coldest
-	// blobs to its peers.
-	TightBudgetBytes = 4 << 20
+	// Checkpoints (512 KiB × 2 replicas every 10 s) and two forks'
+	// rollouts (256 KiB × 2 every 15 s) over the nine-node demo's three
+	// dataforts land about 512 KiB on each every 10 s, and the workloads
+	// keep about 2.75 MiB a datafort, so this one reaches its high-water
+	// mark (90 %) within about a minute and stays around it, overflowing
+	// its coldest blobs to its peers.
+	TightBudgetBytes = 1 << 20
 	// readThroughTimeout bounds corrupt-chunk's read after the restart:
 	// the node must reach another holder to repair from.
 	readThroughTimeout = 20 * time.Second

@@ -29,12 +29,17 @@ import (
 // blob worker, one job at a time, never on the simulation tick.
 const (
 	CheckpointBlobEvery = 10 * time.Second
-	CheckpointBlobBytes = 2 << 20
+	// The sizes are a demo's, not a trainer's: the weights reload is
+	// sustained bulk traffic, and a quarter of the earlier 2 MiB kept the
+	// idle nine-node demo within its CPU budget (BENCHMARKS.md, issue 12)
+	// while four chunks read every 1.5 s still make the policy hot
+	// (≥ api.BlobHotReadsPerSecond) and draw a gravity replica.
+	CheckpointBlobBytes = 512 << 10
 	CheckpointBlobsKept = 8
 	PolicyUpdateEvery   = 45 * time.Second
-	PolicyRefreshEvery  = 2 * time.Second
+	PolicyRefreshEvery  = 1500 * time.Millisecond
 	RolloutBlobEvery    = 15 * time.Second
-	RolloutBlobBytes    = 1 << 20
+	RolloutBlobBytes    = 256 << 10
 	RolloutBlobsKept    = 3
 	// BlobReplicas is how many datafort nodes hold each of them.
 	BlobReplicas = 2
