@@ -474,8 +474,10 @@ func foldSummary(cs *snapshot.ClusterSnapshot, path string, held []subnet.Entry,
 }
 
 // subnetViews is the view's Subnets and Aggregators: every summary held,
-// the own subnet (Local, Detailed) and the focused one (Detailed).
-func (n *Node) subnetViews(now time.Time) ([]snapshot.SubnetView, []snapshot.Aggregator) {
+// the own subnet (Local, Detailed) and the focused one (Detailed). Until a
+// summary of its own subnet arrives, the own subnet's rollup is folded
+// from cs, the members this node sees.
+func (n *Node) subnetViews(cs *snapshot.ClusterSnapshot, now time.Time) ([]snapshot.SubnetView, []snapshot.Aggregator) {
 	focus := *n.scope.focus.Load()
 	var views []snapshot.SubnetView
 	var aggs []snapshot.Aggregator
@@ -489,7 +491,7 @@ func (n *Node) subnetViews(now time.Time) ([]snapshot.SubnetView, []snapshot.Agg
 			Leader: e.Summary.Aggregator, Generation: e.Summary.Generation, UpdatedAt: e.ReceivedAt})
 	}
 	if !seen {
-		views = append(views, snapshot.SubnetView{SubnetSummary: snapshot.SubnetSummary{Path: n.subnet}, Local: true, Detailed: true})
+		views = append(views, snapshot.SubnetView{SubnetSummary: foldSummary(cs, n.subnet, n.summaries.All(), now), Local: true, Detailed: true})
 		slices.SortFunc(views, func(a, b snapshot.SubnetView) int { return strings.Compare(a.Path, b.Path) })
 	}
 	return views, aggs

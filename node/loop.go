@@ -252,7 +252,11 @@ func (n *Node) foldCluster(now time.Time) *snapshot.ClusterSnapshot {
 	cs := dropDepartedConsoles(clusterview.Fold(in), n.key.ID)
 	cs.LocalSubnet = n.subnet
 	if n.summaries != nil {
-		cs.Subnets, cs.Aggregators = n.subnetViews(now)
+		cs.Subnets, cs.Aggregators = n.subnetViews(cs, now)
+	} else {
+		// An uncarved mesh is one subnet, the root, folded from this
+		// view as an aggregator would (SUBNETS shows its rollup).
+		cs.Subnets = []snapshot.SubnetView{{SubnetSummary: foldSummary(cs, n.subnet, nil, now), Local: true, Detailed: true}}
 	}
 	return cs
 }

@@ -94,6 +94,11 @@ func TestThreeNodesConvergeAndCordon(t *testing.T) {
 		nd := nd
 		nodetest.Eventually(t, "3 healthy nodes", func() bool { return healthyCount(nd.Cluster()) == 3 })
 	}
+	// An uncarved mesh is one subnet, the root, rolled up from the view.
+	nodetest.Eventually(t, "the root subnet's rollup counts the three nodes", func() bool {
+		subs := m.nodes[0].Cluster().Subnets
+		return len(subs) == 1 && subs[0].Path == "" && subs[0].Local && subs[0].Detailed && subs[0].Nodes[snapshot.Healthy] == 3
+	})
 	cl, err := m.nodes[0].NewClient(identity.KeySigner{K: m.op}, "alice")
 	if err != nil {
 		t.Fatal(err)
