@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,6 +146,10 @@ func (s *Server) Close() error {
 type limitListener struct {
 	net.Listener
 	slots chan struct{}
+	// held and peak count the connections between Accept and Close, and
+	// the most at once: what the slots bound (the server's own ConnState
+	// hook runs after Close, so it overlaps the next Accept).
+	held, peak atomic.Int64
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -154,7 +159,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.slots
 		return nil, err
 	}
-	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+	n := l.held.Add(1)
+	for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
+	}
+	return &limitedConn{Conn: c, release: func() { l.held.Add(-1); <-l.slots }}, nil
 }
 
 type limitedConn struct {
