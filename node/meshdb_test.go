@@ -362,12 +362,32 @@ func TestMeshDBCancelFreesRemoteWork(t *testing.T) {
 func TestMeshDBReplicatedChainFailsOverToAnotherHolder(t *testing.T) {
 	m := newDBMesh(t, 5, workloads.Spec(), query.ServeLimits{})
 	var ch snapshot.Chain
-	nodetest.Eventually(t, "the trainer chain to have two holders and entries", func() bool {
-		for _, c := range m.console.Cluster().Chains {
-			if c.Name == "trainer" && len(c.Holders) >= 2 && c.HeadSeq >= 1 {
-				ch = c
-				return true
+	// Every holder must hold entries itself (a follower that has not
+	// synced yet answers a failover with nothing), and both forks must be
+	// placed for siblings(forge-0) to have one: on a slow (-race) run the
+	// chain's head is ahead of its followers for seconds.
+	nodetest.Eventually(t, "the trainer chain to have two holders with entries, and both forks placed", func() bool {
+		cs := m.console.Cluster()
+		forks := 0
+		for _, nv := range cs.Nodes {
+			for _, d := range nv.Daemons {
+				if d.Name == "forge-0" || d.Name == "forge-1" {
+					forks++
+				}
 			}
+		}
+		for _, c := range cs.Chains {
+			if c.Name != "trainer" || len(c.Holders) < 2 || c.HeadSeq < 1 || forks < 2 {
+				continue
+			}
+			for _, h := range c.Holders {
+				nv := cs.Node(h)
+				if nv == nil || !slices.ContainsFunc(nv.Replicas, func(r snapshot.Replica) bool { return r.Chain == "trainer" && r.Seq >= 1 }) {
+					return false
+				}
+			}
+			ch = c
+			return true
 		}
 		return false
 	})
