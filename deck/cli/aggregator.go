@@ -66,16 +66,7 @@ func aggregatorLsCmd(stdio IO) *cobra.Command {
 		Use:   "ls",
 		Short: "List every subnet's aggregator group: members, leader, generation",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := joinCluster(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: joined(stdio, func(cmd *cobra.Command, _ []string, s *session, out string) error {
 			cs := s.client.Snapshot()
 			stale := map[string]bool{}
 			for _, v := range cs.Subnets {
@@ -112,7 +103,7 @@ func aggregatorLsCmd(stdio IO) *cobra.Command {
 					len(a.Members), a.Desired, a.Generation, age)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 

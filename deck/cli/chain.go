@@ -41,16 +41,7 @@ func chainLsCmd(stdio IO) *cobra.Command {
 		Use:   "ls",
 		Short: "List every chain: kind, holders, leader, head",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := joinCluster(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: joined(stdio, func(cmd *cobra.Command, _ []string, s *session, out string) error {
 			cols, rows, st, err := collect(cmd.Context(), s, `chains()`)
 			if err != nil {
 				return err
@@ -59,7 +50,7 @@ func chainLsCmd(stdio IO) *cobra.Command {
 				return writeJSON(stdio.Out, resultJSON(cols, rows, st))
 			}
 			return printTable(stdio.Out, cols, rows, namesOf(s.client.Snapshot()))
-		},
+		}),
 	}
 }
 
@@ -88,18 +79,9 @@ func chainInspectCmd(stdio IO) *cobra.Command {
 		Use:   "inspect NAME",
 		Short: "A chain's holders, its columns, each instance's bounds and its lineage",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := joinCluster(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: joined(stdio, func(cmd *cobra.Command, args []string, s *session, out string) error {
 			return inspectChain(cmd.Context(), stdio, s, out, args[0])
-		},
+		}),
 	}
 }
 
@@ -189,18 +171,9 @@ what is there. -o json prints one JSON object per record.`,
   deck chain tail failures --from 1 --follow=false
   deck chain tail trainer -o json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := joinCluster(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: joined(stdio, func(cmd *cobra.Command, args []string, s *session, out string) error {
 			return tailChain(cmd.Context(), stdio, s, out, args[0], o)
-		},
+		}),
 	}
 	cmd.Flags().Uint64Var(&o.from, "from", 0, "start at `SEQ` (0: the last 10 records of each instance)")
 	cmd.Flags().BoolVar(&o.follow, "follow", true, "keep printing new records until Ctrl-C")

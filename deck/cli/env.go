@@ -437,3 +437,21 @@ func isHex(s string) bool {
 	}
 	return true
 }
+
+// joined is the RunE of a command that reads the cluster: it checks
+// --output, joins the mesh as a read-only console and hands both to run,
+// closing the console after.
+func joined(stdio IO, run func(cmd *cobra.Command, args []string, s *session, out string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		out, err := outputFormat(cmd)
+		if err != nil {
+			return err
+		}
+		s, err := joinCluster(stdio, cmd, false)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return run(cmd, args, s, out)
+	}
+}

@@ -22,18 +22,9 @@ func nodePendingCmd(stdio IO) *cobra.Command {
 		Use:   "pending",
 		Short: "List nodes that hold the PSK but wait for admission (no certificate the mesh accepts)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := joinCluster(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: joined(stdio, func(cmd *cobra.Command, _ []string, s *session, out string) error {
 			return printPending(stdio, out, s.client.Snapshot(), time.Now())
-		},
+		}),
 	}
 	addListenFlag(cmd.Flags())
 	return cmd

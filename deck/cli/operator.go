@@ -43,16 +43,7 @@ func operatorLsCmd(stdio IO) *cobra.Command {
 		Use:   "ls",
 		Short: "List the cluster's registered operators",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := joinCluster(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: joined(stdio, func(cmd *cobra.Command, _ []string, s *session, out string) error {
 			cs := s.client.Snapshot()
 			if out == OutputJSON {
 				rows := make([]operatorRow, 0, len(cs.Operators))
@@ -77,7 +68,7 @@ func operatorLsCmd(stdio IO) *cobra.Command {
 			fmt.Fprintf(stdio.Out, "cluster %s: %s; thresholds admin %d, ICE %d\n", cs.Cluster, plural(len(cs.Operators), "operator"),
 				cs.AdminThreshold, cs.ICEThreshold)
 			return nil
-		},
+		}),
 	}
 }
 

@@ -22,23 +22,14 @@ heard from every node, and prints the cluster as that node sees it: nodes
 pending actions, daemons, migrations (in flight and just finished), chains,
 an active freeze and ICE lockouts. Exits 6 if no node answers.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := joinCluster(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: joined(stdio, func(cmd *cobra.Command, _ []string, s *session, out string) error {
 			cs := s.client.Snapshot()
 			if out == OutputJSON {
 				return writeJSON(stdio.Out, statusJSON(cs, time.Now()))
 			}
 			printStatus(stdio.Out, cs, time.Now())
 			return nil
-		},
+		}),
 	}
 	addListenFlag(cmd.Flags())
 	return cmd
