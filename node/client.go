@@ -243,3 +243,15 @@ func (c *Client) PrepareAdmin(ctx context.Context, a api.Action) (api.SimulatedP
 func (c *Client) LoadProposal(ctx context.Context, payload []byte) (api.SimulatedProposal, error) {
 	return c.cmds.ICE().Load(ctx, payload)
 }
+
+var _ api.SubnetClient = (*Client)(nil)
+
+// FocusSubnet implements api.SubnetClient (Node.FocusSubnet).
+func (c *Client) FocusSubnet(ctx context.Context, path string) error {
+	return c.n.FocusSubnet(ctx, path)
+}
+
+// QuerySubnet implements api.SubnetClient (Node.QuerySubnet).
+func (c *Client) QuerySubnet(ctx context.Context, path string) (snapshot.SubnetSummary, error) {
+	return c.n.QuerySubnet(ctx, path)
+}

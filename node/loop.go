@@ -102,6 +102,9 @@ func (n *Node) refresh(now time.Time, set *settle) {
 		LogsDropped: sub.Dropped,
 	})
 	n.syncTrust(now)
+	if n.scoped {
+		n.refreshScope(now)
+	}
 	peers := n.tr.Peers()
 	n.rt.SetPeers(peerViews(peers))
 	if !n.opts.Observer {
@@ -116,6 +119,10 @@ func (n *Node) refresh(now time.Time, set *settle) {
 		pub.Observer = n.opts.Observer
 		pub.Addr = n.PublicAddr()
 		pub.PendingPeers = pendingPeerViews(pending)
+		pub.Subnet = n.subnet
+		if n.scoped {
+			pub.Gateway = n.scope.gatewayView(peers)
+		}
 		if err := n.gs.Publish(&pub); err != nil {
 			n.opts.Logf("node: publish snapshot: %v", err)
 		}
@@ -147,6 +154,7 @@ func (n *Node) refresh(now time.Time, set *settle) {
 			return
 		}
 		n.viewSettled = true
+		n.viewSettledOnce.Store(true)
 	}
 	if n.opts.Observer {
 		return // a console's node never hosts work: its MeshOS only reports
@@ -208,9 +216,21 @@ func settledView(cs *snapshot.ClusterSnapshot, self snapshot.NodeID) (uint64, bo
 // view, the admin fold and the workload spec.
 func (n *Node) foldCluster(now time.Time) *snapshot.ClusterSnapshot {
 	head := n.ledger.Head()
+	peers := n.tr.Peers()
+	if n.scoped {
+		// The view shows in full only the subnets in scope: a peer of
+		// another (a gateway's link, a route) is not a member here.
+		in := peers[:0:0]
+		for _, p := range peers {
+			if n.inScope(p.Subnet) && (p.Role != 0 || n.subnet == "") {
+				in = append(in, p)
+			}
+		}
+		peers = in
+	}
 	in := clusterview.Input{
 		Cluster: n.opts.Cluster.Name, Self: n.key.ID, Now: now,
-		Snapshots: n.gs.Latest(), Peers: n.tr.Peers(), Pending: pendingPeerViews(n.tr.Pending()),
+		Snapshots: n.gs.Latest(), Peers: peers, Pending: pendingPeerViews(n.tr.Pending()),
 		Admin:  n.AdminState(),
 		Ledger: snapshot.AdminHead{Count: head.Count, LastSeq: head.LastSeq, Hash: head.Hash},
 	}
@@ -229,7 +249,12 @@ func (n *Node) foldCluster(now time.Time) *snapshot.ClusterSnapshot {
 	n.generation++
 	in.Generation = n.generation
 	n.mu.Unlock()
-	return dropDepartedConsoles(clusterview.Fold(in), n.key.ID)
+	cs := dropDepartedConsoles(clusterview.Fold(in), n.key.ID)
+	cs.LocalSubnet = n.subnet
+	if n.summaries != nil {
+		cs.Subnets, cs.Aggregators = n.subnetViews(now)
+	}
+	return cs
 }
 
 // dropDepartedConsoles removes observer nodes (consoles) whose snapshots
@@ -295,6 +320,12 @@ func fingerprint(cs *snapshot.ClusterSnapshot) uint64 {
 	put(uint64(len(cs.Revoked)))
 	for _, p := range cs.PendingNodes {
 		put(uint64(p.ID))
+	}
+	for _, v := range cs.Subnets {
+		put(v.Generation)
+		if v.Detailed {
+			put(1)
+		}
 	}
 	return h.Sum64()
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deck-mesh/deck/node/api"
+	"github.com/deck-mesh/deck/node/gossip"
 	"github.com/deck-mesh/deck/node/identity"
 	"github.com/deck-mesh/deck/node/snapshot"
 	"github.com/deck-mesh/deck/node/transport"
@@ -26,9 +27,16 @@ func (n *Node) ownCertificate(now time.Time) (*identity.Certificate, error) {
 		if err := c.VerifySignature(); err != nil {
 			return nil, fmt.Errorf("node: %w: own certificate: %w", api.ErrInvalid, err)
 		}
+		if c.Subnet != n.subnet {
+			return nil, fmt.Errorf("node: %w: own certificate is for subnet %q, this node is to run in %q (deck node certify --subnet)", api.ErrInvalid, c.Subnet, n.subnet)
+		}
 		return c, nil
 	}
 	if n.opts.CertifyWith == nil {
+		if n.subnet != "" {
+			// A ledger admission makes a member of the root only.
+			return nil, fmt.Errorf("node: %w: subnet %q needs a certificate that carries it (deck node certify --subnet)", api.ErrInvalid, n.subnet)
+		}
 		return nil, nil
 	}
 	return n.issueOwn(now)
@@ -40,7 +48,7 @@ func (n *Node) issueOwn(now time.Time) (*identity.Certificate, error) {
 	if n.opts.Observer {
 		role, lifetime = identity.RoleConsole, identity.ConsoleCertificateLifetime
 	}
-	c, err := identity.NewNodeCertificate(n.opts.CertifyWith, n.genesis.Cluster, n.key.Public, role, now, lifetime)
+	c, err := identity.NewSubnetCertificate(n.opts.CertifyWith, n.genesis.Cluster, n.subnet, n.key.Public, role, now, lifetime)
 	if err != nil {
 		return nil, fmt.Errorf("node: issue own certificate: %w", err)
 	}
@@ -51,9 +59,16 @@ func (n *Node) issueOwn(now time.Time) (*identity.Certificate, error) {
 func (n *Node) Certificate() *identity.Certificate { return n.cert.Load() }
 
 // members is gossip's membership check for a snapshot's signer.
-func (n *Node) members(id identity.NodeID, key ed25519.PublicKey, cert []byte, now time.Time) (identity.Role, error) {
+func (n *Node) members(id identity.NodeID, key ed25519.PublicKey, cert []byte, now time.Time) (gossip.Membership, error) {
 	adm, err := n.trust.CheckBytes(id, key, cert, now)
-	return adm.Role, err
+	return gossip.Membership{Role: adm.Role, Subnet: adm.Subnet}, err
+}
+
+// summarySigner is the subnet store's membership check for a summary's
+// signer.
+func (n *Node) summarySigner(id identity.NodeID, key ed25519.PublicKey, cert []byte, now time.Time) (identity.Role, string, error) {
+	adm, err := n.trust.CheckBytes(id, key, cert, now)
+	return adm.Role, adm.Subnet, err
 }
 
 // syncTrust hands a changed admin fold to the registry and, when the

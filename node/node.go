@@ -26,6 +26,7 @@ import (
 	"github.com/deck-mesh/deck/node/placement"
 	"github.com/deck-mesh/deck/node/query"
 	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/node/subnet"
 	"github.com/deck-mesh/deck/node/transport"
 	"github.com/deck-mesh/deck/node/trust"
 )
@@ -125,6 +126,15 @@ type Node struct {
 	trust   *trust.Registry
 	cert    atomic.Pointer[identity.Certificate] // nil: none (pending)
 	ingest  *chainfold.Ingest
+	// subnet is the node's subnet (its certificate's); scope its rules and
+	// directory, handed to the transport when scoped (subnets.go).
+	subnet    string
+	scope     *scope
+	scoped    bool
+	summaries *subnet.Store
+	agg       *aggregation
+	// viewSettledOnce mirrors viewSettled for the summary worker.
+	viewSettledOnce atomic.Bool
 	// observed is what the loop last read for its refresh, kept for Stats.
 	observed atomic.Pointer[observed]
 
@@ -279,6 +289,9 @@ func (n *Node) openTransport(psk [32]byte) error {
 		return fmt.Errorf("node: %w: cluster genesis: %w", api.ErrInvalid, err)
 	}
 	n.trust = trust.New(n.genesis.Cluster, genState)
+	if err := n.resolveSubnet(); err != nil {
+		return err
+	}
 	cert, err := n.ownCertificate(time.Now())
 	if err != nil {
 		return err
@@ -288,6 +301,10 @@ func (n *Node) openTransport(psk [32]byte) error {
 	tcfg.Key, tcfg.PSK, tcfg.ListenAddr, tcfg.Bootstrap, tcfg.Logf = n.key, psk, n.opts.ListenAddr, n.opts.Bootstrap, n.opts.Logf
 	tcfg.Conn = n.opts.Conn
 	tcfg.Trust, tcfg.Certificate = n.trust, cert
+	if n.scoped {
+		tcfg.Scope = n.scope
+		tcfg.Trust = scopedTrust{Registry: n.trust, scope: n.scope}
+	}
 	if n.tr, err = transport.New(tcfg); err != nil {
 		return fmt.Errorf("node: transport: %w", err)
 	}
@@ -319,9 +336,11 @@ func (n *Node) openLedger() error {
 // openServices builds gossip, log subscriptions and the MeshOS runtime.
 func (n *Node) openServices() error {
 	var err error
-	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr, Members: n.members, Certificate: encodeCert(n.cert.Load())}); err != nil {
+	if n.gs, err = gossip.New(gossip.Config{Key: n.key, Messenger: n.tr, Members: n.members, Certificate: encodeCert(n.cert.Load()),
+		Subnet: n.subnet, SubnetOf: n.scope.subnetOf}); err != nil {
 		return fmt.Errorf("node: gossip: %w", err)
 	}
+	n.openSubnets()
 	n.subs = chain.NewSubscriptionService(n.db, n.tr, chain.SubscriptionConfig{})
 	caps := n.opts.Capabilities
 	if n.opts.Observer {
@@ -357,6 +376,7 @@ func (n *Node) run() {
 	n.spawn(func(ctx context.Context) { _ = n.rt.Run(ctx) })
 	n.spawn(n.blobs.Run)
 	n.spawn(func(ctx context.Context) { _ = n.query.Run(ctx) })
+	n.spawn(n.runSubnets)
 	n.spawn(n.loop)
 }
 
@@ -493,6 +513,16 @@ func (n *Node) WaitConnected(ctx context.Context) error {
 		for _, nv := range cs.Nodes {
 			if nv.ID != n.key.ID && nv.Health == snapshot.Healthy && !nv.Stale && !nv.BuiltAt.IsZero() {
 				return nil
+			}
+		}
+		if n.scoped && slices.ContainsFunc(cs.Subnets, func(v snapshot.SubnetView) bool { return !v.BuiltAt.IsZero() }) {
+			// A console outside every populated subnet (the root of a
+			// carved mesh) has no peer snapshot to wait for: a summary
+			// proves it joined.
+			for _, p := range n.tr.Peers() {
+				if p.Health == snapshot.Healthy && p.Session {
+					return nil
+				}
 			}
 		}
 		if from, why, pending := n.tr.PendingHere(); pending {

@@ -10,6 +10,7 @@ import (
 	"github.com/deck-mesh/deck/node/messaging"
 	"github.com/deck-mesh/deck/node/query"
 	"github.com/deck-mesh/deck/node/snapshot"
+	"github.com/deck-mesh/deck/node/subnet"
 )
 
 // Stats are what the node's services already count, for metrics. Reading
@@ -34,6 +35,8 @@ type Stats struct {
 	// Query is MeshDB's: the queries this node coordinated and the
 	// fragments it served for its peers (atomics, read at the call).
 	Query query.Stats
+	// Summaries counts what this node decided about subnet summaries.
+	Summaries subnet.Stats
 	// Own is this node's latest own snapshot (its daemons); never nil.
 	Own *snapshot.NodeSnapshot
 
@@ -73,6 +76,7 @@ func (n *Node) Stats() Stats {
 		MisattributedMessages: n.rt.MisattributedMessages(),
 		Blobs:                 n.blobs.Stats(),
 		Query:                 n.query.Stats(),
+		Summaries:             n.summaries.Stats(),
 		Own:                   n.rt.Latest(),
 	}
 	if o := n.observed.Load(); o != nil {

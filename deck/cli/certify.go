@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -79,7 +80,7 @@ func (e *env) certifier(clusterPath string, c *config.Cluster, flagValue string,
 // certifier (and saved there); else nil (the node starts pending). A file
 // named explicitly must exist. The second result says what happened, for
 // the node's start-up line.
-func nodeCertificate(file, dataDir string, cluster string, key *identity.Key, certifier *identity.Key, certifierName string) (*identity.Certificate, string, error) {
+func nodeCertificate(file, dataDir string, cluster, subnet string, key *identity.Key, certifier *identity.Key, certifierName string) (*identity.Certificate, string, error) {
 	path := file
 	if path == "" {
 		path = filepath.Join(dataDir, identity.CertificateFileName)
@@ -90,7 +91,11 @@ func nodeCertificate(file, dataDir string, cluster string, key *identity.Key, ce
 	case err != nil && file != "":
 		return nil, "", fmt.Errorf("%w: --certificate: %w", api.ErrInvalid, err)
 	case err == nil:
-		if serr := c.CheckSubject(cluster, key.ID, key.Public, now.Add(identity.NodeCertificateRenewBefore)); serr == nil && c.VerifySignature() == nil {
+		serr := c.CheckSubject(cluster, key.ID, key.Public, now.Add(identity.NodeCertificateRenewBefore))
+		if serr == nil && subnet != "" && c.Subnet != subnet {
+			serr = fmt.Errorf("it carries subnet %q, this node is to run in %q (deck node certify --subnet)", c.Subnet, subnet)
+		}
+		if serr == nil && c.VerifySignature() == nil {
 			return c, fmt.Sprintf("certificate %s (issued by %s, valid until %s)", path, c.IssuerID(), time.UnixMilli(c.NotAfterMs).UTC().Format(time.RFC3339)), nil
 		} else if certifier == nil {
 			return nil, "", fmt.Errorf("%w: %s: %v (renew it: start with --certify-with OPERATOR, or an operator admits this node with `deck node admit %s`)",
@@ -102,7 +107,7 @@ func nodeCertificate(file, dataDir string, cluster string, key *identity.Key, ce
 	if certifier == nil {
 		return nil, fmt.Sprintf("no certificate: pending admission until an operator runs `deck node admit %s`", key.ID), nil
 	}
-	c, err = identity.NewNodeCertificate(identity.KeySigner{K: certifier}, cluster, key.Public, identity.RoleNode, now, identity.NodeCertificateLifetime)
+	c, err = identity.NewSubnetCertificate(identity.KeySigner{K: certifier}, cluster, subnet, key.Public, identity.RoleNode, now, identity.NodeCertificateLifetime)
 	if err != nil {
 		return nil, "", err
 	}
@@ -123,7 +128,7 @@ func cmpErr(a, b error) error {
 // for a node whose data dir is prepared here and copied to its host (as
 // nebula-cert sign does): the operator key never leaves this machine.
 func nodeCertifyCmd(stdio IO) *cobra.Command {
-	var dataDir string
+	var dataDir, subnet string
 	cmd := &cobra.Command{
 		Use:   "certify --data DIR --identity NAME",
 		Short: "Certify a node for its host: create DIR/node.key if missing and write DIR/node.cert",
@@ -131,8 +136,12 @@ func nodeCertifyCmd(stdio IO) *cobra.Command {
 for the node whose data dir is DIR: it creates the node's key there when DIR has
 none, then writes its certificate next to it. Copy DIR to the node's host (it
 holds the node's private key: scp, or any channel you trust) and start the node
-on it with ` + "`deck node run --data DIR`" + `. Your operator key stays here.`,
+on it with ` + "`deck node run --data DIR`" + `. Your operator key stays here.
+--subnet puts the node in a subnet (default: the cluster file's [subnets.nodes]
+entry for it, else the root); the certificate carries it, so the node cannot
+claim another.`,
 		Example: `  deck node certify --cluster lab.toml --data ./host1 --identity alice
+  deck node certify --cluster lab.toml --data ./host2 --identity alice --subnet eu/ams/rack-3
   scp -rp ./host1 host1:/var/lib/deck`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -142,6 +151,9 @@ on it with ` + "`deck node run --data DIR`" + `. Your operator key stays here.`,
 			}
 			if dataDir == "" {
 				return usageErr("--data DIR is required")
+			}
+			if err := identity.ValidateSubnet(subnet); err != nil {
+				return usageErr("--subnet: %v", err)
 			}
 			e, err := loadEnv(stdio)
 			if err != nil {
@@ -159,7 +171,8 @@ on it with ` + "`deck node run --data DIR`" + `. Your operator key stays here.`,
 			if err != nil {
 				return err
 			}
-			cert, err := identity.NewNodeCertificate(identity.KeySigner{K: opKey}, c.Name, key.Public, identity.RoleNode, time.Now(), identity.NodeCertificateLifetime)
+			cert, err := identity.NewSubnetCertificate(identity.KeySigner{K: opKey}, c.Name, cmp.Or(subnet, c.SubnetOf(key.ID)),
+				key.Public, identity.RoleNode, time.Now(), identity.NodeCertificateLifetime)
 			if err != nil {
 				return err
 			}
@@ -174,14 +187,20 @@ on it with ` + "`deck node run --data DIR`" + `. Your operator key stays here.`,
 					Certificate string `json:"certificate"`
 					Operator    string `json:"operator"`
 					NotAfter    string `json:"not_after"`
-				}{idJSON(key.ID), path, opName, isoTime(until)})
+					Subnet      string `json:"subnet"`
+				}{idJSON(key.ID), path, opName, isoTime(until), cert.Subnet})
 			}
-			fmt.Fprintf(stdio.Out, "node %s certified by operator %s for cluster %s until %s (%s)\n",
-				key.ID, opName, c.Name, until.Format(time.RFC3339), path)
+			in := ""
+			if cert.Subnet != "" {
+				in = " in subnet " + cert.Subnet
+			}
+			fmt.Fprintf(stdio.Out, "node %s certified by operator %s for cluster %s%s until %s (%s)\n",
+				key.ID, opName, c.Name, in, until.Format(time.RFC3339), path)
 			fmt.Fprintf(stdio.Out, "copy %s to the node's host (it holds the node's private key) and run `deck node run --data DIR` there\n", dataDir)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data", "", "the node's data `dir` (its node.key is created when missing)")
+	cmd.Flags().StringVar(&subnet, "subnet", "", "the node's subnet `path`, e.g. eu/ams/rack-3 (default: the cluster file's [subnets.nodes] entry, else the root)")
 	return cmd
 }

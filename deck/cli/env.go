@@ -230,7 +230,11 @@ func (e *env) join(cmd *cobra.Command, needOperator bool) (*session, error) {
 		return nil, err
 	}
 	ctx := cmd.Context()
-	opts := node.Options{Cluster: c, Observer: true, Label: "cli", Spec: spec, Version: Version, ListenAddr: listen}
+	subnet, err := consoleSubnet(cmd)
+	if err != nil {
+		return nil, err
+	}
+	opts := node.Options{Cluster: c, Observer: true, Label: "cli", Spec: spec, Version: Version, ListenAddr: listen, Subnet: subnet}
 	if certifier != nil {
 		opts.CertifyWith = identity.KeySigner{K: certifier}
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/deck-mesh/deck/demo/workloads"
 	"github.com/deck-mesh/deck/node"
 	"github.com/deck-mesh/deck/node/config"
+	"github.com/deck-mesh/deck/node/identity"
 )
 
 // hostFlags are the flags of a node this process hosts for the mesh — a
@@ -19,10 +21,10 @@ import (
 // and `deck serve`. Each command registers --listen and --data itself
 // (their defaults differ) and hands them to start.
 type hostFlags struct {
-	advertise, label, certFile, certifyWith string
-	join, caps                              []string
-	clockSkew                               time.Duration
-	blobBudget                              uint64
+	advertise, label, certFile, certifyWith, subnet string
+	join, caps                                      []string
+	clockSkew                                       time.Duration
+	blobBudget                                      uint64
 }
 
 func (h *hostFlags) add(f *pflag.FlagSet) {
@@ -35,6 +37,8 @@ func (h *hostFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&h.certifyWith, "certify-with", certifyAuto, "operator key that certifies this node when it holds no valid certificate: NAME, "+
 		"auto (a registered operator key found on this machine) or none (start pending until `deck node admit`)")
 	f.DurationVar(&h.clockSkew, "clock-skew", 0, "how far apart the mesh's clocks may be, e.g. 10s (default: the cluster file's [mesh] clock_skew_allowance_ms, else 10s)")
+	f.StringVar(&h.subnet, "subnet", "", "this node's subnet `path`, e.g. eu/ams/rack-3, carried in its certificate "+
+		"(default: the cluster file's [subnets.nodes] entry, else what its certificate carries, else the root)")
 	f.Uint64Var(&h.blobBudget, "blob-budget", 0, "`bytes` of blob chunks a datafort node holds (default 8 GiB); past 90% it overflows its coldest blobs onto peers")
 }
 
@@ -44,6 +48,9 @@ func (h *hostFlags) check() error {
 		if err := config.ValidateClockSkewAllowance(h.clockSkew); err != nil {
 			return usageErr("--clock-skew: %v", err)
 		}
+	}
+	if err := identity.ValidateSubnet(h.subnet); err != nil {
+		return usageErr("--subnet: %v", err)
 	}
 	if err := node.CheckAdvertise(h.advertise); err != nil {
 		return fmt.Errorf("--advertise: %w", err)
@@ -71,7 +78,8 @@ func (h *hostFlags) start(ctx context.Context, e *env, c *config.Cluster, cluste
 	if err != nil {
 		return nil, log, err
 	}
-	cert, certNote, err := nodeCertificate(h.certFile, dataDir, c.Name, key, certifier, certifierName)
+	subnet := cmp.Or(h.subnet, c.SubnetOf(key.ID))
+	cert, certNote, err := nodeCertificate(h.certFile, dataDir, c.Name, subnet, key, certifier, certifierName)
 	if err != nil {
 		return nil, log, err
 	}
@@ -82,13 +90,13 @@ func (h *hostFlags) start(ctx context.Context, e *env, c *config.Cluster, cluste
 	log = log.With("node", key.ID.String())
 	nd, err := node.Start(ctx, node.Options{
 		Cluster: c, Key: key, DataDir: dataDir, ListenAddr: listen, Bootstrap: boot, Advertise: h.advertise,
-		Label: label, Capabilities: h.caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
+		Label: label, Subnet: subnet, Capabilities: h.caps, Spec: spec, Factories: workloads.Factories(), Version: Version,
 		Certificate: cert, ClockSkewAllowance: h.clockSkew, Logf: nodeLogf(log), BlobBudget: h.blobBudget,
 	})
 	if err != nil {
 		return nil, log, err
 	}
 	log.Info("node listening", "label", label, "addr", nd.Addr(), "cluster", c.Name, "version", Version)
-	log.Info("membership", "state", certNote, "certified", cert != nil)
+	log.Info("membership", "state", certNote, "certified", cert != nil, "subnet", nd.Subnet())
 	return nd, log, nil
 }

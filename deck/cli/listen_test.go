@@ -93,7 +93,7 @@ func TestNodeCertifyPreparesADataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, note, err := nodeCertificate("", dir, "lab", key, nil, "")
+	cert, note, err := nodeCertificate("", dir, "lab", "", key, nil, "")
 	if err != nil || cert == nil {
 		t.Fatalf("the node does not load its certificate: %v (%s)", err, note)
 	}

@@ -121,6 +121,7 @@ Without a subcommand it opens the TUI attached to the cluster named by
 		blobCmd(stdio),
 		queryCmd(stdio),
 		chainCmd(stdio),
+		aggregatorCmd(stdio),
 	)
 	return root
 }

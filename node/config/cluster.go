@@ -43,6 +43,8 @@ type Cluster struct {
 	// Workload is the declarative workload spec every node places (see
 	// workload.go); a cluster without one runs no daemons.
 	Workload []WorkloadGroup `toml:"workload,omitempty"`
+	// Subnets holds the subnet rules (subnets.go); none: one root subnet.
+	Subnets Subnets `toml:"subnets,omitempty"`
 }
 
 // Mesh is the cluster file's [mesh] table.
@@ -221,6 +223,7 @@ func (c *Cluster) Validate() error {
 			errs.add(fieldErr("mesh.clock_skew_allowance_ms", "is %d: %v", ms, err))
 		}
 	}
+	c.validateSubnets(&errs)
 	checkThreshold(&errs, "genesis.admin_threshold", c.Genesis.AdminThreshold, len(ops))
 	checkThreshold(&errs, "genesis.ice_threshold", c.Genesis.ICEThreshold, len(ops))
 	return errs.err()
@@ -340,6 +343,7 @@ func ParseCluster(data []byte) (*Cluster, error) {
 	c.Mesh.ClockSkewAllowanceMs = m.integer("clock_skew_allowance_ms", 0)
 	m.unknown()
 	c.Workload = readWorkload(root)
+	c.Subnets = readSubnets(root)
 	root.unknown()
 	// Type and shape errors first: validating half-decoded values would only
 	// repeat them in a more confusing form.

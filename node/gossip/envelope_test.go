@@ -165,7 +165,7 @@ func TestDigestCodec(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrMalformed},
-		{"unknown flag", appendDigestMsg(nil, 2, entries)[1:], ErrMalformed},
+		{"unknown flag", appendDigestMsg(nil, 4, entries)[1:], ErrMalformed},
 		{"unsorted", appendDigestMsg(nil, 0, []digestEntry{{2, 0, 0}, {1, 0, 0}})[1:], ErrMalformed},
 		{"repeated id", appendDigestMsg(nil, 0, []digestEntry{{2, 0, 0}, {2, 1, 0}})[1:], ErrMalformed},
 		{"zero id", appendDigestMsg(nil, 0, []digestEntry{{0, 0, 0}})[1:], ErrMalformed},

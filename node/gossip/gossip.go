@@ -102,11 +102,31 @@ type Config struct {
 	// key and the certificate its envelope carries (nil bytes: none).
 	// Snapshots of non-members are neither stored nor forwarded; nil
 	// believes every signer (gossip's own tests).
-	Members func(id identity.NodeID, key ed25519.PublicKey, cert []byte, now time.Time) (identity.Role, error)
+	Members func(id identity.NodeID, key ed25519.PublicKey, cert []byte, now time.Time) (Membership, error)
+	// Subnet is this node's subnet path ("" the root). Snapshots travel
+	// only inside their signer's subnet: a node stores and forwards those
+	// of its own subnet (and, on a console, of the one it focuses), sends
+	// them only to peers of that subnet, and drops the rest unverified
+	// (Stats.OutOfScope). The signer's subnet is its certificate's
+	// (Membership.Subnet), and a snapshot claiming another is forged.
+	Subnet string
+	// SubnetOf is the subnet of a peer this node has proven (nil: every
+	// peer is in the root), for answering digests.
+	SubnetOf func(id identity.NodeID) (string, bool)
 	// Certificate is this node's encoded certificate, carried in its own
 	// envelopes (SetCertificate replaces it).
 	Certificate []byte
 }
+
+// Membership is what Config.Members admits a signer as.
+type Membership struct {
+	Role   identity.Role
+	Subnet string // from the signer's certificate
+}
+
+// ErrSubnetClaim: a snapshot names a subnet its signer's certificate does
+// not carry.
+var ErrSubnetClaim = errors.New("gossip: snapshot claims a subnet its certificate does not carry")
 
 // Verified is the newest verified announcement of one node. Snapshot is
 // shared and must not be modified.
@@ -122,6 +142,9 @@ type Verified struct {
 	// Role is what Config.Members admitted the signer as (zero without a
 	// Members check): a console's snapshot never makes it a holder.
 	Role identity.Role
+	// Subnet is the signer's subnet (its certificate's; without a Members
+	// check, its snapshot's claim).
+	Subnet string
 }
 
 // Stats are the gossip counters. Envelope outcomes: every envelope received
@@ -142,6 +165,12 @@ type Stats struct {
 	// SenderLimited: envelopes dropped, before their signature was checked,
 	// because the peer that sent them had sent too many that failed it.
 	SenderLimited uint64
+	// OutOfScope: envelopes of signers outside this node's subnet (and
+	// its focus), dropped before their signature was checked.
+	OutOfScope uint64
+	// SubnetClaims: of Rejected, snapshots whose Subnet is not their
+	// signer's certificate's.
+	SubnetClaims uint64
 
 	MalformedMessages uint64 // non-envelope messages that failed to parse
 	InboxDropped      uint64 // messages dropped because Run was behind
@@ -194,6 +223,7 @@ type counters struct {
 	digestsSent, digestsReceived, digestsLimited, sent, sendErrors, sendDrops atomic.Uint64
 	notMember                                                                 atomic.Uint64
 	signerLimited, unforwarded, senderLimited                                 atomic.Uint64
+	outOfScope, subnetClaims                                                  atomic.Uint64
 }
 
 // Gossip disseminates this node's snapshot and collects everyone else's.
@@ -202,11 +232,13 @@ type Gossip struct {
 	self  identity.NodeID
 	epoch uint64
 
-	inbox   chan inMsg
-	out     chan outMsg
-	kick    chan struct{}
-	changes chan struct{}
-	running atomic.Bool
+	inbox chan inMsg
+	out   chan outMsg
+	kick  chan struct{}
+	// focusKick asks Run for a focus digest now (SetFocus).
+	focusKick chan struct{}
+	changes   chan struct{}
+	running   atomic.Bool
 
 	mu     sync.Mutex
 	latest map[identity.NodeID]*entry
@@ -217,6 +249,11 @@ type Gossip struct {
 	signed   []byte // the snapshot encoding in the last signed envelope
 	lastSent time.Time
 	seq      uint64
+
+	// focus is the subnet a console drills into ("" none) and via the
+	// nodes to ask for it until one of its members is held.
+	focus    string
+	focusVia []identity.NodeID
 
 	lastReject atomic.Pointer[string]
 	c          counters
@@ -276,6 +313,7 @@ func New(cfg Config) (*Gossip, error) {
 		inbox:      make(chan inMsg, InboxMessages),
 		out:        make(chan outMsg, OutboxMessages),
 		kick:       make(chan struct{}, 1),
+		focusKick:  make(chan struct{}, 1),
 		changes:    make(chan struct{}, 1),
 		latest:     make(map[identity.NodeID]*entry),
 		seen:       newSeenCache(MaxSeenEntries),
@@ -325,6 +363,9 @@ func (g *Gossip) Publish(ns *snapshot.NodeSnapshot) error {
 	if ns.ID != g.self {
 		return fmt.Errorf("gossip: publish: %w (snapshot %s, node %s)", ErrSnapshotIDMismatch, ns.ID, g.self)
 	}
+	if ns.Subnet != g.cfg.Subnet {
+		return fmt.Errorf("gossip: publish: %w (%q, this node's is %q)", ErrSubnetClaim, ns.Subnet, g.cfg.Subnet)
+	}
 	if err := CheckSelfDescribed(ns); err != nil {
 		// Every receiver would refuse it: better the publisher hears now.
 		return fmt.Errorf("gossip: publish: %w", err)
@@ -349,7 +390,7 @@ func (g *Gossip) Publish(ns *snapshot.NodeSnapshot) error {
 		}
 		g.ownSnap, g.ownGen = enc, own.Generation
 	}
-	next := &entry{Verified: Verified{Snapshot: own, ReceivedAt: now}}
+	next := &entry{Verified: Verified{Snapshot: own, ReceivedAt: now, Subnet: g.cfg.Subnet}}
 	if cur != nil {
 		// Keep the last signed envelope: it is what peers hold and what
 		// digests describe until the next signature.
@@ -404,6 +445,7 @@ func (g *Gossip) Stats() Stats {
 		Sent: g.c.sent.Load(), SendErrors: g.c.sendErrors.Load(), SendDropped: g.c.sendDrops.Load(),
 		NotMember:     g.c.notMember.Load(),
 		SignerLimited: g.c.signerLimited.Load(), Unforwarded: g.c.unforwarded.Load(), SenderLimited: g.c.senderLimited.Load(),
+		OutOfScope: g.c.outOfScope.Load(), SubnetClaims: g.c.subnetClaims.Load(),
 		Nodes: n,
 	}
 	if p := g.lastReject.Load(); p != nil {
@@ -447,7 +489,7 @@ func (g *Gossip) Reassess() int {
 		if id == g.self {
 			continue
 		}
-		if _, err := g.cfg.Members(id, e.key, e.cert, now); err != nil {
+		if m, err := g.cfg.Members(id, e.key, e.cert, now); err != nil || !g.inScopeLocked(m.Subnet) {
 			delete(g.latest, id)
 			dropped++
 		}
@@ -500,6 +542,8 @@ func (g *Gossip) Run(ctx context.Context) error {
 			armPending()
 		case <-tick.C:
 			g.onTick()
+		case <-g.focusKick:
+			g.sendFocusDigest()
 		}
 	}
 }
@@ -561,6 +605,7 @@ func (g *Gossip) onTick() {
 	if now.Sub(g.lastDigest) >= g.cfg.DigestInterval {
 		g.lastDigest = now
 		g.sendDigest(0, 0)
+		g.sendFocusDigest()
 	}
 	g.markStale(now)
 	if now.Sub(g.lastSweep) >= g.cfg.ReannounceInterval {
@@ -594,7 +639,7 @@ func (g *Gossip) maybePublish(now time.Time) {
 	cur := g.latest[g.self]
 	next := &entry{
 		Verified: Verified{Snapshot: cur.Snapshot, Epoch: g.epoch, Seq: g.seq,
-			SignedAt: time.UnixMilli(now.UnixMilli()).UTC(), ReceivedAt: now},
+			SignedAt: time.UnixMilli(now.UnixMilli()).UTC(), ReceivedAt: now, Subnet: g.cfg.Subnet},
 		raw:  raw,
 		snap: g.ownSnap,
 	}
@@ -610,7 +655,7 @@ func (g *Gossip) maybePublish(now time.Time) {
 // signer, with the hop count it will carry.
 func (g *Gossip) push(raw []byte, hops uint8, from identity.NodeID, fanout int) {
 	signer := identity.NodeID(binary.BigEndian.Uint64(raw[1:9]))
-	targets, everyone := g.pickPeers(fanout, from, signer)
+	targets, everyone := g.pickPeers(g.cfg.Subnet, fanout, from, signer)
 	if len(targets) == 0 {
 		return
 	}
@@ -643,15 +688,15 @@ func (g *Gossip) heldOthers() int {
 	return n
 }
 
-// pickPeers chooses up to n distinct peers at random, healthy ones first and
+// pickPeers chooses up to n distinct peers of subnet at random, healthy ones first and
 // suspect ones only to fill up; unreachable peers and the excluded ids never.
 // everyone reports that the choice holds every eligible peer.
-func (g *Gossip) pickPeers(n int, exclude ...identity.NodeID) (out []identity.NodeID, everyone bool) {
+func (g *Gossip) pickPeers(subnet string, n int, exclude ...identity.NodeID) (out []identity.NodeID, everyone bool) {
 	peers := g.cfg.Messenger.Peers()
 	healthy := make([]identity.NodeID, 0, len(peers))
 	var suspect []identity.NodeID
 	for _, p := range peers {
-		if p.ID == g.self || !p.ID.Valid() || slices.Contains(exclude, p.ID) {
+		if p.ID == g.self || !p.ID.Valid() || p.Subnet != subnet || slices.Contains(exclude, p.ID) {
 			continue
 		}
 		switch p.Health {
@@ -748,15 +793,18 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 		g.c.senderLimited.Add(1)
 		return
 	}
-	var role identity.Role
+	var mb Membership
 	if g.cfg.Members != nil {
 		// Before the signature: a certificate already seen costs a map
 		// lookup, and a non-member's snapshot is never worth verifying.
 		var err error
-		if role, err = g.cfg.Members(h.signer, h.pub, h.cert, now); err != nil {
+		if mb, err = g.cfg.Members(h.signer, h.pub, h.cert, now); err != nil {
 			g.c.notMember.Add(1)
 			g.forgers.Charge(from, now, 1)
 			g.reject(fmt.Errorf("gossip: envelope from %s: signer %s is not a member: %w", from, h.signer, err))
+			return
+		}
+		if g.outOfScope(mb.Subnet) {
 			return
 		}
 	}
@@ -764,6 +812,20 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 	if err != nil {
 		g.forgers.Charge(from, now, 1)
 		g.reject(fmt.Errorf("from %s: %w", from, err))
+		return
+	}
+	if g.cfg.Members == nil {
+		mb.Subnet = env.Snapshot.Subnet // gossip's own tests: no certificates
+		if g.outOfScope(mb.Subnet) {
+			return
+		}
+	}
+	if env.Snapshot.Subnet != mb.Subnet {
+		// Signed by a member, so not a relay's forgery: the member itself
+		// claims a subnet its operator did not certify it for.
+		g.c.subnetClaims.Add(1)
+		g.forgers.Charge(from, now, 1)
+		g.reject(fmt.Errorf("gossip: envelope from %s: signer %s: %w (%q, certified for %q)", from, h.signer, ErrSubnetClaim, env.Snapshot.Subnet, mb.Subnet))
 		return
 	}
 	switch {
@@ -776,7 +838,7 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 	}
 	g.seen.add(key)
 	next := &entry{
-		Verified: Verified{Snapshot: env.Snapshot, Epoch: h.epoch, Seq: h.seq, SignedAt: env.SignedAt, ReceivedAt: now, Role: role},
+		Verified: Verified{Snapshot: env.Snapshot, Epoch: h.epoch, Seq: h.seq, SignedAt: env.SignedAt, ReceivedAt: now, Role: mb.Role, Subnet: mb.Subnet},
 		raw:      raw, // raw is this message's private copy (see handle)
 		snap:     h.snap,
 		key:      env.PublicKey,
@@ -791,6 +853,9 @@ func (g *Gossip) receiveEnvelope(from identity.NodeID, hops uint8, raw []byte) {
 	if changed || g.staleMark[h.signer] {
 		delete(g.staleMark, h.signer)
 		g.notify()
+	}
+	if mb.Subnet != g.cfg.Subnet {
+		return // a focused subnet's snapshot: this node only follows it
 	}
 	g.forward(raw, hops, from, changed)
 }
@@ -826,12 +891,13 @@ func (g *Gossip) supersedes(h *header, cur *entry, now time.Time) bool {
 	return h.seq > cur.Seq
 }
 
-// digest lists the newest signed announcement held for every node.
-func (g *Gossip) digest() []digestEntry {
+// digest lists the newest signed announcement held for every node of
+// subnet.
+func (g *Gossip) digest(subnet string) []digestEntry {
 	g.mu.Lock()
 	out := make([]digestEntry, 0, len(g.latest))
 	for id, e := range g.latest {
-		if e.raw != nil {
+		if e.raw != nil && e.Subnet == subnet {
 			out = append(out, digestEntry{node: id, epoch: e.Epoch, seq: e.Seq})
 		}
 	}
@@ -844,13 +910,13 @@ func (g *Gossip) digest() []digestEntry {
 // answering a digest (flags digestReply).
 func (g *Gossip) sendDigest(to identity.NodeID, flags uint8) {
 	if !to.Valid() {
-		p, _ := g.pickPeers(1)
+		p, _ := g.pickPeers(g.cfg.Subnet, 1)
 		if len(p) == 0 {
 			return
 		}
 		to = p[0]
 	}
-	d := g.digest()
+	d := g.digest(g.cfg.Subnet)
 	if g.enqueue(to, appendDigestMsg(make([]byte, 0, 4+len(d)*24), flags, d)) {
 		g.c.digestsSent.Add(1)
 	}
@@ -867,6 +933,13 @@ func (g *Gossip) receiveDigest(from identity.NodeID, body []byte) {
 		return
 	}
 	g.c.digestsReceived.Add(1)
+	focus := flags&digestFocus != 0
+	if !focus && g.peerSubnet(from) != g.cfg.Subnet {
+		// Anti-entropy runs inside a subnet; another subnet's node asks
+		// only for a focus (and the transport's rule judged that).
+		g.c.outOfScope.Add(1)
+		return
+	}
 	// Each digest can make us send up to MaxPullEnvelopesPerDigest
 	// envelopes, so a peer gets one answer per quarter DigestInterval (its
 	// periodic digests and its replies to ours counted apart, so the two
@@ -896,7 +969,7 @@ func (g *Gossip) receiveDigest(from identity.NodeID, body []byte) {
 	var send [][]byte
 	peerNewer := false
 	for id, e := range g.latest {
-		if e.raw == nil || id == from {
+		if e.raw == nil || id == from || e.Subnet != g.cfg.Subnet {
 			continue
 		}
 		t, ok := theirs[id]
@@ -905,7 +978,7 @@ func (g *Gossip) receiveDigest(from identity.NodeID, body []byte) {
 		}
 	}
 	for _, t := range remote {
-		if t.node == g.self {
+		if t.node == g.self || focus {
 			continue
 		}
 		e, ok := g.latest[t.node]
@@ -928,7 +1001,7 @@ func (g *Gossip) receiveDigest(from identity.NodeID, body []byte) {
 			g.c.pulled.Add(1)
 		}
 	}
-	if peerNewer && flags&digestReply == 0 {
+	if peerNewer && flags&(digestReply|digestFocus) == 0 {
 		g.sendDigest(from, digestReply)
 	}
 }
@@ -1014,4 +1087,100 @@ func (c *seenCache) add(k seenKey) {
 		c.next = (c.next + 1) % len(c.ring)
 	}
 	c.set[k] = struct{}{}
+}
+
+// inScopeLocked reports whether snapshots of subnet are this node's to
+// hold: its own subnet's, and the focused one's.
+func (g *Gossip) inScopeLocked(subnet string) bool {
+	return subnet == g.cfg.Subnet || (g.focus != "" && subnet == g.focus)
+}
+
+// outOfScope counts and reports a signer's subnet this node does not hold.
+func (g *Gossip) outOfScope(subnet string) bool {
+	g.mu.Lock()
+	in := g.inScopeLocked(subnet)
+	g.mu.Unlock()
+	if !in {
+		g.c.outOfScope.Add(1)
+	}
+	return !in
+}
+
+// peerSubnet is the subnet of a proven peer ("" when unknown or without
+// Config.SubnetOf).
+func (g *Gossip) peerSubnet(id identity.NodeID) string {
+	if g.cfg.SubnetOf == nil {
+		return ""
+	}
+	s, _ := g.cfg.SubnetOf(id)
+	return s
+}
+
+// SetFocus makes this node (a console's) follow the snapshots of subnet
+// path besides its own: every DigestInterval it sends a focus digest of
+// what it holds of that subnet to one of the subnet's members it holds
+// (at first, to one of via: the subnet's aggregator or gateways), which
+// answers with the newer envelopes; they are verified and stored like any
+// other, but never forwarded. "" (or the own subnet) ends the focus and
+// forgets the focused subnet's snapshots.
+func (g *Gossip) SetFocus(path string, via []identity.NodeID) {
+	if path == g.cfg.Subnet {
+		path = ""
+	}
+	g.mu.Lock()
+	old := g.focus
+	g.focus, g.focusVia = path, slices.Clone(via)
+	dropped := false
+	if old != path {
+		for id, e := range g.latest {
+			if id != g.self && !g.inScopeLocked(e.Subnet) {
+				delete(g.latest, id)
+				dropped = true
+			}
+		}
+	}
+	g.mu.Unlock()
+	if dropped {
+		g.notify()
+	}
+	if path != "" {
+		select {
+		case g.focusKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Focus is the subnet SetFocus follows ("" none).
+func (g *Gossip) Focus() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.focus
+}
+
+// sendFocusDigest (Run goroutine only) asks one member of the focused subnet (a random fresh
+// one held, else one of the via nodes) for what this node lacks of it.
+func (g *Gossip) sendFocusDigest() {
+	now := g.cfg.Clock()
+	g.mu.Lock()
+	focus := g.focus
+	var members []identity.NodeID
+	for id, e := range g.latest {
+		if focus != "" && e.Subnet == focus && now.Sub(e.ReceivedAt) <= g.cfg.StaleAfter {
+			members = append(members, id)
+		}
+	}
+	if len(members) == 0 {
+		members = slices.Clone(g.focusVia)
+	}
+	g.mu.Unlock()
+	if focus == "" || len(members) == 0 {
+		return
+	}
+	slices.Sort(members) // map order is random; the draw below is the rng's
+	to := members[g.rng.IntN(len(members))]
+	d := g.digest(focus)
+	if g.enqueue(to, appendDigestMsg(make([]byte, 0, 4+len(d)*24), digestFocus, d)) {
+		g.c.digestsSent.Add(1)
+	}
 }

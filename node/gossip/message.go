@@ -21,6 +21,12 @@ const (
 	// digestReply marks a digest sent in answer to one: the receiver pushes
 	// what it has newer but does not answer again, which ends the exchange.
 	digestReply = 1
+	// digestFocus marks a console's digest of a subnet it focuses on (not
+	// its own): the receiver answers with the envelopes of its own subnet
+	// the console lacks and never with a digest of its own.
+	digestFocus = 2
+
+	knownDigestFlags = digestReply | digestFocus
 )
 
 // digestEntry is one node's newest announcement as the sender holds it.
@@ -57,7 +63,7 @@ func decodeDigest(b []byte) (flags uint8, entries []digestEntry, err error) {
 	}
 	d := newDecoder(b)
 	flags = d.u8()
-	if d.Err() == nil && flags&^digestReply != 0 {
+	if d.Err() == nil && flags&^knownDigestFlags != 0 {
 		return 0, nil, fmt.Errorf("gossip: digest: %w: unknown flags %#x", ErrMalformed, flags)
 	}
 	n := d.count("digest entries", MaxNodes, minDigestEntryBytes)

@@ -26,8 +26,14 @@ import (
 // signature an operator key makes.
 const CertificatePrefix = "deck-node-cert-v1:"
 
-// CertificateVersion is the encoding version this code reads and writes.
-const CertificateVersion = 1
+// CertificateVersion is the encoding of a certificate without a subnet;
+// CertificateVersionSubnet adds the subnet path after the issuer key. A
+// certificate for the root subnet is written in version 1, so certificates
+// issued before subnets existed keep their bytes and fingerprints.
+const (
+	CertificateVersion       = 1
+	CertificateVersionSubnet = 2
+)
 
 // Bounds of a certificate.
 const (
@@ -35,7 +41,7 @@ const (
 	MaxCertificateClusterBytes = 64
 	// MaxCertificateSize is an upper bound on an encoded certificate: version,
 	// cluster, id, key, role, two times, issuer key, signature.
-	MaxCertificateSize = 1 + 1 + MaxCertificateClusterBytes + 8 + 32 + 1 + 8 + 8 + 32 + 64
+	MaxCertificateSize = 1 + 1 + MaxCertificateClusterBytes + 8 + 32 + 1 + 8 + 8 + 32 + 1 + MaxSubnetBytes + 64
 	// ConsoleCertificateLifetime is how long a console's certificate, issued
 	// by its operator's own key when the console starts, stays valid. Short,
 	// so a removed operator's consoles lapse on their own.
@@ -85,14 +91,22 @@ type Certificate struct {
 	NotBeforeMs int64
 	NotAfterMs  int64
 	Issuer      ed25519.PublicKey // the operator key that signed
-	Signature   []byte            // 64 bytes over CertificatePrefix || body
+	// Subnet is the node's subnet path ("" the root; see ValidateSubnet):
+	// signed with the rest, so a node cannot claim another subnet to escape
+	// its gateway rules or to speak for another subnet's summary.
+	Subnet    string
+	Signature []byte // 64 bytes over CertificatePrefix || body
 }
 
 // IssuerID is the operator id of the issuing key.
 func (c *Certificate) IssuerID() NodeID { return IDFromPublicKey(c.Issuer) }
 
 func (c *Certificate) appendBody(w *codec.Writer) {
-	w.U8(CertificateVersion)
+	version := uint8(CertificateVersion)
+	if c.Subnet != "" {
+		version = CertificateVersionSubnet
+	}
+	w.U8(version)
 	w.String(codec.PrefixU8, MaxCertificateClusterBytes, "cluster", c.Cluster)
 	w.U64(uint64(c.Node))
 	w.Raw(c.SigningKey)
@@ -100,6 +114,9 @@ func (c *Certificate) appendBody(w *codec.Writer) {
 	w.U64(uint64(c.NotBeforeMs))
 	w.U64(uint64(c.NotAfterMs))
 	w.Raw(c.Issuer)
+	if version == CertificateVersionSubnet {
+		w.String(codec.PrefixU8, MaxSubnetBytes, "subnet", c.Subnet)
+	}
 }
 
 func (c *Certificate) body() ([]byte, error) {
@@ -145,8 +162,14 @@ func IssueCertificate(issuer Signer, c Certificate) (*Certificate, error) {
 // NewNodeCertificate is the usual certificate for the node key pub, valid
 // from now for lifetime.
 func NewNodeCertificate(issuer Signer, cluster string, pub ed25519.PublicKey, role Role, now time.Time, lifetime time.Duration) (*Certificate, error) {
+	return NewSubnetCertificate(issuer, cluster, "", pub, role, now, lifetime)
+}
+
+// NewSubnetCertificate is NewNodeCertificate for a node of subnet (a path
+// ValidateSubnet accepts; "" is the root).
+func NewSubnetCertificate(issuer Signer, cluster, subnet string, pub ed25519.PublicKey, role Role, now time.Time, lifetime time.Duration) (*Certificate, error) {
 	return IssueCertificate(issuer, Certificate{
-		Cluster: cluster, Node: IDFromPublicKey(pub), SigningKey: pub, Role: role,
+		Cluster: cluster, Node: IDFromPublicKey(pub), SigningKey: pub, Role: role, Subnet: subnet,
 		// A minute of slack before now, so a peer whose clock runs a little
 		// behind does not see a certificate from the future.
 		NotBeforeMs: now.Add(-time.Minute).UnixMilli(),
@@ -166,6 +189,9 @@ func (c *Certificate) checkFields() error {
 		return fmt.Errorf("%w: empty validity window", ErrCertificate)
 	case c.Cluster == "":
 		return fmt.Errorf("%w: no cluster", ErrCertificate)
+	}
+	if err := ValidateSubnet(c.Subnet); err != nil {
+		return fmt.Errorf("%w: %w", ErrCertificate, err)
 	}
 	return nil
 }
@@ -229,7 +255,8 @@ func UnmarshalCertificate(b []byte) (*Certificate, error) {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrCertificate, len(b), MaxCertificateSize)
 	}
 	r := codec.NewReader(b, ErrCertificate)
-	if v := r.U8(); r.Err() == nil && v != CertificateVersion {
+	v := r.U8()
+	if r.Err() == nil && v != CertificateVersion && v != CertificateVersionSubnet {
 		r.Failf(codec.ErrMalformed, "version %d", v)
 	}
 	c := &Certificate{}
@@ -240,6 +267,13 @@ func UnmarshalCertificate(b []byte) (*Certificate, error) {
 	c.NotBeforeMs = int64(r.U64())
 	c.NotAfterMs = int64(r.U64())
 	c.Issuer = ed25519.PublicKey(append([]byte(nil), r.Take(ed25519.PublicKeySize)...))
+	if v == CertificateVersionSubnet {
+		c.Subnet = r.String(codec.PrefixU8, MaxSubnetBytes, "subnet")
+		if r.Err() == nil && c.Subnet == "" {
+			// The root is written as version 1: one certificate, one encoding.
+			r.Failf(codec.ErrMalformed, "version 2 with the root subnet")
+		}
+	}
 	c.Signature = append([]byte(nil), r.Take(ed25519.SignatureSize)...)
 	if err := r.Finish(); err != nil {
 		return nil, err

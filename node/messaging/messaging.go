@@ -29,11 +29,12 @@ const (
 	ChanCommand   Channel = 6 // admin event submission and acks
 	ChanBlob      Channel = 7 // datafort chunks, manifests and blob requests (bulk)
 	ChanQuery     Channel = 8 // MeshDB: query fragments and their pulled batches
+	ChanSubnet    Channel = 9 // subnet summaries and aggregator queries (always global)
 )
 
 // Channels lists every channel, for the checks that they stay distinct.
 var Channels = []Channel{ChanControl, ChanGossip, ChanLedger, ChanSubscribe,
-	ChanMigration, ChanCommand, ChanBlob, ChanQuery}
+	ChanMigration, ChanCommand, ChanBlob, ChanQuery, ChanSubnet}
 
 // Bulk reports whether ch carries bulk transfers (blob chunks). The
 // transport queues their packets apart from every other channel's and
@@ -76,6 +77,9 @@ type PeerInfo struct {
 	// Role is what the peer was admitted as (node or console; zero for a
 	// peer known only from routes). Consoles never hold, lead or relay.
 	Role identity.Role
+	// Subnet is the peer's subnet from its certificate ("" the root, and
+	// for a peer known only from routes).
+	Subnet string
 	// Session: this node holds an unexpired end-to-end data session with
 	// the peer (direct or relayed).
 	Session bool

@@ -57,6 +57,13 @@ type Member struct {
 	Uncertified bool
 	// Console starts an observer (a console's node), certified as one.
 	Console bool
+	// Subnet is the node's subnet path (certified with it). A node of a
+	// subnet joins through the first node started in it, or the first
+	// gateway when it is the subnet's first.
+	Subnet string
+	// Gateway gives the node the gateway capability; a gateway also joins
+	// through the first gateway started, linking the subnets.
+	Gateway bool
 	// Edit, when set, adjusts the options last (a clock, a certificate,
 	// timers).
 	Edit func(*node.Options)
@@ -74,7 +81,14 @@ func (m *Mesh) Start(mb Member) *node.Node {
 		Capabilities: []string{"gpu", "edge", "datafort"}, Spec: workloads.Spec(), Factories: workloads.Factories(),
 		Version: "test", Bootstrap: []string{},
 	}
-	if len(m.Nodes) > 0 {
+	opts.Subnet = mb.Subnet
+	if mb.Gateway {
+		opts.Capabilities = append(opts.Capabilities, node.CapabilityGateway)
+	}
+	switch {
+	case mb.Subnet != "" || mb.Gateway:
+		opts.Bootstrap = m.subnetBootstrap(mb)
+	case len(m.Nodes) > 0:
 		opts.Bootstrap = []string{m.Nodes[0].Addr()}
 	}
 	if !mb.Uncertified {
@@ -100,4 +114,28 @@ func (m *Mesh) Client(nd *node.Node) *node.Client {
 		m.TB.Fatal(err)
 	}
 	return c
+}
+
+// subnetBootstrap is where a node of a carved mesh joins: the first node
+// of its subnet, and for a gateway (or a subnet's first node) the first
+// gateway.
+func (m *Mesh) subnetBootstrap(mb Member) []string {
+	out := []string{}
+	for _, nd := range m.Nodes {
+		if nd.Subnet() == mb.Subnet {
+			out = append(out, nd.Addr())
+			break
+		}
+	}
+	if mb.Gateway || len(out) == 0 {
+		for _, nd := range m.Nodes {
+			if nd.IsGateway() {
+				if len(out) == 0 || out[0] != nd.Addr() {
+					out = append(out, nd.Addr())
+				}
+				break
+			}
+		}
+	}
+	return out
 }

@@ -365,6 +365,12 @@ func (t *Transport) maybeConnectLocked(p *peer, now time.Time) {
 		return
 	}
 	kp := p.current
+	if (kp == nil || p.det.state == snapshot.Unreachable) && t.cfg.Scope != nil && !t.cfg.Scope.Wanted(p.id) {
+		// Outside this node's subnet: no session of its own making (a
+		// peer's own handshake is still answered, and Send makes one on
+		// demand), so heartbeats stay inside the subnet and its gateways.
+		return
+	}
 	switch {
 	case kp == nil:
 		// The lower id initiates; the higher one waits a little first so two

@@ -111,6 +111,10 @@ func (t *Transport) forward(from netip.AddrPort, h *wire.Header, p *outPacket, n
 		r.drops++
 		return false
 	}
+	if t.cfg.Scope != nil && h.Type == wire.TypeData && !t.cfg.Scope.Allow(messaging.Channel(h.Channel), h.Src, h.Dst) {
+		r.drops++ // the channel's visibility rule keeps it on this side (Scope counts it)
+		return false
+	}
 	// p is the read loop's buffer and goes to the link as it is: the TTL
 	// is decremented in place.
 	wire.SetTTL(p.buf[:n], h.TTL-1)
@@ -214,6 +218,12 @@ func (t *Transport) reasmLimits() reassemblyLimits {
 func (t *Transport) dispatch(from identity.NodeID, ch messaging.Channel, msg []byte, ann *wire.Announcement, direct bool) {
 	if ch == messaging.ChanControl {
 		t.handleControl(from, msg, ann, direct)
+		return
+	}
+	if t.cfg.Scope != nil && !t.cfg.Scope.Allow(ch, from, t.self) {
+		// A direct (or unenforcing) path across the boundary: the rule
+		// holds at the destination too.
+		t.stats.drops.Add(1)
 		return
 	}
 	t.handlersMu.RLock()

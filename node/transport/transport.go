@@ -51,6 +51,11 @@ type Config struct {
 	// handshake; nil presents none (the node is pending wherever a Trust
 	// asks for one).
 	Certificate *identity.Certificate
+	// Scope, when set, is the node's subnet policy (subnets.go): which
+	// peers learned from routes it keeps sessions (and so heartbeats) with,
+	// and which data packets may cross a subnet boundary when it relays or
+	// delivers them. Nil: one subnet, every peer in scope (today's mesh).
+	Scope Scope
 
 	// Timer and limit overrides; zero means the default in limits.go (or
 	// package session for the rekey timers). Tests shrink them so the
@@ -431,6 +436,7 @@ func (t *Transport) Peers() []messaging.PeerInfo {
 			Flaps:       p.det.flaps,
 			LastHeard:   p.det.lastHeard,
 			Role:        p.adm.Role,
+			Subnet:      p.adm.Subnet,
 			Session:     p.current != nil && !p.current.Expired(now, t.cfg.RejectAfterTime),
 		}
 		if t.isDirectLocked(p, now) {

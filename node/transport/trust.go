@@ -26,6 +26,9 @@ import (
 type Admission struct {
 	Role    identity.Role
 	Expires time.Time // the certificate's NotAfter: admission lapses then
+	// Subnet is the peer's subnet as its certificate carries it ("" the
+	// root, and for a node admitted on the ledger without a certificate).
+	Subnet string
 }
 
 // Trust decides membership. Implementations must be safe for concurrent use

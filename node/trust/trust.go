@@ -170,7 +170,7 @@ func (r *Registry) checkCertLocked(id identity.NodeID, key ed25519.PublicKey, c 
 	if err := r.verifySignature(c); err != nil {
 		return transport.Admission{}, err
 	}
-	return transport.Admission{Role: c.Role, Expires: time.UnixMilli(c.NotAfterMs)}, nil
+	return transport.Admission{Role: c.Role, Expires: time.UnixMilli(c.NotAfterMs), Subnet: c.Subnet}, nil
 }
 
 // verifySignature checks c's signature once per distinct certificate.
@@ -222,6 +222,21 @@ func (r *Registry) Known(id identity.NodeID, now time.Time) (transport.Admission
 		return transport.Admission{Role: identity.RoleNode, Expires: a.NotAfter}, true
 	}
 	return transport.Admission{}, false
+}
+
+// Subnets is every proven member's subnet (as its certificate carries it;
+// "" for the root) that has not expired at now: the node's directory for
+// its subnet rules.
+func (r *Registry) Subnets(now time.Time) map[identity.NodeID]string {
+	r.membersMu.Lock()
+	defer r.membersMu.Unlock()
+	out := make(map[identity.NodeID]string, len(r.members))
+	for id, adm := range r.members {
+		if now.Before(adm.Expires) {
+			out[id] = adm.Subnet
+		}
+	}
+	return out
 }
 
 // Issuer says whether key may issue certificates now (a current operator's
