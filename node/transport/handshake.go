@@ -76,20 +76,53 @@ func (t *Transport) startInitiationLocked(in *initiation, now time.Time) {
 	t.sendInitLocked(in, to, now)
 }
 
+// retransmitInitLocked sends in's message 1 again, unchanged: the same
+// ephemeral and index, so a message 2 answering any copy of it completes
+// the attempt. A fresh message 1 per retry (what startInitiationLocked
+// builds) strands every answer still in flight to the previous one: on a
+// path slower than the retry timer (a busy relay, a loaded host) no answer
+// ever matched, and each retry cost an X25519 key generation here and a
+// full responder's work there. A copy of message 1 is what a replay is, which
+// the responder already answers without harm (handleInit).
+func (t *Transport) retransmitInitLocked(in *initiation, now time.Time) {
+	to := in.addr
+	if !to.IsValid() {
+		p := t.peers[in.peerID]
+		if p == nil {
+			return
+		}
+		var ok bool
+		if to, ok = t.pathLocked(p, now); !ok {
+			return
+		}
+	}
+	in.cookie.resent = false
+	t.sendInitLocked(in, to, now)
+}
+
+// jittered spreads d over [3/4 d, 5/4 d) so that nodes which started
+// together (a rack powering up, a simulation) do not retry in lockstep.
+func jittered(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d*3/4 + time.Duration(randomU64()%uint64(d/2+1))
+}
+
 // initiateLocked starts a handshake with p unless one is in flight.
 func (t *Transport) initiateLocked(p *peer, now time.Time) {
 	if p.init != nil {
 		return
 	}
 	in := &initiation{peerID: p.id, started: now, retry: t.cfg.HandshakeRetryInitial}
-	in.next = now.Add(in.retry)
+	in.next = now.Add(jittered(in.retry))
 	p.init = in
 	t.startInitiationLocked(in, now)
 }
 
 func (t *Transport) initiateBootstrapLocked(b *bootstrap, now time.Time) {
 	in := &initiation{boot: b, addr: b.addr, started: now, retry: t.cfg.HandshakeRetryInitial}
-	in.next = now.Add(in.retry)
+	in.next = now.Add(jittered(in.retry))
 	b.init = in
 	t.startInitiationLocked(in, now)
 }

@@ -165,8 +165,12 @@ type Transport struct {
 	// neighbours see this node at (PublicAddr).
 	addrOwner       map[netip.AddrPort]identity.NodeID
 	neighboursMoved bool
-	learned         netip.AddrPort
-	ownIPs          map[netip.Addr]bool // ownAddrs; read-only after New
+	// routesDirty: an announcement changed the candidates since the last
+	// recompute at routesAt (recomputeRoutesLocked coalesces them).
+	routesDirty bool
+	routesAt    time.Time
+	learned     netip.AddrPort
+	ownIPs      map[netip.Addr]bool // ownAddrs; read-only after New
 
 	keysMu sync.RWMutex
 	keys   map[uint32]*session.Keypair // local index -> session, for the data path
