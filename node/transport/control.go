@@ -350,9 +350,12 @@ func (t *Transport) tickHandshakesLocked(now time.Time) {
 		if now.After(in.next) && !in.busy {
 			in.retry = min(2*in.retry, HandshakeRetryMax)
 			in.next = now.Add(jittered(in.retry))
-			if in.hs != nil && in.kp == nil {
+			switch {
+			case in.hs != nil && in.kp == nil:
 				t.retransmitInitLocked(in, now)
-			} else {
+			case in.kp != nil && in.final != nil:
+				t.retransmitFinalLocked(in)
+			default:
 				t.startInitiationLocked(in, now)
 			}
 		}

@@ -51,7 +51,7 @@ func (t *Transport) startInitiationLocked(in *initiation, now time.Time) {
 	}
 	if in.kp != nil {
 		t.dropKeyLocked(in.kp)
-		in.kp = nil
+		in.kp, in.final = nil, nil
 	}
 	in.index = t.newIndexLocked()
 	hs, msg1, err := t.static.Initiate(in.index, in.peerID)
@@ -59,7 +59,7 @@ func (t *Transport) startInitiationLocked(in *initiation, now time.Time) {
 		t.cfg.Logf("transport: initiate: %v", err)
 		return
 	}
-	in.hs, in.sentAt, in.busy = hs, now, false
+	in.hs, in.sentAt, in.busy, in.resent = hs, now, false, false
 	in.cookie.noise, in.cookie.awaiting, in.cookie.resent = msg1, false, false
 	t.initiators[in.index] = in
 	to := in.addr
@@ -97,7 +97,17 @@ func (t *Transport) retransmitInitLocked(in *initiation, now time.Time) {
 		}
 	}
 	in.cookie.resent = false
+	in.resent = true
 	t.sendInitLocked(in, to, now)
+}
+
+// retransmitFinalLocked sends in's message 3 again while its session waits
+// for the responder's first packet: restarting the handshake there threw
+// away a session the responder may already hold, whenever confirmation
+// took longer than the retry timer. The responder takes message 3 once
+// (handleFinal); a copy of it finds nothing.
+func (t *Transport) retransmitFinalLocked(in *initiation) {
+	t.sendHandshake(wire.TypeHandshakeFinal, in.kp.Peer, in.finalTo, in.kp.LocalIndex, in.kp.RemoteIndex, in.final, nil)
 }
 
 // jittered spreads d over [3/4 d, 5/4 d) so that nodes which started
@@ -447,7 +457,10 @@ func (t *Transport) handleResp(from netip.AddrPort, h *wire.Header, pkt []byte) 
 	} else {
 		p.via = from
 	}
-	p.rtt.sample(now.Sub(sentAt))
+	if !in.resent {
+		p.rtt.sample(now.Sub(sentAt)) // Karn: a resent message 1 times nothing
+	}
+	in.final, in.finalTo = msg3, from
 	t.sendHandshake(wire.TypeHandshakeFinal, kp.Peer, from, kp.LocalIndex, kp.RemoteIndex, msg3, nil)
 }
 

@@ -245,8 +245,11 @@ type initiation struct {
 	retry   time.Duration
 	next    time.Time
 	kp      *session.Keypair // after message 3: waiting for confirmation
-	busy    bool             // message 2 being processed
-	cookie  initiatorCookie  // a responder's cookie, when it is under load (cookie.go)
+	final   []byte           // message 3 as sent, resent while kp waits
+	resent  bool             // this attempt's message 1 went out more than once
+	finalTo netip.AddrPort
+	busy    bool            // message 2 being processed
+	cookie  initiatorCookie // a responder's cookie, when it is under load (cookie.go)
 }
 
 type bootstrap struct {
