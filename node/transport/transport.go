@@ -323,6 +323,9 @@ func newTransport(cfg Config) (*Transport, error) {
 		hsLimit:    newLimiter(cfg.HandshakesPerSecondPerSource, float64(cfg.HandshakeBurstPerSource), MaxRateLimiterEntries),
 		relay:      newRelayState(),
 	}
+	// Half a round less than the rounds, so a token arriving at the same
+	// phase each round is checked every OriginReverifyAnnouncements rounds.
+	t.routes.reverifyAfter = OriginReverifyAnnouncements*cfg.HeartbeatInterval - cfg.HeartbeatInterval/2
 	t.tickNanos.Store(t.monoNanos(time.Now()))
 	if err := t.SetCertificate(cfg.Certificate); err != nil {
 		return nil, fmt.Errorf("transport: certificate: %w", err)
