@@ -190,7 +190,7 @@ const (
 	// RouteExpiryAnnouncements rounds without an advance, so every second
 	// round keeps them fresh with rounds to spare.
 	OriginReverifyAnnouncements = 2
-	OriginVerificationBurst                  = wire.MaxOriginTokensPerAnnouncement
+	OriginVerificationBurst     = wire.MaxOriginTokensPerAnnouncement
 
 	// HopPenaltyMicros is added to each link's RTT in the route metric, so
 	// equal-RTT paths (loopback) prefer fewer hops.
