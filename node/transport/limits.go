@@ -180,6 +180,7 @@ const (
 	// share the work. The burst covers one full announcement (a node
 	// joining learns every token at once).
 	OriginVerificationsPerSecondPerNeighbour = 512
+	OriginVerificationBurst                  = wire.MaxOriginTokensPerAnnouncement
 
 	// OriginReverifyAnnouncements: a destination's proven sequence number
 	// advances (one ed25519 check) at most once per this many heartbeat
@@ -190,7 +191,6 @@ const (
 	// RouteExpiryAnnouncements rounds without an advance, so every second
 	// round keeps them fresh with rounds to spare.
 	OriginReverifyAnnouncements = 2
-	OriginVerificationBurst     = wire.MaxOriginTokensPerAnnouncement
 
 	// HopPenaltyMicros is added to each link's RTT in the route metric, so
 	// equal-RTT paths (loopback) prefer fewer hops.
