@@ -213,6 +213,13 @@ func (t *Transport) believableRoutesLocked(from identity.NodeID, routes []wire.R
 	return kept
 }
 
+// announceInterval is the least time between two announcements to one
+// neighbour: AnnounceEveryHeartbeats rounds, less half a round so a beat
+// that runs a little early still sends.
+func (t *Transport) announceInterval() time.Duration {
+	return AnnounceEveryHeartbeats*t.cfg.HeartbeatInterval - t.cfg.HeartbeatInterval/2
+}
+
 func (t *Transport) routeExpiry() time.Duration {
 	return RouteExpiryAnnouncements * t.cfg.HeartbeatInterval
 }
@@ -483,7 +490,8 @@ func (t *Transport) heartbeatsLocked(now time.Time, out []outbound) []outbound {
 		t.stats.heartbeatsOut.Add(1)
 		direct := t.isDirectLocked(p, now)
 		var ann []byte
-		if direct && !t.isConsole() {
+		if direct && !t.isConsole() && now.Sub(p.annAt) >= t.announceInterval() {
+			p.annAt = now
 			t.annScratch = t.routes.announcement(p.id, t.annScratch)
 			if b, err := wire.AppendAnnouncement(nil, &wire.Announcement{Routes: t.annScratch}); err == nil {
 				ann = b

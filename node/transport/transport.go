@@ -208,6 +208,8 @@ type peer struct {
 	// said so); toldAddr is what we last told it of its own (address.go).
 	seesUsAt, toldAddr   netip.AddrPort
 	seesUsAtTime, toldAt time.Time
+	// annAt is when this node last sent the peer its routing table.
+	annAt time.Time
 
 	current, previous *session.Keypair
 	previousUntil     time.Time
