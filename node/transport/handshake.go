@@ -62,18 +62,22 @@ func (t *Transport) startInitiationLocked(in *initiation, now time.Time) {
 	in.hs, in.sentAt, in.busy, in.resent = hs, now, false, false
 	in.cookie.noise, in.cookie.awaiting, in.cookie.resent = msg1, false, false
 	t.initiators[in.index] = in
-	to := in.addr
-	if !to.IsValid() {
-		p := t.peers[in.peerID]
-		if p == nil {
-			return
-		}
-		var ok bool
-		if to, ok = t.pathLocked(p, now); !ok {
-			return // no way there yet; the retry may find one
-		}
+	if to, ok := t.initTargetLocked(in, now); ok {
+		t.sendInitLocked(in, to, now)
+	} // else no way there yet; the retry may find one
+}
+
+// initTargetLocked is where in's message 1 goes: its bootstrap address,
+// else the path to its peer.
+func (t *Transport) initTargetLocked(in *initiation, now time.Time) (netip.AddrPort, bool) {
+	if in.addr.IsValid() {
+		return in.addr, true
 	}
-	t.sendInitLocked(in, to, now)
+	p := t.peers[in.peerID]
+	if p == nil {
+		return netip.AddrPort{}, false
+	}
+	return t.pathLocked(p, now)
 }
 
 // retransmitInitLocked sends in's message 1 again, unchanged: the same
@@ -85,16 +89,9 @@ func (t *Transport) startInitiationLocked(in *initiation, now time.Time) {
 // full responder's work there. A copy of message 1 is what a replay is, which
 // the responder already answers without harm (handleInit).
 func (t *Transport) retransmitInitLocked(in *initiation, now time.Time) {
-	to := in.addr
-	if !to.IsValid() {
-		p := t.peers[in.peerID]
-		if p == nil {
-			return
-		}
-		var ok bool
-		if to, ok = t.pathLocked(p, now); !ok {
-			return
-		}
+	to, ok := t.initTargetLocked(in, now)
+	if !ok {
+		return
 	}
 	in.cookie.resent = false
 	in.resent = true
