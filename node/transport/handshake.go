@@ -51,7 +51,7 @@ func (t *Transport) startInitiationLocked(in *initiation, now time.Time) {
 	}
 	if in.kp != nil {
 		t.dropKeyLocked(in.kp)
-		in.kp = nil
+		in.kp, in.final = nil, nil
 	}
 	in.index = t.newIndexLocked()
 	hs, msg1, err := t.static.Initiate(in.index, in.peerID)
@@ -59,21 +59,61 @@ func (t *Transport) startInitiationLocked(in *initiation, now time.Time) {
 		t.cfg.Logf("transport: initiate: %v", err)
 		return
 	}
-	in.hs, in.sentAt, in.busy = hs, now, false
+	in.hs, in.sentAt, in.busy, in.resent = hs, now, false, false
 	in.cookie.noise, in.cookie.awaiting, in.cookie.resent = msg1, false, false
 	t.initiators[in.index] = in
-	to := in.addr
-	if !to.IsValid() {
-		p := t.peers[in.peerID]
-		if p == nil {
-			return
-		}
-		var ok bool
-		if to, ok = t.pathLocked(p, now); !ok {
-			return // no way there yet; the retry may find one
-		}
+	if to, ok := t.initTargetLocked(in, now); ok {
+		t.sendInitLocked(in, to, now)
+	} // else no way there yet; the retry may find one
+}
+
+// initTargetLocked is where in's message 1 goes: its bootstrap address,
+// else the path to its peer.
+func (t *Transport) initTargetLocked(in *initiation, now time.Time) (netip.AddrPort, bool) {
+	if in.addr.IsValid() {
+		return in.addr, true
 	}
+	p := t.peers[in.peerID]
+	if p == nil {
+		return netip.AddrPort{}, false
+	}
+	return t.pathLocked(p, now)
+}
+
+// retransmitInitLocked sends in's message 1 again, unchanged: the same
+// ephemeral and index, so a message 2 answering any copy of it completes
+// the attempt. A fresh message 1 per retry (what startInitiationLocked
+// builds) strands every answer still in flight to the previous one: on a
+// path slower than the retry timer (a busy relay, a loaded host) no answer
+// ever matched, and each retry cost an X25519 key generation here and a
+// full responder's work there. A copy of message 1 is what a replay is, which
+// the responder already answers without harm (handleInit).
+func (t *Transport) retransmitInitLocked(in *initiation, now time.Time) {
+	to, ok := t.initTargetLocked(in, now)
+	if !ok {
+		return
+	}
+	in.cookie.resent = false
+	in.resent = true
 	t.sendInitLocked(in, to, now)
+}
+
+// retransmitFinalLocked sends in's message 3 again while its session waits
+// for the responder's first packet: restarting the handshake there threw
+// away a session the responder may already hold, whenever confirmation
+// took longer than the retry timer. The responder takes message 3 once
+// (handleFinal); a copy of it finds nothing.
+func (t *Transport) retransmitFinalLocked(in *initiation) {
+	t.sendHandshake(wire.TypeHandshakeFinal, in.kp.Peer, in.finalTo, in.kp.LocalIndex, in.kp.RemoteIndex, in.final, nil)
+}
+
+// jittered spreads d over [3/4 d, 5/4 d) so that nodes which started
+// together (a rack powering up, a simulation) do not retry in lockstep.
+func jittered(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d*3/4 + time.Duration(randomU64()%uint64(d/2+1))
 }
 
 // initiateLocked starts a handshake with p unless one is in flight.
@@ -82,14 +122,14 @@ func (t *Transport) initiateLocked(p *peer, now time.Time) {
 		return
 	}
 	in := &initiation{peerID: p.id, started: now, retry: t.cfg.HandshakeRetryInitial}
-	in.next = now.Add(in.retry)
+	in.next = now.Add(jittered(in.retry))
 	p.init = in
 	t.startInitiationLocked(in, now)
 }
 
 func (t *Transport) initiateBootstrapLocked(b *bootstrap, now time.Time) {
 	in := &initiation{boot: b, addr: b.addr, started: now, retry: t.cfg.HandshakeRetryInitial}
-	in.next = now.Add(in.retry)
+	in.next = now.Add(jittered(in.retry))
 	b.init = in
 	t.startInitiationLocked(in, now)
 }
@@ -414,7 +454,10 @@ func (t *Transport) handleResp(from netip.AddrPort, h *wire.Header, pkt []byte) 
 	} else {
 		p.via = from
 	}
-	p.rtt.sample(now.Sub(sentAt))
+	if !in.resent {
+		p.rtt.sample(now.Sub(sentAt)) // Karn: a resent message 1 times nothing
+	}
+	in.final, in.finalTo = msg3, from
 	t.sendHandshake(wire.TypeHandshakeFinal, kp.Peer, from, kp.LocalIndex, kp.RemoteIndex, msg3, nil)
 }
 

@@ -167,6 +167,16 @@ const (
 	// stopped announcing, or the route is a loop replaying old news).
 	RouteExpiryAnnouncements = 5
 
+	// AnnounceEveryHeartbeats: a node sends each direct neighbour its
+	// routing table every this many heartbeats (the heartbeats themselves
+	// go every round). An announcement lists every destination with its
+	// origin token (~150 bytes a route): at 128 nodes in 4 subnets it was
+	// most of a node's 700 KB/s, and each one costs its receiver a parse
+	// and a merge of the whole table. 2 (every second round) was measured
+	// in the simulation (BENCHMARKS.md); it stays 1, every round, the
+	// behaviour before it, until it is measured on its own.
+	AnnounceEveryHeartbeats = 1
+
 	// RouteSeqSlack is how many destination sequence numbers a route may
 	// lag the freshest one known before a fresher route replaces it.
 	RouteSeqSlack = 3
@@ -181,6 +191,16 @@ const (
 	// joining learns every token at once).
 	OriginVerificationsPerSecondPerNeighbour = 512
 	OriginVerificationBurst                  = wire.MaxOriginTokensPerAnnouncement
+
+	// OriginReverifyAnnouncements: a destination's proven sequence number
+	// advances (one ed25519 check) at most once per this many heartbeat
+	// intervals. Each node signs a new token every round, so checking each
+	// one cost every node one verification per distant destination per
+	// round, O(N) a second per node (8% of a 128-node simulation's CPU,
+	// a core's worth per 20 nodes at 1,000). Routes expire only after
+	// RouteExpiryAnnouncements rounds without an advance, so every second
+	// round keeps them fresh with rounds to spare.
+	OriginReverifyAnnouncements = 2
 
 	// HopPenaltyMicros is added to each link's RTT in the route metric, so
 	// equal-RTT paths (loopback) prefer fewer hops.

@@ -243,3 +243,27 @@ func TestLinkDelayAndLoss(t *testing.T) {
 	n.SetLink(addrOf(a), addrOf(b), memnet.Link{})
 	eventually(t, "link recovers", func() bool { return healthOf(a, b.Self()) == snapshot.Healthy })
 }
+
+// TestHandshakeCompletesOverPathSlowerThanRetry: on a path whose round
+// trip (2.4 s) is longer than the longest retry interval (2 s), every
+// message 2 arrives after the initiator's next retry. A retry that built a
+// fresh message 1 stranded each of them (the index they answer was gone)
+// and no handshake ever completed; a retry that resends message 1
+// unchanged completes on the first answer.
+func TestHandshakeCompletesOverPathSlowerThanRetry(t *testing.T) {
+	n := newMemnet(t)
+	slow := func(cfg Config) Config {
+		cfg.HandshakeTimeout = 30 * time.Second
+		cfg.HeartbeatInterval = time.Second
+		cfg.UnreachableAfter = 10 * time.Second
+		return cfg
+	}
+	b := startNode(t, slow(onMemnet(t, n, testConfig(t, nil))))
+	acfg := slow(onMemnet(t, n, testConfig(t, nil, b.LocalAddr())))
+	n.SetLink(acfg.Conn.LocalAddr(), netip.MustParseAddrPort(b.LocalAddr()), memnet.Link{Latency: 1200 * time.Millisecond})
+	a := startNode(t, acfg)
+	eventually(t, "a session from a to b over the slow path", func() bool {
+		p, ok := peerInfo(a, b.Self())
+		return ok && p.Session
+	})
+}

@@ -89,6 +89,8 @@ func (rt *routeTable) tokensToVerify(from identity.NodeID, routes []wire.Route, 
 		}
 		if p := rt.origins[r.Dest]; p != nil && r.Origin.Seq <= p.tok.Seq {
 			continue // proves nothing new
+		} else if p != nil && now.Sub(p.advanced) < rt.reverifyAfter {
+			continue // proven recently enough to keep its routes fresh
 		} else if p == nil && len(rt.origins) >= rt.maxDest {
 			continue // no room to keep what it would prove
 		}

@@ -77,6 +77,9 @@ type routeTable struct {
 	// (origin.go), at most maxDest; selfOrigin is our own for this round.
 	origins    map[identity.NodeID]*originProof
 	selfOrigin wire.OriginToken
+	// reverifyAfter: a destination's proof is advanced (a newer token
+	// verified) at most this often; 0 checks every newer token.
+	reverifyAfter time.Duration
 }
 
 type neighbour struct {

@@ -165,8 +165,12 @@ type Transport struct {
 	// neighbours see this node at (PublicAddr).
 	addrOwner       map[netip.AddrPort]identity.NodeID
 	neighboursMoved bool
-	learned         netip.AddrPort
-	ownIPs          map[netip.Addr]bool // ownAddrs; read-only after New
+	// routesDirty: an announcement changed the candidates since the last
+	// recompute at routesAt (recomputeRoutesLocked coalesces them).
+	routesDirty bool
+	routesAt    time.Time
+	learned     netip.AddrPort
+	ownIPs      map[netip.Addr]bool // ownAddrs; read-only after New
 
 	keysMu sync.RWMutex
 	keys   map[uint32]*session.Keypair // local index -> session, for the data path
@@ -204,6 +208,8 @@ type peer struct {
 	// said so); toldAddr is what we last told it of its own (address.go).
 	seesUsAt, toldAddr   netip.AddrPort
 	seesUsAtTime, toldAt time.Time
+	// annAt is when this node last sent the peer its routing table.
+	annAt time.Time
 
 	current, previous *session.Keypair
 	previousUntil     time.Time
@@ -241,8 +247,11 @@ type initiation struct {
 	retry   time.Duration
 	next    time.Time
 	kp      *session.Keypair // after message 3: waiting for confirmation
-	busy    bool             // message 2 being processed
-	cookie  initiatorCookie  // a responder's cookie, when it is under load (cookie.go)
+	final   []byte           // message 3 as sent, resent while kp waits
+	resent  bool             // this attempt's message 1 went out more than once
+	finalTo netip.AddrPort
+	busy    bool            // message 2 being processed
+	cookie  initiatorCookie // a responder's cookie, when it is under load (cookie.go)
 }
 
 type bootstrap struct {
@@ -316,6 +325,9 @@ func newTransport(cfg Config) (*Transport, error) {
 		hsLimit:    newLimiter(cfg.HandshakesPerSecondPerSource, float64(cfg.HandshakeBurstPerSource), MaxRateLimiterEntries),
 		relay:      newRelayState(),
 	}
+	// Half a round less than the rounds, so a token arriving at the same
+	// phase each round is checked every OriginReverifyAnnouncements rounds.
+	t.routes.reverifyAfter = OriginReverifyAnnouncements*cfg.HeartbeatInterval - cfg.HeartbeatInterval/2
 	t.tickNanos.Store(t.monoNanos(time.Now()))
 	if err := t.SetCertificate(cfg.Certificate); err != nil {
 		return nil, fmt.Errorf("transport: certificate: %w", err)

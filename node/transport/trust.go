@@ -251,7 +251,7 @@ func (t *Transport) reassessLocked(now time.Time) {
 		t.initiateLocked(p, now)
 	}
 	if changed {
-		t.routes.recompute(now, t.routeExpiry())
+		t.recomputeRoutesLocked(now, true)
 	}
 }
 
