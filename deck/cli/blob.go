@@ -40,6 +40,30 @@ put, pin, unpin, replicas and rm are signed with your operator key (--identity).
 	return cmd
 }
 
+// onBlob is the RunE of a blob command on one HASH: --output checked, the
+// hash parsed, the mesh joined (signing when sign), a blobWait deadline;
+// run gets them all.
+func onBlob(stdio IO, sign bool, run func(ctx context.Context, cmd *cobra.Command, args []string, s *session, h api.BlobHash, b api.Blobs, out string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		out, err := outputFormat(cmd)
+		if err != nil {
+			return err
+		}
+		h, err := parseBlobHash(args[0])
+		if err != nil {
+			return err
+		}
+		s, b, err := blobSession(stdio, cmd, sign)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
+		defer cancel()
+		return run(ctx, cmd, args, s, h, b, out)
+	}
+}
+
 // blobSession joins the mesh for a blob command.
 func blobSession(stdio IO, cmd *cobra.Command, sign bool) (*session, api.Blobs, error) {
 	s, err := joinCluster(stdio, cmd, sign)
@@ -220,22 +244,7 @@ func blobStatCmd(stdio IO) *cobra.Command {
 		Use:   "stat HASH",
 		Short: "Show a blob: size, chunks, holders, heat, pins, ancestry",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			h, err := parseBlobHash(args[0])
-			if err != nil {
-				return err
-			}
-			s, b, err := blobSession(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
-			defer cancel()
+		RunE: onBlob(stdio, false, func(ctx context.Context, cmd *cobra.Command, args []string, s *session, h api.BlobHash, b api.Blobs, out string) error {
 			info, err := b.Stat(ctx, h)
 			if err != nil {
 				return err
@@ -264,7 +273,7 @@ func blobStatCmd(stdio IO) *cobra.Command {
 				fmt.Fprintf(w, "intent    by %s at %s\n", nm.node(info.Operator), isoTime(info.IssuedAt))
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -366,22 +375,7 @@ func blobIntentCmd(stdio IO, use, short string, nargs int, op func(context.Conte
 		Use:   use,
 		Short: short,
 		Args:  cobra.ExactArgs(nargs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			h, err := parseBlobHash(args[0])
-			if err != nil {
-				return err
-			}
-			s, b, err := blobSession(stdio, cmd, true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
-			defer cancel()
+		RunE: onBlob(stdio, true, func(ctx context.Context, cmd *cobra.Command, args []string, s *session, h api.BlobHash, b api.Blobs, out string) error {
 			info, err := op(ctx, b, h, args)
 			if err != nil {
 				return err
@@ -391,7 +385,7 @@ func blobIntentCmd(stdio IO, use, short string, nargs int, op func(context.Conte
 			}
 			fmt.Fprintln(stdio.Out, line(info))
 			return nil
-		},
+		}),
 	}
 }
 
@@ -405,22 +399,7 @@ removal for a week, so a replica that was away drops it too. A pinned blob
 is removed only with --force. A terminal is asked to type YES; --yes skips
 the question.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			h, err := parseBlobHash(args[0])
-			if err != nil {
-				return err
-			}
-			s, b, err := blobSession(stdio, cmd, true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
-			defer cancel()
+		RunE: onBlob(stdio, true, func(ctx context.Context, cmd *cobra.Command, args []string, s *session, h api.BlobHash, b api.Blobs, out string) error {
 			info, err := b.Stat(ctx, h)
 			if err != nil {
 				return err
@@ -442,7 +421,7 @@ the question.`,
 			}
 			fmt.Fprintf(stdio.Out, "%s removed\n", h)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "remove a pinned blob too")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask")
