@@ -287,3 +287,51 @@ func TestAttackHeatCannotBeDrawnToAnotherBlob(t *testing.T) {
 		t.Fatalf("blob %s warmed to %v by reads it was not named in", a.Short(), ha)
 	}
 }
+
+// TestAttackGCRequestFloodCostsOneMoreRun: members flood a datafort with GC
+// requests while a GC runs. The requests share the one run that starts
+// after the current one (so each answer reflects what was removed before
+// it was asked), at most MaxGCWaiters of them wait for it, and the rest
+// are refused at once: the flood costs one run more, not one run each.
+func TestAttackGCRequestFloodCostsOneMoreRun(t *testing.T) {
+	r := newRig(t, 1, rigOpts{})
+	target := r.svc(0)
+	ctx := context.Background()
+	target.store.gcMu.Lock() // the current run blocks inside the store
+	first := target.requestGC(ctx, true)
+	nodetest.Eventually(t, "the first run under way", func() bool {
+		target.gcMu.Lock()
+		defer target.gcMu.Unlock()
+		return target.gcNext == nil
+	})
+	const flood = 10 * MaxGCWaiters
+	var next *gcRun
+	refused := 0
+	for range flood {
+		switch run := target.requestGC(ctx, true); {
+		case run == nil:
+			refused++
+		case next == nil:
+			next = run
+		case run != next:
+			t.Fatal("two requests made during one run were given different runs")
+		}
+	}
+	if next == nil || next == first || refused != flood-MaxGCWaiters {
+		t.Fatalf("refused %d of %d; next run %p, first %p", refused, flood, next, first)
+	}
+	target.store.gcMu.Unlock()
+	for _, run := range []*gcRun{first, next} {
+		select {
+		case <-run.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a GC run was never answered")
+		}
+		if run.err != nil {
+			t.Fatal(run.err)
+		}
+	}
+	if runs := target.store.Stats().GCRuns; runs != 2 {
+		t.Fatalf("%d GC runs for a flood of %d requests, want 2", runs, flood+1)
+	}
+}

@@ -184,6 +184,9 @@ const (
 	// MaxListPages bounds the pages a list reads from one node (64 blobs
 	// each).
 	MaxListPages = 1024
+	// MaxGCWaiters bounds the peers' GC requests waiting for the next run
+	// (each holds a goroutine until it is answered).
+	MaxGCWaiters = 16
 	// GCRequestTimeout bounds a GC request (a full GC of a large store).
 	GCRequestTimeout = time.Minute
 )

@@ -50,14 +50,62 @@ func (s *Service) policyLoop(ctx context.Context) {
 	}
 }
 
-// runGC runs one GC unless one is running (a peer's request).
-func (s *Service) runGC(ctx context.Context) {
-	if !s.gcRunning.CompareAndSwap(false, true) {
-		return
+// runGC asks for a GC without waiting for it (see requestGC).
+func (s *Service) runGC(ctx context.Context) { s.requestGC(ctx, false) }
+
+// gcRun is one run of the store's GC and what it reported.
+type gcRun struct {
+	done    chan struct{} // closed when rep and err are set
+	waiters int           // peers' requests answered by this run
+	rep     GCReport
+	err     error
+}
+
+// requestGC returns the run that will answer a request made now: the next
+// run, which starts only when the current one ends. Requests made while a
+// run is under way share that next run, so an answer always reflects
+// what was removed before it was asked for (a GC that began before a
+// removal reached this node would keep the removed blob's chunks), and a
+// flood of requests costs one run more, not one each. A waiting peer
+// request counts against MaxGCWaiters; past it the request is refused (nil).
+func (s *Service) requestGC(ctx context.Context, wait bool) *gcRun {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	if s.gcNext == nil {
+		s.gcNext = &gcRun{done: make(chan struct{})}
 	}
-	defer s.gcRunning.Store(false)
-	if _, err := s.store.GC(ctx); err != nil && ctx.Err() == nil {
-		s.cfg.Logf("blob: gc: %v", err)
+	r := s.gcNext
+	if wait {
+		if r.waiters >= MaxGCWaiters {
+			return nil
+		}
+		r.waiters++
+	}
+	if !s.gcRunning {
+		s.gcRunning = true
+		go s.gcLoop(ctx)
+	}
+	return r
+}
+
+// gcLoop runs the pending GC, then the one asked for meanwhile, until none
+// is pending.
+func (s *Service) gcLoop(ctx context.Context) {
+	for {
+		s.gcMu.Lock()
+		r := s.gcNext
+		s.gcNext = nil
+		if r == nil {
+			s.gcRunning = false
+			s.gcMu.Unlock()
+			return
+		}
+		s.gcMu.Unlock()
+		r.rep, r.err = s.store.GC(ctx)
+		if r.err != nil && ctx.Err() == nil {
+			s.cfg.Logf("blob: gc: %v", r.err)
+		}
+		close(r.done)
 	}
 }
 

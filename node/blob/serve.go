@@ -200,21 +200,26 @@ func (s *Service) serveList(ctx context.Context, m *message) {
 	s.reply(ctx, m, resp)
 }
 
-// serveGC runs one GC on its own goroutine (one at a time) and answers when
-// it is done; a request while one runs is answered busy.
+// serveGC answers with the report of a GC run that starts after the
+// request arrived (requestGC); past MaxGCWaiters waiting requests it
+// answers busy.
 func (s *Service) serveGC(ctx context.Context, m *message) {
-	if !s.gcRunning.CompareAndSwap(false, true) {
+	r := s.requestGC(ctx, true)
+	if r == nil {
 		s.reply(ctx, m, &message{Status: StatusBusy})
 		return
 	}
 	go func() {
-		defer s.gcRunning.Store(false)
-		rep, err := s.store.GC(ctx)
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return
+		}
 		st := StatusOK
-		if err != nil {
+		if r.err != nil {
 			st = StatusBusy
 		}
-		s.reply(ctx, m, &message{Status: st, GC: rep})
+		s.reply(ctx, m, &message{Status: st, GC: r.rep})
 	}()
 }
 

@@ -104,7 +104,9 @@ type Service struct {
 	jobMu sync.Mutex
 	jobs  map[Hash]*job
 
-	gcRunning atomic.Bool
+	gcMu      sync.Mutex
+	gcRunning bool        // gcLoop is under way
+	gcNext    *gcRun      // the run that starts when the current one ends
 	gcWanted  atomic.Bool // a replica was dropped: collect at the round's end
 
 	// corrupt holds chunks found corrupt on this node's disk, for repair.

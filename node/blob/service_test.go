@@ -82,6 +82,11 @@ func TestServicePinUnpinRemove(t *testing.T) {
 	if err != nil || len(gcs) != 3 {
 		t.Fatalf("gc: %+v, %v", gcs, err)
 	}
+	for _, g := range gcs {
+		if g.Err != "" {
+			t.Fatalf("gc on %s: %s", g.Node, g.Err)
+		}
+	}
 	for _, id := range r.ids {
 		if u := r.svcs[id].store.Usage(); u.Chunks != 0 {
 			t.Fatalf("%s kept %d chunks after removal and gc", id, u.Chunks)

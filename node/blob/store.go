@@ -158,6 +158,8 @@ type StoreStats struct {
 	Refused uint64
 	// Collected counts chunks the GC removed, CollectedBytes their bytes.
 	Collected, CollectedBytes uint64
+	// GCRuns counts the GC runs begun.
+	GCRuns uint64
 }
 
 // Store is one node's chunks and blob records in its database. It is safe
@@ -180,7 +182,7 @@ type Store struct {
 	// gcMu keeps GC runs one at a time.
 	gcMu sync.Mutex
 
-	written, read, wbytes, rbytes, corrupt, refused, collected, collectedBytes atomic.Uint64
+	written, read, wbytes, rbytes, corrupt, refused, collected, collectedBytes, gcRuns atomic.Uint64
 }
 
 // OpenStore reads the store's accounting from space (one scan of the chunk
@@ -230,6 +232,7 @@ func (s *Store) Stats() StoreStats {
 		BytesWritten: s.wbytes.Load(), BytesRead: s.rbytes.Load(),
 		Corrupt: s.corrupt.Load(), Refused: s.refused.Load(),
 		Collected: s.collected.Load(), CollectedBytes: s.collectedBytes.Load(),
+		GCRuns: s.gcRuns.Load(),
 	}
 }
 
@@ -652,6 +655,7 @@ type GCReport struct {
 func (s *Store) GC(ctx context.Context) (GCReport, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
+	s.gcRuns.Add(1)
 	var rep GCReport
 	live := map[Hash]bool{} // owner liveness, memoised for this run
 	ownerLive := func(o Hash) (bool, error) {
