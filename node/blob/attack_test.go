@@ -3,6 +3,7 @@ package blob
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"runtime"
 	"sync/atomic"
@@ -333,5 +334,50 @@ func TestAttackGCRequestFloodCostsOneMoreRun(t *testing.T) {
 	}
 	if runs := target.store.Stats().GCRuns; runs != 2 {
 		t.Fatalf("%d GC runs for a flood of %d requests, want 2", runs, flood+1)
+	}
+}
+
+// TestAttackRememberedIntentIsRefusedAfterItsOperatorGoes: an intent whose
+// signature was checked is remembered so the next round skips the check,
+// but the memory is of (bytes, key): once the operator is removed from the
+// registry the very same bytes are refused, and bytes with a flipped
+// signature bit are checked afresh and refused.
+func TestAttackRememberedIntentIsRefusedAfterItsOperatorGoes(t *testing.T) {
+	r := newRig(t, 1, rigOpts{})
+	s := r.svc(0)
+	h := Sum([]byte("a blob"))
+	in := &Intent{Blob: h, Replicas: 2, IssuedAt: time.Now().Add(-time.Second).Truncate(time.Millisecond)}
+	if err := in.Sign(r.op); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := in.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // checked, then remembered
+		if _, err := s.checkIntent(r.ids[0], raw, h, false); err != nil {
+			t.Fatalf("a registered operator's intent: %v", err)
+		}
+	}
+	forged := bytes.Clone(raw)
+	forged[len(forged)-1] ^= 1
+	if _, err := s.checkIntent(r.ids[0], forged, h, false); !errors.Is(err, ErrPermission) {
+		t.Fatalf("an intent with a flipped signature bit: %v", err)
+	}
+	registered := s.cfg.Operator
+	s.cfg.Operator = func(id identity.NodeID) (ed25519.PublicKey, bool) {
+		if id == r.op.SignerID() {
+			return nil, false // removed from the registry
+		}
+		return registered(id)
+	}
+	if _, err := s.checkIntent(r.ids[0], raw, h, false); !errors.Is(err, ErrPermission) {
+		t.Fatalf("the remembered intent of a removed operator: %v", err)
+	}
+	// Re-keyed: the same id under another key does not inherit the memory.
+	other := identitytest.Key(t, "another-operator-key")
+	s.cfg.Operator = func(identity.NodeID) (ed25519.PublicKey, bool) { return other.Public, true }
+	if _, err := s.checkIntent(r.ids[0], raw, h, false); !errors.Is(err, ErrPermission) {
+		t.Fatalf("the remembered intent checked against another key: %v", err)
 	}
 }

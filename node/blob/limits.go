@@ -152,6 +152,13 @@ const (
 	// DefaultReconcileInterval is how often the policy looks at the blobs
 	// held here (replicas, drains, heat, overflow).
 	DefaultReconcileInterval = 2 * time.Second
+	// DefaultSettledRecheckInterval is how long a blob found fully placed
+	// skips the policy's rounds while the placement inputs and its intent
+	// stay the same (a view change brings it back at once).
+	DefaultSettledRecheckInterval = 30 * time.Second
+	// MaxSettledBlobs bounds the settled blobs remembered (about 100 bytes
+	// each).
+	MaxSettledBlobs = 1 << 16
 	// ReconcileBlobsPerRound bounds the blobs one round looks at; a larger
 	// store is covered over several rounds.
 	ReconcileBlobsPerRound = 64
@@ -184,6 +191,9 @@ const (
 	// MaxListPages bounds the pages a list reads from one node (64 blobs
 	// each).
 	MaxListPages = 1024
+	// MaxVerifiedIntents bounds the intents remembered as verified (about
+	// 200 bytes each).
+	MaxVerifiedIntents = 1024
 	// MaxGCWaiters bounds the peers' GC requests waiting for the next run
 	// (each holds a goroutine until it is answered).
 	MaxGCWaiters = 16

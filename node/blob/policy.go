@@ -3,6 +3,8 @@ package blob
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
+	"hash/fnv"
 	"slices"
 	"time"
 
@@ -161,6 +163,8 @@ func (s *Service) reconcile(ctx context.Context, cursor Hash) Hash {
 		slices.SortStableFunc(recs, func(a, b *Record) int { return cmp.Compare(s.heat.of(now, a.Hash), s.heat.of(now, b.Hash)) })
 	}
 	draining := s.cfg.Draining()
+	now := s.cfg.Now()
+	view := placementFingerprint(cs)
 	for _, rec := range recs {
 		if ctx.Err() != nil {
 			return cursor
@@ -169,9 +173,93 @@ func (s *Service) reconcile(ctx context.Context, cursor Hash) Hash {
 		if evict {
 			toFree -= int64(rec.Size)
 		}
-		s.reconcileBlob(ctx, cs, rec, evict, draining)
+		if !evict && !draining && s.settledStill(rec, now, view) {
+			continue
+		}
+		if s.reconcileBlob(ctx, cs, rec, evict, draining) {
+			s.noteSettled(rec, now, view)
+		}
 	}
 	return next
+}
+
+// settledBlob is a blob whose last policy step found nothing to do: its
+// holders were its targets, none fetching, no hot reader elsewhere.
+type settledBlob struct {
+	until  time.Time // recheck anyway after this (SettledRecheckInterval)
+	view   uint64    // placementFingerprint when it was found settled
+	intent string    // the intent's signature then
+}
+
+// settledStill says whether rec can skip this round: it was found settled
+// under the same placement inputs and the same intent, not long ago, and
+// nobody has read it since. A change of membership, health, drain or
+// overflow anywhere changes the fingerprint and brings every blob back; a
+// new intent here (a pin) changes the signature. What neither shows (a
+// holder losing its copy without its health changing) is found at the
+// recheck. Locating every blob at every datafort each round was the idle
+// mesh's largest blob cost.
+func (s *Service) settledStill(rec *Record, now time.Time, view uint64) bool {
+	s.settledMu.Lock()
+	defer s.settledMu.Unlock()
+	st, ok := s.settled[rec.Hash]
+	if !ok {
+		return false
+	}
+	if now.After(st.until) || st.view != view || st.intent != string(rec.Intent.Sig) || s.hotElsewhere(now, rec.Hash) {
+		delete(s.settled, rec.Hash)
+		return false
+	}
+	return true
+}
+
+// hotElsewhere says whether some reader reads h hot enough for gravity to
+// draw it a copy.
+func (s *Service) hotElsewhere(now time.Time, h Hash) bool {
+	return len(s.heat.readers(now, h, GravityHotReadsPerSecond)) > 0
+}
+
+func (s *Service) noteSettled(rec *Record, now time.Time, view uint64) {
+	s.settledMu.Lock()
+	defer s.settledMu.Unlock()
+	if len(s.settled) >= MaxSettledBlobs {
+		clear(s.settled)
+	}
+	s.settled[rec.Hash] = settledBlob{until: now.Add(s.tm.SettledRecheckInterval), view: view, intent: string(rec.Intent.Sig)}
+}
+
+// placementFingerprint digests what placement.PlaceBlob reads of the view
+// for a blob that is already fully placed: each datafort candidate, whether
+// it may keep a copy and whether it may take one.
+func placementFingerprint(cs *snapshot.ClusterSnapshot) uint64 {
+	f := fnv.New64a()
+	var b [10]byte
+	for _, c := range placement.BlobCandidates(cs, Hash{}, 0) {
+		binary.LittleEndian.PutUint64(b[:8], uint64(c.ID))
+		b[8], b[9] = boolByte(c.Keep), boolByte(c.Host)
+		f.Write(b[:])
+	}
+	return f.Sum64()
+}
+
+// sameMembers says whether a and b hold the same ids, in any order.
+func sameMembers(a, b []identity.NodeID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			return false
+		}
+	}
+	return true
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // reconcileBlob is one blob's policy step, run by each of its holders:
@@ -186,7 +274,9 @@ func (s *Service) reconcile(ctx context.Context, cursor Hash) Hash {
 //     overflowing) drops its copy once every target holds it;
 //   - a reader reading it hot draws a gravity replica to the datafort
 //     nearest that reader; a gravity replica gone cold is shed.
-func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapshot, rec *Record, evict, draining bool) {
+//
+// It reports whether the blob is settled: nothing was to be done.
+func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapshot, rec *Record, evict, draining bool) bool {
 	h := rec.Hash
 	hs, newest := s.locate(ctx, h)
 	if newest != nil && newest.Newer(rec.Intent) {
@@ -194,7 +284,7 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 			if newest.Removed {
 				s.heat.forget(h)
 				s.gcWanted.Store(true)
-				return
+				return false
 			}
 			rec.Intent = newest
 		}
@@ -221,7 +311,7 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 	targets := placement.PlaceBlob(planView, h, size, in.Replicas, planHolders)
 	raw, err := in.Encode()
 	if err != nil {
-		return
+		return false
 	}
 	coordinator := s.coordinator(cs, h, holders)
 	if coordinator == s.cfg.Self || evict || draining {
@@ -236,20 +326,21 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 			s.askReplicate(ctx, t, h, role, raw, holders)
 		}
 	}
+	settled := !evict && !draining && len(fetching) == 0 && sameMembers(holders, targets) && !s.hotElsewhere(s.cfg.Now(), h)
 	s.gravity(ctx, cs, rec, raw, holders, fetching)
 	if slices.Contains(targets, s.cfg.Self) && !evict {
-		return
+		return settled
 	}
 	// Not wanted here: drop once every target holds it (and, for a copy
 	// placed for its readers, once it went cold). A copy stored moments ago
 	// waits ShedGrace: nodes whose views disagree for a moment (a drain
 	// seen by one before another) would otherwise pass it back and forth.
 	if !draining && !evict && s.cfg.Now().Sub(rec.StoredAt) < ShedGrace {
-		return
+		return false
 	}
 	if rec.Role == RoleGravity && !draining && !evict {
 		if s.heat.of(s.cfg.Now(), h) >= GravityColdReadsPerSecond || s.cfg.Now().Sub(rec.StoredAt) < GravityMinAge {
-			return
+			return false
 		}
 	}
 	holdingTargets := 0
@@ -266,6 +357,7 @@ func (s *Service) reconcileBlob(ctx context.Context, cs *snapshot.ClusterSnapsho
 			s.cfg.Logf("blob: %s shed (%s): %d holders elsewhere", h.Short(), rec.Role, holdingTargets)
 		}
 	}
+	return false
 }
 
 // overflowing is cs with node id past its high-water mark, whatever its

@@ -48,6 +48,9 @@ type Timers struct {
 	ChunkTimeoutMin   time.Duration
 	ReconcileInterval time.Duration
 	GCInterval        time.Duration
+	// SettledRecheckInterval: how long a settled blob skips the policy's
+	// rounds while nothing it depends on changes.
+	SettledRecheckInterval time.Duration
 }
 
 func (t Timers) withDefaults() Timers {
@@ -60,6 +63,7 @@ func (t Timers) withDefaults() Timers {
 	d(&t.ChunkTimeoutMin, DefaultChunkTimeoutMin)
 	d(&t.ReconcileInterval, DefaultReconcileInterval)
 	d(&t.GCInterval, DefaultGCInterval)
+	d(&t.SettledRecheckInterval, DefaultSettledRecheckInterval)
 	return t
 }
 
@@ -103,6 +107,16 @@ type Service struct {
 
 	jobMu sync.Mutex
 	jobs  map[Hash]*job
+
+	// verified: intent bytes whose signature checked out, and the key
+	// (verifiedBefore).
+	// settled: blobs whose last policy step had nothing to do
+	// (settledStill).
+	settledMu sync.Mutex
+	settled   map[Hash]settledBlob
+
+	verifiedMu sync.Mutex
+	verified   map[string]ed25519.PublicKey
 
 	gcMu      sync.Mutex
 	gcRunning bool        // gcLoop is under way
@@ -175,11 +189,13 @@ func New(cfg Config) (*Service, error) {
 			CostPerSecond: ServeBytesPerSecondPerPeer, CostBurst: ServeByteBurstPerPeer,
 			MaxKeys: ServeMaxPeers,
 		}, cfg.Now),
-		intents: ratelimit.New[identity.NodeID](IntentChecksPerSecondPerPeer, IntentCheckBurstPerPeer, ServeMaxPeers),
-		calls:   map[uint64]*call{},
-		jobs:    map[Hash]*job{},
-		corrupt: map[Hash]struct{}{},
-		kick:    make(chan struct{}, 1),
+		intents:  ratelimit.New[identity.NodeID](IntentChecksPerSecondPerPeer, IntentCheckBurstPerPeer, ServeMaxPeers),
+		calls:    map[uint64]*call{},
+		jobs:     map[Hash]*job{},
+		verified: map[string]ed25519.PublicKey{},
+		settled:  map[Hash]settledBlob{},
+		corrupt:  map[Hash]struct{}{},
+		kick:     make(chan struct{}, 1),
 	}
 	return s, nil
 }
@@ -351,11 +367,37 @@ func (s *Service) checkIntent(from identity.NodeID, raw []byte, blob Hash, budge
 		s.intentsRefused.Add(1)
 		return nil, fmt.Errorf("%w: %s is not a registered operator", ErrPermission, in.Operator)
 	}
+	if s.verifiedBefore(raw, pub) {
+		return in, nil
+	}
 	if err := in.Verify(pub); err != nil {
 		s.intentsRefused.Add(1)
 		return nil, err
 	}
+	s.noteVerified(raw, pub)
 	return in, nil
+}
+
+// verifiedBefore says whether these exact intent bytes were verified
+// against this same operator key. Every holder answers every reconcile
+// round's locate with the blob's intent, nearly always the one verified
+// the round before: the signature check was the policy loop's largest
+// cost. The rest of checkIntent (the blob, the clock, the operator still
+// registered) still runs on every call.
+func (s *Service) verifiedBefore(raw []byte, pub ed25519.PublicKey) bool {
+	s.verifiedMu.Lock()
+	defer s.verifiedMu.Unlock()
+	k, ok := s.verified[string(raw)]
+	return ok && k.Equal(pub)
+}
+
+func (s *Service) noteVerified(raw []byte, pub ed25519.PublicKey) {
+	s.verifiedMu.Lock()
+	defer s.verifiedMu.Unlock()
+	if len(s.verified) >= MaxVerifiedIntents {
+		clear(s.verified) // a new round refills it with the live ones
+	}
+	s.verified[string(raw)] = pub
 }
 
 func (s *Service) noteRead(now time.Time, blob Hash, reader identity.NodeID) {

@@ -276,3 +276,47 @@ func TestServiceOverflowPushesColdestBlobsToPeers(t *testing.T) {
 		t.Fatalf("%d blobs moved; one brings the store under the low-water mark", moved)
 	}
 }
+
+// A fully placed blob is not located at every round: its holders stop
+// asking once they find it settled. A change of the view (a holder's
+// health) brings it back the next round, and it is re-replicated.
+func TestServiceSettledBlobSkipsRoundsUntilTheViewChanges(t *testing.T) {
+	r := newRig(t, 4, rigOpts{timers: Timers{ReconcileInterval: 20 * time.Millisecond}})
+	h := r.put(0, randomBytes(17, 2*ChunkBytes), 2)
+	served := func() uint64 {
+		var n uint64
+		for _, id := range r.ids {
+			n += r.svcs[id].Stats().Served
+		}
+		return n
+	}
+	nodetest.Eventually(t, "the holders find the blob settled", func() bool {
+		for _, id := range r.holders(h) {
+			s := r.svcs[id]
+			s.settledMu.Lock()
+			_, ok := s.settled[h]
+			s.settledMu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	})
+	before := served()
+	time.Sleep(25 * 20 * time.Millisecond) // 25 rounds
+	if n := served() - before; n > 2*4 {   // at most a round's locates, in flight when it settled
+		t.Fatalf("%d requests served in 25 rounds of a settled blob", n)
+	}
+	dead := r.holders(h)[0]
+	r.hub.SetDown(dead, true)
+	r.setNode(dead, func(v *snapshot.NodeView) { v.Health = snapshot.Unreachable })
+	nodetest.Eventually(t, "re-replicated after the view changed", func() bool {
+		n := 0
+		for _, id := range r.holders(h) {
+			if id != dead {
+				n++
+			}
+		}
+		return n == 2
+	})
+}
