@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -323,17 +324,15 @@ func blobLsCmd(stdio IO) *cobra.Command {
 }
 
 func blobPinCmd(stdio IO, pin bool) *cobra.Command {
-	use, short := "pin HASH", "Pin a blob: never shed, never collected (a signed intent)"
-	op := api.Blobs.Pin
+	use, short, verb := "pin HASH", "Pin a blob: never shed, never collected (a signed intent; previewed, asks for YES)", api.VerbPinBlob
 	if !pin {
-		use, short, op = "unpin HASH", "Unpin a blob (a signed intent)", api.Blobs.Unpin
+		use, short, verb = "unpin HASH", "Unpin a blob (a signed intent; previewed, asks for YES)", api.VerbUnpinBlob
 	}
-	cmd := blobIntentCmd(stdio, use, short, 1, func(ctx context.Context, b api.Blobs, h api.BlobHash, _ []string) (api.BlobInfo, error) {
-		return op(b, ctx, h)
+	return blobIntentCmd(stdio, use, short, 1, func(h api.BlobHash, _ []string) (api.Action, error) {
+		return api.Action{Verb: verb, Blob: h}, nil
 	}, func(info api.BlobInfo) string {
 		return fmt.Sprintf("%s pinned=%v (%d holders)", info.Hash, info.Pinned, len(info.Holders))
 	})
-	return cmd
 }
 
 func blobReplicasCmd(stdio IO) *cobra.Command {
@@ -345,17 +344,15 @@ func blobReplicasCmd(stdio IO) *cobra.Command {
 		return n, nil
 	}
 	cmd := blobIntentCmd(stdio, "replicas HASH N",
-		"Set how many datafort nodes hold a blob, 1..16 (a signed intent; the deck's BLOBS tab previews it)", 2,
-		func(ctx context.Context, b api.Blobs, h api.BlobHash, args []string) (api.BlobInfo, error) {
+		"Set how many datafort nodes hold a blob, 1..16 (a signed intent; previewed, asks for YES)", 2,
+		func(h api.BlobHash, args []string) (api.Action, error) {
 			n, err := count(args[1])
-			if err != nil {
-				return api.BlobInfo{}, err
-			}
-			return b.SetReplicas(ctx, h, n)
+			return api.Action{Verb: api.VerbSetBlobReplicas, Blob: h, Replicas: n}, err
 		}, func(info api.BlobInfo) string {
 			return fmt.Sprintf("%s replicas=%d (%d holders now)", info.Hash, info.Replicas, len(info.Holders))
 		})
-	cmd.Example = "  deck blob replicas 7c083eaea355d917a251866d8dab0bb454a8af6e50c5cddd98366d727ab7201c 3"
+	cmd.Example = "  deck blob replicas 7c083eaea355d917a251866d8dab0bb454a8af6e50c5cddd98366d727ab7201c 3 --preview\n" +
+		"  deck blob replicas 7c083eaea355d917a251866d8dab0bb454a8af6e50c5cddd98366d727ab7201c 3 --yes"
 	cmd.Args = func(c *cobra.Command, args []string) error {
 		if err := cobra.ExactArgs(2)(c, args); err != nil {
 			return err
@@ -367,16 +364,41 @@ func blobReplicasCmd(stdio IO) *cobra.Command {
 }
 
 // blobIntentCmd is a command signing one intent change on the blob its
-// first argument names (pin, unpin, replicas): op changes it, line says
-// the outcome in text (JSON: the blob's document).
-func blobIntentCmd(stdio IO, use, short string, nargs int, op func(context.Context, api.Blobs, api.BlobHash, []string) (api.BlobInfo, error),
+// first argument names (pin, unpin, replicas) through the one action flow:
+// the blast radius (which copies move, how many bytes) is previewed,
+// --preview stops there, a terminal types YES unless --yes, and the commit
+// is bound to the preview shown (api.Blobs.Commit). line says the outcome
+// in text (JSON: the blob's document).
+func blobIntentCmd(stdio IO, use, short string, nargs int, action func(api.BlobHash, []string) (api.Action, error),
 	line func(api.BlobInfo) string) *cobra.Command {
-	return &cobra.Command{
+	var f actionFlags
+	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.ExactArgs(nargs),
+		PreRunE: func(*cobra.Command, []string) error {
+			if f.preview && f.yes {
+				return usageErr("--preview and --yes are exclusive: --preview only looks, --yes commits")
+			}
+			return nil
+		},
 		RunE: onBlob(stdio, true, func(ctx context.Context, cmd *cobra.Command, args []string, s *session, h api.BlobHash, b api.Blobs, out string) error {
-			info, err := op(ctx, b, h, args)
+			a, err := action(h, args)
+			if err != nil {
+				return err
+			}
+			br, err := s.client.Preview(ctx, a)
+			if err != nil {
+				return err
+			}
+			nm := namesOf(s.client.Snapshot())
+			if err := confirm(stdio, out, f, br, nm); err != nil || f.preview {
+				return err
+			}
+			info, err := b.Commit(ctx, br)
+			if errors.Is(err, api.ErrPreviewChanged) {
+				return stalePreview(stdio, err, nm)
+			}
 			if err != nil {
 				return err
 			}
@@ -387,6 +409,9 @@ func blobIntentCmd(stdio IO, use, short string, nargs int, op func(context.Conte
 			return nil
 		}),
 	}
+	cmd.Flags().BoolVar(&f.preview, "preview", false, "print the blast radius and commit nothing")
+	cmd.Flags().BoolVar(&f.yes, "yes", false, "commit without the typed confirmation")
+	return cmd
 }
 
 func blobRmCmd(stdio IO) *cobra.Command {

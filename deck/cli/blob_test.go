@@ -52,13 +52,27 @@ func TestBlobCommands(t *testing.T) {
 	if r := m.deck(t, "--identity", "alice", "blob", "rm", hash, "--yes"); r.code != api.ExitInvalid || !strings.Contains(r.err, "pinned") {
 		t.Fatalf("rm of a pinned blob: %s", r)
 	}
-	if r := m.deck(t, "--identity", "alice", "blob", "unpin", hash); r.code != 0 {
+	// The intent verbs go through the one action flow: previewed, and
+	// committed only on YES (a non-terminal without --yes is refused).
+	if r := m.deck(t, "--identity", "alice", "blob", "unpin", hash); r.code != api.ExitRefused || !strings.Contains(r.err, "YES") {
+		t.Fatalf("unpin without a terminal or --yes: %s", r)
+	}
+	if r := m.deck(t, "--identity", "alice", "blob", "unpin", hash, "--preview", "--yes"); r.code != api.ExitInvalid {
+		t.Fatalf("unpin --preview --yes: %s", r)
+	}
+	if r := m.deck(t, "--identity", "alice", "blob", "unpin", hash, "--preview"); r.code != 0 || !strings.Contains(r.out, "unpin-blob") {
+		t.Fatalf("unpin --preview: %s", r)
+	}
+	if r := m.deck(t, "-o", "json", "blob", "stat", hash); r.code != 0 || json.Unmarshal([]byte(r.out), &doc) != nil || !doc.Pinned {
+		t.Fatalf("a preview changed the blob: %s", r)
+	}
+	if r := m.deck(t, "--identity", "alice", "blob", "unpin", hash, "--yes"); r.code != 0 || !strings.Contains(r.out, "pinned=false") {
 		t.Fatalf("unpin: %s", r)
 	}
 	if r := m.deck(t, "--identity", "alice", "blob", "replicas", hash, "0"); r.code != api.ExitInvalid {
 		t.Fatalf("replicas 0: %s", r)
 	}
-	if r := m.deck(t, "--identity", "alice", "-o", "json", "blob", "replicas", hash, "2"); r.code != 0 ||
+	if r := m.deck(t, "--identity", "alice", "-o", "json", "blob", "replicas", hash, "2", "--yes"); r.code != 0 ||
 		json.Unmarshal([]byte(r.out), &doc) != nil || doc.Replicas != 2 {
 		t.Fatalf("replicas 2: %s (doc %+v)", r, doc)
 	}
