@@ -3,6 +3,7 @@ package workloads
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -146,11 +147,12 @@ func (d *daemon) dispatchBlobJobs(jobs chan<- blobJob) []logLine {
 
 // blobBytes is deterministic content for a blob: seed's stream of n bytes
 // (a checkpoint's weights, a batch of rollouts).
+// Every bit of seed is in the key: a key that kept only some (it once
+// kept two of its bytes) made every fork's rollouts of a batch, and
+// checkpoints 256 steps apart, the same bytes: one blob under two names.
 func blobBytes(seed uint64, n int) []byte {
 	var key [32]byte
-	for i := range 4 {
-		key[i*8] = byte(seed >> (8 * i))
-	}
+	binary.LittleEndian.PutUint64(key[:8], seed)
 	copy(key[8:], "deck-demo-blob")
 	out := make([]byte, n)
 	rand.NewChaCha8(key).Read(out)
