@@ -22,7 +22,7 @@ func (rt *Runtime) publish(now time.Time) {
 	res := rt.sampleResources()
 	rt.mu.Lock()
 	s := rt.buildLocked(now, res)
-	h := StructuralHash(s)
+	h := StructuralHash(rt.settledSaturationLocked(s))
 	changed := h != rt.lastHash || rt.gen == 0
 	if changed {
 		rt.gen++
@@ -37,6 +37,43 @@ func (rt *Runtime) publish(now time.Time) {
 		default:
 		}
 	}
+}
+
+// settledSaturationLocked is s for the structural hash: each saturation
+// (the node's, each daemon's) as last hashed unless it has since moved by a
+// whole SaturationHashStep. Quantising alone made a value jittering across
+// a step's boundary (0.474, 0.476, 0.474 …) a change each time, and every
+// change is a snapshot signed and pushed to the fan-out: the idle demo's
+// daemons did that several times a second. The exact values still ride on
+// every publish and re-announce. s itself is not changed.
+func (rt *Runtime) settledSaturationLocked(s *snapshot.NodeSnapshot) *snapshot.NodeSnapshot {
+	if rt.hashedSat == nil {
+		rt.hashedSat = map[string]float64{}
+	}
+	settle := func(key string, v float64) float64 {
+		last, ok := rt.hashedSat[key]
+		if !ok || math.Abs(v-last) >= SaturationHashStep {
+			rt.hashedSat[key] = v
+			return v
+		}
+		return last
+	}
+	cp := *s
+	cp.Resources.Saturation = settle("", s.Resources.Saturation)
+	cp.Daemons = slices.Clone(s.Daemons)
+	seen := make(map[string]bool, len(cp.Daemons)+1)
+	seen[""] = true
+	for i := range cp.Daemons {
+		d := &cp.Daemons[i]
+		d.Saturation = settle(d.ID, d.Saturation)
+		seen[d.ID] = true
+	}
+	for k := range rt.hashedSat {
+		if !seen[k] {
+			delete(rt.hashedSat, k) // a daemon gone from here
+		}
+	}
+	return &cp
 }
 
 // sampleResources runs the configured sampler, or reads /proc.

@@ -249,3 +249,39 @@ func BenchmarkBuildAndHash50(b *testing.B) {
 		rt.publish(now)
 	}
 }
+
+// A saturation jittering across a quantisation boundary is no structural
+// change (no new generation, so no snapshot signed and pushed); a move by a
+// whole step is one, once.
+func TestPublishSaturationJitterAcrossAStepIsNoChange(t *testing.T) {
+	var sat atomic.Value
+	sat.Store(0.474)
+	h := messagingtest.NewHub(t, messagingtest.Config{})
+	rt, err := New(Config{Self: 1, Messenger: h.Join(1), Timers: Timers{Tick: time.Hour},
+		Resources: func() snapshot.Resources { return snapshot.Resources{Saturation: sat.Load().(float64)} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rt.publish(now)
+	gen := rt.Latest().Generation
+	for _, v := range []float64{0.476, 0.474, 0.476, 0.49, 0.46} { // quantised: 9, 10, 9, 10, 10, 9
+		sat.Store(v)
+		rt.publish(now)
+		if g := rt.Latest().Generation; g != gen {
+			t.Fatalf("saturation %.3f: generation %d, want %d (jitter)", v, g, gen)
+		}
+		if got := rt.Latest().Resources.Saturation; got != v {
+			t.Fatalf("the snapshot carries saturation %.3f, want the exact %.3f", got, v)
+		}
+	}
+	sat.Store(0.53)
+	rt.publish(now)
+	if g := rt.Latest().Generation; g != gen+1 {
+		t.Fatalf("a whole step: generation %d, want %d", g, gen+1)
+	}
+	rt.publish(now)
+	if g := rt.Latest().Generation; g != gen+1 {
+		t.Fatalf("the same value again: generation %d, want %d", g, gen+1)
+	}
+}
