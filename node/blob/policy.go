@@ -193,7 +193,7 @@ type settledBlob struct {
 
 // settledStill says whether rec can skip this round: it was found settled
 // under the same placement inputs and the same intent, not long ago, and
-// nobody has read it since. A change of membership, health, drain or
+// no reader reads it hot. A change of membership, health, drain or
 // overflow anywhere changes the fingerprint and brings every blob back; a
 // new intent here (a pin) changes the signature. What neither shows (a
 // holder losing its copy without its health changing) is found at the
