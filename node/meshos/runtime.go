@@ -138,36 +138,34 @@ type Runtime struct {
 	// misattributed counts messages refused for their sender (attribution.go).
 	misattributed atomic.Uint64
 
-	mu         sync.Mutex
-	ctx        context.Context
-	cluster    *snapshot.ClusterSnapshot
-	intent     ClusterIntent
-	haveIntent bool
-	counters   snapshot.Counters
-	datafort   snapshot.Datafort      // SetDatafort
-	blobs      []snapshot.BlobHolding // SetDatafort
-	peers      []snapshot.PeerView
-	daemons    map[string]*supervisor
-	replicas   map[string]*replica
-	migOut     map[string]*outMigration
-	migIn      map[string]*inMigration
-	finished   []finishedMigration
-	migSeq     uint64
-	migRetryAt map[string]time.Time // daemon → no new migration before
-	maint      snapshot.Maintenance
-	maintGen   uint64
-	avoid      map[NodeID]snapshot.AvoidEntry
-	pending    map[string]*snapshot.PendingAction
-	failures   []snapshot.Failure
-	failSeq    uint64
-	gates      gateState
-	acted      actedGens
-	trend      []float64
-	gen        uint64
-	lastHash   uint64
-	// hashedSat: the saturations the last structural hash used, by daemon
-	// id ("" for the node's own; settledSaturationLocked).
-	hashedSat    map[string]float64
+	mu           sync.Mutex
+	ctx          context.Context
+	cluster      *snapshot.ClusterSnapshot
+	intent       ClusterIntent
+	haveIntent   bool
+	counters     snapshot.Counters
+	datafort     snapshot.Datafort      // SetDatafort
+	blobs        []snapshot.BlobHolding // SetDatafort
+	peers        []snapshot.PeerView
+	daemons      map[string]*supervisor
+	replicas     map[string]*replica
+	migOut       map[string]*outMigration
+	migIn        map[string]*inMigration
+	finished     []finishedMigration
+	migSeq       uint64
+	migRetryAt   map[string]time.Time // daemon → no new migration before
+	maint        snapshot.Maintenance
+	maintGen     uint64
+	avoid        map[NodeID]snapshot.AvoidEntry
+	pending      map[string]*snapshot.PendingAction
+	failures     []snapshot.Failure
+	failSeq      uint64
+	gates        gateState
+	acted        actedGens
+	trend        []float64
+	gen          uint64
+	lastHash     uint64
+	hashedSat    map[string]float64 // saturations the last structural hash used, by daemon ("": the node's)
 	startedAt    time.Time
 	assign       *Assignment
 	backpressure bool
