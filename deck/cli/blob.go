@@ -41,16 +41,25 @@ put, pin, unpin, replicas and rm are signed with your operator key (--identity).
 	return cmd
 }
 
-// onBlob is the RunE of a blob command on one HASH: --output checked, the
-// hash parsed, the mesh joined (signing when sign), a blobWait deadline;
-// run gets them all.
+// onBlob is the RunE of a blob command on one HASH: the hash parsed
+// before anything else, then onBlobs.
 func onBlob(stdio IO, sign bool, run func(ctx context.Context, cmd *cobra.Command, args []string, s *session, h api.BlobHash, b api.Blobs, out string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		out, err := outputFormat(cmd)
+		h, err := parseBlobHash(args[0])
 		if err != nil {
 			return err
 		}
-		h, err := parseBlobHash(args[0])
+		return onBlobs(stdio, sign, blobWait, func(ctx context.Context, cmd *cobra.Command, args []string, s *session, b api.Blobs, out string) error {
+			return run(ctx, cmd, args, s, h, b, out)
+		})(cmd, args)
+	}
+}
+
+// onBlobs is the RunE of a blob command: --output checked, the mesh joined
+// (signing when sign), a deadline of wait; run gets them all.
+func onBlobs(stdio IO, sign bool, wait time.Duration, run func(ctx context.Context, cmd *cobra.Command, args []string, s *session, b api.Blobs, out string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		out, err := outputFormat(cmd)
 		if err != nil {
 			return err
 		}
@@ -59,9 +68,9 @@ func onBlob(stdio IO, sign bool, run func(ctx context.Context, cmd *cobra.Comman
 			return err
 		}
 		defer s.Close()
-		ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
+		ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 		defer cancel()
-		return run(ctx, cmd, args, s, h, b, out)
+		return run(ctx, cmd, args, s, b, out)
 	}
 }
 
@@ -283,18 +292,7 @@ func blobLsCmd(stdio IO) *cobra.Command {
 		Use:   "ls",
 		Short: "List the blobs every datafort node holds",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, b, err := blobSession(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), blobWait)
-			defer cancel()
+		RunE: onBlobs(stdio, false, blobWait, func(ctx context.Context, _ *cobra.Command, _ []string, _ *session, b api.Blobs, out string) error {
 			list, err := b.List(ctx)
 			if err != nil {
 				return err
@@ -319,7 +317,7 @@ func blobLsCmd(stdio IO) *cobra.Command {
 					len(bi.Holders), bi.Replicas, bi.Heat, pin, printable(bi.Name), parent)
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -458,18 +456,7 @@ func blobGCCmd(stdio IO) *cobra.Command {
 		Use:   "gc",
 		Short: "Ask every datafort node to collect chunks no blob references",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := outputFormat(cmd)
-			if err != nil {
-				return err
-			}
-			s, b, err := blobSession(stdio, cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), blob.GCRequestTimeout+5*time.Second)
-			defer cancel()
+		RunE: onBlobs(stdio, false, blob.GCRequestTimeout+5*time.Second, func(ctx context.Context, _ *cobra.Command, _ []string, s *session, b api.Blobs, out string) error {
 			reps, err := b.GC(ctx)
 			if err != nil {
 				return err
@@ -510,7 +497,7 @@ func blobGCCmd(stdio IO) *cobra.Command {
 				return fmt.Errorf("%d datafort nodes did not collect", failed)
 			}
 			return nil
-		},
+		}),
 	}
 }
 
