@@ -22,7 +22,8 @@ func (rt *Runtime) publish(now time.Time) {
 	res := rt.sampleResources()
 	rt.mu.Lock()
 	s := rt.buildLocked(now, res)
-	h := StructuralHash(rt.settledSaturationLocked(s))
+	h := structuralHash(s, rt.settledSaturationLocked)
+	rt.forgetGoneSaturationsLocked(s)
 	changed := h != rt.lastHash || rt.gen == 0
 	if changed {
 		rt.gen++
@@ -39,41 +40,36 @@ func (rt *Runtime) publish(now time.Time) {
 	}
 }
 
-// settledSaturationLocked is s for the structural hash: each saturation
-// (the node's, each daemon's) as last hashed unless it has since moved by a
-// whole SaturationHashStep. Quantising alone made a value jittering across
-// a step's boundary (0.474, 0.476, 0.474 …) a change each time, and every
-// change is a snapshot signed and pushed to the fan-out: the idle demo's
-// daemons did that several times a second. The exact values still ride on
-// every publish and re-announce. s itself is not changed.
-func (rt *Runtime) settledSaturationLocked(s *snapshot.NodeSnapshot) *snapshot.NodeSnapshot {
+// settledSaturationLocked is the saturation the structural hash uses for
+// key (a daemon id, "" for the node): the value last hashed unless v has
+// since moved by a whole SaturationHashStep. Quantising alone made a value
+// jittering across a step's boundary (0.474, 0.476, 0.474 …) a change each
+// time, and every change is a snapshot signed and pushed to the fan-out:
+// the idle demo's daemons did that several times a second. The exact
+// values still ride on every publish and re-announce.
+func (rt *Runtime) settledSaturationLocked(key string, v float64) float64 {
 	if rt.hashedSat == nil {
 		rt.hashedSat = map[string]float64{}
 	}
-	settle := func(key string, v float64) float64 {
-		last, ok := rt.hashedSat[key]
-		if !ok || math.Abs(v-last) >= SaturationHashStep {
-			rt.hashedSat[key] = v
-			return v
-		}
-		return last
+	last, ok := rt.hashedSat[key]
+	if !ok || math.Abs(v-last) >= SaturationHashStep {
+		rt.hashedSat[key] = v
+		return v
 	}
-	cp := *s
-	cp.Resources.Saturation = settle("", s.Resources.Saturation)
-	cp.Daemons = slices.Clone(s.Daemons)
-	seen := make(map[string]bool, len(cp.Daemons)+1)
-	seen[""] = true
-	for i := range cp.Daemons {
-		d := &cp.Daemons[i]
-		d.Saturation = settle(d.ID, d.Saturation)
-		seen[d.ID] = true
+	return last
+}
+
+// forgetGoneSaturationsLocked drops the remembered saturations of daemons
+// no longer in s.
+func (rt *Runtime) forgetGoneSaturationsLocked(s *snapshot.NodeSnapshot) {
+	if len(rt.hashedSat) <= len(s.Daemons)+1 {
+		return
 	}
 	for k := range rt.hashedSat {
-		if !seen[k] {
-			delete(rt.hashedSat, k) // a daemon gone from here
+		if k != "" && !slices.ContainsFunc(s.Daemons, func(d snapshot.Daemon) bool { return d.ID == k }) {
+			delete(rt.hashedSat, k)
 		}
 	}
-	return &cp
 }
 
 // sampleResources runs the configured sampler, or reads /proc.
@@ -242,6 +238,12 @@ func (rt *Runtime) buildLocked(now time.Time, res snapshot.Resources) *snapshot.
 // and sub-step jitter (saturation within SaturationHashStep, RTT within a
 // power of two of RTTHashFloor) do not count, so gossip publishes on real change only.
 func StructuralHash(s *snapshot.NodeSnapshot) uint64 {
+	return structuralHash(s, func(_ string, v float64) float64 { return v })
+}
+
+// structuralHash is StructuralHash with each saturation (the node's under
+// key "", each daemon's under its id) read through saturation.
+func structuralHash(s *snapshot.NodeSnapshot, saturation func(key string, v float64) float64) uint64 {
 	h := hasher{v: 14695981039346656037}
 	h.u64(uint64(s.ID))
 	h.str(s.Label)
@@ -252,7 +254,7 @@ func StructuralHash(s *snapshot.NodeSnapshot) uint64 {
 	for _, c := range s.Capabilities {
 		h.str(c)
 	}
-	h.u64(quantize(s.Resources.Saturation))
+	h.u64(quantize(saturation("", s.Resources.Saturation)))
 	m := s.Maintenance
 	h.u64(uint64(m.State))
 	h.i64(m.Since.UnixNano())
@@ -269,7 +271,7 @@ func StructuralHash(s *snapshot.NodeSnapshot) uint64 {
 		h.u64(uint64(d.Lifecycle))
 		h.u64(uint64(d.Health))
 		h.str(d.HealthReason)
-		h.u64(quantize(d.Saturation))
+		h.u64(quantize(saturation(d.ID, d.Saturation)))
 		h.u64(uint64(d.Restart))
 		h.u64(uint64(d.Restarts))
 		h.i64(d.StartedAt.UnixNano())
